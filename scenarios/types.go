@@ -1,0 +1,138 @@
+// Package scenarios decodes, defaults and validates chaosloop scenario files
+// (../shared/spec/scenario.md). Decoding is strict and reports every problem at
+// once with file:line:column; defaults are applied by a separate step, and
+// validation never mutates the scenario.
+package scenarios
+
+// Scenario is one scenario file. Field names follow the spec exactly.
+type Scenario struct {
+	Name        string    `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9-]+$"`
+	Description string    `yaml:"description,omitempty" json:"description,omitempty"`
+	Sites       []Site    `yaml:"sites" json:"sites" jsonschema:"minItems=1"`
+	Links       []Link    `yaml:"links,omitempty" json:"links,omitempty"`
+	Services    []Service `yaml:"services,omitempty" json:"services,omitempty"`
+	Load        *Load     `yaml:"load,omitempty" json:"load,omitempty"`
+	Faults      []Fault   `yaml:"faults,omitempty" json:"faults,omitempty"`
+	Expect      *Expect   `yaml:"expect,omitempty" json:"expect,omitempty"`
+
+	// File is the path the scenario was read from ("" for in-memory input).
+	File string `yaml:"-" json:"-"`
+	// pos maps a field path (see Path) to where it was written.
+	pos map[string]Pos
+}
+
+// Site is a data centre.
+type Site struct {
+	Name  string `yaml:"name" json:"name"`
+	Racks []Rack `yaml:"racks" json:"racks" jsonschema:"minItems=1"`
+}
+
+// Rack is a set of nodes sharing power feeds and top-of-rack switches.
+type Rack struct {
+	Name     string   `yaml:"name" json:"name"`
+	Power    []string `yaml:"power" json:"power" jsonschema:"minItems=1"`
+	Switches []string `yaml:"switches" json:"switches" jsonschema:"minItems=1"`
+	Nodes    []Node   `yaml:"nodes,omitempty" json:"nodes,omitempty"`
+}
+
+// Node is one physical machine.
+type Node struct {
+	Name   string    `yaml:"name" json:"name"`
+	Pools  []string  `yaml:"pools,omitempty" json:"pools,omitempty"`
+	CPU    *float64  `yaml:"cpu,omitempty" json:"cpu,omitempty" jsonschema:"minimum=0"`
+	Memory *Quantity `yaml:"memory,omitempty" json:"memory,omitempty"`
+	Disk   *Quantity `yaml:"disk,omitempty" json:"disk,omitempty"`
+}
+
+// Link is a WAN link between two sites.
+type Link struct {
+	Between []string  `yaml:"between" json:"between" jsonschema:"minItems=2,maxItems=2"`
+	Latency *Duration `yaml:"latency,omitempty" json:"latency,omitempty"`
+}
+
+// Service kinds.
+const (
+	KindEtcd      = "etcd"
+	KindZookeeper = "zookeeper"
+	KindRaft      = "raft"
+	KindKafka     = "kafka"
+	KindMySQL     = "mysql"
+	KindMongoDB   = "mongodb"
+	KindRedis     = "redis"
+	KindStateless = "stateless"
+)
+
+// Kinds lists every service kind in the spec's order.
+var Kinds = []string{KindEtcd, KindZookeeper, KindRaft, KindKafka, KindMySQL, KindMongoDB, KindRedis, KindStateless}
+
+// MySQL replication modes.
+const (
+	ReplicationGroup = "group"
+	ReplicationAsync = "async"
+)
+
+// Spread levels.
+const (
+	SpreadSite = "site"
+	SpreadRack = "rack"
+	SpreadNode = "node"
+)
+
+// Service is a replicated (or stateless) service placed on a node pool.
+type Service struct {
+	Name              string   `yaml:"name" json:"name"`
+	Kind              string   `yaml:"kind" json:"kind" jsonschema:"enum=etcd,enum=zookeeper,enum=raft,enum=kafka,enum=mysql,enum=mongodb,enum=redis,enum=stateless"`
+	Replication       string   `yaml:"replication,omitempty" json:"replication,omitempty" jsonschema:"enum=group,enum=async"`
+	Replicas          *int     `yaml:"replicas,omitempty" json:"replicas,omitempty" jsonschema:"minimum=1"`
+	Pool              string   `yaml:"pool" json:"pool"`
+	Spread            string   `yaml:"spread,omitempty" json:"spread,omitempty" jsonschema:"enum=site,enum=rack,enum=node"`
+	ReplicationFactor *int     `yaml:"replicationFactor,omitempty" json:"replicationFactor,omitempty" jsonschema:"minimum=1"`
+	MinInSync         *int     `yaml:"minInSync,omitempty" json:"minInSync,omitempty" jsonschema:"minimum=1"`
+	Partitions        *int     `yaml:"partitions,omitempty" json:"partitions,omitempty" jsonschema:"minimum=1"`
+	Placement         []string `yaml:"placement,omitempty" json:"placement,omitempty"`
+	// Controller names the zookeeper service a kafka service uses for metadata
+	// (ZooKeeper mode); without it kafka runs KRaft, unless the scenario has
+	// exactly one zookeeper service (the seed's v15 layout). An extension.
+	Controller string `yaml:"controller,omitempty" json:"controller,omitempty"`
+}
+
+// Load is the offered transfer workload.
+type Load struct {
+	Rate         *float64  `yaml:"rate,omitempty" json:"rate,omitempty" jsonschema:"exclusiveMinimum=0"`
+	Duration     *Duration `yaml:"duration,omitempty" json:"duration,omitempty"`
+	Warmup       *Duration `yaml:"warmup,omitempty" json:"warmup,omitempty"`
+	Participants *int      `yaml:"participants,omitempty" json:"participants,omitempty" jsonschema:"minimum=2"`
+}
+
+// Fault actions.
+const (
+	ActionPowerOff = "power-off"
+	ActionIsolate  = "isolate"
+	ActionKill     = "kill"
+	ActionPause    = "pause"
+	ActionLatency  = "latency"
+	ActionDestroy  = "destroy"
+)
+
+// Actions lists every fault action in the spec's order.
+var Actions = []string{ActionPowerOff, ActionIsolate, ActionKill, ActionPause, ActionLatency, ActionDestroy}
+
+// Fault is one scheduled fault.
+type Fault struct {
+	At     *Duration `yaml:"at" json:"at"`
+	For    *Duration `yaml:"for,omitempty" json:"for,omitempty"`
+	Action string    `yaml:"action" json:"action" jsonschema:"enum=power-off,enum=isolate,enum=kill,enum=pause,enum=latency,enum=destroy"`
+	Target string    `yaml:"target" json:"target"`
+	// Delay, Jitter and Loss parameterise latency faults.
+	Delay  *Duration `yaml:"delay,omitempty" json:"delay,omitempty"`
+	Jitter *Duration `yaml:"jitter,omitempty" json:"jitter,omitempty"`
+	Loss   *float64  `yaml:"loss,omitempty" json:"loss,omitempty" jsonschema:"minimum=0,maximum=1"`
+}
+
+// Expect holds the run's scoring thresholds.
+type Expect struct {
+	Quorum            string    `yaml:"quorum,omitempty" json:"quorum,omitempty" jsonschema:"enum=held,enum=any"`
+	AcknowledgedLoss  *int      `yaml:"acknowledgedLoss,omitempty" json:"acknowledgedLoss,omitempty" jsonschema:"minimum=0"`
+	Throughput        *float64  `yaml:"throughput,omitempty" json:"throughput,omitempty" jsonschema:"minimum=0,maximum=1"`
+	Recovery          *Duration `yaml:"recovery,omitempty" json:"recovery,omitempty"`
+}
