@@ -1,0 +1,139 @@
+// Package engines holds what every engine of the local lab shares: the
+// description of a service's members on their hosts, the status an engine
+// reports, and installing Debian packages. Each engine (etcd, zookeeper,
+// galera, redis, kafka, docstore) is its own package under this one.
+package engines
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Member is one member of a service on its lab host.
+type Member struct {
+	// Index is the member number (member 0 first, as placed by the spec).
+	Index int `json:"index"`
+	// Name is unique in the lab, e.g. "galera-1".
+	Name string `json:"name"`
+	// Node is the scenario node the member runs on.
+	Node string `json:"node"`
+	// NetNS is the host's network namespace ("" = the caller's, used by
+	// tests on loopback addresses).
+	NetNS string `json:"netns,omitempty"`
+	// Addr is the host's address; members bind it with their usual ports.
+	Addr netip.Addr `json:"addr"`
+	// DataDir holds the member's data (wiped by destroy); LogDir its logs.
+	DataDir string `json:"dataDir"`
+	LogDir  string `json:"logDir"`
+	// Cgroup is the node's cgroup v2 directory ("" = none).
+	Cgroup string `json:"cgroup,omitempty"`
+}
+
+// Cluster is one service's members.
+type Cluster struct {
+	Service string   `json:"service"`
+	Members []Member `json:"members"`
+	// StateDir is where process records live (see package proc).
+	StateDir string `json:"stateDir"`
+}
+
+// MemberStatus is what an engine observed of one member.
+type MemberStatus struct {
+	Index int    `json:"index"`
+	Name  string `json:"name"`
+	// Up: the process runs and answers.
+	Up bool `json:"up"`
+	// Role: leader, follower, primary, replica, sync-standby, ..., or "".
+	Role string `json:"role,omitempty"`
+	// Healthy: the member is part of a working cluster (in quorum, synced).
+	Healthy bool   `json:"healthy"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Status is a service's observed state.
+type Status struct {
+	Engine  string         `json:"engine"`
+	Version string         `json:"version"`
+	Members []MemberStatus `json:"members"`
+	// Writable: the service accepts writes right now (quorum, Primary, ...).
+	Writable bool `json:"writable"`
+}
+
+// aptMu serialises apt-get: dpkg allows one run at a time.
+var aptMu sync.Mutex
+
+// AptInstall installs Debian packages that are missing ("name" or
+// "name=version"), running apt-get update first when a package is unknown.
+func AptInstall(ctx context.Context, log *slog.Logger, pkgs ...string) error {
+	aptMu.Lock()
+	defer aptMu.Unlock()
+	var missing []string
+	for _, p := range pkgs {
+		name, _, _ := strings.Cut(p, "=")
+		out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Status}", name).Output()
+		if err != nil || !bytes.Contains(out, []byte("install ok installed")) {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("installing %s needs root", strings.Join(missing, " "))
+	}
+	log.Info("installing Debian packages", "packages", missing)
+	install := func() ([]byte, error) {
+		args := append([]string{"install", "-y", "--no-install-recommends", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"}, missing...)
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		return cmd.CombinedOutput()
+	}
+	if _, err := install(); err == nil {
+		return nil
+	}
+	if out, err := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput(); err != nil {
+		return fmt.Errorf("apt-get update: %v\n%s", err, tail(out))
+	}
+	if out, err := install(); err != nil {
+		return fmt.Errorf("apt-get install %s: %v\n%s", strings.Join(missing, " "), err, tail(out))
+	}
+	return nil
+}
+
+func tail(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ErrTimeout is wrapped by WaitFor when the condition never held.
+var ErrTimeout = errors.New("timed out")
+
+// WaitFor polls cond every interval until it returns nil, ctx ends or
+// timeout passes; the last error from cond explains a timeout.
+func WaitFor(ctx context.Context, timeout, interval time.Duration, what string, cond func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		if last = cond(ctx); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w after %s: %v", what, ErrTimeout, timeout, last)
+		case <-time.After(interval):
+		}
+	}
+}
