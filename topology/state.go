@@ -1,0 +1,228 @@
+package topology
+
+import (
+	"fmt"
+
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+// State is a set of active failures, kept as counters so that failures can
+// be applied and reverted incrementally (analysis walks hundreds of
+// thousands of pairs without rebuilding anything). The zero failures state
+// comes from NewState. A State is not safe for concurrent use.
+type State struct {
+	t *Topology
+
+	// Power: a node is up when none of these counts it down.
+	nodeOff      []int32 // node power-offs
+	rackOff      []int32 // rack and site power-offs
+	rackFeedsOff []int32 // failed feeds of the rack
+
+	// Network.
+	nodeIso   []int32 // node isolations
+	rackIso   []int32 // rack isolations (uplinks cut)
+	rackSwOff []int32 // isolated switches of the rack
+	siteIso   []int32
+	linkOff   []int32
+
+	// siteGroup[s] is the representative site of s's WAN component.
+	siteGroup []int32
+	groupsOK  bool
+	parent    []int32 // union-find scratch
+
+	// scratch for judging
+	counts  []int32
+	touched []int32
+	comp    []int32
+	up      []bool
+}
+
+// NewState returns a state with nothing failed.
+func NewState(t *Topology) *State {
+	s := &State{
+		t:            t,
+		nodeOff:      make([]int32, len(t.Nodes)),
+		rackOff:      make([]int32, len(t.Racks)),
+		rackFeedsOff: make([]int32, len(t.Racks)),
+		nodeIso:      make([]int32, len(t.Nodes)),
+		rackIso:      make([]int32, len(t.Racks)),
+		rackSwOff:    make([]int32, len(t.Racks)),
+		siteIso:      make([]int32, len(t.Sites)),
+		linkOff:      make([]int32, len(t.Links)),
+		siteGroup:    make([]int32, len(t.Sites)),
+		parent:       make([]int32, len(t.Sites)),
+		counts:       make([]int32, len(t.Sites)+len(t.Racks)+len(t.Nodes)),
+	}
+	maxMembers := 0
+	for _, sv := range t.Services {
+		maxMembers = max(maxMembers, len(sv.Members))
+	}
+	s.comp = make([]int32, maxMembers)
+	s.up = make([]bool, maxMembers)
+	s.touched = make([]int32, 0, maxMembers)
+	return s
+}
+
+// Fault is one failure: an action on a target.
+type Fault struct {
+	Action string // scenarios.ActionPowerOff, ActionIsolate, ActionDestroy, ...
+	Target scenarios.Target
+}
+
+func (f Fault) String() string { return f.Action + " " + f.Target.String() }
+
+// Apply adds a fault to the state. Actions that do not change power or
+// reachability (kill, pause, latency) are accepted and change nothing here:
+// their effect on a member is modelled by the caller.
+func (s *State) Apply(f Fault) error { return s.change(f, 1) }
+
+// Revert removes a fault added by Apply.
+func (s *State) Revert(f Fault) error { return s.change(f, -1) }
+
+func (s *State) change(f Fault, d int32) error {
+	t := s.t
+	tg := f.Target
+	switch f.Action {
+	case scenarios.ActionPowerOff, scenarios.ActionDestroy:
+		switch tg.Kind {
+		case scenarios.TargetNode:
+			n := t.Node(tg.Name)
+			if n == nil {
+				return fmt.Errorf("unknown node %q", tg.Name)
+			}
+			s.nodeOff[n.Index] += d
+		case scenarios.TargetRack:
+			r := t.Rack(tg.Site, tg.Name)
+			if r == nil {
+				return fmt.Errorf("unknown rack %q", tg.String())
+			}
+			s.rackOff[r.Index] += d
+		case scenarios.TargetSite:
+			site := t.Site(tg.Name)
+			if site == nil {
+				return fmt.Errorf("unknown site %q", tg.Name)
+			}
+			for _, r := range site.Racks {
+				s.rackOff[r.Index] += d
+			}
+		case scenarios.TargetFeed:
+			fd := t.Feed(tg.Name)
+			if fd == nil {
+				return fmt.Errorf("unknown feed %q", tg.Name)
+			}
+			for _, r := range fd.Racks {
+				s.rackFeedsOff[r.Index] += d
+			}
+		default:
+			return fmt.Errorf("%s cannot target %s", f.Action, tg.String())
+		}
+	case scenarios.ActionIsolate:
+		switch tg.Kind {
+		case scenarios.TargetNode:
+			n := t.Node(tg.Name)
+			if n == nil {
+				return fmt.Errorf("unknown node %q", tg.Name)
+			}
+			s.nodeIso[n.Index] += d
+		case scenarios.TargetRack:
+			r := t.Rack(tg.Site, tg.Name)
+			if r == nil {
+				return fmt.Errorf("unknown rack %q", tg.String())
+			}
+			s.rackIso[r.Index] += d
+		case scenarios.TargetSwitch:
+			sw := t.Switch(tg.Name)
+			if sw == nil {
+				return fmt.Errorf("unknown switch %q", tg.Name)
+			}
+			for _, r := range sw.Racks {
+				s.rackSwOff[r.Index] += d
+			}
+		case scenarios.TargetSite:
+			site := t.Site(tg.Name)
+			if site == nil {
+				return fmt.Errorf("unknown site %q", tg.Name)
+			}
+			s.siteIso[site.Index] += d
+			s.groupsOK = false
+		case scenarios.TargetLink:
+			l := t.Link(tg.A, tg.B)
+			if l == nil {
+				return fmt.Errorf("unknown link %q", tg.String())
+			}
+			s.linkOff[l.Index] += d
+			s.groupsOK = false
+		default:
+			return fmt.Errorf("isolate cannot target %s", tg.String())
+		}
+	case scenarios.ActionKill, scenarios.ActionPause, scenarios.ActionLatency:
+		// No change of power or reachability.
+	default:
+		return fmt.Errorf("unknown action %q", f.Action)
+	}
+	return nil
+}
+
+// Up reports whether a node has power: a node goes down when it, its rack or
+// its site is powered off, or when every feed of its rack is off.
+func (s *State) Up(n *Node) bool {
+	r := n.Rack
+	return s.nodeOff[n.Index] == 0 && s.rackOff[r.Index] == 0 && int(s.rackFeedsOff[r.Index]) < len(r.Feeds)
+}
+
+// Component returns the network component of an up node (section 4). Two
+// up nodes reach each other exactly when their components are equal.
+// Components are numbered: a site's WAN group by its representative site,
+// then a rack cut off as a whole, then a node alone.
+func (s *State) Component(n *Node) int32 {
+	r := n.Rack
+	if s.nodeIso[n.Index] > 0 || int(s.rackSwOff[r.Index]) == len(r.Switches) {
+		return int32(len(s.t.Sites) + len(s.t.Racks) + n.Index)
+	}
+	if s.rackIso[r.Index] > 0 {
+		return int32(len(s.t.Sites) + r.Index)
+	}
+	if !s.groupsOK {
+		s.computeGroups()
+	}
+	return s.siteGroup[r.Site.Index]
+}
+
+// computeGroups joins sites over working links (a link works while it is
+// not isolated and neither of its sites is).
+func (s *State) computeGroups() {
+	for i := range s.parent {
+		s.parent[i] = int32(i)
+	}
+	find := func(x int32) int32 {
+		for s.parent[x] != x {
+			s.parent[x] = s.parent[s.parent[x]]
+			x = s.parent[x]
+		}
+		return x
+	}
+	for _, l := range s.t.Links {
+		if s.linkOff[l.Index] > 0 || s.siteIso[l.A.Index] > 0 || s.siteIso[l.B.Index] > 0 {
+			continue
+		}
+		a, b := find(int32(l.A.Index)), find(int32(l.B.Index))
+		if a != b {
+			s.parent[max(a, b)] = min(a, b)
+		}
+	}
+	for i := range s.siteGroup {
+		s.siteGroup[i] = find(int32(i))
+	}
+	s.groupsOK = true
+}
+
+// NodesDown returns the names of nodes without power, sorted.
+func (s *State) NodesDown() []string {
+	var down []*Node
+	for _, n := range s.t.Nodes {
+		if !s.Up(n) {
+			down = append(down, n)
+		}
+	}
+	return sortedNames(down)
+}
