@@ -131,8 +131,8 @@ type Fault struct {
 
 // Expect holds the run's scoring thresholds.
 type Expect struct {
-	Quorum            string    `yaml:"quorum,omitempty" json:"quorum,omitempty" jsonschema:"enum=held,enum=any"`
-	AcknowledgedLoss  *int      `yaml:"acknowledgedLoss,omitempty" json:"acknowledgedLoss,omitempty" jsonschema:"minimum=0"`
-	Throughput        *float64  `yaml:"throughput,omitempty" json:"throughput,omitempty" jsonschema:"minimum=0,maximum=1"`
-	Recovery          *Duration `yaml:"recovery,omitempty" json:"recovery,omitempty"`
+	Quorum           string    `yaml:"quorum,omitempty" json:"quorum,omitempty" jsonschema:"enum=held,enum=any"`
+	AcknowledgedLoss *int      `yaml:"acknowledgedLoss,omitempty" json:"acknowledgedLoss,omitempty" jsonschema:"minimum=0"`
+	Throughput       *float64  `yaml:"throughput,omitempty" json:"throughput,omitempty" jsonschema:"minimum=0,maximum=1"`
+	Recovery         *Duration `yaml:"recovery,omitempty" json:"recovery,omitempty"`
 }

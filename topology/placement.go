@@ -165,4 +165,3 @@ func assignPartitions(members []*Node, partitions, rf int) [][]int {
 	}
 	return out
 }
-

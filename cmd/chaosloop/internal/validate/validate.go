@@ -18,11 +18,11 @@ import (
 
 // Result is the JSON form of a validation.
 type Result struct {
-	File     string            `json:"file"`
-	Valid    bool              `json:"valid"`
+	File     string             `json:"file"`
+	Valid    bool               `json:"valid"`
 	Errors   []*scenarios.Error `json:"errors"`
-	Findings []lint.Finding    `json:"findings"`
-	Summary  Summary           `json:"summary"`
+	Findings []lint.Finding     `json:"findings"`
+	Summary  Summary            `json:"summary"`
 }
 
 // Summary counts findings by severity.
