@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"errors"
 	"encoding"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	goyaml "github.com/goccy/go-yaml"
+	goparser "github.com/goccy/go-yaml/parser"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -28,24 +31,48 @@ func ReadFile(path string) (*Scenario, error) {
 // could not be read.
 func Parse(path string) (*Scenario, error) {
 	s, err := ReadFile(path)
-	if err != nil {
-		return nil, err
+	var decodeErrs Errors
+	if !errors.As(err, &decodeErrs) || s == nil {
+		if err != nil {
+			return nil, err
+		}
 	}
 	d := s.WithDefaults()
-	if err := d.Validate(); err != nil {
-		return nil, err
+	verr := d.Validate()
+	if decodeErrs == nil {
+		if verr != nil {
+			return nil, verr
+		}
+		return d, nil
 	}
-	return d, nil
+	// Report decoding and validation problems together, leaving out what
+	// validation says of fields that failed to decode (they would repeat
+	// the decoding error as "missing" or "invalid").
+	all := slices.Clone(decodeErrs)
+	var verrs Errors
+	errors.As(verr, &verrs)
+	for _, e := range verrs {
+		if !slices.ContainsFunc(decodeErrs, func(de *Error) bool { return de.Path != "" && underPath(e.Path, de.Path) }) {
+			all = append(all, e)
+		}
+	}
+	return nil, all.orNil()
+}
+
+// underPath reports whether path is p or lies inside it.
+func underPath(path, p string) bool {
+	return path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[")
 }
 
 // Decode decodes a scenario strictly: unknown fields, duplicate keys and
 // mistyped values are errors, all reported at once. file names the input in
-// error messages.
+// error messages. With errors, the partly decoded scenario is returned too
+// (nil only when the YAML itself could not be parsed).
 func Decode(file string, data []byte) (*Scenario, error) {
 	d := &decoder{file: file, pos: map[string]Pos{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errors{d.syntaxError(err)}
+		return nil, Errors{d.syntaxError(data, err)}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, Errors{{File: file, Pos: Pos{1, 1}, Msg: "empty scenario file"}}
@@ -56,10 +83,9 @@ func Decode(file string, data []byte) (*Scenario, error) {
 	s := &Scenario{File: file}
 	d.decode(root.Content[0], reflect.ValueOf(s).Elem(), "")
 	s.pos = d.pos
-	if err := d.errs.orNil(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	// The partly decoded scenario comes back with its errors, so that Parse
+	// can report validation problems of the rest at the same time.
+	return s, d.errs.orNil()
 }
 
 // multiDocument reports whether data holds more than one YAML document.
@@ -83,7 +109,14 @@ type decoder struct {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func (d *decoder) syntaxError(err error) *Error {
+// syntaxError locates a YAML syntax error. yaml.v3 reports only a line (and
+// often the line where the enclosing block began), so goccy/go-yaml's parser,
+// which reports the offending token's line and column, is asked first.
+func (d *decoder) syntaxError(data []byte, err error) *Error {
+	var se *goyaml.SyntaxError
+	if _, perr := goparser.ParseBytes(data, 0); errors.As(perr, &se) && se.Token != nil {
+		return &Error{File: d.file, Pos: Pos{se.Token.Position.Line, se.Token.Position.Column}, Msg: "invalid YAML: " + se.Message}
+	}
 	msg := err.Error()
 	line := 1
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
@@ -201,7 +234,8 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		fp := joinPath(path, k.Value)
 		if seen[k.Value] {
-			d.errorf(k, fp, "%s: duplicate key %q", d.label(path), k.Value)
+			// No path: the first value decoded fine and is validated as usual.
+			d.errorf(k, "", "%s: duplicate key %q", d.label(path), k.Value)
 			continue
 		}
 		seen[k.Value] = true

@@ -170,7 +170,7 @@ func WriteText(w io.Writer, a *Analysis, color bool, limit int) error {
 	if limit > 0 && limit < len(a.Failures) {
 		fmt.Fprintf(bw, "(showing the %d worst of %d failures)\n", limit, len(a.Failures))
 	}
-	fmt.Fprintf(bw, "%s: %d failures judged at depth %d against %d services: %d leave every service ok, %d degrade one, %d make one read-only, %d take one down.\n",
+	fmt.Fprintf(bw, "%s: %d failures judged at depth %d against %d services: %d leave every service ok, %d degrade some, %d make some read-only, %d take some down.\n",
 		t.Name, len(a.Failures), a.Depth, len(t.Services), counts[topology.OK], counts[topology.Degraded], counts[topology.ReadOnly], counts[topology.Down])
 	if a.SurvivesAll {
 		fmt.Fprintf(bw, "Worst: %s. Every service survives every failure.\n", a.Worst)
