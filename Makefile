@@ -1,0 +1,40 @@
+# chaosloop — see README.md. Every target installs what it needs.
+GO      ?= go
+BIN     := bin/chaosloop
+PKGS    := ./...
+# Lab tests need root and install engines on first use; CI sets
+# CHAOSLOOP_REQUIRE_LAB=1 so that a skipped lab test fails.
+TESTFLAGS ?= -timeout 30m
+
+.PHONY: all build test test-short bench fuzz vet demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/chaosloop
+
+vet:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: vet build
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+test-short:
+	$(GO) test -short $(PKGS)
+
+# Speed and memory, recorded in README.md. Long soaks live here, not in test.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./topology/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./scenarios/
+
+# The main job on a fresh machine.
+demo: build
+	$(BIN) validate scenarios/quickstart.yaml
+	$(BIN) analyze scenarios/quickstart.yaml
+	-$(BIN) analyze scenarios/three-site.yaml --limit 8
+
+clean:
+	rm -rf bin
