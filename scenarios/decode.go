@@ -1,8 +1,8 @@
 package scenarios
 
 import (
-	"errors"
 	"encoding"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"

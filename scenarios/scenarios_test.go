@@ -100,12 +100,12 @@ services:
 
 func TestTargets(t *testing.T) {
 	for in, want := range map[string]string{
-		"link/dc2/dc1":       "link/dc1/dc2",
-		"rack/dc1/r1":        "rack/dc1/r1",
-		"service/kafka/0":    "service/kafka/0",
-		"service/db/leader":  "service/db/leader",
-		"service/db":         "service/db",
-		"feed/pdu-a":         "feed/pdu-a",
+		"link/dc2/dc1":      "link/dc1/dc2",
+		"rack/dc1/r1":       "rack/dc1/r1",
+		"service/kafka/0":   "service/kafka/0",
+		"service/db/leader": "service/db/leader",
+		"service/db":        "service/db",
+		"feed/pdu-a":        "feed/pdu-a",
 	} {
 		tg, err := scenarios.ParseTarget(in)
 		require.NoError(t, err, in)
