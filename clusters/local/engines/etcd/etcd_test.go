@@ -286,3 +286,58 @@ func TestClusterFaults(t *testing.T) {
 	}
 	require.False(t, st.Writable)
 }
+
+// netnsHost makes a network namespace joined to this one by a veth pair
+// (host side hostAddr/30, namespace side nsAddr/30), removed at cleanup.
+func netnsHost(t *testing.T, name string, hostAddr, nsAddr netip.Addr) {
+	t.Helper()
+	run := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		require.NoError(t, err, "ip %s: %s", strings.Join(args, " "), out)
+	}
+	run("netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	run("link", "add", name+"-h", "type", "veth", "peer", "name", name+"-n")
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", name+"-h").Run() })
+	run("link", "set", name+"-n", "netns", name)
+	run("addr", "add", hostAddr.String()+"/30", "dev", name+"-h")
+	run("link", "set", name+"-h", "up")
+	run("-n", name, "addr", "add", nsAddr.String()+"/30", "dev", name+"-n")
+	run("-n", name, "link", "set", name+"-n", "up")
+	run("-n", name, "link", "set", "lo", "up")
+}
+
+// TestInNetNS runs a one-member cluster inside a network namespace, as the
+// lab does, and observes it from outside.
+func TestInNetNS(t *testing.T) {
+	e := New(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	requireLab(t, e)
+	t.Cleanup(func() { _ = e.Close() })
+	ns := fmt.Sprintf("etcdt%d", os.Getpid()%100000)
+	netnsHost(t, ns, netip.MustParseAddr("198.19.241.1"), netip.MustParseAddr("198.19.241.2"))
+	c := testCluster(t, 1)
+	c.Members[0].NetNS = ns
+	c.Members[0].Addr = netip.MustParseAddr("198.19.241.2")
+	t.Cleanup(func() {
+		_ = e.Stop(context.Background(), c)
+		recs, _ := proc.List(c.StateDir)
+		for _, r := range recs {
+			_ = r.Kill()
+		}
+	})
+	ctx := context.Background()
+	require.NoError(t, e.Start(ctx, c))
+	st := status(t, e, c)
+	require.NoError(t, Healthy(st), summary(st))
+	require.True(t, st.Writable)
+	r, err := proc.Load(c.StateDir, procName(c.Members[0]))
+	require.NoError(t, err)
+	self, err := os.Readlink("/proc/self/ns/net")
+	require.NoError(t, err)
+	theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", r.PID))
+	require.NoError(t, err)
+	require.NotEqual(t, self, theirs, "the member runs in its namespace")
+	require.NoError(t, e.Stop(ctx, c))
+	require.False(t, r.Alive())
+}
