@@ -21,6 +21,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
@@ -366,9 +368,18 @@ func newClient(endpoints []string) (*clientv3.Client, error) {
 		Endpoints: endpoints,
 		// gRPC reconnects by itself; the client's own warnings about dead
 		// members would flood the log during every fault.
-		Logger:               zap.NewNop(),
-		DialKeepAliveTime:    time.Second,
-		DialKeepAliveTimeout: time.Second,
+		Logger: zap.NewNop(),
+		// etcd's server refuses pings more often than every 5 s.
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		DialOptions: []grpc.DialOption{
+			// gRPC's default backoff grows to 2 minutes: a member back from a
+			// long outage would look down long after it answers again.
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: time.Second,
+			}),
+		},
 	})
 }
 

@@ -309,6 +309,9 @@ func TestInNetNS(t *testing.T) {
 	theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", r.PID))
 	require.NoError(t, err)
 	require.NotEqual(t, self, theirs, "the member runs in its namespace")
+	logged, err := os.ReadFile(filepath.Join(c.Members[0].LogDir, "zookeeper.log"))
+	require.NoError(t, err)
+	require.NotEmpty(t, logged, "the member logs to its LogDir")
 	require.NoError(t, e.Stop(ctx, c))
 	require.False(t, r.Alive())
 }
