@@ -117,13 +117,22 @@ func rss(c *engines.Cluster, i int) string {
 	return "?"
 }
 
-// zkCli runs ZooKeeper's own command-line client against one server.
-func zkCli(t *testing.T, endpoint string, args ...string) string {
+// zkCli runs ZooKeeper's own command-line client against the endpoints.
+// It is retried: with several servers listed it may first try a dead one.
+func zkCli(t *testing.T, endpoints string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/share/zookeeper/bin/zkCli.sh", append([]string{"-server", endpoint}, args...)...)
-	out, err := cmd.CombinedOutput()
+	var out []byte
+	var err error
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		argv := append([]string{"-server", endpoints, "-waitforconnection", "-timeout", "10000"}, args...)
+		out, err = exec.CommandContext(ctx, "/usr/share/zookeeper/bin/zkCli.sh", argv...).CombinedOutput()
+		cancel()
+		if err == nil {
+			return string(out)
+		}
+		t.Logf("zkCli %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
 	require.NoError(t, err, "%s", out)
 	return string(out)
 }
