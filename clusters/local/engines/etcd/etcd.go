@@ -1,0 +1,553 @@
+// Package etcd runs a real etcd 3.4 cluster (Debian's etcd-server) as a lab
+// engine: one member per engines.Member, in the member's network namespace
+// and cgroup, and reports its raft state through the etcd Go client.
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
+)
+
+const (
+	// Debian 12 package versions, pinned so every lab runs the same etcd.
+	serverPkg = "etcd-server=3.4.23-4+b4"
+	clientPkg = "etcd-client=3.4.23-4+b4"
+
+	binary     = "/usr/bin/etcd"
+	clientPort = 2379
+	peerPort   = 2380
+
+	// StatusTimeout bounds each member's answer in Status: it is sampled
+	// twice a second, and a member that cannot answer within it is not Up.
+	StatusTimeout = 300 * time.Millisecond
+	stopGrace     = 10 * time.Second
+	startTimeout  = 60 * time.Second
+	adminTimeout  = 5 * time.Second
+	rejoinTimeout = 30 * time.Second
+
+	// healthKey is read linearizably to prove a member is in quorum.
+	healthKey = "chaosloop/health"
+)
+
+// Engine starts, stops and observes etcd clusters. It keeps one client
+// connection per member endpoint so that Status is cheap; Close ends them.
+type Engine struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	clients map[string]*clientv3.Client
+}
+
+// New returns an Engine that logs to log.
+func New(log *slog.Logger) *Engine {
+	return &Engine{log: log, clients: map[string]*clientv3.Client{}}
+}
+
+// Install installs etcd from Debian (etcdctl too, for humans debugging a lab).
+func (e *Engine) Install(ctx context.Context) error {
+	return engines.AptInstall(ctx, e.log, serverPkg, clientPkg)
+}
+
+var versionRE = regexp.MustCompile(`etcd Version:\s*(\S+)`)
+
+// Version reports the installed etcd server's version ("3.4.23").
+func (e *Engine) Version(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, binary, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("etcd --version: %w", err)
+	}
+	m := versionRE.FindSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("etcd --version: unexpected output %q", out)
+	}
+	return string(m[1]), nil
+}
+
+// Endpoints returns the members' client endpoints ("addr:2379").
+func (e *Engine) Endpoints(c *engines.Cluster) []string {
+	out := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		out[i] = clientEndpoint(m)
+	}
+	return out
+}
+
+func clientEndpoint(m engines.Member) string {
+	return netip.AddrPortFrom(m.Addr, clientPort).String()
+}
+
+func peerURL(m engines.Member) string {
+	return "http://" + netip.AddrPortFrom(m.Addr, peerPort).String()
+}
+
+func clientURL(m engines.Member) string {
+	return "http://" + clientEndpoint(m)
+}
+
+func procName(m engines.Member) string { return m.Name + ".etcd" }
+
+// hasData reports whether the member's data directory holds a member (WAL
+// and snapshot); without one it must be bootstrapped or added anew.
+func hasData(m engines.Member) bool {
+	_, err := os.Stat(filepath.Join(m.DataDir, "member"))
+	return err == nil
+}
+
+func running(c *engines.Cluster, m engines.Member) (*proc.Record, bool) {
+	r, err := proc.Load(c.StateDir, procName(m))
+	if err != nil {
+		return nil, false
+	}
+	return r, r.Alive()
+}
+
+// Start starts every member that is not running and returns once all of
+// them are healthy under one leader. A fresh cluster is bootstrapped; on a
+// cluster that has data, members whose data was wiped rejoin it.
+func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
+	if len(c.Members) == 0 {
+		return fmt.Errorf("etcd %s: no members", c.Service)
+	}
+	fresh := true
+	for _, m := range c.Members {
+		if hasData(m) {
+			fresh = false
+		}
+	}
+	began := time.Now()
+	var wiped []int
+	for i, m := range c.Members {
+		if _, ok := running(c, m); ok {
+			continue
+		}
+		if !fresh && !hasData(m) {
+			// Rejoining needs the others in quorum first.
+			wiped = append(wiped, i)
+			continue
+		}
+		if err := e.spawn(c, m, "new", initialCluster(c.Members)); err != nil {
+			return err
+		}
+	}
+	if len(wiped) > 0 {
+		if err := e.waitWritable(ctx, c); err != nil {
+			return err
+		}
+		for _, i := range wiped {
+			if err := e.rejoin(ctx, c, i); err != nil {
+				return err
+			}
+		}
+	}
+	if err := e.waitHealthy(ctx, c); err != nil {
+		return err
+	}
+	e.log.Info("etcd cluster healthy", "service", c.Service, "members", len(c.Members), "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// StartMember (re)starts member i. A member whose data directory was wiped
+// is removed from the cluster and added again as a new member, as an
+// operator replacing a failed etcd member would.
+func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) error {
+	if i < 0 || i >= len(c.Members) {
+		return fmt.Errorf("etcd %s: no member %d", c.Service, i)
+	}
+	m := c.Members[i]
+	if _, ok := running(c, m); ok {
+		return nil
+	}
+	if hasData(m) {
+		// The initial-cluster flags are ignored once a member has data.
+		return e.spawn(c, m, "existing", initialCluster(c.Members))
+	}
+	othersHaveData := false
+	for j, o := range c.Members {
+		if j != i && hasData(o) {
+			othersHaveData = true
+		}
+	}
+	if !othersHaveData {
+		// Nothing to rejoin: this member is part of a fresh bootstrap.
+		return e.spawn(c, m, "new", initialCluster(c.Members))
+	}
+	return e.rejoin(ctx, c, i)
+}
+
+// rejoin replaces member i (whose data is gone) in the running cluster:
+// member remove of its old identity, member add, start as "existing".
+func (e *Engine) rejoin(ctx context.Context, c *engines.Cluster, i int) error {
+	m := c.Members[i]
+	var eps []string
+	for j, o := range c.Members {
+		if j != i {
+			eps = append(eps, clientEndpoint(o))
+		}
+	}
+	cli, err := newClient(eps)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	// etcd refuses reconfiguration ("unhealthy cluster") until every voting
+	// member has been connected for 5 s, so a rejoin right after another
+	// member restarted waits for that.
+	var add *clientv3.MemberAddResponse
+	err = engines.WaitFor(ctx, rejoinTimeout, 500*time.Millisecond, "etcd "+c.Service+" rejoin "+m.Name, func(ctx context.Context) error {
+		actx, cancel := context.WithTimeout(ctx, adminTimeout)
+		defer cancel()
+		list, err := cli.MemberList(actx)
+		if err != nil {
+			return fmt.Errorf("member list: %w", err)
+		}
+		for _, mem := range list.Members {
+			if mem.Name == m.Name || slices.Contains(mem.PeerURLs, peerURL(m)) {
+				e.log.Info("etcd: removing wiped member", "service", c.Service, "member", m.Name, "id", fmt.Sprintf("%x", mem.ID))
+				if _, err := cli.MemberRemove(actx, mem.ID); err != nil {
+					return fmt.Errorf("member remove: %w", err)
+				}
+			}
+		}
+		add, err = cli.MemberAdd(actx, []string{peerURL(m)})
+		if err != nil {
+			return fmt.Errorf("member add: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// As etcdctl member add prints it: the cluster's membership, with the
+	// new member (which has no name until it starts) named here. etcd checks
+	// the peer URLs against the cluster's, so every member must be listed.
+	var parts []string
+	for _, mem := range add.Members {
+		name := mem.Name
+		if mem.ID == add.Member.ID {
+			name = m.Name
+		}
+		for _, u := range mem.PeerURLs {
+			parts = append(parts, name+"="+u)
+		}
+	}
+	e.log.Info("etcd: member re-added", "service", c.Service, "member", m.Name, "id", fmt.Sprintf("%x", add.Member.ID))
+	return e.spawn(c, m, "existing", strings.Join(parts, ","))
+}
+
+func initialCluster(ms []engines.Member) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = m.Name + "=" + peerURL(m)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (e *Engine) spawn(c *engines.Cluster, m engines.Member, state, cluster string) error {
+	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(m.LogDir, 0o755); err != nil {
+		return err
+	}
+	args := []string{
+		"--name", m.Name,
+		"--data-dir", m.DataDir,
+		"--listen-peer-urls", peerURL(m),
+		"--initial-advertise-peer-urls", peerURL(m),
+		"--listen-client-urls", clientURL(m),
+		"--advertise-client-urls", clientURL(m),
+		"--initial-cluster", cluster,
+		"--initial-cluster-state", state,
+		// The token keeps two lab clusters that share addresses apart.
+		"--initial-cluster-token", c.Service,
+		// Off by default in 3.4: without it a rejoining isolated member
+		// forces an election with its inflated term.
+		"--pre-vote=true",
+		// The v2 store is what Patroni's reliable "etcd:" backend uses.
+		"--enable-v2=true",
+		"--logger", "zap",
+		"--log-outputs", "stderr",
+	}
+	rec, err := proc.Start(c.StateDir, proc.Spec{
+		Name:   procName(m),
+		NetNS:  m.NetNS,
+		Cgroup: m.Cgroup,
+		Path:   binary,
+		Args:   args,
+		Dir:    m.DataDir,
+		Log:    filepath.Join(m.LogDir, "etcd.log"),
+	})
+	if err != nil {
+		return fmt.Errorf("etcd %s: start %s: %w", c.Service, m.Name, err)
+	}
+	e.log.Info("etcd member started", "service", c.Service, "member", m.Name, "pid", rec.PID, "state", state)
+	return nil
+}
+
+// StopMember stops member i (SIGTERM, then SIGKILL after a grace period).
+func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
+	if i < 0 || i >= len(c.Members) {
+		return fmt.Errorf("etcd %s: no member %d", c.Service, i)
+	}
+	name := procName(c.Members[i])
+	r, err := proc.Load(c.StateDir, name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.Stop(ctx, stopGrace); err != nil {
+		return err
+	}
+	return proc.Forget(c.StateDir, name)
+}
+
+// Stop stops every member and drops the Engine's connections to them.
+func (e *Engine) Stop(ctx context.Context, c *engines.Cluster) error {
+	var errs []error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := range c.Members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.StopMember(ctx, c, i); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	e.mu.Lock()
+	for _, ep := range e.Endpoints(c) {
+		if cli, ok := e.clients[ep]; ok {
+			_ = cli.Close()
+			delete(e.clients, ep)
+		}
+	}
+	e.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Close ends the Engine's client connections (not the members).
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	for ep, cli := range e.clients {
+		errs = append(errs, cli.Close())
+		delete(e.clients, ep)
+	}
+	return errors.Join(errs...)
+}
+
+func newClient(endpoints []string) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints: endpoints,
+		// gRPC reconnects by itself; the client's own warnings about dead
+		// members would flood the log during every fault.
+		Logger: zap.NewNop(),
+		// etcd's server refuses pings more often than every 5 s.
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		DialOptions: []grpc.DialOption{
+			// gRPC's default backoff grows to 2 minutes: a member back from a
+			// long outage would look down long after it answers again.
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: time.Second,
+			}),
+		},
+	})
+}
+
+// client returns the cached single-endpoint client of ep.
+func (e *Engine) client(ep string) (*clientv3.Client, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cli, ok := e.clients[ep]; ok {
+		return cli, nil
+	}
+	cli, err := newClient([]string{ep})
+	if err != nil {
+		return nil, err
+	}
+	e.clients[ep] = cli
+	return cli, nil
+}
+
+// Status asks every member, in parallel and within StatusTimeout, for its
+// raft status and for a linearizable read: a member that answers is Up; one
+// whose linearizable read succeeds is Healthy (its leader holds a quorum).
+func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status, error) {
+	st := engines.Status{Engine: "etcd", Members: make([]engines.MemberStatus, len(c.Members))}
+	ctx, cancel := context.WithTimeout(ctx, StatusTimeout)
+	defer cancel()
+	ids := make([]uint64, len(c.Members))
+	leaders := make([]uint64, len(c.Members))
+	versions := make([]string, len(c.Members))
+	var wg sync.WaitGroup
+	for i, m := range c.Members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ms, id, leader, version := e.memberStatus(ctx, c, m)
+			ms.Index = i
+			st.Members[i] = ms
+			ids[i], leaders[i], versions[i] = id, leader, version
+		}()
+	}
+	wg.Wait()
+	byID := map[uint64]string{}
+	for i, id := range ids {
+		if id != 0 {
+			byID[id] = c.Members[i].Name
+		}
+	}
+	for i := range st.Members {
+		ms := &st.Members[i]
+		if versions[i] != "" {
+			st.Version = versions[i]
+		}
+		if leaders[i] != 0 {
+			name := byID[leaders[i]]
+			if name == "" {
+				name = fmt.Sprintf("%x", leaders[i])
+			}
+			ms.Detail = "leader " + name + "; " + ms.Detail
+		}
+		if ms.Healthy {
+			st.Writable = true
+		}
+	}
+	return st, nil
+}
+
+func (e *Engine) memberStatus(ctx context.Context, c *engines.Cluster, m engines.Member) (ms engines.MemberStatus, id, leader uint64, version string) {
+	ms.Name = m.Name
+	if _, ok := running(c, m); !ok {
+		ms.Detail = "not running"
+		return
+	}
+	cli, err := e.client(clientEndpoint(m))
+	if err != nil {
+		ms.Detail = err.Error()
+		return
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		// Serializable is off: the read goes through the leader's
+		// ReadIndex, which needs a quorum of heartbeats.
+		_, err := cli.Get(ctx, healthKey, clientv3.WithCountOnly())
+		readErr <- err
+	}()
+	// On the cached connection: clientv3's Status dials anew each call.
+	sr, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Status(ctx, &pb.StatusRequest{})
+	rerr := <-readErr
+	if err != nil {
+		ms.Detail = "status: " + err.Error()
+		return
+	}
+	ms.Up = true
+	id, leader, version = sr.Header.MemberId, sr.Leader, sr.Version
+	switch {
+	case sr.IsLearner:
+		ms.Role = "learner"
+	case leader == 0:
+		ms.Role = ""
+	case leader == id:
+		ms.Role = "leader"
+	default:
+		ms.Role = "follower"
+	}
+	ms.Detail = fmt.Sprintf("term %d, applied %d", sr.RaftTerm, sr.RaftAppliedIndex)
+	if leader == 0 {
+		ms.Detail = "no leader; " + ms.Detail
+	}
+	if len(sr.Errors) > 0 {
+		ms.Detail += "; errors: " + strings.Join(sr.Errors, ", ")
+	}
+	if rerr != nil {
+		ms.Detail += "; linearizable read: " + rerr.Error()
+		return
+	}
+	ms.Healthy = leader != 0 && len(sr.Errors) == 0
+	return
+}
+
+// waitWritable waits until some member serves linearizable reads.
+func (e *Engine) waitWritable(ctx context.Context, c *engines.Cluster) error {
+	return engines.WaitFor(ctx, startTimeout, 100*time.Millisecond, "etcd "+c.Service+" quorum", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil {
+			return err
+		}
+		if !st.Writable {
+			return fmt.Errorf("no member in quorum: %s", summary(st))
+		}
+		return nil
+	})
+}
+
+// waitHealthy waits until every member is Up and Healthy and exactly one
+// is leader.
+func (e *Engine) waitHealthy(ctx context.Context, c *engines.Cluster) error {
+	return engines.WaitFor(ctx, startTimeout, 100*time.Millisecond, "etcd "+c.Service+" healthy", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil {
+			return err
+		}
+		return Healthy(st)
+	})
+}
+
+// Healthy returns nil when every member is Up and Healthy under exactly one
+// leader, or an error that says what is not.
+func Healthy(st engines.Status) error {
+	leaders := 0
+	for _, m := range st.Members {
+		if !m.Up || !m.Healthy {
+			return fmt.Errorf("%s not healthy: %s", m.Name, m.Detail)
+		}
+		if m.Role == "leader" {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		return fmt.Errorf("%d leaders: %s", leaders, summary(st))
+	}
+	return nil
+}
+
+func summary(st engines.Status) string {
+	var b strings.Builder
+	for i, m := range st.Members {
+		if i > 0 {
+			b.WriteString(" | ")
+		}
+		fmt.Fprintf(&b, "%s up=%v healthy=%v role=%s %s", m.Name, m.Up, m.Healthy, m.Role, m.Detail)
+	}
+	return b.String()
+}

@@ -1,0 +1,326 @@
+package zookeeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
+)
+
+// requireLab skips a test that needs root and ZooKeeper, unless
+// CHAOSLOOP_REQUIRE_LAB=1, where it installs ZooKeeper or fails.
+func requireLab(t *testing.T, e *Engine) {
+	t.Helper()
+	strict := os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1"
+	skip := func(why string) {
+		t.Helper()
+		if strict {
+			t.Fatalf("CHAOSLOOP_REQUIRE_LAB=1: %s", why)
+		}
+		t.Skip(why)
+	}
+	if os.Geteuid() != 0 {
+		skip("needs root")
+	}
+	if strict {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		require.NoError(t, e.Install(ctx))
+	}
+	if _, err := os.Stat("/usr/share/java/zookeeper.jar"); err != nil {
+		skip("zookeeper is not installed")
+	}
+	if _, err := exec.LookPath(java); err != nil {
+		skip("java is not installed")
+	}
+}
+
+// testCluster places members on 127.0.42.1-n: loopback addresses of their
+// own, so that other labs on this machine do not collide with them.
+func testCluster(t *testing.T, n int) *engines.Cluster {
+	root := t.TempDir()
+	c := &engines.Cluster{Service: "zookeeper-test", StateDir: filepath.Join(root, "state")}
+	for i := range n {
+		name := fmt.Sprintf("zk-%d", i+1)
+		c.Members = append(c.Members, engines.Member{
+			Index:   i,
+			Name:    name,
+			Node:    name,
+			Addr:    netip.AddrFrom4([4]byte{127, 0, 42, byte(i + 1)}),
+			DataDir: filepath.Join(root, name, "data"),
+			LogDir:  filepath.Join(root, name, "log"),
+		})
+	}
+	return c
+}
+
+func status(t *testing.T, e *Engine, c *engines.Cluster) engines.Status {
+	t.Helper()
+	st, err := e.Status(context.Background(), c)
+	require.NoError(t, err)
+	return st
+}
+
+func waitFor(t *testing.T, what string, cond func(ctx context.Context) error) {
+	t.Helper()
+	require.NoError(t, engines.WaitFor(context.Background(), 60*time.Second, 200*time.Millisecond, what, cond))
+}
+
+func waitHealthy(t *testing.T, e *Engine, c *engines.Cluster) {
+	t.Helper()
+	require.NoError(t, e.waitHealthy(context.Background(), c))
+}
+
+func leaderOf(st engines.Status) int {
+	for i, m := range st.Members {
+		if m.Role == "leader" && m.Healthy {
+			return i
+		}
+	}
+	return -1
+}
+
+func kill(t *testing.T, c *engines.Cluster, i int) {
+	t.Helper()
+	r, err := proc.Load(c.StateDir, procName(c.Members[i]))
+	require.NoError(t, err)
+	require.NoError(t, r.Kill())
+	require.True(t, r.Wait(context.Background(), 5*time.Second))
+}
+
+func rss(c *engines.Cluster, i int) string {
+	r, err := proc.Load(c.StateDir, procName(c.Members[i]))
+	if err != nil {
+		return "?"
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.PID))
+	if err != nil {
+		return "?"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+// zkCli runs ZooKeeper's own command-line client against the endpoints.
+// It is retried: with several servers listed it may first try a dead one.
+func zkCli(t *testing.T, endpoints string, args ...string) string {
+	t.Helper()
+	var out []byte
+	var err error
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		argv := append([]string{"-server", endpoints, "-waitforconnection", "-timeout", "10000"}, args...)
+		out, err = exec.CommandContext(ctx, "/usr/share/zookeeper/bin/zkCli.sh", argv...).CombinedOutput()
+		cancel()
+		if err == nil {
+			return string(out)
+		}
+		t.Logf("zkCli %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	require.NoError(t, err, "%s", out)
+	return string(out)
+}
+
+func TestEnsembleFaults(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e := New(log)
+	requireLab(t, e)
+	ctx := context.Background()
+	c := testCluster(t, 3)
+	t.Cleanup(func() {
+		_ = e.Stop(context.Background(), c)
+		// Anything left (a failed Stop) is ended by its record.
+		recs, _ := proc.List(c.StateDir)
+		for _, r := range recs {
+			_ = r.Kill()
+		}
+	})
+
+	v, err := e.Version(ctx)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(v, "3.8."), v)
+
+	began := time.Now()
+	require.NoError(t, e.Start(ctx, c))
+	t.Logf("3 servers serving %s after start", time.Since(began).Round(time.Millisecond))
+	st := status(t, e, c)
+	require.NoError(t, Healthy(st), summary(st))
+	require.True(t, st.Writable)
+	require.Equal(t, v, st.Version)
+	for i := range c.Members {
+		t.Logf("%s RSS %s", c.Members[i].Name, rss(c, i))
+	}
+
+	// Start is idempotent: running members are left alone.
+	before, err := proc.Load(c.StateDir, procName(c.Members[0]))
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx, c))
+	after, err := proc.Load(c.StateDir, procName(c.Members[0]))
+	require.NoError(t, err)
+	require.Equal(t, before.PID, after.PID)
+
+	// Kill a follower: the other two stay writable and report it gone.
+	leader := leaderOf(st)
+	require.GreaterOrEqual(t, leader, 0)
+	follower := (leader + 1) % 3
+	kill(t, c, follower)
+	waitFor(t, "follower gone, others writable", func(context.Context) error {
+		st := status(t, e, c)
+		if st.Members[follower].Up {
+			return fmt.Errorf("killed %s still Up", c.Members[follower].Name)
+		}
+		for i, m := range st.Members {
+			if i != follower && !m.Healthy {
+				return fmt.Errorf("%s not healthy: %s", m.Name, m.Detail)
+			}
+		}
+		if !st.Writable {
+			return errors.New("not writable")
+		}
+		return nil
+	})
+	zkCli(t, strings.Join(e.Endpoints(c), ","), "create", "/follower-down", "x")
+	require.NoError(t, e.StartMember(ctx, c, follower))
+	waitHealthy(t, e, c)
+
+	// Kill the leader: another member becomes leader.
+	st = status(t, e, c)
+	leader = leaderOf(st)
+	require.GreaterOrEqual(t, leader, 0)
+	killed := time.Now()
+	kill(t, c, leader)
+	var newLeader int
+	waitFor(t, "new leader", func(context.Context) error {
+		st := status(t, e, c)
+		newLeader = leaderOf(st)
+		if newLeader < 0 || newLeader == leader || !st.Writable {
+			return fmt.Errorf("no new leader: %s", summary(st))
+		}
+		return nil
+	})
+	t.Logf("new leader %s %s after leader kill", c.Members[newLeader].Name, time.Since(killed).Round(time.Millisecond))
+	require.NoError(t, e.StartMember(ctx, c, leader))
+	waitHealthy(t, e, c)
+
+	// Kill two: the survivor is up but serves no requests.
+	survivor := 0
+	kill(t, c, 1)
+	kill(t, c, 2)
+	waitFor(t, "survivor out of quorum", func(context.Context) error {
+		st := status(t, e, c)
+		if st.Members[1].Up || st.Members[2].Up {
+			return errors.New("killed members still Up")
+		}
+		s := st.Members[survivor]
+		if !s.Up || s.Healthy || st.Writable || !strings.Contains(s.Detail, notServing) {
+			return fmt.Errorf("survivor still serving: %s", summary(st))
+		}
+		return nil
+	})
+	t.Logf("two killed: %s", summary(status(t, e, c)))
+	began = time.Now()
+	require.NoError(t, e.StartMember(ctx, c, 1))
+	require.NoError(t, e.StartMember(ctx, c, 2))
+	waitHealthy(t, e, c)
+	t.Logf("quorum back %s after restarting two", time.Since(began).Round(time.Millisecond))
+
+	// Destroy: a stopped member loses its data, rejoins and syncs it.
+	zkCli(t, strings.Join(e.Endpoints(c), ","), "create", "/before-destroy", "kept")
+	victim := 2
+	require.NoError(t, e.StopMember(ctx, c, victim))
+	require.NoError(t, os.RemoveAll(c.Members[victim].DataDir))
+	began = time.Now()
+	require.NoError(t, e.StartMember(ctx, c, victim))
+	waitHealthy(t, e, c)
+	t.Logf("wiped member rejoined %s", time.Since(began).Round(time.Millisecond))
+	// A read on a follower is served from its own copy.
+	out := zkCli(t, clientEndpoint(c.Members[victim]), "get", "/before-destroy")
+	require.Contains(t, out, "kept")
+
+	// Status is cheap enough to sample twice a second.
+	began = time.Now()
+	for range 5 {
+		status(t, e, c)
+	}
+	t.Logf("Status of a healthy ensemble takes %s", (time.Since(began) / 5).Round(time.Microsecond))
+
+	require.NoError(t, e.Stop(ctx, c))
+	st = status(t, e, c)
+	for _, m := range st.Members {
+		require.False(t, m.Up)
+	}
+	require.False(t, st.Writable)
+}
+
+// netnsHost makes a network namespace joined to this one by a veth pair
+// (host side hostAddr/30, namespace side nsAddr/30), removed at cleanup.
+func netnsHost(t *testing.T, name string, hostAddr, nsAddr netip.Addr) {
+	t.Helper()
+	run := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		require.NoError(t, err, "ip %s: %s", strings.Join(args, " "), out)
+	}
+	run("netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	run("link", "add", name+"-h", "type", "veth", "peer", "name", name+"-n")
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", name+"-h").Run() })
+	run("link", "set", name+"-n", "netns", name)
+	run("addr", "add", hostAddr.String()+"/30", "dev", name+"-h")
+	run("link", "set", name+"-h", "up")
+	run("-n", name, "addr", "add", nsAddr.String()+"/30", "dev", name+"-n")
+	run("-n", name, "link", "set", name+"-n", "up")
+	run("-n", name, "link", "set", "lo", "up")
+}
+
+// TestInNetNS runs a one-server (standalone) ensemble inside a network namespace, as the
+// lab does, and observes it from outside.
+func TestInNetNS(t *testing.T) {
+	e := New(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	requireLab(t, e)
+	ns := fmt.Sprintf("zkt%d", os.Getpid()%100000)
+	netnsHost(t, ns, netip.MustParseAddr("198.19.242.1"), netip.MustParseAddr("198.19.242.2"))
+	c := testCluster(t, 1)
+	c.Members[0].NetNS = ns
+	c.Members[0].Addr = netip.MustParseAddr("198.19.242.2")
+	t.Cleanup(func() {
+		_ = e.Stop(context.Background(), c)
+		recs, _ := proc.List(c.StateDir)
+		for _, r := range recs {
+			_ = r.Kill()
+		}
+	})
+	ctx := context.Background()
+	require.NoError(t, e.Start(ctx, c))
+	st := status(t, e, c)
+	require.NoError(t, Healthy(st), summary(st))
+	require.True(t, st.Writable)
+	r, err := proc.Load(c.StateDir, procName(c.Members[0]))
+	require.NoError(t, err)
+	self, err := os.Readlink("/proc/self/ns/net")
+	require.NoError(t, err)
+	theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", r.PID))
+	require.NoError(t, err)
+	require.NotEqual(t, self, theirs, "the member runs in its namespace")
+	logged, err := os.ReadFile(filepath.Join(c.Members[0].LogDir, "zookeeper.log"))
+	require.NoError(t, err)
+	require.NotEmpty(t, logged, "the member logs to its LogDir")
+	require.NoError(t, e.Stop(ctx, c))
+	require.False(t, r.Alive())
+}
