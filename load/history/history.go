@@ -1,0 +1,164 @@
+// Package history is the run's evidence: every operation's invocation and
+// completion, every fault and every observation of a service, one JSON object
+// per line in history.jsonl, flushed as it goes so that a crash of chaosloop
+// keeps what happened. The checkers read it back (and tests replay saved
+// histories through them).
+package history
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// Event types.
+const (
+	// Invoke: a client started an operation.
+	Invoke = "invoke"
+	// OK: the operation completed and was acknowledged (for a transfer: its
+	// notification arrived).
+	OK = "ok"
+	// Fail: the operation definitely did not take effect (refused).
+	Fail = "fail"
+	// Info: the outcome is unknown (timeout, connection lost): it may or may
+	// not have taken effect, and checkers must treat it so.
+	Info = "info"
+	// Dropped: an arrival the open-loop generator could not start in time
+	// (counted, never queued behind a fault).
+	Dropped = "dropped"
+	// Fault: a fault was injected or recovered (Phase).
+	Fault = "fault"
+	// Sample: an observation of one service's state.
+	Sample = "sample"
+	// Phase: the run entered a phase (warmup, baseline, fault, heal, converge, check).
+	PhaseChange = "phase"
+)
+
+// Operation kinds.
+const (
+	OpTransfer = "transfer"      // a single transfer through the full pipeline
+	OpBulk     = "bulk"          // a bulk transfer stored in the document store
+	OpRedisSet = "redis-set"     // an acknowledged write to Redis (duplicate check)
+	OpProduce  = "kafka-produce" // a record the broker acknowledged
+	OpConsume  = "kafka-consume" // a record consumed
+)
+
+// Event is one line of history.jsonl. Fields are omitted when empty.
+type Event struct {
+	// T is the time since the run started.
+	T       time.Duration `json:"t"`
+	Type    string        `json:"type"`
+	Op      string        `json:"op,omitempty"`
+	ID      string        `json:"id,omitempty"`
+	Process int           `json:"process,omitempty"`
+
+	// Transfers.
+	Payer    string `json:"payer,omitempty"`
+	Payee    string `json:"payee,omitempty"`
+	Amount   int64  `json:"amount,omitempty"` // minor units
+	Currency string `json:"currency,omitempty"`
+
+	// Kafka records: topic/partition/offset of an acknowledged produce or a
+	// consume.
+	Topic     string `json:"topic,omitempty"`
+	Partition int32  `json:"partition,omitempty"`
+	Offset    int64  `json:"offset,omitempty"`
+
+	// Faults.
+	Phase  string `json:"phase,omitempty"` // inject | recover; or the run phase for PhaseChange
+	Action string `json:"action,omitempty"`
+	Target string `json:"target,omitempty"`
+
+	// Samples.
+	Service   string `json:"service,omitempty"`
+	Observed  string `json:"observed,omitempty"` // ok | degraded | read-only | down
+	MembersUp int    `json:"membersUp,omitempty"`
+	Writable  *bool  `json:"writable,omitempty"`
+
+	Error  string `json:"error,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Writer appends events to history.jsonl, flushing each one, safe for
+// concurrent use.
+type Writer struct {
+	mu    sync.Mutex
+	f     *os.File
+	w     *bufio.Writer
+	start time.Time
+	enc   *json.Encoder
+}
+
+// Create opens path for writing; T of each event counts from start.
+func Create(path string, start time.Time) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	w := bufio.NewWriter(f)
+	return &Writer{f: f, w: w, start: start, enc: json.NewEncoder(w)}, nil
+}
+
+// Since returns the run-relative time for now.
+func (h *Writer) Since() time.Duration { return time.Since(h.start) }
+
+// Add records an event, stamping T when it is zero. The line reaches the
+// kernel before Add returns, so a crash of chaosloop keeps it.
+func (h *Writer) Add(e Event) error {
+	if e.T == 0 {
+		e.T = time.Since(h.start)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.enc.Encode(&e); err != nil {
+		return err
+	}
+	return h.w.Flush()
+}
+
+// Close flushes and closes the file.
+func (h *Writer) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.w.Flush(); err != nil {
+		h.f.Close()
+		return err
+	}
+	return h.f.Close()
+}
+
+// Read parses a history, tolerating a torn last line (a crash mid-write).
+func Read(r io.Reader) ([]Event, error) {
+	var out []Event
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	line := 0
+	var pending error
+	for sc.Scan() {
+		line++
+		if pending != nil {
+			return nil, pending
+		}
+		var e Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			pending = fmt.Errorf("history line %d: %w", line, err)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, sc.Err()
+}
+
+// ReadFile reads a history file.
+func ReadFile(path string) ([]Event, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Read(f)
+}
