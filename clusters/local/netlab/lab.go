@@ -315,15 +315,15 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 		// A lone end means its peer's namespace was lost: start over.
 		if hasA {
-			del[v.nsA] = append(del[v.nsA], "link del dev "+v.devA)
+			del[v.nsA] = append(del[v.nsA], v.devA)
 		}
 		if hasB {
-			del[v.nsB] = append(del[v.nsB], "link del dev "+v.devB)
+			del[v.nsB] = append(del[v.nsB], v.devB)
 		}
 		create = append(create, fmt.Sprintf("link add %s netns %s type veth peer name %s netns %s", v.devA, v.nsA, v.devB, v.nsB))
 	}
-	for ns, cmds := range del {
-		if err := ipBatch(ctx, ns, cmds); err != nil {
+	for ns, gone := range del {
+		if err := removeDevices(ctx, ns, gone); err != nil {
 			return err
 		}
 	}
@@ -400,6 +400,31 @@ func (l *Lab) build(ctx context.Context) error {
 		return err
 	}
 	return l.repairRules(ctx)
+}
+
+// removeDevices deletes lone veth ends and waits until their names are
+// free. A lone end is usually the peer of a namespace being destroyed,
+// which the kernel does asynchronously, so it may vanish by itself at any
+// moment: a failed delete is only an error if the device stays.
+func removeDevices(ctx context.Context, ns string, devs []string) error {
+	for _, d := range devs {
+		_ = exec.CommandContext(ctx, "ip", "-n", ns, "link", "del", "dev", d).Run()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cur, err := links(ctx, ns)
+		if err != nil {
+			return err
+		}
+		left := slices.DeleteFunc(slices.Clone(devs), func(d string) bool { _, ok := cur[d]; return !ok })
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("devices %v in %s could not be removed", left, ns)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func mapsKeys(m map[string]bool) func(func(string) bool) {

@@ -423,7 +423,7 @@ func TestPowerOffKillsTheNodeAtOnce(t *testing.T) {
 	checkReachability(t, lab, model{sc: sc}, "n5 on")
 
 	// Freeze stops the node's processes until thawed.
-	r, err := proc.Start(dir, proc.Spec{Name: "n5.sleep-f", NetNS: h.NetNS, Cgroup: h.Cgroup, Path: "sleep", Args: []string{"300"}})
+	r, err := proc.Start(dir, proc.Spec{Name: "n5.sleep-f", NetNS: h.NetNS, Cgroup: h.Cgroup, Path: "sleep", Args: []string{"300"}, Log: filepath.Join(dir, "f.log")})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Kill() })
 	require.NoError(t, lab.Freeze(ctx, "n5"))
@@ -434,7 +434,8 @@ func TestPowerOffKillsTheNodeAtOnce(t *testing.T) {
 	ev, err = os.ReadFile(filepath.Join(h.Cgroup, "cgroup.events"))
 	require.NoError(t, err)
 	require.Contains(t, string(ev), "frozen 0")
-	require.True(t, r.Alive())
+	b, _ := os.ReadFile(filepath.Join(dir, "f.log"))
+	require.True(t, r.Alive(), "%s", b)
 }
 
 func mustHost(t *testing.T, lab *Lab, node string) Host {

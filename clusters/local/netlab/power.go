@@ -49,8 +49,9 @@ func (l *Lab) PowerOff(ctx context.Context, node string) error {
 	if dir := l.st.cgroupDir(h); dir != "" {
 		if err := killCgroup(ctx, dir); err != nil {
 			errs = append(errs, err)
+		} else if err := renewCgroup(dir); err != nil {
+			errs = append(errs, err)
 		}
-		_ = writeCgroupFile(dir, "cgroup.freeze", "0")
 	}
 	if err := killNetNSProcs(ctx, h.NetNS); err != nil {
 		errs = append(errs, err)
@@ -166,6 +167,17 @@ func killCgroup(ctx context.Context, dir string) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// renewCgroup replaces an emptied cgroup by a fresh one. On this kernel
+// (6.18) a process started into a cgroup with CLONE_INTO_CGROUP after a
+// cgroup.kill of it is killed at once (measured), so a node could never be
+// powered on again in the same cgroup. A fresh one also drops the freeze.
+func renewCgroup(dir string) error {
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("renew cgroup %s: %w", dir, err)
+	}
+	return os.MkdirAll(dir, 0o755)
 }
 
 // removeCgroupTree kills everything in a cgroup tree and removes its
