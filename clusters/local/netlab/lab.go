@@ -76,6 +76,14 @@ func Up(ctx context.Context, log *slog.Logger, sc *scenarios.Scenario, stateDir 
 	st, err := readState(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
+		// Namespaces of this lab without its state file belong to a run
+		// with another state directory (or one whose directory was lost):
+		// reusing them could disturb a live lab, so refuse.
+		if stray, err := labNamespaces(plan.Lab); err != nil {
+			return nil, err
+		} else if len(stray) > 0 {
+			return nil, fmt.Errorf("netlab: namespaces of lab %s exist (%s, ...) but %s has no state for them: another run owns them; remove them with DownAll or use another scenario name", plan.Lab, stray[0], filepath.Join(dir, StateFile))
+		}
 		st = &State{Version: stateVersion, Plan: *plan, StateDir: dir}
 	case err != nil:
 		return nil, err
@@ -114,6 +122,22 @@ func Load(log *slog.Logger, stateDir string) (*Lab, error) {
 	}
 	st.StateDir = dir
 	return &Lab{log: log, st: st}, nil
+}
+
+// labNamespaces lists the existing namespaces of a lab.
+func labNamespaces(lab string) ([]string, error) {
+	all, err := namedNetNS()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for ns := range all {
+		if strings.HasPrefix(ns, nsBase(lab)) {
+			out = append(out, ns)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 func cgroupV2() bool {

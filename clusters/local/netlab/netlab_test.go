@@ -299,6 +299,7 @@ func TestReachabilityMatchesModel(t *testing.T) {
 		{"switch/dc1-sw-a", "switch/dc1-sw-b"}, // both switches of r1: dc1 all alone
 		{"switch/dc2-sw"},                      // one switch, two racks
 		{"rack/dc1/r1"},                        // n1, n2 reach only each other
+		{"rack/dc2/r1"},                        // its switch also serves dc2-r2, which stays connected
 		{"rack/dc1/r1", "switch/dc1-sw-a"},     // isolated rack on its second switch
 		{"node/n4"},
 		{"node/n1", "switch/dc1-sw-b"},
@@ -362,6 +363,10 @@ func TestUpRepairsAndFaultsSurviveRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, loaded.HealPath(ctx, "link/dc1/dc2"))
 	checkReachability(t, loaded, model{sc: sc}, "healed after reload")
+
+	// The same lab from another state directory is refused: another run owns it.
+	_, err = Up(ctx, testLog(t), sc, t.TempDir())
+	require.ErrorContains(t, err, "another run owns them")
 
 	// A different topology in the same state directory is refused.
 	other := scenario(t, sc.Name, strings.Replace(testTopology, "{name: n6}", "{name: n6}, {name: n8}", 1))
@@ -645,4 +650,22 @@ func BenchmarkUpDown12Hosts(b *testing.B) {
 	}
 	b.ReportMetric(float64(up.Milliseconds())/float64(b.N), "up-ms/op")
 	b.ReportMetric(float64(down.Milliseconds())/float64(b.N), "down-ms/op")
+}
+
+func TestFullMeshByDefault(t *testing.T) {
+	lab, sc, _ := upLab(t, "mesh", benchTopology)
+	ctx := context.Background()
+	require.Len(t, lab.Plan().Links, 3)
+	serve(t, lab)
+	// The model reads sc.Links: give it the implied mesh.
+	meshed := *sc
+	for i, a := range sc.Sites {
+		for _, b := range sc.Sites[i+1:] {
+			meshed.Links = append(meshed.Links, scenarios.Link{Between: []string{a.Name, b.Name}})
+		}
+	}
+	checkReachability(t, lab, model{sc: &meshed}, "full mesh")
+	require.NoError(t, lab.IsolatePath(ctx, "link/a/b"))
+	require.NoError(t, lab.IsolatePath(ctx, "switch/a-s1"))
+	checkReachability(t, lab, model{sc: &meshed, isolated: map[string]bool{"link/a/b": true, "switch/a-s1": true}}, "a-b through c")
 }

@@ -124,8 +124,8 @@ func component(kind string, i int, name string) string {
 
 // NewPlan lays out the network of a defaulted, validated scenario.
 func NewPlan(sc *scenarios.Scenario) (*Plan, error) {
-	if !regexp.MustCompile(`^[a-z0-9-]{1,40}$`).MatchString(sc.Name) {
-		return nil, fmt.Errorf("netlab: lab name %q must match [a-z0-9-]{1,40}", sc.Name)
+	if !regexp.MustCompile(`^[a-z0-9-]{1,64}$`).MatchString(sc.Name) {
+		return nil, fmt.Errorf("netlab: lab name %q must match [a-z0-9-]{1,64}", sc.Name)
 	}
 	if len(sc.Sites) > maxSites {
 		return nil, fmt.Errorf("netlab: %d sites, at most %d fit the address plan", len(sc.Sites), maxSites)
