@@ -59,7 +59,15 @@ func killRecorded(ctx context.Context, log *slog.Logger, dir string) error {
 			}
 			return err
 		}
-		if !d.IsDir() || d.Name() != "procs" {
+		if !d.IsDir() {
+			return nil
+		}
+		// Records sit near the top (DIR/procs, DIR/<service>/procs); do not
+		// crawl engines' data directories.
+		if rel, _ := filepath.Rel(dir, p); strings.Count(rel, string(filepath.Separator)) >= 3 {
+			return filepath.SkipDir
+		}
+		if d.Name() != "procs" {
 			return nil
 		}
 		parent := filepath.Dir(p)

@@ -472,6 +472,18 @@ func TestLatencyAndLossRules(t *testing.T) {
 	require.NotEqual(t, qs[0].Num, nq[0].Num)
 	// Nobody consumes the queues: --queue-bypass lets traffic through.
 	checkReachability(t, lab, model{sc: sc}, "latency rules without a delayer")
+	// ... and the rules did see it (dc1-dc2 traffic crosses that link).
+	for _, q := range qs {
+		out, err := exec.Command("ip", "netns", "exec", q.NetNS, "iptables", "-t", "mangle", "-L", "POSTROUTING", "-v", "-n", "-x").CombinedOutput()
+		require.NoError(t, err)
+		var pkts int
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "NFQUEUE") {
+				_, _ = fmt.Sscan(line, &pkts)
+			}
+		}
+		require.Positive(t, pkts, "no packet went through the queue rule in %s:\n%s", q.NetNS, out)
+	}
 
 	// Total loss on a node is a real cut, in both directions.
 	require.NoError(t, lab.LossRules(ctx, scenarios.Target{Kind: scenarios.TargetNode, Name: "n4"}, 1))
