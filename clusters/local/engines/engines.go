@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -44,6 +45,22 @@ type Cluster struct {
 	Members []Member `json:"members"`
 	// StateDir is where process records live (see package proc).
 	StateDir string `json:"stateDir"`
+	// Dial, when set, opens the connections an engine makes to its members
+	// (status probes): the lab dials from inside the member's own host
+	// namespace, since the lab's addresses are not routed from the caller's.
+	Dial DialFunc `json:"-"`
+}
+
+// DialFunc opens a connection, like net.Dialer.DialContext.
+type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+// Dialer returns c.Dial, or a plain net.Dialer's when unset.
+func (c *Cluster) Dialer() DialFunc {
+	if c.Dial != nil {
+		return c.Dial
+	}
+	var d net.Dialer
+	return d.DialContext
 }
 
 // MemberStatus is what an engine observed of one member.

@@ -12,7 +12,10 @@ import (
 
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/analyze"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/down"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/schema"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/status"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/up"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/validate"
 )
 
@@ -64,6 +67,9 @@ violated (run).`,
 		validate.NewCommand(env),
 		analyze.NewCommand(env),
 		schema.NewCommand(env),
+		up.NewCommand(env),
+		status.NewCommand(env),
+		down.NewCommand(env),
 	)
 	for _, c := range cmd.Commands() {
 		wrapArgs(c)

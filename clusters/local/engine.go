@@ -1,0 +1,88 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/zookeeper"
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+// engine is what the lab needs of every engine package. Packages whose
+// methods take more (kafka's topic options) are adapted to it.
+type engine interface {
+	Install(ctx context.Context) error
+	Version(ctx context.Context) (string, error)
+	Start(ctx context.Context, c *engines.Cluster) error
+	StartMember(ctx context.Context, c *engines.Cluster, i int) error
+	StopMember(ctx context.Context, c *engines.Cluster, i int) error
+	Stop(ctx context.Context, c *engines.Cluster) error
+	Status(ctx context.Context, c *engines.Cluster) (engines.Status, error)
+	Endpoints(c *engines.Cluster) []string
+}
+
+// Engine names, as shown by status and reports.
+const (
+	EngineEtcd      = "etcd"
+	EngineZooKeeper = "zookeeper"
+	EngineGalera    = "mariadb-galera"
+	EngineRedis     = "redis-sentinel"
+	EngineKafka     = "kafka"
+	EngineDocstore  = "ferretdb-patroni"
+	EngineNone      = "none"
+)
+
+// engineFor names the engine that stands for a service kind in the lab.
+func engineFor(sv *scenarios.Service) string {
+	switch sv.Kind {
+	case scenarios.KindEtcd, scenarios.KindRaft:
+		// Any Raft service (vault, consul) is stood in for by etcd's Raft.
+		return EngineEtcd
+	case scenarios.KindZookeeper:
+		return EngineZooKeeper
+	case scenarios.KindMySQL:
+		return EngineGalera
+	case scenarios.KindRedis:
+		return EngineRedis
+	case scenarios.KindKafka:
+		return EngineKafka
+	case scenarios.KindMongoDB:
+		return EngineDocstore
+	}
+	return EngineNone
+}
+
+// engines builds engine values on demand; one per engine name per lab.
+type engineSet struct {
+	log   *slog.Logger
+	cache string
+	made  map[string]engine
+}
+
+func newEngineSet(log *slog.Logger, cache string) *engineSet {
+	return &engineSet{log: log, cache: cache, made: map[string]engine{}}
+}
+
+func (s *engineSet) get(name string, svc *serviceState) (engine, error) {
+	key := name
+	if name == EngineKafka {
+		key = name + "/" + svc.Name // options differ per kafka service
+	}
+	if e, ok := s.made[key]; ok {
+		return e, nil
+	}
+	var e engine
+	switch name {
+	case EngineEtcd:
+		e = etcd.New(s.log)
+	case EngineZooKeeper:
+		e = zookeeper.New(s.log)
+	default:
+		return nil, fmt.Errorf("service %s: the local lab has no %s engine yet", svc.Name, name)
+	}
+	s.made[key] = e
+	return e, nil
+}

@@ -1,0 +1,331 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/scenarios"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// ActiveFault is a fault injected and not yet recovered, as saved in
+// lab.json so that a later chaosloop (after a crash) can recover it.
+type ActiveFault struct {
+	Action string `json:"action"`
+	Target string `json:"target"`
+	// Member is the member a kill or pause resolved to.
+	Member int           `json:"member,omitempty"`
+	Delay  time.Duration `json:"delay,omitempty"`
+	Jitter time.Duration `json:"jitter,omitempty"`
+	Loss   float64       `json:"loss,omitempty"`
+	Since  time.Time     `json:"since"`
+}
+
+// Key identifies a fault: injecting the same key twice is one fault.
+func (f ActiveFault) Key() string { return f.Action + " " + f.Target }
+
+// ActiveFaults returns the faults in place now.
+func (l *Lab) ActiveFaults() []ActiveFault {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.st.Faults)
+}
+
+// Fault describes a fault to inject: a scenario fault's action, target and
+// latency parameters. Member-level targets (service/NAME) must name a member
+// index or "leader" (the run's scheduler picks one with its seed).
+type Fault struct {
+	Action string
+	Target string
+	Delay  time.Duration
+	Jitter time.Duration
+	Loss   float64
+}
+
+// FaultOf converts a scenario fault.
+func FaultOf(f scenarios.Fault) Fault {
+	out := Fault{Action: f.Action, Target: f.Target, Delay: f.Delay.D(), Jitter: f.Jitter.D()}
+	if f.Loss != nil {
+		out.Loss = *f.Loss
+	}
+	return out
+}
+
+// Inject puts a fault in place. It is idempotent: injecting a fault that is
+// already active changes nothing. It returns the fault as recorded (with a
+// member resolved).
+func (l *Lab) Inject(ctx context.Context, f Fault) (ActiveFault, error) {
+	tg, err := scenarios.ParseTarget(f.Target)
+	if err != nil {
+		return ActiveFault{}, err
+	}
+	af := ActiveFault{Action: f.Action, Target: tg.String(), Delay: f.Delay, Jitter: f.Jitter, Loss: f.Loss, Since: time.Now().UTC()}
+	if tg.Kind == scenarios.TargetService {
+		m, err := l.resolveMember(ctx, tg)
+		if err != nil {
+			return af, err
+		}
+		af.Member = m
+		af.Target = fmt.Sprintf("service/%s/%d", tg.Name, m)
+	}
+	for _, a := range l.ActiveFaults() {
+		if a.Key() == af.Key() {
+			return a, nil
+		}
+	}
+	// Record first: if chaosloop dies half-way, Recover still undoes it.
+	l.mu.Lock()
+	l.st.Faults = append(l.st.Faults, af)
+	err = l.save()
+	l.mu.Unlock()
+	if err != nil {
+		return af, err
+	}
+	l.opts.Log.Info("inject", "action", af.Action, "target", af.Target)
+	return af, l.apply(ctx, af, true)
+}
+
+// Recover undoes a fault; recovering a fault that is not active is a no-op.
+func (l *Lab) Recover(ctx context.Context, f Fault) error {
+	tg, err := scenarios.ParseTarget(f.Target)
+	if err != nil {
+		return err
+	}
+	key := f.Action + " " + tg.String()
+	l.mu.Lock()
+	var af *ActiveFault
+	for i := range l.st.Faults {
+		a := l.st.Faults[i]
+		if a.Key() == key || (tg.Kind == scenarios.TargetService && a.Action == f.Action && strings.HasPrefix(a.Target, "service/"+tg.Name+"/") && tg.Member == "") {
+			af = &a
+			break
+		}
+	}
+	l.mu.Unlock()
+	if af == nil {
+		return nil
+	}
+	l.opts.Log.Info("recover", "action", af.Action, "target", af.Target)
+	if err := l.apply(ctx, *af, false); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.st.Faults = slices.DeleteFunc(l.st.Faults, func(a ActiveFault) bool { return a.Key() == af.Key() })
+	return l.save()
+}
+
+// RecoverAll undoes every active fault, newest first.
+func (l *Lab) RecoverAll(ctx context.Context) error {
+	var errs []error
+	fs := l.ActiveFaults()
+	for i := len(fs) - 1; i >= 0; i-- {
+		f := fs[i]
+		if err := l.Recover(ctx, Fault{Action: f.Action, Target: f.Target}); err != nil {
+			errs = append(errs, fmt.Errorf("recover %s: %w", f.Key(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (l *Lab) apply(ctx context.Context, af ActiveFault, inject bool) error {
+	tg, err := scenarios.ParseTarget(af.Target)
+	if err != nil {
+		return err
+	}
+	switch af.Action {
+	case scenarios.ActionPowerOff, scenarios.ActionDestroy:
+		return l.power(ctx, af, inject)
+	case scenarios.ActionIsolate:
+		if inject {
+			return l.net.Isolate(ctx, tg)
+		}
+		return l.net.Heal(ctx, tg)
+	case scenarios.ActionKill:
+		ss, err := l.service(tg.Name)
+		if err != nil {
+			return err
+		}
+		if inject {
+			return l.signalMember(ss, af.Member, syscall.SIGKILL)
+		}
+		return l.restartMember(ctx, ss, af.Member)
+	case scenarios.ActionPause:
+		ss, err := l.service(tg.Name)
+		if err != nil {
+			return err
+		}
+		if inject {
+			return l.signalMember(ss, af.Member, syscall.SIGSTOP)
+		}
+		return l.signalMember(ss, af.Member, syscall.SIGCONT)
+	case scenarios.ActionLatency:
+		return l.latency(ctx, tg, af, inject)
+	}
+	return fmt.Errorf("unknown action %q", af.Action)
+}
+
+// poweredOff returns the nodes the active power faults leave without power.
+func (l *Lab) poweredOff(faults []ActiveFault) (map[string]bool, error) {
+	st := topology.NewState(l.topo)
+	for _, f := range faults {
+		if f.Action != scenarios.ActionPowerOff && f.Action != scenarios.ActionDestroy {
+			continue
+		}
+		tg, err := scenarios.ParseTarget(f.Target)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.Apply(topology.Fault{Action: f.Action, Target: tg}); err != nil {
+			return nil, err
+		}
+	}
+	off := map[string]bool{}
+	for _, n := range st.NodesDown() {
+		off[n] = true
+	}
+	return off, nil
+}
+
+// power turns nodes off (a feed takes a node down only with every feed of
+// its rack) or back on, restarting their members. destroy also wipes the
+// members' data, so that they rejoin from scratch.
+func (l *Lab) power(ctx context.Context, af ActiveFault, inject bool) error {
+	all := l.ActiveFaults()
+	without := slices.DeleteFunc(slices.Clone(all), func(a ActiveFault) bool { return a.Key() == af.Key() })
+	if !inject {
+		all = without
+	}
+	off, err := l.poweredOff(all)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range l.topo.Nodes {
+		switch {
+		case off[n.Name] && l.net.Powered(n.Name):
+			if err := l.net.PowerOff(ctx, n.Name); err != nil {
+				errs = append(errs, err)
+			}
+			if af.Action == scenarios.ActionDestroy && inject {
+				errs = append(errs, l.wipe(n.Name))
+			}
+		case !off[n.Name] && !l.net.Powered(n.Name):
+			if err := l.net.PowerOn(ctx, n.Name); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			errs = append(errs, l.restartNode(ctx, n.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// wipe removes the data of every member on a node (destroy: disks lost).
+func (l *Lab) wipe(node string) error {
+	var errs []error
+	for _, ss := range l.st.Services {
+		for _, m := range ss.Cluster.Members {
+			if m.Node == node {
+				errs = append(errs, os.RemoveAll(m.DataDir))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// restartNode starts again every member placed on a node.
+func (l *Lab) restartNode(ctx context.Context, node string) error {
+	var errs []error
+	for _, ss := range l.st.Services {
+		for _, m := range ss.Cluster.Members {
+			if m.Node == node {
+				errs = append(errs, l.restartMember(ctx, ss, m.Index))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (l *Lab) restartMember(ctx context.Context, ss *serviceState, i int) error {
+	if ss.Engine == EngineNone {
+		return nil
+	}
+	e, err := l.eng.get(ss.Engine, ss)
+	if err != nil {
+		return err
+	}
+	if err := e.StartMember(ctx, &ss.Cluster, i); err != nil {
+		return fmt.Errorf("restart %s member %d: %w", ss.Name, i, err)
+	}
+	return nil
+}
+
+// memberProcs returns the recorded processes of a member (an engine may run
+// several: Redis and its Sentinel, PostgreSQL, Patroni and FerretDB).
+func (l *Lab) memberProcs(ss *serviceState, i int) ([]*proc.Record, error) {
+	recs, err := proc.List(l.dir)
+	if err != nil {
+		return nil, err
+	}
+	prefix := ss.Cluster.Members[i].Name + "."
+	var out []*proc.Record
+	for _, r := range recs {
+		if strings.HasPrefix(r.Name, prefix) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (l *Lab) signalMember(ss *serviceState, i int, sig syscall.Signal) error {
+	recs, err := l.memberProcs(ss, i)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 && ss.Engine != EngineNone {
+		return fmt.Errorf("%s member %d has no running process", ss.Name, i)
+	}
+	var errs []error
+	for _, r := range recs {
+		if err := r.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resolveMember turns service/NAME/INDEX or service/NAME/leader into a
+// member index.
+func (l *Lab) resolveMember(ctx context.Context, tg scenarios.Target) (int, error) {
+	ss, err := l.service(tg.Name)
+	if err != nil {
+		return 0, err
+	}
+	switch tg.Member {
+	case "":
+		return 0, fmt.Errorf("target %s: name a member (service/%s/INDEX or service/%s/leader)", tg.String(), tg.Name, tg.Name)
+	case "leader":
+		info := l.serviceStatus(ctx, ss)
+		for _, m := range info.Members {
+			switch m.Role {
+			case "leader", "primary", "controller-leader":
+				return m.Index, nil
+			}
+		}
+		return 0, fmt.Errorf("service %s has no leader or primary now", tg.Name)
+	}
+	i, err := strconv.Atoi(tg.Member)
+	if err != nil || i < 0 || i >= len(ss.Cluster.Members) {
+		return 0, fmt.Errorf("target %s: no such member", tg.String())
+	}
+	return i, nil
+}

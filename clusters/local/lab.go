@@ -1,0 +1,532 @@
+// Package local is the local lab provider: every node of a scenario becomes
+// a host (a network namespace, see netlab) on this machine, running the real
+// replicated engines of the services placed on it. State lives on disk under
+// Options.Root/<lab>, so that a later chaosloop — after a crash — can show
+// the lab's status, recover its faults and bring it down.
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/netlab"
+	"github.com/chaosloop/chaosloop/scenarios"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// Default locations.
+const (
+	DefaultRoot  = "/var/lib/chaosloop/labs"
+	DefaultCache = "/var/cache/chaosloop"
+)
+
+// Options configure the provider.
+type Options struct {
+	// Root holds one state directory per lab.
+	Root string
+	// Cache holds downloaded and built engines (Kafka jars, FerretDB).
+	Cache string
+	Log   *slog.Logger
+	// Progress, when set, is told what Up is doing.
+	Progress func(Progress)
+}
+
+// Progress is one step of bringing a lab up.
+type Progress struct {
+	Service string // "" for the network and installs
+	Stage   string // installing, network, starting, healthy, failed
+	Detail  string
+	Err     error
+}
+
+func (o Options) withDefaults() Options {
+	if o.Root == "" {
+		o.Root = DefaultRoot
+	}
+	if o.Cache == "" {
+		o.Cache = DefaultCache
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+func (o Options) progress(p Progress) {
+	if o.Progress != nil {
+		o.Progress(p)
+	}
+}
+
+// serviceState is a service as the lab runs it.
+type serviceState struct {
+	Name    string          `json:"name"`
+	Kind    string          `json:"kind"`
+	Engine  string          `json:"engine"`
+	Cluster engines.Cluster `json:"cluster"`
+	// Controller is the zookeeper service a kafka service uses ("" = KRaft).
+	Controller string `json:"controller,omitempty"`
+}
+
+// labState is lab.json.
+type labState struct {
+	Version  int             `json:"version"`
+	Name     string          `json:"name"`
+	Created  time.Time       `json:"created"`
+	Scenario json.RawMessage `json:"scenario"`
+	Services []*serviceState `json:"services"`
+	// Faults are the faults injected and not yet recovered.
+	Faults []ActiveFault `json:"faults"`
+}
+
+// Lab is a running local lab.
+type Lab struct {
+	opts Options
+	dir  string
+	topo *topology.Topology
+	net  *netlab.Lab
+	eng  *engineSet
+
+	mu sync.Mutex // guards st and its file
+	st *labState
+}
+
+// ErrNotRoot is returned where the lab needs root.
+var ErrNotRoot = errors.New("the local lab needs root (network namespaces, cgroups, engines run as their users): run chaosloop as root")
+
+// Supported reports why the local lab cannot run here, or nil.
+func Supported() error {
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("the local lab needs Linux (network namespaces); this is %s", runtime.GOOS)
+	}
+	if os.Geteuid() != 0 {
+		return ErrNotRoot
+	}
+	return nil
+}
+
+// StateDir is the directory of a lab's state.
+func (o Options) StateDir(name string) string { return filepath.Join(o.withDefaults().Root, name) }
+
+// Up brings a scenario's lab up, or reuses and repairs the one already
+// running, and returns once every service is healthy. It is idempotent.
+func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error) {
+	if err := Supported(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	topo, err := topology.Build(sc)
+	if err != nil {
+		return nil, err
+	}
+	dir := opts.StateDir(sc.Name)
+	raw, err := json.Marshal(sc)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lab{opts: opts, dir: dir, topo: topo, eng: newEngineSet(opts.Log, opts.Cache)}
+	if prev, err := readState(dir); err == nil {
+		if string(prev.Scenario) != string(raw) {
+			return nil, fmt.Errorf("a different scenario named %q is already up (state in %s): run 'chaosloop down %s' first", sc.Name, dir, sc.Name)
+		}
+		l.st = prev
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	} else {
+		l.st = &labState{Version: 1, Name: sc.Name, Created: time.Now().UTC(), Scenario: raw}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+
+	opts.progress(Progress{Stage: "installing", Detail: "network tools"})
+	if err := netlab.Install(ctx, opts.Log); err != nil {
+		return nil, err
+	}
+	if err := l.planServices(); err != nil {
+		return nil, err
+	}
+	if err := l.install(ctx); err != nil {
+		return nil, err
+	}
+	opts.progress(Progress{Stage: "network", Detail: fmt.Sprintf("%d hosts", len(topo.Nodes))})
+	nl, err := netlab.Up(ctx, opts.Log, sc, dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab network: %w (run 'chaosloop down %s' to clean up)", err, sc.Name)
+	}
+	l.net = nl
+	if err := l.assignHosts(); err != nil {
+		return nil, err
+	}
+	if err := l.save(); err != nil {
+		return nil, err
+	}
+	if err := l.startAll(ctx); err != nil {
+		return l, fmt.Errorf("%w (the lab is left as it is for inspection: 'chaosloop status %s', 'chaosloop down %s')", err, sc.Name, sc.Name)
+	}
+	return l, nil
+}
+
+// Open loads a running lab from its state directory.
+func Open(ctx context.Context, opts Options, name string) (*Lab, error) {
+	if err := Supported(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	dir := opts.StateDir(name)
+	st, err := readState(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no lab named %q is up (no state in %s)", name, dir)
+		}
+		return nil, err
+	}
+	sc := &scenarios.Scenario{}
+	if err := json.Unmarshal(st.Scenario, sc); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	topo, err := topology.Build(sc)
+	if err != nil {
+		return nil, err
+	}
+	nl, err := netlab.Load(opts.Log, dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab %s: %w", name, err)
+	}
+	l := &Lab{opts: opts, dir: dir, topo: topo, net: nl, eng: newEngineSet(opts.Log, opts.Cache), st: st}
+	l.attachDialers()
+	return l, nil
+}
+
+// List returns the names of the labs with state under opts.Root.
+func List(opts Options) ([]string, error) {
+	opts = opts.withDefaults()
+	ents, err := os.ReadDir(opts.Root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Name returns the lab's (scenario's) name.
+func (l *Lab) Name() string { return l.st.Name }
+
+// Topology returns the lab's placed model.
+func (l *Lab) Topology() *topology.Topology { return l.topo }
+
+// Net returns the lab's network.
+func (l *Lab) Net() *netlab.Lab { return l.net }
+
+// Dir returns the lab's state directory.
+func (l *Lab) Dir() string { return l.dir }
+
+func readState(dir string) (*labState, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "lab.json"))
+	if err != nil {
+		return nil, err
+	}
+	st := &labState{}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "lab.json"), err)
+	}
+	return st, nil
+}
+
+// save writes lab.json atomically; callers hold no lock or l.mu.
+func (l *Lab) save() error {
+	b, err := json.MarshalIndent(l.st, "", "  ")
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(l.dir, "lab.json")
+	if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(p+".tmp", p)
+}
+
+// planServices decides each service's engine and members (without hosts).
+func (l *Lab) planServices() error {
+	if len(l.st.Services) > 0 {
+		return nil
+	}
+	zks := []string{}
+	for _, sv := range l.topo.Services {
+		if sv.Kind == scenarios.KindZookeeper {
+			zks = append(zks, sv.Name)
+		}
+	}
+	used := map[string]string{} // node/engine -> service, to refuse port clashes
+	for _, sv := range l.topo.Services {
+		ss := &serviceState{Name: sv.Name, Kind: sv.Kind, Engine: engineFor(sv.Spec)}
+		if sv.Kind == scenarios.KindKafka {
+			ss.Controller = sv.Spec.Controller
+			if ss.Controller == "" && len(zks) == 1 {
+				// The seed's v15 layout: Kafka uses the one ZooKeeper ensemble.
+				ss.Controller = zks[0]
+			}
+		}
+		ss.Cluster.Service = sv.Name
+		ss.Cluster.StateDir = l.dir
+		for i, n := range sv.Members {
+			if ss.Engine != EngineNone {
+				key := n.Name + "/" + ss.Engine
+				if other, clash := used[key]; clash {
+					return fmt.Errorf("services %s and %s both run %s on node %s; the local lab gives each host one address, so their ports would clash", other, sv.Name, ss.Engine, n.Name)
+				}
+				used[key] = sv.Name
+			}
+			ss.Cluster.Members = append(ss.Cluster.Members, engines.Member{
+				Index:   i,
+				Name:    fmt.Sprintf("%s-%d", sv.Name, i),
+				Node:    n.Name,
+				DataDir: filepath.Join(l.dir, "data", n.Name, sv.Name),
+				LogDir:  filepath.Join(l.dir, "logs", n.Name, sv.Name),
+			})
+		}
+		l.st.Services = append(l.st.Services, ss)
+	}
+	return nil
+}
+
+// assignHosts fills each member's namespace, address and cgroup from the
+// network, and the dialers that reach them.
+func (l *Lab) assignHosts() error {
+	for _, ss := range l.st.Services {
+		for i := range ss.Cluster.Members {
+			m := &ss.Cluster.Members[i]
+			h, ok := l.net.Host(m.Node)
+			if !ok {
+				return fmt.Errorf("lab network has no host for node %s", m.Node)
+			}
+			m.NetNS, m.Addr, m.Cgroup = h.NetNS, h.Addr, h.Cgroup
+		}
+	}
+	l.attachDialers()
+	return nil
+}
+
+// attachDialers makes every engine reach a member from inside the member's
+// own host namespace: the lab's addresses are not routed from the caller's
+// namespace, and a probe from the member's own host sees it even when a
+// fault cuts the host off.
+func (l *Lab) attachDialers() {
+	for _, ss := range l.st.Services {
+		ss.Cluster.Dial = l.DialFromHostOf
+	}
+}
+
+// DialFromHostOf dials address from inside the namespace of the host that
+// owns it (falling back to the caller's namespace for other addresses).
+func (l *Lab) DialFromHostOf(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err == nil {
+		for _, h := range l.net.Hosts() {
+			if h.Addr == ip {
+				return netlab.DialIn(ctx, h.NetNS, &net.Dialer{}, network, address)
+			}
+		}
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
+}
+
+// DialFrom returns a dialer that opens connections from inside one node's
+// host namespace: a client placed on that node, subject to its faults.
+func (l *Lab) DialFrom(node string) (engines.DialFunc, error) {
+	h, ok := l.net.Host(node)
+	if !ok {
+		return nil, fmt.Errorf("no host for node %s", node)
+	}
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		return netlab.DialIn(ctx, h.NetNS, &net.Dialer{}, network, address)
+	}, nil
+}
+
+func (l *Lab) install(ctx context.Context) error {
+	done := map[string]bool{}
+	for _, ss := range l.st.Services {
+		if ss.Engine == EngineNone || done[ss.Engine] {
+			continue
+		}
+		done[ss.Engine] = true
+		e, err := l.eng.get(ss.Engine, ss)
+		if err != nil {
+			return err
+		}
+		l.opts.progress(Progress{Service: ss.Name, Stage: "installing", Detail: ss.Engine})
+		if err := e.Install(ctx); err != nil {
+			return fmt.Errorf("installing %s: %w", ss.Engine, err)
+		}
+	}
+	return nil
+}
+
+// startAll starts every service, those a Kafka service depends on first,
+// and waits until each is healthy.
+func (l *Lab) startAll(ctx context.Context) error {
+	var first, second []*serviceState
+	for _, ss := range l.st.Services {
+		if ss.Engine == EngineNone {
+			continue
+		}
+		if ss.Kind == scenarios.KindKafka {
+			second = append(second, ss)
+		} else {
+			first = append(first, ss)
+		}
+	}
+	for _, wave := range [][]*serviceState{first, second} {
+		g, gctx := errgroup.WithContext(ctx)
+		// Two cores: starting every JVM and database at once only makes
+		// each slower.
+		g.SetLimit(3)
+		for _, ss := range wave {
+			g.Go(func() error {
+				e, err := l.eng.get(ss.Engine, ss)
+				if err != nil {
+					return err
+				}
+				l.opts.progress(Progress{Service: ss.Name, Stage: "starting", Detail: fmt.Sprintf("%s ×%d", ss.Engine, len(ss.Cluster.Members))})
+				if err := e.Start(gctx, &ss.Cluster); err != nil {
+					l.opts.progress(Progress{Service: ss.Name, Stage: "failed", Err: err})
+					return fmt.Errorf("service %s (%s): %w", ss.Name, ss.Engine, err)
+				}
+				l.opts.progress(Progress{Service: ss.Name, Stage: "healthy"})
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// service returns a service's state by name.
+func (l *Lab) service(name string) (*serviceState, error) {
+	for _, ss := range l.st.Services {
+		if ss.Name == name {
+			return ss, nil
+		}
+	}
+	return nil, fmt.Errorf("lab %s has no service %q", l.st.Name, name)
+}
+
+// Endpoints returns a service's client endpoints (addr:port), or nil for a
+// stateless service.
+func (l *Lab) Endpoints(service string) ([]string, error) {
+	ss, err := l.service(service)
+	if err != nil {
+		return nil, err
+	}
+	if ss.Engine == EngineNone {
+		return nil, nil
+	}
+	e, err := l.eng.get(ss.Engine, ss)
+	if err != nil {
+		return nil, err
+	}
+	return e.Endpoints(&ss.Cluster), nil
+}
+
+// Cluster returns the members of a service as the engines see them.
+func (l *Lab) Cluster(service string) (*engines.Cluster, error) {
+	ss, err := l.service(service)
+	if err != nil {
+		return nil, err
+	}
+	return &ss.Cluster, nil
+}
+
+// Down stops every process of the lab and removes its network, cgroups and
+// state. Faults are undone first so that no rule outlives the lab.
+func (l *Lab) Down(ctx context.Context) error {
+	var errs []error
+	for _, ss := range l.st.Services {
+		if e, err := l.eng.get(ss.Engine, ss); err == nil {
+			// A graceful stop flushes what engines persist; errors do not
+			// matter, the network teardown kills whatever is left.
+			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			_ = e.Stop(sctx, &ss.Cluster)
+			cancel()
+		}
+	}
+	if err := l.net.Down(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(l.dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// DownByName removes a lab by name, also when its state is damaged or its
+// chaosloop crashed mid-way.
+func DownByName(ctx context.Context, opts Options, name string) error {
+	if err := Supported(); err != nil {
+		return err
+	}
+	opts = opts.withDefaults()
+	if l, err := Open(ctx, opts, name); err == nil {
+		return l.Down(ctx)
+	}
+	dir := opts.StateDir(name)
+	if nl, err := netlab.Load(opts.Log, dir); err == nil {
+		if err := nl.Down(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no lab named %q (no state in %s)", name, dir)
+	}
+	return os.RemoveAll(dir)
+}
+
+// DownAll removes every chaosloop lab on the machine: every state directory
+// under opts.Root, every cl-* namespace and chaosloop cgroup.
+func DownAll(ctx context.Context, opts Options) error {
+	if err := Supported(); err != nil {
+		return err
+	}
+	opts = opts.withDefaults()
+	names, _ := List(opts)
+	var errs []error
+	for _, n := range names {
+		if err := DownByName(ctx, opts, n); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n, err))
+		}
+	}
+	if err := netlab.DownAll(ctx, opts.Log, opts.Root); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,132 @@
+package local
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+)
+
+// MemberInfo is one member in a status report.
+type MemberInfo struct {
+	Index   int    `json:"index"`
+	Name    string `json:"name"`
+	Node    string `json:"node"`
+	Addr    string `json:"addr"`
+	Role    string `json:"role,omitempty"`
+	Up      bool   `json:"up"`
+	Healthy bool   `json:"healthy"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// ServiceInfo is one service in a status report.
+type ServiceInfo struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Engine  string `json:"engine"`
+	Version string `json:"version,omitempty"`
+	// Substitute names what stands in for the scenario's kind when it is not
+	// the real thing (mongodb: FerretDB over Patroni/PostgreSQL).
+	Substitute string       `json:"substitute,omitempty"`
+	Writable   bool         `json:"writable"`
+	Healthy    bool         `json:"healthy"`
+	Members    []MemberInfo `json:"members"`
+	Error      string       `json:"error,omitempty"`
+}
+
+// Status is the lab's state as observed now.
+type Status struct {
+	Name     string        `json:"name"`
+	Dir      string        `json:"stateDir"`
+	Hosts    int           `json:"hosts"`
+	Faults   []ActiveFault `json:"faults"`
+	Services []ServiceInfo `json:"services"`
+}
+
+// substitutes names stand-ins, shown in status and every report.
+var substitutes = map[string]string{
+	"mongodb": "no MongoDB server can be installed here: FerretDB (MongoDB wire protocol) over Patroni-managed PostgreSQL with synchronous replication",
+	"mysql":   "MariaDB Galera (synchronous, quorum-based) stands for MySQL group replication",
+	"raft":    "etcd's Raft stands for the Raft service",
+}
+
+// StatusTimeout bounds one service's status probe.
+const StatusTimeout = 2 * time.Second
+
+// Status observes every service in parallel.
+func (l *Lab) Status(ctx context.Context) (*Status, error) {
+	out := &Status{Name: l.st.Name, Dir: l.dir, Hosts: len(l.net.Hosts()), Faults: l.ActiveFaults()}
+	out.Services = make([]ServiceInfo, len(l.st.Services))
+	var wg sync.WaitGroup
+	for i, ss := range l.st.Services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out.Services[i] = l.serviceStatus(ctx, ss)
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// ServiceStatus observes one service.
+func (l *Lab) ServiceStatus(ctx context.Context, name string) (ServiceInfo, error) {
+	ss, err := l.service(name)
+	if err != nil {
+		return ServiceInfo{}, err
+	}
+	return l.serviceStatus(ctx, ss), nil
+}
+
+func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) ServiceInfo {
+	si := ServiceInfo{Name: ss.Name, Kind: ss.Kind, Engine: ss.Engine, Substitute: substitutes[ss.Kind]}
+	if ss.Kind == "mysql" {
+		if sv := l.topo.Service(ss.Name); sv != nil && sv.Async {
+			si.Substitute = "MariaDB Galera stands for MySQL async replication: it fails over where MySQL 5.7 would not"
+		}
+	}
+	var st engines.Status
+	if ss.Engine == EngineNone {
+		st = l.statelessStatus(ss)
+	} else {
+		e, err := l.eng.get(ss.Engine, ss)
+		if err != nil {
+			si.Error = err.Error()
+			return si
+		}
+		cctx, cancel := context.WithTimeout(ctx, StatusTimeout)
+		st, err = e.Status(cctx, &ss.Cluster)
+		cancel()
+		if err != nil {
+			si.Error = err.Error()
+		}
+	}
+	si.Version, si.Writable = st.Version, st.Writable
+	byIndex := map[int]engines.MemberStatus{}
+	for _, ms := range st.Members {
+		byIndex[ms.Index] = ms
+	}
+	si.Healthy = si.Error == ""
+	for _, m := range ss.Cluster.Members {
+		ms := byIndex[m.Index]
+		si.Members = append(si.Members, MemberInfo{Index: m.Index, Name: m.Name, Node: m.Node, Addr: m.Addr.String(),
+			Role: ms.Role, Up: ms.Up, Healthy: ms.Healthy, Detail: ms.Detail})
+		if !ms.Healthy {
+			si.Healthy = false
+		}
+	}
+	return si
+}
+
+// statelessStatus: a stateless member is up while its node has power (its
+// workers are started by the run).
+func (l *Lab) statelessStatus(ss *serviceState) engines.Status {
+	st := engines.Status{Engine: EngineNone}
+	for _, m := range ss.Cluster.Members {
+		up := l.net.Powered(m.Node)
+		st.Members = append(st.Members, engines.MemberStatus{Index: m.Index, Name: m.Name, Up: up, Healthy: up})
+		st.Writable = st.Writable || up
+	}
+	return st
+}

@@ -1,0 +1,55 @@
+// Package down implements `chaosloop down [NAME] [--all]`.
+package down
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/clusters/local"
+)
+
+// NewCommand returns the down command.
+func NewCommand(env *cli.Env) *cobra.Command {
+	var (
+		lf  cli.LabFlags
+		all bool
+	)
+	cmd := &cobra.Command{
+		Use:   "down [NAME]",
+		Short: "Stop a lab: every process, fault, namespace and cgroup it made",
+		Long: `Down stops every process of a lab, undoes its faults, and removes its network
+namespaces, cgroups and state — also after chaosloop itself crashed (the state
+is on disk). --all removes every chaosloop lab on this machine.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := lf.Options(env)
+			if err != nil {
+				return err
+			}
+			if all {
+				if len(args) > 0 {
+					return cli.Usagef("--all takes no lab name")
+				}
+				if err := local.DownAll(cmd.Context(), opts); err != nil {
+					return err
+				}
+				fmt.Fprintln(env.Out, "every chaosloop lab on this machine is down")
+				return nil
+			}
+			name, err := cli.LabName(opts, args)
+			if err != nil {
+				return err
+			}
+			if err := local.DownByName(cmd.Context(), opts, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Out, "lab %s is down\n", name)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "remove every chaosloop lab on this machine")
+	lf.Add(cmd)
+	return cmd
+}

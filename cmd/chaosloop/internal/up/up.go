@@ -1,0 +1,67 @@
+// Package up implements `chaosloop up FILE`: stand a scenario up as a lab.
+package up
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/clusters/local"
+)
+
+// NewCommand returns the up command.
+func NewCommand(env *cli.Env) *cobra.Command {
+	var lf cli.LabFlags
+	cmd := &cobra.Command{
+		Use:   "up FILE",
+		Short: "Stand a scenario up as a lab running the real replicated engines",
+		Long: `Up makes every node of the scenario a host on this machine (a network
+namespace wired through its racks' switches, its site's router and the WAN
+links) and starts the real engines of the services placed on it: etcd,
+ZooKeeper, Kafka (KRaft, or ZooKeeper mode with a zookeeper service), MariaDB
+Galera for mysql, Redis with Sentinel, and FerretDB over Patroni/PostgreSQL for
+mongodb. Missing engines are installed first (apt-get, Maven into the cache).
+
+Up is idempotent: run again, it repairs and reuses the lab. It returns once
+every service is healthy. Needs root.`,
+		Example: `  sudo chaosloop up scenarios/quickstart.yaml
+  sudo chaosloop status quickstart
+  sudo chaosloop down quickstart`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sc, err := cli.LoadScenario(env, args[0])
+			if err != nil {
+				return err
+			}
+			opts, err := lf.Options(env)
+			if err != nil {
+				return err
+			}
+			steps := cli.NewSteps(env.Err)
+			opts.Progress = func(p local.Progress) {
+				name := p.Service
+				if name == "" {
+					name = "lab"
+				}
+				detail := p.Detail
+				if p.Err != nil {
+					detail = p.Err.Error()
+				}
+				steps.Update(name, p.Stage, detail)
+			}
+			start := time.Now()
+			lab, err := local.Up(cmd.Context(), opts, sc)
+			steps.Close()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Out, "lab %s is up: %d hosts, %d services, healthy after %s.\n", lab.Name(), len(lab.Topology().Nodes), len(lab.Topology().Services), time.Since(start).Round(100*time.Millisecond))
+			fmt.Fprintf(env.Out, "  chaosloop status %s    # members, roles, health\n  chaosloop down %s      # remove it\n", lab.Name(), lab.Name())
+			return nil
+		},
+	}
+	lf.Add(cmd)
+	return cmd
+}
