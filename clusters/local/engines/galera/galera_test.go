@@ -232,6 +232,16 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 	}
 	require.NoError(t, insert(1))
 
+	// A member whose data is wiped rejoins by SST.
+	kill(t, c, 1)
+	waitStatus(t, e, c, "member 1 gone", memberIs(0, true, true, "synced", "size=2"))
+	require.NoError(t, os.RemoveAll(c.Members[1].DataDir))
+	t0 = time.Now()
+	require.NoError(t, e.StartMember(ctx, c, 1))
+	t.Logf("rejoin with wiped datadir (SST): %s", time.Since(t0).Round(time.Millisecond))
+	requireRows(t, dbs[1], committed)
+	require.NoError(t, insert(1))
+
 	// A full power-off of all members, then Start: recovered by itself.
 	kill(t, c, 0)
 	kill(t, c, 1)
