@@ -366,11 +366,17 @@ func ensureUser(ctx context.Context, c *engines.Cluster, m engines.Member) error
 	return err
 }
 
+// waitMember waits until member i's state satisfies ok; it gives up at
+// once if the member's mariadbd ends (e.g. a joiner that found no Primary).
 func (e *Engine) waitMember(ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what string, ok func(nodeState) bool) error {
 	m := c.Members[i]
-	return engines.WaitFor(ctx, timeout, 250*time.Millisecond, m.Name+" "+what, func(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	err := engines.WaitFor(ctx, timeout, 250*time.Millisecond, m.Name+" "+what, func(ctx context.Context) error {
 		if record(c, m) == nil {
-			return fmt.Errorf("mariadbd of %s is not running (see %s)", m.Name, filepath.Join(m.LogDir, "mariadbd.err"))
+			err := fmt.Errorf("mariadbd of %s is not running (see %s)", m.Name, filepath.Join(m.LogDir, "mariadbd.err"))
+			cancel(err)
+			return err
 		}
 		pw, err := readPassword(c)
 		if err != nil {
@@ -385,6 +391,10 @@ func (e *Engine) waitMember(ctx context.Context, c *engines.Cluster, i int, time
 		}
 		return nil
 	})
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return fmt.Errorf("%s %s: %w", m.Name, what, cause)
+	}
+	return err
 }
 
 // Start starts every member and returns once all are Synced in one Primary

@@ -489,7 +489,7 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 // primary the Sentinels agree on, and every Sentinel knows the others.
 func (e *Engine) waitHealthy(ctx context.Context, c *engines.Cluster) error {
 	n := len(c.Members)
-	return engines.WaitFor(ctx, waitTimeout, 250*time.Millisecond, "redis "+c.Service+" healthy", func(ctx context.Context) error {
+	return waitRunning(ctx, c, c.Members, "redis "+c.Service+" healthy", func(ctx context.Context) error {
 		p, ok := e.currentPrimary(ctx, c)
 		if !ok {
 			return errors.New("no Sentinel names a primary")
@@ -516,6 +516,29 @@ func (e *Engine) waitHealthy(ctx context.Context, c *engines.Cluster) error {
 		}
 		return nil
 	})
+}
+
+// waitRunning waits for cond; it gives up at once if a redis-server or
+// Sentinel of members ends (a bad config, a port in use).
+func waitRunning(ctx context.Context, c *engines.Cluster, members []engines.Member, what string, cond func(context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	err := engines.WaitFor(ctx, waitTimeout, 250*time.Millisecond, what, func(ctx context.Context) error {
+		for _, m := range members {
+			for _, name := range []string{redisName(m), sentinelName(m)} {
+				if !alive(c, name) {
+					err := fmt.Errorf("%s is not running (see %s)", name, m.LogDir)
+					cancel(err)
+					return err
+				}
+			}
+		}
+		return cond(ctx)
+	})
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, cause)
+	}
+	return err
 }
 
 // knowsOthers: addrs holds the address of every member but self.
@@ -564,7 +587,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 			return err
 		}
 	}
-	return engines.WaitFor(ctx, waitTimeout, 250*time.Millisecond, m.Name+" rejoined", func(ctx context.Context) error {
+	return waitRunning(ctx, c, []engines.Member{m}, m.Name+" rejoined", func(ctx context.Context) error {
 		p, ok := e.currentPrimary(ctx, c)
 		if !ok {
 			return errors.New("no Sentinel names a primary")

@@ -167,6 +167,13 @@ func TestRedisSentinelFailover(t *testing.T) {
 		t.Logf("%s RSS redis %d KiB, sentinel %d KiB", m.Name, rssKiB(r.PID), rssKiB(s.PID))
 	}
 	waitStatus(t, e, c, "member 0 primary", primaryIs(0))
+	// Status is sampled twice a second during runs: report what it costs.
+	ts := time.Now()
+	for range 10 {
+		_, err := e.Status(ctx, c)
+		require.NoError(t, err)
+	}
+	t.Logf("Status takes %s", (time.Since(ts) / 10).Round(time.Microsecond))
 	require.NoError(t, e.Start(ctx, c)) // idempotent
 	v, err := e.Version(ctx)
 	require.NoError(t, err)
