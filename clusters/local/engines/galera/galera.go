@@ -115,7 +115,10 @@ func (e *Engine) Endpoints(c *engines.Cluster) []string {
 }
 
 // DSN returns a go-sql-driver/mysql DSN for the workload account on member
-// i over TCP. The password is created by Start.
+// i over TCP. The password is created by Start. Reads on a member may lag
+// writes made on another one (Galera applies asynchronously); a checker that
+// needs read-your-writes across members adds the session variable
+// wsrep_sync_wait=1 (mysql.Config.Params).
 func (e *Engine) DSN(c *engines.Cluster, i int) (string, error) {
 	pw, err := readPassword(c)
 	if err != nil {
@@ -459,19 +462,21 @@ func (e *Engine) bootstrapFresh(ctx context.Context, c *engines.Cluster) error {
 	return e.waitMember(ctx, c, 0, startTimeout, "Primary and Synced", nodeState.synced)
 }
 
-// primaryMember waits up to d for a running member in a Primary component.
+// primaryMember waits up to d for a running member in a Primary component
+// (any state: a Primary with only a donor left still must not be re-bootstrapped).
 func (e *Engine) primaryMember(ctx context.Context, c *engines.Cluster, d time.Duration) (int, bool) {
 	pw, err := readPassword(c)
 	if err != nil {
 		return -1, false
 	}
 	found := -1
-	_ = engines.WaitFor(ctx, d, 250*time.Millisecond, "primary component", func(ctx context.Context) error {
+	// d is at least a second, so that a zero d still checks every member.
+	_ = engines.WaitFor(ctx, max(d, time.Second), 250*time.Millisecond, "primary component", func(ctx context.Context) error {
 		for i, m := range c.Members {
 			if record(c, m) == nil {
 				continue
 			}
-			if st, err := query(ctx, pw, m); err == nil && st.synced() {
+			if st, err := query(ctx, pw, m); err == nil && st.primary() {
 				found = i
 				return nil
 			}
@@ -481,11 +486,12 @@ func (e *Engine) primaryMember(ctx context.Context, c *engines.Cluster, d time.D
 	return found, found >= 0
 }
 
-// startMissing starts, one by one, every member that does not run, and
-// waits for all to be Synced in a Primary component of full size.
+// startMissing starts every member that does not run, all at once (a
+// joiner that finds the donor busy retries by itself), and waits for all to
+// be Synced in a Primary component of full size.
 func (e *Engine) startMissing(ctx context.Context, c *engines.Cluster) error {
 	for i := range c.Members {
-		if err := e.StartMember(ctx, c, i); err != nil {
+		if err := e.launch(ctx, c, i); err != nil {
 			return err
 		}
 	}
@@ -507,6 +513,14 @@ func (e *Engine) startMissing(ctx context.Context, c *engines.Cluster) error {
 // Synced. A crashed member's position is recovered first (as the Debian
 // service does with galera_recovery) so that IST can be used.
 func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) error {
+	if err := e.launch(ctx, c, i); err != nil {
+		return err
+	}
+	return e.waitMember(ctx, c, i, syncTimeout, "Synced", nodeState.synced)
+}
+
+// launch starts member i's mariadbd as a joiner unless it runs.
+func (e *Engine) launch(ctx context.Context, c *engines.Cluster, i int) error {
 	m := c.Members[i]
 	if err := prepare(ctx, c, m); err != nil {
 		return err
@@ -520,11 +534,9 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 				extra = append(extra, "--wsrep_start_position="+pos.String())
 			}
 		}
-		if err := e.startProc(c, m, extra...); err != nil {
-			return err
-		}
+		return e.startProc(c, m, extra...)
 	}
-	return e.waitMember(ctx, c, i, syncTimeout, "Synced", nodeState.synced)
+	return nil
 }
 
 // StopMember shuts member i down cleanly (SIGTERM, then SIGKILL after a grace).

@@ -249,6 +249,12 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 	requireRows(t, dbs[1], committed)
 	require.NoError(t, insert(1))
 
+	// Recover with a Primary component present bootstraps nothing: it only
+	// makes sure every member runs (no second, diverging cluster).
+	require.NoError(t, e.Recover(ctx, c))
+	waitStatus(t, e, c, "still three", memberIs(0, true, true, "synced", "size=3"))
+	require.NoError(t, insert(0))
+
 	// A full power-off of all members, then Start: recovered by itself.
 	kill(t, c, 0)
 	kill(t, c, 1)
