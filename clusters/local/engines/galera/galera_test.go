@@ -1,0 +1,290 @@
+package galera
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
+)
+
+// requireLab skips a test that needs root and real engines, unless
+// CHAOSLOOP_REQUIRE_LAB=1, where a missing lab is a failure.
+func requireLab(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
+		t.Fatalf("lab required but unavailable: %s", why)
+	}
+	t.Skip(why)
+}
+
+func newLab(t *testing.T) (*Engine, *engines.Cluster) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		requireLab(t, "needs root")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e := New(log)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := e.Install(ctx); err != nil {
+		requireLab(t, "cannot install galera: "+err.Error())
+	}
+	dir := t.TempDir()
+	// mariadbd runs as mysql, which must traverse the temp dirs (0700).
+	require.NoError(t, os.Chmod(dir, 0o755))
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	c := &engines.Cluster{Service: "galera", StateDir: filepath.Join(dir, "state")}
+	for i := range 3 {
+		name := fmt.Sprintf("galera-%d", i+1)
+		c.Members = append(c.Members, engines.Member{
+			Index: i, Name: name, Node: name,
+			Addr:    netip.AddrFrom4([4]byte{127, 0, 0, byte(21 + i)}),
+			DataDir: filepath.Join(dir, name, "data"),
+			LogDir:  filepath.Join(dir, name, "log"),
+		})
+	}
+	t.Cleanup(func() {
+		recs, _ := proc.List(c.StateDir)
+		for _, r := range recs {
+			_ = r.Kill()
+			r.Wait(context.Background(), 10*time.Second)
+		}
+		if t.Failed() {
+			for _, m := range c.Members {
+				b, _ := os.ReadFile(filepath.Join(m.LogDir, "mariadbd.err"))
+				lines := strings.Split(string(b), "\n")
+				if len(lines) > 40 {
+					lines = lines[len(lines)-40:]
+				}
+				t.Logf("--- %s mariadbd.err (tail)\n%s", m.Name, strings.Join(lines, "\n"))
+			}
+		}
+	})
+	return e, c
+}
+
+func kill(t *testing.T, c *engines.Cluster, i int) {
+	t.Helper()
+	r, err := proc.Load(c.StateDir, procName(c.Members[i]))
+	require.NoError(t, err)
+	require.NoError(t, r.Kill())
+	require.True(t, r.Wait(context.Background(), 10*time.Second))
+}
+
+func rssKiB(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+func openDB(t *testing.T, e *Engine, c *engines.Cluster, i int) *sql.DB {
+	t.Helper()
+	dsn, err := e.DSN(c, i)
+	require.NoError(t, err)
+	cfg, err := mysql.ParseDSN(dsn)
+	require.NoError(t, err)
+	// Reads wait until the member has applied everything it has received.
+	cfg.Params = map[string]string{"wsrep_sync_wait": "1"}
+	conn, err := mysql.NewConnector(cfg)
+	require.NoError(t, err)
+	db := sql.OpenDB(conn)
+	db.SetMaxIdleConns(0) // a killed member must not leave a dead pooled connection
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// waitStatus waits until cond holds for the cluster's status.
+func waitStatus(t *testing.T, e *Engine, c *engines.Cluster, what string, cond func(engines.Status) error) engines.Status {
+	t.Helper()
+	var st engines.Status
+	err := engines.WaitFor(context.Background(), 90*time.Second, 250*time.Millisecond, what, func(ctx context.Context) error {
+		var err error
+		if st, err = e.Status(ctx, c); err != nil {
+			return err
+		}
+		return cond(st)
+	})
+	require.NoError(t, err, "last status: %+v", st)
+	return st
+}
+
+func memberIs(i int, up, healthy bool, role, detail string) func(engines.Status) error {
+	return func(st engines.Status) error {
+		m := st.Members[i]
+		if m.Up != up || m.Healthy != healthy || (role != "" && m.Role != role) || !strings.Contains(m.Detail, detail) {
+			return fmt.Errorf("member %d: %+v", i, m)
+		}
+		return nil
+	}
+}
+
+func all(conds ...func(engines.Status) error) func(engines.Status) error {
+	return func(st engines.Status) error {
+		var errs []error
+		for _, c := range conds {
+			errs = append(errs, c(st))
+		}
+		return errors.Join(errs...)
+	}
+}
+
+func TestGaleraKillRejoinRecover(t *testing.T) {
+	e, c := newLab(t)
+	ctx := context.Background()
+
+	t0 := time.Now()
+	require.NoError(t, e.Start(ctx, c))
+	t.Logf("start: 3 members synced in %s", time.Since(t0).Round(time.Millisecond))
+	for _, m := range c.Members {
+		r, err := proc.Load(c.StateDir, procName(m))
+		require.NoError(t, err)
+		t.Logf("%s RSS %d MiB", m.Name, rssKiB(r.PID)/1024)
+	}
+	st, err := e.Status(ctx, c)
+	require.NoError(t, err)
+	require.True(t, st.Writable)
+	for i := range 3 {
+		require.NoError(t, memberIs(i, true, true, "synced", "size=3")(st))
+	}
+	// Status is sampled twice a second during runs: report what it costs.
+	ts := time.Now()
+	for range 10 {
+		_, err := e.Status(ctx, c)
+		require.NoError(t, err)
+	}
+	t.Logf("Status takes %s", (time.Since(ts) / 10).Round(time.Microsecond))
+	// Start is idempotent.
+	require.NoError(t, e.Start(ctx, c))
+	v, err := e.Version(ctx)
+	require.NoError(t, err)
+	t.Logf("version %s, endpoints %v", v, e.Endpoints(c))
+
+	dbs := []*sql.DB{openDB(t, e, c, 0), openDB(t, e, c, 1), openDB(t, e, c, 2)}
+	_, err = dbs[0].Exec("CREATE TABLE rows_ (id INT PRIMARY KEY, member INT)")
+	require.NoError(t, err)
+	var committed []int
+	insert := func(member int) error {
+		id := len(committed) + 1
+		if _, err := dbs[member].Exec("INSERT INTO rows_ VALUES (?, ?)", id, member); err != nil {
+			return err
+		}
+		committed = append(committed, id)
+		return nil
+	}
+	for i := range 9 {
+		require.NoError(t, insert(i%3))
+	}
+
+	// SIGKILL one member: the other two stay Primary, size 2, writable.
+	t0 = time.Now()
+	kill(t, c, 2)
+	waitStatus(t, e, c, "two left in Primary", all(
+		memberIs(0, true, true, "synced", "size=2"), memberIs(1, true, true, "synced", "size=2"),
+		memberIs(2, false, false, "", "not running")))
+	t.Logf("one killed: others Primary/2 after %s", time.Since(t0).Round(time.Millisecond))
+	for i := range 4 {
+		require.NoError(t, insert(i%2))
+	}
+
+	// It rejoins (IST) and sees every row.
+	t0 = time.Now()
+	require.NoError(t, e.StartMember(ctx, c, 2))
+	t.Logf("rejoin of killed member: %s", time.Since(t0).Round(time.Millisecond))
+	waitStatus(t, e, c, "three again", all(memberIs(0, true, true, "synced", "size=3"),
+		memberIs(1, true, true, "synced", "size=3"), memberIs(2, true, true, "synced", "size=3")))
+	requireRows(t, dbs[2], committed)
+	require.NoError(t, insert(2))
+
+	// Two killed at once: the survivor loses quorum and refuses writes.
+	t0 = time.Now()
+	kill(t, c, 1)
+	kill(t, c, 2)
+	st = waitStatus(t, e, c, "survivor non-Primary", memberIs(0, true, false, "non-primary", ""))
+	t.Logf("two killed: survivor non-Primary after %s: %+v", time.Since(t0).Round(time.Millisecond), st.Members[0])
+	require.False(t, st.Writable)
+	_, err = dbs[0].Exec("INSERT INTO rows_ VALUES (?, ?)", 1000, 0)
+	require.Error(t, err)
+	var me *mysql.MySQLError
+	require.ErrorAs(t, err, &me)
+	require.EqualValues(t, 1047, me.Number, "WSREP has not yet prepared node for application use")
+
+	// Recover: Primary again from the most advanced member, nothing lost.
+	t0 = time.Now()
+	require.NoError(t, e.Recover(ctx, c))
+	t.Logf("recover after two kills: %s", time.Since(t0).Round(time.Millisecond))
+	st = waitStatus(t, e, c, "recovered", all(memberIs(0, true, true, "synced", "size=3"),
+		memberIs(1, true, true, "synced", "size=3"), memberIs(2, true, true, "synced", "size=3")))
+	require.True(t, st.Writable)
+	for _, db := range dbs {
+		requireRows(t, db, committed)
+	}
+	require.NoError(t, insert(1))
+
+	// A member whose data is wiped rejoins by SST.
+	kill(t, c, 1)
+	waitStatus(t, e, c, "member 1 gone", memberIs(0, true, true, "synced", "size=2"))
+	require.NoError(t, os.RemoveAll(c.Members[1].DataDir))
+	t0 = time.Now()
+	require.NoError(t, e.StartMember(ctx, c, 1))
+	t.Logf("rejoin with wiped datadir (SST): %s", time.Since(t0).Round(time.Millisecond))
+	requireRows(t, dbs[1], committed)
+	require.NoError(t, insert(1))
+
+	// Recover with a Primary component present bootstraps nothing: it only
+	// makes sure every member runs (no second, diverging cluster).
+	require.NoError(t, e.Recover(ctx, c))
+	waitStatus(t, e, c, "still three", memberIs(0, true, true, "synced", "size=3"))
+	require.NoError(t, insert(0))
+
+	// A full power-off of all members, then Start: recovered by itself.
+	kill(t, c, 0)
+	kill(t, c, 1)
+	kill(t, c, 2)
+	t0 = time.Now()
+	require.NoError(t, e.Start(ctx, c))
+	t.Logf("start after all killed: %s", time.Since(t0).Round(time.Millisecond))
+	for _, db := range dbs {
+		requireRows(t, db, committed)
+	}
+
+	require.NoError(t, e.Stop(ctx, c))
+	st, err = e.Status(ctx, c)
+	require.NoError(t, err)
+	for _, m := range st.Members {
+		require.False(t, m.Up)
+	}
+}
+
+func requireRows(t *testing.T, db *sql.DB, want []int) {
+	t.Helper()
+	rows, err := db.Query("SELECT id FROM rows_ ORDER BY id")
+	require.NoError(t, err)
+	defer rows.Close()
+	var got []int
+	for rows.Next() {
+		var id int
+		require.NoError(t, rows.Scan(&id))
+		got = append(got, id)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, want, got)
+}
