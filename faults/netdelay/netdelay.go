@@ -196,8 +196,8 @@ func open(ctx context.Context, log *slog.Logger, cfg Config, nsFD int) (*Delayer
 	_ = conn.SetReadDeadline(time.Time{})
 	if err != nil {
 		conn.Close()
-		if errors.Is(err, unix.EBUSY) {
-			return nil, fmt.Errorf("netdelay: bind queue %d: already bound by another program: %w", cfg.Queue, err)
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("netdelay: bind queue %d: already bound by another socket: %w", cfg.Queue, err)
 		}
 		return nil, fmt.Errorf("netdelay: bind queue %d: %w", cfg.Queue, err)
 	}
