@@ -43,6 +43,8 @@ type Options struct {
 	Log   *slog.Logger
 	// Progress, when set, is told what Up is doing.
 	Progress func(Progress)
+	// Seed drives the random choices of faults (delay jitter, loss).
+	Seed int64
 }
 
 // Progress is one step of bringing a lab up.
@@ -101,8 +103,9 @@ type Lab struct {
 	net  *netlab.Lab
 	eng  *engineSet
 
-	mu sync.Mutex // guards st and its file
-	st *labState
+	mu       sync.Mutex // guards st and its file, and delayers
+	st       *labState
+	delayers map[string][]*runningDelayer
 }
 
 // ErrNotRoot is returned where the lab needs root.
