@@ -7,6 +7,8 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/galera"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/zookeeper"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
@@ -80,6 +82,10 @@ func (s *engineSet) get(name string, svc *serviceState) (engine, error) {
 		e = etcd.New(s.log)
 	case EngineZooKeeper:
 		e = zookeeper.New(s.log)
+	case EngineGalera:
+		e = galera.New(s.log)
+	case EngineRedis:
+		e = redis.New(s.log)
 	default:
 		return nil, fmt.Errorf("service %s: the local lab has no %s engine yet", svc.Name, name)
 	}

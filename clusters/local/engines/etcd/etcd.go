@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -204,7 +205,7 @@ func (e *Engine) rejoin(ctx context.Context, c *engines.Cluster, i int) error {
 			eps = append(eps, clientEndpoint(o))
 		}
 	}
-	cli, err := newClient(eps)
+	cli, err := newClient(eps, c.Dialer())
 	if err != nil {
 		return err
 	}
@@ -363,7 +364,7 @@ func (e *Engine) Close() error {
 	return errors.Join(errs...)
 }
 
-func newClient(endpoints []string) (*clientv3.Client, error) {
+func newClient(endpoints []string, dial engines.DialFunc) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
 		Endpoints: endpoints,
 		// gRPC reconnects by itself; the client's own warnings about dead
@@ -373,6 +374,8 @@ func newClient(endpoints []string) (*clientv3.Client, error) {
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
 		DialOptions: []grpc.DialOption{
+			// The lab reaches members from inside their host namespaces.
+			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) }),
 			// gRPC's default backoff grows to 2 minutes: a member back from a
 			// long outage would look down long after it answers again.
 			grpc.WithConnectParams(grpc.ConnectParams{
@@ -384,13 +387,13 @@ func newClient(endpoints []string) (*clientv3.Client, error) {
 }
 
 // client returns the cached single-endpoint client of ep.
-func (e *Engine) client(ep string) (*clientv3.Client, error) {
+func (e *Engine) client(ep string, dial engines.DialFunc) (*clientv3.Client, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if cli, ok := e.clients[ep]; ok {
 		return cli, nil
 	}
-	cli, err := newClient([]string{ep})
+	cli, err := newClient([]string{ep}, dial)
 	if err != nil {
 		return nil, err
 	}
@@ -451,7 +454,7 @@ func (e *Engine) memberStatus(ctx context.Context, c *engines.Cluster, m engines
 		ms.Detail = "not running"
 		return
 	}
-	cli, err := e.client(clientEndpoint(m))
+	cli, err := e.client(clientEndpoint(m), c.Dialer())
 	if err != nil {
 		ms.Detail = err.Error()
 		return

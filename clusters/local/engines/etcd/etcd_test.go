@@ -149,7 +149,7 @@ func TestClusterFaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before.PID, after.PID)
 
-	cli, err := newClient(e.Endpoints(c))
+	cli, err := newClient(e.Endpoints(c), c.Dialer())
 	require.NoError(t, err)
 	defer cli.Close()
 	put := func(k string) {
@@ -250,7 +250,7 @@ func TestClusterFaults(t *testing.T) {
 		require.NotEqual(t, oldID, m.ID, "the wiped member's old identity was removed")
 	}
 	// The rejoined member has the data written before it was wiped.
-	one, err := newClient([]string{clientEndpoint(c.Members[victim])})
+	one, err := newClient([]string{clientEndpoint(c.Members[victim])}, c.Dialer())
 	require.NoError(t, err)
 	defer one.Close()
 	waitFor(t, "rejoined member has the data", func(ctx context.Context) error {

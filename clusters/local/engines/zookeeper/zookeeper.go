@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -288,7 +287,7 @@ func memberStatus(ctx context.Context, c *engines.Cluster, m engines.Member) (ms
 		ms.Detail = "not running"
 		return
 	}
-	out, err := fourLetter(ctx, clientEndpoint(m), "srvr")
+	out, err := fourLetter(ctx, c.Dialer(), clientEndpoint(m), "srvr")
 	if err != nil {
 		ms.Detail = "srvr: " + err.Error()
 		return
@@ -325,9 +324,8 @@ func memberStatus(ctx context.Context, c *engines.Cluster, m engines.Member) (ms
 }
 
 // fourLetter sends a four-letter word and returns the server's whole answer.
-func fourLetter(ctx context.Context, endpoint, cmd string) (string, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", endpoint)
+func fourLetter(ctx context.Context, dial engines.DialFunc, endpoint, cmd string) (string, error) {
+	conn, err := dial(ctx, "tcp", endpoint)
 	if err != nil {
 		return "", err
 	}
