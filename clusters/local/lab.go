@@ -6,6 +6,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -143,7 +144,8 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 	}
 	l := &Lab{opts: opts, dir: dir, topo: topo, eng: newEngineSet(opts.Log, opts.Cache)}
 	if prev, err := readState(dir); err == nil {
-		if string(prev.Scenario) != string(raw) {
+		var stored bytes.Buffer
+		if err := json.Compact(&stored, prev.Scenario); err != nil || stored.String() != string(raw) {
 			return nil, fmt.Errorf("a different scenario named %q is already up (state in %s): run 'chaosloop down %s' first", sc.Name, dir, sc.Name)
 		}
 		l.st = prev
@@ -396,6 +398,21 @@ func (l *Lab) install(ctx context.Context) error {
 // startAll starts every service, those a Kafka service depends on first,
 // and waits until each is healthy.
 func (l *Lab) startAll(ctx context.Context) error {
+	// Engines that run as their own users (mysql, redis, postgres) must
+	// traverse the per-node parents; create them here, world-traversable,
+	// before an engine that keeps its own data private creates them 0700.
+	for _, ss := range l.st.Services {
+		for _, m := range ss.Cluster.Members {
+			for _, d := range []string{filepath.Dir(m.DataDir), filepath.Dir(m.LogDir)} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					return err
+				}
+				if err := os.Chmod(d, 0o755); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	var first, second []*serviceState
 	for _, ss := range l.st.Services {
 		if ss.Engine == EngineNone {

@@ -13,6 +13,7 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/analyze"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/down"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/fault"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/schema"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/status"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/up"
@@ -70,6 +71,8 @@ violated (run).`,
 		up.NewCommand(env),
 		status.NewCommand(env),
 		down.NewCommand(env),
+		fault.NewFaultCommand(env),
+		fault.NewHealCommand(env),
 	)
 	for _, c := range cmd.Commands() {
 		wrapArgs(c)
