@@ -367,6 +367,20 @@ func TestOpenBindsInTheCallersNetNS(t *testing.T) {
 	require.GreaterOrEqual(t, rtt, 150*time.Millisecond, "delay not applied:\n%s", out)
 }
 
+func TestFullQueueFailsOpen(t *testing.T) {
+	requireLab(t)
+	const n = 200
+	u := newUDPPath(t, Config{Queue: queue, Delay: 2 * time.Second, MaxLen: 10}, n)
+	for range n {
+		u.send()
+	}
+	// Packets beyond the 10 held pass at once instead of being dropped.
+	require.Eventually(t, func() bool { return u.got.Load() >= n-10 }, time.Second, 5*time.Millisecond,
+		"got %d of %d", u.got.Load(), n)
+	require.Eventually(t, func() bool { return u.d.Stats().Pending == 10 }, time.Second, 5*time.Millisecond)
+	require.Equal(t, uint64(10), u.d.Stats().Received, "the queue holds at most MaxLen")
+}
+
 func TestOpenInMissingNetNSFails(t *testing.T) {
 	_, err := OpenInNetNS(context.Background(), testLog(t), "ndly-does-not-exist", Config{})
 	require.ErrorIs(t, err, os.ErrNotExist)
@@ -383,7 +397,7 @@ type udpPath struct {
 	lat  chan time.Duration
 }
 
-func newUDPPath(b *testing.B, cfg Config, expect int) *udpPath {
+func newUDPPath(b testing.TB, cfg Config, expect int) *udpPath {
 	p := newPair(b)
 	addRules(b, p.a, EgressRule(p.ifA, cfg.Queue))
 	u := &udpPath{lat: make(chan time.Duration, expect)}
