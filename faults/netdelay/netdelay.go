@@ -16,6 +16,10 @@
 // the n-th packet the delayer receives always gets the same loss decision
 // and delay for the same seed (which packet is n-th depends on traffic).
 //
+// A Delayer delays one direction: the packets its rules queue. Delaying a
+// link's egress on both ends by X/2 adds X to its round-trip time; the
+// rules (see Rule) decide what is a link or a node. IPv4 only (iptables).
+//
 // The queue is configured fail-open: when it is full or the delayer falls
 // behind, the kernel lets packets through undelayed instead of dropping
 // them; with --queue-bypass the same holds when no delayer is bound.
@@ -89,7 +93,7 @@ type Stats struct {
 }
 
 // Delayer holds the packets of one NFQUEUE. Create it with Open or
-// OpenInNetNS, then call Serve once.
+// OpenInNetNS, then call Serve once (or Close, if it is not to serve).
 type Delayer struct {
 	log   *slog.Logger
 	cfg   Config
@@ -97,7 +101,7 @@ type Delayer struct {
 	raw   syscall.RawConn
 	epoch time.Time
 
-	mu      sync.Mutex // guards sched, rng, maxSeen
+	mu      sync.Mutex // guards sched and rng
 	sched   schedule
 	rng     *rand.Rand
 	reqSeq  uint32

@@ -2,6 +2,7 @@ package netdelay
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -318,62 +320,187 @@ func TestSecondDelayerOnSameQueueIsRefused(t *testing.T) {
 	stop()
 }
 
+func TestRunInNetNSDelaysUntilCancelled(t *testing.T) {
+	requireLab(t)
+	p := newPair(t)
+	addRules(t, p.a, EgressRule(p.ifA, queue))
+	ctx, cancel := context.WithCancel(context.Background())
+	var runErr error
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		runErr = RunInNetNS(ctx, testLog(t), p.a, Config{Queue: queue, Delay: 200 * time.Millisecond})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-finished
+	})
+	// Run gives no signal when bound: wait until pings are delayed.
+	require.Eventually(t, func() bool {
+		rtt, _ := ping(t, p.a, p.addrB, 1)
+		return rtt >= 150*time.Millisecond
+	}, 10*time.Second, 10*time.Millisecond)
+	cancel()
+	<-finished
+	require.NoError(t, runErr)
+	_, out := ping(t, p.a, p.addrB, 2)
+	require.Contains(t, out, " 0% packet loss")
+}
+
+func TestOpenBindsInTheCallersNetNS(t *testing.T) {
+	requireLab(t)
+	p := newPair(t)
+	addRules(t, p.a, EgressRule(p.ifA, queue))
+	var d *Delayer
+	require.NoError(t, inNetNS(p.a, func() (err error) {
+		d, err = Open(context.Background(), testLog(t), Config{Queue: queue, Delay: 200 * time.Millisecond})
+		return err
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	rtt, out := ping(t, p.a, p.addrB, 2)
+	require.GreaterOrEqual(t, rtt, 150*time.Millisecond, "delay not applied:\n%s", out)
+}
+
+func TestFullQueueFailsOpen(t *testing.T) {
+	requireLab(t)
+	const n = 200
+	u := newUDPPath(t, Config{Queue: queue, Delay: 2 * time.Second, MaxLen: 10}, n)
+	for range n {
+		u.send()
+	}
+	// Packets beyond the 10 held pass at once instead of being dropped.
+	require.Eventually(t, func() bool { return u.got.Load() >= n-10 }, time.Second, 5*time.Millisecond,
+		"got %d of %d", u.got.Load(), n)
+	require.Eventually(t, func() bool { return u.d.Stats().Pending == 10 }, time.Second, 5*time.Millisecond)
+	require.Equal(t, uint64(10), u.d.Stats().Received, "the queue holds at most MaxLen")
+}
+
 func TestOpenInMissingNetNSFails(t *testing.T) {
 	_, err := OpenInNetNS(context.Background(), testLog(t), "ndly-does-not-exist", Config{})
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
 
-// BenchmarkEndToEnd floods UDP datagrams from A to B through a delayer
-// (1 ms delay) and reports how many packets per second went through the
-// queue with their delay, and how many passed undelayed (fail-open).
-func BenchmarkEndToEnd(b *testing.B) {
-	requireLab(b)
-	p := newPair(b)
-	addRules(b, p.a, EgressRule(p.ifA, queue))
+// udpPath is a UDP flow from A to B through a delayer on A's egress; the
+// receiver records each datagram's one-way latency (the sender puts its
+// send time in the payload; both ends share the host's clock).
+type udpPath struct {
+	d    *Delayer
+	stop func()
+	tx   net.Conn
+	got  atomic.Int64
+	lat  chan time.Duration
+}
 
+func newUDPPath(b testing.TB, cfg Config, expect int) *udpPath {
+	p := newPair(b)
+	addRules(b, p.a, EgressRule(p.ifA, cfg.Queue))
+	u := &udpPath{lat: make(chan time.Duration, expect)}
 	var rx net.PacketConn
 	require.NoError(b, inNetNS(p.b, func() (err error) {
 		rx, err = net.ListenPacket("udp", net.JoinHostPort(p.addrB, "0"))
 		return err
 	}))
-	defer rx.Close()
+	b.Cleanup(func() { rx.Close() })
 	_ = rx.(*net.UDPConn).SetReadBuffer(8 << 20)
-	var got atomic.Int64
 	go func() {
 		buf := make([]byte, 2048)
 		for {
-			if _, _, err := rx.ReadFrom(buf); err != nil {
+			n, _, err := rx.ReadFrom(buf)
+			if err != nil {
 				return
 			}
-			got.Add(1)
+			if n >= 8 {
+				sent := int64(binary.BigEndian.Uint64(buf))
+				select {
+				case u.lat <- time.Duration(time.Now().UnixNano() - sent):
+				default:
+				}
+			}
+			u.got.Add(1)
 		}
 	}()
-	var tx net.Conn
 	require.NoError(b, inNetNS(p.a, func() (err error) {
-		tx, err = net.Dial("udp", rx.LocalAddr().String())
+		u.tx, err = net.Dial("udp", rx.LocalAddr().String())
 		return err
 	}))
-	defer tx.Close()
+	b.Cleanup(func() { u.tx.Close() })
+	u.d, u.stop = startDelayer(b, p.a, cfg)
+	return u
+}
 
-	d, stop := startDelayer(b, p.a, Config{Queue: queue, Delay: time.Millisecond})
-	payload := make([]byte, 100)
-	b.ResetTimer()
-	start := time.Now()
-	for range b.N {
-		_, _ = tx.Write(payload)
-	}
+func (u *udpPath) send() {
+	var payload [100]byte
+	binary.BigEndian.PutUint64(payload[:], uint64(time.Now().UnixNano()))
+	_, _ = u.tx.Write(payload[:])
+}
+
+// finish waits for n datagrams and reports rates and latency percentiles.
+func (u *udpPath) finish(b *testing.B, n int, start time.Time) {
 	_ = engines.WaitFor(context.Background(), 5*time.Second, time.Millisecond, "all datagrams", func(context.Context) error {
-		if got.Load() < int64(b.N) {
-			return fmt.Errorf("%d of %d", got.Load(), b.N)
+		if u.got.Load() < int64(n) {
+			return fmt.Errorf("%d of %d", u.got.Load(), n)
 		}
 		return nil
 	})
 	elapsed := time.Since(start)
 	b.StopTimer()
-	st := d.Stats()
-	stop()
+	st := u.d.Stats()
+	u.stop()
+	close(u.lat)
+	var lat []time.Duration
+	for l := range u.lat {
+		lat = append(lat, l)
+	}
+	slices.Sort(lat)
+	pct := func(q float64) float64 {
+		if len(lat) == 0 {
+			return -1
+		}
+		return float64(lat[int(q*float64(len(lat)-1))]) / float64(time.Millisecond)
+	}
 	b.ReportMetric(float64(st.Accepted)/elapsed.Seconds(), "delayed-pkts/s")
-	b.ReportMetric(float64(b.N-int(st.Received)), "bypassed")
-	b.ReportMetric(float64(int64(b.N)-got.Load()), "lost")
+	b.ReportMetric(float64(n-int(st.Received)), "bypassed")
+	b.ReportMetric(float64(int64(n)-u.got.Load()), "lost")
 	b.ReportMetric(float64(st.Overruns), "overruns")
+	b.ReportMetric(pct(0.5), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(pct(1), "max-ms")
+}
+
+// BenchmarkEndToEnd floods UDP datagrams from A to B as fast as one
+// sender can through a delayer (1 ms delay): the most packets per second
+// the delayer keeps up with, and whether any passed undelayed (fail-open).
+func BenchmarkEndToEnd(b *testing.B) {
+	requireLab(b)
+	u := newUDPPath(b, Config{Queue: queue, Delay: time.Millisecond}, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		u.send()
+	}
+	u.finish(b, b.N, start)
+}
+
+// BenchmarkLatencyAt5kpps sends a steady 5000 datagrams/s through a
+// 20 ms ± 0 delayer: how close to 20 ms the delivered latency stays.
+func BenchmarkLatencyAt5kpps(b *testing.B) {
+	requireLab(b)
+	u := newUDPPath(b, Config{Queue: queue, Delay: 20 * time.Millisecond}, b.N)
+	tick := time.NewTicker(2 * time.Millisecond) // 10 datagrams per tick
+	defer tick.Stop()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i += 10 {
+		<-tick.C
+		for range min(10, b.N-i) {
+			u.send()
+		}
+	}
+	u.finish(b, b.N, start)
 }
