@@ -35,6 +35,17 @@ func requireLab(t *testing.T) {
 	t.Skip("lab test needs root")
 }
 
+// labRoot is a state root the engines' own users (mysql, redis, postgres)
+// can traverse: t.TempDir's parents are private to root.
+func labRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "chaosloop-lab-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 func testLog(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -122,7 +133,7 @@ func assertGone(t *testing.T, opts local.Options, name string) {
 func TestLabFaultsAreReal(t *testing.T) {
 	requireLab(t)
 	ctx := context.Background()
-	opts := local.Options{Root: t.TempDir(), Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog(t)}
+	opts := local.Options{Root: labRoot(t), Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog(t)}
 	name := "labfaults"
 	sc := labScenario(t, name)
 	_ = local.DownByName(ctx, opts, name)
@@ -242,7 +253,7 @@ func TestDownAfterCrash(t *testing.T) {
 	sc := labScenario(t, name)
 	file := filepath.Join(dir, "crash.yaml")
 	require.NoError(t, writeScenario(file, sc))
-	root := filepath.Join(dir, "labs")
+	root := labRoot(t)
 	opts := local.Options{Root: root, Log: testLog(t)}
 
 	up := exec.Command(bin, "up", file, "--state-dir", root, "--cache-dir", filepath.Join(os.TempDir(), "chaosloop-test-cache"))
