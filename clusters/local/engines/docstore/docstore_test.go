@@ -1,0 +1,357 @@
+package docstore
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/writeconcern"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+)
+
+// requireLab skips a test that needs root or engines, but fails it when
+// CHAOSLOOP_REQUIRE_LAB=1 (CI must not pass by skipping).
+func requireLab(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
+		t.Fatalf("lab required: %s", why)
+	}
+	t.Skip(why)
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// cgroup2Root is where cgroup v2 is mounted (hybrid hosts mount it under
+// /sys/fs/cgroup/unified).
+func cgroup2Root() string {
+	f, err := os.Open("/proc/self/mounts")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fs := strings.Fields(s.Text())
+		if len(fs) >= 3 && fs[2] == "cgroup2" {
+			return fs[1]
+		}
+	}
+	return ""
+}
+
+// killCgroup SIGKILLs every process of a member at once, as a power-off
+// does, and waits until they are gone.
+func killCgroup(t *testing.T, dir string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0o644))
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		return err == nil && strings.TrimSpace(string(b)) == ""
+	}, 10*time.Second, 20*time.Millisecond, "processes of %s still alive after cgroup.kill", dir)
+}
+
+// cgroupRSS sums VmRSS of the processes in a cgroup, in MiB.
+func cgroupRSS(dir string) (int, map[string]int) {
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	total, by := 0, map[string]int{}
+	for _, pid := range strings.Fields(string(b)) {
+		comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+		st, _ := os.ReadFile("/proc/" + pid + "/status")
+		for _, l := range strings.Split(string(st), "\n") {
+			if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				kb, _ := strconv.Atoi(strings.Fields(rest)[0])
+				total += kb
+				by[strings.TrimSpace(string(comm))] += kb
+			}
+		}
+	}
+	for k, v := range by {
+		by[k] = v / 1024
+	}
+	return total / 1024, by
+}
+
+// newLab sets up a 3-member cluster on 127.0.0.41-43, each member in its
+// own cgroup, and installs the engine.
+func newLab(t *testing.T) (*Engine, *engines.Cluster) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		requireLab(t, "docstore tests need root")
+	}
+	cg := cgroup2Root()
+	if cg == "" {
+		requireLab(t, "no cgroup v2 mount")
+	}
+	log := testLogger(t)
+	e := New(log, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	if err := e.Install(ctx); err != nil {
+		if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
+			t.Fatalf("install: %v", err)
+		}
+		t.Skipf("install: %v", err)
+	}
+	// PostgreSQL runs as postgres and must reach its data dir: t.TempDir's
+	// parents are root-only.
+	base, err := os.MkdirTemp("", "docstore-test-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(base, 0o755))
+	cgBase := filepath.Join(cg, fmt.Sprintf("chaosloop-docstore-test-%d", os.Getpid()))
+	require.NoError(t, os.Mkdir(cgBase, 0o755))
+	c := &engines.Cluster{Service: "mongodb", StateDir: filepath.Join(base, "state")}
+	for i := range 3 {
+		name := fmt.Sprintf("mongodb-%d", i+1)
+		dir := filepath.Join(cgBase, name)
+		require.NoError(t, os.Mkdir(dir, 0o755))
+		c.Members = append(c.Members, engines.Member{
+			Index: i, Name: name, Node: fmt.Sprintf("n%d", i+1),
+			Addr:    netip.AddrFrom4([4]byte{127, 0, 0, byte(41 + i)}),
+			DataDir: filepath.Join(base, name, "data"), LogDir: filepath.Join(base, name, "log"),
+			Cgroup: dir,
+		})
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := e.Stop(ctx, c); err != nil {
+			t.Logf("stop: %v", err)
+		}
+		for _, m := range c.Members {
+			_ = os.WriteFile(filepath.Join(m.Cgroup, "cgroup.kill"), []byte("1"), 0o644)
+		}
+		for _, m := range c.Members {
+			deadline := time.Now().Add(10 * time.Second)
+			for os.Remove(m.Cgroup) != nil && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		if err := os.Remove(cgBase); err != nil {
+			t.Errorf("cgroup %s left behind: %v", cgBase, err)
+		}
+		if t.Failed() {
+			for _, m := range c.Members {
+				for _, f := range []string{"patroni.log", "ferretdb.log", "etcd.log"} {
+					b, _ := os.ReadFile(filepath.Join(m.LogDir, f))
+					lines := strings.Split(string(b), "\n")
+					t.Logf("--- %s %s (tail):\n%s", m.Name, f, strings.Join(lines[max(0, len(lines)-25):], "\n"))
+				}
+			}
+		}
+		require.NoError(t, os.RemoveAll(base))
+	})
+	return e, c
+}
+
+func connect(t *testing.T, uri string) *mongo.Client {
+	t.Helper()
+	opts := options.Client().ApplyURI(uri).
+		SetWriteConcern(writeconcern.Majority()).
+		SetServerSelectionTimeout(3 * time.Second).
+		SetRetryWrites(false)
+	cl, err := mongo.Connect(context.Background(), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
+	return cl
+}
+
+func leaderOf(st engines.Status) int {
+	for i, m := range st.Members {
+		if m.Role == RoleLeader && m.Up {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestDocstoreFailover(t *testing.T) {
+	e, c := newLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	v, err := e.Version(ctx)
+	require.NoError(t, err)
+	require.Contains(t, v, "FerretDB v1.24.2")
+	require.Contains(t, v, "substitutes for MongoDB")
+	t.Logf("version: %s", v)
+
+	t0 := time.Now()
+	require.NoError(t, e.Start(ctx, c))
+	t.Logf("startup: %s", time.Since(t0).Round(time.Millisecond))
+	for _, m := range c.Members {
+		total, by := cgroupRSS(m.Cgroup)
+		t.Logf("RSS %s: %d MiB %v", m.Name, total, by)
+	}
+	// Idempotent: a second Start leaves the running cluster alone.
+	require.NoError(t, e.Start(ctx, c))
+
+	st, err := e.Status(ctx, c)
+	require.NoError(t, err)
+	t.Logf("status: %+v", st)
+	require.True(t, st.Writable)
+	roles := map[string]int{}
+	for _, m := range st.Members {
+		require.True(t, m.Up, m.Name)
+		require.True(t, m.Healthy, "%s: %s", m.Name, m.Detail)
+		roles[m.Role]++
+	}
+	require.Equal(t, 1, roles[RoleLeader])
+	require.Equal(t, 1, roles[RoleSyncStandby])
+
+	require.NoError(t, e.Prepare(ctx, c, "chaos", []string{"kv", "acked"}))
+	require.NoError(t, e.Prepare(ctx, c, "chaos", []string{"kv", "acked"}))
+
+	// Write through one member's FerretDB, read through another's.
+	uris := e.Endpoints(c)
+	_, err = connect(t, uris[0]).Database("chaos").Collection("kv").InsertOne(ctx, bson.M{"_id": "k1", "v": 42})
+	require.NoError(t, err)
+	var got bson.M
+	require.NoError(t, connect(t, uris[2]).Database("chaos").Collection("kv").FindOne(ctx, bson.M{"_id": "k1"}).Decode(&got))
+	require.EqualValues(t, 42, got["v"])
+
+	// Power off the leader's whole member (etcd, Patroni, PostgreSQL,
+	// FerretDB) while a client writes through a surviving member.
+	old := leaderOf(st)
+	require.GreaterOrEqual(t, old, 0)
+	via := (old + 1) % len(c.Members)
+	coll := connect(t, uris[via]).Database("chaos").Collection("acked")
+	var (
+		mu             sync.Mutex
+		acked          []int
+		unknown        int
+		lastAckBefore  time.Time
+		firstAckAfter  time.Time
+		killedAt       time.Time
+		wctx, wcancel  = context.WithCancel(ctx)
+		writerFinished = make(chan struct{})
+	)
+	go func() {
+		defer close(writerFinished)
+		for n := 0; wctx.Err() == nil; n++ {
+			octx, ocancel := context.WithTimeout(wctx, 3*time.Second)
+			_, err := coll.InsertOne(octx, bson.M{"_id": n})
+			ocancel()
+			mu.Lock()
+			if err == nil {
+				acked = append(acked, n)
+				now := time.Now()
+				if killedAt.IsZero() {
+					lastAckBefore = now
+				} else if firstAckAfter.IsZero() {
+					firstAckAfter = now
+				}
+			} else {
+				// A failed or timed-out write may have committed:
+				// it counts as unknown, never as lost.
+				unknown++
+				time.Sleep(100 * time.Millisecond)
+			}
+			mu.Unlock()
+		}
+	}()
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) > 100 },
+		30*time.Second, 50*time.Millisecond, "writes do not go through before the kill")
+
+	mu.Lock()
+	killedAt = time.Now()
+	mu.Unlock()
+	killCgroup(t, c.Members[old].Cgroup)
+	t.Logf("killed leader %s", c.Members[old].Name)
+
+	newLeader := -1
+	require.NoError(t, engines.WaitFor(ctx, 90*time.Second, 200*time.Millisecond, "new leader", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil {
+			return err
+		}
+		if st.Members[old].Up {
+			return fmt.Errorf("killed member %s still reported up", c.Members[old].Name)
+		}
+		if l := leaderOf(st); l >= 0 && l != old {
+			newLeader = l
+			return nil
+		}
+		return fmt.Errorf("no new leader: %+v", st.Members)
+	}))
+	t.Logf("new leader %s after %s", c.Members[newLeader].Name, time.Since(killedAt).Round(time.Millisecond))
+	mu.Lock()
+	before := len(acked)
+	mu.Unlock()
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) > before+100 },
+		90*time.Second, 100*time.Millisecond, "writes do not resume after failover")
+	wcancel()
+	<-writerFinished
+	mu.Lock()
+	t.Logf("writes: %d acknowledged, %d unknown; outage (last ack before kill → first after) %s",
+		len(acked), unknown, firstAckAfter.Sub(lastAckBefore).Round(time.Millisecond))
+	ackedIDs := append([]int(nil), acked...)
+	mu.Unlock()
+
+	// Restart the old leader: it must rejoin as a replica (pg_rewind).
+	t1 := time.Now()
+	require.NoError(t, e.StartMember(ctx, c, old))
+	require.NoError(t, engines.WaitFor(ctx, 3*time.Minute, 500*time.Millisecond, "old leader rejoins", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil {
+			return err
+		}
+		m := st.Members[old]
+		if !m.Up || !m.Healthy || (m.Role != RoleReplica && m.Role != RoleSyncStandby) {
+			return fmt.Errorf("%+v", m)
+		}
+		if !st.Writable {
+			return errors.New("not writable")
+		}
+		return nil
+	}))
+	t.Logf("old leader %s rejoined after %s", c.Members[old].Name, time.Since(t1).Round(time.Millisecond))
+	plog, _ := os.ReadFile(filepath.Join(c.Members[old].LogDir, "patroni.log"))
+	t.Logf("old leader's log mentions pg_rewind: %v", strings.Contains(string(plog), "rewind"))
+
+	// Every acknowledged write is there, read through the rejoined
+	// member's FerretDB (a fresh instance).
+	cur, err := connect(t, uris[old]).Database("chaos").Collection("acked").Find(ctx, bson.M{})
+	require.NoError(t, err)
+	present := map[int]bool{}
+	for cur.Next(ctx) {
+		var d struct {
+			ID int `bson:"_id"`
+		}
+		require.NoError(t, cur.Decode(&d))
+		present[d.ID] = true
+	}
+	require.NoError(t, cur.Err())
+	var lost []int
+	for _, id := range ackedIDs {
+		if !present[id] {
+			lost = append(lost, id)
+		}
+	}
+	t.Logf("read back %d documents; %d acknowledged writes lost", len(present), len(lost))
+	require.Empty(t, lost, "acknowledged writes lost")
+	require.GreaterOrEqual(t, len(present), len(ackedIDs))
+}
