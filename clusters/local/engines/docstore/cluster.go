@@ -164,9 +164,9 @@ func (e *Engine) startPatroni(c *engines.Cluster, i int) error {
 	return e.start(c, proc.Spec{
 		Name: procName(m, "patroni"), NetNS: m.NetNS, Cgroup: m.Cgroup, User: "postgres",
 		Path: "patroni", Args: []string{p.patroniYAML},
-		Env:  []string{"HOME=/var/lib/postgresql", "PGPASSFILE=" + p.pgpass},
-		Dir:  m.DataDir,
-		Log:  p.patroniLog,
+		Env: []string{"HOME=/var/lib/postgresql", "PGPASSFILE=" + p.pgpass},
+		Dir: m.DataDir,
+		Log: p.patroniLog,
 	})
 }
 
@@ -318,7 +318,7 @@ func patroniGet[T any](ctx context.Context, m engines.Member, path string) (*T, 
 }
 
 func (e *Engine) waitLeaderAndSync(ctx context.Context, c *engines.Cluster) error {
-	return engines.WaitFor(ctx, startTimeout, 300*time.Millisecond, c.Service+": Patroni leader and sync standby",
+	return engines.WaitFor(ctx, startTimeout, 300*time.Millisecond, c.Service+": Patroni leader, sync standby, all members running",
 		func(ctx context.Context) error {
 			var last error
 			for _, m := range c.Members {
@@ -328,11 +328,18 @@ func (e *Engine) waitLeaderAndSync(ctx context.Context, c *engines.Cluster) erro
 					continue
 				}
 				var leader, sync bool
+				up := 0
 				for _, cm := range cl.Members {
-					leader = leader || (cm.Role == RoleLeader && cm.State == "running")
-					sync = sync || (cm.Role == RoleSyncStandby && (cm.State == "running" || cm.State == "streaming"))
+					running := cm.State == "running" || cm.State == "streaming"
+					leader = leader || (cm.Role == RoleLeader && running)
+					sync = sync || (cm.Role == RoleSyncStandby && running)
+					if running {
+						up++
+					}
 				}
-				if leader && sync {
+				// Every member, not only the two a commit needs: a
+				// scenario starts from a whole cluster.
+				if leader && sync && up == len(c.Members) {
 					return nil
 				}
 				last = fmt.Errorf("cluster as seen by %s: %+v", m.Name, cl.Members)
@@ -452,17 +459,22 @@ func (e *Engine) connect(ctx context.Context, c *engines.Cluster, i int) (*mongo
 	return mongo.Connect(ctx, opts)
 }
 
-// Prepare creates collections through one FerretDB before any traffic:
-// each FerretDB caches collection metadata, and two creating the same
-// collection concurrently fail with SQLSTATE 42P07.
+// Prepare creates collections through one FerretDB before any traffic,
+// then restarts the other running FerretDBs. Each FerretDB loads collection
+// metadata once, on its first backend use (Start's ping), and never again:
+// one that did not create a collection does not see it (reads come back
+// empty) and inserting creates its table again (SQLSTATE 42P07). So
+// collections must not be created through the service during traffic.
 func (e *Engine) Prepare(ctx context.Context, c *engines.Cluster, db string, collections []string) error {
 	var cl *mongo.Client
 	var err error
+	used := -1
 	for i := range c.Members {
 		if err = e.ping(ctx, c, i); err != nil {
 			continue
 		}
 		if cl, err = e.connect(ctx, c, i); err == nil {
+			used = i
 			break
 		}
 	}
@@ -474,6 +486,7 @@ func (e *Engine) Prepare(ctx context.Context, c *engines.Cluster, db string, col
 	if err != nil {
 		return fmt.Errorf("docstore prepare: list collections: %w", err)
 	}
+	created := false
 	for _, coll := range collections {
 		if contains(have, coll) {
 			continue
@@ -485,7 +498,28 @@ func (e *Engine) Prepare(ctx context.Context, c *engines.Cluster, db string, col
 			}
 			return fmt.Errorf("docstore prepare: create %s.%s: %w", db, coll, err)
 		}
+		created = true
 	}
+	if !created {
+		return nil
+	}
+	for i, m := range c.Members {
+		name := procName(m, "ferretdb")
+		if i == used || !running(c, name) {
+			continue
+		}
+		if err := stopProc(ctx, c, name, 10*time.Second); err != nil {
+			return err
+		}
+		if err := e.startFerretDB(c, i); err != nil {
+			return err
+		}
+		if err := engines.WaitFor(ctx, time.Minute, 100*time.Millisecond, m.Name+" FerretDB ping",
+			func(ctx context.Context) error { return e.ping(ctx, c, i) }); err != nil {
+			return err
+		}
+	}
+	e.log.Info("docstore collections created; other FerretDBs restarted to load them", "db", db, "via", c.Members[used].Name)
 	return nil
 }
 

@@ -109,13 +109,13 @@ func patroniConfig(c *engines.Cluster, i int) ([]byte, error) {
 		},
 		"bootstrap": map[string]any{
 			"dcs": map[string]any{
-				"ttl":                       10,
-				"loop_wait":                 2,
-				"retry_timeout":             3,
-				"maximum_lag_on_failover":   1 << 20,
-				"synchronous_mode":          true,
-				"synchronous_mode_strict":   true,
-				"synchronous_node_count":    1,
+				"ttl":                     10,
+				"loop_wait":               2,
+				"retry_timeout":           3,
+				"maximum_lag_on_failover": 1 << 20,
+				"synchronous_mode":        true,
+				"synchronous_mode_strict": true,
+				"synchronous_node_count":  1,
 				"postgresql": map[string]any{
 					"use_pg_rewind": true,
 					"use_slots":     true,
@@ -144,6 +144,9 @@ func patroniConfig(c *engines.Cluster, i int) ([]byte, error) {
 			"bin_dir":         pgBinDir,
 			"pgpass":          p.pgpass,
 			"pg_hba":          hba,
+			// A replica clones with pg_basebackup, whose default spread
+			// checkpoint made the first start take ~2 minutes.
+			"basebackup": []any{map[string]any{"checkpoint": "fast"}},
 			"authentication": map[string]any{
 				"superuser":   map[string]any{"username": "postgres", "password": password(c, "postgres")},
 				"replication": map[string]any{"username": replUser, "password": password(c, "replication")},
@@ -155,7 +158,7 @@ func patroniConfig(c *engines.Cluster, i int) ([]byte, error) {
 			},
 			// A rejoining old leader whose rewind fails re-clones instead
 			// of staying out of the cluster.
-			"remove_data_directory_on_rewind_failure":    true,
+			"remove_data_directory_on_rewind_failure":     true,
 			"remove_data_directory_on_diverged_timelines": true,
 		},
 		"tags": map[string]any{

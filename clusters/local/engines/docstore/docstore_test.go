@@ -72,6 +72,10 @@ func killCgroup(t *testing.T, dir string) {
 		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 		return err == nil && strings.TrimSpace(string(b)) == ""
 	}, 10*time.Second, 20*time.Millisecond, "processes of %s still alive after cgroup.kill", dir)
+	// On this kernel a cgroup keeps killing every process that enters it
+	// after cgroup.kill; a fresh directory lets the member start again.
+	require.NoError(t, os.Remove(dir))
+	require.NoError(t, os.Mkdir(dir, 0o755))
 }
 
 // cgroupRSS sums VmRSS of the processes in a cgroup, in MiB.
@@ -154,6 +158,15 @@ func newLab(t *testing.T) (*Engine, *engines.Cluster) {
 			t.Errorf("cgroup %s left behind: %v", cgBase, err)
 		}
 		if t.Failed() {
+			// Keep the logs for a post-mortem; the data goes.
+			keep := filepath.Join(os.TempDir(), fmt.Sprintf("docstore-failed-%d", time.Now().Unix()))
+			for _, m := range c.Members {
+				_ = os.MkdirAll(keep, 0o755)
+				_ = os.Rename(m.LogDir, filepath.Join(keep, m.Name))
+			}
+			t.Logf("logs kept in %s", keep)
+		}
+		if false {
 			for _, m := range c.Members {
 				for _, f := range []string{"patroni.log", "ferretdb.log", "etcd.log"} {
 					b, _ := os.ReadFile(filepath.Join(m.LogDir, f))
