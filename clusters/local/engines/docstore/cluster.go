@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +50,14 @@ func (e *Engine) Endpoints(c *engines.Cluster) []string {
 func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	if len(c.Members) == 0 {
 		return errors.New("docstore: no members")
+	}
+	seen := map[netip.Addr]string{}
+	for _, m := range c.Members {
+		// Every member uses the same ports on its own address.
+		if o, dup := seen[m.Addr]; dup {
+			return fmt.Errorf("docstore: members %s and %s share address %s", o, m.Name, m.Addr)
+		}
+		seen[m.Addr] = m.Name
 	}
 	t0 := time.Now()
 	for i := range c.Members {
@@ -423,7 +433,8 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 		st.Members[i] = ms
 	}
 	// synchronous_mode_strict: with no sync standby, commits wait forever.
-	st.Writable = leaderIdx >= 0 && hasSync && ferretUp[leaderIdx]
+	// Any running FerretDB reaches the leader (target_session_attrs).
+	st.Writable = leaderIdx >= 0 && hasSync && slices.Contains(ferretUp, true)
 	return st, nil
 }
 
@@ -488,7 +499,7 @@ func (e *Engine) Prepare(ctx context.Context, c *engines.Cluster, db string, col
 	}
 	created := false
 	for _, coll := range collections {
-		if contains(have, coll) {
+		if slices.Contains(have, coll) {
 			continue
 		}
 		if err := cl.Database(db).CreateCollection(ctx, coll); err != nil {
@@ -521,15 +532,6 @@ func (e *Engine) Prepare(ctx context.Context, c *engines.Cluster, db string, col
 	}
 	e.log.Info("docstore collections created; other FerretDBs restarted to load them", "db", db, "via", c.Members[used].Name)
 	return nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // netDialer is a dialer that connects from inside a member's namespace.
