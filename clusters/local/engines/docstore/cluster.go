@@ -365,22 +365,26 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 	clusters := make([]*patroniCluster, len(c.Members))
 	ferretUp := make([]bool, len(c.Members))
 	var wg sync.WaitGroup
+	// All probes at once: a partitioned member costs one timeout (1 s), not
+	// one per probe and member.
 	for i, m := range c.Members {
-		wg.Go(func() {
-			nodes[i], _ = patroniGet[patroniNode](ctx, m, "/patroni")
-			clusters[i], _ = patroniGet[patroniCluster](ctx, m, "/cluster")
-			ferretUp[i] = dial(ctx, m, FerretDBPort) == nil
-		})
+		wg.Go(func() { nodes[i], _ = patroniGet[patroniNode](ctx, m, "/patroni") })
+		wg.Go(func() { clusters[i], _ = patroniGet[patroniCluster](ctx, m, "/cluster") })
+		wg.Go(func() { ferretUp[i] = dial(ctx, m, FerretDBPort) == nil })
 	}
 	wg.Wait()
-	// The DCS view from the member that is leader by its own account is
-	// the authoritative one; otherwise any member's.
+	// The DCS view of the member that is primary by its own account is the
+	// authoritative one, and of two such (an isolated old leader not yet
+	// demoted, and the new one) the newer timeline's; otherwise any view.
 	var view *patroniCluster
+	viewTL := -1
 	for i, n := range nodes {
 		if clusters[i] == nil {
 			continue
 		}
-		if view == nil || (n != nil && (n.Role == "master" || n.Role == "primary")) {
+		if n != nil && (n.Role == "master" || n.Role == "primary") && n.Timeline > viewTL {
+			view, viewTL = clusters[i], n.Timeline
+		} else if view == nil {
 			view = clusters[i]
 		}
 	}

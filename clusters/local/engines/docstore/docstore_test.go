@@ -79,15 +79,17 @@ func killCgroup(t *testing.T, dir string) {
 	require.NoError(t, os.Mkdir(dir, 0o755))
 }
 
-// cgroupRSS sums VmRSS of the processes in a cgroup, in MiB.
+// cgroupRSS sums the proportional set size (RSS with shared pages split
+// among their users, so PostgreSQL's shared buffers count once) of the
+// processes in a cgroup, in MiB.
 func cgroupRSS(dir string) (int, map[string]int) {
 	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 	total, by := 0, map[string]int{}
 	for _, pid := range strings.Fields(string(b)) {
 		comm, _ := os.ReadFile("/proc/" + pid + "/comm")
-		st, _ := os.ReadFile("/proc/" + pid + "/status")
+		st, _ := os.ReadFile("/proc/" + pid + "/smaps_rollup")
 		for _, l := range strings.Split(string(st), "\n") {
-			if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			if rest, ok := strings.CutPrefix(l, "Pss:"); ok {
 				kb, _ := strconv.Atoi(strings.Fields(rest)[0])
 				total += kb
 				by[strings.TrimSpace(string(comm))] += kb
@@ -258,14 +260,15 @@ func TestDocstoreFailover(t *testing.T) {
 	t.Logf("startup: %s", time.Since(t0).Round(time.Millisecond))
 	for _, m := range c.Members {
 		total, by := cgroupRSS(m.Cgroup)
-		t.Logf("RSS %s: %d MiB %v", m.Name, total, by)
+		t.Logf("memory (PSS) %s: %d MiB %v", m.Name, total, by)
 	}
 	// Idempotent: a second Start leaves the running cluster alone.
 	require.NoError(t, e.Start(ctx, c))
 
+	t1 := time.Now()
 	st, err := e.Status(ctx, c)
 	require.NoError(t, err)
-	t.Logf("status: %+v", st)
+	t.Logf("status (took %s): %+v", time.Since(t1).Round(time.Microsecond), st)
 	require.True(t, st.Writable)
 	roles := map[string]int{}
 	for _, m := range st.Members {
@@ -291,46 +294,12 @@ func TestDocstoreFailover(t *testing.T) {
 	old := leaderOf(st)
 	require.GreaterOrEqual(t, old, 0)
 	via := (old + 1) % len(c.Members)
-	coll := connect(t, e, c, via).Database("chaos").Collection("acked")
-	var (
-		mu             sync.Mutex
-		acked          []int
-		unknown        int
-		lastAck        time.Time
-		maxGap         time.Duration
-		killedAt       time.Time
-		wctx, wcancel  = context.WithCancel(ctx)
-		writerFinished = make(chan struct{})
-	)
-	go func() {
-		defer close(writerFinished)
-		for n := 0; wctx.Err() == nil; n++ {
-			octx, ocancel := context.WithTimeout(wctx, 3*time.Second)
-			_, err := coll.InsertOne(octx, bson.M{"_id": n})
-			ocancel()
-			mu.Lock()
-			if err == nil {
-				acked = append(acked, n)
-				now := time.Now()
-				if !lastAck.IsZero() && now.Sub(lastAck) > maxGap {
-					maxGap = now.Sub(lastAck)
-				}
-				lastAck = now
-			} else {
-				// A failed or timed-out write may have committed:
-				// it counts as unknown, never as lost.
-				unknown++
-				time.Sleep(100 * time.Millisecond)
-			}
-			mu.Unlock()
-		}
-	}()
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) > 100 },
+	w := startWriter(ctx, connect(t, e, c, via).Database("chaos").Collection("acked"), 0)
+	t.Cleanup(w.stop)
+	require.Eventually(t, func() bool { return w.count() > 100 },
 		30*time.Second, 50*time.Millisecond, "writes do not go through before the kill")
 
-	mu.Lock()
-	killedAt = time.Now()
-	mu.Unlock()
+	killedAt := time.Now()
 	killCgroup(t, c.Members[old].Cgroup)
 	t.Logf("killed leader %s", c.Members[old].Name)
 
@@ -350,21 +319,16 @@ func TestDocstoreFailover(t *testing.T) {
 		return fmt.Errorf("no new leader: %+v", st.Members)
 	}))
 	t.Logf("new leader %s after %s", c.Members[newLeader].Name, time.Since(killedAt).Round(time.Millisecond))
-	mu.Lock()
-	before := len(acked)
-	mu.Unlock()
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) > before+100 },
+	before := w.count()
+	require.Eventually(t, func() bool { return w.count() > before+100 },
 		90*time.Second, 100*time.Millisecond, "writes do not resume after failover")
-	wcancel()
-	<-writerFinished
-	mu.Lock()
+	w.stop()
+	ackedIDs, unknown, maxGap := w.result()
 	t.Logf("writes: %d acknowledged, %d unknown (failed or timed out); write outage (longest gap between acks) %s",
-		len(acked), unknown, maxGap.Round(time.Millisecond))
-	ackedIDs := append([]int(nil), acked...)
-	mu.Unlock()
+		len(ackedIDs), unknown, maxGap.Round(time.Millisecond))
 
 	// Restart the old leader: it must rejoin as a replica (pg_rewind).
-	t1 := time.Now()
+	t1 = time.Now()
 	require.NoError(t, e.StartMember(ctx, c, old))
 	require.NoError(t, engines.WaitFor(ctx, 3*time.Minute, 500*time.Millisecond, "old leader rejoins", func(ctx context.Context) error {
 		st, err := e.Status(ctx, c)
@@ -390,7 +354,13 @@ func TestDocstoreFailover(t *testing.T) {
 
 	// Every acknowledged write is there, read through the rejoined
 	// member's FerretDB (a fresh instance).
-	cur, err := connect(t, e, c, old).Database("chaos").Collection("acked").Find(ctx, bson.M{})
+	requireAllThere(t, ctx, connect(t, e, c, old).Database("chaos").Collection("acked"), ackedIDs)
+}
+
+// requireAllThere fails if any acknowledged _id is missing from coll.
+func requireAllThere(t *testing.T, ctx context.Context, coll *mongo.Collection, ackedIDs []int) {
+	t.Helper()
+	cur, err := coll.Find(ctx, bson.M{})
 	require.NoError(t, err)
 	present := map[int]bool{}
 	for cur.Next(ctx) {
@@ -407,9 +377,68 @@ func TestDocstoreFailover(t *testing.T) {
 			lost = append(lost, id)
 		}
 	}
-	t.Logf("read back %d documents; %d acknowledged writes lost", len(present), len(lost))
+	t.Logf("read back %d documents; %d of %d acknowledged writes lost", len(present), len(lost), len(ackedIDs))
 	require.Empty(t, lost, "acknowledged writes lost")
-	require.GreaterOrEqual(t, len(present), len(ackedIDs))
+}
+
+// writer inserts {_id: base+n} for n = 0, 1, ... one at a time and records
+// which inserts were acknowledged.
+type writer struct {
+	mu      sync.Mutex
+	acked   []int
+	unknown int
+	lastAck time.Time
+	maxGap  time.Duration
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func startWriter(ctx context.Context, coll *mongo.Collection, base int) *writer {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &writer{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for n := base; ctx.Err() == nil; n++ {
+			octx, ocancel := context.WithTimeout(ctx, 3*time.Second)
+			_, err := coll.InsertOne(octx, bson.M{"_id": n})
+			ocancel()
+			w.mu.Lock()
+			if err == nil {
+				w.acked = append(w.acked, n)
+				now := time.Now()
+				if !w.lastAck.IsZero() && now.Sub(w.lastAck) > w.maxGap {
+					w.maxGap = now.Sub(w.lastAck)
+				}
+				w.lastAck = now
+			} else {
+				// A failed or timed-out write may have committed:
+				// it counts as unknown, never as lost.
+				w.unknown++
+			}
+			w.mu.Unlock()
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *writer) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+func (w *writer) stop() {
+	w.cancel()
+	<-w.done
+}
+
+func (w *writer) result() ([]int, int, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]int(nil), w.acked...), w.unknown, w.maxGap
 }
 
 // TestDocstoreNetns runs the members in their own network namespaces, as the
@@ -477,4 +506,94 @@ func TestPatroniConfig(t *testing.T) {
 		require.Contains(t, y, want)
 	}
 	require.Equal(t, "postgres://ferretdb:chaosloop-mongodb-ferretdb@198.18.0.1:5432,198.18.0.2:5432,198.18.0.3:5432/ferretdb?target_session_attrs=read-write&connect_timeout=3", FerretDBURL(c))
+}
+
+// TestDocstorePartition cuts the leader's host off the network while one
+// client writes through the isolated member's FerretDB and another through
+// a member on the majority side: a new leader takes over, the isolated old
+// leader must not acknowledge writes that are later lost, and after healing
+// it rejoins.
+func TestDocstorePartition(t *testing.T) {
+	e, c := newLab(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	require.NoError(t, e.Start(ctx, c))
+	require.NoError(t, e.Prepare(ctx, c, "chaos", []string{"acked"}))
+	st, err := e.Status(ctx, c)
+	require.NoError(t, err)
+	old := leaderOf(st)
+	require.GreaterOrEqual(t, old, 0)
+	other := (old + 1) % len(c.Members)
+
+	isolated := startWriter(ctx, connect(t, e, c, old).Database("chaos").Collection("acked"), 1_000_000)
+	t.Cleanup(isolated.stop)
+	majority := startWriter(ctx, connect(t, e, c, other).Database("chaos").Collection("acked"), 0)
+	t.Cleanup(majority.stop)
+	require.Eventually(t, func() bool { return isolated.count() > 50 && majority.count() > 50 },
+		30*time.Second, 50*time.Millisecond, "writes do not go through before the partition")
+
+	// Cut on the switch side (lab-facts: downing the host's own interface
+	// loses its routes).
+	sw := strings.TrimSuffix(c.Members[0].NetNS, "-h1") + "-sw"
+	port := fmt.Sprintf("p%d", old+1)
+	link := func(state string) {
+		out, err := exec.Command("ip", "-n", sw, "link", "set", port, state).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	cutAt := time.Now()
+	link("down")
+	healed := false
+	t.Cleanup(func() {
+		if !healed {
+			link("up")
+		}
+	})
+	t.Logf("partitioned leader %s", c.Members[old].Name)
+
+	newLeader := -1
+	require.NoError(t, engines.WaitFor(ctx, 90*time.Second, 300*time.Millisecond, "new leader on the majority side", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil {
+			return err
+		}
+		for i, m := range st.Members {
+			if i != old && m.Role == RoleLeader && m.Up {
+				newLeader = i
+				return nil
+			}
+		}
+		return fmt.Errorf("%+v", st.Members)
+	}))
+	t.Logf("new leader %s after %s", c.Members[newLeader].Name, time.Since(cutAt).Round(time.Millisecond))
+	before := majority.count()
+	require.Eventually(t, func() bool { return majority.count() > before+100 },
+		90*time.Second, 100*time.Millisecond, "majority-side writes do not resume")
+	isoBefore := isolated.count()
+	time.Sleep(3 * time.Second)
+	// The isolated old leader has no synchronous standby: it must not
+	// acknowledge anything once the new leader is in place.
+	t.Logf("isolated side acknowledged %d writes in 3 s after the new leader was elected", isolated.count()-isoBefore)
+
+	link("up")
+	healed = true
+	t1 := time.Now()
+	require.NoError(t, engines.WaitFor(ctx, 3*time.Minute, 500*time.Millisecond, "old leader rejoins", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil {
+			return err
+		}
+		m := st.Members[old]
+		if !m.Up || !m.Healthy || (m.Role != RoleReplica && m.Role != RoleSyncStandby) || !st.Writable {
+			return fmt.Errorf("%+v", st.Members)
+		}
+		return nil
+	}))
+	t.Logf("old leader %s rejoined %s after healing", c.Members[old].Name, time.Since(t1).Round(time.Millisecond))
+	isolated.stop()
+	majority.stop()
+	isoAcked, isoUnknown, isoGap := isolated.result()
+	majAcked, majUnknown, majGap := majority.result()
+	t.Logf("isolated-side client: %d acknowledged, %d unknown, longest gap %s", len(isoAcked), isoUnknown, isoGap.Round(time.Millisecond))
+	t.Logf("majority-side client: %d acknowledged, %d unknown, longest gap %s", len(majAcked), majUnknown, majGap.Round(time.Millisecond))
+	requireAllThere(t, ctx, connect(t, e, c, newLeader).Database("chaos").Collection("acked"), append(isoAcked, majAcked...))
 }
