@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -44,9 +43,9 @@ func (e *Engine) Endpoints(c *engines.Cluster) []string {
 	return out
 }
 
-// Start starts every member and returns once Patroni has a leader and a
-// synchronous standby and every FerretDB answers ping. Processes already
-// running are left alone.
+// Start starts every member and returns once Patroni has a leader, a
+// synchronous standby and every member running, and every FerretDB answers
+// ping. Processes already running are left alone.
 func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	if len(c.Members) == 0 {
 		return errors.New("docstore: no members")
@@ -445,7 +444,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 func dial(ctx context.Context, m engines.Member, port int) error {
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	conn, err := dialer(m).DialContext(ctx, "tcp", hostPort(m.Addr, port))
+	conn, err := Dialer(m).DialContext(ctx, "tcp", hostPort(m.Addr, port))
 	if err != nil {
 		return err
 	}
@@ -468,9 +467,7 @@ func (e *Engine) ping(ctx context.Context, c *engines.Cluster, i int) error {
 func (e *Engine) connect(ctx context.Context, c *engines.Cluster, i int) (*mongo.Client, error) {
 	opts := options.Client().ApplyURI(e.Endpoints(c)[i]).
 		SetServerSelectionTimeout(3 * time.Second).SetConnectTimeout(2 * time.Second)
-	if d := dialer(c.Members[i]); d != nil && c.Members[i].NetNS != "" {
-		opts.SetDialer(d)
-	}
+	opts.SetDialer(Dialer(c.Members[i]))
 	return mongo.Connect(ctx, opts)
 }
 
@@ -536,9 +533,4 @@ func (e *Engine) Prepare(ctx context.Context, c *engines.Cluster, db string, col
 	}
 	e.log.Info("docstore collections created; other FerretDBs restarted to load them", "db", db, "via", c.Members[used].Name)
 	return nil
-}
-
-// netDialer is a dialer that connects from inside a member's namespace.
-type netDialer interface {
-	DialContext(ctx context.Context, network, address string) (net.Conn, error)
 }

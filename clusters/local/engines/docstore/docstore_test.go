@@ -75,7 +75,9 @@ func killCgroup(t *testing.T, dir string) {
 	}, 10*time.Second, 20*time.Millisecond, "processes of %s still alive after cgroup.kill", dir)
 	// On this kernel a cgroup keeps killing every process that enters it
 	// after cgroup.kill; a fresh directory lets the member start again.
-	require.NoError(t, os.Remove(dir))
+	// rmdir can be EBUSY for a moment after cgroup.procs empties.
+	require.Eventually(t, func() bool { return os.Remove(dir) == nil }, 10*time.Second, 20*time.Millisecond,
+		"cannot remove cgroup %s", dir)
 	require.NoError(t, os.Mkdir(dir, 0o755))
 }
 
@@ -228,7 +230,7 @@ func connect(t *testing.T, e *Engine, c *engines.Cluster, i int) *mongo.Client {
 		SetWriteConcern(writeconcern.Majority()).
 		SetServerSelectionTimeout(3 * time.Second).
 		SetRetryWrites(false).
-		SetDialer(dialer(c.Members[i]))
+		SetDialer(Dialer(c.Members[i]))
 	cl, err := mongo.Connect(context.Background(), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })

@@ -14,10 +14,16 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 )
 
-// dialer connects to a member from where its own clients would: inside the
+// ContextDialer is what net.Dialer, the mongo driver and http.Transport use.
+type ContextDialer interface {
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Dialer connects to a member from where its own clients would: inside the
 // member's network namespace when it has one (the lab's addresses need not
-// be routed from chaosloop's namespace).
-func dialer(m engines.Member) netDialer {
+// be routed from chaosloop's namespace). Use it with the mongo driver's
+// options.Client().SetDialer.
+func Dialer(m engines.Member) ContextDialer {
 	if m.NetNS == "" {
 		return &net.Dialer{}
 	}
@@ -70,7 +76,7 @@ func (d nsDialer) DialContext(ctx context.Context, network, address string) (net
 
 func httpClient(m engines.Member) *http.Client {
 	return &http.Client{Transport: &http.Transport{
-		DialContext:       dialer(m).DialContext,
+		DialContext:       Dialer(m).DialContext,
 		DisableKeepAlives: true,
 	}}
 }
