@@ -1,0 +1,536 @@
+package docstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
+)
+
+// Roles reported in MemberStatus.Role (Patroni's own names).
+const (
+	RoleLeader      = "leader"
+	RoleSyncStandby = "sync_standby"
+	RoleReplica     = "replica"
+)
+
+const startTimeout = 3 * time.Minute
+
+func procName(m engines.Member, what string) string { return m.Name + "." + what }
+
+// Endpoints are mongodb:// URIs of the members' FerretDBs. FerretDB is not a
+// replica set, so each URI connects directly to one instance.
+func (e *Engine) Endpoints(c *engines.Cluster) []string {
+	out := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		out[i] = fmt.Sprintf("mongodb://%s/?directConnection=true", hostPort(m.Addr, FerretDBPort))
+	}
+	return out
+}
+
+// Start starts every member and returns once Patroni has a leader, a
+// synchronous standby and every member running, and every FerretDB answers
+// ping. Processes already running are left alone.
+func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
+	if len(c.Members) == 0 {
+		return errors.New("docstore: no members")
+	}
+	seen := map[netip.Addr]string{}
+	for _, m := range c.Members {
+		// Every member uses the same ports on its own address.
+		if o, dup := seen[m.Addr]; dup {
+			return fmt.Errorf("docstore: members %s and %s share address %s", o, m.Name, m.Addr)
+		}
+		seen[m.Addr] = m.Name
+	}
+	t0 := time.Now()
+	for i := range c.Members {
+		if err := prepareMember(c, i); err != nil {
+			return err
+		}
+	}
+	// etcd members wait for one another, so all start before any check.
+	for i := range c.Members {
+		if err := e.startEtcd(c, i); err != nil {
+			return err
+		}
+	}
+	for i := range c.Members {
+		if err := e.startPatroni(c, i); err != nil {
+			return err
+		}
+	}
+	if err := e.waitLeaderAndSync(ctx, c); err != nil {
+		return err
+	}
+	tPG := time.Now()
+	for i := range c.Members {
+		if err := e.startFerretDB(c, i); err != nil {
+			return err
+		}
+	}
+	for i := range c.Members {
+		if err := engines.WaitFor(ctx, time.Minute, 200*time.Millisecond, c.Members[i].Name+" FerretDB ping",
+			func(ctx context.Context) error { return e.ping(ctx, c, i) }); err != nil {
+			return err
+		}
+	}
+	e.log.Info("docstore up", "service", c.Service, "members", len(c.Members),
+		"patroni", tPG.Sub(t0).Round(time.Millisecond), "total", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// StartMember starts member i's etcd, Patroni and FerretDB (those not
+// running) and waits until its Patroni API and FerretDB listener answer. It
+// does not wait for the member to catch up: Status shows that.
+func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) error {
+	if i < 0 || i >= len(c.Members) {
+		return fmt.Errorf("docstore: no member %d", i)
+	}
+	if err := prepareMember(c, i); err != nil {
+		return err
+	}
+	if err := e.startEtcd(c, i); err != nil {
+		return err
+	}
+	if err := e.startPatroni(c, i); err != nil {
+		return err
+	}
+	if err := e.startFerretDB(c, i); err != nil {
+		return err
+	}
+	m := c.Members[i]
+	return engines.WaitFor(ctx, time.Minute, 200*time.Millisecond, m.Name+" Patroni API and FerretDB listener",
+		func(ctx context.Context) error {
+			if _, err := patroniGet[patroniNode](ctx, m, "/patroni"); err != nil {
+				return err
+			}
+			return dial(ctx, m, FerretDBPort)
+		})
+}
+
+func running(c *engines.Cluster, name string) bool {
+	r, err := proc.Load(c.StateDir, name)
+	return err == nil && r.Alive()
+}
+
+func (e *Engine) start(c *engines.Cluster, spec proc.Spec) error {
+	if running(c, spec.Name) {
+		return nil
+	}
+	r, err := proc.Start(c.StateDir, spec)
+	if err != nil {
+		return err
+	}
+	e.log.Debug("started", "process", spec.Name, "pid", r.PID)
+	return nil
+}
+
+func (e *Engine) startEtcd(c *engines.Cluster, i int) error {
+	m := c.Members[i]
+	p := memberPaths(m)
+	peers := make([]string, len(c.Members))
+	for j, o := range c.Members {
+		peers[j] = o.Name + "=http://" + hostPort(o.Addr, EtcdPeerPort)
+	}
+	client := "http://" + hostPort(m.Addr, EtcdClientPort)
+	peer := "http://" + hostPort(m.Addr, EtcdPeerPort)
+	return e.start(c, proc.Spec{
+		Name: procName(m, "etcd"), NetNS: m.NetNS, Cgroup: m.Cgroup,
+		Path: "etcd",
+		Args: []string{
+			"--name", m.Name, "--data-dir", p.etcd,
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			// Ignored once the data dir exists (restarts rejoin).
+			"--initial-cluster", strings.Join(peers, ","),
+			"--initial-cluster-state", "new", "--initial-cluster-token", c.Service,
+			// Patroni's `etcd:` store speaks the v2 API.
+			"--enable-v2=true",
+		},
+		Log: p.etcdLog,
+	})
+}
+
+func (e *Engine) startPatroni(c *engines.Cluster, i int) error {
+	m := c.Members[i]
+	p := memberPaths(m)
+	return e.start(c, proc.Spec{
+		Name: procName(m, "patroni"), NetNS: m.NetNS, Cgroup: m.Cgroup, User: "postgres",
+		Path: "patroni", Args: []string{p.patroniYAML},
+		Env: []string{"HOME=/var/lib/postgresql", "PGPASSFILE=" + p.pgpass},
+		Dir: m.DataDir,
+		Log: p.patroniLog,
+	})
+}
+
+func (e *Engine) startFerretDB(c *engines.Cluster, i int) error {
+	bin := e.FerretDBPath()
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("FerretDB is not built (run Install): %w", err)
+	}
+	m := c.Members[i]
+	p := memberPaths(m)
+	return e.start(c, proc.Spec{
+		Name: procName(m, "ferretdb"), NetNS: m.NetNS, Cgroup: m.Cgroup,
+		Path: bin,
+		Args: []string{
+			"--handler=postgresql",
+			"--postgresql-url=" + FerretDBURL(c),
+			"--listen-addr=" + hostPort(m.Addr, FerretDBPort),
+			"--debug-addr=" + hostPort(m.Addr, ferretDebugPort),
+			"--state-dir=" + p.ferret,
+			"--telemetry=disable",
+			"--log-format=text",
+		},
+		Dir: p.ferret,
+		Log: p.ferrLog,
+	})
+}
+
+// StopMember stops member i: FerretDB, then Patroni (which shuts its
+// PostgreSQL down, handing leadership over), then etcd.
+func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
+	if i < 0 || i >= len(c.Members) {
+		return fmt.Errorf("docstore: no member %d", i)
+	}
+	m := c.Members[i]
+	var errs []error
+	for _, what := range []string{"ferretdb", "patroni"} {
+		errs = append(errs, stopProc(ctx, c, procName(m, what), 30*time.Second))
+	}
+	// PostgreSQL outlives a Patroni that was SIGKILLed (no cgroup to kill
+	// it with): stop it through its own data dir, never by a guessed PID.
+	errs = append(errs, stopPostgres(ctx, m))
+	errs = append(errs, stopProc(ctx, c, procName(m, "etcd"), 10*time.Second))
+	return errors.Join(errs...)
+}
+
+// Stop stops every member; the last one standing goes last so that the
+// others do not fail over in between more than needed.
+func (e *Engine) Stop(ctx context.Context, c *engines.Cluster) error {
+	var errs []error
+	for i := len(c.Members) - 1; i >= 0; i-- {
+		errs = append(errs, e.StopMember(ctx, c, i))
+	}
+	return errors.Join(errs...)
+}
+
+func stopProc(ctx context.Context, c *engines.Cluster, name string, grace time.Duration) error {
+	r, err := proc.Load(c.StateDir, name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.Stop(ctx, grace); err != nil {
+		return err
+	}
+	return proc.Forget(c.StateDir, name)
+}
+
+func stopPostgres(ctx context.Context, m engines.Member) error {
+	p := memberPaths(m)
+	b, err := os.ReadFile(p.pgData + "/postmaster.pid")
+	if err != nil {
+		return nil // not running (or never initialised)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || !isPostmaster(pid, p.pgData) {
+		return nil // stale file of a crashed server
+	}
+	cmd := exec.CommandContext(ctx, "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--",
+		pgBinDir+"/pg_ctl", "stop", "-D", p.pgData, "-m", "fast", "-w", "-t", "30")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: pg_ctl stop: %w: %s", m.Name, err, out)
+	}
+	return nil
+}
+
+// isPostmaster: pid is a postgres whose command line names dataDir.
+func isPostmaster(pid int, dataDir string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	return len(args) > 0 && strings.HasSuffix(args[0], "postgres") && strings.Contains(string(b), dataDir)
+}
+
+// patroniNode is Patroni's GET /patroni.
+type patroniNode struct {
+	State    string `json:"state"`
+	Role     string `json:"role"`
+	Timeline int    `json:"timeline"`
+	Server   int    `json:"server_version"`
+	Xlog     struct {
+		Location         int64 `json:"location"`
+		ReceivedLocation int64 `json:"received_location"`
+		ReplayedLocation int64 `json:"replayed_location"`
+	} `json:"xlog"`
+	Replication []struct {
+		Name      string `json:"application_name"`
+		State     string `json:"state"`
+		SyncState string `json:"sync_state"`
+	} `json:"replication"`
+}
+
+// patroniCluster is Patroni's GET /cluster (its view of the DCS).
+type patroniCluster struct {
+	Members []struct {
+		Name     string `json:"name"`
+		Role     string `json:"role"`
+		State    string `json:"state"`
+		Host     string `json:"host"`
+		Timeline int    `json:"timeline"`
+		Lag      any    `json:"lag"` // bytes, or "unknown"
+	} `json:"members"`
+}
+
+// patroniGet reads one Patroni REST resource with a short timeout: Status
+// must stay cheap even with members down or partitioned.
+func patroniGet[T any](ctx context.Context, m engines.Member, path string) (*T, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostPort(m.Addr, PatroniPort)+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := httpClient(m).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	// /patroni answers 503 for a replica, with the same body; any status
+	// with a JSON body is an answer.
+	v := new(T)
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return nil, fmt.Errorf("%s%s: %s: %w", m.Name, path, resp.Status, err)
+	}
+	return v, nil
+}
+
+func (e *Engine) waitLeaderAndSync(ctx context.Context, c *engines.Cluster) error {
+	return engines.WaitFor(ctx, startTimeout, 300*time.Millisecond, c.Service+": Patroni leader, sync standby, all members running",
+		func(ctx context.Context) error {
+			var last error
+			for _, m := range c.Members {
+				cl, err := patroniGet[patroniCluster](ctx, m, "/cluster")
+				if err != nil {
+					last = err
+					continue
+				}
+				var leader, sync bool
+				up := 0
+				for _, cm := range cl.Members {
+					running := cm.State == "running" || cm.State == "streaming"
+					leader = leader || (cm.Role == RoleLeader && running)
+					sync = sync || (cm.Role == RoleSyncStandby && running)
+					if running {
+						up++
+					}
+				}
+				// Every member, not only the two a commit needs: a
+				// scenario starts from a whole cluster.
+				if leader && sync && up == len(c.Members) {
+					return nil
+				}
+				last = fmt.Errorf("cluster as seen by %s: %+v", m.Name, cl.Members)
+			}
+			return last
+		})
+}
+
+// Status reports each member from its Patroni REST API and FerretDB port.
+func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status, error) {
+	st := engines.Status{Engine: "docstore", Version: "FerretDB " + FerretDBVersion + " on Patroni/PostgreSQL 15", Members: make([]engines.MemberStatus, len(c.Members))}
+	nodes := make([]*patroniNode, len(c.Members))
+	clusters := make([]*patroniCluster, len(c.Members))
+	ferretUp := make([]bool, len(c.Members))
+	var wg sync.WaitGroup
+	// All probes at once: a partitioned member costs one timeout (1 s), not
+	// one per probe and member.
+	for i, m := range c.Members {
+		wg.Go(func() { nodes[i], _ = patroniGet[patroniNode](ctx, m, "/patroni") })
+		wg.Go(func() { clusters[i], _ = patroniGet[patroniCluster](ctx, m, "/cluster") })
+		wg.Go(func() { ferretUp[i] = dial(ctx, m, FerretDBPort) == nil })
+	}
+	wg.Wait()
+	// The DCS view of the member that is primary by its own account is the
+	// authoritative one, and of two such (an isolated old leader not yet
+	// demoted, and the new one) the newer timeline's; otherwise any view.
+	var view *patroniCluster
+	viewTL := -1
+	for i, n := range nodes {
+		if clusters[i] == nil {
+			continue
+		}
+		if n != nil && (n.Role == "master" || n.Role == "primary") && n.Timeline > viewTL {
+			view, viewTL = clusters[i], n.Timeline
+		} else if view == nil {
+			view = clusters[i]
+		}
+	}
+	leaderIdx, hasSync := -1, false
+	for i, m := range c.Members {
+		ms := engines.MemberStatus{Index: i, Name: m.Name}
+		n := nodes[i]
+		var details []string
+		if n != nil {
+			ms.Up = n.State == "running"
+			details = append(details, "postgres "+n.State, "timeline "+strconv.Itoa(n.Timeline))
+		} else {
+			details = append(details, "patroni not answering")
+		}
+		if view != nil {
+			for _, cm := range view.Members {
+				if cm.Name != m.Name {
+					continue
+				}
+				ms.Role = cm.Role
+				if cm.Role != RoleLeader {
+					details = append(details, fmt.Sprintf("lag %v", cm.Lag))
+				}
+			}
+		}
+		if ferretUp[i] {
+			details = append(details, "ferretdb up")
+		} else {
+			details = append(details, "ferretdb down")
+		}
+		lagOK := true
+		if view != nil && ms.Role != RoleLeader {
+			for _, cm := range view.Members {
+				if cm.Name == m.Name {
+					lag, isNum := cm.Lag.(float64)
+					lagOK = isNum && lag < 16<<20
+				}
+			}
+		}
+		ms.Healthy = ms.Up && ferretUp[i] && ms.Role != "" && lagOK
+		switch ms.Role {
+		case RoleLeader:
+			if ms.Up {
+				leaderIdx = i
+			}
+		case RoleSyncStandby:
+			hasSync = hasSync || ms.Up
+		}
+		ms.Detail = strings.Join(details, ", ")
+		st.Members[i] = ms
+	}
+	// synchronous_mode_strict: with no sync standby, commits wait forever.
+	// Any running FerretDB reaches the leader (target_session_attrs).
+	st.Writable = leaderIdx >= 0 && hasSync && slices.Contains(ferretUp, true)
+	return st, nil
+}
+
+func dial(ctx context.Context, m engines.Member, port int) error {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	conn, err := Dialer(m).DialContext(ctx, "tcp", hostPort(m.Addr, port))
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// ping runs the MongoDB ping command on member i's FerretDB; FerretDB
+// answers it only when it reaches PostgreSQL.
+func (e *Engine) ping(ctx context.Context, c *engines.Cluster, i int) error {
+	cl, err := e.connect(ctx, c, i)
+	if err != nil {
+		return err
+	}
+	defer cl.Disconnect(context.Background()) //nolint:errcheck
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return cl.Ping(ctx, nil)
+}
+
+func (e *Engine) connect(ctx context.Context, c *engines.Cluster, i int) (*mongo.Client, error) {
+	opts := options.Client().ApplyURI(e.Endpoints(c)[i]).
+		SetServerSelectionTimeout(3 * time.Second).SetConnectTimeout(2 * time.Second)
+	opts.SetDialer(Dialer(c.Members[i]))
+	return mongo.Connect(ctx, opts)
+}
+
+// Prepare creates collections through one FerretDB before any traffic,
+// then restarts the other running FerretDBs. Each FerretDB loads collection
+// metadata once, on its first backend use (Start's ping), and never again:
+// one that did not create a collection does not see it (reads come back
+// empty) and inserting creates its table again (SQLSTATE 42P07). So
+// collections must not be created through the service during traffic.
+func (e *Engine) Prepare(ctx context.Context, c *engines.Cluster, db string, collections []string) error {
+	var cl *mongo.Client
+	var err error
+	used := -1
+	for i := range c.Members {
+		if err = e.ping(ctx, c, i); err != nil {
+			continue
+		}
+		if cl, err = e.connect(ctx, c, i); err == nil {
+			used = i
+			break
+		}
+	}
+	if cl == nil {
+		return fmt.Errorf("docstore prepare: no FerretDB answers: %w", err)
+	}
+	defer cl.Disconnect(context.Background()) //nolint:errcheck
+	have, err := cl.Database(db).ListCollectionNames(ctx, map[string]any{})
+	if err != nil {
+		return fmt.Errorf("docstore prepare: list collections: %w", err)
+	}
+	created := false
+	for _, coll := range collections {
+		if slices.Contains(have, coll) {
+			continue
+		}
+		if err := cl.Database(db).CreateCollection(ctx, coll); err != nil {
+			var ce mongo.CommandError
+			if errors.As(err, &ce) && ce.Code == 48 { // NamespaceExists
+				continue
+			}
+			return fmt.Errorf("docstore prepare: create %s.%s: %w", db, coll, err)
+		}
+		created = true
+	}
+	if !created {
+		return nil
+	}
+	for i, m := range c.Members {
+		name := procName(m, "ferretdb")
+		if i == used || !running(c, name) {
+			continue
+		}
+		if err := stopProc(ctx, c, name, 10*time.Second); err != nil {
+			return err
+		}
+		if err := e.startFerretDB(c, i); err != nil {
+			return err
+		}
+		if err := engines.WaitFor(ctx, time.Minute, 100*time.Millisecond, m.Name+" FerretDB ping",
+			func(ctx context.Context) error { return e.ping(ctx, c, i) }); err != nil {
+			return err
+		}
+	}
+	e.log.Info("docstore collections created; other FerretDBs restarted to load them", "db", db, "via", c.Members[used].Name)
+	return nil
+}

@@ -1,0 +1,601 @@
+package docstore
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/writeconcern"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+)
+
+// requireLab skips a test that needs root or engines, but fails it when
+// CHAOSLOOP_REQUIRE_LAB=1 (CI must not pass by skipping).
+func requireLab(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
+		t.Fatalf("lab required: %s", why)
+	}
+	t.Skip(why)
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// cgroup2Root is where cgroup v2 is mounted (hybrid hosts mount it under
+// /sys/fs/cgroup/unified).
+func cgroup2Root() string {
+	f, err := os.Open("/proc/self/mounts")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fs := strings.Fields(s.Text())
+		if len(fs) >= 3 && fs[2] == "cgroup2" {
+			return fs[1]
+		}
+	}
+	return ""
+}
+
+// killCgroup SIGKILLs every process of a member at once, as a power-off
+// does, and waits until they are gone.
+func killCgroup(t *testing.T, dir string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0o644))
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		return err == nil && strings.TrimSpace(string(b)) == ""
+	}, 10*time.Second, 20*time.Millisecond, "processes of %s still alive after cgroup.kill", dir)
+	// On this kernel a cgroup keeps killing every process that enters it
+	// after cgroup.kill; a fresh directory lets the member start again.
+	// rmdir can be EBUSY for a moment after cgroup.procs empties.
+	require.Eventually(t, func() bool { return os.Remove(dir) == nil }, 10*time.Second, 20*time.Millisecond,
+		"cannot remove cgroup %s", dir)
+	require.NoError(t, os.Mkdir(dir, 0o755))
+}
+
+// cgroupRSS sums the proportional set size (RSS with shared pages split
+// among their users, so PostgreSQL's shared buffers count once) of the
+// processes in a cgroup, in MiB.
+func cgroupRSS(dir string) (int, map[string]int) {
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	total, by := 0, map[string]int{}
+	for _, pid := range strings.Fields(string(b)) {
+		comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+		st, _ := os.ReadFile("/proc/" + pid + "/smaps_rollup")
+		for _, l := range strings.Split(string(st), "\n") {
+			if rest, ok := strings.CutPrefix(l, "Pss:"); ok {
+				kb, _ := strconv.Atoi(strings.Fields(rest)[0])
+				total += kb
+				by[strings.TrimSpace(string(comm))] += kb
+			}
+		}
+	}
+	for k, v := range by {
+		by[k] = v / 1024
+	}
+	return total / 1024, by
+}
+
+// newLab sets up a 3-member cluster, each member in its own cgroup, and
+// installs the engine. Members are on 127.0.0.41-43, or with inNetns each in
+// its own network namespace (198.18.0.1-3 on one bridge), as in the lab.
+func newLab(t *testing.T, inNetns bool) (*Engine, *engines.Cluster) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		requireLab(t, "docstore tests need root")
+	}
+	cg := cgroup2Root()
+	if cg == "" {
+		requireLab(t, "no cgroup v2 mount")
+	}
+	log := testLogger(t)
+	e := New(log, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	if err := e.Install(ctx); err != nil {
+		if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
+			t.Fatalf("install: %v", err)
+		}
+		t.Skipf("install: %v", err)
+	}
+	// PostgreSQL runs as postgres and must reach its data dir: t.TempDir's
+	// parents are root-only.
+	base, err := os.MkdirTemp("", "docstore-test-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(base, 0o755))
+	t.Cleanup(func() { require.NoError(t, os.RemoveAll(base)) })
+	tag := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
+	cgBase := filepath.Join(cg, "chaosloop-docstore-test-"+tag)
+	require.NoError(t, os.Mkdir(cgBase, 0o755))
+	t.Cleanup(func() {
+		if err := os.Remove(cgBase); err != nil {
+			t.Errorf("cgroup %s left behind: %v", cgBase, err)
+		}
+	})
+	var netnses []string
+	if inNetns {
+		netnses = makeNetns(t, tag, 3)
+	}
+	c := &engines.Cluster{Service: "mongodb", StateDir: filepath.Join(base, "state")}
+	for i := range 3 {
+		name := fmt.Sprintf("mongodb-%d", i+1)
+		dir := filepath.Join(cgBase, name)
+		require.NoError(t, os.Mkdir(dir, 0o755))
+		m := engines.Member{
+			Index: i, Name: name, Node: fmt.Sprintf("n%d", i+1),
+			Addr:    netip.AddrFrom4([4]byte{127, 0, 0, byte(41 + i)}),
+			DataDir: filepath.Join(base, name, "data"), LogDir: filepath.Join(base, name, "log"),
+			Cgroup: dir,
+		}
+		if inNetns {
+			m.NetNS = netnses[i]
+			m.Addr = netip.AddrFrom4([4]byte{198, 18, 0, byte(1 + i)})
+		}
+		c.Members = append(c.Members, m)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := e.Stop(ctx, c); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		// Anything Stop missed goes with its cgroup.
+		for _, m := range c.Members {
+			b, _ := os.ReadFile(filepath.Join(m.Cgroup, "cgroup.procs"))
+			if len(strings.TrimSpace(string(b))) > 0 {
+				t.Errorf("%s: processes left after Stop: %s", m.Name, strings.Fields(string(b)))
+				_ = os.WriteFile(filepath.Join(m.Cgroup, "cgroup.kill"), []byte("1"), 0o644)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for os.Remove(m.Cgroup) != nil && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		if t.Failed() {
+			// Keep the logs for a post-mortem; the data goes.
+			keep := filepath.Join(os.TempDir(), "docstore-failed-"+tag)
+			for _, m := range c.Members {
+				_ = os.MkdirAll(keep, 0o755)
+				_ = os.Rename(m.LogDir, filepath.Join(keep, m.Name))
+			}
+			t.Logf("logs kept in %s", keep)
+		}
+	})
+	return e, c
+}
+
+// makeNetns creates n host namespaces on one bridge in a switch namespace,
+// host i with 198.18.0.(i+1)/24, and removes them at cleanup.
+func makeNetns(t *testing.T, tag string, n int) []string {
+	t.Helper()
+	run := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		require.NoError(t, err, "ip %s: %s", strings.Join(args, " "), out)
+	}
+	sw := "ds-" + tag + "-sw"
+	run("netns", "add", sw)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", sw).Run() })
+	run("-n", sw, "link", "add", "br0", "type", "bridge")
+	run("-n", sw, "link", "set", "br0", "up")
+	var names []string
+	for i := range n {
+		ns := fmt.Sprintf("ds-%s-h%d", tag, i+1)
+		run("netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		// Created inside the host namespace, so no name clashes in ours.
+		run("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", fmt.Sprintf("p%d", i+1), "netns", sw)
+		run("-n", ns, "addr", "add", fmt.Sprintf("198.18.0.%d/24", i+1), "dev", "eth0")
+		run("-n", ns, "link", "set", "lo", "up")
+		run("-n", ns, "link", "set", "eth0", "up")
+		run("-n", sw, "link", "set", fmt.Sprintf("p%d", i+1), "master", "br0", "up")
+		names = append(names, ns)
+	}
+	return names
+}
+
+// connect is a client of member i's FerretDB, dialling from inside the
+// member's namespace when it has one.
+func connect(t *testing.T, e *Engine, c *engines.Cluster, i int) *mongo.Client {
+	t.Helper()
+	opts := options.Client().ApplyURI(e.Endpoints(c)[i]).
+		SetWriteConcern(writeconcern.Majority()).
+		SetServerSelectionTimeout(3 * time.Second).
+		SetRetryWrites(false).
+		SetDialer(Dialer(c.Members[i]))
+	cl, err := mongo.Connect(context.Background(), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
+	return cl
+}
+
+func leaderOf(st engines.Status) int {
+	for i, m := range st.Members {
+		if m.Role == RoleLeader && m.Up {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestDocstoreFailover(t *testing.T) {
+	e, c := newLab(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	v, err := e.Version(ctx)
+	require.NoError(t, err)
+	require.Contains(t, v, "FerretDB v1.24.2")
+	require.Contains(t, v, "substitutes for MongoDB")
+	t.Logf("version: %s", v)
+
+	t0 := time.Now()
+	require.NoError(t, e.Start(ctx, c))
+	t.Logf("startup: %s", time.Since(t0).Round(time.Millisecond))
+	for _, m := range c.Members {
+		total, by := cgroupRSS(m.Cgroup)
+		t.Logf("memory (PSS) %s: %d MiB %v", m.Name, total, by)
+	}
+	// Idempotent: a second Start leaves the running cluster alone.
+	require.NoError(t, e.Start(ctx, c))
+
+	t1 := time.Now()
+	st, err := e.Status(ctx, c)
+	require.NoError(t, err)
+	t.Logf("status (took %s): %+v", time.Since(t1).Round(time.Microsecond), st)
+	require.True(t, st.Writable)
+	roles := map[string]int{}
+	for _, m := range st.Members {
+		require.True(t, m.Up, m.Name)
+		require.True(t, m.Healthy, "%s: %s", m.Name, m.Detail)
+		roles[m.Role]++
+	}
+	require.Equal(t, 1, roles[RoleLeader])
+	require.Equal(t, 1, roles[RoleSyncStandby])
+
+	require.NoError(t, e.Prepare(ctx, c, "chaos", []string{"kv", "acked"}))
+	require.NoError(t, e.Prepare(ctx, c, "chaos", []string{"kv", "acked"}))
+
+	// Write through one member's FerretDB, read through another's.
+	_, err = connect(t, e, c, 0).Database("chaos").Collection("kv").InsertOne(ctx, bson.M{"_id": "k1", "v": 42})
+	require.NoError(t, err)
+	var got bson.M
+	require.NoError(t, connect(t, e, c, 2).Database("chaos").Collection("kv").FindOne(ctx, bson.M{"_id": "k1"}).Decode(&got))
+	require.EqualValues(t, 42, got["v"])
+
+	// Power off the leader's whole member (etcd, Patroni, PostgreSQL,
+	// FerretDB) while a client writes through a surviving member.
+	old := leaderOf(st)
+	require.GreaterOrEqual(t, old, 0)
+	via := (old + 1) % len(c.Members)
+	w := startWriter(ctx, connect(t, e, c, via).Database("chaos").Collection("acked"), 0)
+	t.Cleanup(w.stop)
+	require.Eventually(t, func() bool { return w.count() > 100 },
+		30*time.Second, 50*time.Millisecond, "writes do not go through before the kill")
+
+	killedAt := time.Now()
+	killCgroup(t, c.Members[old].Cgroup)
+	t.Logf("killed leader %s", c.Members[old].Name)
+
+	newLeader := -1
+	require.NoError(t, engines.WaitFor(ctx, 90*time.Second, 200*time.Millisecond, "new leader", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil {
+			return err
+		}
+		if st.Members[old].Up {
+			return fmt.Errorf("killed member %s still reported up", c.Members[old].Name)
+		}
+		if l := leaderOf(st); l >= 0 && l != old {
+			newLeader = l
+			return nil
+		}
+		return fmt.Errorf("no new leader: %+v", st.Members)
+	}))
+	t.Logf("new leader %s after %s", c.Members[newLeader].Name, time.Since(killedAt).Round(time.Millisecond))
+	before := w.count()
+	require.Eventually(t, func() bool { return w.count() > before+100 },
+		90*time.Second, 100*time.Millisecond, "writes do not resume after failover")
+	w.stop()
+	ackedIDs, unknown, maxGap := w.result()
+	t.Logf("writes: %d acknowledged, %d unknown (failed or timed out); write outage (longest gap between acks) %s",
+		len(ackedIDs), unknown, maxGap.Round(time.Millisecond))
+
+	// Restart the old leader: it must rejoin as a replica (pg_rewind).
+	t1 = time.Now()
+	require.NoError(t, e.StartMember(ctx, c, old))
+	require.NoError(t, engines.WaitFor(ctx, 3*time.Minute, 500*time.Millisecond, "old leader rejoins", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil {
+			return err
+		}
+		m := st.Members[old]
+		if !m.Up || !m.Healthy || (m.Role != RoleReplica && m.Role != RoleSyncStandby) {
+			return fmt.Errorf("%+v", m)
+		}
+		if !st.Writable {
+			return errors.New("not writable")
+		}
+		return nil
+	}))
+	t.Logf("old leader %s rejoined after %s", c.Members[old].Name, time.Since(t1).Round(time.Millisecond))
+	plog, _ := os.ReadFile(filepath.Join(c.Members[old].LogDir, "patroni.log"))
+	for _, l := range strings.Split(string(plog), "\n") {
+		if strings.Contains(l, "rewind") || strings.Contains(l, "crash recovery") {
+			t.Logf("old leader: %s", l)
+		}
+	}
+
+	// Every acknowledged write is there, read through the rejoined
+	// member's FerretDB (a fresh instance).
+	requireAllThere(t, ctx, connect(t, e, c, old).Database("chaos").Collection("acked"), ackedIDs)
+}
+
+// requireAllThere fails if any acknowledged _id is missing from coll.
+func requireAllThere(t *testing.T, ctx context.Context, coll *mongo.Collection, ackedIDs []int) {
+	t.Helper()
+	cur, err := coll.Find(ctx, bson.M{})
+	require.NoError(t, err)
+	present := map[int]bool{}
+	for cur.Next(ctx) {
+		var d struct {
+			ID int `bson:"_id"`
+		}
+		require.NoError(t, cur.Decode(&d))
+		present[d.ID] = true
+	}
+	require.NoError(t, cur.Err())
+	var lost []int
+	for _, id := range ackedIDs {
+		if !present[id] {
+			lost = append(lost, id)
+		}
+	}
+	t.Logf("read back %d documents; %d of %d acknowledged writes lost", len(present), len(lost), len(ackedIDs))
+	require.Empty(t, lost, "acknowledged writes lost")
+}
+
+// writer inserts {_id: base+n} for n = 0, 1, ... one at a time and records
+// which inserts were acknowledged.
+type writer struct {
+	mu      sync.Mutex
+	acked   []int
+	unknown int
+	lastAck time.Time
+	maxGap  time.Duration
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func startWriter(ctx context.Context, coll *mongo.Collection, base int) *writer {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &writer{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for n := base; ctx.Err() == nil; n++ {
+			octx, ocancel := context.WithTimeout(ctx, 3*time.Second)
+			_, err := coll.InsertOne(octx, bson.M{"_id": n})
+			ocancel()
+			w.mu.Lock()
+			if err == nil {
+				w.acked = append(w.acked, n)
+				now := time.Now()
+				if !w.lastAck.IsZero() && now.Sub(w.lastAck) > w.maxGap {
+					w.maxGap = now.Sub(w.lastAck)
+				}
+				w.lastAck = now
+			} else {
+				// A failed or timed-out write may have committed:
+				// it counts as unknown, never as lost.
+				w.unknown++
+			}
+			w.mu.Unlock()
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *writer) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+func (w *writer) stop() {
+	w.cancel()
+	<-w.done
+}
+
+func (w *writer) result() ([]int, int, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]int(nil), w.acked...), w.unknown, w.maxGap
+}
+
+// TestDocstoreNetns runs the members in their own network namespaces, as the
+// lab does: clients and Status dial from inside them.
+func TestDocstoreNetns(t *testing.T) {
+	e, c := newLab(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	require.NoError(t, e.Start(ctx, c))
+	t.Logf("startup: %s", time.Since(t0).Round(time.Millisecond))
+	require.NoError(t, e.Prepare(ctx, c, "chaos", []string{"kv"}))
+	_, err := connect(t, e, c, 0).Database("chaos").Collection("kv").InsertOne(ctx, bson.M{"_id": "k", "v": "x"})
+	require.NoError(t, err)
+	var got bson.M
+	require.NoError(t, connect(t, e, c, 2).Database("chaos").Collection("kv").FindOne(ctx, bson.M{"_id": "k"}).Decode(&got))
+	require.Equal(t, "x", got["v"])
+
+	st, err := e.Status(ctx, c)
+	require.NoError(t, err)
+	require.True(t, st.Writable)
+	// A graceful stop of a replica: it is reported down, the service
+	// stays writable, and it comes back healthy.
+	rep := (leaderOf(st) + 1) % len(c.Members)
+	require.NoError(t, e.StopMember(ctx, c, rep))
+	st, err = e.Status(ctx, c)
+	require.NoError(t, err)
+	require.False(t, st.Members[rep].Up, "%+v", st.Members[rep])
+	require.NoError(t, engines.WaitFor(ctx, time.Minute, 300*time.Millisecond, "writable with one replica stopped", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil || !st.Writable {
+			return fmt.Errorf("not writable: %+v %v", st.Members, err)
+		}
+		return nil
+	}))
+	_, err = connect(t, e, c, leaderOf(st)).Database("chaos").Collection("kv").InsertOne(ctx, bson.M{"_id": "k2"})
+	require.NoError(t, err)
+	require.NoError(t, e.StartMember(ctx, c, rep))
+	require.NoError(t, engines.WaitFor(ctx, 2*time.Minute, 300*time.Millisecond, "replica back", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil || !st.Members[rep].Healthy {
+			return fmt.Errorf("%+v %v", st.Members[rep], err)
+		}
+		return nil
+	}))
+	n, err := connect(t, e, c, rep).Database("chaos").Collection("kv").CountDocuments(ctx, bson.M{})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n)
+}
+
+func TestPatroniConfig(t *testing.T) {
+	c := &engines.Cluster{Service: "mongodb"}
+	for i := range 3 {
+		c.Members = append(c.Members, engines.Member{Name: fmt.Sprintf("m%d", i), Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(i + 1)}), DataDir: "/d", LogDir: "/l"})
+	}
+	b, err := patroniConfig(c, 1)
+	require.NoError(t, err)
+	y := string(b)
+	// The settings lab-facts measured with no acknowledged write lost.
+	require.Contains(t, y, "\netcd:\n")
+	require.NotContains(t, y, "etcd3")
+	for _, want := range []string{"synchronous_mode: true", "synchronous_mode_strict: true", "synchronous_node_count: 1",
+		"ttl: 10", "loop_wait: 2", "retry_timeout: 3", "wal_sender_timeout: 10s", "use_pg_rewind: true", "use_slots: true",
+		"198.18.0.1:2379,198.18.0.2:2379,198.18.0.3:2379", "listen: 198.18.0.2:5432"} {
+		require.Contains(t, y, want)
+	}
+	require.Equal(t, "postgres://ferretdb:chaosloop-mongodb-ferretdb@198.18.0.1:5432,198.18.0.2:5432,198.18.0.3:5432/ferretdb?target_session_attrs=read-write&connect_timeout=3", FerretDBURL(c))
+}
+
+// TestDocstorePartition cuts the leader's host off the network while one
+// client writes through the isolated member's FerretDB and another through
+// a member on the majority side: a new leader takes over, the isolated old
+// leader must not acknowledge writes that are later lost, and after healing
+// it rejoins.
+func TestDocstorePartition(t *testing.T) {
+	e, c := newLab(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	require.NoError(t, e.Start(ctx, c))
+	require.NoError(t, e.Prepare(ctx, c, "chaos", []string{"acked"}))
+	st, err := e.Status(ctx, c)
+	require.NoError(t, err)
+	old := leaderOf(st)
+	require.GreaterOrEqual(t, old, 0)
+	other := (old + 1) % len(c.Members)
+
+	isolated := startWriter(ctx, connect(t, e, c, old).Database("chaos").Collection("acked"), 1_000_000)
+	t.Cleanup(isolated.stop)
+	majority := startWriter(ctx, connect(t, e, c, other).Database("chaos").Collection("acked"), 0)
+	t.Cleanup(majority.stop)
+	require.Eventually(t, func() bool { return isolated.count() > 50 && majority.count() > 50 },
+		30*time.Second, 50*time.Millisecond, "writes do not go through before the partition")
+
+	// Cut on the switch side (lab-facts: downing the host's own interface
+	// loses its routes).
+	sw := strings.TrimSuffix(c.Members[0].NetNS, "-h1") + "-sw"
+	port := fmt.Sprintf("p%d", old+1)
+	link := func(state string) {
+		out, err := exec.Command("ip", "-n", sw, "link", "set", port, state).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	cutAt := time.Now()
+	link("down")
+	healed := false
+	t.Cleanup(func() {
+		if !healed {
+			link("up")
+		}
+	})
+	t.Logf("partitioned leader %s", c.Members[old].Name)
+
+	newLeader := -1
+	require.NoError(t, engines.WaitFor(ctx, 90*time.Second, 300*time.Millisecond, "new leader on the majority side", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil {
+			return err
+		}
+		for i, m := range st.Members {
+			if i != old && m.Role == RoleLeader && m.Up {
+				newLeader = i
+				return nil
+			}
+		}
+		return fmt.Errorf("%+v", st.Members)
+	}))
+	t.Logf("new leader %s after %s", c.Members[newLeader].Name, time.Since(cutAt).Round(time.Millisecond))
+	before := majority.count()
+	require.Eventually(t, func() bool { return majority.count() > before+100 },
+		90*time.Second, 100*time.Millisecond, "majority-side writes do not resume")
+	isoBefore := isolated.count()
+	time.Sleep(3 * time.Second)
+	// The isolated old leader has no synchronous standby: it must not
+	// acknowledge anything once the new leader is in place.
+	t.Logf("isolated side acknowledged %d writes in 3 s after the new leader was elected", isolated.count()-isoBefore)
+
+	link("up")
+	healed = true
+	t1 := time.Now()
+	require.NoError(t, engines.WaitFor(ctx, 3*time.Minute, 500*time.Millisecond, "old leader rejoins", func(ctx context.Context) error {
+		st, err := e.Status(ctx, c)
+		if err != nil {
+			return err
+		}
+		m := st.Members[old]
+		if !m.Up || !m.Healthy || (m.Role != RoleReplica && m.Role != RoleSyncStandby) || !st.Writable {
+			return fmt.Errorf("%+v", st.Members)
+		}
+		return nil
+	}))
+	t.Logf("old leader %s rejoined %s after healing", c.Members[old].Name, time.Since(t1).Round(time.Millisecond))
+	isolated.stop()
+	majority.stop()
+	isoAcked, isoUnknown, isoGap := isolated.result()
+	majAcked, majUnknown, majGap := majority.result()
+	t.Logf("isolated-side client: %d acknowledged, %d unknown, longest gap %s", len(isoAcked), isoUnknown, isoGap.Round(time.Millisecond))
+	t.Logf("majority-side client: %d acknowledged, %d unknown, longest gap %s", len(majAcked), majUnknown, majGap.Round(time.Millisecond))
+	requireAllThere(t, ctx, connect(t, e, c, newLeader).Database("chaos").Collection("acked"), append(isoAcked, majAcked...))
+}
