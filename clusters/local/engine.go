@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/docstore"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/galera"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
@@ -57,6 +58,17 @@ func engineFor(sv *scenarios.Service) string {
 	return EngineNone
 }
 
+// portGroups lists the well-known ports an engine binds on its member's
+// host address: two services whose groups meet on one node would clash.
+var portGroups = map[string][]string{
+	EngineEtcd:      {"etcd"},
+	EngineZooKeeper: {"zookeeper"},
+	EngineGalera:    {"mysql"},
+	EngineRedis:     {"redis"},
+	EngineKafka:     {"kafka"},
+	EngineDocstore:  {"etcd", "postgresql", "patroni", "mongodb"},
+}
+
 // engines builds engine values on demand; one per engine name per lab.
 type engineSet struct {
 	log   *slog.Logger
@@ -86,6 +98,8 @@ func (s *engineSet) get(name string, svc *serviceState) (engine, error) {
 		e = galera.New(s.log)
 	case EngineRedis:
 		e = redis.New(s.log)
+	case EngineDocstore:
+		e = docstore.New(s.log, s.cache)
 	default:
 		return nil, fmt.Errorf("service %s: the local lab has no %s engine yet", svc.Name, name)
 	}

@@ -298,10 +298,10 @@ func (l *Lab) planServices() error {
 		ss.Cluster.Service = sv.Name
 		ss.Cluster.StateDir = l.dir
 		for i, n := range sv.Members {
-			if ss.Engine != EngineNone {
-				key := n.Name + "/" + ss.Engine
+			for _, g := range portGroups[ss.Engine] {
+				key := n.Name + "/" + g
 				if other, clash := used[key]; clash {
-					return fmt.Errorf("services %s and %s both run %s on node %s; the local lab gives each host one address, so their ports would clash", other, sv.Name, ss.Engine, n.Name)
+					return fmt.Errorf("services %s and %s both need the %s ports on node %s; the local lab gives each host one address, so they would clash", other, sv.Name, g, n.Name)
 				}
 				used[key] = sv.Name
 			}
