@@ -1,0 +1,221 @@
+// Package faults schedules a scenario's faults: it resolves each fault's
+// target (a service member chosen with the run's seed), injects it at its
+// offset, heals it after its duration, records both in the history, and
+// always recovers — at the normal end, on error and on cancellation.
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+// Injector is what the scheduler needs of a lab (clusters/local.Lab
+// satisfies it through an adapter in the runner).
+type Injector interface {
+	Inject(ctx context.Context, f Fault) (resolvedTarget string, err error)
+	Recover(ctx context.Context, f Fault) error
+}
+
+// Fault is one scheduled fault, realised: offsets from the end of warmup,
+// and a concrete target (a member index chosen for service/NAME).
+type Fault struct {
+	Index  int           `json:"index"`
+	At     time.Duration `json:"at"`
+	For    time.Duration `json:"for,omitempty"` // 0: until the end
+	Action string        `json:"action"`
+	Target string        `json:"target"`
+	Delay  time.Duration `json:"delay,omitempty"`
+	Jitter time.Duration `json:"jitter,omitempty"`
+	Loss   float64       `json:"loss,omitempty"`
+}
+
+// End returns when the fault heals, or until when it is the run's end.
+func (f Fault) End(runEnd time.Duration) time.Duration {
+	if f.For == 0 {
+		return runEnd
+	}
+	return f.At + f.For
+}
+
+// Plan realises a scenario's faults with a seed: a target service/NAME
+// without a member gets a member drawn from the seed, so that replaying the
+// saved plan (or the same seed) injects the same faults.
+func Plan(sc *scenarios.Scenario, seed uint64) []Fault {
+	r := rand.New(rand.NewPCG(seed, 0xfa017))
+	replicas := map[string]int{}
+	for _, sv := range sc.Services {
+		replicas[sv.Name] = sv.ReplicaCount()
+	}
+	var out []Fault
+	for i, f := range sc.Faults {
+		tg, err := scenarios.ParseTarget(f.Target)
+		target := f.Target
+		if err == nil {
+			target = tg.String()
+			if tg.Kind == scenarios.TargetService && tg.Member == "" {
+				target = fmt.Sprintf("service/%s/%d", tg.Name, r.IntN(max(1, replicas[tg.Name])))
+			}
+		}
+		pf := Fault{Index: i, At: f.At.D(), For: f.For.D(), Action: f.Action, Target: target, Delay: f.Delay.D(), Jitter: f.Jitter.D()}
+		if f.Loss != nil {
+			pf.Loss = *f.Loss
+		}
+		out = append(out, pf)
+	}
+	slices.SortStableFunc(out, func(a, b Fault) int { return int(a.At - b.At) })
+	return out
+}
+
+// Scheduler runs a plan against an injector.
+type Scheduler struct {
+	Log      *slog.Logger
+	Injector Injector
+	History  *history.Writer
+	// OnChange, when set, is told when a fault goes in or out.
+	OnChange func(f Fault, active bool)
+
+	mu     sync.Mutex
+	active []Fault
+}
+
+// Active returns the faults in place now.
+func (s *Scheduler) Active() []Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.active)
+}
+
+// Run applies plan, with offsets counted from start, until runEnd after
+// start or ctx ends; every fault still in place is then recovered (with a
+// fresh context, so that cancellation never leaves a fault behind).
+func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Duration, plan []Fault) error {
+	type step struct {
+		at     time.Duration
+		inject bool
+		f      Fault
+	}
+	var steps []step
+	for _, f := range plan {
+		steps = append(steps, step{f.At, true, f})
+		if f.For > 0 && f.At+f.For < runEnd {
+			steps = append(steps, step{f.At + f.For, false, f})
+		}
+	}
+	slices.SortStableFunc(steps, func(a, b step) int {
+		if a.at != b.at {
+			return int(a.at - b.at)
+		}
+		// Heal before injecting at the same instant.
+		if a.inject != b.inject {
+			if a.inject {
+				return 1
+			}
+			return -1
+		}
+		return 0
+	})
+	defer s.recoverAll()
+	var errs []error
+	for _, st := range steps {
+		wait := time.Until(start.Add(st.at))
+		select {
+		case <-ctx.Done():
+			return errors.Join(append(errs, ctx.Err())...)
+		case <-time.After(wait):
+		}
+		if st.inject {
+			if err := s.inject(ctx, st.f); err != nil {
+				errs = append(errs, err)
+			}
+		} else if err := s.recover(context.WithoutCancel(ctx), st.f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Until(start.Add(runEnd))):
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Scheduler) inject(ctx context.Context, f Fault) error {
+	target, err := s.Injector.Inject(ctx, f)
+	if target != "" {
+		f.Target = target
+	}
+	ev := history.Event{Type: history.Fault, Phase: "inject", Action: f.Action, Target: f.Target}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	s.record(ev)
+	if err != nil {
+		return fmt.Errorf("inject %s %s: %w", f.Action, f.Target, err)
+	}
+	s.mu.Lock()
+	s.active = append(s.active, f)
+	s.mu.Unlock()
+	if s.OnChange != nil {
+		s.OnChange(f, true)
+	}
+	s.Log.Info("fault injected", "action", f.Action, "target", f.Target)
+	return nil
+}
+
+func (s *Scheduler) recover(ctx context.Context, f Fault) error {
+	s.mu.Lock()
+	i := slices.IndexFunc(s.active, func(a Fault) bool { return a.Index == f.Index })
+	if i < 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	f = s.active[i]
+	s.mu.Unlock()
+	err := s.Injector.Recover(ctx, f)
+	ev := history.Event{Type: history.Fault, Phase: "recover", Action: f.Action, Target: f.Target}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	s.record(ev)
+	s.mu.Lock()
+	s.active = slices.DeleteFunc(s.active, func(a Fault) bool { return a.Index == f.Index })
+	s.mu.Unlock()
+	if s.OnChange != nil {
+		s.OnChange(f, false)
+	}
+	if err != nil {
+		return fmt.Errorf("recover %s %s: %w", f.Action, f.Target, err)
+	}
+	s.Log.Info("fault recovered", "action", f.Action, "target", f.Target)
+	return nil
+}
+
+// recoverAll heals whatever is still in place, newest first.
+func (s *Scheduler) recoverAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for _, f := range slices.Backward(s.Active()) {
+		if err := s.recover(ctx, f); err != nil {
+			s.Log.Error("recovering a fault failed; 'chaosloop heal' or 'chaosloop down' undoes it", "action", f.Action, "target", f.Target, "err", err)
+		}
+	}
+}
+
+// RecoverAll heals every fault the scheduler put in place.
+func (s *Scheduler) RecoverAll() { s.recoverAll() }
+
+func (s *Scheduler) record(e history.Event) {
+	if s.History != nil {
+		if err := s.History.Add(e); err != nil {
+			s.Log.Error("history", "err", err)
+		}
+	}
+}
