@@ -171,7 +171,7 @@ type builder struct {
 	res    Result
 	counts map[string]int64
 	// per-fault: worst status and first decisive message.
-	fst []Status
+	fst  []Status
 	fmsg []string
 }
 
