@@ -81,6 +81,9 @@ func (r *run) faultEffect(infos []FaultInfo) Result {
 	if vacuous > 0 {
 		return b.finish(fmt.Sprintf("%d of %d faults had no observable effect", vacuous, len(ix.Faults)))
 	}
+	if len(ix.Faults) == 1 {
+		return b.finish("the fault had an observable effect")
+	}
 	return b.finish(fmt.Sprintf("all %d faults had an observable effect", len(ix.Faults)))
 }
 

@@ -49,6 +49,7 @@ func settling(cs []change, t time.Duration) bool {
 const (
 	mmNone        = ""
 	mmUnavailable = "unavailable" // writes refused where analyze predicted them possible (or down where read-only)
+	mmPredicted   = "predicted"   // writes refused, as analyze predicted: the layout does not hold quorum under this fault
 	mmWeaker      = "weaker"      // degraded where analyze predicted ok: a member did not come back
 	mmBetter      = "better"      // writes accepted where analyze predicted no quorum
 )
@@ -57,6 +58,8 @@ func classify(obs, pred topology.Verdict) string {
 	switch {
 	case obs >= topology.ReadOnly && pred < topology.ReadOnly, obs == topology.Down && pred == topology.ReadOnly:
 		return mmUnavailable
+	case obs >= topology.ReadOnly:
+		return mmPredicted
 	case obs == topology.Degraded && pred == topology.OK:
 		return mmWeaker
 	case obs < topology.ReadOnly && pred >= topology.ReadOnly:
@@ -67,11 +70,13 @@ func classify(obs, pred topology.Verdict) string {
 
 // quorum is check 5: each service's sampled state against analyze's
 // verdict for the faults active at the time, outside the settle grace.
-// With expect.quorum: held, a service observed read-only or down where
-// analyze predicted it writable (or down where it predicted read-only)
-// fails the check; a member missing where none should be, or writes
-// accepted where analyze predicted no quorum, are warnings. With
-// expect.quorum: any the check is skipped and its findings informative.
+// With expect.quorum: held, quorum must hold: a service observed read-only
+// or down fails the check, whether analyze predicted it (the layout cannot
+// survive the fault: the finding says so) or not (the engines did worse
+// than the model: down where read-only is predicted counts too). A member
+// missing where none should be, or writes accepted where analyze predicts
+// no quorum, are warnings. With expect.quorum: any the check is skipped
+// and its findings are informative.
 func (r *run) quorum() Result {
 	b := r.newResult(CheckQuorum, "Quorum as analyze predicts", Liveness)
 	enforce := r.expect.Quorum != "any"
@@ -127,7 +132,7 @@ func (r *run) quorum() Result {
 			}
 			j := r.predictAt(s.T)[sv.Index]
 			cl := classify(s.Observed, j.Verdict)
-			if cl != mmNone {
+			if cl != mmNone && cl != mmPredicted {
 				mismatched++
 			}
 			if cur != nil && cl == curClass && s.Observed == curObs && j.Verdict == curPred {
@@ -141,7 +146,7 @@ func (r *run) quorum() Result {
 				continue
 			}
 			sev := SevWarning
-			if cl == mmUnavailable && enforce {
+			if (cl == mmUnavailable || cl == mmPredicted) && enforce {
 				sev = SevFail
 			}
 			if !enforce {
@@ -157,6 +162,7 @@ func (r *run) quorum() Result {
 			}
 			what := map[string]string{
 				mmUnavailable: "writes refused where analyze predicts them possible",
+				mmPredicted:   "quorum lost, as analyze predicts: this layout cannot hold quorum under this fault",
 				mmWeaker:      "a member missing where analyze predicts every member back",
 				mmBetter:      "writes accepted where analyze predicts no quorum (a split brain, or the fault did not bite?)",
 			}[cl]
@@ -195,7 +201,7 @@ func (r *run) quorum() Result {
 	b.counts["servicesUnsampled"] = int64(unsampled)
 	summary := fmt.Sprintf("%d samples compared after settling, %d differ from analyze", compared, mismatched)
 	if fails := failCount(b.res.Findings); fails > 0 {
-		summary = fmt.Sprintf("%s observed unavailable where analyze predicts it available (%d samples compared)", plural(fails, "stretch", "stretches"), compared)
+		summary = fmt.Sprintf("quorum lost: %s with a service read-only or down (%d samples compared, %d differ from analyze)", plural(fails, "stretch", "stretches"), compared, mismatched)
 	}
 	if !enforce {
 		b.res.Status = Skip
