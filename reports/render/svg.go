@@ -16,7 +16,7 @@ import (
 
 const (
 	chartW  = 960.0
-	marginL = 64.0
+	marginL = 124.0
 	marginR = 16.0
 	marginT = 22.0
 	marginB = 30.0
@@ -88,7 +88,7 @@ func (c *chart) axes(yLabel string, fmtY func(float64) string) {
 		fmt.Fprintf(&c.b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#eee"/>`, marginL, y, chartW-marginR, y)
 		fmt.Fprintf(&c.b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`, marginL-4, y+4, fmtY(v))
 	}
-	fmt.Fprintf(&c.b, `<text x="12" y="%.1f" transform="rotate(-90 12 %.1f)" text-anchor="middle">%s</text>`, marginT+c.plotH/2, marginT+c.plotH/2, html.EscapeString(yLabel))
+	fmt.Fprintf(&c.b, `<text x="%.1f" y="%.1f" transform="rotate(-90 %.1f %.1f)" text-anchor="middle">%s</text>`, marginL-52, marginT+c.plotH/2, marginL-52, marginT+c.plotH/2, html.EscapeString(yLabel))
 	fmt.Fprintf(&c.b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="#999"/></g>`, marginL, marginT, chartW-marginL-marginR, c.plotH)
 }
 

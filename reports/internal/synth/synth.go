@@ -103,6 +103,7 @@ type window struct {
 	collapse      bool
 	slow          time.Duration
 	down          string
+	blocks        bool // the ledger pipeline cannot write while active
 	redisLoss     int
 	redisLossDone int
 }
@@ -139,6 +140,13 @@ func (g *gen) run() {
 		if g.c.NotInjected[i] {
 			continue
 		}
+		st := topology.NewState(g.t)
+		_ = st.Apply(w.fault)
+		for _, sv := range g.t.Services {
+			if (sv.Kind == scenarios.KindMySQL || sv.Kind == scenarios.KindKafka || sv.Kind == scenarios.KindStateless) && st.Judge(sv).Verdict >= topology.ReadOnly {
+				w.blocks = true
+			}
+		}
 		g.wins = append(g.wins, w)
 		g.add(history.Event{T: w.inject, Type: history.Fault, Phase: "inject", Action: f.Action, Target: f.Target})
 		g.add(history.Event{T: w.heal, Type: history.Fault, Phase: "recover", Action: f.Action, Target: f.Target})
@@ -172,6 +180,8 @@ func (g *gen) refused(n int, at time.Duration) bool {
 		}
 		switch {
 		case at >= w.inject && at < w.inject+g.c.Outage:
+			return true
+		case w.blocks && at >= w.inject && at < w.heal:
 			return true
 		case w.collapse && at >= w.inject && at < w.heal:
 			return n%10 != 0
