@@ -189,11 +189,14 @@ func Build(events []history.Event, sc *scenarios.Scenario) *Index {
 	}
 	ix.matchFaults(sc, injects, recovers)
 	ix.BaselineStart = ix.baselineStart(sc)
-	ix.FirstFault = ix.LoadEnd
+	ix.FirstFault = -1
 	for _, f := range ix.Faults {
-		if f.Injected {
-			ix.FirstFault = min(ix.FirstFault, f.Inject)
+		if f.Injected && (ix.FirstFault < 0 || f.Inject < ix.FirstFault) {
+			ix.FirstFault = f.Inject
 		}
+	}
+	if ix.FirstFault < 0 {
+		ix.FirstFault = ix.LoadEnd
 	}
 	return ix
 }
