@@ -127,8 +127,8 @@ func TestSeriesRate(t *testing.T) {
 	for i := range 100 {
 		at := time.Duration(i) * 100 * time.Millisecond // 10/s for 10s
 		ev = append(ev,
-			history.Event{T: at, Type: history.Invoke, Op: history.OpTransfer, ID: string(rune('a' + i%26)) + string(rune('0'+i/26))},
-			history.Event{T: at + 50*time.Millisecond, Type: history.OK, Op: history.OpTransfer, ID: string(rune('a' + i%26)) + string(rune('0'+i/26))})
+			history.Event{T: at, Type: history.Invoke, Op: history.OpTransfer, ID: string(rune('a'+i%26)) + string(rune('0'+i/26))},
+			history.Event{T: at + 50*time.Millisecond, Type: history.OK, Op: history.OpTransfer, ID: string(rune('a'+i%26)) + string(rune('0'+i/26))})
 	}
 	ix := evidence.Build(ev, scenario())
 	se := ix.Series(s)
