@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/chaosloop/chaosloop/load/history"
@@ -431,7 +430,3 @@ func plural(n int, one, many string) string {
 	}
 	return strconv.Itoa(n) + " " + many
 }
-
-func secp(d time.Duration) *Sec { s := Sec(d); return &s }
-
-func joinComma(s []string) string { return strings.Join(s, ", ") }
