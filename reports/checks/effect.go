@@ -1,0 +1,112 @@
+package checks
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/chaosloop/chaosloop/reports/evidence"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// faultEffect is check 7, against vacuous passes: every fault must have
+// changed something observable while it was active — a service sampled in
+// a worse state or with fewer members than just before it, throughput down
+// by Options.EffectThroughputDrop, p99 latency up by
+// Options.EffectLatencyFactor, or more failed/unknown transfers than the
+// baseline rate explains. A fault that never got injected fails too. When
+// analyze predicts a service change that the samples never show, that is a
+// warning (the fault may not have bitten where it should).
+func (r *run) faultEffect(infos []FaultInfo) Result {
+	b := r.newResult(CheckFaultEffect, "Every fault had an effect", Liveness)
+	ix, s := r.ix, r.series
+	noFault := r.pred.at(nil)
+	var vacuous, effective int
+	for i, f := range ix.Faults {
+		if !f.Injected {
+			b.add(Finding{Severity: SevFail, Fault: &i, Message: fmt.Sprintf("fault %d (%s) is in the scenario but was never injected", i+1, f.Name())})
+			vacuous++
+			continue
+		}
+		var effects []string
+		observedSvc := map[string]bool{}
+		for _, sv := range r.t.Services {
+			if e := r.serviceEffect(sv, f); e != "" {
+				effects = append(effects, e)
+				observedSvc[sv.Name] = true
+			}
+		}
+		if r.baselineOK {
+			if rate, ok := s.Rate(f.Inject, f.Recover); ok && rate <= (1-r.o.EffectThroughputDrop)*r.baseline {
+				effects = append(effects, fmt.Sprintf("throughput fell to %s of baseline", pct(rate/r.baseline)))
+			}
+			lat := ix.Latencies(f.Inject, f.Recover)
+			if p99 := evidence.Percentile(lat, 0.99); r.baseP99 > 0 && len(lat) > 0 && float64(p99) >= r.o.EffectLatencyFactor*float64(r.baseP99) {
+				effects = append(effects, fmt.Sprintf("p99 latency rose from %s to %s", fmtDur(r.baseP99), fmtDur(p99)))
+			}
+			baseErr := float64(s.Sum(s.Errors, ix.BaselineStart, ix.FirstFault)) / (ix.FirstFault - ix.BaselineStart).Seconds()
+			errs := s.Sum(s.Errors, f.Inject, f.Recover)
+			if exp := baseErr * (f.Recover - f.Inject).Seconds(); float64(errs) > 2*exp+3 {
+				effects = append(effects, fmt.Sprintf("%d transfers failed or timed out (baseline rate predicts %.0f)", errs, exp))
+			}
+		}
+		var missed []string
+		pred := r.pred.at([]*evidence.Fault{f})
+		for _, sv := range r.t.Services {
+			j, j0 := pred[sv.Index], noFault[sv.Index]
+			if (j.Verdict != j0.Verdict || j.MembersUp != j0.MembersUp) && !observedSvc[sv.Name] && len(ix.Samples[sv.Name]) > 0 {
+				missed = append(missed, fmt.Sprintf("%s %s", sv.Name, j.Verdict))
+			}
+		}
+		infos[i].Effects = effects
+		from, to := Sec(f.Inject), Sec(f.Recover)
+		if len(effects) == 0 {
+			vacuous++
+			b.add(Finding{Severity: SevFail, Fault: &i, From: &from, To: &to,
+				Message: fmt.Sprintf("fault %d (%s) changed nothing observable: no service state, throughput, latency or error change — a vacuous pass (was it really applied?)", i+1, f.Name())})
+			continue
+		}
+		effective++
+		if len(missed) > 0 {
+			b.add(Finding{Severity: SevWarning, Fault: &i, From: &from, To: &to,
+				Message: fmt.Sprintf("fault %d (%s): analyze predicts %s, but the samples never showed it", i+1, f.Name(), strings.Join(missed, ", "))})
+		}
+		b.faultSummary(i, strings.Join(effects, "; "))
+	}
+	b.counts["faults"] = int64(len(ix.Faults))
+	b.counts["withEffect"] = int64(effective)
+	b.counts["vacuous"] = int64(vacuous)
+	if len(ix.Faults) == 0 {
+		return b.finish("the scenario has no faults")
+	}
+	if vacuous > 0 {
+		return b.finish(fmt.Sprintf("%d of %d faults had no observable effect", vacuous, len(ix.Faults)))
+	}
+	if len(ix.Faults) == 1 {
+		return b.finish("the fault had an observable effect")
+	}
+	return b.finish(fmt.Sprintf("all %d faults had an observable effect", len(ix.Faults)))
+}
+
+// serviceEffect returns the first sign, during the fault, that a service
+// got worse than it was just before it, or "".
+func (r *run) serviceEffect(sv *topology.Service, f *evidence.Fault) string {
+	preObs, preUp := topology.OK, 0
+	for _, s := range r.ix.Samples[sv.Name] {
+		if s.T >= f.Inject {
+			if s.T > f.Recover {
+				break
+			}
+			if !s.Valid {
+				continue
+			}
+			if s.Observed > preObs || (s.MembersUp > 0 && preUp > 0 && s.MembersUp < preUp) {
+				return fmt.Sprintf("%s observed %s (%d of %d up) at %s", sv.Name, s.Observed, s.MembersUp, len(sv.Members), fmtDur(s.T))
+			}
+			continue
+		}
+		if s.Valid {
+			preObs, preUp = s.Observed, s.MembersUp
+		}
+	}
+	return ""
+}

@@ -1,0 +1,96 @@
+// Package reports judges a finished run and writes its reports: it reads
+// the run directory's evidence (history.jsonl, final-state.json), runs the
+// checks (reports/checks) and writes report.json, junit.xml and
+// report.html (reports/render). The run command calls Generate after
+// convergence; a report can be made again from a saved run directory the
+// same way.
+package reports
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/reports/checks"
+	"github.com/chaosloop/chaosloop/reports/render"
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+// File names in a run directory.
+const (
+	HistoryFile = "history.jsonl"
+	FinalFile   = "final-state.json"
+	JSONFile    = "report.json"
+	JUnitFile   = "junit.xml"
+	HTMLFile    = "report.html"
+)
+
+// Run identifies the run being judged.
+type Run struct {
+	// Dir is the run directory holding the evidence; the reports go there.
+	Dir      string
+	Scenario *scenarios.Scenario
+	Seed     int64
+	Started  time.Time
+}
+
+// Generate judges the run in r.Dir and writes its reports there. A missing
+// or unreadable final state is not an error (the checks needing it report
+// UNKNOWN); a missing history is.
+func Generate(ctx context.Context, log *slog.Logger, r Run, opts checks.Options) (*checks.Report, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	events, err := history.ReadFile(filepath.Join(r.Dir, HistoryFile))
+	if err != nil {
+		return nil, fmt.Errorf("reports: %w", err)
+	}
+	in := checks.Input{Scenario: r.Scenario, Events: events, Seed: r.Seed, Started: r.Started}
+	switch f, err := history.ReadFinal(filepath.Join(r.Dir, FinalFile)); {
+	case errors.Is(err, fs.ErrNotExist):
+		in.FinalError = "no " + FinalFile + " (the run did not get as far as reading the final state)"
+	case err != nil:
+		in.FinalError = err.Error()
+	default:
+		in.Final = f
+	}
+	rep, err := checks.Run(in, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := Write(r.Dir, rep); err != nil {
+		return rep, err
+	}
+	log.Info("run judged", "scenario", rep.Scenario, "verdict", rep.Verdict, "exit", rep.ExitCode,
+		"events", len(events), "took", time.Since(start).Round(time.Millisecond), "html", filepath.Join(r.Dir, HTMLFile))
+	return rep, nil
+}
+
+// Write writes report.json, junit.xml and report.html into dir.
+func Write(dir string, rep *checks.Report) error {
+	for _, out := range []struct {
+		name  string
+		write func(*bytes.Buffer, *checks.Report) error
+	}{
+		{JSONFile, func(b *bytes.Buffer, r *checks.Report) error { return render.JSON(b, r) }},
+		{JUnitFile, func(b *bytes.Buffer, r *checks.Report) error { return render.JUnit(b, r) }},
+		{HTMLFile, func(b *bytes.Buffer, r *checks.Report) error { return render.HTML(b, r) }},
+	} {
+		var b bytes.Buffer
+		if err := out.write(&b, rep); err != nil {
+			return fmt.Errorf("reports: %s: %w", out.name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, out.name), b.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("reports: %w", err)
+		}
+	}
+	return nil
+}
