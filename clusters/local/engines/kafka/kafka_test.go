@@ -144,7 +144,10 @@ func produce(ctx context.Context, t *testing.T, e *Engine, c *engines.Cluster, t
 // a refused write comes back as the broker's error within the timeout.
 func produceUnsafe(ctx context.Context, t *testing.T, e *Engine, c *engines.Cluster, topic, prefix string, n int, deliveryTimeout time.Duration) ([]string, error) {
 	t.Helper()
-	return produceWith(ctx, t, e, c, topic, prefix, n, deliveryTimeout, kgo.DisableIdempotentWrite(), kgo.RecordRetries(3))
+	return produceWith(ctx, t, e, c, topic, prefix, n, deliveryTimeout, kgo.DisableIdempotentWrite(), kgo.RecordRetries(3),
+		// Retries wait for fresh metadata; the default 5 s would spend the
+		// delivery timeout before the retries run out.
+		kgo.MetadataMinAge(500*time.Millisecond))
 }
 
 func produceWith(ctx context.Context, t *testing.T, e *Engine, c *engines.Cluster, topic, prefix string, n int, deliveryTimeout time.Duration, opts ...kgo.Opt) ([]string, error) {
@@ -447,8 +450,8 @@ func TestZooKeeperModeThreeBrokers(t *testing.T) {
 	st, err = e.Status(ctx, c, o)
 	require.NoError(t, err)
 	require.False(t, st.Writable)
-	pctx, cancel := context.WithTimeout(ctx, 45*time.Second)
-	_, err = produceUnsafe(pctx, t, e, c, topic, "y", 10, 10*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	_, err = produceUnsafe(pctx, t, e, c, topic, "y", 10, 40*time.Second)
 	cancel()
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "NOT_ENOUGH_REPLICAS")
