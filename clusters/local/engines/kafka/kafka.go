@@ -390,7 +390,7 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster, o Options) error
 	// Ask every member itself: each must answer and list all brokers as
 	// registered (unfenced) before topics are created.
 	err = waitRunning(ctx, 3*time.Minute, "kafka brokers registered", func() error { return e.checkAlive(c) }, func(ctx context.Context) error {
-		for i, p := range e.probeAll(ctx, c, []string{}) {
+		for i, p := range e.probeAll(ctx, c, []string{}, false) {
 			if p.err != nil {
 				return fmt.Errorf("%s: %w", c.Members[i].Name, p.err)
 			}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -325,6 +326,38 @@ func TestKRaftThreeBrokers(t *testing.T) {
 	}
 	consumeAll(ctx, t, e, c, topic, acked)
 	reportRSS(t, c)
+
+	// A frozen broker (SIGSTOP: gray failure) still accepts TCP connections
+	// but never answers: Status must neither hang nor call it up, and the
+	// controller fences it out of every ISR.
+	frozen := 0
+	rec, err = proc.Load(c.StateDir, procName(c.Members[frozen]))
+	require.NoError(t, err)
+	require.NoError(t, rec.Signal(syscall.SIGSTOP))
+	t.Cleanup(func() { _ = rec.Signal(syscall.SIGCONT) })
+	tStatus = time.Now()
+	st, err = e.Status(ctx, c, o)
+	require.NoError(t, err)
+	t.Logf("status with a frozen broker took %s", time.Since(tStatus))
+	require.False(t, st.Members[frozen].Up)
+	require.Contains(t, st.Members[frozen].Detail, "does not answer")
+	require.NoError(t, engines.WaitFor(ctx, time.Minute, 250*time.Millisecond, "frozen broker out of ISR", func(ctx context.Context) error {
+		parts, err := e.Partitions(ctx, c, o)
+		if err != nil {
+			return err
+		}
+		for _, p := range parts {
+			if nodeIn(p.ISR, frozen) || p.Leader == NodeID(frozen) {
+				return fmt.Errorf("partition %d: leader %d ISR %v", p.Partition, p.Leader, p.ISR)
+			}
+		}
+		return nil
+	}))
+	st, err = e.Status(ctx, c, o)
+	require.NoError(t, err)
+	require.True(t, st.Writable, "%+v", st)
+	require.NoError(t, rec.Signal(syscall.SIGCONT))
+	require.NoError(t, e.WaitFullISR(ctx, c, o, 3*time.Minute))
 
 	require.NoError(t, e.Stop(ctx, c))
 	for _, m := range c.Members {

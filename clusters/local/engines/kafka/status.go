@@ -38,13 +38,22 @@ type Partition struct {
 // memberMetadata asks member m alone (not whichever broker the client
 // prefers) for metadata about topics (nil = all).
 func (e *Engine) memberMetadata(ctx context.Context, m engines.Member, topics []string) (*kmsg.MetadataResponse, error) {
+	md, _, err := e.askMember(ctx, m, topics, false)
+	return md, err
+}
+
+// askMember sends member m its metadata request and, for KRaft, a
+// DescribeQuorum (which the broker forwards to the active controller),
+// both within one probeTimeout. The quorum leader is -1 when unknown.
+func (e *Engine) askMember(ctx context.Context, m engines.Member, topics []string, quorum bool) (*kmsg.MetadataResponse, int32, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	cl, err := e.client(nil, []engines.Member{m})
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
 	defer cl.Close()
+	b := cl.SeedBrokers()[0]
 	req := kmsg.NewPtrMetadataRequest()
 	if topics != nil {
 		req.Topics = []kmsg.MetadataRequestTopic{}
@@ -54,21 +63,40 @@ func (e *Engine) memberMetadata(ctx context.Context, m engines.Member, topics []
 			req.Topics = append(req.Topics, rt)
 		}
 	}
-	resp, err := cl.SeedBrokers()[0].Request(ctx, req)
+	resp, err := b.Request(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
-	return resp.(*kmsg.MetadataResponse), nil
+	md := resp.(*kmsg.MetadataResponse)
+	if !quorum {
+		return md, -1, nil
+	}
+	qreq := kmsg.NewPtrDescribeQuorumRequest()
+	rt := kmsg.NewDescribeQuorumRequestTopic()
+	rt.Topic = "__cluster_metadata"
+	rt.Partitions = append(rt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
+	qreq.Topics = append(qreq.Topics, rt)
+	qresp, err := b.Request(ctx, qreq)
+	if err != nil {
+		return md, -1, nil
+	}
+	q := qresp.(*kmsg.DescribeQuorumResponse)
+	if q.ErrorCode != 0 || len(q.Topics) == 0 || len(q.Topics[0].Partitions) == 0 || q.Topics[0].Partitions[0].ErrorCode != 0 {
+		return md, -1, nil
+	}
+	return md, q.Topics[0].Partitions[0].LeaderID, nil
 }
 
 // probe is what one member answered.
 type probe struct {
-	alive bool // the recorded process runs
-	md    *kmsg.MetadataResponse
-	err   error
+	alive        bool // the recorded process runs
+	md           *kmsg.MetadataResponse
+	quorumLeader int32
+	err          error
 }
 
-func (e *Engine) probeAll(ctx context.Context, c *engines.Cluster, topics []string) []probe {
+// probeAll asks every member in parallel; quorum adds DescribeQuorum.
+func (e *Engine) probeAll(ctx context.Context, c *engines.Cluster, topics []string, quorum bool) []probe {
 	out := make([]probe, len(c.Members))
 	var wg sync.WaitGroup
 	for i, m := range c.Members {
@@ -79,7 +107,7 @@ func (e *Engine) probeAll(ctx context.Context, c *engines.Cluster, topics []stri
 				out[i].err = errors.New("process not running")
 				return
 			}
-			out[i].md, out[i].err = e.memberMetadata(ctx, m, topics)
+			out[i].md, out[i].quorumLeader, out[i].err = e.askMember(ctx, m, topics, quorum)
 		})
 	}
 	wg.Wait()
@@ -158,7 +186,7 @@ func partitionsOf(md *kmsg.MetadataResponse) []Partition {
 // freshest answering broker. It fails only when no broker answers.
 func (e *Engine) Partitions(ctx context.Context, c *engines.Cluster, o Options) ([]Partition, error) {
 	topics := topicsFilter(o)
-	ps := e.probeAll(ctx, c, topics)
+	ps := e.probeAll(ctx, c, topics, false)
 	_, md := freshest(ps, topics)
 	if md == nil {
 		return nil, fmt.Errorf("kafka: no broker answers: %w", probeErrors(c, ps))
@@ -183,40 +211,20 @@ func probeErrors(c *engines.Cluster, ps []probe) error {
 	return errors.Join(errs...)
 }
 
-// quorumLeader asks the KRaft quorum, through any answering broker (which
-// forwards to the active controller), for its leader's node id.
-func (e *Engine) quorumLeader(ctx context.Context, c *engines.Cluster, ps []probe) int32 {
-	var up []engines.Member
-	for i, p := range ps {
-		if p.md != nil {
-			up = append(up, c.Members[i])
+// quorumLeader is the KRaft leader most answers agree on (-1: none known).
+func quorumLeader(ps []probe) int32 {
+	votes := map[int32]int{}
+	best := int32(-1)
+	for _, p := range ps {
+		if p.md == nil || p.quorumLeader < 0 {
+			continue
+		}
+		votes[p.quorumLeader]++
+		if best < 0 || votes[p.quorumLeader] > votes[best] {
+			best = p.quorumLeader
 		}
 	}
-	if len(up) == 0 {
-		return -1
-	}
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	cl, err := e.client(c, up)
-	if err != nil {
-		return -1
-	}
-	defer cl.Close()
-	req := kmsg.NewPtrDescribeQuorumRequest()
-	rt := kmsg.NewDescribeQuorumRequestTopic()
-	rt.Topic = "__cluster_metadata"
-	rp := kmsg.NewDescribeQuorumRequestTopicPartition()
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil || resp.ErrorCode != 0 || len(resp.Topics) == 0 || len(resp.Topics[0].Partitions) == 0 {
-		return -1
-	}
-	p := resp.Topics[0].Partitions[0]
-	if p.ErrorCode != 0 {
-		return -1
-	}
-	return p.LeaderID
+	return best
 }
 
 // Status reports each member and whether the cluster takes acks=all
@@ -227,7 +235,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster, o Options) (eng
 	o = o.withDefaults(len(c.Members))
 	st := engines.Status{Engine: "kafka", Version: o.Version}
 	topics := topicsFilter(o)
-	ps := e.probeAll(ctx, c, topics)
+	ps := e.probeAll(ctx, c, topics, o.ZooKeeper == "")
 	from, md := freshest(ps, topics)
 	var parts []Partition
 	registered := map[int32]bool{}
@@ -238,7 +246,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster, o Options) (eng
 			registered[b.NodeID] = true
 		}
 		if o.ZooKeeper == "" {
-			controller = e.quorumLeader(ctx, c, ps)
+			controller = quorumLeader(ps)
 		} else {
 			controller = md.ControllerID
 		}
