@@ -257,7 +257,7 @@ func (l *Lab) restartNode(ctx context.Context, node string) error {
 
 func (l *Lab) restartMember(ctx context.Context, ss *serviceState, i int) error {
 	if ss.Engine == EngineNone {
-		return nil
+		return l.startWorker(ss, i)
 	}
 	e, err := l.eng.get(ss.Engine, ss)
 	if err != nil {

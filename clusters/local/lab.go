@@ -83,6 +83,8 @@ type serviceState struct {
 	Cluster engines.Cluster `json:"cluster"`
 	// Controller is the zookeeper service a kafka service uses ("" = KRaft).
 	Controller string `json:"controller,omitempty"`
+	// Worker runs on each member of a stateless service (see StartWorkers).
+	Worker *Worker `json:"worker,omitempty"`
 }
 
 // labState is lab.json.

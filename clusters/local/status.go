@@ -119,12 +119,15 @@ func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) ServiceInfo {
 	return si
 }
 
-// statelessStatus: a stateless member is up while its node has power (its
-// workers are started by the run).
+// statelessStatus: a stateless member is up while its node has power and,
+// when the service has a worker, while the worker runs.
 func (l *Lab) statelessStatus(ss *serviceState) engines.Status {
 	st := engines.Status{Engine: EngineNone}
-	for _, m := range ss.Cluster.Members {
+	for i, m := range ss.Cluster.Members {
 		up := l.net.Powered(m.Node)
+		if ss.Worker != nil {
+			up = up && l.workerAlive(ss, i)
+		}
 		st.Members = append(st.Members, engines.MemberStatus{Index: m.Index, Name: m.Name, Up: up, Healthy: up})
 		st.Writable = st.Writable || up
 	}

@@ -1,0 +1,107 @@
+package runner
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/load/history"
+)
+
+// SampleInterval: each service is observed at least twice a second.
+const SampleInterval = 400 * time.Millisecond
+
+// Observe maps what the engines report of a service to the spec's verdict
+// vocabulary, so that it can be compared with analyze's prediction: down
+// when no member answers, read-only when some do but writes would be
+// refused, ok when every member is healthy, degraded otherwise.
+func Observe(si local.ServiceInfo) (observed string, membersUp int, writable bool) {
+	anyUp := false
+	for _, m := range si.Members {
+		if m.Up {
+			anyUp = true
+		}
+		if m.Healthy {
+			membersUp++
+		}
+	}
+	switch {
+	case !anyUp:
+		return "down", 0, false
+	case !si.Writable:
+		return "read-only", membersUp, false
+	case membersUp == len(si.Members):
+		return "ok", membersUp, true
+	}
+	return "degraded", membersUp, true
+}
+
+// sampler observes every service of a lab on its own ticker and records a
+// sample event each time, until stopped.
+type sampler struct {
+	lab   *local.Lab
+	h     *history.Writer
+	wg    sync.WaitGroup
+	stop  context.CancelFunc
+	mu    sync.Mutex
+	last  map[string]string
+	count int
+}
+
+func startSampler(ctx context.Context, lab *local.Lab, h *history.Writer, services []string) *sampler {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &sampler{lab: lab, h: h, stop: cancel, last: map[string]string{}}
+	for _, name := range services {
+		s.wg.Add(1)
+		go s.loop(ctx, name)
+	}
+	return s
+}
+
+func (s *sampler) loop(ctx context.Context, name string) {
+	defer s.wg.Done()
+	t := time.NewTicker(SampleInterval)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, SampleInterval*2)
+		si, err := s.lab.ServiceStatus(pctx, name)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		ev := history.Event{Type: history.Sample, Service: name}
+		if err != nil {
+			ev.Error = err.Error()
+		} else {
+			obs, up, w := Observe(si)
+			ev.Observed, ev.MembersUp, ev.Writable = obs, up, &w
+			s.mu.Lock()
+			s.last[name] = obs
+			s.count++
+			s.mu.Unlock()
+		}
+		_ = s.h.Add(ev)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Last returns each service's latest observed verdict.
+func (s *sampler) Last() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.last))
+	for k, v := range s.last {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *sampler) Stop() {
+	s.stop()
+	s.wg.Wait()
+}
