@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/docstore"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/galera"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/zookeeper"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -74,6 +76,8 @@ type engineSet struct {
 	log   *slog.Logger
 	cache string
 	made  map[string]engine
+	// kafkaOptions derives a kafka service's broker and topic options.
+	kafkaOptions func(*serviceState) (kafka.Options, error)
 }
 
 func newEngineSet(log *slog.Logger, cache string) *engineSet {
@@ -100,9 +104,67 @@ func (s *engineSet) get(name string, svc *serviceState) (engine, error) {
 		e = redis.New(s.log)
 	case EngineDocstore:
 		e = docstore.New(s.log, s.cache)
+	case EngineKafka:
+		if s.kafkaOptions == nil {
+			return nil, fmt.Errorf("service %s: no kafka options", svc.Name)
+		}
+		o, err := s.kafkaOptions(svc)
+		if err != nil {
+			return nil, err
+		}
+		e = &kafkaEngine{e: kafka.New(s.log, filepath.Join(s.cache, "kafka")), o: o}
 	default:
 		return nil, fmt.Errorf("service %s: the local lab has no %s engine yet", svc.Name, name)
 	}
 	s.made[key] = e
 	return e, nil
+}
+
+// kafkaEngine adapts the kafka package, whose methods take the topic and
+// broker options the lab derives from the scenario.
+type kafkaEngine struct {
+	e *kafka.Engine
+	o kafka.Options
+}
+
+func (k *kafkaEngine) Install(ctx context.Context) error {
+	return k.e.Install(ctx, k.version())
+}
+
+func (k *kafkaEngine) version() string {
+	if k.o.Version != "" {
+		return k.o.Version
+	}
+	if k.o.ZooKeeper != "" {
+		return kafka.DefaultZooKeeperVersion
+	}
+	return kafka.DefaultVersion
+}
+
+func (k *kafkaEngine) Version(ctx context.Context) (string, error) { return k.e.Version(ctx) }
+func (k *kafkaEngine) Start(ctx context.Context, c *engines.Cluster) error {
+	return k.e.Start(ctx, c, k.o)
+}
+func (k *kafkaEngine) StartMember(ctx context.Context, c *engines.Cluster, i int) error {
+	return k.e.StartMember(ctx, c, k.o, i)
+}
+func (k *kafkaEngine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
+	return k.e.StopMember(ctx, c, k.o, i)
+}
+func (k *kafkaEngine) Stop(ctx context.Context, c *engines.Cluster) error { return k.e.Stop(ctx, c) }
+func (k *kafkaEngine) Status(ctx context.Context, c *engines.Cluster) (engines.Status, error) {
+	return k.e.Status(ctx, c, k.o)
+}
+func (k *kafkaEngine) Endpoints(c *engines.Cluster) []string { return k.e.Endpoints(c) }
+
+// Topics of the Mojaloop transfer pipeline, created on every kafka service.
+var Topics = []string{"topic-transfer-prepare", "topic-transfer-position", "topic-transfer-fulfil", "topic-notification-event"}
+
+// mustEndpoints returns a service's client endpoints ("" engine: none).
+func (s *engineSet) mustEndpoints(ss *serviceState) []string {
+	e, err := s.get(ss.Engine, ss)
+	if err != nil {
+		return nil
+	}
+	return e.Endpoints(&ss.Cluster)
 }

@@ -18,12 +18,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
@@ -144,7 +146,8 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{opts: opts, dir: dir, topo: topo, eng: newEngineSet(opts.Log, opts.Cache)}
+	l := &Lab{opts: opts, dir: dir, topo: topo}
+	l.eng = l.newEngines()
 	if prev, err := readState(dir); err == nil {
 		var stored bytes.Buffer
 		if err := json.Compact(&stored, prev.Scenario); err != nil || stored.String() != string(raw) {
@@ -214,7 +217,8 @@ func Open(ctx context.Context, opts Options, name string) (*Lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab %s: %w", name, err)
 	}
-	l := &Lab{opts: opts, dir: dir, topo: topo, net: nl, eng: newEngineSet(opts.Log, opts.Cache), st: st}
+	l := &Lab{opts: opts, dir: dir, topo: topo, net: nl, st: st}
+	l.eng = l.newEngines()
 	l.attachDialers()
 	return l, nil
 }
@@ -318,6 +322,35 @@ func (l *Lab) planServices() error {
 		l.st.Services = append(l.st.Services, ss)
 	}
 	return nil
+}
+
+func (l *Lab) newEngines() *engineSet {
+	s := newEngineSet(l.opts.Log, l.opts.Cache)
+	s.kafkaOptions = l.kafkaOptions
+	return s
+}
+
+// kafkaOptions derives a kafka service's options from the scenario:
+// broker.rack from each member's rack, the service's replication settings,
+// the pipeline's topics, and ZooKeeper mode when it has a controller.
+func (l *Lab) kafkaOptions(ss *serviceState) (kafka.Options, error) {
+	sv := l.topo.Service(ss.Name)
+	if sv == nil {
+		return kafka.Options{}, fmt.Errorf("no service %s", ss.Name)
+	}
+	o := kafka.Options{ReplicationFactor: sv.ReplicationFactor, MinInSync: sv.MinInSync, Partitions: len(sv.Partitions), Topics: Topics, Assignment: sv.Partitions}
+	for _, m := range sv.Members {
+		o.Racks = append(o.Racks, m.Rack.Site.Name+"-"+m.Rack.Name)
+	}
+	if ss.Controller != "" {
+		zk, err := l.service(ss.Controller)
+		if err != nil {
+			return o, err
+		}
+		eps := l.eng.mustEndpoints(zk)
+		o.ZooKeeper = strings.Join(eps, ",") + "/kafka-" + ss.Name
+	}
+	return o, nil
 }
 
 // assignHosts fills each member's namespace, address and cgroup from the

@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
@@ -68,6 +69,10 @@ type Options struct {
 	ReplicationFactor, MinInSync, Partitions int
 	// Topics are created by Start.
 	Topics []string
+	// Assignment, when set, gives each partition's replicas as member
+	// indexes (the scenario spec's assignment, so that the lab matches what
+	// analyze predicts); otherwise Kafka assigns them (rack-aware).
+	Assignment [][]int
 	// HeapMB caps each broker's heap (default 256): the whole lab shares a
 	// 2-core machine.
 	HeapMB int
@@ -407,16 +412,22 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster, o Options) error
 	if len(o.Topics) > 0 {
 		minISR := strconv.Itoa(o.MinInSync)
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		res, err := adm.CreateTopics(rctx, int32(o.Partitions), int16(o.ReplicationFactor),
-			map[string]*string{"min.insync.replicas": &minISR}, o.Topics...)
+		var err error
+		if len(o.Assignment) > 0 {
+			err = createAssigned(rctx, cl, o, minISR)
+		} else {
+			var res kadm.CreateTopicResponses
+			res, err = adm.CreateTopics(rctx, int32(o.Partitions), int16(o.ReplicationFactor),
+				map[string]*string{"min.insync.replicas": &minISR}, o.Topics...)
+			for _, r := range res.Sorted() {
+				if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) && err == nil {
+					err = fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
+				}
+			}
+		}
 		cancel()
 		if err != nil {
 			return fmt.Errorf("kafka: create topics: %w", err)
-		}
-		for _, r := range res.Sorted() {
-			if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-				return fmt.Errorf("kafka: create topic %s: %w", r.Topic, r.Err)
-			}
 		}
 	}
 	if err := e.WaitFullISR(ctx, c, o, 3*time.Minute); err != nil {
@@ -581,6 +592,41 @@ func (e *Engine) client(c *engines.Cluster, members []engines.Member, extra ...k
 		kgo.RequestTimeoutOverhead(2 * time.Second),
 		kgo.RetryTimeout(3 * time.Second),
 		kgo.MetadataMinAge(250 * time.Millisecond),
+		// The lab reaches brokers from inside their host namespaces.
+		kgo.Dialer(c.Dialer()),
 	}, extra...)
 	return kgo.NewClient(opts...)
+}
+
+// createAssigned creates the topics with an explicit replica assignment.
+func createAssigned(ctx context.Context, cl *kgo.Client, o Options, minISR string) error {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 20000
+	for _, name := range o.Topics {
+		t := kmsg.NewCreateTopicsRequestTopic()
+		t.Topic = name
+		t.NumPartitions, t.ReplicationFactor = -1, -1
+		for p, members := range o.Assignment {
+			a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+			a.Partition = int32(p)
+			for _, m := range members {
+				a.Replicas = append(a.Replicas, NodeID(m))
+			}
+			t.ReplicaAssignment = append(t.ReplicaAssignment, a)
+		}
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = "min.insync.replicas", &minISR
+		t.Configs = append(t.Configs, c)
+		req.Topics = append(req.Topics, t)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", t.Topic, err)
+		}
+	}
+	return nil
 }
