@@ -453,7 +453,8 @@ func (l *Lab) startAll(ctx context.Context) error {
 		if ss.Engine == EngineNone {
 			continue
 		}
-		if ss.Kind == scenarios.KindKafka {
+		if ss.Kind == scenarios.KindKafka && ss.Controller != "" {
+			// ZooKeeper mode needs its ensemble first; KRaft starts with the rest.
 			second = append(second, ss)
 		} else {
 			first = append(first, ss)
@@ -494,6 +495,24 @@ func (l *Lab) service(name string) (*serviceState, error) {
 		}
 	}
 	return nil, fmt.Errorf("lab %s has no service %q", l.st.Name, name)
+}
+
+// KafkaPartitions returns the partitions of a kafka service's topics:
+// leader, replicas and in-sync replicas as broker (member) indexes.
+func (l *Lab) KafkaPartitions(ctx context.Context, service string) ([]kafka.Partition, error) {
+	ss, err := l.service(service)
+	if err != nil {
+		return nil, err
+	}
+	e, err := l.eng.get(ss.Engine, ss)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := e.(*kafkaEngine)
+	if !ok {
+		return nil, fmt.Errorf("service %s is not a kafka service", service)
+	}
+	return k.e.Partitions(ctx, &ss.Cluster, k.o)
 }
 
 // Endpoints returns a service's client endpoints (addr:port), or nil for a

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,6 +70,7 @@ services:
   - {name: etcd, kind: etcd, pool: P, spread: site}
   - {name: db, kind: mysql, pool: P, spread: site}
   - {name: cache, kind: redis, pool: P, spread: site}
+  - {name: kafka, kind: kafka, pool: P, spread: site, partitions: 3}
 `, name)
 	s, err := scenarios.Decode(name+".yaml", []byte(src))
 	require.NoError(t, err)
@@ -176,9 +178,33 @@ func TestLabFaultsAreReal(t *testing.T) {
 			}
 			return fmt.Errorf("no new primary")
 		})
+		eventually(t, 30*time.Second, "kafka ISR shrinks", func() error {
+			ps, err := l.KafkaPartitions(ctx, "kafka")
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				if len(p.ISR) != 2 || slices.Contains(p.ISR, 1) {
+					return fmt.Errorf("%s/%d ISR %v", p.Topic, p.Partition, p.ISR)
+				}
+			}
+			return nil
+		})
 		require.NoError(t, l.Recover(ctx, f))
 		require.NoError(t, l.Recover(ctx, f)) // idempotent
-		eventually(t, 90*time.Second, "every member rejoins", func() error { return allHealthy(l) })
+		eventually(t, 120*time.Second, "every member rejoins", func() error { return allHealthy(l) })
+		eventually(t, 60*time.Second, "kafka ISR full again", func() error {
+			ps, err := l.KafkaPartitions(ctx, "kafka")
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				if len(p.ISR) != 3 {
+					return fmt.Errorf("%s/%d ISR %v", p.Topic, p.Partition, p.ISR)
+				}
+			}
+			return nil
+		})
 	})
 
 	t.Run("isolating a rack partitions", func(t *testing.T) {

@@ -517,7 +517,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, o Options,
 	m := c.Members[i]
 	alive := func() error { return memberAlive(c, m) }
 	return waitRunning(ctx, 2*time.Minute, "kafka "+m.Name+" answering", alive, func(ctx context.Context) error {
-		_, err := e.memberMetadata(ctx, m, nil)
+		_, err := e.memberMetadata(ctx, c, m, nil)
 		return err
 	})
 }

@@ -37,18 +37,18 @@ type Partition struct {
 
 // memberMetadata asks member m alone (not whichever broker the client
 // prefers) for metadata about topics (nil = all).
-func (e *Engine) memberMetadata(ctx context.Context, m engines.Member, topics []string) (*kmsg.MetadataResponse, error) {
-	md, _, err := e.askMember(ctx, m, topics, false)
+func (e *Engine) memberMetadata(ctx context.Context, c *engines.Cluster, m engines.Member, topics []string) (*kmsg.MetadataResponse, error) {
+	md, _, err := e.askMember(ctx, c, m, topics, false)
 	return md, err
 }
 
 // askMember sends member m its metadata request and, for KRaft, a
 // DescribeQuorum (which the broker forwards to the active controller),
 // both within one probeTimeout. The quorum leader is -1 when unknown.
-func (e *Engine) askMember(ctx context.Context, m engines.Member, topics []string, quorum bool) (*kmsg.MetadataResponse, int32, error) {
+func (e *Engine) askMember(ctx context.Context, c *engines.Cluster, m engines.Member, topics []string, quorum bool) (*kmsg.MetadataResponse, int32, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	cl, err := e.client(nil, []engines.Member{m})
+	cl, err := e.client(c, []engines.Member{m})
 	if err != nil {
 		return nil, -1, err
 	}
@@ -107,7 +107,7 @@ func (e *Engine) probeAll(ctx context.Context, c *engines.Cluster, topics []stri
 				out[i].err = errors.New("process not running")
 				return
 			}
-			out[i].md, out[i].quorumLeader, out[i].err = e.askMember(ctx, m, topics, quorum)
+			out[i].md, out[i].quorumLeader, out[i].err = e.askMember(ctx, c, m, topics, quorum)
 		})
 	}
 	wg.Wait()
