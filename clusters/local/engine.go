@@ -112,7 +112,7 @@ func (s *engineSet) get(name string, svc *serviceState) (engine, error) {
 		if err != nil {
 			return nil, err
 		}
-		e = &kafkaEngine{e: kafka.New(s.log, filepath.Join(s.cache, "kafka")), o: o}
+		e = &kafkaEngine{e: kafka.New(s.log, s.cacheDir("kafka")), o: o}
 	default:
 		return nil, fmt.Errorf("service %s: the local lab has no %s engine yet", svc.Name, name)
 	}
@@ -141,7 +141,15 @@ func (k *kafkaEngine) version() string {
 	return kafka.DefaultVersion
 }
 
-func (k *kafkaEngine) Version(ctx context.Context) (string, error) { return k.e.Version(ctx) }
+func (k *kafkaEngine) Version(ctx context.Context) (string, error) {
+	if v, err := k.e.Version(ctx); err == nil {
+		return v, nil
+	}
+	if k.e.Installed(k.version()) {
+		return k.version(), nil
+	}
+	return "", fmt.Errorf("kafka %s is not in the cache", k.version())
+}
 func (k *kafkaEngine) Start(ctx context.Context, c *engines.Cluster) error {
 	return k.e.Start(ctx, c, k.o)
 }
@@ -168,3 +176,6 @@ func (s *engineSet) mustEndpoints(ss *serviceState) []string {
 	}
 	return e.Endpoints(&ss.Cluster)
 }
+
+// cacheDir is where an engine keeps what it downloads or builds.
+func (s *engineSet) cacheDir(engine string) string { return filepath.Join(s.cache, engine) }

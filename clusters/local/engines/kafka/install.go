@@ -221,3 +221,6 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 		}
 	}
 }
+
+// Installed reports whether version's jars are in the cache.
+func (e *Engine) Installed(version string) bool { return e.installed(version) }
