@@ -14,6 +14,7 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/down"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/fault"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/handler"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/schema"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/status"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/up"
@@ -73,6 +74,7 @@ violated (run).`,
 		down.NewCommand(env),
 		fault.NewFaultCommand(env),
 		fault.NewHealCommand(env),
+		handler.NewCommand(env),
 	)
 	for _, c := range cmd.Commands() {
 		wrapArgs(c)
