@@ -89,3 +89,13 @@ func Decode[T Prepare | Fulfil | Notification](b []byte) (T, error) {
 	}
 	return v, nil
 }
+
+// Where the client's other writes go, for the final-state readers.
+const (
+	// DedupeKeyPrefix + transfer id is the Redis duplicate-check key.
+	DedupeKeyPrefix = "transfer-dedupe:"
+	// BulkDatabase and BulkCollection hold bulk transfers in the document
+	// store (create the collection before traffic: docstore.Prepare).
+	BulkDatabase   = "mojaloop"
+	BulkCollection = "bulkTransfers"
+)
