@@ -97,12 +97,10 @@ func runPipeline(tb testing.TB, l *testLab, ps ledger.Participants, cfg load.Con
 	}
 	gen, err := load.New(ctx, log, cfg, hw)
 	require.NoError(tb, err)
-	require.NoError(tb, hw.Add(history.Event{Type: history.PhaseChange, Phase: "warmup"}))
 	t0 := time.Now()
 	require.NoError(tb, gen.Run(ctx))
 	took := time.Since(t0)
 	gen.Close()
-	require.NoError(tb, hw.Add(history.Event{Type: history.PhaseChange, Phase: "check"}))
 
 	src := l.sources()
 	n, err := finalstate.ConsumeAll(ctx, log, src, "", hw)
