@@ -48,9 +48,11 @@ func Run[T any](ctx context.Context, cfg Config, st *Stats, plan func(i int64) T
 		st = &Stats{}
 	}
 	jobs := make(chan T) // unbuffered: a send succeeds only when a VU waits
-	var wg sync.WaitGroup
+	var wg, ready sync.WaitGroup
+	ready.Add(cfg.VUs)
 	for v := range cfg.VUs {
 		wg.Go(func() {
+			ready.Done()
 			for item := range jobs {
 				work(ctx, v, item)
 				st.InFlight.Add(-1)
@@ -61,6 +63,9 @@ func Run[T any](ctx context.Context, cfg Config, st *Stats, plan func(i int64) T
 		close(jobs)
 		wg.Wait()
 	}()
+	// Every VU running before the first arrival, so none is dropped for a
+	// VU that was merely not started yet.
+	ready.Wait()
 	start := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -49,17 +50,61 @@ func publicState(internal string) string {
 	return internal
 }
 
-// withTx runs f in one transaction, committing when it returns nil.
-func withTx(ctx context.Context, db *sql.DB, f func(tx *sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
+// withConn runs f on one connection; f starts and commits its own
+// transaction (several statements per round trip), and on an error the
+// transaction is rolled back here, or the connection discarded when even
+// that fails.
+func withConn(ctx context.Context, db *sql.DB, f func(c *sql.Conn) error) error {
+	c, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
-	if err := f(tx); err != nil {
-		_ = tx.Rollback()
+	defer c.Close()
+	if err := f(c); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, rerr := c.ExecContext(rctx, "ROLLBACK"); rerr != nil {
+			_ = c.Raw(func(any) error { return driver.ErrBadConn })
+		}
 		return err
 	}
-	return tx.Commit()
+	return nil
+}
+
+// accounts returns the participants' position account ids in a currency
+// (participantCurrencyId), cached: they never change once set up.
+func (s *Store) accounts(ctx context.Context, db *sql.DB, currency string) (map[string]int64, error) {
+	s.acctMu.Lock()
+	defer s.acctMu.Unlock()
+	if m, ok := s.acct[currency]; ok {
+		return m, nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT p.name, pc.participantCurrencyId
+		FROM participantCurrency pc JOIN participant p USING (participantId)
+		WHERE pc.currencyId = ? AND pc.ledgerAccountTypeId = ?`, currency, ledgerAccountPosition)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := map[string]int64{}
+	for rows.Next() {
+		var name string
+		var id int64
+		if err := rows.Scan(&name, &id); err != nil {
+			return nil, err
+		}
+		m[name] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(m) > 0 {
+		if s.acct == nil {
+			s.acct = map[string]map[string]int64{}
+		}
+		s.acct[currency] = m
+	}
+	return m, nil
 }
 
 // lastState is the transfer's latest transferStateChange.
@@ -91,80 +136,54 @@ func (s *Store) Prepare(ctx context.Context, p wire.Prepare) (Outcome, error) {
 	var out Outcome
 	err := s.do(ctx, func(ctx context.Context, db *sql.DB) error {
 		out = Outcome{}
-		err := withTx(ctx, db, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO transfer (transferId, amount, currencyId) VALUES (?, ?, ?)",
-				p.TransferID, p.Amount, p.Currency); err != nil {
-				return err
-			}
-			// Both accounts (and the payer's cap) in one statement.
-			rows, err := tx.QueryContext(ctx, `SELECT p.name, pc.participantCurrencyId
-				FROM participantCurrency pc JOIN participant p USING (participantId)
-				WHERE p.name IN (?, ?) AND pc.currencyId = ? AND pc.ledgerAccountTypeId = ?`,
-				p.Payer, p.Payee, p.Currency, ledgerAccountPosition)
-			if err != nil {
-				return err
-			}
-			acct := map[string]int64{}
-			for rows.Next() {
-				var name string
-				var id int64
-				if err := rows.Scan(&name, &id); err != nil {
-					rows.Close()
-					return err
-				}
-				acct[name] = id
-			}
-			if err := rows.Close(); err != nil {
-				return err
-			}
-			payerAcct, ok1 := acct[p.Payer]
-			payeeAcct, ok2 := acct[p.Payee]
-			if !ok1 || !ok2 || p.Payer == p.Payee {
-				return fmt.Errorf("%w: %s → %s in %s", ErrUnknownParticipant, p.Payer, p.Payee, p.Currency)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO transferParticipant
-				(transferId, participantCurrencyId, transferParticipantRoleTypeId, ledgerEntryTypeId, amount)
-				VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)`,
+		acct, err := s.accounts(ctx, db, p.Currency)
+		if err != nil {
+			return err
+		}
+		payerAcct, ok1 := acct[p.Payer]
+		payeeAcct, ok2 := acct[p.Payee]
+		if !ok1 || !ok2 || p.Payer == p.Payee {
+			return fmt.Errorf("%w: %s → %s in %s", ErrUnknownParticipant, p.Payer, p.Payee, p.Currency)
+		}
+		err = withConn(ctx, db, func(c *sql.Conn) error {
+			// Round trip 1: record the transfer. A redelivery fails here on
+			// the primary key (1062).
+			if _, err := c.ExecContext(ctx, `START TRANSACTION;
+				INSERT INTO transfer (transferId, amount, currencyId) VALUES (?, ?, ?);
+				INSERT INTO transferParticipant (transferId, participantCurrencyId, transferParticipantRoleTypeId, ledgerEntryTypeId, amount)
+					VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?);
+				INSERT INTO transferStateChange (transferId, transferStateId) VALUES (?, ?)`,
+				p.TransferID, p.Amount, p.Currency,
 				p.TransferID, payerAcct, rolePayer, entryPrincipal, p.Amount,
-				p.TransferID, payeeAcct, rolePayee, entryPrincipal, -p.Amount); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO transferStateChange (transferId, transferStateId) VALUES (?, ?)",
+				p.TransferID, payeeAcct, rolePayee, entryPrincipal, -p.Amount,
 				p.TransferID, stateReceivedPrepare); err != nil {
 				return err
 			}
+			// Round trip 2: lock the payer's position.
 			var posID, value, reserved, limit int64
-			if err := tx.QueryRowContext(ctx, `SELECT pp.participantPositionId, pp.value, pp.reservedValue, pl.value
+			if err := c.QueryRowContext(ctx, `SELECT pp.participantPositionId, pp.value, pp.reservedValue, pl.value
 				FROM participantPosition pp JOIN participantLimit pl
 				  ON pl.participantCurrencyId = pp.participantCurrencyId AND pl.participantLimitTypeId = ? AND pl.isActive
 				WHERE pp.participantCurrencyId = ? FOR UPDATE`, limitNetDebitCap, payerAcct).Scan(&posID, &value, &reserved, &limit); err != nil {
 				return fmt.Errorf("payer position: %w", err)
 			}
+			// Round trip 3: refuse or reserve, and commit.
 			if value+reserved+p.Amount > limit {
 				out = Outcome{State: wire.StateAborted, Reason: reasonPayerLimit}
-				_, err := tx.ExecContext(ctx, "INSERT INTO transferStateChange (transferId, transferStateId, reason) VALUES (?, ?, ?)",
+				_, err := c.ExecContext(ctx, "INSERT INTO transferStateChange (transferId, transferStateId, reason) VALUES (?, ?, ?); COMMIT",
 					p.TransferID, stateAbortedRejected, reasonPayerLimit)
 				return err
 			}
-			res, err := tx.ExecContext(ctx, "INSERT INTO transferStateChange (transferId, transferStateId) VALUES (?, ?)",
-				p.TransferID, stateReserved)
-			if err != nil {
-				return err
-			}
-			tsc, err := res.LastInsertId()
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, "UPDATE participantPosition SET value = ?, changedDate = CURRENT_TIMESTAMP(3) WHERE participantPositionId = ?",
-				value+p.Amount, posID); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO participantPositionChange (participantPositionId, participantCurrencyId, transferStateChangeId, value, `change`, reservedValue) VALUES (?, ?, ?, ?, ?, ?)",
-				posID, payerAcct, tsc, value+p.Amount, p.Amount, reserved); err != nil {
-				return err
-			}
 			out = Outcome{State: wire.StateReserved}
-			return nil
+			_, err := c.ExecContext(ctx, `INSERT INTO transferStateChange (transferId, transferStateId) VALUES (?, ?);
+				UPDATE participantPosition SET value = ?, changedDate = CURRENT_TIMESTAMP(3) WHERE participantPositionId = ?;
+				INSERT INTO participantPositionChange (participantPositionId, participantCurrencyId, transferStateChangeId, value, `+"`change`"+`, reservedValue)
+					VALUES (?, ?, LAST_INSERT_ID(), ?, ?, ?);
+				COMMIT`,
+				p.TransferID, stateReserved,
+				value+p.Amount, posID,
+				posID, payerAcct, value+p.Amount, p.Amount, reserved)
+			return err
 		})
 		if isDuplicate(err) {
 			st, reason, err := lastState(ctx, db, p.TransferID, false)
@@ -192,18 +211,24 @@ func (s *Store) Fulfil(ctx context.Context, f wire.Fulfil) (Outcome, error) {
 	var out Outcome
 	err := s.do(ctx, func(ctx context.Context, db *sql.DB) error {
 		out = Outcome{}
-		err := withTx(ctx, db, func(tx *sql.Tx) error {
-			var amount int64
-			var payeeAcct int64
-			err := tx.QueryRowContext(ctx, `SELECT t.amount, tp.participantCurrencyId FROM transfer t
+		return withConn(ctx, db, func(c *sql.Conn) error {
+			if _, err := c.ExecContext(ctx, "START TRANSACTION"); err != nil {
+				return err
+			}
+			// Lock the transfer and the payee's position; read the state.
+			q := `SELECT t.amount, tp.participantCurrencyId, pp.participantPositionId, pp.value, pp.reservedValue,
+				(SELECT transferStateId FROM transferStateChange s WHERE s.transferId = t.transferId ORDER BY transferStateChangeId DESC LIMIT 1)
+				FROM transfer t
 				JOIN transferParticipant tp ON tp.transferId = t.transferId AND tp.transferParticipantRoleTypeId = ?
-				WHERE t.transferId = ? FOR UPDATE`, rolePayee, f.TransferID).Scan(&amount, &payeeAcct)
+				JOIN participantPosition pp ON pp.participantCurrencyId = tp.participantCurrencyId
+				WHERE t.transferId = ? FOR UPDATE`
+			var amount, payeeAcct, posID, value, reserved int64
+			var st sql.NullString
+			err := c.QueryRowContext(ctx, q, rolePayee, f.TransferID).Scan(&amount, &payeeAcct, &posID, &value, &reserved, &st)
 			if errors.Is(err, sql.ErrNoRows) {
 				// Maybe prepared through another member and not applied here
 				// yet: ask again after a causality wait.
-				err = tx.QueryRowContext(ctx, `SET STATEMENT wsrep_sync_wait = 1 FOR SELECT t.amount, tp.participantCurrencyId FROM transfer t
-					JOIN transferParticipant tp ON tp.transferId = t.transferId AND tp.transferParticipantRoleTypeId = ?
-					WHERE t.transferId = ? FOR UPDATE`, rolePayee, f.TransferID).Scan(&amount, &payeeAcct)
+				err = c.QueryRowContext(ctx, "SET STATEMENT wsrep_sync_wait = 1 FOR "+q, rolePayee, f.TransferID).Scan(&amount, &payeeAcct, &posID, &value, &reserved, &st)
 			}
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("%w: %s", ErrNoTransfer, f.TransferID)
@@ -211,47 +236,32 @@ func (s *Store) Fulfil(ctx context.Context, f wire.Fulfil) (Outcome, error) {
 			if err != nil {
 				return err
 			}
-			st, reason, err := lastState(ctx, tx, f.TransferID, false)
-			if err != nil {
-				return fmt.Errorf("state of %s: %w", f.TransferID, err)
-			}
-			if st != stateReserved {
-				out = Outcome{State: publicState(st), Reason: reason, Duplicate: st == stateCommitted}
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO transferFulfilment (transferFulfilmentId, transferId, ilpFulfilment, completedDate, isValid) VALUES (?, ?, ?, ?, TRUE)",
-				f.TransferID, f.TransferID, f.Fulfilment, time.Now().UTC()); err != nil {
-				return err
-			}
-			var posID, value, reserved int64
-			if err := tx.QueryRowContext(ctx, "SELECT participantPositionId, value, reservedValue FROM participantPosition WHERE participantCurrencyId = ? FOR UPDATE",
-				payeeAcct).Scan(&posID, &value, &reserved); err != nil {
-				return fmt.Errorf("payee position: %w", err)
-			}
-			res, err := tx.ExecContext(ctx, "INSERT INTO transferStateChange (transferId, transferStateId) VALUES (?, ?)", f.TransferID, stateCommitted)
-			if err != nil {
-				return err
-			}
-			tsc, err := res.LastInsertId()
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, "UPDATE participantPosition SET value = ?, changedDate = CURRENT_TIMESTAMP(3) WHERE participantPositionId = ?",
-				value-amount, posID); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO participantPositionChange (participantPositionId, participantCurrencyId, transferStateChangeId, value, `change`, reservedValue) VALUES (?, ?, ?, ?, ?, ?)",
-				posID, payeeAcct, tsc, value-amount, -amount, reserved); err != nil {
+			if st.String != stateReserved {
+				_, reason, err := lastState(ctx, c, f.TransferID, false)
+				if err != nil {
+					return fmt.Errorf("state of %s: %w", f.TransferID, err)
+				}
+				out = Outcome{State: publicState(st.String), Reason: reason, Duplicate: st.String == stateCommitted}
+				_, err = c.ExecContext(ctx, "COMMIT")
 				return err
 			}
 			out = Outcome{State: wire.StateCommitted}
-			return nil
+			_, err = c.ExecContext(ctx, `INSERT INTO transferFulfilment (transferFulfilmentId, transferId, ilpFulfilment, completedDate, isValid) VALUES (?, ?, ?, ?, TRUE);
+				INSERT INTO transferStateChange (transferId, transferStateId) VALUES (?, ?);
+				UPDATE participantPosition SET value = ?, changedDate = CURRENT_TIMESTAMP(3) WHERE participantPositionId = ?;
+				INSERT INTO participantPositionChange (participantPositionId, participantCurrencyId, transferStateChangeId, value, `+"`change`"+`, reservedValue)
+					VALUES (?, ?, LAST_INSERT_ID(), ?, ?, ?);
+				COMMIT`,
+				f.TransferID, f.TransferID, f.Fulfilment, time.Now().UTC(),
+				f.TransferID, stateCommitted,
+				value-amount, posID,
+				posID, payeeAcct, value-amount, -amount, reserved)
+			if isDuplicate(err) {
+				// A concurrent fulfilment of the same transfer won.
+				return errNotYet
+			}
+			return err
 		})
-		if isDuplicate(err) {
-			// A concurrent fulfilment of the same transfer won.
-			return errNotYet
-		}
-		return err
 	})
 	return out, err
 }
