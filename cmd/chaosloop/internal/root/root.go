@@ -15,6 +15,7 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/down"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/enginescmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/fault"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/handler"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/schema"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/status"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/up"
@@ -75,6 +76,7 @@ violated (run).`,
 		fault.NewFaultCommand(env),
 		fault.NewHealCommand(env),
 		enginescmd.NewCommand(env),
+		handler.NewCommand(env),
 	)
 	for _, c := range cmd.Commands() {
 		wrapArgs(c)

@@ -1,0 +1,345 @@
+package load_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chaosloop/chaosloop/load"
+	"github.com/chaosloop/chaosloop/load/finalstate"
+	"github.com/chaosloop/chaosloop/load/handler"
+	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/load/ledger"
+	"github.com/chaosloop/chaosloop/load/wire"
+	"github.com/chaosloop/chaosloop/reports"
+	"github.com/chaosloop/chaosloop/reports/checks"
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+// testScenario is the small layout the engines above stand for: one
+// member of each service per rack, no faults.
+const testScenario = `
+name: load-test
+sites:
+  - name: dc1
+    racks:
+      - name: r1
+        power: [pdu-1]
+        nodes: [{name: n1, pools: [DB, KAFKA, CACHE, APP]}]
+      - name: r2
+        power: [pdu-2]
+        nodes: [{name: n2, pools: [DB, KAFKA, CACHE, APP]}]
+      - name: r3
+        power: [pdu-3]
+        nodes: [{name: n3, pools: [DB, KAFKA, CACHE, APP]}]
+services:
+  - {name: ledger-db, kind: mysql, replication: group, replicas: 3, pool: DB}
+  - {name: kafka, kind: kafka, replicas: 3, pool: KAFKA}
+  - {name: cache, kind: redis, replicas: 3, pool: CACHE}
+  - {name: handlers, kind: stateless, replicas: 3, pool: APP}
+load: {rate: 50, duration: 20s, warmup: 5s, participants: 6}
+expect: {quorum: held, acknowledgedLoss: 0}
+`
+
+type pipelineRun struct {
+	dir    string
+	events []history.Event
+	final  *history.Final
+	report *checks.Report
+	took   time.Duration
+}
+
+// runPipeline sets up the ledger, starts handlers in-process, drives the
+// load, reads the final state and judges it with reports.Generate.
+func runPipeline(tb testing.TB, l *testLab, ps ledger.Participants, cfg load.Config, handlers int) pipelineRun {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	log := quietLog()
+
+	store, err := ledger.Open(ledger.Options{DSNs: l.dsns, Log: log})
+	require.NoError(tb, err)
+	ps.Reset = true
+	require.NoError(tb, store.Setup(ctx, ps))
+	store.Close()
+
+	hctx, stopHandlers := context.WithCancel(ctx)
+	var hwg sync.WaitGroup
+	for i := range handlers {
+		hwg.Go(func() {
+			err := handler.Run(hctx, log, handler.Config{Name: fmt.Sprintf("h%d", i), Brokers: l.brokers, DSNs: l.dsns})
+			if err != nil && hctx.Err() == nil {
+				tb.Errorf("handler %d: %v", i, err)
+			}
+		})
+	}
+	defer func() { stopHandlers(); hwg.Wait() }()
+
+	dir := tb.TempDir()
+	start := time.Now()
+	hw, err := history.Create(filepath.Join(dir, reports.HistoryFile), start)
+	require.NoError(tb, err)
+	defer hw.Close()
+	cfg.Participants, cfg.Currency = ps.Names, ps.Currency
+	cfg.Kafka = load.Kafka{Service: l.kc.Service, Brokers: l.brokers}
+	cfg.Redis = l.redis
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 20 * time.Second
+	}
+	gen, err := load.New(ctx, log, cfg, hw)
+	require.NoError(tb, err)
+	t0 := time.Now()
+	require.NoError(tb, gen.Run(ctx))
+	took := time.Since(t0)
+	gen.Close()
+
+	src := l.sources()
+	n, err := finalstate.ConsumeAll(ctx, log, src, "", hw)
+	require.NoError(tb, err)
+	tb.Logf("consumed %d prepare records", n)
+	final := finalstate.Read(ctx, log, src)
+	require.NoError(tb, history.WriteFinal(filepath.Join(dir, reports.FinalFile), final))
+	require.NoError(tb, hw.Close())
+
+	sc, err := scenarios.Decode("load-test.yaml", []byte(testScenario))
+	require.NoError(tb, err)
+	rep, err := reports.Generate(ctx, log, reports.Run{Dir: dir, Scenario: sc, Seed: int64(cfg.Seed), Started: start}, checks.Options{})
+	require.NoError(tb, err)
+	events, err := history.ReadFile(filepath.Join(dir, reports.HistoryFile))
+	require.NoError(tb, err)
+	return pipelineRun{dir: dir, events: events, final: final, report: rep, took: took}
+}
+
+// outcomes counts transfer completions by type.
+func outcomes(events []history.Event) map[string]int {
+	out := map[string]int{}
+	for _, e := range events {
+		if e.Op == history.OpTransfer && e.Type != history.Invoke {
+			out[e.Type]++
+		}
+	}
+	return out
+}
+
+func requireChecks(t *testing.T, rep *checks.Report, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		c := rep.Check(id)
+		require.NotNil(t, c, id)
+		require.Equal(t, checks.Pass, c.Status, "%s: %s\n%+v", id, c.Summary, c.Findings)
+	}
+}
+
+// A short real run through Galera, Kafka, Redis and in-process handlers
+// leaves evidence the reports judge PASS on checks 1-3.
+func TestPipelinePasses(t *testing.T) {
+	l := getLab(t)
+	r := runPipeline(t, l, ledger.DefaultParticipants(6), load.Config{Rate: 50, Duration: 20 * time.Second, Seed: 7, RunID: "pass"}, 2)
+	oc := outcomes(r.events)
+	t.Logf("outcomes %v; verdict %s: %v", oc, r.report.Verdict, r.report.Why)
+	for _, c := range r.report.Checks {
+		t.Logf("check %-24s %-7s %s", c.ID, c.Status, c.Summary)
+	}
+	requireChecks(t, r.report, checks.CheckAcknowledged, checks.CheckMoney, checks.CheckKafka)
+	require.Zero(t, oc[history.Fail], "nothing is refused with a cap no run reaches")
+	require.Greater(t, oc[history.OK], 900, "most of 1000 transfers are acknowledged")
+	// Every transfer the client saw acknowledged is COMMITTED in the ledger
+	// and its dedupe key is readable.
+	for _, e := range r.events {
+		if e.Op == history.OpTransfer && e.Type == history.OK {
+			require.Equal(t, wire.StateCommitted, r.final.Transfers[e.ID].State, e.ID)
+			require.True(t, r.final.RedisKeys[e.ID], e.ID)
+		}
+	}
+	// Galera and Redis members converged.
+	byService := map[string][]string{}
+	for _, v := range r.final.Replicas {
+		require.Empty(t, v.Error, "%s member %d", v.Service, v.Member)
+		byService[v.Service] = append(byService[v.Service], v.Digest)
+	}
+	for svc, ds := range byService {
+		require.Len(t, slices.Compact(slices.Clone(ds)), 1, "%s digests %v", svc, ds)
+	}
+}
+
+// Negative control: with a small net debit cap, transfers that would pass
+// it are refused (fail), and no position ever goes beyond it.
+func TestNetDebitCapRefuses(t *testing.T) {
+	l := getLab(t)
+	ps := ledger.DefaultParticipants(3)
+	ps.NetDebitCap = 20_000
+	r := runPipeline(t, l, ps, load.Config{Rate: 40, Duration: 6 * time.Second, Seed: 11, RunID: "cap", MaxAmount: 10_000}, 1)
+	oc := outcomes(r.events)
+	t.Logf("outcomes %v; verdict %s", oc, r.report.Verdict)
+	require.Positive(t, oc[history.Fail], "some transfers pass the cap and are refused")
+	require.Positive(t, oc[history.OK])
+	refused := 0
+	for _, e := range r.events {
+		if e.Op == history.OpTransfer && e.Type == history.Fail {
+			require.Contains(t, e.Error, "PAYER_LIMIT_ERROR")
+			require.Equal(t, wire.StateAborted, r.final.Transfers[e.ID].State)
+			refused++
+		}
+	}
+	for _, p := range r.final.Positions {
+		require.LessOrEqual(t, p.Value, p.NetDebitCap, p.Participant)
+	}
+	for _, c := range r.final.PositionChanges {
+		require.LessOrEqual(t, c.Value, ps.NetDebitCap, "%+v", c)
+		require.NotEqual(t, "", c.Kind)
+	}
+	requireChecks(t, r.report, checks.CheckAcknowledged, checks.CheckMoney, checks.CheckKafka)
+	t.Logf("%d refused", refused)
+}
+
+// The same prepare delivered twice (and fulfilled twice) moves each
+// position once: directly against the ledger, concurrently, and through
+// Kafka and the handlers.
+func TestIdempotentPrepare(t *testing.T) {
+	l := getLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	log := quietLog()
+	store, err := ledger.Open(ledger.Options{DSNs: l.dsns, Log: log})
+	require.NoError(t, err)
+	defer store.Close()
+	ps := ledger.DefaultParticipants(2)
+	ps.Reset = true
+	require.NoError(t, store.Setup(ctx, ps))
+
+	// Direct: five concurrent prepares of one transfer, then two fulfils,
+	// one through another member.
+	p := wire.Prepare{TransferID: "idem-direct", Payer: ps.Names[0], Payee: ps.Names[1], Amount: 1234, Currency: ps.Currency}
+	var wg sync.WaitGroup
+	outs := make([]ledger.Outcome, 5)
+	errs := make([]error, 5)
+	for i := range outs {
+		wg.Go(func() { outs[i], errs[i] = store.Prepare(ctx, p) })
+	}
+	wg.Wait()
+	fresh := 0
+	for i := range outs {
+		require.NoError(t, errs[i])
+		require.Equal(t, wire.StateReserved, outs[i].State)
+		if !outs[i].Duplicate {
+			fresh++
+		}
+	}
+	require.Equal(t, 1, fresh, "exactly one prepare reserved")
+	other, err := ledger.Open(ledger.Options{DSNs: []string{l.dsns[2]}, Log: log})
+	require.NoError(t, err)
+	defer other.Close()
+	o1, err := store.Fulfil(ctx, wire.Fulfil{TransferID: p.TransferID, Fulfilment: "f"})
+	require.NoError(t, err)
+	require.Equal(t, ledger.Outcome{State: wire.StateCommitted}, o1)
+	o2, err := other.Fulfil(ctx, wire.Fulfil{TransferID: p.TransferID, Fulfilment: "f"})
+	require.NoError(t, err)
+	require.Equal(t, ledger.Outcome{State: wire.StateCommitted, Duplicate: true}, o2)
+	o3, err := other.Prepare(ctx, p)
+	require.NoError(t, err)
+	require.Equal(t, ledger.Outcome{State: wire.StateCommitted, Duplicate: true}, o3)
+
+	// Through Kafka: the same prepare record produced twice.
+	hctx, stop := context.WithCancel(ctx)
+	var hwg sync.WaitGroup
+	hwg.Go(func() {
+		_ = handler.Run(hctx, log, handler.Config{Name: "idem", Brokers: l.brokers, DSNs: l.dsns})
+	})
+	defer func() { stop(); hwg.Wait() }()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ConsumeTopics(wire.TopicNotification), kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(time.Now().Add(-time.Second).UnixMilli())))
+	require.NoError(t, err)
+	defer cl.Close()
+	k := wire.Prepare{TransferID: "idem-kafka", Payer: ps.Names[1], Payee: ps.Names[0], Amount: 777, Currency: ps.Currency}
+	for range 2 {
+		require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: wire.TopicPrepare, Key: []byte(k.Payer), Value: wire.Encode(k)}).FirstErr())
+	}
+	notes := 0
+	for notes < 2 {
+		fs := cl.PollFetches(ctx)
+		require.NoError(t, ctx.Err(), "waiting for two notifications")
+		fs.EachRecord(func(r *kgo.Record) {
+			n, err := wire.Decode[wire.Notification](r.Value)
+			if err == nil && n.TransferID == k.TransferID {
+				require.Equal(t, wire.StateCommitted, n.State)
+				notes++
+			}
+		})
+	}
+
+	f := &history.Final{}
+	ledger.ReadFinal(ctx, ledger.Options{DSNs: l.dsns}, f)
+	require.Empty(t, f.ReadErrors)
+	moves := map[string]int{}
+	for _, c := range f.PositionChanges {
+		moves[c.TransferID+" "+c.Kind]++
+	}
+	require.Equal(t, map[string]int{"idem-direct reserve": 1, "idem-direct commit": 1, "idem-kafka reserve": 1, "idem-kafka commit": 1}, moves)
+	var sum int64
+	for _, p := range f.Positions {
+		sum += p.Value
+	}
+	require.Zero(t, sum)
+	require.Equal(t, wire.StateCommitted, f.Transfers["idem-kafka"].State)
+}
+
+// BenchmarkPipeline measures sustained committed transfers/s and latency
+// through the real pipeline on loopback. Run it once:
+//
+//	go test ./load -run '^$' -bench Pipeline -benchtime 1x
+//
+// CHAOSLOOP_BENCH_RATE (default 400) and CHAOSLOOP_BENCH_SECONDS (default
+// 20) set the offered load.
+func BenchmarkPipeline(b *testing.B) {
+	l := getLab(b)
+	rate, secs := 400.0, 20
+	if v := os.Getenv("CHAOSLOOP_BENCH_RATE"); v != "" {
+		fmt.Sscan(v, &rate)
+	}
+	if v := os.Getenv("CHAOSLOOP_BENCH_SECONDS"); v != "" {
+		fmt.Sscan(v, &secs)
+	}
+	for b.Loop() {
+		r := runPipeline(b, l, ledger.DefaultParticipants(8), load.Config{Rate: rate, Duration: time.Duration(secs) * time.Second, Seed: 1, RunID: fmt.Sprintf("bench%d", time.Now().Unix())}, 3)
+		inv := map[string]time.Duration{}
+		var lat []time.Duration
+		oc := outcomes(r.events)
+		dropped := 0
+		for _, e := range r.events {
+			switch {
+			case e.Type == history.Dropped:
+				dropped++
+			case e.Op == history.OpTransfer && e.Type == history.Invoke:
+				inv[e.ID] = e.T
+			case e.Op == history.OpTransfer && e.Type == history.OK:
+				lat = append(lat, e.T-inv[e.ID])
+			}
+		}
+		slices.Sort(lat)
+		q := func(p float64) time.Duration {
+			if len(lat) == 0 {
+				return 0
+			}
+			return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+		}
+		b.ReportMetric(float64(oc[history.OK])/r.took.Seconds(), "committed/s")
+		b.ReportMetric(float64(q(0.50).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(q(0.99).Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(dropped), "dropped")
+		b.ReportMetric(float64(oc[history.Info]), "unknown")
+		var why []string
+		for _, c := range r.report.Checks[:3] {
+			why = append(why, c.ID+"="+string(c.Status))
+		}
+		b.Logf("offered %.0f/s for %ds: %v, dropped %d, p50 %s p99 %s; %s", rate, secs, oc, dropped, q(0.5), q(0.99), strings.Join(why, " "))
+	}
+}
