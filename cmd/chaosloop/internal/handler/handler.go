@@ -6,6 +6,7 @@ package handler
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +22,10 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		Short:  "Processes chaosloop starts for itself",
 		Hidden: true,
 	}
-	var config string
+	var (
+		config string
+		member int
+	)
 	run := &cobra.Command{
 		Use:   "handler --config FILE",
 		Short: "Run the transfer handlers (prepare/position and fulfil) until killed",
@@ -34,6 +38,9 @@ func NewCommand(env *cli.Env) *cobra.Command {
 			if err != nil {
 				return cli.Invalid(err)
 			}
+			if member >= 0 {
+				cfg.Name = fmt.Sprintf("%s-%d", cfg.Name, member)
+			}
 			err = handler.Run(cmd.Context(), env.Log, cfg)
 			if cmd.Context().Err() != nil {
 				return nil // stopped by a signal
@@ -45,6 +52,7 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		},
 	}
 	run.Flags().StringVar(&config, "config", "", "handler configuration (JSON, see load/handler.Config)")
+	run.Flags().IntVar(&member, "member", -1, "the stateless service member this worker is (names its Kafka client)")
 	internal.AddCommand(run)
 	return internal
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/enginescmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/fault"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/handler"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/run"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/schema"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/status"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/up"
@@ -77,6 +78,8 @@ violated (run).`,
 		fault.NewHealCommand(env),
 		enginescmd.NewCommand(env),
 		handler.NewCommand(env),
+		run.NewRunCommand(env),
+		run.NewReplayCommand(env),
 	)
 	for _, c := range cmd.Commands() {
 		wrapArgs(c)
