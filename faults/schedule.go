@@ -179,8 +179,15 @@ func (s *Scheduler) recover(ctx context.Context, f Fault) error {
 	}
 	f = s.active[i]
 	s.mu.Unlock()
+	// The heal happens when recovery starts (power back, link up); what
+	// follows — members restarting and rejoining — is the system recovering,
+	// which the checks measure from this instant.
+	var healedAt time.Duration
+	if s.History != nil {
+		healedAt = s.History.Since()
+	}
 	err := s.Injector.Recover(ctx, f)
-	ev := history.Event{Type: history.Fault, Phase: "recover", Action: f.Action, Target: f.Target}
+	ev := history.Event{T: healedAt, Type: history.Fault, Phase: "recover", Action: f.Action, Target: f.Target}
 	if err != nil {
 		ev.Error = err.Error()
 	}

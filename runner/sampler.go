@@ -59,18 +59,50 @@ func startSampler(ctx context.Context, lab *local.Lab, h *history.Writer, servic
 	return s
 }
 
+// ProbeTimeout bounds one observation. Probes of a service under a fault
+// can take seconds (a frozen broker, a partitioned member), longer than the
+// interval, so several run at once and each is recorded when it ends,
+// stamped with the time it started.
+const ProbeTimeout = 5 * time.Second
+
 func (s *sampler) loop(ctx context.Context, name string) {
 	defer s.wg.Done()
 	t := time.NewTicker(SampleInterval)
 	defer t.Stop()
+	slots := make(chan struct{}, int(ProbeTimeout/SampleInterval)+1)
+	var probes sync.WaitGroup
+	defer probes.Wait()
 	for {
-		pctx, cancel := context.WithTimeout(ctx, SampleInterval*2)
+		select {
+		case slots <- struct{}{}:
+			probes.Add(1)
+			go func() {
+				defer probes.Done()
+				defer func() { <-slots }()
+				s.probe(ctx, name)
+			}()
+		default:
+			// Every slot busy: the engines answer slower than ProbeTimeout
+			// allows; the gap shows in the history.
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *sampler) probe(ctx context.Context, name string) {
+	{
+		at := s.h.Since()
+		pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 		si, err := s.lab.ServiceStatus(pctx, name)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		ev := history.Event{Type: history.Sample, Service: name}
+		ev := history.Event{T: at, Type: history.Sample, Service: name}
 		if err != nil {
 			ev.Error = err.Error()
 		} else {
@@ -82,11 +114,6 @@ func (s *sampler) loop(ctx context.Context, name string) {
 			s.mu.Unlock()
 		}
 		_ = s.h.Add(ev)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
 }
 

@@ -8,11 +8,21 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/root"
 )
 
+// quietRedis drops go-redis's own log lines (Sentinel chatter on every
+// failover): its logger is a package global, so it can only be set here;
+// what matters of Redis is recorded in the run's history.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
 func main() {
+	redis.SetLogger(quietRedis{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := root.Run(ctx, cli.Std(), os.Args[1:])
 	stop()
