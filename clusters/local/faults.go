@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
@@ -263,10 +264,31 @@ func (l *Lab) restartMember(ctx context.Context, ss *serviceState, i int) error 
 	if err != nil {
 		return err
 	}
+	// A cluster that lost its quorum entirely (Galera with no Primary
+	// component left) does not take a member back by itself: it has to be
+	// re-bootstrapped from its most advanced member, which is what an
+	// operator does after such an outage.
+	if r, ok := e.(recoverer); ok {
+		sctx, cancel := context.WithTimeout(ctx, StatusTimeout)
+		st, serr := e.Status(sctx, &ss.Cluster)
+		cancel()
+		if serr == nil && !st.Writable {
+			l.opts.Log.Warn("no quorum left: re-bootstrapping the cluster", "service", ss.Name)
+			if err := r.Recover(ctx, &ss.Cluster); err != nil {
+				return fmt.Errorf("recover %s: %w", ss.Name, err)
+			}
+			return nil
+		}
+	}
 	if err := e.StartMember(ctx, &ss.Cluster, i); err != nil {
 		return fmt.Errorf("restart %s member %d: %w", ss.Name, i, err)
 	}
 	return nil
+}
+
+// recoverer is an engine that can re-form a cluster that lost quorum.
+type recoverer interface {
+	Recover(ctx context.Context, c *engines.Cluster) error
 }
 
 // memberProcs returns the recorded processes of a member (an engine may run

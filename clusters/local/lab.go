@@ -6,7 +6,6 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -146,13 +145,22 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 	if err != nil {
 		return nil, err
 	}
+	shape, err := labShape(sc)
+	if err != nil {
+		return nil, err
+	}
 	l := &Lab{opts: opts, dir: dir, topo: topo}
 	l.eng = l.newEngines()
 	if prev, err := readState(dir); err == nil {
-		var stored bytes.Buffer
-		if err := json.Compact(&stored, prev.Scenario); err != nil || stored.String() != string(raw) {
-			return nil, fmt.Errorf("a different scenario named %q is already up (state in %s): run 'chaosloop down %s' first", sc.Name, dir, sc.Name)
+		var stored scenarios.Scenario
+		prevShape := ""
+		if err := json.Unmarshal(prev.Scenario, &stored); err == nil {
+			prevShape, _ = labShape(&stored)
 		}
+		if prevShape != shape {
+			return nil, fmt.Errorf("a lab named %q with other sites or services is already up (state in %s): run 'chaosloop down %s' first", sc.Name, dir, sc.Name)
+		}
+		prev.Scenario = raw
 		l.st = prev
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -189,6 +197,17 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 		return l, fmt.Errorf("%w (the lab is left as it is for inspection: 'chaosloop status %s', 'chaosloop down %s')", err, sc.Name, sc.Name)
 	}
 	return l, nil
+}
+
+// labShape is what a lab is made of: the topology and the services. Runs
+// that differ only in load, faults or expectations reuse the same lab.
+func labShape(sc *scenarios.Scenario) (string, error) {
+	b, err := json.Marshal(struct {
+		Sites    []scenarios.Site
+		Links    []scenarios.Link
+		Services []scenarios.Service
+	}{sc.Sites, sc.Links, sc.Services})
+	return string(b), err
 }
 
 // Open loads a running lab from its state directory.
