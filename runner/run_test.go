@@ -1,0 +1,226 @@
+package runner_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
+	"github.com/chaosloop/chaosloop/load/wire"
+	"github.com/chaosloop/chaosloop/reports/checks"
+	"github.com/chaosloop/chaosloop/runner"
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+// These tests run chaosloop's whole job on the local lab: real engines, real
+// faults, transfer load, and the checks. Each negative control is a
+// scenario built to fail, and chaosloop must say so.
+
+func requireLab(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
+		t.Fatal("run test needs root (CHAOSLOOP_REQUIRE_LAB=1)")
+	}
+	t.Skip("run test needs root")
+}
+
+func testLog() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// binary builds chaosloop once: the handler workers run it.
+func binary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "chaosloop")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/chaosloop").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
+
+func parse(t *testing.T, name, src string) *scenarios.Scenario {
+	t.Helper()
+	s, err := scenarios.Decode(name+".yaml", []byte(src))
+	require.NoError(t, err)
+	d := s.WithDefaults()
+	require.NoError(t, d.Validate())
+	return d
+}
+
+func labOptions(t *testing.T) local.Options {
+	t.Helper()
+	root, err := os.MkdirTemp("", "chaosloop-run-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(root, 0o755))
+	t.Cleanup(func() { os.RemoveAll(root) })
+	return local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog()}
+}
+
+func run(t *testing.T, sc *scenarios.Scenario, seed uint64) (*local.Options, *runner.Result) {
+	t.Helper()
+	lo := labOptions(t)
+	t.Cleanup(func() {
+		if err := local.DownByName(context.Background(), lo, sc.Name); err != nil {
+			t.Logf("down: %v", err)
+		}
+	})
+	res, err := runner.Run(context.Background(), runner.Options{
+		Scenario: sc, Lab: lo, RunsDir: t.TempDir(), Seed: seed, Binary: binary(t), Log: testLog(),
+	})
+	require.NoError(t, err)
+	require.NotNil(t, res.Report)
+	for _, c := range res.Report.Checks {
+		t.Logf("%-24s %-7s %s", c.ID, c.Status, c.Summary)
+	}
+	return &lo, res
+}
+
+// TestQuickstartPasses: the quickstart layout survives a rack power-off and
+// a site isolation under load, and the report says why. Times are
+// shortened from the example file; the layout and the faults are the same.
+func TestQuickstartPasses(t *testing.T) {
+	requireLab(t)
+	src, err := os.ReadFile("../scenarios/quickstart.yaml")
+	require.NoError(t, err)
+	sc := parse(t, "quickstart", string(src))
+	rate := 40.0
+	sc.Load.Rate = &rate
+	sc.Load.Duration = &scenarios.Duration{Duration: 110 * time.Second}
+	sc.Load.Warmup = &scenarios.Duration{Duration: 15 * time.Second}
+	require.Len(t, sc.Faults, 2)
+	sc.Faults[0].At, sc.Faults[0].For = &scenarios.Duration{Duration: 20 * time.Second}, &scenarios.Duration{Duration: 30 * time.Second}
+	sc.Faults[1].At, sc.Faults[1].For = &scenarios.Duration{Duration: 70 * time.Second}, &scenarios.Duration{Duration: 25 * time.Second}
+	require.Equal(t, "rack/dc1/r1", sc.Faults[0].Target)
+	require.Equal(t, "site/dc3", sc.Faults[1].Target)
+
+	_, res := run(t, sc, 42)
+	rep := res.Report
+	require.Equal(t, checks.Pass, rep.Verdict, "why: %v", rep.Why)
+	require.Equal(t, 0, rep.ExitCode)
+	for _, c := range rep.Checks {
+		require.Equal(t, checks.Pass, c.Status, "%s: %s", c.ID, c.Summary)
+	}
+	require.NotEmpty(t, rep.Why)
+	for _, f := range []string{"report.json", "junit.xml", "report.html", "history.jsonl", "final-state.json", runner.PlanFile, runner.ScenarioFile} {
+		require.FileExists(t, filepath.Join(res.Dir, f))
+	}
+}
+
+// TestGaleraTwoInOneRackFailsQuorum: two of three Galera members share a
+// rack, the rack loses power: chaosloop must report FAIL on quorum.
+func TestGaleraTwoInOneRackFailsQuorum(t *testing.T) {
+	requireLab(t)
+	sc := parse(t, "neg-galera", `name: neg-galera
+sites:
+  - name: a
+    racks:
+      - {name: r1, power: [a-p1], switches: [a-s1], nodes: [{name: a1, pools: [DB]}, {name: a2, pools: [DB]}]}
+      - {name: r2, power: [a-p2], switches: [a-s2], nodes: [{name: a3, pools: [K, R, APP]}]}
+  - {name: b, racks: [{name: r1, power: [b-p], switches: [b-s], nodes: [{name: b1, pools: [DB, K, R, APP]}]}]}
+  - {name: c, racks: [{name: r1, power: [c-p], switches: [c-s], nodes: [{name: c1, pools: [K, R, APP]}]}]}
+services:
+  - {name: ledger, kind: mysql, pool: DB, placement: [a1, a2, b1]}
+  - {name: kafka, kind: kafka, pool: K, spread: site, partitions: 3}
+  - {name: cache, kind: redis, pool: R, spread: site}
+  - {name: handlers, kind: stateless, pool: APP, spread: site}
+load: {rate: 30, duration: 75s, warmup: 15s, participants: 4}
+faults:
+  - {at: 15s, for: 35s, action: power-off, target: rack/a/r1}
+expect: {quorum: held, throughput: 0.3, recovery: 60s}
+`)
+	_, res := run(t, sc, 7)
+	rep := res.Report
+	q := rep.Check("quorum")
+	require.NotNil(t, q)
+	require.Equal(t, checks.Fail, q.Status, q.Summary)
+	require.Equal(t, 4, rep.ExitCode, "liveness violated: %v", rep.Why)
+	found := false
+	for _, f := range q.Findings {
+		if f.Service == "ledger" && f.Severity == checks.SevFail {
+			found = true
+		}
+	}
+	require.True(t, found, "the ledger's quorum loss is the finding: %+v", q.Findings)
+	// Losing quorum must not lose acknowledged money.
+	require.Equal(t, checks.Pass, rep.Check("acknowledged-transfers").Status)
+	require.Equal(t, checks.Pass, rep.Check("money-conserved").Status)
+}
+
+// TestPartitionedRedisLosesWritesAndIdleFaultIsFlagged: site a, holding the
+// Redis primary, is cut off under load; clients entering there keep writing
+// to the old primary while Sentinel promotes a replica elsewhere, and the
+// writes it acknowledged are gone after the heal: the report must list
+// them, and they must really be missing from Redis. A second fault —
+// one PDU of a dual-fed rack — changes nothing and must be flagged.
+func TestPartitionedRedisLosesWritesAndIdleFaultIsFlagged(t *testing.T) {
+	requireLab(t)
+	sc := parse(t, "neg-redis", `name: neg-redis
+sites:
+  - {name: a, racks: [{name: r1, power: [a-p1, a-p2], switches: [a-s], nodes: [{name: a1, pools: [R, APP]}, {name: a2, pools: [DB, K]}]}]}
+  - {name: b, racks: [{name: r1, power: [b-p], switches: [b-s], nodes: [{name: b1, pools: [R, APP]}, {name: b2, pools: [DB, K]}]}]}
+  - {name: c, racks: [{name: r1, power: [c-p], switches: [c-s], nodes: [{name: c1, pools: [R, APP]}, {name: c2, pools: [DB, K]}]}]}
+services:
+  - {name: cache, kind: redis, pool: R, spread: site}
+  - {name: ledger, kind: mysql, pool: DB, spread: site}
+  - {name: kafka, kind: kafka, pool: K, spread: site, partitions: 3}
+  - {name: handlers, kind: stateless, pool: APP, spread: site}
+load: {rate: 40, duration: 95s, warmup: 15s, participants: 4}
+faults:
+  - {at: 15s, for: 30s, action: isolate, target: site/a}
+  - {at: 65s, for: 20s, action: power-off, target: feed/a-p2}
+expect: {quorum: any, throughput: 0.1, recovery: 60s}
+`)
+	lo, res := run(t, sc, 11)
+	rep := res.Report
+
+	w := rep.Check("replicas-and-writes")
+	require.NotNil(t, w)
+	lost := w.Counts["redisLost"]
+	require.Positive(t, lost, "the partitioned primary acknowledged writes that are gone: %s", w.Summary)
+	var ids []string
+	for _, f := range w.Findings {
+		if f.Service == "cache" || strings.Contains(strings.ToLower(f.Message), "redis") {
+			ids = append(ids, f.IDs...)
+		}
+	}
+	require.NotEmpty(t, ids, "the lost writes are listed: %+v", w.Findings)
+
+	// Independently of the checker: those keys are really not in Redis.
+	lab, err := local.Open(context.Background(), *lo, sc.Name)
+	require.NoError(t, err)
+	c, err := lab.Cluster("cache")
+	require.NoError(t, err)
+	fo := redis.FailoverOptions(c)
+	fo.Dialer = lab.DialFromHostOf
+	cli := goredis.NewFailoverClient(fo)
+	defer cli.Close()
+	for _, id := range ids {
+		n, err := cli.Exists(context.Background(), wire.DedupeKeyPrefix+id).Result()
+		require.NoError(t, err)
+		require.Zero(t, n, "listed as lost but present: %s", id)
+	}
+
+	e := rep.Check("fault-effect")
+	require.NotNil(t, e)
+	require.Equal(t, checks.Fail, e.Status, e.Summary)
+	require.Len(t, e.PerFault, 2)
+	require.Equal(t, checks.Fail, e.PerFault[1].Status, "one PDU of a dual-fed rack changes nothing: %+v", e.PerFault[1])
+	require.NotEqual(t, 0, rep.ExitCode)
+	t.Logf("%d acknowledged Redis writes lost, e.g. %s", lost, fmt.Sprint(ids[:min(3, len(ids))]))
+}
