@@ -99,6 +99,8 @@ func TestQuickstartPasses(t *testing.T) {
 	src, err := os.ReadFile("../scenarios/quickstart.yaml")
 	require.NoError(t, err)
 	sc := parse(t, "quickstart", string(src))
+	// Its own name, so that a quickstart lab a developer left up is not touched.
+	sc.Name = "quickstart-test"
 	rate := 40.0
 	sc.Load.Rate = &rate
 	sc.Load.Duration = &scenarios.Duration{Duration: 110 * time.Second}

@@ -210,6 +210,7 @@ func (l *Lab) power(ctx context.Context, af ActiveFault, inject bool) error {
 		return err
 	}
 	var errs []error
+	var back []string
 	for _, n := range l.topo.Nodes {
 		switch {
 		case off[n.Name] && l.net.Powered(n.Name):
@@ -224,8 +225,13 @@ func (l *Lab) power(ctx context.Context, af ActiveFault, inject bool) error {
 				errs = append(errs, err)
 				continue
 			}
-			errs = append(errs, l.restartNode(ctx, n.Name))
+			back = append(back, n.Name)
 		}
+	}
+	// Every node has power again before any member restarts: a cluster
+	// re-formed from one node must be able to reach the others at once.
+	for _, n := range back {
+		errs = append(errs, l.restartNode(ctx, n))
 	}
 	return errors.Join(errs...)
 }
