@@ -28,6 +28,7 @@ test-short:
 # Speed and memory, recorded in README.md. Long soaks live here, not in test.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./topology/
+	$(GO) test -run '^$$' -bench QuickstartThroughput -benchtime 1x -timeout 30m ./runner/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./scenarios/

@@ -46,7 +46,7 @@ func testLog() *slog.Logger {
 }
 
 // binary builds chaosloop once: the handler workers run it.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "chaosloop")
 	out, err := exec.Command("go", "build", "-o", bin, "../cmd/chaosloop").CombinedOutput()
@@ -63,7 +63,7 @@ func parse(t *testing.T, name, src string) *scenarios.Scenario {
 	return d
 }
 
-func labOptions(t *testing.T) local.Options {
+func labOptions(t testing.TB) local.Options {
 	t.Helper()
 	root, err := os.MkdirTemp("", "chaosloop-run-")
 	require.NoError(t, err)
@@ -72,7 +72,7 @@ func labOptions(t *testing.T) local.Options {
 	return local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog()}
 }
 
-func run(t *testing.T, sc *scenarios.Scenario, seed uint64) (*local.Options, *runner.Result) {
+func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *runner.Result) {
 	t.Helper()
 	lo := labOptions(t)
 	t.Cleanup(func() {

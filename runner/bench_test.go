@@ -1,0 +1,56 @@
+package runner_test
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+// BenchmarkQuickstartThroughput: the quickstart lab with no fault, offered
+// CHAOSLOOP_BENCH_RATE transfers/s (default 300) for
+// CHAOSLOOP_BENCH_SECONDS (default 60) after a 15 s warmup: the sustained
+// committed transfers/s and latency p50/p99 of the whole pipeline (Redis
+// check, Kafka, handlers, Galera, notification). `make bench` runs it;
+// the numbers are recorded in the README.
+func BenchmarkQuickstartThroughput(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root (the local lab)")
+	}
+	rate, secs := 300.0, 60
+	if v, err := strconv.ParseFloat(os.Getenv("CHAOSLOOP_BENCH_RATE"), 64); err == nil {
+		rate = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("CHAOSLOOP_BENCH_SECONDS")); err == nil {
+		secs = v
+	}
+	src, err := os.ReadFile("../scenarios/quickstart.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		s, err := scenarios.Decode("quickstart.yaml", src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sc := s.WithDefaults()
+		sc.Name = "quickstart-bench"
+		sc.Faults = nil
+		sc.Load.Rate = &rate
+		sc.Load.Duration = &scenarios.Duration{Duration: time.Duration(secs) * time.Second}
+		sc.Load.Warmup = &scenarios.Duration{Duration: 15 * time.Second}
+		_, res := run(b, sc, 1)
+		for _, p := range res.Report.Phases {
+			if p.Name == "baseline" {
+				b.ReportMetric(rate, "offered/s")
+				b.ReportMetric(p.Throughput, "committed/s")
+				b.ReportMetric(time.Duration(p.P50).Seconds()*1000, "p50-ms")
+				b.ReportMetric(time.Duration(p.P99).Seconds()*1000, "p99-ms")
+				b.ReportMetric(float64(p.Dropped), "dropped")
+				b.ReportMetric(float64(p.Errors), "errors")
+			}
+		}
+	}
+}
