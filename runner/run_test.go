@@ -101,7 +101,7 @@ func TestQuickstartPasses(t *testing.T) {
 	sc := parse(t, "quickstart", string(src))
 	// Its own name, so that a quickstart lab a developer left up is not touched.
 	sc.Name = "quickstart-test"
-	rate := 40.0
+	rate := 30.0
 	sc.Load.Rate = &rate
 	sc.Load.Duration = &scenarios.Duration{Duration: 110 * time.Second}
 	sc.Load.Warmup = &scenarios.Duration{Duration: 15 * time.Second}
