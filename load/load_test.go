@@ -292,6 +292,107 @@ func TestIdempotentPrepare(t *testing.T) {
 	require.Equal(t, wire.StateCommitted, f.Transfers["idem-kafka"].State)
 }
 
+// A batched prepare (and fulfil) containing a redelivery from before, a
+// duplicate within the batch, a cap-refused transfer, one at exactly the
+// cap, an unknown participant and an invalid amount gives the same
+// outcomes and leaves the same ledger as one transaction per transfer.
+func TestBatchMatchesSequential(t *testing.T) {
+	l := getLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	log := quietLog()
+	store, err := ledger.Open(ledger.Options{DSNs: l.dsns, Log: log})
+	require.NoError(t, err)
+	defer store.Close()
+	ps := ledger.DefaultParticipants(3)
+	ps.NetDebitCap = 20_000
+	ps.Reset = true
+	p1, p2, p3 := ps.Names[0], ps.Names[1], ps.Names[2]
+	tr := func(id, payer, payee string, amount int64) wire.Prepare {
+		return wire.Prepare{TransferID: id, Payer: payer, Payee: payee, Amount: amount, Currency: ps.Currency}
+	}
+	before := tr("b-pre", p3, p1, 100)
+	prepares := []wire.Prepare{
+		tr("b-a", p1, p2, 8000),
+		tr("b-b", p1, p3, 9000),
+		tr("b-c", p1, p2, 5000), // 22000 > cap: refused
+		tr("b-a", p1, p2, 8000), // duplicate in the batch
+		before,                  // processed before the batch
+		tr("b-d", p2, p1, 3000),
+		tr("b-e", p1, p3, 3000), // exactly the cap: reserved
+		tr("b-u", p1, "nobody", 10),
+		tr("b-z", p2, p3, 0),
+	}
+	fulfils := []wire.Fulfil{{TransferID: "b-a"}, {TransferID: "b-c"}, {TransferID: "b-a"}, {TransferID: "b-pre"}, {TransferID: "b-none"}, {TransferID: "b-e"}}
+	for i := range fulfils {
+		fulfils[i].Fulfilment = "f-" + fulfils[i].TransferID
+	}
+	type outcome struct {
+		ledger.Outcome
+		Err string
+	}
+	norm := func(rs []ledger.Result) []outcome {
+		out := make([]outcome, len(rs))
+		for i, r := range rs {
+			out[i].Outcome = r.Outcome
+			if r.Err != nil {
+				out[i] = outcome{Err: r.Err.Error()}
+			}
+		}
+		return out
+	}
+	run := func(batched bool) (prep, ful []outcome, f *history.Final) {
+		require.NoError(t, store.Setup(ctx, ps))
+		_, err := store.Prepare(ctx, before)
+		require.NoError(t, err)
+		var pr, fr []ledger.Result
+		if batched {
+			pr = store.PrepareBatch(ctx, prepares)
+			fr = store.FulfilBatch(ctx, fulfils)
+		} else {
+			for _, p := range prepares {
+				o, err := store.Prepare(ctx, p)
+				pr = append(pr, ledger.Result{Outcome: o, Err: err})
+			}
+			for _, f := range fulfils {
+				o, err := store.Fulfil(ctx, f)
+				fr = append(fr, ledger.Result{Outcome: o, Err: err})
+			}
+		}
+		require.ErrorIs(t, pr[7].Err, ledger.ErrUnknownParticipant)
+		require.ErrorIs(t, fr[4].Err, ledger.ErrNoTransfer)
+		f = &history.Final{}
+		ledger.ReadFinal(ctx, ledger.Options{DSNs: l.dsns}, f)
+		require.Empty(t, f.ReadErrors)
+		return norm(pr), norm(fr), f
+	}
+	seqP, seqF, seqFinal := run(false)
+	batP, batF, batFinal := run(true)
+
+	reserved := ledger.Outcome{State: wire.StateReserved}
+	refused := ledger.Outcome{State: wire.StateAborted, Reason: "PAYER_LIMIT_ERROR"}
+	want := []ledger.Outcome{reserved, reserved, refused, {State: wire.StateReserved, Duplicate: true},
+		{State: wire.StateReserved, Duplicate: true}, reserved, reserved}
+	for i, w := range want {
+		require.Equal(t, w, seqP[i].Outcome, "sequential prepare %d", i)
+		require.Empty(t, seqP[i].Err, "sequential prepare %d", i)
+	}
+	require.NotEmpty(t, seqP[8].Err, "amount 0")
+	committed := ledger.Outcome{State: wire.StateCommitted}
+	require.Equal(t, []outcome{{Outcome: committed}, {Outcome: refused}, {Outcome: ledger.Outcome{State: wire.StateCommitted, Duplicate: true}},
+		{Outcome: committed}, {Err: seqF[4].Err}, {Outcome: committed}}, seqF)
+
+	require.Equal(t, seqP, batP, "prepare outcomes")
+	require.Equal(t, seqF, batF, "fulfil outcomes")
+	require.Equal(t, seqFinal.Transfers, batFinal.Transfers)
+	require.Equal(t, seqFinal.Positions, batFinal.Positions)
+	require.Equal(t, seqFinal.PositionChanges, batFinal.PositionChanges)
+	for _, p := range batFinal.Positions {
+		require.LessOrEqual(t, p.Value, p.NetDebitCap, p.Participant)
+	}
+	t.Logf("positions %+v", batFinal.Positions)
+}
+
 // BenchmarkPipeline measures sustained committed transfers/s and latency
 // through the real pipeline on loopback. Run it once:
 //
