@@ -398,40 +398,64 @@ func TestBatchMatchesSequential(t *testing.T) {
 //
 //	go test ./load -run '^$' -bench Pipeline -benchtime 1x
 //
-// CHAOSLOOP_BENCH_RATE (default 400) and CHAOSLOOP_BENCH_SECONDS (default
-// 20) set the offered load.
+// CHAOSLOOP_BENCH_RATE (default 400; a comma-separated list runs one
+// sub-benchmark per rate on the same lab) and CHAOSLOOP_BENCH_SECONDS
+// (default 20) set the offered load.
 func BenchmarkPipeline(b *testing.B) {
 	l := getLab(b)
-	rate, secs := 400.0, 20
+	rates, secs := []float64{400}, 20
 	if v := os.Getenv("CHAOSLOOP_BENCH_RATE"); v != "" {
-		fmt.Sscan(v, &rate)
+		rates = nil
+		for _, f := range strings.Split(v, ",") {
+			var r float64
+			_, err := fmt.Sscan(f, &r)
+			require.NoError(b, err, "CHAOSLOOP_BENCH_RATE")
+			rates = append(rates, r)
+		}
 	}
 	if v := os.Getenv("CHAOSLOOP_BENCH_SECONDS"); v != "" {
 		fmt.Sscan(v, &secs)
 	}
+	for _, rate := range rates {
+		b.Run(fmt.Sprintf("rate=%.0f", rate), func(b *testing.B) { benchPipeline(b, l, rate, secs) })
+	}
+}
+
+func benchPipeline(b *testing.B, l *testLab, rate float64, secs int) {
 	for b.Loop() {
 		r := runPipeline(b, l, ledger.DefaultParticipants(8), load.Config{Rate: rate, Duration: time.Duration(secs) * time.Second, Seed: 1, RunID: fmt.Sprintf("bench%d", time.Now().Unix())}, 3)
-		inv := map[string]time.Duration{}
-		var lat []time.Duration
+		// Latency of whole transfers, and of the client's own steps
+		// (duplicate check, produce) to see where the rest goes.
+		inv := map[string]map[string]time.Duration{}
+		lats := map[string][]time.Duration{}
 		oc := outcomes(r.events)
 		dropped := 0
 		for _, e := range r.events {
 			switch {
 			case e.Type == history.Dropped:
 				dropped++
-			case e.Op == history.OpTransfer && e.Type == history.Invoke:
-				inv[e.ID] = e.T
-			case e.Op == history.OpTransfer && e.Type == history.OK:
-				lat = append(lat, e.T-inv[e.ID])
+			case e.Type == history.Invoke:
+				if inv[e.Op] == nil {
+					inv[e.Op] = map[string]time.Duration{}
+				}
+				inv[e.Op][e.ID] = e.T
+			case e.Type == history.OK && e.ID != "":
+				if t0, ok := inv[e.Op][e.ID]; ok {
+					lats[e.Op] = append(lats[e.Op], e.T-t0)
+				}
 			}
 		}
-		slices.Sort(lat)
-		q := func(p float64) time.Duration {
+		quantile := func(op string, p float64) time.Duration {
+			lat := lats[op]
 			if len(lat) == 0 {
 				return 0
 			}
+			slices.Sort(lat)
 			return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 		}
+		q := func(p float64) time.Duration { return quantile(history.OpTransfer, p) }
+		b.Logf("client steps: redis-set p50 %s p99 %s; kafka-produce p50 %s p99 %s",
+			quantile(history.OpRedisSet, 0.5), quantile(history.OpRedisSet, 0.99), quantile(history.OpProduce, 0.5), quantile(history.OpProduce, 0.99))
 		b.ReportMetric(float64(oc[history.OK])/r.took.Seconds(), "committed/s")
 		b.ReportMetric(float64(q(0.50).Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(q(0.99).Microseconds())/1000, "p99-ms")
@@ -440,6 +464,9 @@ func BenchmarkPipeline(b *testing.B) {
 		var why []string
 		for _, c := range r.report.Checks[:3] {
 			why = append(why, c.ID+"="+string(c.Status))
+			if c.Status != checks.Pass {
+				b.Logf("%s: %s %+v", c.ID, c.Summary, c.Findings)
+			}
 		}
 		b.Logf("offered %.0f/s for %ds: %v, dropped %d, p50 %s p99 %s; %s", rate, secs, oc, dropped, q(0.5), q(0.99), strings.Join(why, " "))
 	}

@@ -210,6 +210,22 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 	defer cl.Close()
 	log := h.log.With("group", group)
 	sem := make(chan struct{}, h.cfg.Concurrency)
+	// done is every offset fully processed; on the way out it is committed
+	// synchronously, so a handler that is stopped (not killed) leaves
+	// nothing to redeliver to the next run.
+	done := map[string]map[int32]kgo.EpochOffset{}
+	defer func() {
+		if len(done) == 0 {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		cl.CommitOffsetsSync(cctx, done, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err = commitErr(resp, err); err != nil {
+				log.Warn("final commit of offsets", "err", err)
+			}
+		})
+	}()
 	for {
 		fetches := cl.PollRecords(ctx, h.cfg.MaxPollRecords)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
@@ -269,25 +285,18 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 		offsets := map[string]map[int32]kgo.EpochOffset{}
 		for _, b := range batches {
 			last := b[len(b)-1]
-			if offsets[last.Topic] == nil {
-				offsets[last.Topic] = map[int32]kgo.EpochOffset{}
-			}
 			eo := kgo.EpochOffset{Epoch: last.LeaderEpoch, Offset: last.Offset + 1}
-			if cur, ok := offsets[last.Topic][last.Partition]; !ok || cur.Less(eo) {
-				offsets[last.Topic][last.Partition] = eo
+			for _, m := range []map[string]map[int32]kgo.EpochOffset{offsets, done} {
+				if m[last.Topic] == nil {
+					m[last.Topic] = map[int32]kgo.EpochOffset{}
+				}
+				if cur, ok := m[last.Topic][last.Partition]; !ok || cur.Less(eo) {
+					m[last.Topic][last.Partition] = eo
+				}
 			}
 		}
 		cl.CommitOffsets(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-			if err == nil && resp != nil {
-				for _, t := range resp.Topics {
-					for _, p := range t.Partitions {
-						if e := kerr.ErrorForCode(p.ErrorCode); e != nil && err == nil {
-							err = e
-						}
-					}
-				}
-			}
-			if err != nil && ctx.Err() == nil {
+			if err = commitErr(resp, err); err != nil && ctx.Err() == nil {
 				// Not fatal: the records are redelivered and processed again
 				// idempotently (e.g. after a rebalance moved them away).
 				log.Warn("commit offsets", "err", err)
@@ -295,6 +304,22 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 		})
 		cl.AllowRebalance()
 	}
+}
+
+// commitErr is a commit's error, or the first partition's error in its
+// response.
+func commitErr(resp *kmsg.OffsetCommitResponse, err error) error {
+	if err != nil || resp == nil {
+		return err
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if e := kerr.ErrorForCode(p.ErrorCode); e != nil {
+				return e
+			}
+		}
+	}
+	return nil
 }
 
 // prepare is the prepare/position handler for a batch.
