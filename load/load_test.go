@@ -2,6 +2,7 @@ package load_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
 	"github.com/chaosloop/chaosloop/load"
 	"github.com/chaosloop/chaosloop/load/finalstate"
 	"github.com/chaosloop/chaosloop/load/handler"
@@ -423,6 +427,7 @@ func BenchmarkPipeline(b *testing.B) {
 
 func benchPipeline(b *testing.B, l *testLab, rate float64, secs int) {
 	for b.Loop() {
+		before := l.engineCounters(b)
 		r := runPipeline(b, l, ledger.DefaultParticipants(8), load.Config{Rate: rate, Duration: time.Duration(secs) * time.Second, Seed: 1, RunID: fmt.Sprintf("bench%d", time.Now().Unix())}, 3)
 		// Latency of whole transfers, and of the client's own steps
 		// (duplicate check, produce) to see where the rest goes.
@@ -454,6 +459,7 @@ func benchPipeline(b *testing.B, l *testLab, rate float64, secs int) {
 			return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 		}
 		q := func(p float64) time.Duration { return quantile(history.OpTransfer, p) }
+		l.logEngineCounters(b, before, r.took)
 		b.Logf("client steps: redis-set p50 %s p99 %s; kafka-produce p50 %s p99 %s",
 			quantile(history.OpRedisSet, 0.5), quantile(history.OpRedisSet, 0.99), quantile(history.OpProduce, 0.5), quantile(history.OpProduce, 0.99))
 		b.ReportMetric(float64(oc[history.OK])/r.took.Seconds(), "committed/s")
@@ -470,4 +476,64 @@ func benchPipeline(b *testing.B, l *testLab, rate float64, secs int) {
 		}
 		b.Logf("offered %.0f/s for %ds: %v, dropped %d, p50 %s p99 %s; %s", rate, secs, oc, dropped, q(0.5), q(0.99), strings.Join(why, " "))
 	}
+}
+
+// engineCounters are the engines' CPU time (user+system, per service) and
+// Galera's counters (summed over members) at one moment.
+type engineCounters struct {
+	cpu    map[string]time.Duration
+	galera map[string]float64
+}
+
+var galeraCounters = []string{"wsrep_replicated", "wsrep_flow_control_paused_ns", "wsrep_flow_control_sent",
+	"wsrep_local_cert_failures", "wsrep_local_bf_aborts", "Innodb_row_lock_waits", "Innodb_row_lock_time", "Com_commit"}
+
+func (l *testLab) engineCounters(tb testing.TB) engineCounters {
+	c := engineCounters{cpu: map[string]time.Duration{}, galera: map[string]float64{}}
+	for _, cl := range []*engines.Cluster{l.gc, l.kc, l.rc} {
+		recs, _ := proc.List(cl.StateDir)
+		for _, r := range recs {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.PID))
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+			var ut, st int64
+			fmt.Sscan(f[11], &ut) // fields 14 and 15 of stat
+			fmt.Sscan(f[12], &st)
+			c.cpu[cl.Service] += time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ = 100
+		}
+	}
+	for _, dsn := range l.dsns {
+		db, err := sql.Open("mysql", dsn)
+		if err != nil {
+			tb.Logf("galera counters: %v", err)
+			continue
+		}
+		rows, err := db.Query("SHOW GLOBAL STATUS WHERE Variable_name IN ('" + strings.Join(galeraCounters, "','") + "')")
+		if err == nil {
+			for rows.Next() {
+				var k string
+				var v float64
+				if rows.Scan(&k, &v) == nil {
+					c.galera[k] += v
+				}
+			}
+			rows.Close()
+		}
+		db.Close()
+	}
+	return c
+}
+
+func (l *testLab) logEngineCounters(tb testing.TB, before engineCounters, took time.Duration) {
+	after := l.engineCounters(tb)
+	var cpu, gal []string
+	for _, svc := range []string{l.gc.Service, l.kc.Service, l.rc.Service} {
+		cpu = append(cpu, fmt.Sprintf("%s %.0f%%", svc, 100*(after.cpu[svc]-before.cpu[svc]).Seconds()/took.Seconds()))
+	}
+	for _, k := range galeraCounters {
+		gal = append(gal, fmt.Sprintf("%s=%.0f", k, after.galera[k]-before.galera[k]))
+	}
+	tb.Logf("engine CPU (of one core, all members): %s; galera (all members): %s", strings.Join(cpu, ", "), strings.Join(gal, " "))
 }

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -247,6 +248,8 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 			cl.AllowRebalance()
 			continue
 		}
+		t0 := time.Now()
+		var procTime atomic.Int64
 		var (
 			wg, acks sync.WaitGroup
 			mu       sync.Mutex
@@ -255,7 +258,9 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 		for _, b := range batches {
 			sem <- struct{}{}
 			wg.Go(func() {
+				tb := time.Now()
 				out := f(ctx, b)
+				procTime.Add(int64(time.Since(tb)))
 				<-sem
 				acks.Add(len(out))
 				for _, r := range out {
@@ -273,7 +278,10 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 			})
 		}
 		wg.Wait()
+		t1 := time.Now()
 		acks.Wait()
+		log.Warn("poll processed", "records", fetches.NumRecords(), "batches", len(batches),
+			"process", time.Duration(procTime.Load()), "wall", t1.Sub(t0), "acks", time.Since(t1))
 		if ctx.Err() != nil {
 			cl.AllowRebalance()
 			return nil

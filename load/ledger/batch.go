@@ -174,15 +174,18 @@ func sortedIDs(m map[int64]bool) []int64 {
 // position is a locked participantPosition row.
 type position struct {
 	id, value, reserved, limit int64
+	moved                      bool
 }
 
 // reserve runs the transaction that records fresh prepares, locks their
 // payers' positions and reserves or refuses each in order; set reports
-// each one's outcome.
+// each one's outcome. The positions stay locked for one round trip and
+// the commit only.
 func (s *Store) reserve(ctx context.Context, c *sql.Conn, fresh []prepared, payers []int64, set func(j int, o Outcome)) error {
-	// Round trip 2: record the transfers, then lock the payers' positions.
+	// Round trip 2: record the transfers (RECEIVED_PREPARE), then lock the
+	// payers' positions.
 	var q strings.Builder
-	args := make([]any, 0, 13*len(fresh)+len(payers)+2)
+	args := make([]any, 0, 15*len(fresh)+len(payers))
 	q.WriteString("START TRANSACTION; INSERT INTO transfer (transferId, amount, currencyId) VALUES ")
 	for j, p := range fresh {
 		q.WriteString(sep(j, "(?, ?, ?)"))
@@ -194,78 +197,81 @@ func (s *Store) reserve(ctx context.Context, c *sql.Conn, fresh []prepared, paye
 		args = append(args, p.TransferID, p.payerAcct, rolePayer, entryPrincipal, p.Amount,
 			p.TransferID, p.payeeAcct, rolePayee, entryPrincipal, -p.Amount)
 	}
+	q.WriteString("; INSERT INTO transferStateChange (transferId, transferStateId) VALUES ")
+	for j, p := range fresh {
+		q.WriteString(sep(j, "(?, ?)"))
+		args = append(args, p.TransferID, stateReceivedPrepare)
+	}
 	pos, err := lockPositions(ctx, c, q.String()+"; ", args, payers, true)
 	if err != nil {
 		return err
 	}
 
 	// Decide in order, each on the position the ones before left.
-	type move struct {
-		j                      int
-		acct, posID            int64
-		value, change, reserve int64
-	}
-	var moves []move
-	states := make([]string, len(fresh))
+	q.Reset()
+	args = args[:0]
+	q.WriteString("INSERT INTO transferStateChange (transferId, transferStateId, reason) VALUES ")
+	var moves strings.Builder
+	var moveArgs []any
 	for j, p := range fresh {
 		pp, ok := pos[p.payerAcct]
 		if !ok {
 			return fmt.Errorf("payer position of account %d: %w", p.payerAcct, sql.ErrNoRows)
 		}
 		if pp.value+pp.reserved+p.Amount > pp.limit {
-			states[j] = stateAbortedRejected
+			q.WriteString(sep(j, "(?, ?, ?)"))
+			args = append(args, p.TransferID, stateAbortedRejected, reasonPayerLimit)
 			set(j, Outcome{State: wire.StateAborted, Reason: reasonPayerLimit})
 			continue
 		}
 		pp.value += p.Amount
-		states[j] = stateReserved
-		moves = append(moves, move{j: j, acct: p.payerAcct, posID: pp.id, value: pp.value, change: p.Amount, reserve: pp.reserved})
+		pp.moved = true
+		q.WriteString(sep(j, "(?, ?, NULL)"))
+		args = append(args, p.TransferID, stateReserved)
+		moves.WriteString(sep(len(moveArgs), positionChangeRow))
+		moveArgs = append(moveArgs, pp.id, p.payerAcct, p.TransferID, stateReserved, pp.value, p.Amount, pp.reserved)
 		set(j, Outcome{State: wire.StateReserved})
 	}
-
-	// Round trip 3: the state changes (RECEIVED_PREPARE first, so the
-	// final state is each transfer's latest), with their ids.
-	q.Reset()
-	args = args[:0]
-	q.WriteString("INSERT INTO transferStateChange (transferId, transferStateId, reason) VALUES ")
-	for j, p := range fresh {
-		q.WriteString(sep(j, "(?, ?, NULL)"))
-		args = append(args, p.TransferID, stateReceivedPrepare)
-	}
-	for j, p := range fresh {
-		var reason any
-		if states[j] == stateAbortedRejected {
-			reason = reasonPayerLimit
-		}
-		q.WriteString(", (?, ?, ?)")
-		args = append(args, p.TransferID, states[j], reason)
-	}
-	q.WriteString(" RETURNING transferStateChangeId, transferId, transferStateId")
-	changeID, err := stateChangeIDs(ctx, c, q.String(), args, stateReserved)
-	if err != nil {
-		return err
-	}
-
-	// Round trip 4: the position changes, in the order they happened, the
-	// positions, and the commit.
-	q.Reset()
-	args = args[:0]
-	if len(moves) > 0 {
-		q.WriteString("INSERT INTO participantPositionChange (participantPositionId, participantCurrencyId, transferStateChangeId, value, `change`, reservedValue) VALUES ")
-		for n, m := range moves {
-			sc, ok := changeID[fresh[m.j].TransferID]
-			if !ok {
-				return fmt.Errorf("ledger: no state change id returned for %s", fresh[m.j].TransferID)
-			}
-			q.WriteString(sep(n, "(?, ?, ?, ?, ?, ?)"))
-			args = append(args, m.posID, m.acct, sc, m.value, m.change, m.reserve)
-		}
-		q.WriteString("; ")
-		writePositionUpdates(&q, &args, pos)
-	}
-	q.WriteString("COMMIT")
+	// Round trip 3: the final state changes, the position changes in the
+	// order they happened, the positions, and the commit.
+	finish(&q, &args, moves.String(), moveArgs, pos)
 	_, err = c.ExecContext(ctx, q.String(), args...)
 	return err
+}
+
+// positionChangeRow is one participantPositionChange row; its state change
+// is found by transfer and state (inserted earlier in the transaction), so
+// the row needs no round trip for the id.
+const positionChangeRow = `(?, ?, (SELECT MAX(transferStateChangeId) FROM transferStateChange WHERE transferId = ? AND transferStateId = ?), ?, ?, ?)`
+
+// finish appends to a transaction's last round trip the position change
+// rows, one UPDATE per moved position, and COMMIT.
+func finish(q *strings.Builder, args *[]any, moves string, moveArgs []any, pos map[int64]*position) {
+	next := func() {
+		if q.Len() > 0 {
+			q.WriteString("; ")
+		}
+	}
+	if moves != "" {
+		next()
+		q.WriteString("INSERT INTO participantPositionChange (participantPositionId, participantCurrencyId, transferStateChangeId, value, `change`, reservedValue) VALUES ")
+		q.WriteString(moves)
+		*args = append(*args, moveArgs...)
+	}
+	accts := make([]int64, 0, len(pos))
+	for a, p := range pos {
+		if p.moved {
+			accts = append(accts, a)
+		}
+	}
+	slices.Sort(accts)
+	for _, a := range accts {
+		next()
+		q.WriteString("UPDATE participantPosition SET value = ?, changedDate = CURRENT_TIMESTAMP(3) WHERE participantPositionId = ?")
+		*args = append(*args, pos[a].value, pos[a].id)
+	}
+	next()
+	q.WriteString("COMMIT")
 }
 
 // lockPositions runs prefix (statements without results, may be empty)
@@ -299,37 +305,6 @@ func lockPositions(ctx context.Context, c *sql.Conn, prefix string, args []any, 
 		return nil
 	})
 	return pos, err
-}
-
-// stateChangeIDs runs an INSERT … RETURNING of state changes and returns
-// the ids of the rows in state st, by transfer.
-func stateChangeIDs(ctx context.Context, c *sql.Conn, q string, args []any, st string) (map[string]int64, error) {
-	ids := map[string]int64{}
-	err := queryRows(ctx, c, q, args, func(r *sql.Rows) error {
-		var id int64
-		var tid, state string
-		if err := r.Scan(&id, &tid, &state); err != nil {
-			return err
-		}
-		if state == st {
-			ids[tid] = id
-		}
-		return nil
-	})
-	return ids, err
-}
-
-// writePositionUpdates appends one UPDATE per moved position.
-func writePositionUpdates(q *strings.Builder, args *[]any, pos map[int64]*position) {
-	accts := make([]int64, 0, len(pos))
-	for a := range pos {
-		accts = append(accts, a)
-	}
-	slices.Sort(accts)
-	for _, a := range accts {
-		q.WriteString("UPDATE participantPosition SET value = ?, changedDate = CURRENT_TIMESTAMP(3) WHERE participantPositionId = ?; ")
-		*args = append(*args, pos[a].value, pos[a].id)
-	}
 }
 
 // FulfilBatch is Fulfil for many transfers in one transaction: lock the
@@ -439,14 +414,10 @@ func fulfilTx(ctx context.Context, db *sql.DB, fs []wire.Fulfil) ([]Result, erro
 			return err
 		}
 
-		// Round trip 2: lock the payees' positions.
-		pos, err := lockPositions(ctx, c, "", nil, sortedIDs(payees), false)
-		if err != nil {
-			return err
-		}
-		// Round trip 3: fulfilments and COMMITTED state changes, with ids.
+		// Round trip 2: the fulfilments and COMMITTED state changes, then
+		// lock the payees' positions.
 		var b strings.Builder
-		args := make([]any, 0, 4*len(commit))
+		args := make([]any, 0, 6*len(commit)+len(payees))
 		now := time.Now().UTC()
 		b.WriteString("INSERT INTO transferFulfilment (transferFulfilmentId, transferId, ilpFulfilment, completedDate, isValid) VALUES ")
 		for n, i := range commit {
@@ -458,33 +429,28 @@ func fulfilTx(ctx context.Context, db *sql.DB, fs []wire.Fulfil) ([]Result, erro
 			b.WriteString(sep(n, "(?, ?)"))
 			args = append(args, fs[i].TransferID, stateCommitted)
 		}
-		b.WriteString(" RETURNING transferStateChangeId, transferId, transferStateId")
-		changeID, err := stateChangeIDs(ctx, c, b.String(), args, stateCommitted)
+		pos, err := lockPositions(ctx, c, b.String()+"; ", args, sortedIDs(payees), false)
 		if err != nil {
 			return err
 		}
-		// Round trip 4: position changes in order, positions, commit.
-		b.Reset()
-		args = args[:0]
-		b.WriteString("INSERT INTO participantPositionChange (participantPositionId, participantCurrencyId, transferStateChangeId, value, `change`, reservedValue) VALUES ")
+		// Round trip 3: position changes in order, positions, commit.
+		var moves strings.Builder
+		var moveArgs []any
 		for n, i := range commit {
 			h := found[fs[i].TransferID]
 			pp, ok := pos[h.payeeAcct]
 			if !ok {
 				return fmt.Errorf("payee position of account %d: %w", h.payeeAcct, sql.ErrNoRows)
 			}
-			sc, ok := changeID[fs[i].TransferID]
-			if !ok {
-				return fmt.Errorf("ledger: no state change id returned for %s", fs[i].TransferID)
-			}
 			pp.value -= h.amount
-			b.WriteString(sep(n, "(?, ?, ?, ?, ?, ?)"))
-			args = append(args, pp.id, h.payeeAcct, sc, pp.value, -h.amount, pp.reserved)
+			pp.moved = true
+			moves.WriteString(sep(n, positionChangeRow))
+			moveArgs = append(moveArgs, pp.id, h.payeeAcct, fs[i].TransferID, stateCommitted, pp.value, -h.amount, pp.reserved)
 			out[i].Outcome = Outcome{State: wire.StateCommitted}
 		}
-		b.WriteString("; ")
-		writePositionUpdates(&b, &args, pos)
-		b.WriteString("COMMIT")
+		b.Reset()
+		args = args[:0]
+		finish(&b, &args, moves.String(), moveArgs, pos)
 		_, err = c.ExecContext(ctx, b.String(), args...)
 		return err
 	})
