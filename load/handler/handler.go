@@ -280,7 +280,7 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 		wg.Wait()
 		t1 := time.Now()
 		acks.Wait()
-		log.Warn("poll processed", "records", fetches.NumRecords(), "batches", len(batches),
+		log.Debug("poll processed", "records", fetches.NumRecords(), "batches", len(batches),
 			"process", time.Duration(procTime.Load()), "wall", t1.Sub(t0), "acks", time.Since(t1))
 		if ctx.Err() != nil {
 			cl.AllowRebalance()
