@@ -5,7 +5,12 @@
 // REJECTED notification) and the fulfil handler (consume
 // topic-transfer-fulfil, commit, emit a COMMITTED notification).
 //
-// Delivery is at least once: a batch's offsets are committed only after its
+// Each poll is cut into batches, one ledger transaction each (as
+// central-ledger's batch position handler does: each position locked once
+// per batch, one commit for many transfers), which is what lets the
+// handlers keep up with the load on a few cores.
+//
+// Delivery is at least once: a poll's offsets are committed only after its
 // transactions committed and its output records were acknowledged
 // (acks=all, idempotent producer). Redeliveries are harmless because both
 // transactions are idempotent (see package ledger).
