@@ -54,13 +54,13 @@ type Config struct {
 	// Topics (defaults: central-ledger's names, see package wire).
 	Topics Topics `json:"topics"`
 	// BatchSize bounds the transfers in one ledger transaction (default
-	// 250): a batch locks each position it touches once, so a larger one
+	// 1000): a batch locks each position it touches once, so a larger one
 	// amortises the lock and the commit over more transfers.
 	BatchSize int `json:"batchSize"`
 	// Concurrency is the number of batches in flight per handler (default
 	// 4): one batch's round trips overlap with another's commit.
 	Concurrency int `json:"concurrency"`
-	// MaxPollRecords bounds what one poll takes (default 2000).
+	// MaxPollRecords bounds what one poll takes (default 4000).
 	MaxPollRecords int `json:"maxPollRecords"`
 	// SessionTimeoutMS: how soon the group notices a dead worker (default
 	// 6000, the brokers' minimum).
@@ -98,13 +98,13 @@ func (c Config) withDefaults() Config {
 		c.Topics.Notification = wire.TopicNotification
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 250
+		c.BatchSize = 1000
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
 	}
 	if c.MaxPollRecords <= 0 {
-		c.MaxPollRecords = 2000
+		c.MaxPollRecords = 4000
 	}
 	if c.SessionTimeoutMS <= 0 {
 		c.SessionTimeoutMS = 6000
