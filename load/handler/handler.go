@@ -368,7 +368,10 @@ func (h *handlers) prepare(ctx context.Context, recs []*kgo.Record) []*kgo.Recor
 		case wire.StateReserved, wire.StateCommitted:
 			// The simulated payee fulfils at once; a redelivered prepare
 			// sends the fulfilment again, which the fulfil handler ignores.
-			out = append(out, &kgo.Record{Topic: h.cfg.Topics.Fulfil, Key: []byte(p.TransferID),
+			// Keyed by payee, as prepares are by payer: a partition's
+			// batch then locks only the positions hashed to it, and
+			// batches of other partitions run in parallel.
+			out = append(out, &kgo.Record{Topic: h.cfg.Topics.Fulfil, Key: []byte(p.Payee),
 				Value: wire.Encode(wire.Fulfil{TransferID: p.TransferID, Fulfilment: "fulfilment-" + p.TransferID})})
 		default:
 			out = append(out, h.notify(p.TransferID, wire.StateRejected, o.Reason))
