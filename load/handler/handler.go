@@ -54,7 +54,7 @@ type Config struct {
 	// Topics (defaults: central-ledger's names, see package wire).
 	Topics Topics `json:"topics"`
 	// BatchSize bounds the transfers in one ledger transaction (default
-	// 1000): a batch locks each position it touches once, so a larger one
+	// 500): a batch locks each position it touches once, so a larger one
 	// amortises the lock and the commit over more transfers.
 	BatchSize int `json:"batchSize"`
 	// Concurrency is the number of batches in flight per handler (default
@@ -98,7 +98,7 @@ func (c Config) withDefaults() Config {
 		c.Topics.Notification = wire.TopicNotification
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 500
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
@@ -192,9 +192,7 @@ type process func(ctx context.Context, recs []*kgo.Record) []*kgo.Record
 // partition's records in offset order, at most BatchSize each), process
 // up to Concurrency batches at once, emitting each batch's output as soon
 // as it is done; once every output of the poll is acknowledged, commit the
-// poll's offsets. Offsets are committed asynchronously (franz-go keeps
-// commits in order): a commit that is lost only means records processed
-// again, which the ledger makes harmless.
+// poll's offsets.
 func (h *handlers) consume(ctx context.Context, topic, group string, f process) error {
 	cl, err := kgo.NewClient(append(common(h.cfg),
 		kgo.ClientID(h.cfg.Name+"-"+group),
@@ -202,8 +200,8 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
-		// A rebalance waits until the poll is processed and its commit
-		// issued, so no partition moves away mid-batch.
+		// A rebalance waits until the poll is processed and committed, so
+		// no partition moves away mid-batch.
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(time.Duration(h.cfg.SessionTimeoutMS)*time.Millisecond),
 		kgo.HeartbeatInterval(time.Second),
@@ -216,22 +214,6 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 	defer cl.Close()
 	log := h.log.With("group", group)
 	sem := make(chan struct{}, h.cfg.Concurrency)
-	// done is every offset fully processed; on the way out it is committed
-	// synchronously, so a handler that is stopped (not killed) leaves
-	// nothing to redeliver to the next run.
-	done := map[string]map[int32]kgo.EpochOffset{}
-	defer func() {
-		if len(done) == 0 {
-			return
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		cl.CommitOffsetsSync(cctx, done, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-			if err = commitErr(resp, err); err != nil {
-				log.Warn("final commit of offsets", "err", err)
-			}
-		})
-	}()
 	for {
 		fetches := cl.PollRecords(ctx, h.cfg.MaxPollRecords)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
@@ -299,19 +281,19 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 		for _, b := range batches {
 			last := b[len(b)-1]
 			eo := kgo.EpochOffset{Epoch: last.LeaderEpoch, Offset: last.Offset + 1}
-			for _, m := range []map[string]map[int32]kgo.EpochOffset{offsets, done} {
-				if m[last.Topic] == nil {
-					m[last.Topic] = map[int32]kgo.EpochOffset{}
-				}
-				if cur, ok := m[last.Topic][last.Partition]; !ok || cur.Less(eo) {
-					m[last.Topic][last.Partition] = eo
-				}
+			if offsets[last.Topic] == nil {
+				offsets[last.Topic] = map[int32]kgo.EpochOffset{}
+			}
+			if cur, ok := offsets[last.Topic][last.Partition]; !ok || cur.Less(eo) {
+				offsets[last.Topic][last.Partition] = eo
 			}
 		}
-		cl.CommitOffsets(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		// Synchronously, before a rebalance may move the partitions: the
+		// next owner starts after what was processed here.
+		cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 			if err = commitErr(resp, err); err != nil && ctx.Err() == nil {
 				// Not fatal: the records are redelivered and processed again
-				// idempotently (e.g. after a rebalance moved them away).
+				// idempotently.
 				log.Warn("commit offsets", "err", err)
 			}
 		})

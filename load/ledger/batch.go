@@ -370,6 +370,12 @@ func fulfilTx(ctx context.Context, db *sql.DB, fs []wire.Fulfil) ([]Result, erro
 			if err := r.Scan(&id, &h.amount, &h.payeeAcct, &st, &reason); err != nil {
 				return err
 			}
+			if !st.Valid {
+				// The locking read saw a transfer committed after this
+				// statement's snapshot, which the state subquery reads:
+				// a new transaction will see both.
+				return errNotYet
+			}
 			h.st, h.reason = st.String, reason.String
 			found[id] = h
 			return nil
