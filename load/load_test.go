@@ -2,6 +2,7 @@ package load_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
 	"github.com/chaosloop/chaosloop/load"
 	"github.com/chaosloop/chaosloop/load/finalstate"
 	"github.com/chaosloop/chaosloop/load/handler"
@@ -292,45 +296,172 @@ func TestIdempotentPrepare(t *testing.T) {
 	require.Equal(t, wire.StateCommitted, f.Transfers["idem-kafka"].State)
 }
 
+// A batched prepare (and fulfil) containing a redelivery from before, a
+// duplicate within the batch, a cap-refused transfer, one at exactly the
+// cap, an unknown participant and an invalid amount gives the same
+// outcomes and leaves the same ledger as one transaction per transfer.
+func TestBatchMatchesSequential(t *testing.T) {
+	l := getLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	log := quietLog()
+	store, err := ledger.Open(ledger.Options{DSNs: l.dsns, Log: log})
+	require.NoError(t, err)
+	defer store.Close()
+	ps := ledger.DefaultParticipants(3)
+	ps.NetDebitCap = 20_000
+	ps.Reset = true
+	p1, p2, p3 := ps.Names[0], ps.Names[1], ps.Names[2]
+	tr := func(id, payer, payee string, amount int64) wire.Prepare {
+		return wire.Prepare{TransferID: id, Payer: payer, Payee: payee, Amount: amount, Currency: ps.Currency}
+	}
+	before := tr("b-pre", p3, p1, 100)
+	prepares := []wire.Prepare{
+		tr("b-a", p1, p2, 8000),
+		tr("b-b", p1, p3, 9000),
+		tr("b-c", p1, p2, 5000), // 22000 > cap: refused
+		tr("b-a", p1, p2, 8000), // duplicate in the batch
+		before,                  // processed before the batch
+		tr("b-d", p2, p1, 3000),
+		tr("b-e", p1, p3, 3000), // exactly the cap: reserved
+		tr("b-u", p1, "nobody", 10),
+		tr("b-z", p2, p3, 0),
+	}
+	fulfils := []wire.Fulfil{{TransferID: "b-a"}, {TransferID: "b-c"}, {TransferID: "b-a"}, {TransferID: "b-pre"}, {TransferID: "b-none"}, {TransferID: "b-e"}}
+	for i := range fulfils {
+		fulfils[i].Fulfilment = "f-" + fulfils[i].TransferID
+	}
+	type outcome struct {
+		ledger.Outcome
+		Err string
+	}
+	norm := func(rs []ledger.Result) []outcome {
+		out := make([]outcome, len(rs))
+		for i, r := range rs {
+			out[i].Outcome = r.Outcome
+			if r.Err != nil {
+				out[i] = outcome{Err: r.Err.Error()}
+			}
+		}
+		return out
+	}
+	run := func(batched bool) (prep, ful []outcome, f *history.Final) {
+		require.NoError(t, store.Setup(ctx, ps))
+		_, err := store.Prepare(ctx, before)
+		require.NoError(t, err)
+		var pr, fr []ledger.Result
+		if batched {
+			pr = store.PrepareBatch(ctx, prepares)
+			fr = store.FulfilBatch(ctx, fulfils)
+		} else {
+			for _, p := range prepares {
+				o, err := store.Prepare(ctx, p)
+				pr = append(pr, ledger.Result{Outcome: o, Err: err})
+			}
+			for _, f := range fulfils {
+				o, err := store.Fulfil(ctx, f)
+				fr = append(fr, ledger.Result{Outcome: o, Err: err})
+			}
+		}
+		require.ErrorIs(t, pr[7].Err, ledger.ErrUnknownParticipant)
+		require.ErrorIs(t, fr[4].Err, ledger.ErrNoTransfer)
+		f = &history.Final{}
+		ledger.ReadFinal(ctx, ledger.Options{DSNs: l.dsns}, f)
+		require.Empty(t, f.ReadErrors)
+		return norm(pr), norm(fr), f
+	}
+	seqP, seqF, seqFinal := run(false)
+	batP, batF, batFinal := run(true)
+
+	reserved := ledger.Outcome{State: wire.StateReserved}
+	refused := ledger.Outcome{State: wire.StateAborted, Reason: "PAYER_LIMIT_ERROR"}
+	want := []ledger.Outcome{reserved, reserved, refused, {State: wire.StateReserved, Duplicate: true},
+		{State: wire.StateReserved, Duplicate: true}, reserved, reserved}
+	for i, w := range want {
+		require.Equal(t, w, seqP[i].Outcome, "sequential prepare %d", i)
+		require.Empty(t, seqP[i].Err, "sequential prepare %d", i)
+	}
+	require.NotEmpty(t, seqP[8].Err, "amount 0")
+	committed := ledger.Outcome{State: wire.StateCommitted}
+	require.Equal(t, []outcome{{Outcome: committed}, {Outcome: refused}, {Outcome: ledger.Outcome{State: wire.StateCommitted, Duplicate: true}},
+		{Outcome: committed}, {Err: seqF[4].Err}, {Outcome: committed}}, seqF)
+
+	require.Equal(t, seqP, batP, "prepare outcomes")
+	require.Equal(t, seqF, batF, "fulfil outcomes")
+	require.Equal(t, seqFinal.Transfers, batFinal.Transfers)
+	require.Equal(t, seqFinal.Positions, batFinal.Positions)
+	require.Equal(t, seqFinal.PositionChanges, batFinal.PositionChanges)
+	for _, p := range batFinal.Positions {
+		require.LessOrEqual(t, p.Value, p.NetDebitCap, p.Participant)
+	}
+	t.Logf("positions %+v", batFinal.Positions)
+}
+
 // BenchmarkPipeline measures sustained committed transfers/s and latency
 // through the real pipeline on loopback. Run it once:
 //
 //	go test ./load -run '^$' -bench Pipeline -benchtime 1x
 //
-// CHAOSLOOP_BENCH_RATE (default 400) and CHAOSLOOP_BENCH_SECONDS (default
-// 20) set the offered load.
+// CHAOSLOOP_BENCH_RATE (default 400; a comma-separated list runs one
+// sub-benchmark per rate on the same lab) and CHAOSLOOP_BENCH_SECONDS
+// (default 20) set the offered load.
 func BenchmarkPipeline(b *testing.B) {
 	l := getLab(b)
-	rate, secs := 400.0, 20
+	rates, secs := []float64{400}, 20
 	if v := os.Getenv("CHAOSLOOP_BENCH_RATE"); v != "" {
-		fmt.Sscan(v, &rate)
+		rates = nil
+		for _, f := range strings.Split(v, ",") {
+			var r float64
+			_, err := fmt.Sscan(f, &r)
+			require.NoError(b, err, "CHAOSLOOP_BENCH_RATE")
+			rates = append(rates, r)
+		}
 	}
 	if v := os.Getenv("CHAOSLOOP_BENCH_SECONDS"); v != "" {
 		fmt.Sscan(v, &secs)
 	}
+	for _, rate := range rates {
+		b.Run(fmt.Sprintf("rate=%.0f", rate), func(b *testing.B) { benchPipeline(b, l, rate, secs) })
+	}
+}
+
+func benchPipeline(b *testing.B, l *testLab, rate float64, secs int) {
 	for b.Loop() {
+		before := l.engineCounters(b)
 		r := runPipeline(b, l, ledger.DefaultParticipants(8), load.Config{Rate: rate, Duration: time.Duration(secs) * time.Second, Seed: 1, RunID: fmt.Sprintf("bench%d", time.Now().Unix())}, 3)
-		inv := map[string]time.Duration{}
-		var lat []time.Duration
+		// Latency of whole transfers, and of the client's own steps
+		// (duplicate check, produce) to see where the rest goes.
+		inv := map[string]map[string]time.Duration{}
+		lats := map[string][]time.Duration{}
 		oc := outcomes(r.events)
 		dropped := 0
 		for _, e := range r.events {
 			switch {
 			case e.Type == history.Dropped:
 				dropped++
-			case e.Op == history.OpTransfer && e.Type == history.Invoke:
-				inv[e.ID] = e.T
-			case e.Op == history.OpTransfer && e.Type == history.OK:
-				lat = append(lat, e.T-inv[e.ID])
+			case e.Type == history.Invoke:
+				if inv[e.Op] == nil {
+					inv[e.Op] = map[string]time.Duration{}
+				}
+				inv[e.Op][e.ID] = e.T
+			case e.Type == history.OK && e.ID != "":
+				if t0, ok := inv[e.Op][e.ID]; ok {
+					lats[e.Op] = append(lats[e.Op], e.T-t0)
+				}
 			}
 		}
-		slices.Sort(lat)
-		q := func(p float64) time.Duration {
+		quantile := func(op string, p float64) time.Duration {
+			lat := lats[op]
 			if len(lat) == 0 {
 				return 0
 			}
+			slices.Sort(lat)
 			return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 		}
+		q := func(p float64) time.Duration { return quantile(history.OpTransfer, p) }
+		l.logEngineCounters(b, before, r.took)
+		b.Logf("client steps: redis-set p50 %s p99 %s; kafka-produce p50 %s p99 %s",
+			quantile(history.OpRedisSet, 0.5), quantile(history.OpRedisSet, 0.99), quantile(history.OpProduce, 0.5), quantile(history.OpProduce, 0.99))
 		b.ReportMetric(float64(oc[history.OK])/r.took.Seconds(), "committed/s")
 		b.ReportMetric(float64(q(0.50).Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(q(0.99).Microseconds())/1000, "p99-ms")
@@ -339,7 +470,70 @@ func BenchmarkPipeline(b *testing.B) {
 		var why []string
 		for _, c := range r.report.Checks[:3] {
 			why = append(why, c.ID+"="+string(c.Status))
+			if c.Status != checks.Pass {
+				b.Logf("%s: %s %+v", c.ID, c.Summary, c.Findings)
+			}
 		}
 		b.Logf("offered %.0f/s for %ds: %v, dropped %d, p50 %s p99 %s; %s", rate, secs, oc, dropped, q(0.5), q(0.99), strings.Join(why, " "))
 	}
+}
+
+// engineCounters are the engines' CPU time (user+system, per service) and
+// Galera's counters (summed over members) at one moment.
+type engineCounters struct {
+	cpu    map[string]time.Duration
+	galera map[string]float64
+}
+
+var galeraCounters = []string{"wsrep_replicated", "wsrep_flow_control_paused_ns", "wsrep_flow_control_sent",
+	"wsrep_local_cert_failures", "wsrep_local_bf_aborts", "Innodb_row_lock_waits", "Innodb_row_lock_time", "Com_commit"}
+
+func (l *testLab) engineCounters(tb testing.TB) engineCounters {
+	c := engineCounters{cpu: map[string]time.Duration{}, galera: map[string]float64{}}
+	for _, cl := range []*engines.Cluster{l.gc, l.kc, l.rc} {
+		recs, _ := proc.List(cl.StateDir)
+		for _, r := range recs {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.PID))
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+			var ut, st int64
+			fmt.Sscan(f[11], &ut) // fields 14 and 15 of stat
+			fmt.Sscan(f[12], &st)
+			c.cpu[cl.Service] += time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ = 100
+		}
+	}
+	for _, dsn := range l.dsns {
+		db, err := sql.Open("mysql", dsn)
+		if err != nil {
+			tb.Logf("galera counters: %v", err)
+			continue
+		}
+		rows, err := db.Query("SHOW GLOBAL STATUS WHERE Variable_name IN ('" + strings.Join(galeraCounters, "','") + "')")
+		if err == nil {
+			for rows.Next() {
+				var k string
+				var v float64
+				if rows.Scan(&k, &v) == nil {
+					c.galera[k] += v
+				}
+			}
+			rows.Close()
+		}
+		db.Close()
+	}
+	return c
+}
+
+func (l *testLab) logEngineCounters(tb testing.TB, before engineCounters, took time.Duration) {
+	after := l.engineCounters(tb)
+	var cpu, gal []string
+	for _, svc := range []string{l.gc.Service, l.kc.Service, l.rc.Service} {
+		cpu = append(cpu, fmt.Sprintf("%s %.0f%%", svc, 100*(after.cpu[svc]-before.cpu[svc]).Seconds()/took.Seconds()))
+	}
+	for _, k := range galeraCounters {
+		gal = append(gal, fmt.Sprintf("%s=%.0f", k, after.galera[k]-before.galera[k]))
+	}
+	tb.Logf("engine CPU (of one core, all members): %s; galera (all members): %s", strings.Join(cpu, ", "), strings.Join(gal, " "))
 }

@@ -5,7 +5,12 @@
 // REJECTED notification) and the fulfil handler (consume
 // topic-transfer-fulfil, commit, emit a COMMITTED notification).
 //
-// Delivery is at least once: a batch's offsets are committed only after its
+// Each poll is cut into batches, one ledger transaction each (as
+// central-ledger's batch position handler does: each position locked once
+// per batch, one commit for many transfers), which is what lets the
+// handlers keep up with the load on a few cores.
+//
+// Delivery is at least once: a poll's offsets are committed only after its
 // transactions committed and its output records were acknowledged
 // (acks=all, idempotent producer). Redeliveries are harmless because both
 // transactions are idempotent (see package ledger).
@@ -23,9 +28,12 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/load/ledger"
@@ -45,10 +53,14 @@ type Config struct {
 	Group string `json:"group"`
 	// Topics (defaults: central-ledger's names, see package wire).
 	Topics Topics `json:"topics"`
-	// Concurrency is the number of transactions in flight per partition
-	// (default 16): Galera's commit latency must not serialise a partition.
+	// BatchSize bounds the transfers in one ledger transaction (default
+	// 500): a batch locks each position it touches once, so a larger one
+	// amortises the lock and the commit over more transfers.
+	BatchSize int `json:"batchSize"`
+	// Concurrency is the number of batches in flight per handler (default
+	// 4): one batch's round trips overlap with another's commit.
 	Concurrency int `json:"concurrency"`
-	// MaxPollRecords bounds one batch (default 500).
+	// MaxPollRecords bounds what one poll takes (default 4000).
 	MaxPollRecords int `json:"maxPollRecords"`
 	// SessionTimeoutMS: how soon the group notices a dead worker (default
 	// 6000, the brokers' minimum).
@@ -85,11 +97,14 @@ func (c Config) withDefaults() Config {
 	if c.Topics.Notification == "" {
 		c.Topics.Notification = wire.TopicNotification
 	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 16
+		c.Concurrency = 4
 	}
 	if c.MaxPollRecords <= 0 {
-		c.MaxPollRecords = 500
+		c.MaxPollRecords = 4000
 	}
 	if c.SessionTimeoutMS <= 0 {
 		c.SessionTimeoutMS = 6000
@@ -118,7 +133,7 @@ func ReadConfig(path string) (Config, error) {
 func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	cfg = cfg.withDefaults()
 	log = log.With("handler", cfg.Name)
-	store, err := ledger.Open(ledger.Options{DSNs: cfg.DSNs, Dial: cfg.Dial, Log: log, MaxConns: 2 * cfg.Concurrency * 3})
+	store, err := ledger.Open(ledger.Options{DSNs: cfg.DSNs, Dial: cfg.Dial, Log: log, MaxConns: 2*cfg.Concurrency + 2})
 	if err != nil {
 		return err
 	}
@@ -169,12 +184,15 @@ type handlers struct {
 	prod  *kgo.Client
 }
 
-// process handles one input record and returns the records to emit.
-type process func(ctx context.Context, r *kgo.Record) []*kgo.Record
+// process handles a batch of input records and returns the records to
+// emit.
+type process func(ctx context.Context, recs []*kgo.Record) []*kgo.Record
 
-// consume runs one handler: poll a batch, process each partition's records
-// concurrently (bounded per partition), emit every output and wait for the
-// brokers' acknowledgements, then commit the batch's offsets.
+// consume runs one handler: poll, cut what came into batches (one
+// partition's records in offset order, at most BatchSize each), process
+// up to Concurrency batches at once, emitting each batch's output as soon
+// as it is done; once every output of the poll is acknowledged, commit the
+// poll's offsets.
 func (h *handlers) consume(ctx context.Context, topic, group string, f process) error {
 	cl, err := kgo.NewClient(append(common(h.cfg),
 		kgo.ClientID(h.cfg.Name+"-"+group),
@@ -182,19 +200,20 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
-		// A rebalance waits until the batch is processed and committed, so
+		// A rebalance waits until the poll is processed and committed, so
 		// no partition moves away mid-batch.
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(time.Duration(h.cfg.SessionTimeoutMS)*time.Millisecond),
 		kgo.HeartbeatInterval(time.Second),
 		kgo.RebalanceTimeout(30*time.Second),
-		kgo.FetchMaxWait(200*time.Millisecond),
+		kgo.FetchMaxWait(100*time.Millisecond),
 	)...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	log := h.log.With("group", group)
+	sem := make(chan struct{}, h.cfg.Concurrency)
 	for {
 		fetches := cl.PollRecords(ctx, h.cfg.MaxPollRecords)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
@@ -204,117 +223,176 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 		fetches.EachError(func(t string, p int32, err error) {
 			log.Warn("fetch", "topic", t, "partition", p, "err", err)
 		})
-		var batch []*kgo.Record
-		var outs [][]*kgo.Record
-		var mu sync.Mutex
-		var wg sync.WaitGroup
+		var batches [][]*kgo.Record
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
+			for recs := p.Records; len(recs) > 0; {
+				n := min(len(recs), h.cfg.BatchSize)
+				batches = append(batches, recs[:n])
+				recs = recs[n:]
 			}
-			batch = append(batch, p.Records...)
+		})
+		if len(batches) == 0 {
+			cl.AllowRebalance()
+			continue
+		}
+		t0 := time.Now()
+		var procTime atomic.Int64
+		var (
+			wg, acks sync.WaitGroup
+			mu       sync.Mutex
+			prodErr  error
+		)
+		for _, b := range batches {
+			sem <- struct{}{}
 			wg.Go(func() {
-				sem := make(chan struct{}, h.cfg.Concurrency)
-				var pwg sync.WaitGroup
-				for _, r := range p.Records {
-					sem <- struct{}{}
-					pwg.Go(func() {
-						defer func() { <-sem }()
-						out := f(ctx, r)
-						mu.Lock()
-						outs = append(outs, out)
-						mu.Unlock()
+				tb := time.Now()
+				out := f(ctx, b)
+				procTime.Add(int64(time.Since(tb)))
+				<-sem
+				acks.Add(len(out))
+				for _, r := range out {
+					// The idempotent producer retries until acknowledged:
+					// only ctx ends this without success.
+					h.prod.Produce(ctx, r, func(_ *kgo.Record, err error) {
+						if err != nil {
+							mu.Lock()
+							prodErr = errors.Join(prodErr, err)
+							mu.Unlock()
+						}
+						acks.Done()
 					})
 				}
-				pwg.Wait()
 			})
-		})
+		}
 		wg.Wait()
+		t1 := time.Now()
+		acks.Wait()
+		log.Debug("poll processed", "records", fetches.NumRecords(), "batches", len(batches),
+			"process", time.Duration(procTime.Load()), "wall", t1.Sub(t0), "acks", time.Since(t1))
 		if ctx.Err() != nil {
 			cl.AllowRebalance()
 			return nil
 		}
-		var emit []*kgo.Record
-		for _, o := range outs {
-			emit = append(emit, o...)
+		if prodErr != nil {
+			cl.AllowRebalance()
+			return fmt.Errorf("%s: produce: %w", group, prodErr)
 		}
-		if len(emit) > 0 {
-			// The idempotent producer retries until acknowledged: only ctx
-			// ends this without success.
-			if err := h.prod.ProduceSync(ctx, emit...).FirstErr(); err != nil {
-				cl.AllowRebalance()
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("%s: produce: %w", group, err)
+		offsets := map[string]map[int32]kgo.EpochOffset{}
+		for _, b := range batches {
+			last := b[len(b)-1]
+			eo := kgo.EpochOffset{Epoch: last.LeaderEpoch, Offset: last.Offset + 1}
+			if offsets[last.Topic] == nil {
+				offsets[last.Topic] = map[int32]kgo.EpochOffset{}
+			}
+			if cur, ok := offsets[last.Topic][last.Partition]; !ok || cur.Less(eo) {
+				offsets[last.Topic][last.Partition] = eo
 			}
 		}
-		if len(batch) > 0 {
-			if err := cl.CommitRecords(ctx, batch...); err != nil && ctx.Err() == nil {
+		// Synchronously, before a rebalance may move the partitions: the
+		// next owner starts after what was processed here.
+		cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err = commitErr(resp, err); err != nil && ctx.Err() == nil {
 				// Not fatal: the records are redelivered and processed again
-				// idempotently (e.g. after a rebalance moved them away).
-				log.Warn("commit offsets", "records", len(batch), "err", err)
+				// idempotently.
+				log.Warn("commit offsets", "err", err)
 			}
-		}
+		})
 		cl.AllowRebalance()
 	}
 }
 
-// prepare is the prepare/position handler for one record.
-func (h *handlers) prepare(ctx context.Context, r *kgo.Record) []*kgo.Record {
-	p, err := wire.Decode[wire.Prepare](r.Value)
-	if err != nil {
-		h.log.Error("prepare: skipping undecodable record", "partition", r.Partition, "offset", r.Offset, "err", err)
-		return nil
+// commitErr is a commit's error, or the first partition's error in its
+// response.
+func commitErr(resp *kmsg.OffsetCommitResponse, err error) error {
+	if err != nil || resp == nil {
+		return err
 	}
-	out, err := h.store.Prepare(ctx, p)
-	switch {
-	case errors.Is(err, ledger.ErrUnknownParticipant):
-		// Refused before anything was written.
-		return []*kgo.Record{h.notify(p.TransferID, wire.StateRejected, err.Error())}
-	case err != nil:
-		if ctx.Err() == nil {
-			h.log.Error("prepare failed", "transfer", p.TransferID, "err", err)
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if e := kerr.ErrorForCode(p.ErrorCode); e != nil {
+				return e
+			}
 		}
-		return nil
 	}
-	pos := p
-	pos.State = out.State
-	recs := []*kgo.Record{{Topic: h.cfg.Topics.Position, Key: []byte(p.Payer), Value: wire.Encode(pos)}}
-	switch out.State {
-	case wire.StateReserved, wire.StateCommitted:
-		// The simulated payee fulfils at once; a redelivered prepare sends
-		// the fulfilment again, which the fulfil handler ignores.
-		recs = append(recs, &kgo.Record{Topic: h.cfg.Topics.Fulfil, Key: []byte(p.TransferID),
-			Value: wire.Encode(wire.Fulfil{TransferID: p.TransferID, Fulfilment: "fulfilment-" + p.TransferID})})
-	default:
-		recs = append(recs, h.notify(p.TransferID, wire.StateRejected, out.Reason))
-	}
-	return recs
+	return nil
 }
 
-// fulfil is the fulfil handler for one record.
-func (h *handlers) fulfil(ctx context.Context, r *kgo.Record) []*kgo.Record {
-	f, err := wire.Decode[wire.Fulfil](r.Value)
-	if err != nil {
-		h.log.Error("fulfil: skipping undecodable record", "partition", r.Partition, "offset", r.Offset, "err", err)
-		return nil
-	}
-	out, err := h.store.Fulfil(ctx, f)
-	if err != nil {
-		if ctx.Err() == nil {
-			h.log.Error("fulfil failed", "transfer", f.TransferID, "err", err)
+// prepare is the prepare/position handler for a batch.
+func (h *handlers) prepare(ctx context.Context, recs []*kgo.Record) []*kgo.Record {
+	ps := make([]wire.Prepare, 0, len(recs))
+	for _, r := range recs {
+		p, err := wire.Decode[wire.Prepare](r.Value)
+		if err != nil {
+			h.log.Error("prepare: skipping undecodable record", "partition", r.Partition, "offset", r.Offset, "err", err)
+			continue
 		}
-		return nil
+		ps = append(ps, p)
 	}
-	switch out.State {
-	case wire.StateCommitted:
-		return []*kgo.Record{h.notify(f.TransferID, wire.StateCommitted, "")}
-	case wire.StateAborted:
-		return []*kgo.Record{h.notify(f.TransferID, wire.StateRejected, out.Reason)}
+	res := h.store.PrepareBatch(ctx, ps)
+	out := make([]*kgo.Record, 0, 2*len(ps))
+	for i, p := range ps {
+		o, err := res[i].Outcome, res[i].Err
+		switch {
+		case errors.Is(err, ledger.ErrUnknownParticipant):
+			// Refused before anything was written.
+			out = append(out, h.notify(p.TransferID, wire.StateRejected, err.Error()))
+			continue
+		case err != nil:
+			if ctx.Err() == nil {
+				h.log.Error("prepare failed", "transfer", p.TransferID, "err", err)
+			}
+			continue
+		}
+		pos := p
+		pos.State = o.State
+		out = append(out, &kgo.Record{Topic: h.cfg.Topics.Position, Key: []byte(p.Payer), Value: wire.Encode(pos)})
+		switch o.State {
+		case wire.StateReserved, wire.StateCommitted:
+			// The simulated payee fulfils at once; a redelivered prepare
+			// sends the fulfilment again, which the fulfil handler ignores.
+			// Keyed by payee, as prepares are by payer: a partition's
+			// batch then locks only the positions hashed to it, and
+			// batches of other partitions run in parallel.
+			out = append(out, &kgo.Record{Topic: h.cfg.Topics.Fulfil, Key: []byte(p.Payee),
+				Value: wire.Encode(wire.Fulfil{TransferID: p.TransferID, Fulfilment: "fulfilment-" + p.TransferID})})
+		default:
+			out = append(out, h.notify(p.TransferID, wire.StateRejected, o.Reason))
+		}
 	}
-	h.log.Warn("fulfil of a transfer that is not reserved", "transfer", f.TransferID, "state", out.State)
-	return nil
+	return out
+}
+
+// fulfil is the fulfil handler for a batch.
+func (h *handlers) fulfil(ctx context.Context, recs []*kgo.Record) []*kgo.Record {
+	fs := make([]wire.Fulfil, 0, len(recs))
+	for _, r := range recs {
+		f, err := wire.Decode[wire.Fulfil](r.Value)
+		if err != nil {
+			h.log.Error("fulfil: skipping undecodable record", "partition", r.Partition, "offset", r.Offset, "err", err)
+			continue
+		}
+		fs = append(fs, f)
+	}
+	res := h.store.FulfilBatch(ctx, fs)
+	out := make([]*kgo.Record, 0, len(fs))
+	for i, f := range fs {
+		o, err := res[i].Outcome, res[i].Err
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Error("fulfil failed", "transfer", f.TransferID, "err", err)
+			}
+			continue
+		}
+		switch o.State {
+		case wire.StateCommitted:
+			out = append(out, h.notify(f.TransferID, wire.StateCommitted, ""))
+		case wire.StateAborted:
+			out = append(out, h.notify(f.TransferID, wire.StateRejected, o.Reason))
+		default:
+			h.log.Warn("fulfil of a transfer that is not reserved", "transfer", f.TransferID, "state", o.State)
+		}
+	}
+	return out
 }
 
 func (h *handlers) notify(id, state, reason string) *kgo.Record {

@@ -65,7 +65,12 @@ func Open(o Options) (*Store, error) {
 	}
 	s := &Store{log: o.Log, cooldown: o.Cooldown, badTill: make([]time.Time, len(o.DSNs))}
 	for _, dsn := range o.DSNs {
-		db, addr, err := openDB(dsn, o.Dial, nil)
+		// A lock wait ends well before the DSN's read timeout: a batch
+		// queued behind others on the positions then gets 1205 and is
+		// retried on the same member, instead of a socket timeout that
+		// would look like a dead member and move the writes elsewhere
+		// (where they would meet as certification conflicts).
+		db, addr, err := openDB(dsn, o.Dial, map[string]string{"innodb_lock_wait_timeout": "2"})
 		if err != nil {
 			s.Close()
 			return nil, err

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -107,161 +106,24 @@ func (s *Store) accounts(ctx context.Context, db *sql.DB, currency string) (map[
 	return m, nil
 }
 
-// lastState is the transfer's latest transferStateChange.
-func lastState(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, id string, syncWait bool) (string, string, error) {
-	stmt := "SELECT transferStateId, COALESCE(reason, '') FROM transferStateChange WHERE transferId = ? ORDER BY transferStateChangeId DESC LIMIT 1"
-	if syncWait {
-		// Wait until this member applied every writeset committed anywhere
-		// before: the transfer may have been written through another one.
-		stmt = "SET STATEMENT wsrep_sync_wait = 1 FOR " + stmt
-	}
-	var st, reason string
-	err := q.QueryRowContext(ctx, stmt, id).Scan(&st, &reason)
-	return st, reason, err
-}
-
 // Prepare is the prepare and position handlers' work for one transfer, in
 // one transaction: record the transfer (RECEIVED_PREPARE), lock the payer's
 // position (SELECT … FOR UPDATE), and either refuse it (ABORTED_REJECTED,
 // PAYER_LIMIT_ERROR: position + amount would pass the net debit cap; no
 // position moves) or reserve it (position += amount, a change row, RESERVED).
 // A transfer id seen before is not processed again: its current state is
-// returned with Duplicate set.
+// returned with Duplicate set. It is PrepareBatch of one.
 func (s *Store) Prepare(ctx context.Context, p wire.Prepare) (Outcome, error) {
-	if p.Amount <= 0 {
-		return Outcome{}, fmt.Errorf("ledger: transfer %s: amount %d must be positive", p.TransferID, p.Amount)
-	}
-	var out Outcome
-	err := s.do(ctx, func(ctx context.Context, db *sql.DB) error {
-		out = Outcome{}
-		acct, err := s.accounts(ctx, db, p.Currency)
-		if err != nil {
-			return err
-		}
-		payerAcct, ok1 := acct[p.Payer]
-		payeeAcct, ok2 := acct[p.Payee]
-		if !ok1 || !ok2 || p.Payer == p.Payee {
-			return fmt.Errorf("%w: %s → %s in %s", ErrUnknownParticipant, p.Payer, p.Payee, p.Currency)
-		}
-		err = withConn(ctx, db, func(c *sql.Conn) error {
-			// Round trip 1: record the transfer. A redelivery fails here on
-			// the primary key (1062).
-			if _, err := c.ExecContext(ctx, `START TRANSACTION;
-				INSERT INTO transfer (transferId, amount, currencyId) VALUES (?, ?, ?);
-				INSERT INTO transferParticipant (transferId, participantCurrencyId, transferParticipantRoleTypeId, ledgerEntryTypeId, amount)
-					VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?);
-				INSERT INTO transferStateChange (transferId, transferStateId) VALUES (?, ?)`,
-				p.TransferID, p.Amount, p.Currency,
-				p.TransferID, payerAcct, rolePayer, entryPrincipal, p.Amount,
-				p.TransferID, payeeAcct, rolePayee, entryPrincipal, -p.Amount,
-				p.TransferID, stateReceivedPrepare); err != nil {
-				return err
-			}
-			// Round trip 2: lock the payer's position.
-			var posID, value, reserved, limit int64
-			if err := c.QueryRowContext(ctx, `SELECT pp.participantPositionId, pp.value, pp.reservedValue, pl.value
-				FROM participantPosition pp JOIN participantLimit pl
-				  ON pl.participantCurrencyId = pp.participantCurrencyId AND pl.participantLimitTypeId = ? AND pl.isActive
-				WHERE pp.participantCurrencyId = ? FOR UPDATE`, limitNetDebitCap, payerAcct).Scan(&posID, &value, &reserved, &limit); err != nil {
-				return fmt.Errorf("payer position: %w", err)
-			}
-			// Round trip 3: refuse or reserve, and commit.
-			if value+reserved+p.Amount > limit {
-				out = Outcome{State: wire.StateAborted, Reason: reasonPayerLimit}
-				_, err := c.ExecContext(ctx, "INSERT INTO transferStateChange (transferId, transferStateId, reason) VALUES (?, ?, ?); COMMIT",
-					p.TransferID, stateAbortedRejected, reasonPayerLimit)
-				return err
-			}
-			out = Outcome{State: wire.StateReserved}
-			_, err := c.ExecContext(ctx, `INSERT INTO transferStateChange (transferId, transferStateId) VALUES (?, ?);
-				UPDATE participantPosition SET value = ?, changedDate = CURRENT_TIMESTAMP(3) WHERE participantPositionId = ?;
-				INSERT INTO participantPositionChange (participantPositionId, participantCurrencyId, transferStateChangeId, value, `+"`change`"+`, reservedValue)
-					VALUES (?, ?, LAST_INSERT_ID(), ?, ?, ?);
-				COMMIT`,
-				p.TransferID, stateReserved,
-				value+p.Amount, posID,
-				posID, payerAcct, value+p.Amount, p.Amount, reserved)
-			return err
-		})
-		if isDuplicate(err) {
-			st, reason, err := lastState(ctx, db, p.TransferID, false)
-			if errors.Is(err, sql.ErrNoRows) {
-				// The row exists but its state change is not visible yet.
-				return errNotYet
-			}
-			if err != nil {
-				return err
-			}
-			out = Outcome{State: publicState(st), Reason: reason, Duplicate: true}
-			return nil
-		}
-		return err
-	})
-	return out, err
+	r := s.PrepareBatch(ctx, []wire.Prepare{p})[0]
+	return r.Outcome, r.Err
 }
 
 // Fulfil is the fulfil handler's commit of a reserved transfer, in one
 // transaction: record the fulfilment, lock the payee's position, lower it
 // by the amount (a change row), state COMMITTED. A transfer that is not
 // RESERVED is left alone: its state is returned (Duplicate when it was
-// already COMMITTED).
+// already COMMITTED). It is FulfilBatch of one.
 func (s *Store) Fulfil(ctx context.Context, f wire.Fulfil) (Outcome, error) {
-	var out Outcome
-	err := s.do(ctx, func(ctx context.Context, db *sql.DB) error {
-		out = Outcome{}
-		return withConn(ctx, db, func(c *sql.Conn) error {
-			if _, err := c.ExecContext(ctx, "START TRANSACTION"); err != nil {
-				return err
-			}
-			// Lock the transfer and the payee's position; read the state.
-			q := `SELECT t.amount, tp.participantCurrencyId, pp.participantPositionId, pp.value, pp.reservedValue,
-				(SELECT transferStateId FROM transferStateChange s WHERE s.transferId = t.transferId ORDER BY transferStateChangeId DESC LIMIT 1)
-				FROM transfer t
-				JOIN transferParticipant tp ON tp.transferId = t.transferId AND tp.transferParticipantRoleTypeId = ?
-				JOIN participantPosition pp ON pp.participantCurrencyId = tp.participantCurrencyId
-				WHERE t.transferId = ? FOR UPDATE`
-			var amount, payeeAcct, posID, value, reserved int64
-			var st sql.NullString
-			err := c.QueryRowContext(ctx, q, rolePayee, f.TransferID).Scan(&amount, &payeeAcct, &posID, &value, &reserved, &st)
-			if errors.Is(err, sql.ErrNoRows) {
-				// Maybe prepared through another member and not applied here
-				// yet: ask again after a causality wait.
-				err = c.QueryRowContext(ctx, "SET STATEMENT wsrep_sync_wait = 1 FOR "+q, rolePayee, f.TransferID).Scan(&amount, &payeeAcct, &posID, &value, &reserved, &st)
-			}
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("%w: %s", ErrNoTransfer, f.TransferID)
-			}
-			if err != nil {
-				return err
-			}
-			if st.String != stateReserved {
-				_, reason, err := lastState(ctx, c, f.TransferID, false)
-				if err != nil {
-					return fmt.Errorf("state of %s: %w", f.TransferID, err)
-				}
-				out = Outcome{State: publicState(st.String), Reason: reason, Duplicate: st.String == stateCommitted}
-				_, err = c.ExecContext(ctx, "COMMIT")
-				return err
-			}
-			out = Outcome{State: wire.StateCommitted}
-			_, err = c.ExecContext(ctx, `INSERT INTO transferFulfilment (transferFulfilmentId, transferId, ilpFulfilment, completedDate, isValid) VALUES (?, ?, ?, ?, TRUE);
-				INSERT INTO transferStateChange (transferId, transferStateId) VALUES (?, ?);
-				UPDATE participantPosition SET value = ?, changedDate = CURRENT_TIMESTAMP(3) WHERE participantPositionId = ?;
-				INSERT INTO participantPositionChange (participantPositionId, participantCurrencyId, transferStateChangeId, value, `+"`change`"+`, reservedValue)
-					VALUES (?, ?, LAST_INSERT_ID(), ?, ?, ?);
-				COMMIT`,
-				f.TransferID, f.TransferID, f.Fulfilment, time.Now().UTC(),
-				f.TransferID, stateCommitted,
-				value-amount, posID,
-				posID, payeeAcct, value-amount, -amount, reserved)
-			if isDuplicate(err) {
-				// A concurrent fulfilment of the same transfer won.
-				return errNotYet
-			}
-			return err
-		})
-	})
-	return out, err
+	r := s.FulfilBatch(ctx, []wire.Fulfil{f})[0]
+	return r.Outcome, r.Err
 }
