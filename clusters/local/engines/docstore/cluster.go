@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.mongodb.org/mongo-driver/mongo"
@@ -75,12 +76,12 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	}
 	// etcd members wait for one another, so all start before any check.
 	for i := range c.Members {
-		if err := e.startEtcd(c, i); err != nil {
+		if err := e.startEtcd(ctx, c, i); err != nil {
 			return err
 		}
 	}
 	for i := range c.Members {
-		if err := e.startPatroni(c, i); err != nil {
+		if err := e.startPatroni(ctx, c, i); err != nil {
 			return err
 		}
 	}
@@ -89,7 +90,7 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	}
 	tPG := time.Now()
 	for i := range c.Members {
-		if err := e.startFerretDB(c, i); err != nil {
+		if err := e.startFerretDB(ctx, c, i); err != nil {
 			return err
 		}
 	}
@@ -114,13 +115,13 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 	if err := prepareMember(c, i); err != nil {
 		return err
 	}
-	if err := e.startEtcd(c, i); err != nil {
+	if err := e.startEtcd(ctx, c, i); err != nil {
 		return err
 	}
-	if err := e.startPatroni(c, i); err != nil {
+	if err := e.startPatroni(ctx, c, i); err != nil {
 		return err
 	}
-	if err := e.startFerretDB(c, i); err != nil {
+	if err := e.startFerretDB(ctx, c, i); err != nil {
 		return err
 	}
 	m := c.Members[i]
@@ -138,9 +139,16 @@ func running(c *engines.Cluster, name string) bool {
 	return err == nil && r.Alive()
 }
 
-func (e *Engine) start(c *engines.Cluster, spec proc.Spec) error {
-	if running(c, spec.Name) {
-		return nil
+func (e *Engine) start(ctx context.Context, c *engines.Cluster, spec proc.Spec) error {
+	if r, err := proc.Load(c.StateDir, spec.Name); err == nil {
+		if r.Alive() {
+			return nil
+		}
+		// Killed but still exiting (a zombie leader whose threads are
+		// being torn down): it may hold its ports for a moment yet.
+		if err := endTree(ctx, []*proc.Record{r}, syscall.SIGKILL, killWait, nil); err != nil {
+			return fmt.Errorf("start %s: previous one: %w", spec.Name, err)
+		}
 	}
 	r, err := proc.Start(c.StateDir, spec)
 	if err != nil {
@@ -150,7 +158,7 @@ func (e *Engine) start(c *engines.Cluster, spec proc.Spec) error {
 	return nil
 }
 
-func (e *Engine) startEtcd(c *engines.Cluster, i int) error {
+func (e *Engine) startEtcd(ctx context.Context, c *engines.Cluster, i int) error {
 	m := c.Members[i]
 	p := memberPaths(m)
 	peers := make([]string, len(c.Members))
@@ -159,7 +167,7 @@ func (e *Engine) startEtcd(c *engines.Cluster, i int) error {
 	}
 	client := "http://" + hostPort(m.Addr, EtcdClientPort)
 	peer := "http://" + hostPort(m.Addr, EtcdPeerPort)
-	return e.start(c, proc.Spec{
+	return e.start(ctx, c, proc.Spec{
 		Name: procName(m, "etcd"), NetNS: m.NetNS, Cgroup: m.Cgroup,
 		Path: "etcd",
 		Args: []string{
@@ -176,10 +184,10 @@ func (e *Engine) startEtcd(c *engines.Cluster, i int) error {
 	})
 }
 
-func (e *Engine) startPatroni(c *engines.Cluster, i int) error {
+func (e *Engine) startPatroni(ctx context.Context, c *engines.Cluster, i int) error {
 	m := c.Members[i]
 	p := memberPaths(m)
-	return e.start(c, proc.Spec{
+	return e.start(ctx, c, proc.Spec{
 		Name: procName(m, "patroni"), NetNS: m.NetNS, Cgroup: m.Cgroup, User: "postgres",
 		Path: "patroni", Args: []string{p.patroniYAML},
 		Env: []string{"HOME=/var/lib/postgresql", "PGPASSFILE=" + p.pgpass},
@@ -188,14 +196,14 @@ func (e *Engine) startPatroni(c *engines.Cluster, i int) error {
 	})
 }
 
-func (e *Engine) startFerretDB(c *engines.Cluster, i int) error {
+func (e *Engine) startFerretDB(ctx context.Context, c *engines.Cluster, i int) error {
 	bin := e.FerretDBPath()
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("FerretDB is not built (run Install): %w", err)
 	}
 	m := c.Members[i]
 	p := memberPaths(m)
-	return e.start(c, proc.Spec{
+	return e.start(ctx, c, proc.Spec{
 		Name: procName(m, "ferretdb"), NetNS: m.NetNS, Cgroup: m.Cgroup,
 		Path: bin,
 		Args: []string{
@@ -522,7 +530,7 @@ func (e *Engine) Prepare(ctx context.Context, c *engines.Cluster, db string, col
 		if err := stopProc(ctx, c, name, ferretGrace, nil); err != nil {
 			return err
 		}
-		if err := e.startFerretDB(c, i); err != nil {
+		if err := e.startFerretDB(ctx, c, i); err != nil {
 			return err
 		}
 		if err := engines.WaitFor(ctx, memberTimeout, 200*time.Millisecond, m.Name+" FerretDB ping",

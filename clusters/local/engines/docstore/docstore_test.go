@@ -121,15 +121,23 @@ func insert(t *testing.T, ctx context.Context, coll *mongo.Collection, doc bson.
 }
 
 // findOne reads the document with _id id, retrying failed reads: a read
-// that fails says nothing about the data.
+// that fails says nothing about the data. A read that completes without
+// the document is an answer, and fails the test at once.
 func findOne(t *testing.T, ctx context.Context, coll *mongo.Collection, id any) bson.M {
 	t.Helper()
 	var got bson.M
+	var notFound bool
 	require.NoError(t, engines.WaitFor(ctx, waitLong, 500*time.Millisecond, fmt.Sprintf("find %v", id), func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		return coll.FindOne(ctx, bson.M{"_id": id}).Decode(&got)
+		err := coll.FindOne(ctx, bson.M{"_id": id}).Decode(&got)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			notFound = true
+			return nil
+		}
+		return err
 	}))
+	require.False(t, notFound, "document %v not found", id)
 	return got
 }
 
