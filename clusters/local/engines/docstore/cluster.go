@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.mongodb.org/mongo-driver/mongo"
@@ -29,7 +29,17 @@ const (
 	RoleReplica     = "replica"
 )
 
-const startTimeout = 3 * time.Minute
+// Deadlines are sized for a CPU-starved machine (a 2-core CI runner with
+// other labs running), not an idle one: they bound a wait for a condition,
+// they are not expectations.
+const (
+	startTimeout = 3 * time.Minute
+	// memberTimeout bounds waiting for one member's processes to answer.
+	memberTimeout = 3 * time.Minute
+	// probeTimeout bounds one Patroni REST call or FerretDB ping; Patroni
+	// is Python and answers late when CPU-starved.
+	probeTimeout = 3 * time.Second
+)
 
 func procName(m engines.Member, what string) string { return m.Name + "." + what }
 
@@ -66,12 +76,12 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	}
 	// etcd members wait for one another, so all start before any check.
 	for i := range c.Members {
-		if err := e.startEtcd(c, i); err != nil {
+		if err := e.startEtcd(ctx, c, i); err != nil {
 			return err
 		}
 	}
 	for i := range c.Members {
-		if err := e.startPatroni(c, i); err != nil {
+		if err := e.startPatroni(ctx, c, i); err != nil {
 			return err
 		}
 	}
@@ -80,12 +90,12 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	}
 	tPG := time.Now()
 	for i := range c.Members {
-		if err := e.startFerretDB(c, i); err != nil {
+		if err := e.startFerretDB(ctx, c, i); err != nil {
 			return err
 		}
 	}
 	for i := range c.Members {
-		if err := engines.WaitFor(ctx, time.Minute, 200*time.Millisecond, c.Members[i].Name+" FerretDB ping",
+		if err := engines.WaitFor(ctx, memberTimeout, 200*time.Millisecond, c.Members[i].Name+" FerretDB ping",
 			func(ctx context.Context) error { return e.ping(ctx, c, i) }); err != nil {
 			return err
 		}
@@ -105,17 +115,17 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 	if err := prepareMember(c, i); err != nil {
 		return err
 	}
-	if err := e.startEtcd(c, i); err != nil {
+	if err := e.startEtcd(ctx, c, i); err != nil {
 		return err
 	}
-	if err := e.startPatroni(c, i); err != nil {
+	if err := e.startPatroni(ctx, c, i); err != nil {
 		return err
 	}
-	if err := e.startFerretDB(c, i); err != nil {
+	if err := e.startFerretDB(ctx, c, i); err != nil {
 		return err
 	}
 	m := c.Members[i]
-	return engines.WaitFor(ctx, time.Minute, 200*time.Millisecond, m.Name+" Patroni API and FerretDB listener",
+	return engines.WaitFor(ctx, memberTimeout, 200*time.Millisecond, m.Name+" Patroni API and FerretDB listener",
 		func(ctx context.Context) error {
 			if _, err := patroniGet[patroniNode](ctx, m, "/patroni"); err != nil {
 				return err
@@ -129,9 +139,16 @@ func running(c *engines.Cluster, name string) bool {
 	return err == nil && r.Alive()
 }
 
-func (e *Engine) start(c *engines.Cluster, spec proc.Spec) error {
-	if running(c, spec.Name) {
-		return nil
+func (e *Engine) start(ctx context.Context, c *engines.Cluster, spec proc.Spec) error {
+	if r, err := proc.Load(c.StateDir, spec.Name); err == nil {
+		if r.Alive() {
+			return nil
+		}
+		// Killed but still exiting (a zombie leader whose threads are
+		// being torn down): it may hold its ports for a moment yet.
+		if err := endTree(ctx, []*proc.Record{r}, syscall.SIGKILL, killWait, nil); err != nil {
+			return fmt.Errorf("start %s: previous one: %w", spec.Name, err)
+		}
 	}
 	r, err := proc.Start(c.StateDir, spec)
 	if err != nil {
@@ -141,7 +158,7 @@ func (e *Engine) start(c *engines.Cluster, spec proc.Spec) error {
 	return nil
 }
 
-func (e *Engine) startEtcd(c *engines.Cluster, i int) error {
+func (e *Engine) startEtcd(ctx context.Context, c *engines.Cluster, i int) error {
 	m := c.Members[i]
 	p := memberPaths(m)
 	peers := make([]string, len(c.Members))
@@ -150,7 +167,7 @@ func (e *Engine) startEtcd(c *engines.Cluster, i int) error {
 	}
 	client := "http://" + hostPort(m.Addr, EtcdClientPort)
 	peer := "http://" + hostPort(m.Addr, EtcdPeerPort)
-	return e.start(c, proc.Spec{
+	return e.start(ctx, c, proc.Spec{
 		Name: procName(m, "etcd"), NetNS: m.NetNS, Cgroup: m.Cgroup,
 		Path: "etcd",
 		Args: []string{
@@ -167,10 +184,10 @@ func (e *Engine) startEtcd(c *engines.Cluster, i int) error {
 	})
 }
 
-func (e *Engine) startPatroni(c *engines.Cluster, i int) error {
+func (e *Engine) startPatroni(ctx context.Context, c *engines.Cluster, i int) error {
 	m := c.Members[i]
 	p := memberPaths(m)
-	return e.start(c, proc.Spec{
+	return e.start(ctx, c, proc.Spec{
 		Name: procName(m, "patroni"), NetNS: m.NetNS, Cgroup: m.Cgroup, User: "postgres",
 		Path: "patroni", Args: []string{p.patroniYAML},
 		Env: []string{"HOME=/var/lib/postgresql", "PGPASSFILE=" + p.pgpass},
@@ -179,14 +196,14 @@ func (e *Engine) startPatroni(c *engines.Cluster, i int) error {
 	})
 }
 
-func (e *Engine) startFerretDB(c *engines.Cluster, i int) error {
+func (e *Engine) startFerretDB(ctx context.Context, c *engines.Cluster, i int) error {
 	bin := e.FerretDBPath()
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("FerretDB is not built (run Install): %w", err)
 	}
 	m := c.Members[i]
 	p := memberPaths(m)
-	return e.start(c, proc.Spec{
+	return e.start(ctx, c, proc.Spec{
 		Name: procName(m, "ferretdb"), NetNS: m.NetNS, Cgroup: m.Cgroup,
 		Path: bin,
 		Args: []string{
@@ -204,73 +221,45 @@ func (e *Engine) startFerretDB(c *engines.Cluster, i int) error {
 }
 
 // StopMember stops member i: FerretDB, then Patroni (which shuts its
-// PostgreSQL down, handing leadership over), then etcd.
+// PostgreSQL down, handing leadership over), then whatever PostgreSQL is
+// left, then etcd. It returns once every process of the member is gone.
 func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
 	if i < 0 || i >= len(c.Members) {
 		return fmt.Errorf("docstore: no member %d", i)
 	}
 	m := c.Members[i]
-	var errs []error
-	for _, what := range []string{"ferretdb", "patroni"} {
-		errs = append(errs, stopProc(ctx, c, procName(m, what), 30*time.Second))
-	}
-	// PostgreSQL outlives a Patroni that was SIGKILLed (no cgroup to kill
-	// it with): stop it through its own data dir, never by a guessed PID.
-	errs = append(errs, stopPostgres(ctx, m))
-	errs = append(errs, stopProc(ctx, c, procName(m, "etcd"), 10*time.Second))
-	return errors.Join(errs...)
+	return errors.Join(
+		stopProc(ctx, c, procName(m, "ferretdb"), ferretGrace, nil),
+		stopPatroni(ctx, c, m),
+		stopProc(ctx, c, procName(m, "etcd"), etcdGrace, nil),
+	)
 }
 
-// Stop stops every member; the last one standing goes last so that the
-// others do not fail over in between more than needed.
+// stopPatroni stops member m's Patroni and then its PostgreSQL, in case
+// Patroni did not (SIGKILLed earlier, or after its grace).
+func stopPatroni(ctx context.Context, c *engines.Cluster, m engines.Member) error {
+	return errors.Join(
+		stopProc(ctx, c, procName(m, "patroni"), patroniGrace, notPostmaster(m)),
+		stopPostgres(ctx, m),
+	)
+}
+
+// Stop stops every member, in phases: all FerretDBs, then the Patronis one
+// by one (the first member last, so that leadership moves as little as
+// possible), then the etcds. etcd keeps its quorum while the Patronis shut
+// down, so they clean up their keys instead of retrying an absent DCS.
 func (e *Engine) Stop(ctx context.Context, c *engines.Cluster) error {
 	var errs []error
+	for _, m := range c.Members {
+		errs = append(errs, stopProc(ctx, c, procName(m, "ferretdb"), ferretGrace, nil))
+	}
 	for i := len(c.Members) - 1; i >= 0; i-- {
-		errs = append(errs, e.StopMember(ctx, c, i))
+		errs = append(errs, stopPatroni(ctx, c, c.Members[i]))
+	}
+	for _, m := range c.Members {
+		errs = append(errs, stopProc(ctx, c, procName(m, "etcd"), etcdGrace, nil))
 	}
 	return errors.Join(errs...)
-}
-
-func stopProc(ctx context.Context, c *engines.Cluster, name string, grace time.Duration) error {
-	r, err := proc.Load(c.StateDir, name)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := r.Stop(ctx, grace); err != nil {
-		return err
-	}
-	return proc.Forget(c.StateDir, name)
-}
-
-func stopPostgres(ctx context.Context, m engines.Member) error {
-	p := memberPaths(m)
-	b, err := os.ReadFile(p.pgData + "/postmaster.pid")
-	if err != nil {
-		return nil // not running (or never initialised)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-	if err != nil || !isPostmaster(pid, p.pgData) {
-		return nil // stale file of a crashed server
-	}
-	cmd := exec.CommandContext(ctx, "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--",
-		pgBinDir+"/pg_ctl", "stop", "-D", p.pgData, "-m", "fast", "-w", "-t", "30")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: pg_ctl stop: %w: %s", m.Name, err, out)
-	}
-	return nil
-}
-
-// isPostmaster: pid is a postgres whose command line names dataDir.
-func isPostmaster(pid int, dataDir string) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return false
-	}
-	args := strings.Split(string(b), "\x00")
-	return len(args) > 0 && strings.HasSuffix(args[0], "postgres") && strings.Contains(string(b), dataDir)
 }
 
 // patroniNode is Patroni's GET /patroni.
@@ -304,9 +293,9 @@ type patroniCluster struct {
 }
 
 // patroniGet reads one Patroni REST resource with a short timeout: Status
-// must stay cheap even with members down or partitioned.
+// must stay cheap even with members down or frozen.
 func patroniGet[T any](ctx context.Context, m engines.Member, path string) (*T, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostPort(m.Addr, PatroniPort)+path, nil)
 	if err != nil {
@@ -364,8 +353,8 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 	clusters := make([]*patroniCluster, len(c.Members))
 	ferretUp := make([]bool, len(c.Members))
 	var wg sync.WaitGroup
-	// All probes at once: a partitioned member costs one timeout (1 s), not
-	// one per probe and member.
+	// All probes at once: a frozen member costs one timeout, not one per
+	// probe and member.
 	for i, m := range c.Members {
 		wg.Go(func() { nodes[i], _ = patroniGet[patroniNode](ctx, m, "/patroni") })
 		wg.Go(func() { clusters[i], _ = patroniGet[patroniCluster](ctx, m, "/cluster") })
@@ -442,7 +431,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 }
 
 func dial(ctx context.Context, m engines.Member, port int) error {
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	conn, err := Dialer(m).DialContext(ctx, "tcp", hostPort(m.Addr, port))
 	if err != nil {
@@ -459,14 +448,14 @@ func (e *Engine) ping(ctx context.Context, c *engines.Cluster, i int) error {
 		return err
 	}
 	defer cl.Disconnect(context.Background()) //nolint:errcheck
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	return cl.Ping(ctx, nil)
 }
 
 func (e *Engine) connect(ctx context.Context, c *engines.Cluster, i int) (*mongo.Client, error) {
 	opts := options.Client().ApplyURI(e.Endpoints(c)[i]).
-		SetServerSelectionTimeout(3 * time.Second).SetConnectTimeout(2 * time.Second)
+		SetServerSelectionTimeout(probeTimeout).SetConnectTimeout(probeTimeout)
 	opts.SetDialer(Dialer(c.Members[i]))
 	return mongo.Connect(ctx, opts)
 }
@@ -478,39 +467,57 @@ func (e *Engine) connect(ctx context.Context, c *engines.Cluster, i int) (*mongo
 // empty) and inserting creates its table again (SQLSTATE 42P07). So
 // collections must not be created through the service during traffic.
 func (e *Engine) Prepare(ctx context.Context, c *engines.Cluster, db string, collections []string) error {
-	var cl *mongo.Client
-	var err error
+	// Retried as a whole until it goes through: right after Start, or
+	// with leadership settling, a FerretDB may not reach a writable
+	// PostgreSQL yet. Creating is idempotent (NamespaceExists).
 	used := -1
-	for i := range c.Members {
-		if err = e.ping(ctx, c, i); err != nil {
-			continue
-		}
-		if cl, err = e.connect(ctx, c, i); err == nil {
-			used = i
-			break
-		}
-	}
-	if cl == nil {
-		return fmt.Errorf("docstore prepare: no FerretDB answers: %w", err)
-	}
-	defer cl.Disconnect(context.Background()) //nolint:errcheck
-	have, err := cl.Database(db).ListCollectionNames(ctx, map[string]any{})
-	if err != nil {
-		return fmt.Errorf("docstore prepare: list collections: %w", err)
-	}
 	created := false
-	for _, coll := range collections {
-		if slices.Contains(have, coll) {
-			continue
+	err := engines.WaitFor(ctx, memberTimeout, time.Second, "docstore prepare: create collections", func(ctx context.Context) error {
+		// The same FerretDB as in an earlier attempt when it answers: one
+		// that did not create a collection does not see it.
+		var err error
+		from, found := max(used, 0), false
+		for k := range c.Members {
+			i := (from + k) % len(c.Members)
+			if err = e.ping(ctx, c, i); err == nil {
+				used, found = i, true
+				break
+			}
 		}
-		if err := cl.Database(db).CreateCollection(ctx, coll); err != nil {
-			var ce mongo.CommandError
-			if errors.As(err, &ce) && ce.Code == 48 { // NamespaceExists
+		if !found {
+			return fmt.Errorf("no FerretDB answers: %w", err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		cl, err := e.connect(ctx, c, used)
+		if err != nil {
+			return err
+		}
+		defer cl.Disconnect(context.Background()) //nolint:errcheck
+		have, err := cl.Database(db).ListCollectionNames(ctx, map[string]any{})
+		if err != nil {
+			return fmt.Errorf("list collections via %s: %w", c.Members[used].Name, err)
+		}
+		for _, coll := range collections {
+			if slices.Contains(have, coll) {
 				continue
 			}
-			return fmt.Errorf("docstore prepare: create %s.%s: %w", db, coll, err)
+			// Set before trying: a create that reports an error may
+			// still have created the table, and the retry then finds
+			// it listed; the others must restart all the same.
+			created = true
+			if err := cl.Database(db).CreateCollection(ctx, coll); err != nil {
+				var ce mongo.CommandError
+				if errors.As(err, &ce) && ce.Code == 48 { // NamespaceExists
+					continue
+				}
+				return fmt.Errorf("create %s.%s via %s: %w", db, coll, c.Members[used].Name, err)
+			}
 		}
-		created = true
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if !created {
 		return nil
@@ -520,13 +527,13 @@ func (e *Engine) Prepare(ctx context.Context, c *engines.Cluster, db string, col
 		if i == used || !running(c, name) {
 			continue
 		}
-		if err := stopProc(ctx, c, name, 10*time.Second); err != nil {
+		if err := stopProc(ctx, c, name, ferretGrace, nil); err != nil {
 			return err
 		}
-		if err := e.startFerretDB(c, i); err != nil {
+		if err := e.startFerretDB(ctx, c, i); err != nil {
 			return err
 		}
-		if err := engines.WaitFor(ctx, time.Minute, 100*time.Millisecond, m.Name+" FerretDB ping",
+		if err := engines.WaitFor(ctx, memberTimeout, 200*time.Millisecond, m.Name+" FerretDB ping",
 			func(ctx context.Context) error { return e.ping(ctx, c, i) }); err != nil {
 			return err
 		}
