@@ -28,6 +28,7 @@ test-short:
 # Speed and memory, recorded in README.md. Long soaks live here, not in test.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./topology/
+	CHAOSLOOP_BENCH_RATE=400,800,1200 $(GO) test -run '^$$' -bench Pipeline -benchtime 1x -timeout 20m ./load/
 	$(GO) test -run '^$$' -bench QuickstartThroughput -benchtime 1x -timeout 30m ./runner/
 
 fuzz:
