@@ -154,3 +154,34 @@ func WaitFor(ctx context.Context, timeout, interval time.Duration, what string, 
 		}
 	}
 }
+
+// OneLeader returns nil when every member is Up and Healthy under exactly
+// one leader (a Raft or Zab ensemble at rest), or an error saying what is
+// not.
+func (st Status) OneLeader() error {
+	leaders := 0
+	for _, m := range st.Members {
+		if !m.Up || !m.Healthy {
+			return fmt.Errorf("%s not healthy: %s", m.Name, m.Detail)
+		}
+		if m.Role == "leader" {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		return fmt.Errorf("%d leaders: %s", leaders, st.Summary())
+	}
+	return nil
+}
+
+// Summary is one line per member, for errors and logs.
+func (st Status) Summary() string {
+	var b strings.Builder
+	for i, m := range st.Members {
+		if i > 0 {
+			b.WriteString(" | ")
+		}
+		fmt.Fprintf(&b, "%s up=%v healthy=%v role=%s %s", m.Name, m.Up, m.Healthy, m.Role, m.Detail)
+	}
+	return b.String()
+}

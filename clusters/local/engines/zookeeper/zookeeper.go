@@ -353,35 +353,6 @@ func (e *Engine) waitHealthy(ctx context.Context, c *engines.Cluster) error {
 		if err != nil {
 			return err
 		}
-		return Healthy(st)
+		return st.OneLeader()
 	})
-}
-
-// Healthy returns nil when every member is Up and Healthy under exactly one
-// leader, or an error that says what is not.
-func Healthy(st engines.Status) error {
-	leaders := 0
-	for _, m := range st.Members {
-		if !m.Up || !m.Healthy {
-			return fmt.Errorf("%s not healthy: %s", m.Name, m.Detail)
-		}
-		if m.Role == "leader" {
-			leaders++
-		}
-	}
-	if leaders != 1 {
-		return fmt.Errorf("%d leaders: %s", leaders, summary(st))
-	}
-	return nil
-}
-
-func summary(st engines.Status) string {
-	var b strings.Builder
-	for i, m := range st.Members {
-		if i > 0 {
-			b.WriteString(" | ")
-		}
-		fmt.Fprintf(&b, "%s up=%v healthy=%v role=%s %s", m.Name, m.Up, m.Healthy, m.Role, m.Detail)
-	}
-	return b.String()
 }

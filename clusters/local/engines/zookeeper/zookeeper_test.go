@@ -160,7 +160,7 @@ func TestEnsembleFaults(t *testing.T) {
 	require.NoError(t, e.Start(ctx, c))
 	t.Logf("3 servers serving %s after start", time.Since(began).Round(time.Millisecond))
 	st := status(t, e, c)
-	require.NoError(t, Healthy(st), summary(st))
+	require.NoError(t, st.OneLeader(), st.Summary())
 	require.True(t, st.Writable)
 	require.Equal(t, v, st.Version)
 	for i := range c.Members {
@@ -210,7 +210,7 @@ func TestEnsembleFaults(t *testing.T) {
 		st := status(t, e, c)
 		newLeader = leaderOf(st)
 		if newLeader < 0 || newLeader == leader || !st.Writable {
-			return fmt.Errorf("no new leader: %s", summary(st))
+			return fmt.Errorf("no new leader: %s", st.Summary())
 		}
 		return nil
 	})
@@ -229,11 +229,11 @@ func TestEnsembleFaults(t *testing.T) {
 		}
 		s := st.Members[survivor]
 		if !s.Up || s.Healthy || st.Writable || !strings.Contains(s.Detail, notServing) {
-			return fmt.Errorf("survivor still serving: %s", summary(st))
+			return fmt.Errorf("survivor still serving: %s", st.Summary())
 		}
 		return nil
 	})
-	t.Logf("two killed: %s", summary(status(t, e, c)))
+	t.Logf("two killed: %s", status(t, e, c).Summary())
 	began = time.Now()
 	require.NoError(t, e.StartMember(ctx, c, 1))
 	require.NoError(t, e.StartMember(ctx, c, 2))
@@ -309,7 +309,7 @@ func TestInNetNS(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, e.Start(ctx, c))
 	st := status(t, e, c)
-	require.NoError(t, Healthy(st), summary(st))
+	require.NoError(t, st.OneLeader(), st.Summary())
 	require.True(t, st.Writable)
 	r, err := proc.Load(c.StateDir, procName(c.Members[0]))
 	require.NoError(t, err)
