@@ -311,7 +311,7 @@ func (w *work) run(ctx context.Context) error {
 	if err := os.WriteFile(hpath, b, 0o600); err != nil {
 		return err
 	}
-	if err := lab.StartWorkers(ctx, r.handlers, local.Worker{Path: w.o.Binary, Args: []string{"internal", "handler", "--config", hpath}, MemberFlag: "--member"}); err != nil {
+	if err := lab.StartWorkers(ctx, r.handlers, local.Worker{Path: w.o.Binary, Args: []string{"internal", "handler", "-v", "--config", hpath}, MemberFlag: "--member"}); err != nil {
 		return fmt.Errorf("starting handlers: %w", err)
 	}
 	defer func() {

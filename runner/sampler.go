@@ -102,7 +102,7 @@ func (s *sampler) probe(ctx context.Context, name string) {
 		if ctx.Err() != nil {
 			return
 		}
-		ev := history.Event{T: at, Type: history.Sample, Service: name}
+		ev := history.Event{T: at, Took: s.h.Since() - at, Type: history.Sample, Service: name}
 		if err != nil {
 			ev.Error = err.Error()
 		} else {

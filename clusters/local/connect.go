@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,10 +72,21 @@ func (l *Lab) PrepareDocstore(ctx context.Context, service, db string, collectio
 	return d.Prepare(ctx, &ss.Cluster, db, collections)
 }
 
+// ClientUserTimeout bounds how long a client connection through the lab
+// survives on a path that went dark (see netlab.FailFastDialer).
+const ClientUserTimeout = 4 * time.Second
+
+// entryHoldoff: a host a dial failed through is passed over this long, as a
+// load balancer's passive health check would (only while another host is
+// left).
+const entryHoldoff = 5 * time.Second
+
 // DialFromAny returns a dialer for a client that enters the lab through
 // the nodes of a service, like a load balancer in front of them: each
 // connection is opened from the first of those hosts (rotating) that has
-// power and reaches the address, so a client survives the loss of one.
+// power, has not just failed a dial, and reaches the address, so a client
+// survives the loss of one. Connections fail fast when their path goes
+// dark, so the client's next one goes through another node.
 func (l *Lab) DialFromAny(service string) (engines.DialFunc, error) {
 	ss, err := l.service(service)
 	if err != nil {
@@ -88,24 +100,42 @@ func (l *Lab) DialFromAny(service string) (engines.DialFunc, error) {
 		}
 		hosts = append(hosts, h)
 	}
-	var next atomic.Uint32
+	var (
+		next   atomic.Uint32
+		mu     sync.Mutex
+		failed = make([]time.Time, len(hosts))
+	)
+	held := func(k int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Since(failed[k]) < entryHoldoff
+	}
+	d := netlab.FailFastDialer(ClientUserTimeout)
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		start := int(next.Add(1))
 		var errs []error
-		for k := range hosts {
-			h := hosts[(start+k)%len(hosts)]
-			if !l.net.Powered(h.Node) {
-				continue
-			}
-			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			c, err := netlab.DialIn(actx, h.NetNS, &net.Dialer{}, network, address)
-			cancel()
-			if err == nil {
-				return c, nil
-			}
-			errs = append(errs, fmt.Errorf("from %s: %w", h.Node, err))
-			if ctx.Err() != nil {
-				break
+		// Two passes: hosts not held off first, then the held-off ones (a
+		// dial failure may have been the target's, not the path's).
+		for pass := 0; pass < 2; pass++ {
+			for j := range hosts {
+				k := (start + j) % len(hosts)
+				h := hosts[k]
+				if !l.net.Powered(h.Node) || held(k) != (pass == 1) {
+					continue
+				}
+				actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				c, err := netlab.DialIn(actx, h.NetNS, d, network, address)
+				cancel()
+				if err == nil {
+					return c, nil
+				}
+				mu.Lock()
+				failed[k] = time.Now()
+				mu.Unlock()
+				errs = append(errs, fmt.Errorf("from %s: %w", h.Node, err))
+				if ctx.Err() != nil {
+					return nil, errors.Join(errs...)
+				}
 			}
 		}
 		if len(errs) == 0 {

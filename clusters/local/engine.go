@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/docstore"
@@ -75,7 +76,9 @@ var portGroups = map[string][]string{
 type engineSet struct {
 	log   *slog.Logger
 	cache string
-	made  map[string]engine
+	// mu guards made: Status probes every service concurrently.
+	mu   sync.Mutex
+	made map[string]engine
 	// kafkaOptions derives a kafka service's broker and topic options.
 	kafkaOptions func(*serviceState) (kafka.Options, error)
 }
@@ -89,6 +92,8 @@ func (s *engineSet) get(name string, svc *serviceState) (engine, error) {
 	if name == EngineKafka {
 		key = name + "/" + svc.Name // options differ per kafka service
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if e, ok := s.made[key]; ok {
 		return e, nil
 	}

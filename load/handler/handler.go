@@ -34,8 +34,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/netlab"
 	"github.com/chaosloop/chaosloop/load/ledger"
 	"github.com/chaosloop/chaosloop/load/wire"
 )
@@ -66,7 +68,8 @@ type Config struct {
 	// 6000, the brokers' minimum).
 	SessionTimeoutMS int `json:"sessionTimeoutMs"`
 
-	// Dial opens every connection (nil: net.Dialer); in-process use only.
+	// Dial opens every connection (nil: a dialer whose connections fail
+	// within seconds when their path goes dark); in-process use only.
 	Dial engines.DialFunc `json:"-"`
 }
 
@@ -79,6 +82,11 @@ type Topics struct {
 }
 
 func (c Config) withDefaults() Config {
+	if c.Dial == nil {
+		// A handler whose broker or database is cut off must notice and
+		// move on within seconds, not after the kernel's retransmissions.
+		c.Dial = netlab.FailFastDialer(4 * time.Second).DialContext
+	}
 	if c.Name == "" {
 		c.Name = "handler"
 	}
@@ -138,7 +146,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	defer store.Close()
-	prod, err := kgo.NewClient(append(common(cfg),
+	prod, err := kgo.NewClient(append(common(cfg, log),
 		kgo.ClientID(cfg.Name+"-producer"),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(2*time.Millisecond),
@@ -163,8 +171,11 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	return errors.Join(err, err2)
 }
 
-func common(cfg Config) []kgo.Opt {
+func common(cfg Config, log *slog.Logger) []kgo.Opt {
 	opts := []kgo.Opt{
+		// The client's own account of connections and group sessions is
+		// what explains a stalled handler after a fault.
+		kgo.WithLogger(kslog.New(log.With("client", "kafka"))),
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DialTimeout(2 * time.Second),
 		kgo.RequestTimeoutOverhead(3 * time.Second),
@@ -194,7 +205,7 @@ type process func(ctx context.Context, recs []*kgo.Record) []*kgo.Record
 // as it is done; once every output of the poll is acknowledged, commit the
 // poll's offsets.
 func (h *handlers) consume(ctx context.Context, topic, group string, f process) error {
-	cl, err := kgo.NewClient(append(common(h.cfg),
+	cl, err := kgo.NewClient(append(common(h.cfg, h.log),
 		kgo.ClientID(h.cfg.Name+"-"+group),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),

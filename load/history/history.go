@@ -78,6 +78,9 @@ type Event struct {
 	Observed  string `json:"observed,omitempty"` // ok | degraded | read-only | down
 	MembersUp int    `json:"membersUp,omitempty"`
 	Writable  *bool  `json:"writable,omitempty"`
+	// Took is how long the observation took: the service was seen at some
+	// moment in [T, T+Took].
+	Took time.Duration `json:"took,omitempty"`
 
 	Error  string `json:"error,omitempty"`
 	Detail string `json:"detail,omitempty"`

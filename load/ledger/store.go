@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,21 +30,31 @@ type Options struct {
 	Log  *slog.Logger
 	// MaxConns per member (default 64).
 	MaxConns int
-	// Cooldown: how long a member that failed is passed over (default 3 s).
-	Cooldown time.Duration
+	// ProbeEvery: how often a member that failed is health-checked; it
+	// takes writes again after two checks in a row pass (default 1 s).
+	ProbeEvery time.Duration
 }
 
 // Store runs the ledger's transactions on a Galera cluster, retrying
 // certification conflicts and deadlocks and failing over between members.
 type Store struct {
-	log      *slog.Logger
-	dbs      []*sql.DB
-	addrs    []string
-	cooldown time.Duration
+	log        *slog.Logger
+	dbs        []*sql.DB
+	addrs      []string
+	probeEvery time.Duration
+	// closed stops the health probes.
+	closed    chan struct{}
+	closeOnce sync.Once
+	probes    sync.WaitGroup
 
-	mu      sync.Mutex
-	cur     int
-	badTill []time.Time
+	mu  sync.Mutex
+	cur int
+	// bad members are out of rotation until a health probe passes, as a
+	// MySQL router would take them out: sending live transactions to a
+	// member to find out whether it is back costs a read timeout each time
+	// it is not.
+	bad      []bool
+	failedAt []time.Time
 
 	acctMu sync.Mutex
 	acct   map[string]map[string]int64 // currency → participant → account
@@ -60,10 +71,11 @@ func Open(o Options) (*Store, error) {
 	if o.MaxConns <= 0 {
 		o.MaxConns = 64
 	}
-	if o.Cooldown <= 0 {
-		o.Cooldown = 3 * time.Second
+	if o.ProbeEvery <= 0 {
+		o.ProbeEvery = time.Second
 	}
-	s := &Store{log: o.Log, cooldown: o.Cooldown, badTill: make([]time.Time, len(o.DSNs))}
+	s := &Store{log: o.Log, probeEvery: o.ProbeEvery, closed: make(chan struct{}),
+		bad: make([]bool, len(o.DSNs)), failedAt: make([]time.Time, len(o.DSNs))}
 	for _, dsn := range o.DSNs {
 		// A lock wait ends well before the DSN's read timeout: a batch
 		// queued behind others on the positions then gets 1205 and is
@@ -112,8 +124,10 @@ func openDB(dsn string, dial engines.DialFunc, params map[string]string) (*sql.D
 	return sql.OpenDB(conn), cfg.Addr, nil
 }
 
-// Close closes every pool.
+// Close stops the health probes and closes every pool.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	s.probes.Wait()
 	var errs []error
 	for _, db := range s.dbs {
 		errs = append(errs, db.Close())
@@ -121,34 +135,97 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// pick returns the member to use: the first in preference order not
-// recently failed, else the one whose cooldown ends first.
+// pick returns the member to use: the first in preference order that is
+// not out of rotation, else (all are) the one that failed longest ago.
 func (s *Store) pick() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
-	best := 0
+	best := -1
 	for i := range s.dbs {
-		if s.badTill[i].Before(now) {
-			if i != s.cur {
-				s.log.Info("ledger: using member", "addr", s.addrs[i])
-				s.cur = i
-			}
-			return i
-		}
-		if s.badTill[i].Before(s.badTill[best]) {
+		if !s.bad[i] {
 			best = i
+			break
 		}
 	}
-	s.cur = best
+	if best < 0 {
+		best = 0
+		for i := range s.dbs {
+			if s.failedAt[i].Before(s.failedAt[best]) {
+				best = i
+			}
+		}
+	}
+	if best != s.cur {
+		s.log.Info("ledger: using member", "addr", s.addrs[best])
+		s.cur = best
+	}
 	return best
 }
 
+// markBad takes member i out of rotation and starts its health probe.
 func (s *Store) markBad(i int, err error) {
 	s.mu.Lock()
-	s.badTill[i] = time.Now().Add(s.cooldown)
+	was := s.bad[i]
+	s.bad[i], s.failedAt[i] = true, time.Now()
 	s.mu.Unlock()
+	if was {
+		return
+	}
 	s.log.Warn("ledger: member failed, failing over", "addr", s.addrs[i], "err", err)
+	s.probes.Add(1)
+	go s.probe(i)
+}
+
+// probe health-checks member i until two checks in a row pass, then puts
+// it back in rotation.
+func (s *Store) probe(i int) {
+	defer s.probes.Done()
+	t := time.NewTicker(s.probeEvery)
+	defer t.Stop()
+	passed := 0
+	for passed < 2 {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.probeEvery)
+		err := healthy(ctx, s.dbs[i])
+		cancel()
+		if err != nil {
+			passed = 0
+			continue
+		}
+		passed++
+	}
+	s.mu.Lock()
+	s.bad[i] = false
+	s.mu.Unlock()
+	s.log.Info("ledger: member healthy again", "addr", s.addrs[i])
+}
+
+// healthy checks that a member answers and, on Galera, is in the Primary
+// component and Synced (what a Galera-aware router checks before sending
+// writes).
+func healthy(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state')")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			return err
+		}
+		switch {
+		case strings.EqualFold(name, "wsrep_ready") && value != "ON":
+			return fmt.Errorf("wsrep_ready=%s", value)
+		case strings.EqualFold(name, "wsrep_local_state") && value != "4":
+			return fmt.Errorf("wsrep_local_state=%s (not Synced)", value)
+		}
+	}
+	return rows.Err()
 }
 
 // Error kinds of a failed attempt.

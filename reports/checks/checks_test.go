@@ -627,3 +627,28 @@ func fixPositions(f *history.Final) {
 		f.Positions[i].Value = val[f.Positions[i].Participant]
 	}
 }
+
+// A probe that started just before an inject and answered after it may
+// show either state: it is compared with neither prediction, and it does
+// not count as the state "before" the fault. A probe that answered before
+// the inject is compared (the negative control).
+func TestProbeStraddlingAnInjectIsNotJudged(t *testing.T) {
+	sc := quickstart(t)
+	inject := 61 * time.Second // load starts at 1s, warmup 20s, fault at 40s
+	withProbe := func(took time.Duration) *checks.Report {
+		run := generate(t, sc, synth.Config{})
+		no := false
+		run.Events = append(run.Events,
+			history.Event{T: inject - 100*time.Millisecond, Took: took, Type: history.Sample, Service: "kafka", Observed: "read-only", Writable: &no},
+			history.Event{T: inject - 100*time.Millisecond, Took: took, Type: history.Sample, Service: "central-ledger-db", Observed: "degraded", MembersUp: 2})
+		return judge(t, sc, run)
+	}
+	rep := withProbe(time.Second)
+	require.Equal(t, checks.Pass, status(t, rep, checks.CheckQuorum), dump(rep, checks.CheckQuorum))
+	require.Equal(t, checks.Pass, status(t, rep, checks.CheckFaultEffect), dump(rep, checks.CheckFaultEffect))
+	require.Contains(t, strings.Join(rep.Faults[0].Effects, "; "), "central-ledger-db observed degraded")
+
+	rep = withProbe(50 * time.Millisecond)
+	require.Equal(t, checks.Fail, status(t, rep, checks.CheckQuorum), dump(rep, checks.CheckQuorum))
+	require.Contains(t, findings(rep, checks.CheckQuorum, checks.SevFail)[0].Message, "kafka observed read-only")
+}

@@ -88,24 +88,25 @@ func (r *run) faultEffect(infos []FaultInfo) Result {
 }
 
 // serviceEffect returns the first sign, during the fault, that a service
-// got worse than it was just before it, or "".
+// got worse than it was just before it, or "". "Before" is the last sample
+// that answered before the inject; "during" are the samples started after
+// it (a probe that straddles the inject may show either state).
 func (r *run) serviceEffect(sv *topology.Service, f *evidence.Fault) string {
 	preObs, preUp := topology.OK, 0
 	for _, s := range r.ix.Samples[sv.Name] {
-		if s.T >= f.Inject {
-			if s.T > f.Recover {
-				break
-			}
-			if !s.Valid {
-				continue
-			}
-			if s.Observed > preObs || (s.MembersUp > 0 && preUp > 0 && s.MembersUp < preUp) {
-				return fmt.Sprintf("%s observed %s (%d of %d up) at %s", sv.Name, s.Observed, s.MembersUp, len(sv.Members), fmtDur(s.T))
-			}
+		if s.Valid && s.End < f.Inject {
+			preObs, preUp = s.Observed, s.MembersUp
+		}
+	}
+	for _, s := range r.ix.Samples[sv.Name] {
+		if s.T < f.Inject || !s.Valid {
 			continue
 		}
-		if s.Valid {
-			preObs, preUp = s.Observed, s.MembersUp
+		if s.T > f.Recover {
+			break
+		}
+		if s.Observed > preObs || (s.MembersUp > 0 && preUp > 0 && s.MembersUp < preUp) {
+			return fmt.Sprintf("%s observed %s (%d of %d up) at %s", sv.Name, s.Observed, s.MembersUp, len(sv.Members), fmtDur(s.T))
 		}
 	}
 	return ""

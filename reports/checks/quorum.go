@@ -36,6 +36,18 @@ func (r *run) changes() []change {
 	return cs
 }
 
+// straddles reports whether an inject or recover happened while sample s
+// was being taken: what it saw may be from before or after the change, so
+// it cannot be compared with either prediction.
+func straddles(cs []change, s evidence.Sample) bool {
+	for _, c := range cs {
+		if s.T < c.t && c.t <= s.End {
+			return true
+		}
+	}
+	return false
+}
+
 func settling(cs []change, t time.Duration) bool {
 	for _, c := range cs {
 		if t >= c.t && t < c.t+c.settle {
@@ -121,7 +133,7 @@ func (r *run) quorum() Result {
 				invalid++
 				continue
 			}
-			if settling(cs, s.T) {
+			if settling(cs, s.T) || straddles(cs, s) {
 				continue
 			}
 			compared++

@@ -84,7 +84,9 @@ func (f *Fault) ActiveAt(t time.Duration) bool {
 
 // Sample is one observation of a service.
 type Sample struct {
-	T       time.Duration
+	// T is when the probe started and End when it answered: the state is
+	// the service's at some moment in between.
+	T, End  time.Duration
 	Service string
 	// Valid is false when the observation carries no state (an error).
 	Valid     bool
@@ -204,7 +206,7 @@ func Build(events []history.Event, sc *scenarios.Scenario) *Index {
 // sample reads an observation. Writable, when given, overrides a state
 // that claims writes work: what the probe saw wins over what it inferred.
 func sample(e history.Event) Sample {
-	s := Sample{T: e.T, Service: e.Service, MembersUp: e.MembersUp, Error: e.Error}
+	s := Sample{T: e.T, End: e.T + max(e.Took, 0), Service: e.Service, MembersUp: e.MembersUp, Error: e.Error}
 	if v, err := topology.ParseVerdict(e.Observed); err == nil {
 		s.Observed, s.Valid = v, true
 	} else if e.Writable != nil {

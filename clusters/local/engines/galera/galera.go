@@ -206,6 +206,11 @@ aria_pagecache_buffer_size = 8M
 key_buffer_size = 1M
 max_connections = 200
 table_open_cache = 400
+# A client cut off mid-transaction (its node powered off or its site
+# isolated: no FIN, no RST) would otherwise hold its row locks until the
+# partition heals or TCP gives up hours later, stalling every transaction
+# on the same positions. A transaction idle this long is rolled back.
+idle_transaction_timeout = 5
 binlog_format = ROW
 default_storage_engine = InnoDB
 wsrep_on = ON
