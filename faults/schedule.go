@@ -148,11 +148,17 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 }
 
 func (s *Scheduler) inject(ctx context.Context, f Fault) error {
+	// Stamped when injecting starts: a power-off of several nodes takes a
+	// few hundred ms, and the first node goes dark at the start of it.
+	var at time.Duration
+	if s.History != nil {
+		at = s.History.Since()
+	}
 	target, err := s.Injector.Inject(ctx, f)
 	if target != "" {
 		f.Target = target
 	}
-	ev := history.Event{Type: history.Fault, Phase: "inject", Action: f.Action, Target: f.Target}
+	ev := history.Event{T: at, Type: history.Fault, Phase: "inject", Action: f.Action, Target: f.Target}
 	if err != nil {
 		ev.Error = err.Error()
 	}

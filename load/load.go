@@ -28,6 +28,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/load/arrival"
@@ -154,6 +155,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rec Recorder) (*Gene
 	g := &Generator{cfg: cfg, log: log, rec: rec}
 	var err error
 	kopts := []kgo.Opt{
+		kgo.WithLogger(kslog.New(log.With("client", "kafka"))),
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
 		kgo.DialTimeout(2 * time.Second),
 		kgo.RequestTimeoutOverhead(3 * time.Second),

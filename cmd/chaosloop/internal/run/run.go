@@ -2,6 +2,8 @@
 package run
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -137,7 +139,11 @@ func execute(cmd *cobra.Command, env *cli.Env, f *flags, o runner.Options) error
 	res, err := runner.Run(cmd.Context(), o)
 	prog.Close()
 	if f.down {
-		if derr := local.DownByName(cmd.Context(), o.Lab, o.Scenario.Name); derr != nil {
+		// Also after Ctrl-C: --down promised a clean machine.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 5*time.Minute)
+		derr := local.DownByName(dctx, o.Lab, o.Scenario.Name)
+		cancel()
+		if derr != nil {
 			fmt.Fprintln(env.Err, "chaosloop: down:", derr)
 		}
 	}
@@ -145,6 +151,19 @@ func execute(cmd *cobra.Command, env *cli.Env, f *flags, o runner.Options) error
 		render.Text(env.Out, res.Report)
 		fmt.Fprintf(env.Out, "\nreport: %s\n", filepath.Join(res.Dir, reports.HTMLFile))
 		fmt.Fprintf(env.Out, "replay: chaosloop replay %s\n", res.Dir)
+	}
+	if err != nil && cmd.Context().Err() != nil {
+		// Interrupted: the runner recovered every fault and stopped the
+		// handlers on its way out; say so once instead of a chain of
+		// "context canceled".
+		msg := "interrupted: every fault was recovered and the handlers stopped; the lab is still up ('chaosloop down' removes it)"
+		if f.down {
+			msg = "interrupted: every fault was recovered, the handlers stopped and the lab brought down"
+		}
+		if res != nil {
+			msg += "; the evidence so far is in " + res.Dir
+		}
+		return errors.New(msg)
 	}
 	if err != nil {
 		if res != nil {
