@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,21 @@ func configEpoch(t *testing.T, c *engines.Cluster, m engines.Member) string {
 	st, err := sc.Master(context.Background(), MasterName(c)).Result()
 	require.NoError(t, err)
 	return st["config-epoch"]
+}
+
+// sentinelDebug is a Sentinel's timing parameters (SENTINEL DEBUG).
+func sentinelDebug(t *testing.T, m engines.Member) map[string]string {
+	t.Helper()
+	sc := sentinelClient(m, 2*time.Second)
+	defer sc.Close()
+	cmd := goredis.NewSliceCmd(context.Background(), "SENTINEL", "DEBUG")
+	require.NoError(t, sc.Process(context.Background(), cmd))
+	v := cmd.Val()
+	out := map[string]string{}
+	for i := 0; i+1 < len(v); i += 2 {
+		out[strings.ToLower(fmt.Sprint(v[i]))] = fmt.Sprint(v[i+1])
+	}
+	return out
 }
 
 func priorities(t *testing.T, c *engines.Cluster) []string {
@@ -127,6 +143,12 @@ func TestPreferPrimary(t *testing.T) {
 				require.Equal(t, replicaPriority, pr, "sentinel %s about %s", s.Name, m.Name)
 			}
 		}
+	}
+	// Sentinel's polling periods are back to Redis's defaults.
+	for _, m := range c.Members {
+		d := sentinelDebug(t, m)
+		require.Equal(t, "10000", d["info-period"], "%s: %v", m.Name, d)
+		require.Equal(t, "2000", d["publish-period"], "%s: %v", m.Name, d)
 	}
 	// A restart would keep member 0 primary: the Sentinel configs say so.
 	require.Equal(t, 0, configuredPrimary(c))
