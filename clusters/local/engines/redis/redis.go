@@ -192,7 +192,8 @@ appendfsync everysec
 save ""
 replica-announce-ip %[1]s
 replica-announce-port %[2]d
-`, a, Port, sock(m, "redis"), m.DataDir, filepath.Join(m.LogDir, "redis.log"))
+replica-priority %[6]d
+`, a, Port, sock(m, "redis"), m.DataDir, filepath.Join(m.LogDir, "redis.log"), replicaPriority)
 	if primary >= 0 && primary != m.Index {
 		fmt.Fprintf(&b, "replicaof %s %d\n", c.Members[primary].Addr, Port)
 	}
@@ -271,10 +272,20 @@ func (e *Engine) startProc(c *engines.Cluster, m engines.Member, name, conf stri
 	return err
 }
 
-func client(path string) *goredis.Client {
+func client(path string) *goredis.Client { return clientTimeout(path, statusWait) }
+
+func clientTimeout(path string, d time.Duration) *goredis.Client {
 	return goredis.NewClient(&goredis.Options{
 		Network: "unix", Addr: path, Protocol: 2, DisableIdentity: true,
-		DialTimeout: statusWait, ReadTimeout: statusWait, WriteTimeout: statusWait,
+		DialTimeout: d, ReadTimeout: d, WriteTimeout: d,
+		PoolSize: 1, MaxRetries: -1,
+	})
+}
+
+func sentinelClient(m engines.Member, d time.Duration) *goredis.SentinelClient {
+	return goredis.NewSentinelClient(&goredis.Options{
+		Network: "unix", Addr: sock(m, "sentinel"), Protocol: 2, DisableIdentity: true,
+		DialTimeout: d, ReadTimeout: d, WriteTimeout: d,
 		PoolSize: 1, MaxRetries: -1,
 	})
 }
@@ -325,11 +336,7 @@ type sentinelView struct {
 }
 
 func sentinel(ctx context.Context, c *engines.Cluster, m engines.Member, full bool) (sentinelView, error) {
-	sc := goredis.NewSentinelClient(&goredis.Options{
-		Network: "unix", Addr: sock(m, "sentinel"), Protocol: 2, DisableIdentity: true,
-		DialTimeout: statusWait, ReadTimeout: statusWait, WriteTimeout: statusWait,
-		PoolSize: 1, MaxRetries: -1,
-	})
+	sc := sentinelClient(m, statusWait)
 	defer sc.Close()
 	ctx, cancel := context.WithTimeout(ctx, statusWait)
 	defer cancel()
@@ -488,42 +495,58 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 // waitHealthy waits until every member is up and consistent with the
 // primary the Sentinels agree on, and every Sentinel knows the others.
 func (e *Engine) waitHealthy(ctx context.Context, c *engines.Cluster) error {
-	n := len(c.Members)
 	return waitRunning(ctx, c, c.Members, "redis "+c.Service+" healthy", func(ctx context.Context) error {
-		p, ok := e.currentPrimary(ctx, c)
-		if !ok {
-			return errors.New("no Sentinel names a primary")
-		}
-		pa := c.Members[p].Addr.String()
-		for i, m := range c.Members {
-			r, err := info(ctx, m)
-			if err != nil {
-				return fmt.Errorf("%s: %w", m.Name, err)
-			}
-			if i == p && (r.Role != "master" || r.Replicas < n-1) {
-				return fmt.Errorf("primary %s: %+v", m.Name, r)
-			}
-			if i != p && (r.Role != "slave" || r.MasterHost != pa || !r.LinkUp) {
-				return fmt.Errorf("replica %s: %+v", m.Name, r)
-			}
-			v, err := sentinel(ctx, c, m, true)
-			if err != nil {
-				return fmt.Errorf("sentinel %s: %w", m.Name, err)
-			}
-			if v.Primary != pa || !knowsOthers(c, i, v.Peers) || !knowsOthers(c, p, v.Replicas) {
-				return fmt.Errorf("sentinel %s: %+v", m.Name, v)
+		_, err := e.healthy(ctx, c)
+		return err
+	}, waitTimeout)
+}
+
+// healthy returns the primary when every member's redis-server and Sentinel
+// run, every Sentinel names that primary and knows the other Sentinels and
+// the replicas, and every other member is its replica with the link up;
+// else an error saying what is not so.
+func (e *Engine) healthy(ctx context.Context, c *engines.Cluster) (int, error) {
+	for _, m := range c.Members {
+		for _, name := range []string{redisName(m), sentinelName(m)} {
+			if !alive(c, name) {
+				return -1, fmt.Errorf("%s is not running", name)
 			}
 		}
-		return nil
-	})
+	}
+	n := len(c.Members)
+	p, ok := e.currentPrimary(ctx, c)
+	if !ok {
+		return -1, errors.New("no Sentinel names a primary")
+	}
+	pa := c.Members[p].Addr.String()
+	for i, m := range c.Members {
+		r, err := info(ctx, m)
+		if err != nil {
+			return -1, fmt.Errorf("%s: %w", m.Name, err)
+		}
+		if i == p && (r.Role != "master" || r.Replicas < n-1) {
+			return -1, fmt.Errorf("primary %s: %+v", m.Name, r)
+		}
+		if i != p && (r.Role != "slave" || r.MasterHost != pa || !r.LinkUp) {
+			return -1, fmt.Errorf("replica %s: %+v", m.Name, r)
+		}
+		v, err := sentinel(ctx, c, m, true)
+		if err != nil {
+			return -1, fmt.Errorf("sentinel %s: %w", m.Name, err)
+		}
+		if v.Primary != pa || !knowsOthers(c, i, v.Peers) || !knowsOthers(c, p, v.Replicas) {
+			return -1, fmt.Errorf("sentinel %s: %+v", m.Name, v)
+		}
+	}
+	return p, nil
 }
 
 // waitRunning waits for cond; it gives up at once if a redis-server or
 // Sentinel of members ends (a bad config, a port in use).
-func waitRunning(ctx context.Context, c *engines.Cluster, members []engines.Member, what string, cond func(context.Context) error) error {
+func waitRunning(ctx context.Context, c *engines.Cluster, members []engines.Member, what string, cond func(context.Context) error, timeout time.Duration) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	err := engines.WaitFor(ctx, waitTimeout, 250*time.Millisecond, what, func(ctx context.Context) error {
+	err := engines.WaitFor(ctx, timeout, 250*time.Millisecond, what, func(ctx context.Context) error {
 		for _, m := range members {
 			for _, name := range []string{redisName(m), sentinelName(m)} {
 				if !alive(c, name) {
@@ -607,7 +630,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 			return fmt.Errorf("sentinel %s names %s", m.Name, v.Primary)
 		}
 		return nil
-	})
+	}, waitTimeout)
 }
 
 func stop(ctx context.Context, c *engines.Cluster, name string) error {
