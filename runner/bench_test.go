@@ -1,8 +1,10 @@
 package runner_test
 
 import (
+	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,22 +12,35 @@ import (
 )
 
 // BenchmarkQuickstartThroughput: the quickstart lab with no fault, offered
-// CHAOSLOOP_BENCH_RATE transfers/s (default 300) for
-// CHAOSLOOP_BENCH_SECONDS (default 60) after a 15 s warmup: the sustained
-// committed transfers/s and latency p50/p99 of the whole pipeline (Redis
-// check, Kafka, handlers, Galera, notification). `make bench` runs it;
-// the numbers are recorded in the README.
+// each of CHAOSLOOP_BENCH_RATE transfers/s (comma-separated, default
+// 150,300,600) for CHAOSLOOP_BENCH_SECONDS (default 60) after a 15 s
+// warmup: the sustained committed transfers/s and latency p50/p99 of the
+// whole pipeline (Redis check, Kafka, handlers, Galera, notification), and
+// where it saturates. `make bench` runs it; the numbers are in the README.
 func BenchmarkQuickstartThroughput(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root (the local lab)")
 	}
-	rate, secs := 300.0, 60
-	if v, err := strconv.ParseFloat(os.Getenv("CHAOSLOOP_BENCH_RATE"), 64); err == nil {
-		rate = v
+	rates, secs := []float64{150, 300, 600}, 60
+	if v := os.Getenv("CHAOSLOOP_BENCH_RATE"); v != "" {
+		rates = nil
+		for _, f := range strings.Split(v, ",") {
+			r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil {
+				b.Fatalf("CHAOSLOOP_BENCH_RATE: %v", err)
+			}
+			rates = append(rates, r)
+		}
 	}
 	if v, err := strconv.Atoi(os.Getenv("CHAOSLOOP_BENCH_SECONDS")); err == nil {
 		secs = v
 	}
+	for _, rate := range rates {
+		b.Run(fmt.Sprintf("rate=%g", rate), func(b *testing.B) { benchQuickstart(b, rate, secs) })
+	}
+}
+
+func benchQuickstart(b *testing.B, rate float64, secs int) {
 	src, err := os.ReadFile("../scenarios/quickstart.yaml")
 	if err != nil {
 		b.Fatal(err)

@@ -264,7 +264,12 @@ func (w *work) run(ctx context.Context) error {
 	ld := sc.Load
 	participants := ledger.DefaultParticipants(*ld.Participants)
 
-	w.phase("setup", "ledger, participants, handlers")
+	w.phase("setup", "primaries, ledger, participants, handlers")
+	// Start from the layout analyze assumes (Redis's primary is member 0),
+	// whatever an earlier run's failovers left behind.
+	if err := lab.PreferPrimaries(ctx); err != nil {
+		return fmt.Errorf("putting primaries back where analyze assumes them: %w", err)
+	}
 	dsns, err := lab.MySQLDSNs(r.ledger)
 	if err != nil {
 		return err

@@ -144,3 +144,29 @@ func (l *Lab) DialFromAny(service string) (engines.DialFunc, error) {
 		return nil, errors.Join(errs...)
 	}, nil
 }
+
+// PreferPrimaries puts every Redis service's primary back on member 0, as
+// analyze's model has it (spec: Redis is a primary, member 0, plus async
+// replicas), so that a run judges faults against the layout analyze
+// assumed rather than wherever an earlier run's failover left it. Call it
+// with no load running: a Sentinel failover may drop writes in flight.
+func (l *Lab) PreferPrimaries(ctx context.Context) error {
+	var errs []error
+	for _, ss := range l.st.Services {
+		if ss.Engine != EngineRedis {
+			continue
+		}
+		e, err := l.eng.get(ss.Engine, ss)
+		if err != nil {
+			return err
+		}
+		r, ok := e.(*redis.Engine)
+		if !ok {
+			return fmt.Errorf("service %s: not a redis engine", ss.Name)
+		}
+		if err := r.PreferPrimary(ctx, &ss.Cluster); err != nil {
+			errs = append(errs, fmt.Errorf("service %s: %w", ss.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
