@@ -1,0 +1,68 @@
+// Package enginetest holds what tests of the lab's engines, and tests that
+// need a real engine, share: the rule that a missing lab is a skip on a
+// laptop but a failure under CHAOSLOOP_REQUIRE_LAB=1, and a three-member
+// cluster on loopback addresses whose processes are killed at cleanup.
+package enginetest
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
+)
+
+// RequireLab skips a test that needs root and real engines, unless
+// CHAOSLOOP_REQUIRE_LAB=1 (set by CI), where a missing lab is a failure.
+func RequireLab(tb testing.TB, why string) {
+	tb.Helper()
+	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
+		tb.Fatalf("lab required but unavailable: %s", why)
+	}
+	tb.Skip(why)
+}
+
+// RequireRoot is RequireLab unless the test runs as root.
+func RequireRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		RequireLab(tb, "needs root")
+	}
+}
+
+// Cluster describes an n-member cluster of service on 127.0.0.first… in a
+// fresh temporary directory (traversable by the engines' own users). At
+// cleanup every process recorded in its state directory is killed.
+func Cluster(tb testing.TB, service string, n int, first byte) *engines.Cluster {
+	tb.Helper()
+	dir := tb.TempDir()
+	// Engines that run as their own user (mysql, redis) must traverse it.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	c := &engines.Cluster{Service: service, StateDir: filepath.Join(dir, "state")}
+	for i := range n {
+		name := fmt.Sprintf("%s-%d", service, i+1)
+		c.Members = append(c.Members, engines.Member{
+			Index: i, Name: name, Node: name,
+			Addr:    netip.AddrFrom4([4]byte{127, 0, 0, first + byte(i)}),
+			DataDir: filepath.Join(dir, name, "data"),
+			LogDir:  filepath.Join(dir, name, "log"),
+		})
+	}
+	tb.Cleanup(func() {
+		recs, _ := proc.List(c.StateDir)
+		for _, r := range recs {
+			_ = r.Kill()
+			r.Wait(context.Background(), 10*time.Second)
+		}
+	})
+	return c
+}
