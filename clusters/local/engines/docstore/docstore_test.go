@@ -23,17 +23,8 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/writeconcern"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 )
-
-// requireLab skips a test that needs root or engines, but fails it when
-// CHAOSLOOP_REQUIRE_LAB=1 (CI must not pass by skipping).
-func requireLab(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-		t.Fatalf("lab required: %s", why)
-	}
-	t.Skip(why)
-}
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -210,21 +201,18 @@ func cgroupRSS(dir string) (int, map[string]int) {
 func newLab(t *testing.T, inNetns bool) (*Engine, *engines.Cluster) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		requireLab(t, "docstore tests need root")
+		enginetest.RequireLab(t, "docstore tests need root")
 	}
 	cg := cgroup2Root()
 	if cg == "" {
-		requireLab(t, "no cgroup v2 mount")
+		enginetest.RequireLab(t, "no cgroup v2 mount")
 	}
 	log := testLogger(t)
 	e := New(log, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	if err := e.Install(ctx); err != nil {
-		if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-			t.Fatalf("install: %v", err)
-		}
-		t.Skipf("install: %v", err)
+		enginetest.RequireLab(t, "install: "+err.Error())
 	}
 	// PostgreSQL runs as postgres and must reach its data dir: t.TempDir's
 	// parents are root-only.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
@@ -49,7 +50,7 @@ func TestEndTreeKillsIgnoringTree(t *testing.T) {
 func TestGoneZombieLeader(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		requireLab(t, "no python3 to make a process whose main thread exits first")
+		enginetest.RequireLab(t, "no python3 to make a process whose main thread exits first")
 	}
 	dir := t.TempDir()
 	r, err := proc.Start(dir, proc.Spec{Name: "zleader", Path: py, Args: []string{"-c",

@@ -40,6 +40,13 @@ func RequireRoot(tb testing.TB) {
 // cleanup every process recorded in its state directory is killed.
 func Cluster(tb testing.TB, service string, n int, first byte) *engines.Cluster {
 	tb.Helper()
+	return ClusterAt(tb, service, n, netip.AddrFrom4([4]byte{127, 0, 0, first}))
+}
+
+// ClusterAt is Cluster on consecutive addresses from first, for tests that
+// keep a loopback range of their own outside 127.0.0.x (etcd's, ZooKeeper's).
+func ClusterAt(tb testing.TB, service string, n int, first netip.Addr) *engines.Cluster {
+	tb.Helper()
 	dir := tb.TempDir()
 	// Engines that run as their own user (mysql, redis) must traverse it.
 	for _, d := range []string{dir, filepath.Dir(dir)} {
@@ -48,14 +55,16 @@ func Cluster(tb testing.TB, service string, n int, first byte) *engines.Cluster 
 		}
 	}
 	c := &engines.Cluster{Service: service, StateDir: filepath.Join(dir, "state")}
+	addr := first
 	for i := range n {
 		name := fmt.Sprintf("%s-%d", service, i+1)
 		c.Members = append(c.Members, engines.Member{
 			Index: i, Name: name, Node: name,
-			Addr:    netip.AddrFrom4([4]byte{127, 0, 0, first + byte(i)}),
+			Addr:    addr,
 			DataDir: filepath.Join(dir, name, "data"),
 			LogDir:  filepath.Join(dir, name, "log"),
 		})
+		addr = addr.Next()
 	}
 	tb.Cleanup(func() {
 		recs, _ := proc.List(c.StateDir)

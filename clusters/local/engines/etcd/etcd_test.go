@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
@@ -24,43 +25,22 @@ import (
 // CHAOSLOOP_REQUIRE_LAB=1, where it installs etcd or fails.
 func requireLab(t *testing.T, e *Engine) {
 	t.Helper()
-	strict := os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1"
-	skip := func(why string) {
-		t.Helper()
-		if strict {
-			t.Fatalf("CHAOSLOOP_REQUIRE_LAB=1: %s", why)
-		}
-		t.Skip(why)
-	}
-	if os.Geteuid() != 0 {
-		skip("needs root")
-	}
-	if strict {
+	enginetest.RequireRoot(t)
+	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		require.NoError(t, e.Install(ctx))
 	}
 	if _, err := exec.LookPath(binary); err != nil {
-		skip("etcd is not installed")
+		enginetest.RequireLab(t, "etcd is not installed")
 	}
 }
 
 // testCluster places three members on 127.0.41.1-3: loopback addresses of
 // their own, so that other labs on this machine do not collide with them.
 func testCluster(t *testing.T, n int) *engines.Cluster {
-	root := t.TempDir()
-	c := &engines.Cluster{Service: "etcd-test", StateDir: filepath.Join(root, "state")}
-	for i := range n {
-		name := fmt.Sprintf("etcd-%d", i+1)
-		c.Members = append(c.Members, engines.Member{
-			Index:   i,
-			Name:    name,
-			Node:    name,
-			Addr:    netip.AddrFrom4([4]byte{127, 0, 41, byte(i + 1)}),
-			DataDir: filepath.Join(root, name, "data"),
-			LogDir:  filepath.Join(root, name, "log"),
-		})
-	}
+	c := enginetest.ClusterAt(t, "etcd", n, netip.AddrFrom4([4]byte{127, 0, 41, 1}))
+	c.Service = "etcd-test" // its cluster token, apart from the lab's etcd
 	return c
 }
 
@@ -287,27 +267,6 @@ func TestClusterFaults(t *testing.T) {
 	require.False(t, st.Writable)
 }
 
-// netnsHost makes a network namespace joined to this one by a veth pair
-// (host side hostAddr/30, namespace side nsAddr/30), removed at cleanup.
-func netnsHost(t *testing.T, name string, hostAddr, nsAddr netip.Addr) {
-	t.Helper()
-	run := func(args ...string) {
-		t.Helper()
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		require.NoError(t, err, "ip %s: %s", strings.Join(args, " "), out)
-	}
-	run("netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	run("link", "add", name+"-h", "type", "veth", "peer", "name", name+"-n")
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", name+"-h").Run() })
-	run("link", "set", name+"-n", "netns", name)
-	run("addr", "add", hostAddr.String()+"/30", "dev", name+"-h")
-	run("link", "set", name+"-h", "up")
-	run("-n", name, "addr", "add", nsAddr.String()+"/30", "dev", name+"-n")
-	run("-n", name, "link", "set", name+"-n", "up")
-	run("-n", name, "link", "set", "lo", "up")
-}
-
 // TestInNetNS runs a one-member cluster inside a network namespace, as the
 // lab does, and observes it from outside.
 func TestInNetNS(t *testing.T) {
@@ -315,7 +274,7 @@ func TestInNetNS(t *testing.T) {
 	requireLab(t, e)
 	t.Cleanup(func() { _ = e.Close() })
 	ns := fmt.Sprintf("etcdt%d", os.Getpid()%100000)
-	netnsHost(t, ns, netip.MustParseAddr("198.19.241.1"), netip.MustParseAddr("198.19.241.2"))
+	enginetest.NetNSVeth(t, ns, netip.MustParseAddr("198.19.241.1"), netip.MustParseAddr("198.19.241.2"))
 	c := testCluster(t, 1)
 	c.Members[0].NetNS = ns
 	c.Members[0].Addr = netip.MustParseAddr("198.19.241.2")

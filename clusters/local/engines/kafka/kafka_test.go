@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
@@ -40,11 +41,7 @@ func requireLab(t *testing.T) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := "kafka lab test needs " + strings.Join(missing, ", ")
-	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	enginetest.RequireLab(t, "kafka lab test needs "+strings.Join(missing, ", "))
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -61,17 +58,7 @@ func (w tWriter) Write(b []byte) (int, error) {
 // testCluster lays out members on 127.0.0.31.. (no namespaces) and makes
 // sure every process the test started ends, even when it fails.
 func testCluster(t *testing.T, e *Engine, n int) *engines.Cluster {
-	dir := t.TempDir()
-	c := &engines.Cluster{Service: "kafka", StateDir: filepath.Join(dir, "state")}
-	for i := range n {
-		name := fmt.Sprintf("kafka-%d", i+1)
-		c.Members = append(c.Members, engines.Member{
-			Index: i, Name: name, Node: name,
-			Addr:    netip.AddrFrom4([4]byte{127, 0, 0, byte(31 + i)}),
-			DataDir: filepath.Join(dir, name, "data"),
-			LogDir:  filepath.Join(dir, name, "log"),
-		})
-	}
+	c := enginetest.Cluster(t, "kafka", n, 31)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 )
 
 // unixClient talks to member m's redis-server over its socket (the test
@@ -61,7 +62,7 @@ func priorities(t *testing.T, c *engines.Cluster) []string {
 
 func TestPreferPrimary(t *testing.T) {
 	e, c := newLab(t)
-	netnsHosts(t, c, fmt.Sprintf("clp%d", time.Now().UnixNano()%10000))
+	enginetest.NetNSHosts(t, c, fmt.Sprintf("clp%d", time.Now().UnixNano()%10000))
 	ctx := context.Background()
 	require.NoError(t, e.Start(ctx, c))
 	waitStatus(t, e, c, "member 0 primary", primaryIs(0))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,50 +17,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
-// requireLab skips a test that needs root and real engines, unless
-// CHAOSLOOP_REQUIRE_LAB=1, where a missing lab is a failure.
-func requireLab(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-		t.Fatalf("lab required but unavailable: %s", why)
-	}
-	t.Skip(why)
-}
-
 func newLab(t *testing.T) (*Engine, *engines.Cluster) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		requireLab(t, "needs root")
-	}
+	enginetest.RequireRoot(t)
 	e := New(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := e.Install(ctx); err != nil {
-		requireLab(t, "cannot install redis: "+err.Error())
+		enginetest.RequireLab(t, "cannot install redis: "+err.Error())
 	}
-	dir := t.TempDir()
-	// redis runs as user redis, which must traverse the temp dirs (0700).
-	require.NoError(t, os.Chmod(dir, 0o755))
-	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
-	c := &engines.Cluster{Service: "redis", StateDir: filepath.Join(dir, "state")}
-	for i := range 3 {
-		name := fmt.Sprintf("redis-%d", i+1)
-		c.Members = append(c.Members, engines.Member{
-			Index: i, Name: name, Node: name,
-			Addr:    netip.AddrFrom4([4]byte{127, 0, 0, byte(31 + i)}),
-			DataDir: filepath.Join(dir, name, "data"),
-			LogDir:  filepath.Join(dir, name, "log"),
-		})
-	}
+	c := enginetest.Cluster(t, "redis", 3, 31)
 	t.Cleanup(func() {
-		recs, _ := proc.List(c.StateDir)
-		for _, r := range recs {
-			_ = r.Kill()
-			r.Wait(context.Background(), 10*time.Second)
-		}
 		if t.Failed() {
 			for _, m := range c.Members {
 				for _, f := range []string{"redis.log", "sentinel.log"} {
