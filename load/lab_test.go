@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/galera"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
@@ -22,16 +23,6 @@ import (
 	"github.com/chaosloop/chaosloop/load/finalstate"
 	"github.com/chaosloop/chaosloop/load/wire"
 )
-
-// requireLab skips a test that needs root and real engines, unless
-// CHAOSLOOP_REQUIRE_LAB=1, where a missing lab is a failure.
-func requireLab(tb testing.TB, why string) {
-	tb.Helper()
-	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-		tb.Fatalf("lab required but unavailable: %s", why)
-	}
-	tb.Skip(why)
-}
 
 // testLab is Galera×3, Kafka×3 (KRaft) and Redis×3 with Sentinel on
 // 127.0.0.51-53, no namespaces. One is shared by the package's tests and
@@ -68,12 +59,10 @@ func quietLog() *slog.Logger {
 
 func getLab(tb testing.TB) *testLab {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		requireLab(tb, "needs root")
-	}
+	enginetest.RequireRoot(tb)
 	shared.once.Do(func() { shared.lab, shared.err = startLab() })
 	if shared.err != nil {
-		requireLab(tb, "cannot start the engines: "+shared.err.Error())
+		enginetest.RequireLab(tb, "cannot start the engines: "+shared.err.Error())
 	}
 	return shared.lab
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
 	"github.com/chaosloop/chaosloop/load/wire"
 	"github.com/chaosloop/chaosloop/reports/checks"
@@ -29,13 +30,9 @@ import (
 
 func requireLab(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
+	if os.Geteuid() != 0 {
+		enginetest.RequireLab(t, "run test needs root")
 	}
-	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-		t.Fatal("run test needs root (CHAOSLOOP_REQUIRE_LAB=1)")
-	}
-	t.Skip("run test needs root")
 }
 
 func testLog() *slog.Logger {

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -27,13 +28,9 @@ import (
 // skip a failure (CI). The lab installs its engines itself.
 func requireLab(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
+	if os.Geteuid() != 0 {
+		enginetest.RequireLab(t, "lab test needs root")
 	}
-	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-		t.Fatal("lab test needs root (CHAOSLOOP_REQUIRE_LAB=1)")
-	}
-	t.Skip("lab test needs root")
 }
 
 // labRoot is a state root the engines' own users (mysql, redis, postgres)

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 )
 
 // pingPackage is pinned to Debian 12's version; only the tests need ping.
@@ -31,24 +32,17 @@ const pingPackage = "iputils-ping=3:20221126-1+deb12u1"
 // what the tests need.
 func requireLab(t testing.TB) {
 	t.Helper()
-	skip := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
-	}
 	if os.Geteuid() != 0 {
-		skip("needs root (network namespaces, iptables, NFQUEUE)")
+		enginetest.RequireLab(t, "needs root (network namespaces, iptables, NFQUEUE)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	log := testLog(t)
 	if err := Install(ctx, log); err != nil {
-		skip("installing iptables: %v", err)
+		enginetest.RequireLab(t, fmt.Sprintf("installing iptables: %v", err))
 	}
 	if err := engines.AptInstall(ctx, log, pingPackage); err != nil {
-		skip("installing ping: %v", err)
+		enginetest.RequireLab(t, fmt.Sprintf("installing ping: %v", err))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
@@ -24,25 +25,15 @@ import (
 // where the test installs what it needs).
 func requireLab(t testing.TB) {
 	t.Helper()
-	must := os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1"
-	fail := func(format string, args ...any) {
-		t.Helper()
-		if must {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	if os.Geteuid() != 0 {
-		fail("needs root")
-	}
-	if must {
+	enginetest.RequireRoot(t)
+	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
 		if err := Install(context.Background(), testLog(t)); err != nil {
 			t.Fatalf("install: %v", err)
 		}
 	}
 	for _, tool := range []string{"ip", "iptables"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			fail("%s not installed", tool)
+			enginetest.RequireLab(t, tool+" not installed")
 		}
 	}
 }

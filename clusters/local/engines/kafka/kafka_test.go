@@ -360,10 +360,7 @@ const debianZooKeeper = "zookeeper=3.8.0-11+deb12u2"
 
 func startZooKeeper(t *testing.T, ctx context.Context, log *slog.Logger) string {
 	if err := engines.AptInstall(ctx, log, debianZooKeeper); err != nil {
-		if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		enginetest.RequireLab(t, err.Error())
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "zoo.cfg")
