@@ -10,8 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
@@ -74,4 +78,27 @@ func ClusterAt(tb testing.TB, service string, n int, first netip.Addr) *engines.
 		}
 	})
 	return c
+}
+
+// Kill is a power-off of one recorded process: SIGKILL, then the test fails
+// unless it is gone within wait.
+func Kill(tb testing.TB, stateDir, name string, wait time.Duration) {
+	tb.Helper()
+	r, err := proc.Load(stateDir, name)
+	require.NoError(tb, err)
+	require.NoError(tb, r.Kill())
+	require.True(tb, r.Wait(context.Background(), wait))
+}
+
+// RSSKiB is the resident memory of pid from /proc, 0 when it is unknown;
+// tests log it to report what each engine costs.
+func RSSKiB(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,21 +48,7 @@ func newLab(t *testing.T) (*Engine, *engines.Cluster) {
 
 func kill(t *testing.T, c *engines.Cluster, i int) {
 	t.Helper()
-	r, err := proc.Load(c.StateDir, procName(c.Members[i]))
-	require.NoError(t, err)
-	require.NoError(t, r.Kill())
-	require.True(t, r.Wait(context.Background(), 10*time.Second))
-}
-
-func rssKiB(pid int) int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	return 0
+	enginetest.Kill(t, c.StateDir, procName(c.Members[i]), 10*time.Second)
 }
 
 func openDB(t *testing.T, e *Engine, c *engines.Cluster, i int) *sql.DB {
@@ -127,7 +112,7 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 	for _, m := range c.Members {
 		r, err := proc.Load(c.StateDir, procName(m))
 		require.NoError(t, err)
-		t.Logf("%s RSS %d MiB", m.Name, rssKiB(r.PID)/1024)
+		t.Logf("%s RSS %d MiB", m.Name, enginetest.RSSKiB(r.PID)/1024)
 	}
 	st, err := e.Status(ctx, c)
 	require.NoError(t, err)

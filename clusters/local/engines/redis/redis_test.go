@@ -50,21 +50,7 @@ func newLab(t *testing.T) (*Engine, *engines.Cluster) {
 
 func kill(t *testing.T, c *engines.Cluster, name string) {
 	t.Helper()
-	r, err := proc.Load(c.StateDir, name)
-	require.NoError(t, err)
-	require.NoError(t, r.Kill())
-	require.True(t, r.Wait(context.Background(), 10*time.Second))
-}
-
-func rssKiB(pid int) int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	return 0
+	enginetest.Kill(t, c.StateDir, name, 10*time.Second)
 }
 
 func waitStatus(t *testing.T, e *Engine, c *engines.Cluster, what string, cond func(engines.Status) error) engines.Status {
@@ -134,7 +120,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	for _, m := range c.Members {
 		r, _ := proc.Load(c.StateDir, redisName(m))
 		s, _ := proc.Load(c.StateDir, sentinelName(m))
-		t.Logf("%s RSS redis %d KiB, sentinel %d KiB", m.Name, rssKiB(r.PID), rssKiB(s.PID))
+		t.Logf("%s RSS redis %d KiB, sentinel %d KiB", m.Name, enginetest.RSSKiB(r.PID), enginetest.RSSKiB(s.PID))
 	}
 	waitStatus(t, e, c, "member 0 primary", primaryIs(0))
 	// Status is sampled twice a second during runs: report what it costs.

@@ -74,10 +74,7 @@ func leaderOf(st engines.Status) int {
 
 func kill(t *testing.T, c *engines.Cluster, i int) {
 	t.Helper()
-	r, err := proc.Load(c.StateDir, procName(c.Members[i]))
-	require.NoError(t, err)
-	require.NoError(t, r.Kill())
-	require.True(t, r.Wait(context.Background(), 5*time.Second))
+	enginetest.Kill(t, c.StateDir, procName(c.Members[i]), 5*time.Second)
 }
 
 func rss(c *engines.Cluster, i int) string {
