@@ -208,24 +208,35 @@ func (s *Store) probe(i int) {
 // component and Synced (what a Galera-aware router checks before sending
 // writes).
 func healthy(ctx context.Context, db *sql.DB) error {
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state')")
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'wsrep_ready', 'wsrep_local_state')")
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	// Uptime is always there: without it the answer was cut short (a
+	// connection broken mid-read can look like an empty result).
+	answered := false
 	for rows.Next() {
 		var name, value string
 		if err := rows.Scan(&name, &value); err != nil {
 			return err
 		}
 		switch {
+		case strings.EqualFold(name, "Uptime"):
+			answered = true
 		case strings.EqualFold(name, "wsrep_ready") && value != "ON":
 			return fmt.Errorf("wsrep_ready=%s", value)
 		case strings.EqualFold(name, "wsrep_local_state") && value != "4":
 			return fmt.Errorf("wsrep_local_state=%s (not Synced)", value)
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if !answered {
+		return errors.New("no status returned")
+	}
+	return nil
 }
 
 // Error kinds of a failed attempt.

@@ -1,0 +1,105 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/galera"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
+)
+
+// A member that stops answering leaves rotation at its first failure:
+// the transactions that follow go to the next member without touching it
+// (each touch would cost a read timeout) until health probes see it
+// Primary and Synced again, and then writes return to it.
+func TestFailedMemberStaysOutUntilHealthy(t *testing.T) {
+	enginetest.RequireRoot(t)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e := galera.New(log)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := e.Install(ctx); err != nil {
+		enginetest.RequireLab(t, "cannot install galera: "+err.Error())
+	}
+	c := enginetest.Cluster(t, "ledger-fo", 3, 71)
+	require.NoError(t, e.Start(ctx, c))
+	var dsns []string
+	for i := range c.Members {
+		dsn, err := e.DSN(c, i)
+		require.NoError(t, err)
+		dsns = append(dsns, dsn)
+	}
+	s, err := Open(Options{DSNs: dsns, Log: log, ProbeEvery: 300 * time.Millisecond})
+	require.NoError(t, err)
+	defer s.Close()
+
+	// used counts the transactions attempted on each member.
+	var mu sync.Mutex
+	used := make([]int, len(dsns))
+	ping := func() error {
+		return s.do(ctx, func(ctx context.Context, db *sql.DB) error {
+			for i, d := range s.dbs {
+				if d == db {
+					mu.Lock()
+					used[i]++
+					mu.Unlock()
+				}
+			}
+			_, err := db.ExecContext(ctx, "SELECT 1")
+			return err
+		})
+	}
+	require.NoError(t, ping())
+	require.Equal(t, []int{1, 0, 0}, used)
+
+	// Freeze member 0: its connections hang (no RST), as on a cut link.
+	var rec *proc.Record
+	recs, err := proc.List(c.StateDir)
+	require.NoError(t, err)
+	for _, r := range recs {
+		if strings.HasPrefix(r.Name, c.Members[0].Name) {
+			rec = r
+		}
+	}
+	require.NotNil(t, rec, "member 0's mariadbd")
+	require.NoError(t, rec.Signal(syscall.SIGSTOP))
+	defer func() { _ = rec.Signal(syscall.SIGCONT) }()
+	// The pooled connection to it times out (the DSN's read timeout); the
+	// transaction is retried on member 1.
+	require.NoError(t, ping(), "fails over to member 1")
+	// For several probe periods while it stays frozen, every transaction
+	// goes to member 1 and the probes keep member 0 out.
+	for range 10 {
+		require.NoError(t, ping())
+		time.Sleep(300 * time.Millisecond)
+	}
+	mu.Lock()
+	touched0 := used[0]
+	mu.Unlock()
+	require.LessOrEqual(t, touched0, 2, "member 0 taken out of rotation after failing: %v", used)
+	require.GreaterOrEqual(t, used[1], 11, "%v", used)
+	s.mu.Lock()
+	require.True(t, s.bad[0])
+	s.mu.Unlock()
+
+	// Thaw it: once Galera has it Primary and Synced again, it is back.
+	require.NoError(t, rec.Signal(syscall.SIGCONT))
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return !s.bad[0]
+	}, 2*time.Minute, 200*time.Millisecond, "member 0 back in rotation")
+	before := used[0]
+	require.NoError(t, ping())
+	require.Equal(t, before+1, used[0], "writes return to the preferred member")
+}
