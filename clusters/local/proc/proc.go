@@ -166,14 +166,34 @@ func Forget(stateDir, name string) error {
 }
 
 // Alive reports whether the recorded process still runs (and is the same
-// process, not a reused PID). A zombie counts as ended.
+// process, not a reused PID). It has ended when every thread has: a zombie
+// thread-group leader whose other threads are still exiting is alive (it
+// is still in its cgroup and may hold ports, and signals still reach it).
 func (r *Record) Alive() bool {
 	ticks, err := startTicks(r.PID)
 	if err != nil || (r.StartTicks != 0 && ticks != r.StartTicks) {
 		return false
 	}
-	st, _ := procState(r.PID)
-	return st != "Z" && st != "X"
+	if st, _ := procState(r.PID); st != "Z" && st != "X" {
+		return true
+	}
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(r.PID) + "/task")
+	if err != nil {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(r.PID) + "/task/" + task.Name() + "/stat")
+		if err != nil {
+			continue // released meanwhile
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+			if st := s[i+2 : i+3]; st != "Z" && st != "X" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Signal sends sig to the recorded process if it is still the same process.

@@ -30,29 +30,10 @@ const (
 )
 
 // gone reports whether process pid (with start time ticks, 0 = unknown) has
-// ended: no such process, the PID reused, or every thread dead. A zombie
-// thread-group leader whose other threads are still exiting is not gone:
-// it is still in its cgroup (cgroup.procs lists it) and may hold ports,
-// which proc.Record.Alive (zombie = ended) does not see.
+// ended: no such process, the PID reused, or every thread dead (see
+// proc.Record.Alive: a zombie leader with live threads is not gone).
 func gone(pid int, ticks uint64) bool {
-	t, err := startTicks(pid)
-	if err != nil || (ticks != 0 && t != ticks) {
-		return true
-	}
-	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
-	if err != nil {
-		return true
-	}
-	for _, task := range tasks {
-		f, err := statFields("/proc/" + strconv.Itoa(pid) + "/task/" + task.Name() + "/stat")
-		if err != nil {
-			continue // released meanwhile
-		}
-		if f[0] != "Z" && f[0] != "X" {
-			return false
-		}
-	}
-	return true
+	return !(&proc.Record{PID: pid, StartTicks: ticks}).Alive()
 }
 
 // statFields returns the fields of a /proc stat file after the command
