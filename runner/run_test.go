@@ -84,6 +84,11 @@ func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *ru
 	require.NotNil(t, res.Report)
 	for _, c := range res.Report.Checks {
 		t.Logf("%-24s %-7s %s", c.ID, c.Status, c.Summary)
+		if c.Status != checks.Pass {
+			for _, f := range c.Findings {
+				t.Logf("    %s: %s", f.Severity, f.Message)
+			}
+		}
 	}
 	return &lo, res
 }
