@@ -93,7 +93,7 @@ func Start(stateDir string, spec Spec) (*Record, error) {
 	// Reap the child when it exits so it does not linger as a zombie; the
 	// record, not this handle, is how the process is found again.
 	go cmd.Wait() //nolint:errcheck
-	ticks, _ := startTicks(cmd.Process.Pid)
+	ticks, _ := StartTicks(cmd.Process.Pid)
 	rec := &Record{Spec: spec, PID: cmd.Process.Pid, StartTicks: ticks, Started: time.Now()}
 	if err := rec.save(stateDir); err != nil {
 		_ = rec.Kill()
@@ -170,7 +170,7 @@ func Forget(stateDir, name string) error {
 // thread-group leader whose other threads are still exiting is alive (it
 // is still in its cgroup and may hold ports, and signals still reach it).
 func (r *Record) Alive() bool {
-	ticks, err := startTicks(r.PID)
+	ticks, err := StartTicks(r.PID)
 	if err != nil || (r.StartTicks != 0 && ticks != r.StartTicks) {
 		return false
 	}
@@ -182,15 +182,12 @@ func (r *Record) Alive() bool {
 		return false
 	}
 	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(r.PID) + "/task/" + task.Name() + "/stat")
+		f, err := StatFields("/proc/" + strconv.Itoa(r.PID) + "/task/" + task.Name() + "/stat")
 		if err != nil {
 			continue // released meanwhile
 		}
-		s := string(b)
-		if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-			if st := s[i+2 : i+3]; st != "Z" && st != "X" {
-				return true
-			}
+		if f[0] != "Z" && f[0] != "X" {
+			return true
 		}
 	}
 	return false
@@ -244,35 +241,41 @@ func (r *Record) Wait(ctx context.Context, d time.Duration) bool {
 	return true
 }
 
-// statFields returns the fields of /proc/PID/stat after the command name.
-func statFields(pid int) ([]string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+// StatFields returns the fields of a /proc stat file (/proc/PID/stat or
+// /proc/PID/task/TID/stat) after the command name, which may contain
+// spaces and parentheses: state, ppid, …; start ticks is index 19.
+func StatFields(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return nil, fmt.Errorf("unexpected /proc/%d/stat", pid)
+		return nil, fmt.Errorf("unexpected %s", path)
 	}
-	return strings.Fields(s[i+1:]), nil
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return nil, fmt.Errorf("short %s", path)
+	}
+	return f, nil
 }
 
-func startTicks(pid int) (uint64, error) {
-	f, err := statFields(pid)
+func statPath(pid int) string { return "/proc/" + strconv.Itoa(pid) + "/stat" }
+
+// StartTicks is field 22 of /proc/PID/stat: with the PID it names a
+// process uniquely (a reused PID has another start time).
+func StartTicks(pid int) (uint64, error) {
+	f, err := StatFields(statPath(pid))
 	if err != nil {
 		return 0, err
-	}
-	// Field 22 overall; fields here start at field 3 (state).
-	if len(f) < 20 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
 	}
 	return strconv.ParseUint(f[19], 10, 64)
 }
 
 func procState(pid int) (string, error) {
-	f, err := statFields(pid)
-	if err != nil || len(f) == 0 {
+	f, err := StatFields(statPath(pid))
+	if err != nil {
 		return "", err
 	}
 	return f[0], nil

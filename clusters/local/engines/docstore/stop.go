@@ -36,35 +36,6 @@ func gone(pid int, ticks uint64) bool {
 	return !(&proc.Record{PID: pid, StartTicks: ticks}).Alive()
 }
 
-// statFields returns the fields of a /proc stat file after the command
-// name (which may contain spaces and parentheses): state, ppid, ...
-func statFields(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return nil, fmt.Errorf("unexpected %s", path)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return nil, fmt.Errorf("short %s", path)
-	}
-	return f, nil
-}
-
-// startTicks is field 22 of /proc/PID/stat: with the PID it names a
-// process uniquely.
-func startTicks(pid int) (uint64, error) {
-	f, err := statFields("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
-
 // procTable maps parent PID to children (with start ticks), from one scan
 // of /proc.
 func procTable() map[int][]*proc.Record {
@@ -78,7 +49,7 @@ func procTable() map[int][]*proc.Record {
 		if err != nil {
 			continue
 		}
-		f, err := statFields("/proc/" + e.Name() + "/stat")
+		f, err := proc.StatFields("/proc/" + e.Name() + "/stat")
 		if err != nil {
 			continue
 		}
@@ -189,7 +160,7 @@ func postmaster(m engines.Member) *proc.Record {
 	if err != nil || !isPostmaster(pid, p.pgData) {
 		return nil // stale file of a crashed server
 	}
-	ticks, err := startTicks(pid)
+	ticks, err := proc.StartTicks(pid)
 	if err != nil {
 		return nil
 	}
