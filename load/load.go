@@ -28,7 +28,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/load/arrival"
@@ -154,17 +153,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rec Recorder) (*Gene
 	}
 	g := &Generator{cfg: cfg, log: log, rec: rec}
 	var err error
-	kopts := []kgo.Opt{
-		kgo.WithLogger(kslog.New(log.With("client", "kafka"))),
-		kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.DialTimeout(2 * time.Second),
-		kgo.RequestTimeoutOverhead(3 * time.Second),
-		kgo.MetadataMinAge(500 * time.Millisecond),
-		kgo.MetadataMaxAge(10 * time.Second),
-	}
-	if cfg.Dial != nil {
-		kopts = append(kopts, kgo.Dialer(cfg.Dial))
-	}
+	kopts := wire.ClientOpts(cfg.Kafka.Brokers, cfg.Dial, log)
 	g.prod, err = kgo.NewClient(append(kopts,
 		kgo.ClientID("chaosloop-load"),
 		kgo.RequiredAcks(kgo.AllISRAcks()),

@@ -34,7 +34,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
@@ -172,20 +171,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 }
 
 func common(cfg Config, log *slog.Logger) []kgo.Opt {
-	opts := []kgo.Opt{
-		// The client's own account of connections and group sessions is
-		// what explains a stalled handler after a fault.
-		kgo.WithLogger(kslog.New(log.With("client", "kafka"))),
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.DialTimeout(2 * time.Second),
-		kgo.RequestTimeoutOverhead(3 * time.Second),
-		kgo.MetadataMinAge(500 * time.Millisecond),
-		kgo.MetadataMaxAge(10 * time.Second),
-	}
-	if cfg.Dial != nil {
-		opts = append(opts, kgo.Dialer(cfg.Dial))
-	}
-	return opts
+	return wire.ClientOpts(cfg.Brokers, cfg.Dial, log)
 }
 
 type handlers struct {

@@ -6,8 +6,15 @@
 package wire
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
 )
 
 // Topics, as central-ledger names them.
@@ -20,6 +27,27 @@ const (
 
 // Topics is every topic the pipeline uses, for creating them up front.
 var Topics = []string{TopicPrepare, TopicPosition, TopicFulfil, TopicNotification}
+
+// ClientOpts are the franz-go options the workload's client and handlers
+// share: short dial and request timeouts and fresh metadata, so that a
+// client notices a lost broker and a moved leader within seconds, and the
+// client's own account of connections and group sessions in the log (what
+// explains a stall after a fault). dial opens every connection (nil: the
+// default dialer).
+func ClientOpts(brokers []string, dial func(ctx context.Context, network, address string) (net.Conn, error), log *slog.Logger) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.WithLogger(kslog.New(log.With("client", "kafka"))),
+		kgo.SeedBrokers(brokers...),
+		kgo.DialTimeout(2 * time.Second),
+		kgo.RequestTimeoutOverhead(3 * time.Second),
+		kgo.MetadataMinAge(500 * time.Millisecond),
+		kgo.MetadataMaxAge(10 * time.Second),
+	}
+	if dial != nil {
+		opts = append(opts, kgo.Dialer(dial))
+	}
+	return opts
+}
 
 // Transfer states the ledger and the notifications use. A refused prepare
 // ends ABORTED (central-ledger: ABORTED_REJECTED, reason PAYER_LIMIT_ERROR);
