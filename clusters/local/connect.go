@@ -20,17 +20,9 @@ import (
 // MySQLDSNs returns a mysql service's DSNs, one per member in member order
 // (go-sql-driver/mysql, over TCP to the member's lab address).
 func (l *Lab) MySQLDSNs(service string) ([]string, error) {
-	ss, err := l.service(service)
+	ss, g, err := serviceEngine[*galera.Engine](l, service, "mysql")
 	if err != nil {
 		return nil, err
-	}
-	e, err := l.eng.get(ss.Engine, ss)
-	if err != nil {
-		return nil, err
-	}
-	g, ok := e.(*galera.Engine)
-	if !ok {
-		return nil, fmt.Errorf("service %s is not a mysql service", service)
 	}
 	out := make([]string, len(ss.Cluster.Members))
 	for i := range out {
@@ -57,17 +49,9 @@ func (l *Lab) RedisSentinels(service string) (master string, sentinels []string,
 // PrepareDocstore creates collections through one document-store instance
 // and makes the others load them (FerretDB caches collection metadata).
 func (l *Lab) PrepareDocstore(ctx context.Context, service, db string, collections []string) error {
-	ss, err := l.service(service)
+	ss, d, err := serviceEngine[*docstore.Engine](l, service, "mongodb")
 	if err != nil {
 		return err
-	}
-	e, err := l.eng.get(ss.Engine, ss)
-	if err != nil {
-		return err
-	}
-	d, ok := e.(*docstore.Engine)
-	if !ok {
-		return fmt.Errorf("service %s is not a mongodb service", service)
 	}
 	return d.Prepare(ctx, &ss.Cluster, db, collections)
 }

@@ -125,6 +125,26 @@ func (s *engineSet) get(name string, svc *serviceState) (engine, error) {
 	return e, nil
 }
 
+// serviceEngine returns a named service and its engine as a T, for the
+// lab methods that only make sense for one engine (kind names it in the
+// error).
+func serviceEngine[T engine](l *Lab, service, kind string) (*serviceState, T, error) {
+	var zero T
+	ss, err := l.service(service)
+	if err != nil {
+		return nil, zero, err
+	}
+	e, err := l.eng.get(ss.Engine, ss)
+	if err != nil {
+		return nil, zero, err
+	}
+	t, ok := e.(T)
+	if !ok {
+		return nil, zero, fmt.Errorf("service %s is not a %s service", service, kind)
+	}
+	return ss, t, nil
+}
+
 // kafkaEngine adapts the kafka package, whose methods take the topic and
 // broker options the lab derives from the scenario.
 type kafkaEngine struct {

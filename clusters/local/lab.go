@@ -519,17 +519,9 @@ func (l *Lab) service(name string) (*serviceState, error) {
 // KafkaPartitions returns the partitions of a kafka service's topics:
 // leader, replicas and in-sync replicas as broker (member) indexes.
 func (l *Lab) KafkaPartitions(ctx context.Context, service string) ([]kafka.Partition, error) {
-	ss, err := l.service(service)
+	ss, k, err := serviceEngine[*kafkaEngine](l, service, "kafka")
 	if err != nil {
 		return nil, err
-	}
-	e, err := l.eng.get(ss.Engine, ss)
-	if err != nil {
-		return nil, err
-	}
-	k, ok := e.(*kafkaEngine)
-	if !ok {
-		return nil, fmt.Errorf("service %s is not a kafka service", service)
 	}
 	return k.e.Partitions(ctx, &ss.Cluster, k.o)
 }
