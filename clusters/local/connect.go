@@ -140,13 +140,9 @@ func (l *Lab) PreferPrimaries(ctx context.Context) error {
 		if ss.Engine != EngineRedis {
 			continue
 		}
-		e, err := l.eng.get(ss.Engine, ss)
+		_, r, err := serviceEngine[*redis.Engine](l, ss.Name, "redis")
 		if err != nil {
 			return err
-		}
-		r, ok := e.(*redis.Engine)
-		if !ok {
-			return fmt.Errorf("service %s: not a redis engine", ss.Name)
 		}
 		if err := r.PreferPrimary(ctx, &ss.Cluster); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: %w", ss.Name, err))
