@@ -265,6 +265,8 @@ func (v *validator) service(i int, sv *Service, idx *nameIndex) {
 			} else if ref.Kind != KindZookeeper {
 				v.add(p+".controller", "controller: service %q is a %s, want a zookeeper service", c, ref.Kind)
 			}
+		} else if zks := v.zookeepers(); len(zks) > 1 {
+			v.add(p, "kafka service %q: controller is required (the scenario has several zookeeper services: %s)", sv.Name, strings.Join(zks, ", "))
 		}
 	}
 	if !v.checkName(p+".pool", sv.Pool) {
@@ -303,6 +305,18 @@ func (v *validator) service(i int, sv *Service, idx *nameIndex) {
 		}
 		seen[n] = true
 	}
+}
+
+// zookeepers lists the zookeeper services' names in file order; kafka
+// needs controller to pick one when there are several.
+func (v *validator) zookeepers() []string {
+	var out []string
+	for _, sv := range v.s.Services {
+		if sv.Kind == KindZookeeper {
+			out = append(out, sv.Name)
+		}
+	}
+	return out
 }
 
 func (v *validator) load() {

@@ -41,6 +41,10 @@ func bigScenario() *scenarios.Scenario {
 		reps := 3 + 2*(i%3)
 		sv := scenarios.Service{Name: fmt.Sprintf("svc-%02d", i), Kind: kinds[i%len(kinds)], Pool: pools[i%10], Replicas: &reps,
 			Spread: []string{"site", "rack"}[i%2]}
+		if sv.Kind == scenarios.KindKafka {
+			// Several zookeeper services: kafka names the one before it.
+			sv.Controller = fmt.Sprintf("svc-%02d", i-2)
+		}
 		if sv.Kind == scenarios.KindMySQL && i%2 == 1 {
 			sv.Replication = scenarios.ReplicationAsync
 		}

@@ -17,6 +17,9 @@ type State struct {
 	nodeOff      []int32 // node power-offs
 	rackOff      []int32 // rack and site power-offs
 	rackFeedsOff []int32 // failed feeds of the rack
+	// siteOff counts power-offs of the site itself (not of its racks): they
+	// also take the site's WAN router down, so nothing transits the site.
+	siteOff []int32
 
 	// Network.
 	nodeIso   []int32 // node isolations
@@ -44,6 +47,7 @@ func NewState(t *Topology) *State {
 		nodeOff:      make([]int32, len(t.Nodes)),
 		rackOff:      make([]int32, len(t.Racks)),
 		rackFeedsOff: make([]int32, len(t.Racks)),
+		siteOff:      make([]int32, len(t.Sites)),
 		nodeIso:      make([]int32, len(t.Nodes)),
 		rackIso:      make([]int32, len(t.Racks)),
 		rackSwOff:    make([]int32, len(t.Racks)),
@@ -105,6 +109,8 @@ func (s *State) change(f Fault, d int32) error {
 			for _, r := range site.Racks {
 				s.rackOff[r.Index] += d
 			}
+			s.siteOff[site.Index] += d
+			s.groupsOK = false
 		case scenarios.TargetFeed:
 			fd := t.Feed(tg.Name)
 			if fd == nil {
@@ -189,7 +195,8 @@ func (s *State) Component(n *Node) int32 {
 }
 
 // computeGroups joins sites over working links (a link works while it is
-// not isolated and neither of its sites is).
+// not isolated and neither of its sites is isolated or powered off: a dark
+// site's router carries nothing, section 4).
 func (s *State) computeGroups() {
 	for i := range s.parent {
 		s.parent[i] = int32(i)
@@ -202,7 +209,7 @@ func (s *State) computeGroups() {
 		return x
 	}
 	for _, l := range s.t.Links {
-		if s.linkOff[l.Index] > 0 || s.siteIso[l.A.Index] > 0 || s.siteIso[l.B.Index] > 0 {
+		if s.linkOff[l.Index] > 0 || s.wanDown(l.A) || s.wanDown(l.B) {
 			continue
 		}
 		a, b := find(int32(l.A.Index)), find(int32(l.B.Index))
@@ -214,6 +221,13 @@ func (s *State) computeGroups() {
 		s.siteGroup[i] = find(int32(i))
 	}
 	s.groupsOK = true
+}
+
+// wanDown reports whether a site has no working link: the site is
+// isolated or was itself powered off. Rack, feed and node power-offs leave
+// the router running.
+func (s *State) wanDown(site *Site) bool {
+	return s.siteIso[site.Index] > 0 || s.siteOff[site.Index] > 0
 }
 
 // NodesDown returns the names of nodes without power, sorted.

@@ -121,6 +121,11 @@ type Service struct {
 	ReplicationFactor, MinInSync int
 	// Partitions[p] lists the member indexes holding partition p.
 	Partitions [][]int
+	// Controller is kafka's control plane (section 5): the nodes of its
+	// zookeeper service (ZooKeeper mode, ControllerService set) or of its
+	// own controller members (KRaft: every member up to 5, else 0, 1, 2).
+	Controller        []*Node
+	ControllerService *Service
 	// Src is the service's field path in the scenario ("services[3]").
 	Src string
 }
@@ -197,7 +202,49 @@ func Build(sc *scenarios.Scenario) (*Topology, error) {
 		t.Services = append(t.Services, sv)
 		t.serviceByName[sv.Name] = sv
 	}
+	for _, sv := range t.Services {
+		if sv.Kind == scenarios.KindKafka {
+			if err := t.resolveController(sv); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return t, nil
+}
+
+// kraftVoters is the largest kafka for which every member is a KRaft
+// controller; larger ones use members 0, 1 and 2.
+const kraftVoters = 5
+
+// resolveController finds a kafka service's control plane: the zookeeper
+// service named by controller, else the scenario's only zookeeper service,
+// else a KRaft quorum on its own members.
+func (t *Topology) resolveController(sv *Service) error {
+	zk := t.serviceByName[sv.Spec.Controller]
+	if sv.Spec.Controller != "" && (zk == nil || zk.Kind != scenarios.KindZookeeper) {
+		return fmt.Errorf("service %q: controller %q is not a zookeeper service", sv.Name, sv.Spec.Controller)
+	}
+	if zk == nil {
+		for _, o := range t.Services {
+			if o.Kind != scenarios.KindZookeeper {
+				continue
+			}
+			if zk != nil {
+				return fmt.Errorf("service %q: several zookeeper services and no controller", sv.Name)
+			}
+			zk = o
+		}
+	}
+	if zk != nil {
+		sv.ControllerService, sv.Controller = zk, zk.Members
+		return nil
+	}
+	n := len(sv.Members)
+	if n > kraftVoters {
+		n = 3
+	}
+	sv.Controller = sv.Members[:n:n]
+	return nil
 }
 
 func (t *Topology) buildLinks(sc *scenarios.Scenario) error {

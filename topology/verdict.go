@@ -102,25 +102,7 @@ func (s *State) Judge(sv *Service) Judgement {
 	}
 	switch {
 	case sv.Kind == scenarios.KindKafka:
-		j.Verdict = full
-		for _, reps := range sv.Partitions {
-			anyRep, inSync := false, 0
-			for _, m := range reps {
-				if up[m] {
-					anyRep = true
-				}
-				if in(m) {
-					inSync++
-				}
-			}
-			if !anyRep {
-				j.Verdict = Down
-				break
-			}
-			if inSync < sv.MinInSync {
-				j.Verdict = ReadOnly
-			}
-		}
+		j.Verdict = s.judgeKafka(sv, up, comp, serving, full)
 	case sv.Quorum:
 		if 2*int(best) > n {
 			j.Verdict = full
@@ -151,6 +133,59 @@ func (s *State) Judge(sv *Service) Judgement {
 		j.Verdict = full
 	}
 	return j
+}
+
+// judgeKafka applies kafka's rules: acks=all writes need minInSync
+// replicas of every partition in the serving component, a partition with no
+// replica up is down, and without a controller quorum leadership and ISRs
+// are frozen, so a partition whose leader is cut off is down and one with any
+// replica cut off is read-only.
+func (s *State) judgeKafka(sv *Service, up []bool, comp []int32, serving int32, full Verdict) Verdict {
+	in := func(i int) bool { return up[i] && comp[i] == serving }
+	v := full
+	for _, reps := range sv.Partitions {
+		anyRep, inSync := false, 0
+		for _, m := range reps {
+			if up[m] {
+				anyRep = true
+			}
+			if in(m) {
+				inSync++
+			}
+		}
+		if !anyRep {
+			return Down
+		}
+		if inSync < sv.MinInSync {
+			v = ReadOnly
+		}
+	}
+	if s.controllerQuorum(sv, serving) {
+		return v
+	}
+	for _, reps := range sv.Partitions {
+		if !in(reps[0]) {
+			return Down
+		}
+		for _, m := range reps[1:] {
+			if !in(m) {
+				v = max(v, ReadOnly)
+			}
+		}
+	}
+	return v
+}
+
+// controllerQuorum reports whether a strict majority of kafka's controller
+// members is up and in kafka's serving component.
+func (s *State) controllerQuorum(sv *Service, serving int32) bool {
+	n := 0
+	for _, node := range sv.Controller {
+		if s.Up(node) && s.Component(node) == serving {
+			n++
+		}
+	}
+	return 2*n > len(sv.Controller)
 }
 
 func anyReplicaUp(up []bool) bool {
