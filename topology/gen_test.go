@@ -9,8 +9,10 @@ import (
 )
 
 // genScenario makes a random valid scenario: 1-4 sites of 1-4 racks, feeds
-// and switches shared between racks or dual, partial or full WAN meshes,
-// every service kind, some explicit placements.
+// and switches shared between racks or dual, partial or full WAN meshes
+// (so that depth 2 pairs site power-offs with link cuts on transit paths),
+// every service kind, kafka of up to 8 brokers in KRaft or ZooKeeper mode,
+// some explicit placements.
 func genScenario(r *rand.Rand) *scenarios.Scenario {
 	sc := &scenarios.Scenario{Name: "gen"}
 	pools := []string{"P1", "P2", "P3"}
@@ -64,12 +66,18 @@ func genScenario(r *rand.Rand) *scenarios.Scenario {
 			usable = append(usable, p)
 		}
 	}
-	kinds := scenarios.Kinds
+	// Kafka and zookeeper twice as likely as the rest: kafka's control
+	// plane depends on them.
+	kinds := append(slices.Clone(scenarios.Kinds), scenarios.KindKafka, scenarios.KindZookeeper)
 	for i := range 1 + r.IntN(6) {
 		pool := usable[r.IntN(len(usable))]
 		el := eligible[pool]
 		sv := scenarios.Service{Name: fmt.Sprintf("svc%d", i), Kind: kinds[r.IntN(len(kinds))], Pool: pool}
-		reps := 1 + r.IntN(min(5, len(el)))
+		most := 5
+		if sv.Kind == scenarios.KindKafka {
+			most = 8 // above 5 brokers, KRaft voters are members 0-2
+		}
+		reps := 1 + r.IntN(min(most, len(el)))
 		sv.Replicas = &reps
 		sv.Spread = []string{"", scenarios.SpreadSite, scenarios.SpreadRack, scenarios.SpreadNode}[r.IntN(4)]
 		if sv.Kind == scenarios.KindMySQL {
@@ -87,6 +95,19 @@ func genScenario(r *rand.Rand) *scenarios.Scenario {
 			sv.Placement = perm[:reps]
 		}
 		sc.Services = append(sc.Services, sv)
+	}
+	// Kafka runs KRaft, on the only zookeeper service by default, or on a
+	// named one (required when there are several).
+	var zks []string
+	for _, sv := range sc.Services {
+		if sv.Kind == scenarios.KindZookeeper {
+			zks = append(zks, sv.Name)
+		}
+	}
+	for i := range sc.Services {
+		if sv := &sc.Services[i]; sv.Kind == scenarios.KindKafka && len(zks) > 0 && (len(zks) > 1 || r.IntN(2) == 0) {
+			sv.Controller = zks[r.IntN(len(zks))]
+		}
 	}
 	return sc.WithDefaults()
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -29,7 +30,19 @@ type oracle struct {
 	sc    *scenarios.Scenario
 	nodes []oNode // file order
 	links [][2]string
+	// mut breaks one rule on purpose, for the negative controls: the
+	// comparison must then fail on some random topology.
+	mut mutation
 }
+
+type mutation int
+
+const (
+	noMutation        mutation = iota
+	darkSitesTransit           // forget that a powered-off site's router is down
+	noKafkaController          // forget kafka's control plane
+	allKRaftVoters             // every broker a KRaft controller, however many
+)
 
 func newOracle(sc *scenarios.Scenario) *oracle {
 	o := &oracle{sc: sc}
@@ -140,8 +153,11 @@ func (o *oracle) apply(paths []string) world {
 			}
 		}
 	}
+	// A site's router has power unless the site itself is powered off
+	// (racks, feeds and nodes do not feed it); a dark router carries nothing.
+	routerUp := func(site string) bool { return !offSites[site] || o.mut == darkSitesTransit }
 	for _, l := range o.links {
-		if !cutLinks[l] {
+		if !cutLinks[l] && routerUp(l[0]) && routerUp(l[1]) {
 			edge("router:"+l[0], "router:"+l[1])
 		}
 	}
@@ -277,6 +293,26 @@ type oVerdict struct {
 	loss      bool
 }
 
+// controller returns kafka's controller members (section 5): the named
+// zookeeper service's, the only zookeeper service's, or KRaft voters among
+// its own brokers.
+func (o *oracle) controller(sv *scenarios.Service, members []oNode) []oNode {
+	var zks []*scenarios.Service
+	for i := range o.sc.Services {
+		z := &o.sc.Services[i]
+		if z.Kind == "zookeeper" && (sv.Controller == "" || sv.Controller == z.Name) {
+			zks = append(zks, z)
+		}
+	}
+	if len(zks) == 1 {
+		return o.place(zks[0])
+	}
+	if len(members) <= 5 || o.mut == allKRaftVoters {
+		return members
+	}
+	return members[:3]
+}
+
 func (o *oracle) judge(w world, sv *scenarios.Service, members []oNode) oVerdict {
 	n := len(members)
 	count := map[int]int{}
@@ -327,6 +363,31 @@ func (o *oracle) judge(w world, sv *scenarios.Service, members []oNode) oVerdict
 				v.verdict = "read-only"
 			}
 		}
+		if o.mut == noKafkaController {
+			break
+		}
+		ctrl := o.controller(sv, members)
+		votes := 0
+		for _, c := range ctrl {
+			if w.up[c.name] && w.comp[c.name] == serving {
+				votes++
+			}
+		}
+		if 2*votes > len(ctrl) {
+			break
+		}
+		// No controller quorum: leaders and in-sync sets are frozen.
+		for _, reps := range o.partitions(members, sv) {
+			if !in(reps[0]) {
+				v.verdict = "down"
+				return v
+			}
+			for _, m := range reps {
+				if !in(m) {
+					v.verdict = "read-only"
+				}
+			}
+		}
 	case sv.Kind == "mysql" && sv.Replication == "async":
 		replicaUp := false
 		for i := 1; i < n; i++ {
@@ -369,75 +430,118 @@ func TestAnalysisMatchesOracleOnRandomTopologies(t *testing.T) {
 		iterations = 60
 	}
 	for it := range iterations {
-		seed := uint64(it)
-		r := rand.New(rand.NewPCG(seed, 0x5eed))
-		sc := genScenario(r)
-		require.NoError(t, sc.Validate(), "seed %d", seed)
-		topo, err := Build(sc)
-		require.NoError(t, err, "seed %d", seed)
-		o := newOracle(sc)
-
-		// Placement and partition assignment.
-		members := make([][]oNode, len(sc.Services))
-		for i := range sc.Services {
-			members[i] = o.place(&sc.Services[i])
-			got := make([]string, 0)
-			for _, n := range topo.Services[i].Members {
-				got = append(got, n.Name)
-			}
-			want := make([]string, 0)
-			for _, n := range members[i] {
-				want = append(want, n.name)
-			}
-			require.Equal(t, want, got, "seed %d: placement of %s", seed, sc.Services[i].Name)
-			if sc.Services[i].Kind == "kafka" {
-				require.Equal(t, o.partitions(members[i], &sc.Services[i]), topo.Services[i].Partitions, "seed %d: partitions", seed)
-			}
+		if err := compareWithOracle(uint64(it), noMutation); err != nil {
+			t.Fatal(err)
 		}
-
-		a := topo.Analyze(2)
-		doms := o.domains()
-		paths := make([]string, len(a.Domains))
-		for i, d := range a.Domains {
-			paths[i] = d.Path
-		}
-		require.Equal(t, doms, paths, "seed %d: domains", seed)
-		require.Len(t, a.Failures, len(doms)+len(doms)*(len(doms)-1)/2)
-
-		worst := "ok"
-		rank := map[string]int{"ok": 0, "degraded": 1, "read-only": 2, "down": 3}
-		prev := []string(nil)
-		for k := range a.Failures {
-			f := &a.Failures[k]
-			fp := a.DomainPaths(f)
-			if prev != nil {
-				require.Negative(t, slices.Compare(prev, fp), "seed %d: failures out of order", seed)
-			}
-			prev = fp
-			w := o.apply(fp)
-			var wantDown []string
-			for _, n := range o.nodes {
-				if !w.up[n.name] {
-					wantDown = append(wantDown, n.name)
-				}
-			}
-			slices.Sort(wantDown)
-			if len(wantDown) > 0 || k%17 == 0 {
-				require.Equal(t, wantDown, nilIfEmpty(a.NodesDown(f)), "seed %d: nodesDown %v", seed, fp)
-			}
-			for i := range sc.Services {
-				want := o.judge(w, &sc.Services[i], members[i])
-				got := f.Judgements[i]
-				require.Equal(t, want, oVerdict{got.Verdict.String(), int(got.MembersUp), got.LossPossible},
-					"seed %d: %s under %v", seed, sc.Services[i].Name, fp)
-				if rank[want.verdict] > rank[worst] {
-					worst = want.verdict
-				}
-			}
-		}
-		require.Equal(t, worst, a.Worst.String(), "seed %d", seed)
-		require.Equal(t, rank[worst] <= 1, a.SurvivesAll, "seed %d", seed)
 	}
+}
+
+// TestOracleComparisonCatchesMutations is the negative control: with one of
+// the rules broken in the oracle, the comparison must fail on some random
+// topology, or the generator does not exercise that rule.
+func TestOracleComparisonCatchesMutations(t *testing.T) {
+	for _, m := range []struct {
+		name string
+		mut  mutation
+	}{{"dark sites transit", darkSitesTransit}, {"no kafka controller", noKafkaController}, {"all brokers KRaft voters", allKRaftVoters}} {
+		t.Run(m.name, func(t *testing.T) {
+			for it := range 300 {
+				if compareWithOracle(uint64(it), m.mut) != nil {
+					return
+				}
+			}
+			t.Fatalf("no random topology tells the mutation %q apart", m.name)
+		})
+	}
+}
+
+// compareWithOracle generates the scenario of a seed and compares placement,
+// partitions and every depth-2 judgement with the oracle's.
+func compareWithOracle(seed uint64, mut mutation) error {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	sc := genScenario(r)
+	if err := sc.Validate(); err != nil {
+		return fmt.Errorf("seed %d: %v", seed, err)
+	}
+	topo, err := Build(sc)
+	if err != nil {
+		return fmt.Errorf("seed %d: %v", seed, err)
+	}
+	o := newOracle(sc)
+	o.mut = mut
+
+	// Placement and partition assignment.
+	members := make([][]oNode, len(sc.Services))
+	for i := range sc.Services {
+		members[i] = o.place(&sc.Services[i])
+		var got, want []string
+		for _, n := range topo.Services[i].Members {
+			got = append(got, n.Name)
+		}
+		for _, n := range members[i] {
+			want = append(want, n.name)
+		}
+		if !slices.Equal(want, got) {
+			return fmt.Errorf("seed %d: placement of %s: want %v, got %v", seed, sc.Services[i].Name, want, got)
+		}
+		if sc.Services[i].Kind == "kafka" {
+			if want, got := o.partitions(members[i], &sc.Services[i]), topo.Services[i].Partitions; !reflect.DeepEqual(want, got) {
+				return fmt.Errorf("seed %d: partitions of %s: want %v, got %v", seed, sc.Services[i].Name, want, got)
+			}
+		}
+	}
+
+	a := topo.Analyze(2)
+	doms := o.domains()
+	paths := make([]string, len(a.Domains))
+	for i, d := range a.Domains {
+		paths[i] = d.Path
+	}
+	if !slices.Equal(doms, paths) {
+		return fmt.Errorf("seed %d: domains: want %v, got %v", seed, doms, paths)
+	}
+	if want := len(doms) + len(doms)*(len(doms)-1)/2; len(a.Failures) != want {
+		return fmt.Errorf("seed %d: %d failures, want %d", seed, len(a.Failures), want)
+	}
+
+	worst := "ok"
+	rank := map[string]int{"ok": 0, "degraded": 1, "read-only": 2, "down": 3}
+	prev := []string(nil)
+	for k := range a.Failures {
+		f := &a.Failures[k]
+		fp := a.DomainPaths(f)
+		if prev != nil && slices.Compare(prev, fp) >= 0 {
+			return fmt.Errorf("seed %d: failures out of order: %v then %v", seed, prev, fp)
+		}
+		prev = fp
+		w := o.apply(fp)
+		var wantDown []string
+		for _, n := range o.nodes {
+			if !w.up[n.name] {
+				wantDown = append(wantDown, n.name)
+			}
+		}
+		slices.Sort(wantDown)
+		if len(wantDown) > 0 || k%17 == 0 {
+			if got := nilIfEmpty(a.NodesDown(f)); !slices.Equal(wantDown, got) {
+				return fmt.Errorf("seed %d: nodesDown %v: want %v, got %v", seed, fp, wantDown, got)
+			}
+		}
+		for i := range sc.Services {
+			want := o.judge(w, &sc.Services[i], members[i])
+			j := f.Judgements[i]
+			if got := (oVerdict{j.Verdict.String(), int(j.MembersUp), j.LossPossible}); got != want {
+				return fmt.Errorf("seed %d: %s (%s) under %v: want %+v, got %+v", seed, sc.Services[i].Name, sc.Services[i].Kind, fp, want, got)
+			}
+			if rank[want.verdict] > rank[worst] {
+				worst = want.verdict
+			}
+		}
+	}
+	if worst != a.Worst.String() || (rank[worst] <= 1) != a.SurvivesAll {
+		return fmt.Errorf("seed %d: worst %s survivesAll %v, want %s", seed, a.Worst, a.SurvivesAll, worst)
+	}
+	return nil
 }
 
 func nilIfEmpty(s []string) []string {
@@ -462,6 +566,10 @@ func TestOracleSelfCheck(t *testing.T) {
 	require.NotEqual(t, w.comp["a1"], w.comp["c1"])
 	w = o.apply([]string{"switch/swa"})
 	require.NotEqual(t, w.comp["a1"], w.comp["a2"])
+	w = o.apply([]string{"site/b"})
+	require.NotEqual(t, w.comp["a1"], w.comp["c1"], "a dark site transits nothing")
+	w = o.apply([]string{"rack/b/r"})
+	require.Equal(t, w.comp["a1"], w.comp["c1"], "a site whose racks are dark still transits")
 	w = o.apply([]string{"feed/fa"})
 	require.False(t, w.up["a1"])
 	require.Equal(t, fmt.Sprint(w.comp["b1"]), fmt.Sprint(w.comp["c1"]))
