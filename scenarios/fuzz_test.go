@@ -31,7 +31,19 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		d := s.WithDefaults()
-		if d.Validate() != nil || err != nil {
+		verr := d.Validate()
+		for _, e := range []error{err, verr} {
+			if e == nil {
+				continue
+			}
+			for _, r := range e.Error() {
+				// Names are user input: messages must quote them.
+				if r != '\n' && (r < 0x20 || r == 0x7f) {
+					t.Fatalf("raw control character %q in message %q", r, e.Error())
+				}
+			}
+		}
+		if verr != nil || err != nil {
 			return
 		}
 		topo, err := topology.Build(d)

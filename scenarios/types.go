@@ -6,7 +6,7 @@ package scenarios
 
 // Scenario is one scenario file. Field names follow the spec exactly.
 type Scenario struct {
-	Name        string    `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9-]+$"`
+	Name        string    `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
 	Description string    `yaml:"description,omitempty" json:"description,omitempty"`
 	Sites       []Site    `yaml:"sites" json:"sites" jsonschema:"minItems=1"`
 	Links       []Link    `yaml:"links,omitempty" json:"links,omitempty"`
@@ -23,22 +23,22 @@ type Scenario struct {
 
 // Site is a data centre.
 type Site struct {
-	Name  string `yaml:"name" json:"name"`
+	Name  string `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
 	Racks []Rack `yaml:"racks" json:"racks" jsonschema:"minItems=1"`
 }
 
 // Rack is a set of nodes sharing power feeds and top-of-rack switches.
 type Rack struct {
-	Name     string   `yaml:"name" json:"name"`
-	Power    []string `yaml:"power" json:"power" jsonschema:"minItems=1"`
-	Switches []string `yaml:"switches" json:"switches" jsonschema:"minItems=1"`
+	Name     string   `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
+	Power    []string `yaml:"power" json:"power" jsonschema:"minItems=1,pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
+	Switches []string `yaml:"switches" json:"switches" jsonschema:"minItems=1,pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
 	Nodes    []Node   `yaml:"nodes,omitempty" json:"nodes,omitempty"`
 }
 
 // Node is one physical machine.
 type Node struct {
-	Name   string    `yaml:"name" json:"name"`
-	Pools  []string  `yaml:"pools,omitempty" json:"pools,omitempty"`
+	Name   string    `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
+	Pools  []string  `yaml:"pools,omitempty" json:"pools,omitempty" jsonschema:"pattern=^[A-Z0-9]([-A-Z0-9]*[A-Z0-9])?$,maxLength=63"`
 	CPU    *float64  `yaml:"cpu,omitempty" json:"cpu,omitempty" jsonschema:"minimum=0"`
 	Memory *Quantity `yaml:"memory,omitempty" json:"memory,omitempty"`
 	Disk   *Quantity `yaml:"disk,omitempty" json:"disk,omitempty"`
@@ -80,11 +80,11 @@ const (
 
 // Service is a replicated (or stateless) service placed on a node pool.
 type Service struct {
-	Name              string   `yaml:"name" json:"name"`
+	Name              string   `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
 	Kind              string   `yaml:"kind" json:"kind" jsonschema:"enum=etcd,enum=zookeeper,enum=raft,enum=kafka,enum=mysql,enum=mongodb,enum=redis,enum=stateless"`
 	Replication       string   `yaml:"replication,omitempty" json:"replication,omitempty" jsonschema:"enum=group,enum=async"`
 	Replicas          *int     `yaml:"replicas,omitempty" json:"replicas,omitempty" jsonschema:"minimum=1"`
-	Pool              string   `yaml:"pool" json:"pool"`
+	Pool              string   `yaml:"pool" json:"pool" jsonschema:"pattern=^[A-Z0-9]([-A-Z0-9]*[A-Z0-9])?$,maxLength=63"`
 	Spread            string   `yaml:"spread,omitempty" json:"spread,omitempty" jsonschema:"enum=site,enum=rack,enum=node"`
 	ReplicationFactor *int     `yaml:"replicationFactor,omitempty" json:"replicationFactor,omitempty" jsonschema:"minimum=1"`
 	MinInSync         *int     `yaml:"minInSync,omitempty" json:"minInSync,omitempty" jsonschema:"minimum=1"`

@@ -4,10 +4,20 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
-var scenarioName = regexp.MustCompile(`^[a-z0-9-]+$`)
+// Names of the scenario, sites, racks, feeds, switches, nodes and services
+// are DNS-1123 labels (they become host names, Kubernetes node names and
+// label values); pool names have the same shape in upper case.
+var (
+	labelName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	poolName  = regexp.MustCompile(`^[A-Z0-9]([-A-Z0-9]*[A-Z0-9])?$`)
+)
+
+// MaxNameLen is the longest name a DNS-1123 label allows.
+const MaxNameLen = 63
 
 // Validate reports every structural problem of a scenario (normally one with
 // defaults applied) as an Errors list. It never changes s.
@@ -22,8 +32,31 @@ type validator struct {
 	errs Errors
 }
 
+// add records a problem at path. String arguments are user input: they are
+// clipped so that a huge value cannot flood the message (formats quote them
+// with %q, which escapes control characters).
 func (v *validator) add(path, format string, args ...any) {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = clip(s)
+		}
+	}
 	v.errs = append(v.errs, v.s.Errorf(path, format, args...))
+}
+
+// clipRunes is how much of a long user string messages show.
+const clipRunes = 64
+
+// clip shortens s to clipRunes runes, marking the cut with an ellipsis.
+func clip(s string) string {
+	n := 0
+	for i := range s {
+		if n == clipRunes {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
 }
 
 // required reports a missing or empty required string field.
@@ -35,13 +68,34 @@ func (v *validator) required(path, val string) bool {
 	return true
 }
 
-// checkName refuses names that cannot be written in a target path.
-func (v *validator) checkName(path, val string) bool {
+// checkName checks a required DNS-1123 label; what names it in messages
+// ("site name").
+func (v *validator) checkName(path, what, val string) bool {
 	if !v.required(path, val) {
 		return false
 	}
-	if strings.ContainsAny(val, "/ \t\n") {
-		v.add(path, "%s %q must not contain '/' or white space", path, val)
+	if len(val) > MaxNameLen {
+		v.add(path, "%s %q is too long: %d characters, at most %d", what, val, len(val), MaxNameLen)
+		return false
+	}
+	if !labelName.MatchString(val) {
+		v.add(path, "%s %q is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit)", what, val)
+		return false
+	}
+	return true
+}
+
+// checkPool checks a required pool name: a label in upper case.
+func (v *validator) checkPool(path, val string) bool {
+	if !v.required(path, val) {
+		return false
+	}
+	if len(val) > MaxNameLen {
+		v.add(path, "pool %q is too long: %d characters, at most %d", val, len(val), MaxNameLen)
+		return false
+	}
+	if !poolName.MatchString(val) {
+		v.add(path, "pool %q is not a pool name (upper-case letters, digits and '-', starting and ending with a letter or digit)", val)
 		return false
 	}
 	return true
@@ -66,9 +120,7 @@ type nodeRef struct {
 
 func (v *validator) scenario() {
 	s := v.s
-	if v.required("name", s.Name) && !scenarioName.MatchString(s.Name) {
-		v.add("name", "name %q must match [a-z0-9-]+", s.Name)
-	}
+	v.checkName("name", "scenario name", s.Name)
 	if len(s.Sites) == 0 {
 		v.add("sites", "sites: at least one site is required")
 	}
@@ -86,7 +138,7 @@ func (v *validator) scenario() {
 	for i := range s.Services {
 		sv := &s.Services[i]
 		p := fmt.Sprintf("services[%d]", i)
-		if v.checkName(p+".name", sv.Name) {
+		if v.checkName(p+".name", "service name", sv.Name) {
 			if _, dup := idx.services[sv.Name]; dup {
 				v.add(p+".name", "duplicate service name %q", sv.Name)
 			} else {
@@ -110,7 +162,7 @@ func (v *validator) scenario() {
 
 func (v *validator) site(i int, site Site, idx *nameIndex) {
 	p := fmt.Sprintf("sites[%d]", i)
-	if v.checkName(p+".name", site.Name) {
+	if v.checkName(p+".name", "site name", site.Name) {
 		if _, dup := idx.sites[site.Name]; dup {
 			v.add(p+".name", "duplicate site name %q", site.Name)
 		}
@@ -121,7 +173,7 @@ func (v *validator) site(i int, site Site, idx *nameIndex) {
 	}
 	for j, r := range site.Racks {
 		rp := fmt.Sprintf("%s.racks[%d]", p, j)
-		if v.checkName(rp+".name", r.Name) {
+		if v.checkName(rp+".name", "rack name", r.Name) {
 			key := site.Name + "/" + r.Name
 			if idx.racks[key] {
 				v.add(rp+".name", "duplicate rack name %q in site %q", r.Name, site.Name)
@@ -132,7 +184,7 @@ func (v *validator) site(i int, site Site, idx *nameIndex) {
 		v.shared(rp+".switches", "switch", r.Switches, site.Name, idx.switches)
 		for k, n := range r.Nodes {
 			np := fmt.Sprintf("%s.nodes[%d]", rp, k)
-			if v.checkName(np+".name", n.Name) {
+			if v.checkName(np+".name", "node name", n.Name) {
 				if prev, dup := idx.nodes[n.Name]; dup {
 					at := v.s.At(prev.path)
 					v.add(np+".name", "duplicate node name %q (first at line %d)", n.Name, at.Line)
@@ -143,7 +195,7 @@ func (v *validator) site(i int, site Site, idx *nameIndex) {
 			seen := map[string]bool{}
 			for m, pool := range n.Pools {
 				pp := fmt.Sprintf("%s.pools[%d]", np, m)
-				if !v.checkName(pp, pool) {
+				if !v.checkPool(pp, pool) {
 					continue
 				}
 				if seen[pool] {
@@ -169,7 +221,7 @@ func (v *validator) shared(path, what string, names []string, site string, owner
 	seen := map[string]bool{}
 	for i, n := range names {
 		p := fmt.Sprintf("%s[%d]", path, i)
-		if !v.checkName(p, n) {
+		if !v.checkName(p, what+" name", n) {
 			continue
 		}
 		if seen[n] {
@@ -266,10 +318,10 @@ func (v *validator) service(i int, sv *Service, idx *nameIndex) {
 				v.add(p+".controller", "controller: service %q is a %s, want a zookeeper service", c, ref.Kind)
 			}
 		} else if zks := v.zookeepers(); len(zks) > 1 {
-			v.add(p, "kafka service %q: controller is required (the scenario has several zookeeper services: %s)", sv.Name, strings.Join(zks, ", "))
+			v.add(p, "kafka service %q: controller is required (the scenario has several zookeeper services: %s)", sv.Name, quoteAll(zks))
 		}
 	}
-	if !v.checkName(p+".pool", sv.Pool) {
+	if !v.checkPool(p+".pool", sv.Pool) {
 		return
 	}
 	if !idx.pools[sv.Pool] {
@@ -317,6 +369,15 @@ func (v *validator) zookeepers() []string {
 		}
 	}
 	return out
+}
+
+// quoteAll quotes and joins names for a message.
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(clip(n))
+	}
+	return strings.Join(q, ", ")
 }
 
 func (v *validator) load() {
