@@ -192,7 +192,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		i, err := strconv.ParseInt(n.Value, 0, 64)
 		if err != nil {
-			d.errorf(n, path, "%s: invalid integer %q", d.label(path), n.Value)
+			d.errorf(n, path, "%s: invalid integer %q", d.label(path), clip(n.Value))
 			return
 		}
 		v.SetInt(i)
@@ -203,7 +203,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
 		if err != nil {
-			d.errorf(n, path, "%s: invalid number %q", d.label(path), n.Value)
+			d.errorf(n, path, "%s: invalid number %q", d.label(path), clip(n.Value))
 			return
 		}
 		v.SetFloat(f)
@@ -235,13 +235,13 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		fp := joinPath(path, k.Value)
 		if seen[k.Value] {
 			// No path: the first value decoded fine and is validated as usual.
-			d.errorf(k, "", "%s: duplicate key %q", d.label(path), k.Value)
+			d.errorf(k, "", "%s: duplicate key %q", d.label(path), clip(k.Value))
 			continue
 		}
 		seen[k.Value] = true
 		idx, ok := fields[k.Value]
 		if !ok {
-			d.errorf(k, fp, "%s: unknown field %q%s", d.label(path), k.Value, suggest(k.Value, fields))
+			d.errorf(k, fp, "%s: unknown field %q%s", d.label(path), clip(k.Value), suggest(k.Value, fields))
 			continue
 		}
 		d.decode(val, v.Field(idx), fp)
@@ -331,7 +331,7 @@ func kindName(n *yaml.Node) string {
 		case "!!bool":
 			return "the boolean " + n.Value
 		}
-		return fmt.Sprintf("%q", n.Value)
+		return fmt.Sprintf("%q", clip(n.Value))
 	}
 	return "an unsupported YAML node"
 }

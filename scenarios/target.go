@@ -34,7 +34,7 @@ type Target struct {
 func ParseTarget(s string) (Target, error) {
 	parts := strings.Split(s, "/")
 	bad := func(want string) (Target, error) {
-		return Target{}, fmt.Errorf("invalid target %q: want %s", s, want)
+		return Target{}, fmt.Errorf("invalid target %q: want %s", clip(s), want)
 	}
 	if slices.Contains(parts, "") {
 		return bad("a path such as rack/dc1/r1, with no empty segment")

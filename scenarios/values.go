@@ -24,10 +24,10 @@ func (d *Duration) D() time.Duration {
 func ParseDuration(s string) (Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return Duration{}, fmt.Errorf("invalid duration %q (want a Go duration such as 90s or 3m)", s)
+		return Duration{}, fmt.Errorf("invalid duration %q (want a Go duration such as 90s or 3m)", clip(s))
 	}
 	if d < 0 {
-		return Duration{}, fmt.Errorf("invalid duration %q: must not be negative", s)
+		return Duration{}, fmt.Errorf("invalid duration %q: must not be negative", clip(s))
 	}
 	return Duration{d}, nil
 }
@@ -66,10 +66,10 @@ type Quantity struct {
 func ParseQuantity(s string) (Quantity, error) {
 	q, err := resource.ParseQuantity(s)
 	if err != nil {
-		return Quantity{}, fmt.Errorf("invalid size %q (want a Kubernetes quantity such as 32Gi or 500G)", s)
+		return Quantity{}, fmt.Errorf("invalid size %q (want a Kubernetes quantity such as 32Gi or 500G)", clip(s))
 	}
 	if q.Sign() < 0 {
-		return Quantity{}, fmt.Errorf("invalid size %q: must not be negative", s)
+		return Quantity{}, fmt.Errorf("invalid size %q: must not be negative", clip(s))
 	}
 	return Quantity{Quantity: q, raw: s}, nil
 }
