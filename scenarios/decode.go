@@ -150,6 +150,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v = v.Elem()
 	}
+	if nd, ok := v.Addr().Interface().(nodeDecoder); ok {
+		nd.decodeYAML(d, n, path)
+		return
+	}
 	if reflect.PointerTo(v.Type()).Implements(textUnmarshaler) {
 		if n.Kind != yaml.ScalarNode || null {
 			d.errorf(n, path, "%s: expected a string, got %s", d.label(path), kindName(n))

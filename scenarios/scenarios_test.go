@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -115,4 +116,52 @@ func TestTargets(t *testing.T) {
 		_, err := scenarios.ParseTarget(bad)
 		require.Error(t, err, bad)
 	}
+}
+
+func TestFailover(t *testing.T) {
+	const base = `
+name: f
+sites: [{name: s, racks: [{name: r, power: [p], switches: [w], nodes: [{name: a, pools: [K]}]}]}]
+services:
+  - {name: db, kind: stateless, pool: K, replicas: 1}
+  - {name: web, kind: stateless, pool: K, replicas: 1}
+`
+	parse := func(expect string) *scenarios.Scenario {
+		raw, err := scenarios.Decode("f.yaml", []byte(base+expect))
+		require.NoError(t, err)
+		d := raw.WithDefaults()
+		require.NoError(t, d.Validate())
+		return d
+	}
+
+	d := parse("")
+	_, ok := d.Expect.FailoverFor("db")
+	require.False(t, ok, "no failover: the engine default applies")
+	var nilExpect *scenarios.Expect
+	_, ok = nilExpect.FailoverFor("db")
+	require.False(t, ok)
+
+	d = parse("expect: {failover: 20s}\n")
+	for _, sv := range []string{"db", "web"} {
+		got, ok := d.Expect.FailoverFor(sv)
+		require.True(t, ok)
+		require.Equal(t, 20*time.Second, got)
+	}
+
+	d = parse("expect:\n  failover: {db: 1m30s}\n")
+	got, ok := d.Expect.FailoverFor("db")
+	require.True(t, ok)
+	require.Equal(t, 90*time.Second, got)
+	_, ok = d.Expect.FailoverFor("web")
+	require.False(t, ok, "a service the map leaves out gets the default")
+
+	// Clone (and so WithDefaults) copies the map; Validate changes nothing.
+	c := d.Clone()
+	require.Equal(t, d.Expect.Failover, c.Expect.Failover)
+	c.Expect.Failover.Services["web"] = scenarios.Duration{Duration: time.Second}
+	_, ok = d.Expect.FailoverFor("web")
+	require.False(t, ok, "the clone shares no map with the original")
+	before := d.Clone()
+	require.NoError(t, d.Validate())
+	require.Equal(t, before.Expect, d.Expect)
 }

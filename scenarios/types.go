@@ -135,4 +135,6 @@ type Expect struct {
 	AcknowledgedLoss *int      `yaml:"acknowledgedLoss,omitempty" json:"acknowledgedLoss,omitempty" jsonschema:"minimum=0"`
 	Throughput       *float64  `yaml:"throughput,omitempty" json:"throughput,omitempty" jsonschema:"minimum=0,maximum=1"`
 	Recovery         *Duration `yaml:"recovery,omitempty" json:"recovery,omitempty"`
+	// Failover is optional and has no default here: see FailoverFor.
+	Failover *Failover `yaml:"failover,omitempty" json:"failover,omitempty"`
 }

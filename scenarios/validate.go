@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -156,7 +157,7 @@ func (v *validator) scenario() {
 		v.fault(i, f, &idx)
 	}
 	if s.Expect != nil {
-		v.expect()
+		v.expect(&idx)
 	}
 }
 
@@ -494,8 +495,22 @@ func (v *validator) targetExists(path string, t Target, idx *nameIndex) bool {
 	return true
 }
 
-func (v *validator) expect() {
+func (v *validator) expect(idx *nameIndex) {
 	e := v.s.Expect
+	if f := e.Failover; f != nil {
+		if f.All != nil && f.All.Duration <= 0 {
+			v.add("expect.failover", "expect.failover must be positive")
+		}
+		for _, name := range slices.Sorted(maps.Keys(f.Services)) {
+			p := "expect.failover." + name
+			if _, ok := idx.services[name]; !ok {
+				v.add(p, "expect.failover: unknown service %q", name)
+			}
+			if f.Services[name].Duration <= 0 {
+				v.add(p, "expect.failover: the budget of %q must be positive", name)
+			}
+		}
+	}
 	if e.Quorum != "" && e.Quorum != "held" && e.Quorum != "any" {
 		v.add("expect.quorum", "unknown expect.quorum %q (held or any)", e.Quorum)
 	}
