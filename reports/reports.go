@@ -8,7 +8,6 @@ package reports
 
 import (
 	"bytes"
-	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -38,30 +37,25 @@ const (
 
 // Run identifies the run being judged.
 type Run struct {
-	// Dir is the run directory holding the evidence; the reports go there
-	// unless Out is set.
-	Dir string
-	// Out is where Generate writes the reports ("" = Dir): judge can score
-	// a saved run again without touching it.
-	Out      string
+	// Dir is the run directory holding the evidence; Generate writes the
+	// reports there.
+	Dir      string
 	Scenario *scenarios.Scenario
 	Seed     int64
 	Started  time.Time
 }
 
-// Generate judges the run in r.Dir and writes its reports (to r.Out, else
-// r.Dir). A missing or unreadable final state is not an error (the checks
+// Generate judges the run in r.Dir and writes its reports there. A missing or unreadable final state is not an error (the checks
 // needing it report UNKNOWN); a missing history is.
 func Generate(ctx context.Context, log *slog.Logger, r Run, opts checks.Options) (*checks.Report, error) {
 	rep, err := Judge(ctx, log, r, opts)
 	if err != nil {
 		return nil, err
 	}
-	out := cmp.Or(r.Out, r.Dir)
-	if err := Write(out, rep); err != nil {
+	if err := Write(r.Dir, rep); err != nil {
 		return rep, err
 	}
-	log.Info("reports written", "html", filepath.Join(out, HTMLFile))
+	log.Info("reports written", "html", filepath.Join(r.Dir, HTMLFile))
 	return rep, nil
 }
 

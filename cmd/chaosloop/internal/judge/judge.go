@@ -158,9 +158,11 @@ func identity(dir string) (reports.Run, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return r, err
 	}
-	old, err := readReport(filepath.Join(dir, reports.JSONFile))
-	if err != nil {
-		return r, nil //nolint:nilerr // neither plan nor report: judge with no identity rather than refuse
+	old, rerr := readReport(filepath.Join(dir, reports.JSONFile))
+	if rerr != nil {
+		// Neither plan nor report: judge without seed and start time
+		// rather than refuse; they only label the report.
+		return r, nil
 	}
 	r.Seed = old.Seed
 	if old.Started != nil {
@@ -176,7 +178,7 @@ func keepPrevious(dir string) (*checks.Report, error) {
 	for _, mv := range [][2]string{{reports.JSONFile, PrevJSONFile}, {reports.JUnitFile, PrevJUnitFile}, {reports.HTMLFile, PrevHTMLFile}} {
 		err := os.Rename(filepath.Join(dir, mv[0]), filepath.Join(dir, mv[1]))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("keeping the previous report: %w", err)
+			return nil, fmt.Errorf("keeping the previous report: %w (--out DIR writes the reports elsewhere)", err)
 		}
 	}
 	return prev, nil
