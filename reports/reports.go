@@ -2,15 +2,18 @@
 // the run directory's evidence (history.jsonl, final-state.json), runs the
 // checks (reports/checks) and writes report.json, junit.xml and
 // report.html (reports/render). The run command calls Generate after
-// convergence; a report can be made again from a saved run directory the
-// same way.
+// convergence; the judge command calls Judge and Write to score a saved run
+// directory again.
 package reports
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -34,44 +37,92 @@ const (
 
 // Run identifies the run being judged.
 type Run struct {
-	// Dir is the run directory holding the evidence; the reports go there.
+	// Dir is the run directory holding the evidence; Generate writes the
+	// reports there.
 	Dir      string
 	Scenario *scenarios.Scenario
 	Seed     int64
 	Started  time.Time
 }
 
-// Generate judges the run in r.Dir and writes its reports there. A missing
-// or unreadable final state is not an error (the checks needing it report
-// UNKNOWN); a missing history is.
+// Generate judges the run in r.Dir and writes its reports there. A missing or unreadable final state is not an error (the checks
+// needing it report UNKNOWN); a missing history is.
 func Generate(ctx context.Context, log *slog.Logger, r Run, opts checks.Options) (*checks.Report, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	events, err := history.ReadFile(filepath.Join(r.Dir, HistoryFile))
-	if err != nil {
-		return nil, fmt.Errorf("reports: %w", err)
-	}
-	in := checks.Input{Scenario: r.Scenario, Events: events, Seed: r.Seed, Started: r.Started}
-	switch f, err := history.ReadFinal(filepath.Join(r.Dir, FinalFile)); {
-	case errors.Is(err, fs.ErrNotExist):
-		in.FinalError = "no " + FinalFile + " (the run did not get as far as reading the final state)"
-	case err != nil:
-		in.FinalError = err.Error()
-	default:
-		in.Final = f
-	}
-	rep, err := checks.Run(in, opts)
+	rep, err := Judge(ctx, log, r, opts)
 	if err != nil {
 		return nil, err
 	}
 	if err := Write(r.Dir, rep); err != nil {
 		return rep, err
 	}
-	log.Info("run judged", "scenario", rep.Scenario, "verdict", rep.Verdict, "exit", rep.ExitCode,
-		"events", len(events), "took", time.Since(start).Round(time.Millisecond), "html", filepath.Join(r.Dir, HTMLFile))
+	log.Info("reports written", "html", filepath.Join(r.Dir, HTMLFile))
 	return rep, nil
+}
+
+// Judge reads the evidence in r.Dir and runs the checks, writing nothing:
+// the one scoring path shared by run (through Generate) and judge. Each
+// evidence file may also be gzipped (history.jsonl.gz, final-state.json.gz),
+// as archived runs and testdata are.
+func Judge(ctx context.Context, log *slog.Logger, r Run, opts checks.Options) (*checks.Report, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	var events []history.Event
+	err := readEvidence(r.Dir, HistoryFile, func(rd io.Reader) (err error) {
+		events, err = history.Read(rd)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reports: %w", err)
+	}
+	in := checks.Input{Scenario: r.Scenario, Events: events, Seed: r.Seed, Started: r.Started}
+	final := &history.Final{}
+	switch err := readEvidence(r.Dir, FinalFile, func(rd io.Reader) error { return json.NewDecoder(rd).Decode(final) }); {
+	case errors.Is(err, fs.ErrNotExist):
+		in.FinalError = "no " + FinalFile + " (the run did not get as far as reading the final state)"
+	case err != nil:
+		in.FinalError = err.Error()
+	default:
+		in.Final = final
+	}
+	rep, err := checks.Run(in, opts)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("run judged", "scenario", rep.Scenario, "verdict", rep.Verdict, "exit", rep.ExitCode,
+		"events", len(events), "took", time.Since(start).Round(time.Millisecond))
+	return rep, nil
+}
+
+// readEvidence opens dir/name, else dir/name.gz, and hands its content to
+// read. A missing file is fs.ErrNotExist naming the plain file.
+func readEvidence(dir, name string, read func(io.Reader) error) error {
+	path := filepath.Join(dir, name)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		gf, gerr := os.Open(path + ".gz")
+		if gerr != nil {
+			return err
+		}
+		defer gf.Close()
+		zr, gerr := gzip.NewReader(gf)
+		if gerr != nil {
+			return fmt.Errorf("%s.gz: %w", path, gerr)
+		}
+		if err := read(zr); err != nil {
+			return fmt.Errorf("%s.gz: %w", path, err)
+		}
+		return zr.Close()
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := read(f); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 // Write writes report.json, junit.xml and report.html into dir.

@@ -122,6 +122,19 @@ func TestGenerateWithoutFinalState(t *testing.T) {
 	require.Contains(t, rep.Check(checks.CheckAcknowledged).Summary, "no final-state.json")
 }
 
+// Judge reads gzipped evidence in place (archived runs, testdata) and
+// writes nothing.
+func TestJudgeReadsGzippedEvidence(t *testing.T) {
+	dir := filepath.Join("testdata", "quickstart-pass")
+	sc, err := scenarios.Parse(filepath.Join(dir, "scenario.yaml"))
+	require.NoError(t, err)
+	rep, err := reports.Judge(context.Background(), slog.New(slog.DiscardHandler), reports.Run{Dir: dir, Scenario: sc, Seed: 1}, checks.Options{})
+	require.NoError(t, err)
+	require.Equal(t, checks.Pass, rep.Verdict, "%v", rep.Why)
+	_, err = os.Stat(filepath.Join(dir, reports.JUnitFile))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
 func TestGenerateWithoutHistoryFails(t *testing.T) {
 	sc, err := scenarios.Parse(filepath.Join("testdata", "quickstart-pass", "scenario.yaml"))
 	require.NoError(t, err)

@@ -103,7 +103,10 @@ func (r *run) money() Result {
 	var chainMsgs []string
 	for a := range seenAcct {
 		if v, ok := final[a]; ok && v != last[a] {
-			chainMsgs = append(chainMsgs, fmt.Sprintf("%s %s: last change row says %d, position says %d", a.p, a.c, last[a], v))
+			// The difference says how much money appeared or vanished
+			// there, so a position edited or moved outside the ledger's
+			// transactions can be traced.
+			chainMsgs = append(chainMsgs, fmt.Sprintf("%s %s: last change row says %d, position says %d (%+d not accounted for by any change row)", a.p, a.c, last[a], v, v-last[a]))
 		}
 		if n := brokenChain[a]; n > 0 {
 			chainMsgs = append(chainMsgs, fmt.Sprintf("%s %s: %d change rows do not follow from the previous value", a.p, a.c, n))

@@ -137,8 +137,8 @@ func (r *run) writes(b *builder, op, label, kind, part string, readable func(*hi
 	b.counts[key+"Lost"] = int64(len(expected) + len(unexpected))
 	b.counts[key+"LostPredicted"] = int64(len(expected))
 	b.grouped(SevWarning, expected, func(n int, fault string) string {
-		return fmt.Sprintf("%s acknowledged %s are gone: analyze predicted acknowledged loss possible here (async replication, failover), so this is the design's known cost",
-			plural(n, label+" write", label+" writes"), fault)
+		return fmt.Sprintf("%s acknowledged %s %s gone: analyze predicted acknowledged loss possible here (async replication, failover), so this is the design's known cost",
+			plural(n, label+" write", label+" writes"), fault, isAre(n))
 	})
 	budget := r.expect.AcknowledgedLoss
 	sev := SevWarning
@@ -146,7 +146,7 @@ func (r *run) writes(b *builder, op, label, kind, part string, readable func(*hi
 		sev = SevFail
 	}
 	b.grouped(sev, unexpected, func(n int, fault string) string {
-		return fmt.Sprintf("%s acknowledged %s are gone where analyze predicted no loss (allowed: %d)", plural(n, label+" write", label+" writes"), fault, budget)
+		return fmt.Sprintf("%s acknowledged %s %s gone where analyze predicted no loss (allowed: %d)", plural(n, label+" write", label+" writes"), fault, isAre(n), budget)
 	})
 	s := fmt.Sprintf("%s: %d of %d acknowledged writes readable", label, len(acked)-len(expected)-len(unexpected), len(acked))
 	if len(expected) > 0 {
@@ -177,4 +177,11 @@ func (r *run) lossPredicted(kind, svc string, t time.Duration) bool {
 		}
 	}
 	return false
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/enginescmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/fault"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/handler"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/judge"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/run"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/schema"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/status"
@@ -41,7 +42,7 @@ go read-only or down.
 
 Exit status: 0 success; 1 findings, a failure that breaks a service, or a
 chaosloop error; 2 invalid scenario or usage; 3 safety violated; 4 liveness
-violated (run).`,
+violated or inconclusive (run, judge).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version(),
@@ -80,6 +81,7 @@ violated (run).`,
 		handler.NewCommand(env),
 		run.NewRunCommand(env),
 		run.NewReplayCommand(env),
+		judge.NewCommand(env),
 	)
 	for _, c := range cmd.Commands() {
 		wrapArgs(c)
