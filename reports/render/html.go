@@ -129,7 +129,7 @@ details{margin:2px 0}summary{cursor:pointer}.small{color:#666;font-size:12px}cod
 
 <h2>How this was judged</h2>
 <div class="small">Expectations: quorum {{.R.Expect.Quorum}}, acknowledged loss ≤ {{.R.Expect.AcknowledgedLoss}}, throughput during faults ≥ {{.R.Expect.Throughput}} of baseline, recovery ≤ {{dur .R.Expect.Recovery}}.
-Samples within {{dur .R.Options.SettleAfterInject}} of an injection or {{dur .R.Options.SettleAfterRecover}} of a heal are not compared with analyze (engines settling).
+Samples within a service's failover budget of an injection or a heal are not compared with analyze (engines settling); a write outage that ends while its fault is active is judged against that budget (failover check), one that does not end is quorum lost. Probes that timed out are unknown and never compared.
 Recovery: start of the first {{dur .R.Options.RecoveryWindow}} window at ≥ {{.R.Options.RecoveryLevel}} of baseline. Exit codes: 3 safety violated, 4 liveness violated or inconclusive, 0 pass.
 {{with .R.Problems}}<br>History problems: {{range .}}{{.}}; {{end}}{{end}}</div>
 </body></html>

@@ -63,13 +63,13 @@ func TestJSONRoundTrip(t *testing.T) {
 	require.NoError(t, render.JSON(&b, rep))
 	var raw map[string]any
 	require.NoError(t, json.Unmarshal(b.Bytes(), &raw))
-	require.Equal(t, 1.0, raw["version"])
+	require.Equal(t, 2.0, raw["version"])
 	require.Equal(t, "quickstart", raw["scenario"])
 	require.Equal(t, 42.0, raw["seed"])
 	require.Equal(t, "PASS", raw["verdict"])
 	var back checks.Report
 	require.NoError(t, json.Unmarshal(b.Bytes(), &back))
-	require.Len(t, back.Checks, 7)
+	require.Len(t, back.Checks, 8)
 	require.Len(t, back.Faults, 2)
 	require.Equal(t, rep.Faults[0].InjectAt, back.Faults[0].InjectAt)
 	require.Equal(t, len(rep.Series.P99), len(back.Series.P99))
@@ -80,7 +80,7 @@ func TestJSONRoundTrip(t *testing.T) {
 func TestJUnitPassing(t *testing.T) {
 	j := parseJUnit(t, report(t, synth.Config{}))
 	require.Len(t, j.Suites, 3, "the run and one suite per fault")
-	require.Equal(t, 21, j.Tests, "7 checks × (run + 2 faults)")
+	require.Equal(t, 24, j.Tests, "8 checks × (run + 2 faults)")
 	require.Zero(t, j.Failures+j.Errors+j.Skipped)
 	require.Equal(t, "quickstart: fault 1 power-off rack/dc1/r1", j.Suites[1].Name)
 	require.Equal(t, "acknowledged-transfers", j.Suites[1].Cases[0].Name)
