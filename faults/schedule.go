@@ -94,50 +94,58 @@ func (s *Scheduler) Active() []Fault {
 	return slices.Clone(s.active)
 }
 
+// step is one scheduled inject or heal, at an offset from the start.
+type step struct {
+	at     time.Duration
+	inject bool
+	f      Fault
+}
+
+// insertStep keeps steps sorted by time, a heal before an inject at the
+// same instant.
+func insertStep(steps []step, st step) []step {
+	i := slices.IndexFunc(steps, func(o step) bool {
+		return o.at > st.at || (o.at == st.at && o.inject && !st.inject)
+	})
+	if i < 0 {
+		return append(steps, st)
+	}
+	return slices.Insert(steps, i, st)
+}
+
 // Run applies plan, with offsets counted from start, until runEnd after
 // start or ctx ends; every fault still in place is then recovered (with a
-// fresh context, so that cancellation never leaves a fault behind).
+// fresh context, so that cancellation never leaves a fault behind). Each
+// fault lasts its For from its actual injection: a late inject moves its
+// heal with it rather than shortening the fault the plan describes.
 func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Duration, plan []Fault) error {
-	type step struct {
-		at     time.Duration
-		inject bool
-		f      Fault
-	}
 	var steps []step
 	for _, f := range plan {
-		steps = append(steps, step{f.At, true, f})
-		if f.For > 0 && f.At+f.For < runEnd {
-			steps = append(steps, step{f.At + f.For, false, f})
-		}
+		steps = insertStep(steps, step{f.At, true, f})
 	}
-	slices.SortStableFunc(steps, func(a, b step) int {
-		if a.at != b.at {
-			return int(a.at - b.at)
-		}
-		// Heal before injecting at the same instant.
-		if a.inject != b.inject {
-			if a.inject {
-				return 1
-			}
-			return -1
-		}
-		return 0
-	})
 	defer s.recoverAll()
 	var errs []error
-	for _, st := range steps {
-		wait := time.Until(start.Add(st.at))
+	for len(steps) > 0 {
+		st := steps[0]
+		steps = steps[1:]
 		select {
 		case <-ctx.Done():
 			return errors.Join(append(errs, ctx.Err())...)
-		case <-time.After(wait):
+		case <-time.After(time.Until(start.Add(st.at))):
 		}
-		if st.inject {
-			if err := s.inject(ctx, st.f); err != nil {
+		if !st.inject {
+			if err := s.recover(context.WithoutCancel(ctx), st.f, time.Since(start)-(st.f.At+st.f.For)); err != nil {
 				errs = append(errs, err)
 			}
-		} else if err := s.recover(context.WithoutCancel(ctx), st.f); err != nil {
+			continue
+		}
+		actual := time.Since(start)
+		if err := s.inject(ctx, st.f, actual-st.f.At); err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if heal := actual + st.f.For; st.f.For > 0 && heal < runEnd {
+			steps = insertStep(steps, step{heal, false, st.f})
 		}
 	}
 	select {
@@ -147,18 +155,20 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 	return errors.Join(errs...)
 }
 
-func (s *Scheduler) inject(ctx context.Context, f Fault) error {
+// inject puts f in place; late is how long after its planned time.
+func (s *Scheduler) inject(ctx context.Context, f Fault, late time.Duration) error {
 	// Stamped when injecting starts: a power-off of several nodes takes a
 	// few hundred ms, and the first node goes dark at the start of it.
 	var at time.Duration
 	if s.History != nil {
 		at = s.History.Since()
 	}
+	began := time.Now()
 	target, err := s.Injector.Inject(ctx, f)
 	if target != "" {
 		f.Target = target
 	}
-	ev := history.Event{T: at, Type: history.Fault, Phase: "inject", Action: f.Action, Target: f.Target}
+	ev := history.Event{T: at, Took: time.Since(began), Type: history.Fault, Phase: "inject", Action: f.Action, Target: f.Target, Late: late}
 	if err != nil {
 		ev.Error = err.Error()
 	}
@@ -172,11 +182,13 @@ func (s *Scheduler) inject(ctx context.Context, f Fault) error {
 	if s.OnChange != nil {
 		s.OnChange(f, true)
 	}
-	s.Log.Info("fault injected", "action", f.Action, "target", f.Target)
+	s.Log.Info("fault injected", "action", f.Action, "target", f.Target, "late", late)
 	return nil
 }
 
-func (s *Scheduler) recover(ctx context.Context, f Fault) error {
+// recover heals f; late is how long after its planned heal (At+For), 0
+// when it has none (healed at the end).
+func (s *Scheduler) recover(ctx context.Context, f Fault, late time.Duration) error {
 	s.mu.Lock()
 	i := slices.IndexFunc(s.active, func(a Fault) bool { return a.Index == f.Index })
 	if i < 0 {
@@ -193,7 +205,7 @@ func (s *Scheduler) recover(ctx context.Context, f Fault) error {
 		healedAt = s.History.Since()
 	}
 	err := s.Injector.Recover(ctx, f)
-	ev := history.Event{T: healedAt, Type: history.Fault, Phase: "recover", Action: f.Action, Target: f.Target}
+	ev := history.Event{T: healedAt, Type: history.Fault, Phase: "recover", Action: f.Action, Target: f.Target, Late: late}
 	if err != nil {
 		ev.Error = err.Error()
 	}
@@ -216,7 +228,7 @@ func (s *Scheduler) recoverAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for _, f := range slices.Backward(s.Active()) {
-		if err := s.recover(ctx, f); err != nil {
+		if err := s.recover(ctx, f, 0); err != nil {
 			s.Log.Error("recovering a fault failed; 'chaosloop heal' or 'chaosloop down' undoes it", "action", f.Action, "target", f.Target, "err", err)
 		}
 	}

@@ -3,6 +3,7 @@ package checks
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/chaosloop/chaosloop/reports/evidence"
 	"github.com/chaosloop/chaosloop/topology"
@@ -27,6 +28,7 @@ func (r *run) faultEffect(infos []FaultInfo) Result {
 			vacuous++
 			continue
 		}
+		r.slips(b, i, f)
 		var effects []string
 		observedSvc := map[string]bool{}
 		for _, sv := range r.t.Services {
@@ -110,4 +112,26 @@ func (r *run) serviceEffect(sv *topology.Service, f *evidence.Fault) string {
 		}
 	}
 	return ""
+}
+
+// maxSlip: a fault going in or out later than this after its planned time
+// is reported. The schedule is kept (a late fault still lasts its for),
+// but its window no longer sits where the scenario put it.
+const maxSlip = time.Second
+
+// slips warns about a fault injected or healed late; a slip changes no
+// status: what happened is judged where it happened.
+func (r *run) slips(b *builder, i int, f *evidence.Fault) {
+	for _, sl := range []struct {
+		what string
+		late time.Duration
+		at   time.Duration
+	}{{"injected", f.InjectLate, f.Inject}, {"healed", f.RecoverLate, f.Recover}} {
+		if sl.late <= maxSlip && sl.late >= -maxSlip {
+			continue
+		}
+		at := Sec(sl.at)
+		b.add(Finding{Severity: SevWarning, Fault: &i, From: &at,
+			Message: fmt.Sprintf("fault %d (%s) %s %s after its planned time (scheduler slip over %s)", i+1, f.Name(), sl.what, fmtDur(sl.late), fmtDur(maxSlip))})
+	}
 }

@@ -155,3 +155,35 @@ func TestProbeTimeoutCountedPerFault(t *testing.T) {
 	require.Equal(t, 1, failoverOf(t, rep, 1, "cache").ProbeTimeouts)
 	require.Equal(t, checks.Pass, rep.Verdict, rep.Why)
 }
+
+// A scheduler slip over 1 s is a warning finding and shows on the fault;
+// it changes no status.
+func TestSchedulerSlipIsReported(t *testing.T) {
+	sc := quickstart(t)
+	run := generate(t, sc, synth.Config{})
+	for i, e := range run.Events {
+		if e.Type == history.Fault && e.Target == "site/dc3" {
+			run.Events[i].Late = 1500 * time.Millisecond
+		}
+	}
+	rep := judge(t, sc, run)
+	require.Equal(t, checks.Pass, rep.Verdict, rep.Why)
+	require.Equal(t, 1500*time.Millisecond, rep.Faults[1].InjectLate.D())
+	require.Equal(t, 1500*time.Millisecond, rep.Faults[1].RecoverLate.D())
+	require.Zero(t, rep.Faults[0].InjectLate)
+	var msgs []string
+	for _, f := range findings(rep, checks.CheckFaultEffect, checks.SevWarning) {
+		msgs = append(msgs, f.Message)
+	}
+	require.Contains(t, msgs, "fault 2 (isolate site/dc3) injected 1.5s after its planned time (scheduler slip over 1s)")
+	require.Contains(t, msgs, "fault 2 (isolate site/dc3) healed 1.5s after its planned time (scheduler slip over 1s)")
+
+	// Negative control: 900 ms is within tolerance.
+	for i, e := range run.Events {
+		if e.Type == history.Fault {
+			run.Events[i].Late = 900 * time.Millisecond
+		}
+	}
+	rep = judge(t, sc, run)
+	require.Empty(t, findings(rep, checks.CheckFaultEffect, checks.SevWarning))
+}

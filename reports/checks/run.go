@@ -336,7 +336,8 @@ func (r *run) faultInfos() []FaultInfo {
 	out := []FaultInfo{}
 	for _, f := range r.ix.Faults {
 		fi := FaultInfo{Index: f.Index, Name: f.Name(), Action: f.Action, Target: f.Target, Injected: f.Injected,
-			InjectAt: Sec(f.Inject), Recovered: f.Recovered, RecoverAt: Sec(f.Recover), Predicted: []ServicePrediction{}}
+			InjectAt: Sec(f.Inject), Recovered: f.Recovered, RecoverAt: Sec(f.Recover), Predicted: []ServicePrediction{},
+			InjectLate: Sec(f.InjectLate), RecoverLate: Sec(f.RecoverLate)}
 		if f.Planned != nil {
 			at := Sec(f.Planned.At.D())
 			fi.PlannedAt = &at

@@ -1,0 +1,101 @@
+package faults
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/load/history"
+)
+
+// fakeInjector records when faults go in and out; injecting slowIndex
+// sleeps slow (a busy machine, a power-off of many nodes).
+type fakeInjector struct {
+	start     time.Time
+	slowIndex int
+	slow      time.Duration
+	mu        sync.Mutex
+	injected  map[int]time.Duration
+	recovered map[int]time.Duration
+}
+
+func (fi *fakeInjector) Inject(_ context.Context, f Fault) (string, error) {
+	at := time.Since(fi.start)
+	if f.Index == fi.slowIndex {
+		time.Sleep(fi.slow)
+	}
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	fi.injected[f.Index] = at
+	return "", nil
+}
+
+func (fi *fakeInjector) Recover(_ context.Context, f Fault) error {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	fi.recovered[f.Index] = time.Since(fi.start)
+	return nil
+}
+
+// A slow inject delays the next fault: that slip is recorded in the
+// history (Late), and the delayed fault still lasts its For from its
+// actual injection (not healed at its planned At+For, which would cut it
+// short).
+func TestSlipIsRecordedAndHealFollowsActualInject(t *testing.T) {
+	start := time.Now()
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	h, err := history.Create(path, start)
+	require.NoError(t, err)
+	fi := &fakeInjector{start: start, slowIndex: 0, slow: 1500 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	plan := []Fault{
+		{Index: 0, At: 0, For: 3 * time.Second, Action: "kill", Target: "service/a/0"},
+		{Index: 1, At: 200 * time.Millisecond, For: 500 * time.Millisecond, Action: "kill", Target: "service/b/0"},
+	}
+	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi, History: h}
+	require.NoError(t, s.Run(context.Background(), start, 3200*time.Millisecond, plan))
+	require.NoError(t, h.Close())
+
+	// Fault 1 went in at ~1.5 s, 1.3 s late; it healed 500 ms after that.
+	require.GreaterOrEqual(t, fi.injected[1], 1500*time.Millisecond)
+	lasted := fi.recovered[1] - fi.injected[1]
+	require.GreaterOrEqual(t, lasted, 500*time.Millisecond)
+	require.Less(t, lasted, 700*time.Millisecond, "healed For after the actual inject")
+
+	evs, err := history.ReadFile(path)
+	require.NoError(t, err)
+	late := map[string]time.Duration{}
+	for _, e := range evs {
+		if e.Type == history.Fault {
+			late[e.Phase+" "+e.Target] = e.Late
+		}
+	}
+	require.Less(t, late["inject service/a/0"], 100*time.Millisecond)
+	require.GreaterOrEqual(t, late["inject service/b/0"], 1300*time.Millisecond, "the slip is recorded")
+	require.GreaterOrEqual(t, late["recover service/b/0"], 1300*time.Millisecond, "late against the plan's At+For")
+}
+
+// Negative control: without a slow inject nothing is late and the heal
+// comes at At+For.
+func TestOnTimeScheduleHasNoSlip(t *testing.T) {
+	start := time.Now()
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	h, err := history.Create(path, start)
+	require.NoError(t, err)
+	fi := &fakeInjector{start: start, slowIndex: -1, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	plan := []Fault{{Index: 0, At: 100 * time.Millisecond, For: 300 * time.Millisecond, Action: "kill", Target: "service/a/0"}}
+	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi, History: h}
+	require.NoError(t, s.Run(context.Background(), start, 600*time.Millisecond, plan))
+	require.NoError(t, h.Close())
+	require.Less(t, fi.injected[0], 200*time.Millisecond)
+	require.Less(t, fi.recovered[0], 500*time.Millisecond)
+	evs, err := history.ReadFile(path)
+	require.NoError(t, err)
+	for _, e := range evs {
+		require.Less(t, e.Late, 100*time.Millisecond, "%+v", e)
+	}
+}
