@@ -37,17 +37,17 @@ func DefaultBudget(kind string) Budget {
 	b := func(d time.Duration, why string) Budget { return Budget{Sec(d), why, SourceTable} }
 	switch kind {
 	case scenarios.KindEtcd, scenarios.KindRaft:
-		return b(7*time.Second, "etcd election timeout 1 s, randomised up to 2 s; + 5 s margin")
+		return b(7*time.Second, "etcd election timeout 1s, randomised up to 2s; + 5 s margin")
 	case scenarios.KindZookeeper:
-		return b(15*time.Second, "tickTime 2 s × syncLimit 5 = 10 s; + 5 s margin")
+		return b(15*time.Second, "tickTime 2s × syncLimit 5 = 10s; + 50%")
 	case scenarios.KindMySQL:
-		return b(22500*time.Millisecond, "Galera evs.inactive_timeout 15 s (evs.suspect_timeout 5 s); + 50%")
+		return b(22500*time.Millisecond, "Galera evs.inactive_timeout 15s (evs.suspect_timeout 5s); + 50%")
 	case scenarios.KindRedis:
-		return b(18*time.Second, "Sentinel down-after-milliseconds 2 s + failover-timeout 10 s = 12 s; + 50%")
+		return b(18*time.Second, "Sentinel down-after-milliseconds 2s + failover-timeout 10s = 12s; + 50%")
 	case scenarios.KindKafka:
-		return b(12*time.Second, "KRaft broker.session.timeout 4 s + controller.quorum.fetch.timeout 2 s + election.timeout 1 s = 7 s; + 5 s margin")
+		return b(12*time.Second, "KRaft broker.session.timeout 4s + controller.quorum.fetch.timeout 2s + election.timeout 1s = 7s; + 5 s margin")
 	case scenarios.KindMongoDB:
-		return b(22500*time.Millisecond, "Patroni ttl 10 s + loop_wait 2 s + retry_timeout 3 s = 15 s; + 50%")
+		return b(22500*time.Millisecond, "Patroni ttl 10s + loop_wait 2s + retry_timeout 3s = 15s; + 50%")
 	}
 	return b(5*time.Second, "no election: members are up with their nodes; + 5 s margin")
 }

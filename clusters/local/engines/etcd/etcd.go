@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -258,6 +259,20 @@ func (e *Engine) rejoin(ctx context.Context, c *engines.Cluster, i int) error {
 	return e.spawn(c, m, "existing", strings.Join(parts, ","))
 }
 
+// Raft timing, etcd's defaults made explicit so that the failover budget
+// follows them: a follower that hears no heartbeat for ElectionTimeout
+// (randomised up to twice that) campaigns.
+const (
+	HeartbeatInterval = 100 * time.Millisecond
+	ElectionTimeout   = time.Second
+)
+
+// FailoverBudget: a leader lost is replaced within 2 × ElectionTimeout
+// (the randomised election timeout), plus margin.
+func FailoverBudget() engines.Budget {
+	return engines.WithMargin(2*ElectionTimeout, fmt.Sprintf("etcd election timeout %s, randomised up to %s", ElectionTimeout, 2*ElectionTimeout))
+}
+
 func initialCluster(ms []engines.Member) string {
 	parts := make([]string, len(ms))
 	for i, m := range ms {
@@ -289,6 +304,8 @@ func (e *Engine) spawn(c *engines.Cluster, m engines.Member, state, cluster stri
 		"--pre-vote=true",
 		// The v2 store is what Patroni's reliable "etcd:" backend uses.
 		"--enable-v2=true",
+		"--heartbeat-interval", strconv.FormatInt(HeartbeatInterval.Milliseconds(), 10),
+		"--election-timeout", strconv.FormatInt(ElectionTimeout.Milliseconds(), 10),
 		"--logger", "zap",
 		"--log-outputs", "stderr",
 	}
