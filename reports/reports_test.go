@@ -199,3 +199,25 @@ func readJSON(t *testing.T, path string, v any) {
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, v))
 }
+
+// The budgets the runner recorded are the ones judged by; a run directory
+// without budgets.json falls back to the checks' table by kind.
+func TestGenerateReadsRecordedBudgets(t *testing.T) {
+	dir := t.TempDir()
+	gunzip(t, filepath.Join("testdata", "quickstart-pass", "history.jsonl.gz"), filepath.Join(dir, reports.HistoryFile))
+	gunzip(t, filepath.Join("testdata", "quickstart-pass", "final-state.json.gz"), filepath.Join(dir, reports.FinalFile))
+	sc, err := scenarios.Parse(filepath.Join("testdata", "quickstart-pass", "scenario.yaml"))
+	require.NoError(t, err)
+	gen := func() *checks.Report {
+		rep, err := reports.Generate(context.Background(), slog.New(slog.DiscardHandler), reports.Run{Dir: dir, Scenario: sc}, checks.Options{})
+		require.NoError(t, err)
+		return rep
+	}
+	require.Equal(t, checks.SourceTable, gen().Budgets["bulk-db"].Source)
+
+	rec := checks.Budget{Budget: checks.Sec(20 * time.Second), Derivation: "Patroni as configured", Source: checks.SourceEngine}
+	require.NoError(t, reports.WriteBudgets(dir, map[string]checks.Budget{"bulk-db": rec}))
+	rep := gen()
+	require.Equal(t, rec, rep.Budgets["bulk-db"])
+	require.Equal(t, checks.SourceTable, rep.Budgets["kafka"].Source, "a service not recorded takes the table")
+}

@@ -203,6 +203,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if err := reports.WriteBudgets(dir, failoverBudgets(lab, sc)); err != nil {
+		return res, err
+	}
 	// A crashed earlier run may have left faults in place.
 	if err := lab.RecoverAll(ctx); err != nil {
 		return res, fmt.Errorf("recovering faults left by an earlier run: %w", err)
@@ -452,6 +455,19 @@ func (w *work) converge(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("not converged after %s: %w", w.o.Converge, last)
+}
+
+// failoverBudgets are the budgets the checks judge failovers by: the
+// scenario's expect.failover where it sets one, else the engine's own.
+func failoverBudgets(lab *local.Lab, sc *scenarios.Scenario) map[string]checks.Budget {
+	out := map[string]checks.Budget{}
+	for name, b := range lab.FailoverBudgets() {
+		out[name] = checks.Budget{Budget: checks.Sec(b.Budget), Derivation: b.Derivation, Source: checks.SourceEngine}
+		if d, ok := checks.ScenarioFailover(sc, name); ok {
+			out[name] = checks.Budget{Budget: checks.Sec(d), Derivation: "expect.failover", Source: checks.SourceExpect}
+		}
+	}
+	return out
 }
 
 // labInjector adapts the lab's fault primitives to the scheduler.

@@ -52,11 +52,24 @@ func DefaultBudget(kind string) Budget {
 	return b(5*time.Second, "no election: members are up with their nodes; + 5 s margin")
 }
 
-// failoverExpect is what scenarios.Expect offers once it carries
-// expect.failover (added on another branch): when present, Run takes the
-// scenario's budgets from it without further wiring.
-type failoverExpect interface {
+// FailoverExpect is what scenarios.Expect offers once it carries
+// expect.failover (added on another branch): when it does, Run and the
+// runner take the scenario's budgets from it without further wiring.
+type FailoverExpect interface {
 	FailoverFor(service string) (time.Duration, bool)
+}
+
+// ScenarioFailover returns expect.failover for a service, when the
+// scenario's Expect carries it.
+func ScenarioFailover(sc *scenarios.Scenario, service string) (time.Duration, bool) {
+	if sc == nil {
+		return 0, false
+	}
+	fe, ok := any(sc.Expect).(FailoverExpect)
+	if !ok {
+		return 0, false
+	}
+	return fe.FailoverFor(service)
 }
 
 // budgetFor resolves a service's budget: expect.failover (Options, or the
@@ -68,10 +81,8 @@ func (r *run) budgetFor(service, kind string) Budget {
 	if r.o.FailoverAll > 0 {
 		return Budget{Sec(r.o.FailoverAll), "expect.failover for every service", SourceExpect}
 	}
-	if fe, ok := any(r.sc.Expect).(failoverExpect); ok {
-		if d, ok := fe.FailoverFor(service); ok {
-			return Budget{Sec(d), "expect.failover", SourceExpect}
-		}
+	if d, ok := ScenarioFailover(r.sc, service); ok {
+		return Budget{Sec(d), "expect.failover", SourceExpect}
 	}
 	if b, ok := r.o.Budgets[service]; ok {
 		return b
