@@ -350,13 +350,14 @@ func (e *Engine) waitLeaderAndSync(ctx context.Context, c *engines.Cluster) erro
 func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status, error) {
 	st := engines.Status{Engine: "docstore", Version: "FerretDB " + FerretDBVersion + " on Patroni/PostgreSQL 15", Members: make([]engines.MemberStatus, len(c.Members))}
 	nodes := make([]*patroniNode, len(c.Members))
+	nodeErrs := make([]error, len(c.Members))
 	clusters := make([]*patroniCluster, len(c.Members))
 	ferretUp := make([]bool, len(c.Members))
 	var wg sync.WaitGroup
 	// All probes at once: a frozen member costs one timeout, not one per
 	// probe and member.
 	for i, m := range c.Members {
-		wg.Go(func() { nodes[i], _ = patroniGet[patroniNode](ctx, m, "/patroni") })
+		wg.Go(func() { nodes[i], nodeErrs[i] = patroniGet[patroniNode](ctx, m, "/patroni") })
 		wg.Go(func() { clusters[i], _ = patroniGet[patroniCluster](ctx, m, "/cluster") })
 		wg.Go(func() { ferretUp[i] = dial(ctx, m, FerretDBPort) == nil })
 	}
@@ -386,6 +387,8 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 			details = append(details, "postgres "+n.State, "timeline "+strconv.Itoa(n.Timeline))
 		} else {
 			details = append(details, "patroni not answering")
+			// A running Patroni that ran out of time is no evidence.
+			ms.TimedOut = running(c, procName(m, "patroni")) && engines.IsTimeout(nodeErrs[i])
 		}
 		if view != nil {
 			for _, cm := range view.Members {

@@ -491,6 +491,7 @@ func (e *Engine) memberStatus(ctx context.Context, c *engines.Cluster, m engines
 	rerr := <-readErr
 	if err != nil {
 		ms.Detail = "status: " + err.Error()
+		ms.TimedOut = engines.IsTimeout(err)
 		return
 	}
 	ms.Up = true
@@ -514,6 +515,10 @@ func (e *Engine) memberStatus(ctx context.Context, c *engines.Cluster, m engines
 	}
 	if rerr != nil {
 		ms.Detail += "; linearizable read: " + rerr.Error()
+		// With a leader named, a read that ran out of time may be a slow
+		// member, not a lost quorum: no evidence. Without one, the member
+		// itself says it has no quorum.
+		ms.TimedOut = leader != 0 && engines.IsTimeout(rerr)
 		return
 	}
 	ms.Healthy = leader != 0 && len(sr.Errors) == 0

@@ -616,6 +616,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 				ms.Detail = pwErr.Error()
 			case err != nil:
 				ms.Detail = "not answering: " + err.Error()
+				ms.TimedOut = engines.IsTimeout(err)
 			default:
 				ms.Up = true
 				ms.Role = role(st)

@@ -724,6 +724,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 			d = append(d, "redis not running")
 		case p.infoErr != nil:
 			d = append(d, "redis not answering: "+p.infoErr.Error())
+			ms.TimedOut = engines.IsTimeout(p.infoErr)
 		default:
 			ms.Up = true
 			r := p.info

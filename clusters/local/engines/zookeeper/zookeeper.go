@@ -308,6 +308,7 @@ func memberStatus(ctx context.Context, c *engines.Cluster, m engines.Member) (ms
 	out, err := fourLetter(ctx, c.Dialer(), clientEndpoint(m), "srvr")
 	if err != nil {
 		ms.Detail = "srvr: " + err.Error()
+		ms.TimedOut = engines.IsTimeout(err)
 		return
 	}
 	ms.Up = true
