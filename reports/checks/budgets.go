@@ -76,10 +76,10 @@ func ScenarioFailover(sc *scenarios.Scenario, service string) (time.Duration, bo
 // scenario), then what the runner recorded, then the table.
 func (r *run) budgetFor(service, kind string) Budget {
 	if d, ok := r.o.Failover[service]; ok {
-		return Budget{Sec(d), "expect.failover for " + service, SourceExpect}
+		return Budget{Sec(d), "set for " + service, SourceExpect}
 	}
 	if r.o.FailoverAll > 0 {
-		return Budget{Sec(r.o.FailoverAll), "expect.failover for every service", SourceExpect}
+		return Budget{Sec(r.o.FailoverAll), "set for every service", SourceExpect}
 	}
 	if d, ok := ScenarioFailover(r.sc, service); ok {
 		return Budget{Sec(d), "expect.failover", SourceExpect}

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -138,4 +139,53 @@ func TestTextScorecard(t *testing.T) {
 	require.Contains(t, s, "FINDINGS")
 	require.Regexp(t, `2 Redis writes acknowledged during fault 2 \(isolate site/dc3\) are gone where analyze predicted no loss \(allowed: 0\): tr-\d+ tr-\d+`, s)
 	require.Contains(t, s, "baseline")
+}
+
+// slowFailover: the document store refuses writes from +7 s to +18.1 s
+// after the isolation, over a 5 s budget.
+func slowFailover(t *testing.T) *checks.Report {
+	t.Helper()
+	sc, err := scenarios.Parse("../../scenarios/quickstart.yaml")
+	require.NoError(t, err)
+	r := 10.0
+	sc.Load.Rate = &r
+	run, err := synth.Generate(sc, synth.Config{
+		WriteOutage:   map[int]synth.WriteOutage{1: {Service: "bulk-db", From: 7 * time.Second, To: 18100 * time.Millisecond}},
+		ProbeTimeouts: []synth.ProbeTimeout{{Service: "kafka", T: 50 * time.Second}}})
+	require.NoError(t, err)
+	rep, err := checks.Run(checks.Input{Scenario: sc, Events: run.Events, Final: run.Final, Seed: 42}, checks.Options{Failover: map[string]time.Duration{"bulk-db": 5 * time.Second}})
+	require.NoError(t, err)
+	return rep
+}
+
+func TestFailoverInEveryOutput(t *testing.T) {
+	rep := slowFailover(t)
+	require.Equal(t, checks.Fail, rep.Check(checks.CheckFailover).Status)
+
+	var txt bytes.Buffer
+	require.NoError(t, render.Text(&txt, rep))
+	s := txt.String()
+	require.Contains(t, s, "WRITE OUTAGES")
+	require.Regexp(t, `\n2\s+-\s+-\s+-\s+11\.\ds > 5s!`, s)
+	require.Regexp(t, `probe timeouts\s+0\s+1\s`, s)
+	require.Contains(t, s, "[failover] bulk-db refused writes for 11.")
+
+	var h bytes.Buffer
+	require.NoError(t, render.HTML(&h, rep))
+	hs := h.String()
+	require.Contains(t, hs, `<table id="failover">`)
+	require.Contains(t, hs, `<td class="num sev-fail">11.`)
+	require.Regexp(t, `<rect class="outage"[^>]*stroke="#c62828"[^>]*><title>bulk-db write outage 11\.\ds \(1\d\d\.\ds–1\d\d\.\ds, fault 2, budget 5s\)`, hs)
+
+	var x bytes.Buffer
+	require.NoError(t, render.JUnit(&x, rep))
+	xs := x.String()
+	require.Contains(t, xs, `<property name="outage.bulk-db" value="11.`)
+	require.Contains(t, xs, `<property name="budget.bulk-db" value="5s"></property>`)
+	require.Contains(t, xs, `<property name="probeTimeouts.kafka" value="1"></property>`)
+	require.Contains(t, xs, `<property name="budget.kafka" value="12s (default table: KRaft`)
+	j := parseJUnit(t, rep)
+	for _, c := range j.Suites[2].Cases {
+		require.Equal(t, c.Name == checks.CheckFailover, c.Failure != nil, c.Name)
+	}
 }
