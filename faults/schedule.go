@@ -1,6 +1,7 @@
 // Package faults schedules a scenario's faults: it resolves each fault's
 // target (a service member chosen with the run's seed), injects it at its
-// offset, heals it after its duration, records both in the history, and
+// offset, heals it its duration after it actually went in, records both
+// (with their lateness against the plan) in the history, and
 // always recovers — at the normal end, on error and on cancellation.
 package faults
 
@@ -38,7 +39,8 @@ type Fault struct {
 	Loss   float64       `json:"loss,omitempty"`
 }
 
-// End returns when the fault heals, or until when it is the run's end.
+// End returns when the plan heals the fault, or the run's end; the
+// scheduler heals it For after its actual injection.
 func (f Fault) End(runEnd time.Duration) time.Duration {
 	if f.For == 0 {
 		return runEnd

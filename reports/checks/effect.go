@@ -9,7 +9,7 @@ import (
 	"github.com/chaosloop/chaosloop/topology"
 )
 
-// faultEffect is check 7, against vacuous passes: every fault must have
+// faultEffect is check 8, against vacuous passes: every fault must have
 // changed something observable while it was active — a service sampled in
 // a worse state or with fewer members than just before it, throughput down
 // by Options.EffectThroughputDrop, p99 latency up by

@@ -1,5 +1,5 @@
 // Package checks turns a run's evidence (history and final state) into
-// verdicts: seven checks, each PASS, FAIL or UNKNOWN with the evidence a
+// verdicts: eight checks, each PASS, FAIL or UNKNOWN with the evidence a
 // person needs to act on (counts, ids, times), per fault and for the whole
 // run, and the exit code that sums them up. It reads and renders nothing;
 // reports/render writes the report files.
