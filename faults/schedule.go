@@ -85,8 +85,42 @@ type Scheduler struct {
 	// OnChange, when set, is told when a fault goes in or out.
 	OnChange func(f Fault, active bool)
 
-	mu     sync.Mutex
-	active []Fault
+	mu       sync.Mutex
+	active   []Fault
+	realised []Realised
+}
+
+// Realised is when a fault actually went in and out, as offsets from the
+// scheduler's start, and how late against the plan (At, At+For). Healed
+// is zero when it was healed only at the end (For 0, or past the run).
+type Realised struct {
+	Index       int           `json:"index"`
+	Injected    time.Duration `json:"injected"`
+	InjectLate  time.Duration `json:"injectLate"`
+	Healed      time.Duration `json:"healed,omitempty"`
+	RecoverLate time.Duration `json:"recoverLate,omitempty"`
+}
+
+// Realised returns the schedule as it happened so far, in inject order.
+func (s *Scheduler) Realised() []Realised {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.realised)
+}
+
+// note records an inject (inject true) or a heal of fault i at offset t.
+func (s *Scheduler) note(i int, inject bool, t, late time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if inject {
+		s.realised = append(s.realised, Realised{Index: i, Injected: t, InjectLate: late})
+		return
+	}
+	for k := range s.realised {
+		if s.realised[k].Index == i && s.realised[k].Healed == 0 {
+			s.realised[k].Healed, s.realised[k].RecoverLate = t, late
+		}
+	}
 }
 
 // Active returns the faults in place now.
@@ -136,9 +170,12 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 		case <-time.After(time.Until(start.Add(st.at))):
 		}
 		if !st.inject {
-			if err := s.recover(context.WithoutCancel(ctx), st.f, time.Since(start)-(st.f.At+st.f.For)); err != nil {
+			healed := time.Since(start)
+			late := healed - (st.f.At + st.f.For)
+			if err := s.recover(context.WithoutCancel(ctx), st.f, late); err != nil {
 				errs = append(errs, err)
 			}
+			s.note(st.f.Index, false, healed, late)
 			continue
 		}
 		actual := time.Since(start)
@@ -146,6 +183,7 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 			errs = append(errs, err)
 			continue
 		}
+		s.note(st.f.Index, true, actual, actual-st.f.At)
 		if heal := actual + st.f.For; st.f.For > 0 && heal < runEnd {
 			steps = insertStep(steps, step{heal, false, st.f})
 		}

@@ -77,6 +77,13 @@ func TestSlipIsRecordedAndHealFollowsActualInject(t *testing.T) {
 	require.Less(t, late["inject service/a/0"], 100*time.Millisecond)
 	require.GreaterOrEqual(t, late["inject service/b/0"], 1300*time.Millisecond, "the slip is recorded")
 	require.GreaterOrEqual(t, late["recover service/b/0"], 1300*time.Millisecond, "late against the plan's At+For")
+
+	// The realised schedule, for plan.json.
+	r := s.Realised()
+	require.Len(t, r, 2)
+	require.Equal(t, 1, r[1].Index)
+	require.GreaterOrEqual(t, r[1].InjectLate, 1300*time.Millisecond)
+	require.InDelta(t, float64(500*time.Millisecond), float64(r[1].Healed-r[1].Injected), float64(200*time.Millisecond))
 }
 
 // Negative control: without a slow inject nothing is late and the heal

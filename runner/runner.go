@@ -78,6 +78,9 @@ type SavedPlan struct {
 	Seed    uint64         `json:"seed"`
 	Started time.Time      `json:"started"`
 	Faults  []faults.Fault `json:"faults"`
+	// Realised: when each fault actually went in and out and how late,
+	// added once the faults are done (replay uses Faults, the plan).
+	Realised []faults.Realised `json:"realised,omitempty"`
 }
 
 // roles are the services the workload uses.
@@ -396,6 +399,9 @@ loop:
 	tick.Stop()
 	schedErr := <-schedDone
 	sched.RecoverAll()
+	if err := w.saveRealised(sched.Realised()); err != nil {
+		w.o.Log.Error("plan.json: realised schedule", "err", err)
+	}
 	if ctx.Err() != nil {
 		return errors.Join(loadErr, ctx.Err())
 	}
@@ -427,6 +433,15 @@ loop:
 		return err
 	}
 	return errors.Join(loadErr, schedErr)
+}
+
+// saveRealised adds the realised schedule to plan.json.
+func (w *work) saveRealised(r []faults.Realised) error {
+	b, err := json.MarshalIndent(SavedPlan{Seed: w.o.Seed, Started: w.started, Faults: w.plan, Realised: r}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(w.dir, PlanFile), b, 0o644)
 }
 
 // converge waits until every service is healthy.
