@@ -130,8 +130,11 @@ func (r *run) slips(b *builder, i int, f *evidence.Fault) {
 		if sl.late <= maxSlip && sl.late >= -maxSlip {
 			continue
 		}
-		at := Sec(sl.at)
+		at, when := Sec(sl.at), "after"
+		if sl.late < 0 {
+			sl.late, when = -sl.late, "before"
+		}
 		b.add(Finding{Severity: SevWarning, Fault: &i, From: &at,
-			Message: fmt.Sprintf("fault %d (%s) %s %s after its planned time (scheduler slip over %s)", i+1, f.Name(), sl.what, fmtDur(sl.late), fmtDur(maxSlip))})
+			Message: fmt.Sprintf("fault %d (%s) %s %s %s its planned time (scheduler slip over %s)", i+1, f.Name(), sl.what, fmtDur(sl.late), when, fmtDur(maxSlip))})
 	}
 }

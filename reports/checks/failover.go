@@ -226,7 +226,7 @@ func (r *run) failover() Result {
 			continue
 		}
 		longest := ""
-		var worst time.Duration = -1
+		var longestD time.Duration = -1
 		for _, sv := range r.t.Services {
 			fo := r.fo[i][sv.Index]
 			if mustVerdict(fo.Predicted) >= topology.ReadOnly {
@@ -234,8 +234,8 @@ func (r *run) failover() Result {
 			}
 			for _, o := range r.closed[i][sv.Index] {
 				measured++
-				if o.Duration.D() > worst {
-					worst = o.Duration.D()
+				if o.Duration.D() > longestD {
+					longestD = o.Duration.D()
 					longest = fmt.Sprintf("longest: %s %s of its %s budget", sv.Name, o.Duration, fo.Budget)
 				}
 				if o.Duration.D() <= fo.Budget.D() {
