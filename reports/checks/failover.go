@@ -46,51 +46,58 @@ type ServiceFailover struct {
 	ProbeTimeouts int `json:"probeTimeouts,omitempty"`
 }
 
-// wpoint is one piece of evidence of whether a service took writes.
+// wpoint is one piece of evidence of whether a service took writes: at t
+// at the latest, and no earlier than from (a write's invocation: it may
+// have been accepted any time in between).
 type wpoint struct {
-	t  time.Duration
-	ok bool
+	from, t time.Duration
+	ok      bool
 }
 
 // writeEvidence merges a service's samples (timeouts are no evidence) and
-// the operations only it serves (bulk writes for the document store,
-// duplicate-check writes for Redis, when the scenario has one service of
-// that kind, so that the operation is surely its).
+// its own writes: bulk writes for the document store, refused (fail) or
+// acknowledged (ok), at their completion, when the write is known to have
+// been refused or accepted. An unknown outcome (info: a timeout, a lost
+// connection) is no evidence either way. A Redis duplicate check's fail
+// means "key exists" — the write was answered — so only its ok counts.
 func (r *run) writeEvidence(sv *topology.Service) []wpoint {
 	var ps []wpoint
 	for _, s := range r.ix.Samples[sv.Name] {
 		if s.Valid {
-			ps = append(ps, wpoint{s.T, s.Observed < topology.ReadOnly})
+			ps = append(ps, wpoint{s.T, s.T, s.Observed < topology.ReadOnly})
 		}
 	}
-	if op := r.ownOp(sv); op != "" {
-		for _, o := range r.ix.Ops[op] {
-			if o.Invoked && o.Completed && o.Outcome != history.Info {
-				ps = append(ps, wpoint{o.Invoke, o.Outcome == history.OK})
-			}
+	op := map[string]string{scenarios.KindMongoDB: history.OpBulk, scenarios.KindRedis: history.OpRedisSet}[sv.Kind]
+	for _, o := range r.ix.Ops[op] {
+		ok := o.Outcome == history.OK
+		refused := o.Outcome == history.Fail && op == history.OpBulk
+		if o.Completed && (ok || refused) && r.servedBy(o, sv) {
+			ps = append(ps, wpoint{o.Invoke, o.Done, ok})
 		}
 	}
 	slices.SortStableFunc(ps, func(a, b wpoint) int { return int(a.t - b.t) })
 	return ps
 }
 
-// ownOp is the operation kind only this service serves, or "".
-func (r *run) ownOp(sv *topology.Service) string {
-	op := map[string]string{scenarios.KindMongoDB: history.OpBulk, scenarios.KindRedis: history.OpRedisSet}[sv.Kind]
+// servedBy reports whether operation o went to service sv: the service it
+// names, else the scenario's only service of sv's kind.
+func (r *run) servedBy(o *evidence.Op, sv *topology.Service) bool {
+	if name := o.Field(func(e history.Event) string { return e.Service }); name != "" {
+		return name == sv.Name
+	}
 	n := 0
-	for _, o := range r.t.Services {
-		if o.Kind == sv.Kind {
+	for _, s := range r.t.Services {
+		if s.Kind == sv.Kind {
 			n++
 		}
 	}
-	if n != 1 {
-		return ""
-	}
-	return op
+	return n == 1
 }
 
 // outagesIn finds the stretches of refused writes that begin in [from, to);
-// one still running at to is open (cut at to).
+// one still running at to is open (cut at to). A write accepted ends an
+// outage only if it was invoked after the outage began: one invoked
+// before may have been accepted before.
 func outagesIn(ps []wpoint, from, to time.Duration) []Outage {
 	var out []Outage
 	var start time.Duration
@@ -101,7 +108,7 @@ func outagesIn(ps []wpoint, from, to time.Duration) []Outage {
 			continue
 		case !in && !p.ok && p.t < to:
 			start, in = p.t, true
-		case in && p.ok:
+		case in && p.ok && p.from >= start:
 			out = append(out, Outage{From: Sec(start), To: Sec(p.t), Duration: Sec(p.t - start), Open: p.t > to})
 			in = false
 		}

@@ -40,15 +40,16 @@ func failoverOf(t *testing.T, rep *checks.Report, fault int, svc string) checks.
 }
 
 // The outage is measured from the first refusal (a read-only sample at
-// +7.0 s) to the first evidence of writes again: a bulk write accepted at
-// +18.45 s, before the next sample (+18.5 s; samples come every 0.5 s).
+// +7.0 s) to the first evidence of writes again: the sample at +18.5 s
+// (samples come every 0.5 s; the bulk write invoked at +18.45 s is
+// acknowledged only at +18.53 s).
 func TestFailoverOutageIsMeasured(t *testing.T) {
 	rep := slowDocstore(t, checks.Options{Failover: map[string]time.Duration{"bulk-db": 20 * time.Second}})
 	fo := failoverOf(t, rep, 1, "bulk-db")
 	require.NotNil(t, fo.Outage)
 	require.Equal(t, isolateAt+7*time.Second, fo.Outage.From.D())
-	require.Equal(t, isolateAt+18450*time.Millisecond, fo.Outage.To.D())
-	require.Equal(t, 11450*time.Millisecond, fo.Outage.Duration.D())
+	require.Equal(t, isolateAt+18500*time.Millisecond, fo.Outage.To.D())
+	require.Equal(t, 11500*time.Millisecond, fo.Outage.Duration.D())
 	require.False(t, fo.Outage.Open)
 	require.Equal(t, 20*time.Second, fo.Budget.D())
 	require.Equal(t, "degraded", fo.Predicted)
@@ -186,4 +187,34 @@ func TestSchedulerSlipIsReported(t *testing.T) {
 	}
 	rep = judge(t, sc, run)
 	require.Empty(t, findings(rep, checks.CheckFaultEffect, checks.SevWarning))
+}
+
+// The service's own writes are evidence too: with no sample of the
+// document store from +18 s to +21 s, the bulk write invoked at +18.45 s
+// and acknowledged at +18.53 s (80 ms under the fault) ends the outage.
+// An unknown outcome (info) is no evidence.
+func TestOutageEndsAtFirstAcknowledgedWrite(t *testing.T) {
+	sc := quickstart(t)
+	run := generate(t, sc, synth.Config{WriteOutage: map[int]synth.WriteOutage{
+		1: {Service: "bulk-db", From: 7 * time.Second, To: 18100 * time.Millisecond}}})
+	var kept []history.Event
+	for _, e := range run.Events {
+		gap := e.T > isolateAt+18*time.Second && e.T < isolateAt+21*time.Second
+		if e.Type == history.Sample && e.Service == "bulk-db" && gap {
+			continue
+		}
+		kept = append(kept, e)
+	}
+	run.Events = kept
+	fo := failoverOf(t, judge(t, sc, run), 1, "bulk-db")
+	require.Equal(t, isolateAt+18530*time.Millisecond, fo.Outage.To.D())
+
+	// The same write with an unknown outcome: the next accepted one ends it.
+	for i, e := range run.Events {
+		if e.Op == history.OpBulk && e.Type == history.OK && e.T == isolateAt+18530*time.Millisecond {
+			run.Events[i].Type = history.Info
+		}
+	}
+	fo = failoverOf(t, judge(t, sc, run), 1, "bulk-db")
+	require.Equal(t, isolateAt+19030*time.Millisecond, fo.Outage.To.D())
 }
