@@ -2,6 +2,7 @@ package checks
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -102,24 +103,25 @@ func outagesIn(ps []wpoint, from, to time.Duration) []Outage {
 	var out []Outage
 	var start time.Duration
 	in := false
+	end := func(at time.Duration) {
+		open := at > to
+		if open {
+			at = to
+		}
+		out = append(out, Outage{From: Sec(start), To: Sec(at), Duration: Sec(at - start), Open: open})
+		in = false
+	}
 	for _, p := range ps {
 		switch {
 		case p.t < from:
-			continue
 		case !in && !p.ok && p.t < to:
 			start, in = p.t, true
 		case in && p.ok && p.from >= start:
-			out = append(out, Outage{From: Sec(start), To: Sec(p.t), Duration: Sec(p.t - start), Open: p.t > to})
-			in = false
+			end(p.t)
 		}
 	}
 	if in {
-		out = append(out, Outage{From: Sec(start), To: Sec(max(to, start)), Duration: Sec(max(to, start) - start), Open: true})
-	}
-	for i := range out {
-		if out[i].Open {
-			out[i].To, out[i].Duration = Sec(max(to, out[i].From.D())), Sec(max(to-out[i].From.D(), 0))
-		}
+		end(math.MaxInt64)
 	}
 	return out
 }
