@@ -25,6 +25,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
@@ -491,7 +493,7 @@ func (e *Engine) memberStatus(ctx context.Context, c *engines.Cluster, m engines
 	rerr := <-readErr
 	if err != nil {
 		ms.Detail = "status: " + err.Error()
-		ms.TimedOut = engines.IsTimeout(err)
+		ms.TimedOut = timedOut(err)
 		return
 	}
 	ms.Up = true
@@ -518,11 +520,17 @@ func (e *Engine) memberStatus(ctx context.Context, c *engines.Cluster, m engines
 		// With a leader named, a read that ran out of time may be a slow
 		// member, not a lost quorum: no evidence. Without one, the member
 		// itself says it has no quorum.
-		ms.TimedOut = leader != 0 && engines.IsTimeout(rerr)
+		ms.TimedOut = leader != 0 && timedOut(rerr)
 		return
 	}
 	ms.Healthy = leader != 0 && len(sr.Errors) == 0
 	return
+}
+
+// timedOut: a deadline, as a context error or as gRPC reports it (the
+// maintenance client's errors are raw gRPC statuses).
+func timedOut(err error) bool {
+	return engines.IsTimeout(err) || grpcstatus.Code(err) == codes.DeadlineExceeded
 }
 
 // waitWritable waits until some member serves linearizable reads.

@@ -616,7 +616,9 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 				ms.Detail = pwErr.Error()
 			case err != nil:
 				ms.Detail = "not answering: " + err.Error()
-				ms.TimedOut = engines.IsTimeout(err)
+				// go-sql-driver reports a read that ran past ReadTimeout
+				// as an invalid connection; the process is running.
+				ms.TimedOut = engines.IsTimeout(err) || errors.Is(err, mysql.ErrInvalidConn)
 			default:
 				ms.Up = true
 				ms.Role = role(st)
