@@ -45,6 +45,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	},
 	"tps":    func(f float64) string { return fmt.Sprintf("%.1f", f) },
 	"late":   lateness,
+	"since":  since,
 	"outage": func(fo *checks.ServiceFailover) string { return outageCell(*fo) },
 	"overBudget": func(fo *checks.ServiceFailover) bool {
 		return fo.Outage != nil && !fo.Outage.Open && fo.Outage.Duration > fo.Budget
@@ -130,7 +131,7 @@ details{margin:2px 0}summary{cursor:pointer}.small{color:#666;font-size:12px}cod
 <h2>Failover: write outages per fault and service</h2>
 <div class="small">The longest stretch of refused writes that began during each fault (first refusal to first accepted write, from samples and the service's own operations), then the time to analyze's predicted state and, after the heal, back to full strength. <span class="sev-fail">Red</span>: over the service's failover budget; open: writes had not resumed when the fault healed (quorum lost).</div>
 <table id="failover"><tr><th>fault</th>{{range .R.Series.Services}}<th>{{.Service}}</th>{{end}}</tr>
-{{range $i, $f := .R.Faults}}<tr><td>{{inc $i}} {{.Name}}</td>{{range $.R.Series.Services}}{{with foOf $f .Service}}<td class="num{{if overBudget .}} sev-fail{{end}}">{{outage .}}<div class="small">steady {{recovery .Steady}} · full {{recovery .FullStrength}}</div></td>{{else}}<td>-</td>{{end}}{{end}}</tr>
+{{range $i, $f := .R.Faults}}<tr><td>{{inc $i}} {{.Name}}</td>{{range $.R.Series.Services}}{{with foOf $f .Service}}<td class="num{{if overBudget .}} sev-fail{{end}}">{{outage .}}<div class="small">steady {{since .Steady}} · full {{since .FullStrength}}</div></td>{{else}}<td>-</td>{{end}}{{end}}</tr>
 {{end}}<tr><th>budget</th>{{range .R.Series.Services}}{{with index $.R.Budgets .Service}}<td class="num" title="{{.Source}}: {{.Derivation}}">{{dur .Budget}}<div class="small">{{.Source}}</div></td>{{end}}{{end}}</tr>
 <tr><th>probe timeouts</th>{{range .R.Series.Services}}<td class="num">{{.ProbeTimeouts}}</td>{{end}}</tr>
 </table>

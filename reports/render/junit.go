@@ -165,21 +165,12 @@ func runProperties(rep *checks.Report, id string) []junitProperty {
 // fault, its budget, and the settling times.
 func failoverProperties(f checks.FaultInfo) []junitProperty {
 	var ps []junitProperty
-	opt := func(s *checks.Sec) string {
-		switch {
-		case s == nil:
-			return "never"
-		case s.D() == 0:
-			return "0s"
-		}
-		return dur(s.D())
-	}
 	for _, fo := range f.Failover {
 		ps = append(ps,
 			junitProperty{"outage." + fo.Service, outageCell(fo)},
 			junitProperty{"budget." + fo.Service, dur(fo.Budget.D())},
-			junitProperty{"steady." + fo.Service, opt(fo.Steady)},
-			junitProperty{"fullStrength." + fo.Service, opt(fo.FullStrength)})
+			junitProperty{"steady." + fo.Service, since(fo.Steady)},
+			junitProperty{"fullStrength." + fo.Service, since(fo.FullStrength)})
 	}
 	return ps
 }

@@ -202,3 +202,15 @@ func failoverText(b *strings.Builder, rep *checks.Report) {
 	fmt.Fprintln(tw)
 	tw.Flush()
 }
+
+// since formats a time to reach a state: "never" when it was not reached,
+// "0s" when it held from the start.
+func since(s *checks.Sec) string {
+	switch {
+	case s == nil:
+		return "never"
+	case s.D() == 0:
+		return "0s"
+	}
+	return dur(s.D())
+}
