@@ -27,7 +27,7 @@ const Unknown = "unknown"
 // primary) or is not running (killed, powered off) is evidence; writes
 // accepted by the others are too, whatever the slow member.
 func Observe(si local.ServiceInfo) (observed string, membersUp int, writable bool) {
-	anyUp, timedOut := false, false
+	anyUp, timedOut := false, si.TimedOut
 	for _, m := range si.Members {
 		anyUp = anyUp || m.Up
 		timedOut = timedOut || m.TimedOut

@@ -79,3 +79,14 @@ func TestSampleEventErrors(t *testing.T) {
 	require.Empty(t, ev.Observed)
 	require.Contains(t, ev.Error, "connection refused")
 }
+
+// The engine's whole status running out of time is no evidence either.
+func TestObserveServiceTimeoutIsUnknown(t *testing.T) {
+	si := members(dead, dead, dead)
+	si.TimedOut = true
+	obs, _, _ := Observe(si)
+	require.Equal(t, Unknown, obs)
+	si.TimedOut = false
+	obs, _, _ = Observe(si)
+	require.Equal(t, "down", obs, "negative control: no member answered and none was slow")
+}

@@ -36,6 +36,8 @@ type ServiceInfo struct {
 	Healthy    bool         `json:"healthy"`
 	Members    []MemberInfo `json:"members"`
 	Error      string       `json:"error,omitempty"`
+	// TimedOut: the engine's status as a whole ran out of time.
+	TimedOut bool `json:"timedOut,omitempty"`
 }
 
 // Status is the lab's state as observed now.
@@ -102,7 +104,7 @@ func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) ServiceInfo {
 		st, err = e.Status(cctx, &ss.Cluster)
 		cancel()
 		if err != nil {
-			si.Error = err.Error()
+			si.Error, si.TimedOut = err.Error(), engines.IsTimeout(err)
 		}
 	}
 	si.Version, si.Writable = st.Version, st.Writable
