@@ -149,7 +149,10 @@ func sampleEvent(si local.ServiceInfo, err error) history.Event {
 			slow = append(slow, m.Name)
 		}
 	}
-	ev.Detail = "probe timed out: " + strings.Join(slow, ", ")
+	ev.Detail = "probe timed out"
+	if len(slow) > 0 {
+		ev.Detail += ": " + strings.Join(slow, ", ")
+	}
 	return ev
 }
 
