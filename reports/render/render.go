@@ -142,7 +142,10 @@ func lateness(f checks.FaultInfo) string {
 }
 
 func signed(s checks.Sec) string {
-	if s.D() < 0 {
+	switch {
+	case s.D() == 0:
+		return "0s"
+	case s.D() < 0:
 		return "-" + dur(-s.D())
 	}
 	return "+" + dur(s.D())

@@ -189,3 +189,21 @@ func TestFailoverInEveryOutput(t *testing.T) {
 		require.Equal(t, c.Name == checks.CheckFailover, c.Failure != nil, c.Name)
 	}
 }
+
+// A scheduler slip shows in the fault tables and the fault suite.
+func TestLatenessShown(t *testing.T) {
+	rep := report(t, synth.Config{})
+	rep.Faults[1].InjectLate = checks.Sec(1500 * time.Millisecond)
+	rep.Faults[1].RecoverLate = checks.Sec(1500 * time.Millisecond)
+	var b bytes.Buffer
+	require.NoError(t, render.Text(&b, rep))
+	require.Regexp(t, `1 power-off rack/dc1/r1\s+61\.0s\s+101\.0s\s+-\s`, b.String())
+	require.Regexp(t, `2 isolate site/dc3\s+131\.0s\s+161\.0s\s+\+1\.5s/\+1\.5s\s`, b.String())
+	b.Reset()
+	require.NoError(t, render.HTML(&b, rep))
+	require.True(t, strings.Contains(b.String(), `<td class="num">&#43;1.5s/&#43;1.5s</td>`), "html lateness")
+	b.Reset()
+	require.NoError(t, render.JUnit(&b, rep))
+	require.Contains(t, b.String(), `<property name="injectLate" value="+1.5s"></property>`)
+	require.Contains(t, b.String(), `<property name="injectLate" value="0s"></property>`)
+}
