@@ -8,6 +8,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/zookeeper"
+	"github.com/chaosloop/chaosloop/scenarios"
 )
 
 // FailoverBudget is the failover budget of an engine as the lab configures
@@ -29,6 +30,13 @@ func FailoverBudget(engine string, zooKeeper bool) engines.Budget {
 		return docstore.FailoverBudget()
 	}
 	return engines.WithMargin(0, "no election: members are up with their nodes")
+}
+
+// KindFailoverBudget is the budget of the engine that stands for a service
+// kind in the lab (Kafka in KRaft mode, as the lab runs it without a
+// ZooKeeper service).
+func KindFailoverBudget(kind string) engines.Budget {
+	return FailoverBudget(engineFor(&scenarios.Service{Kind: kind}), false)
 }
 
 // FailoverBudgets returns every service's failover budget, by name.

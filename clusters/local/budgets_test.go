@@ -13,8 +13,7 @@ import (
 // must say what the engines derive; no lab needed.
 func TestFailoverBudgetsMatchReportsTable(t *testing.T) {
 	for _, kind := range scenarios.Kinds {
-		eng := engineFor(&scenarios.Service{Kind: kind})
-		b := FailoverBudget(eng, false)
+		b := KindFailoverBudget(kind)
 		want := checks.DefaultBudget(kind)
 		require.Equal(t, want.Budget.D(), b.Budget, kind)
 		require.Equal(t, want.Derivation, b.Derivation, kind)
