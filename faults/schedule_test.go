@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/reports/checks"
+	"github.com/chaosloop/chaosloop/scenarios"
 )
 
 // fakeInjector records when faults go in and out; injecting slowIndex
@@ -105,4 +108,41 @@ func TestOnTimeScheduleHasNoSlip(t *testing.T) {
 	for _, e := range evs {
 		require.Less(t, e.Late, 100*time.Millisecond, "%+v", e)
 	}
+}
+
+// End to end: the slip the scheduler records reaches the report as a
+// warning finding on the late fault, with its lateness on the fault.
+func TestSlipIsReported(t *testing.T) {
+	sc, err := scenarios.Parse("../scenarios/quickstart.yaml")
+	require.NoError(t, err)
+	sc.Faults[0].At = &scenarios.Duration{Duration: 0}
+	sc.Faults[0].For = &scenarios.Duration{Duration: 3 * time.Second}
+	sc.Faults[1].At = &scenarios.Duration{Duration: 200 * time.Millisecond}
+	sc.Faults[1].For = &scenarios.Duration{Duration: 500 * time.Millisecond}
+	start := time.Now()
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	h, err := history.Create(path, start)
+	require.NoError(t, err)
+	fi := &fakeInjector{start: start, slowIndex: 0, slow: 1500 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi, History: h}
+	require.NoError(t, s.Run(context.Background(), start, 3200*time.Millisecond, Plan(sc, 1)))
+	require.NoError(t, h.Close())
+	evs, err := history.ReadFile(path)
+	require.NoError(t, err)
+
+	rep, err := checks.Run(checks.Input{Scenario: sc, Events: evs}, checks.Options{})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, rep.Faults[1].InjectLate.D(), 1300*time.Millisecond)
+	require.Less(t, rep.Faults[0].InjectLate.D(), 100*time.Millisecond)
+	lasted := rep.Faults[1].RecoverAt.D() - rep.Faults[1].InjectAt.D()
+	require.InDelta(t, float64(500*time.Millisecond), float64(lasted), float64(150*time.Millisecond), "healed For after the actual inject")
+	var slips []string
+	for _, f := range rep.Check(checks.CheckFaultEffect).Findings {
+		if f.Severity == checks.SevWarning && strings.Contains(f.Message, "scheduler slip") {
+			require.Equal(t, 1, *f.Fault)
+			slips = append(slips, f.Message)
+		}
+	}
+	require.Len(t, slips, 2, "inject and heal of fault 2")
+	require.Contains(t, slips[0], "fault 2 (isolate site/dc3) injected 1.")
 }
