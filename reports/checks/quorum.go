@@ -16,14 +16,6 @@ const (
 	maxGap       = 2 * time.Second
 )
 
-// changes returns every inject and heal time: after each, a service gets
-// its failover budget to settle before its state is compared with
-// analyze's prediction (its detection and election timeouts, plus margin,
-// instead of one fixed grace for every engine).
-func (r *run) changes() []time.Duration {
-	return r.ix.Changes()
-}
-
 // straddles reports whether an inject or recover happened while sample s
 // was being taken: what it saw may be from before or after the change, so
 // it cannot be compared with either prediction.
@@ -36,6 +28,10 @@ func straddles(cs []time.Duration, s evidence.Sample) bool {
 	return false
 }
 
+// settling reports whether t is within budget after an inject or heal:
+// a service gets its failover budget (its engine's detection and election
+// timeouts, plus margin) before its state is compared with analyze's
+// prediction, instead of one fixed grace for every engine.
 func settling(cs []time.Duration, budget, t time.Duration) bool {
 	for _, c := range cs {
 		if t >= c && t < c+budget {
@@ -83,7 +79,7 @@ func classify(obs, pred topology.Verdict) string {
 func (r *run) quorum() Result {
 	b := r.newResult(CheckQuorum, "Quorum as analyze predicts", Liveness)
 	enforce := r.expect.Quorum != "any"
-	cs := r.changes()
+	cs := r.ix.Changes()
 	from := time.Duration(0)
 	if r.ix.HasLoad {
 		from = r.ix.LoadStart
