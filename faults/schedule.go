@@ -1,6 +1,7 @@
 // Package faults schedules a scenario's faults: it resolves each fault's
 // target (a service member chosen with the run's seed), injects it at its
-// offset, heals it after its duration, records both in the history, and
+// offset, heals it its duration after it actually went in, records both
+// (with their lateness against the plan) in the history, and
 // always recovers — at the normal end, on error and on cancellation.
 package faults
 
@@ -38,7 +39,8 @@ type Fault struct {
 	Loss   float64       `json:"loss,omitempty"`
 }
 
-// End returns when the fault heals, or until when it is the run's end.
+// End returns when the plan heals the fault, or the run's end; the
+// scheduler heals it For after its actual injection.
 func (f Fault) End(runEnd time.Duration) time.Duration {
 	if f.For == 0 {
 		return runEnd
@@ -83,8 +85,42 @@ type Scheduler struct {
 	// OnChange, when set, is told when a fault goes in or out.
 	OnChange func(f Fault, active bool)
 
-	mu     sync.Mutex
-	active []Fault
+	mu       sync.Mutex
+	active   []Fault
+	realised []Realised
+}
+
+// Realised is when a fault actually went in and out, as offsets from the
+// scheduler's start, and how late against the plan (At, At+For). Healed
+// is zero when it was healed only at the end (For 0, or past the run).
+type Realised struct {
+	Index       int           `json:"index"`
+	Injected    time.Duration `json:"injected"`
+	InjectLate  time.Duration `json:"injectLate"`
+	Healed      time.Duration `json:"healed,omitempty"`
+	RecoverLate time.Duration `json:"recoverLate,omitempty"`
+}
+
+// Realised returns the schedule as it happened so far, in inject order.
+func (s *Scheduler) Realised() []Realised {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.realised)
+}
+
+// note records an inject (inject true) or a heal of fault i at offset t.
+func (s *Scheduler) note(i int, inject bool, t, late time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if inject {
+		s.realised = append(s.realised, Realised{Index: i, Injected: t, InjectLate: late})
+		return
+	}
+	for k := range s.realised {
+		if s.realised[k].Index == i && s.realised[k].Healed == 0 {
+			s.realised[k].Healed, s.realised[k].RecoverLate = t, late
+		}
+	}
 }
 
 // Active returns the faults in place now.
@@ -94,50 +130,62 @@ func (s *Scheduler) Active() []Fault {
 	return slices.Clone(s.active)
 }
 
+// step is one scheduled inject or heal, at an offset from the start.
+type step struct {
+	at     time.Duration
+	inject bool
+	f      Fault
+}
+
+// insertStep keeps steps sorted by time, a heal before an inject at the
+// same instant.
+func insertStep(steps []step, st step) []step {
+	i := slices.IndexFunc(steps, func(o step) bool {
+		return o.at > st.at || (o.at == st.at && o.inject && !st.inject)
+	})
+	if i < 0 {
+		return append(steps, st)
+	}
+	return slices.Insert(steps, i, st)
+}
+
 // Run applies plan, with offsets counted from start, until runEnd after
 // start or ctx ends; every fault still in place is then recovered (with a
-// fresh context, so that cancellation never leaves a fault behind).
+// fresh context, so that cancellation never leaves a fault behind). Each
+// fault lasts its For from its actual injection: a late inject moves its
+// heal with it rather than shortening the fault the plan describes.
 func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Duration, plan []Fault) error {
-	type step struct {
-		at     time.Duration
-		inject bool
-		f      Fault
-	}
 	var steps []step
 	for _, f := range plan {
-		steps = append(steps, step{f.At, true, f})
-		if f.For > 0 && f.At+f.For < runEnd {
-			steps = append(steps, step{f.At + f.For, false, f})
-		}
+		steps = insertStep(steps, step{f.At, true, f})
 	}
-	slices.SortStableFunc(steps, func(a, b step) int {
-		if a.at != b.at {
-			return int(a.at - b.at)
-		}
-		// Heal before injecting at the same instant.
-		if a.inject != b.inject {
-			if a.inject {
-				return 1
-			}
-			return -1
-		}
-		return 0
-	})
 	defer s.recoverAll()
 	var errs []error
-	for _, st := range steps {
-		wait := time.Until(start.Add(st.at))
+	for len(steps) > 0 {
+		st := steps[0]
+		steps = steps[1:]
 		select {
 		case <-ctx.Done():
 			return errors.Join(append(errs, ctx.Err())...)
-		case <-time.After(wait):
+		case <-time.After(time.Until(start.Add(st.at))):
 		}
-		if st.inject {
-			if err := s.inject(ctx, st.f); err != nil {
+		if !st.inject {
+			healed := time.Since(start)
+			late := healed - (st.f.At + st.f.For)
+			if err := s.recover(context.WithoutCancel(ctx), st.f, late); err != nil {
 				errs = append(errs, err)
 			}
-		} else if err := s.recover(context.WithoutCancel(ctx), st.f); err != nil {
+			s.note(st.f.Index, false, healed, late)
+			continue
+		}
+		actual := time.Since(start)
+		if err := s.inject(ctx, st.f, actual-st.f.At); err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		s.note(st.f.Index, true, actual, actual-st.f.At)
+		if heal := actual + st.f.For; st.f.For > 0 && heal < runEnd {
+			steps = insertStep(steps, step{heal, false, st.f})
 		}
 	}
 	select {
@@ -147,18 +195,20 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 	return errors.Join(errs...)
 }
 
-func (s *Scheduler) inject(ctx context.Context, f Fault) error {
+// inject puts f in place; late is how long after its planned time.
+func (s *Scheduler) inject(ctx context.Context, f Fault, late time.Duration) error {
 	// Stamped when injecting starts: a power-off of several nodes takes a
 	// few hundred ms, and the first node goes dark at the start of it.
 	var at time.Duration
 	if s.History != nil {
 		at = s.History.Since()
 	}
+	began := time.Now()
 	target, err := s.Injector.Inject(ctx, f)
 	if target != "" {
 		f.Target = target
 	}
-	ev := history.Event{T: at, Type: history.Fault, Phase: "inject", Action: f.Action, Target: f.Target}
+	ev := history.Event{T: at, Took: time.Since(began), Type: history.Fault, Phase: "inject", Action: f.Action, Target: f.Target, Late: late}
 	if err != nil {
 		ev.Error = err.Error()
 	}
@@ -172,11 +222,13 @@ func (s *Scheduler) inject(ctx context.Context, f Fault) error {
 	if s.OnChange != nil {
 		s.OnChange(f, true)
 	}
-	s.Log.Info("fault injected", "action", f.Action, "target", f.Target)
+	s.Log.Info("fault injected", "action", f.Action, "target", f.Target, "late", late)
 	return nil
 }
 
-func (s *Scheduler) recover(ctx context.Context, f Fault) error {
+// recover heals f; late is how long after its planned heal (At+For), 0
+// when it has none (healed at the end).
+func (s *Scheduler) recover(ctx context.Context, f Fault, late time.Duration) error {
 	s.mu.Lock()
 	i := slices.IndexFunc(s.active, func(a Fault) bool { return a.Index == f.Index })
 	if i < 0 {
@@ -193,7 +245,7 @@ func (s *Scheduler) recover(ctx context.Context, f Fault) error {
 		healedAt = s.History.Since()
 	}
 	err := s.Injector.Recover(ctx, f)
-	ev := history.Event{T: healedAt, Type: history.Fault, Phase: "recover", Action: f.Action, Target: f.Target}
+	ev := history.Event{T: healedAt, Type: history.Fault, Phase: "recover", Action: f.Action, Target: f.Target, Late: late}
 	if err != nil {
 		ev.Error = err.Error()
 	}
@@ -216,7 +268,7 @@ func (s *Scheduler) recoverAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for _, f := range slices.Backward(s.Active()) {
-		if err := s.recover(ctx, f); err != nil {
+		if err := s.recover(ctx, f, 0); err != nil {
 			s.Log.Error("recovering a fault failed; 'chaosloop heal' or 'chaosloop down' undoes it", "action", f.Action, "target", f.Target, "err", err)
 		}
 	}

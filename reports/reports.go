@@ -33,6 +33,10 @@ const (
 	JSONFile    = "report.json"
 	JUnitFile   = "junit.xml"
 	HTMLFile    = "report.html"
+	// BudgetsFile: the failover budget per service the run used (service →
+	// checks.Budget), written by the runner. Older run directories have
+	// none: the checks then take their table by service kind.
+	BudgetsFile = "budgets.json"
 )
 
 // Run identifies the run being judged.
@@ -85,6 +89,11 @@ func Judge(ctx context.Context, log *slog.Logger, r Run, opts checks.Options) (*
 		in.FinalError = err.Error()
 	default:
 		in.Final = final
+	}
+	if opts.Budgets == nil {
+		if opts.Budgets, err = ReadBudgets(r.Dir); err != nil {
+			return nil, err
+		}
 	}
 	rep, err := checks.Run(in, opts)
 	if err != nil {
@@ -144,4 +153,30 @@ func Write(dir string, rep *checks.Report) error {
 		}
 	}
 	return nil
+}
+
+// WriteBudgets records the failover budgets a run uses in its directory.
+func WriteBudgets(dir string, b map[string]checks.Budget) error {
+	data, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, BudgetsFile), append(data, '\n'), 0o644)
+}
+
+// ReadBudgets reads a run directory's budgets.json; nil without error when
+// there is none (a run from before budgets were recorded).
+func ReadBudgets(dir string) (map[string]checks.Budget, error) {
+	data, err := os.ReadFile(filepath.Join(dir, BudgetsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reports: %w", err)
+	}
+	var b map[string]checks.Budget
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("reports: %s: %w", BudgetsFile, err)
+	}
+	return b, nil
 }

@@ -51,6 +51,13 @@ var cases = []testCase{
 		sc.Faults = []scenarios.Fault{{At: &scenarios.Duration{Duration: 40 * time.Second}, For: &scenarios.Duration{Duration: 40 * time.Second},
 			Action: scenarios.ActionIsolate, Target: "site/dc1"}}
 	}},
+	// The slow but correct failover: the document store refuses
+	// writes from +7.0 s to +18.1 s after the site isolation while Patroni
+	// elects a new leader — within its 22.5 s budget, so it passes (the old
+	// fixed 15 s settle grace called it quorum lost), with the outage in
+	// the report.
+	{name: "docstore-slow-failover", cfg: synth.Config{WriteOutage: map[int]synth.WriteOutage{
+		1: {Service: "bulk-db", From: 7 * time.Second, To: 18100 * time.Millisecond}}}},
 	// Two of three Galera members in one rack, which loses power: quorum
 	// lost (exit 4).
 	{name: "galera-two-in-one-rack", edit: func(sc *scenarios.Scenario) {
@@ -211,4 +218,26 @@ func readJSON(t *testing.T, path string, v any) {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, v))
+}
+
+// The budgets the runner recorded are the ones judged by; a run directory
+// without budgets.json falls back to the checks' table by kind.
+func TestGenerateReadsRecordedBudgets(t *testing.T) {
+	dir := t.TempDir()
+	gunzip(t, filepath.Join("testdata", "quickstart-pass", "history.jsonl.gz"), filepath.Join(dir, reports.HistoryFile))
+	gunzip(t, filepath.Join("testdata", "quickstart-pass", "final-state.json.gz"), filepath.Join(dir, reports.FinalFile))
+	sc, err := scenarios.Parse(filepath.Join("testdata", "quickstart-pass", "scenario.yaml"))
+	require.NoError(t, err)
+	gen := func() *checks.Report {
+		rep, err := reports.Generate(context.Background(), slog.New(slog.DiscardHandler), reports.Run{Dir: dir, Scenario: sc}, checks.Options{})
+		require.NoError(t, err)
+		return rep
+	}
+	require.Equal(t, checks.SourceTable, gen().Budgets["bulk-db"].Source)
+
+	rec := checks.Budget{Budget: checks.Sec(20 * time.Second), Derivation: "Patroni as configured", Source: checks.SourceEngine}
+	require.NoError(t, reports.WriteBudgets(dir, map[string]checks.Budget{"bulk-db": rec}))
+	rep := gen()
+	require.Equal(t, rec, rep.Budgets["bulk-db"])
+	require.Equal(t, checks.SourceTable, rep.Budgets["kafka"].Source, "a service not recorded takes the table")
 }

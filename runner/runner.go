@@ -78,6 +78,9 @@ type SavedPlan struct {
 	Seed    uint64         `json:"seed"`
 	Started time.Time      `json:"started"`
 	Faults  []faults.Fault `json:"faults"`
+	// Realised: when each fault actually went in and out and how late,
+	// added once the faults are done (replay uses Faults, the plan).
+	Realised []faults.Realised `json:"realised,omitempty"`
 }
 
 // roles are the services the workload uses.
@@ -201,6 +204,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	o.Lab.Seed = int64(o.Seed)
 	lab, err := local.Up(ctx, o.Lab, sc)
 	if err != nil {
+		return res, err
+	}
+	if err := reports.WriteBudgets(dir, failoverBudgets(lab, sc)); err != nil {
 		return res, err
 	}
 	// A crashed earlier run may have left faults in place.
@@ -393,6 +399,9 @@ loop:
 	tick.Stop()
 	schedErr := <-schedDone
 	sched.RecoverAll()
+	if err := w.saveRealised(sched.Realised()); err != nil {
+		w.o.Log.Error("plan.json: realised schedule", "err", err)
+	}
 	if ctx.Err() != nil {
 		return errors.Join(loadErr, ctx.Err())
 	}
@@ -426,6 +435,15 @@ loop:
 	return errors.Join(loadErr, schedErr)
 }
 
+// saveRealised adds the realised schedule to plan.json.
+func (w *work) saveRealised(r []faults.Realised) error {
+	b, err := json.MarshalIndent(SavedPlan{Seed: w.o.Seed, Started: w.started, Faults: w.plan, Realised: r}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(w.dir, PlanFile), b, 0o644)
+}
+
 // converge waits until every service is healthy.
 func (w *work) converge(ctx context.Context) error {
 	deadline := time.Now().Add(w.o.Converge)
@@ -452,6 +470,19 @@ func (w *work) converge(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("not converged after %s: %w", w.o.Converge, last)
+}
+
+// failoverBudgets are the budgets the checks judge failovers by: the
+// scenario's expect.failover where it sets one, else the engine's own.
+func failoverBudgets(lab *local.Lab, sc *scenarios.Scenario) map[string]checks.Budget {
+	out := map[string]checks.Budget{}
+	for name, b := range lab.FailoverBudgets() {
+		out[name] = checks.Budget{Budget: checks.Sec(b.Budget), Derivation: b.Derivation, Source: checks.SourceEngine}
+		if d, ok := checks.ScenarioFailover(sc, name); ok {
+			out[name] = checks.Budget{Budget: checks.Sec(d), Derivation: "expect.failover", Source: checks.SourceExpect}
+		}
+	}
+	return out
 }
 
 // labInjector adapts the lab's fault primitives to the scheduler.

@@ -2,31 +2,42 @@ package runner
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/load/history"
 )
 
 // SampleInterval: each service is observed at least twice a second.
 const SampleInterval = 400 * time.Millisecond
 
+// Unknown is the observed state of a probe that ran out of time.
+const Unknown = "unknown"
+
 // Observe maps what the engines report of a service to the spec's verdict
 // vocabulary, so that it can be compared with analyze's prediction: down
 // when no member answers, read-only when some do but writes would be
-// refused, ok when every member is healthy, degraded otherwise.
+// refused, ok when every member is healthy, degraded otherwise. The state
+// changes only on evidence: when writes look refused but a running member
+// ran out of time answering, the refusal may be nothing but its missing
+// answer, so the state is Unknown. A member that answered (no quorum, not
+// primary) or is not running (killed, powered off) is evidence; writes
+// accepted by the others are too, whatever the slow member.
 func Observe(si local.ServiceInfo) (observed string, membersUp int, writable bool) {
-	anyUp := false
+	anyUp, timedOut := false, si.TimedOut
 	for _, m := range si.Members {
-		if m.Up {
-			anyUp = true
-		}
+		anyUp = anyUp || m.Up
+		timedOut = timedOut || m.TimedOut
 		if m.Healthy {
 			membersUp++
 		}
 	}
 	switch {
+	case !si.Writable && timedOut:
+		return Unknown, membersUp, false
 	case !anyUp:
 		return "down", 0, false
 	case !si.Writable:
@@ -102,19 +113,47 @@ func (s *sampler) probe(ctx context.Context, name string) {
 		if ctx.Err() != nil {
 			return
 		}
-		ev := history.Event{T: at, Took: s.h.Since() - at, Type: history.Sample, Service: name}
-		if err != nil {
-			ev.Error = err.Error()
-		} else {
-			obs, up, w := Observe(si)
-			ev.Observed, ev.MembersUp, ev.Writable = obs, up, &w
+		ev := sampleEvent(si, err)
+		ev.T, ev.Took, ev.Service = at, s.h.Since()-at, name
+		if ev.Observed != "" && !ev.Timeout {
 			s.mu.Lock()
-			s.last[name] = obs
+			s.last[name] = ev.Observed
 			s.count++
 			s.mu.Unlock()
 		}
 		_ = s.h.Add(ev)
 	}
+}
+
+// sampleEvent records one probe: its state, or a timed-out probe (unknown,
+// with the members that ran out of time), or the error.
+func sampleEvent(si local.ServiceInfo, err error) history.Event {
+	ev := history.Event{Type: history.Sample}
+	if err != nil {
+		ev.Error, ev.Timeout = err.Error(), engines.IsTimeout(err)
+		if ev.Timeout {
+			ev.Observed = Unknown
+		}
+		return ev
+	}
+	obs, up, w := Observe(si)
+	ev.Observed, ev.MembersUp = obs, up
+	if obs != Unknown {
+		ev.Writable = &w
+		return ev
+	}
+	ev.Timeout = true
+	var slow []string
+	for _, m := range si.Members {
+		if m.TimedOut {
+			slow = append(slow, m.Name)
+		}
+	}
+	ev.Detail = "probe timed out"
+	if len(slow) > 0 {
+		ev.Detail += ": " + strings.Join(slow, ", ")
+	}
+	return ev
 }
 
 // Last returns each service's latest observed verdict.

@@ -18,6 +18,9 @@ type MemberInfo struct {
 	Up      bool   `json:"up"`
 	Healthy bool   `json:"healthy"`
 	Detail  string `json:"detail,omitempty"`
+	// TimedOut: the member runs but its probe ran out of time (see
+	// engines.MemberStatus.TimedOut).
+	TimedOut bool `json:"timedOut,omitempty"`
 }
 
 // ServiceInfo is one service in a status report.
@@ -33,6 +36,8 @@ type ServiceInfo struct {
 	Healthy    bool         `json:"healthy"`
 	Members    []MemberInfo `json:"members"`
 	Error      string       `json:"error,omitempty"`
+	// TimedOut: the engine's status as a whole ran out of time.
+	TimedOut bool `json:"timedOut,omitempty"`
 }
 
 // Status is the lab's state as observed now.
@@ -99,7 +104,7 @@ func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) ServiceInfo {
 		st, err = e.Status(cctx, &ss.Cluster)
 		cancel()
 		if err != nil {
-			si.Error = err.Error()
+			si.Error, si.TimedOut = err.Error(), engines.IsTimeout(err)
 		}
 	}
 	si.Version, si.Writable = st.Version, st.Writable
@@ -111,7 +116,7 @@ func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) ServiceInfo {
 	for _, m := range ss.Cluster.Members {
 		ms := byIndex[m.Index]
 		si.Members = append(si.Members, MemberInfo{Index: m.Index, Name: m.Name, Node: m.Node, Addr: m.Addr.String(),
-			Role: ms.Role, Up: ms.Up, Healthy: ms.Healthy, Detail: ms.Detail})
+			Role: ms.Role, Up: ms.Up, Healthy: ms.Healthy, Detail: ms.Detail, TimedOut: ms.TimedOut})
 		if !ms.Healthy {
 			si.Healthy = false
 		}

@@ -72,12 +72,20 @@ type Event struct {
 	Phase  string `json:"phase,omitempty"` // inject | recover; or the run phase for PhaseChange
 	Action string `json:"action,omitempty"`
 	Target string `json:"target,omitempty"`
+	// Late is how long after its planned time a fault went in or out
+	// (actual − planned; negative when early): the realised schedule
+	// shows its slips instead of hiding them.
+	Late time.Duration `json:"late,omitempty"`
 
 	// Samples.
 	Service   string `json:"service,omitempty"`
-	Observed  string `json:"observed,omitempty"` // ok | degraded | read-only | down
+	Observed  string `json:"observed,omitempty"` // ok | degraded | read-only | down | unknown
 	MembersUp int    `json:"membersUp,omitempty"`
 	Writable  *bool  `json:"writable,omitempty"`
+	// Timeout: the probe ran out of time before the service's state was
+	// known. Observed is then "unknown": a slow answer is no evidence of
+	// a refused write.
+	Timeout bool `json:"timeout,omitempty"`
 	// Took is how long the observation took: the service was seen at some
 	// moment in [T, T+Took].
 	Took time.Duration `json:"took,omitempty"`

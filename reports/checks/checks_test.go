@@ -449,8 +449,9 @@ func TestQuorumDownWhilePredictedDegradedFails(t *testing.T) {
 	require.Equal(t, "central-ledger-db", fs[0].Service)
 	require.Contains(t, fs[0].Message, "observed down (0 up) where analyze predicts degraded")
 	require.Equal(t, 0, *fs[0].Fault)
-	// After the inject settle grace (15s), until the samples recover.
-	require.Equal(t, 61*time.Second+15*time.Second, fs[0].From.D())
+	// After the ledger's failover budget (22.5s, Galera's defaults), until
+	// the samples recover.
+	require.Equal(t, 61*time.Second+22500*time.Millisecond, fs[0].From.D())
 	require.Equal(t, checks.Liveness, rep.Check(checks.CheckQuorum).Class)
 	require.Equal(t, checks.ExitLiveness, rep.ExitCode)
 }

@@ -3,12 +3,13 @@ package checks
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/chaosloop/chaosloop/reports/evidence"
 	"github.com/chaosloop/chaosloop/topology"
 )
 
-// faultEffect is check 7, against vacuous passes: every fault must have
+// faultEffect is check 8, against vacuous passes: every fault must have
 // changed something observable while it was active — a service sampled in
 // a worse state or with fewer members than just before it, throughput down
 // by Options.EffectThroughputDrop, p99 latency up by
@@ -27,6 +28,7 @@ func (r *run) faultEffect(infos []FaultInfo) Result {
 			vacuous++
 			continue
 		}
+		r.slips(b, i, f)
 		var effects []string
 		observedSvc := map[string]bool{}
 		for _, sv := range r.t.Services {
@@ -110,4 +112,29 @@ func (r *run) serviceEffect(sv *topology.Service, f *evidence.Fault) string {
 		}
 	}
 	return ""
+}
+
+// maxSlip: a fault going in or out later than this after its planned time
+// is reported. The schedule is kept (a late fault still lasts its for),
+// but its window no longer sits where the scenario put it.
+const maxSlip = time.Second
+
+// slips warns about a fault injected or healed late; a slip changes no
+// status: what happened is judged where it happened.
+func (r *run) slips(b *builder, i int, f *evidence.Fault) {
+	for _, sl := range []struct {
+		what string
+		late time.Duration
+		at   time.Duration
+	}{{"injected", f.InjectLate, f.Inject}, {"healed", f.RecoverLate, f.Recover}} {
+		if sl.late <= maxSlip && sl.late >= -maxSlip {
+			continue
+		}
+		at, when := Sec(sl.at), "after"
+		if sl.late < 0 {
+			sl.late, when = -sl.late, "before"
+		}
+		b.add(Finding{Severity: SevWarning, Fault: &i, From: &at,
+			Message: fmt.Sprintf("fault %d (%s) %s %s %s its planned time (scheduler slip over %s)", i+1, f.Name(), sl.what, fmtDur(sl.late), when, fmtDur(maxSlip))})
+	}
 }

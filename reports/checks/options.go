@@ -7,17 +7,18 @@ import "time"
 type Options struct {
 	// Bucket is the width of the throughput and latency series.
 	Bucket time.Duration
-	// SettleAfterInject: samples this soon after a fault is injected are
-	// not compared with analyze's prediction, because the engines need
-	// time to notice (measured on the lab: Galera evicts in ~4 s, Sentinel
-	// fails over in ~3.4 s, etcd/ZooKeeper elect in ≤2 s, Patroni needs
-	// 12-16 s with ttl 10).
-	SettleAfterInject time.Duration
-	// SettleAfterRecover: likewise after a fault heals; rejoining takes
-	// longer than failing (Galera state transfer, pg_rewind 1-26 s, Kafka
-	// ISR catch-up). It also bounds how long after a heal a finding is
-	// still blamed on that fault.
+	// SettleAfterRecover bounds how long after a heal a finding is still
+	// blamed on that fault: rejoining takes longer than failing (Galera
+	// state transfer, pg_rewind 1-26 s, Kafka ISR catch-up). The quorum
+	// check waits for each service's failover budget instead.
 	SettleAfterRecover time.Duration
+	// Failover and FailoverAll: the scenario's expect.failover, per
+	// service or for all; they override the budgets below.
+	Failover    map[string]time.Duration
+	FailoverAll time.Duration
+	// Budgets: the failover budgets the run recorded (budgets.json); a
+	// service missing here takes DefaultBudget of its kind.
+	Budgets map[string]Budget
 	// RecoveryWindow: throughput counts as recovered from the start of the
 	// first window this long whose mean reaches RecoveryLevel of baseline.
 	RecoveryWindow time.Duration
@@ -46,7 +47,6 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Bucket:               time.Second,
-		SettleAfterInject:    15 * time.Second,
 		SettleAfterRecover:   30 * time.Second,
 		RecoveryWindow:       5 * time.Second,
 		RecoveryLevel:        0.9,
@@ -62,9 +62,6 @@ func (o Options) withDefaults() Options {
 	d := DefaultOptions()
 	if o.Bucket <= 0 {
 		o.Bucket = d.Bucket
-	}
-	if o.SettleAfterInject <= 0 {
-		o.SettleAfterInject = d.SettleAfterInject
 	}
 	if o.SettleAfterRecover <= 0 {
 		o.SettleAfterRecover = d.SettleAfterRecover
@@ -96,7 +93,6 @@ func (o Options) withDefaults() Options {
 // OptionsJSON records the options a report was made with.
 type OptionsJSON struct {
 	Bucket             Sec              `json:"bucket"`
-	SettleAfterInject  Sec              `json:"settleAfterInject"`
 	SettleAfterRecover Sec              `json:"settleAfterRecover"`
 	RecoveryWindow     Sec              `json:"recoveryWindow"`
 	RecoveryLevel      float64          `json:"recoveryLevel"`
@@ -107,7 +103,7 @@ type OptionsJSON struct {
 
 func (o Options) json() OptionsJSON {
 	return OptionsJSON{
-		Bucket: Sec(o.Bucket), SettleAfterInject: Sec(o.SettleAfterInject), SettleAfterRecover: Sec(o.SettleAfterRecover),
+		Bucket: Sec(o.Bucket), SettleAfterRecover: Sec(o.SettleAfterRecover),
 		RecoveryWindow: Sec(o.RecoveryWindow), RecoveryLevel: o.RecoveryLevel, MinBaseline: Sec(o.MinBaseline),
 		LossLookback: Sec(o.LossLookback), InitialPositions: o.InitialPositions,
 	}

@@ -16,41 +16,25 @@ const (
 	maxGap       = 2 * time.Second
 )
 
-// change is an inject or recover time and how long the engines get to
-// settle after it.
-type change struct {
-	t, settle time.Duration
-}
-
-func (r *run) changes() []change {
-	var cs []change
-	for _, f := range r.ix.Faults {
-		if !f.Injected {
-			continue
-		}
-		cs = append(cs, change{f.Inject, r.o.SettleAfterInject})
-		if f.Recovered {
-			cs = append(cs, change{f.Recover, r.o.SettleAfterRecover})
-		}
-	}
-	return cs
-}
-
 // straddles reports whether an inject or recover happened while sample s
 // was being taken: what it saw may be from before or after the change, so
 // it cannot be compared with either prediction.
-func straddles(cs []change, s evidence.Sample) bool {
+func straddles(cs []time.Duration, s evidence.Sample) bool {
 	for _, c := range cs {
-		if s.T < c.t && c.t <= s.End {
+		if s.T < c && c <= s.End {
 			return true
 		}
 	}
 	return false
 }
 
-func settling(cs []change, t time.Duration) bool {
+// settling reports whether t is within budget after an inject or heal:
+// a service gets its failover budget (its engine's detection and election
+// timeouts, plus margin) before its state is compared with analyze's
+// prediction, instead of one fixed grace for every engine.
+func settling(cs []time.Duration, budget, t time.Duration) bool {
 	for _, c := range cs {
-		if t >= c.t && t < c.t+c.settle {
+		if t >= c && t < c+budget {
 			return true
 		}
 	}
@@ -81,7 +65,10 @@ func classify(obs, pred topology.Verdict) string {
 }
 
 // quorum is check 5: each service's sampled state against analyze's
-// verdict for the faults active at the time, outside the settle grace.
+// verdict for the faults active at the time, once the service's failover
+// budget has passed since the last inject or heal. Samples whose probe
+// timed out are unknown and never compared; samples inside a write outage
+// that ended during its fault are the failover check's.
 // With expect.quorum: held, quorum must hold: a service observed read-only
 // or down fails the check, whether analyze predicted it (the layout cannot
 // survive the fault: the finding says so) or not (the engines did worse
@@ -92,12 +79,12 @@ func classify(obs, pred topology.Verdict) string {
 func (r *run) quorum() Result {
 	b := r.newResult(CheckQuorum, "Quorum as analyze predicts", Liveness)
 	enforce := r.expect.Quorum != "any"
-	cs := r.changes()
+	cs := r.ix.Changes()
 	from := time.Duration(0)
 	if r.ix.HasLoad {
 		from = r.ix.LoadStart
 	}
-	var compared, mismatched, unsampled int
+	var compared, mismatched, unsampled, timeouts int
 	comparedInFault := make([][]int, len(r.ix.Faults))
 	for i := range comparedInFault {
 		comparedInFault[i] = make([]int, len(r.t.Services))
@@ -115,6 +102,7 @@ func (r *run) quorum() Result {
 			continue
 		}
 		r.sampleGaps(b, sv.Name, ss)
+		budget := r.budgets[sv.Name].Budget.D()
 		var cur *Finding
 		var curClass string
 		var curN int
@@ -127,13 +115,17 @@ func (r *run) quorum() Result {
 			b.add(*cur)
 			cur, curClass, curN = nil, "", 0
 		}
-		invalid := 0
+		invalid, timedOut := 0, 0
 		for _, s := range ss {
-			if !s.Valid {
+			switch {
+			case s.Timeout:
+				timedOut++
+				continue
+			case !s.Valid:
 				invalid++
 				continue
 			}
-			if settling(cs, s.T) || straddles(cs, s) {
+			if settling(cs, budget, s.T) || straddles(cs, s) || r.inClosedOutage(sv.Index, s.T) {
 				continue
 			}
 			compared++
@@ -188,20 +180,26 @@ func (r *run) quorum() Result {
 		if invalid > 0 {
 			b.add(Finding{Severity: SevWarning, Service: sv.Name, Message: fmt.Sprintf("%s: %d samples carried no state (probe errors)", sv.Name, invalid)})
 		}
+		if timedOut > 0 {
+			timeouts += timedOut
+			b.add(Finding{Severity: SevInfo, Service: sv.Name, Message: fmt.Sprintf("%s: %s timed out: state unknown, not compared", sv.Name, plural(timedOut, "probe", "probes"))})
+		}
 	}
 	for i, f := range r.ix.Faults {
 		if !f.Injected {
 			continue
 		}
-		if f.Recover-f.Inject <= r.o.SettleAfterInject {
-			b.add(Finding{Severity: SevWarning, Fault: &i, Message: fmt.Sprintf("fault %d lasted %s, within the %s settle grace: its quorum was not compared", i+1, fmtDur(f.Recover-f.Inject), fmtDur(r.o.SettleAfterInject))})
-			continue
-		}
-		var silent []string
+		var silent, short []string
 		for _, sv := range r.t.Services {
-			if comparedInFault[i][sv.Index] == 0 && len(r.ix.Samples[sv.Name]) > 0 {
+			switch {
+			case f.Recover-f.Inject <= r.budgets[sv.Name].Budget.D():
+				short = append(short, sv.Name)
+			case comparedInFault[i][sv.Index] == 0 && len(r.ix.Samples[sv.Name]) > 0:
 				silent = append(silent, sv.Name)
 			}
+		}
+		if len(short) > 0 {
+			b.add(Finding{Severity: SevWarning, Fault: &i, Message: fmt.Sprintf("fault %d lasted %s, within the failover budget of %s: their quorum was not compared", i+1, fmtDur(f.Recover-f.Inject), strings.Join(short, ", "))})
 		}
 		if len(silent) > 0 {
 			b.add(Finding{Severity: SevUnknown, Fault: &i, Message: fmt.Sprintf("no usable sample of %s while fault %d was active after settling", strings.Join(silent, ", "), i+1)})
@@ -211,7 +209,8 @@ func (r *run) quorum() Result {
 	b.counts["samplesCompared"] = int64(compared)
 	b.counts["samplesMismatched"] = int64(mismatched)
 	b.counts["servicesUnsampled"] = int64(unsampled)
-	summary := fmt.Sprintf("%d samples compared after settling, %d differ from analyze", compared, mismatched)
+	b.counts["probeTimeouts"] = int64(timeouts)
+	summary := fmt.Sprintf("%d samples compared after each service's failover budget, %d differ from analyze", compared, mismatched)
 	if fails := failCount(b.res.Findings); fails > 0 {
 		summary = fmt.Sprintf("quorum lost: %s with a service read-only or down (%d samples compared, %d differ from analyze)", plural(fails, "stretch", "stretches"), compared, mismatched)
 	}
@@ -279,6 +278,11 @@ func (r *run) timelines() []ServiceTimeline {
 			tl.Predicted = appendSeg(tl.Predicted, p, end, r.predictAt(p)[sv.Index].Verdict.String())
 		}
 		ss := r.ix.Samples[sv.Name]
+		for _, s := range ss {
+			if s.Timeout {
+				tl.ProbeTimeouts++
+			}
+		}
 		for i, s := range ss {
 			state := "unknown"
 			if s.Valid {

@@ -1,5 +1,5 @@
 // Package checks turns a run's evidence (history and final state) into
-// verdicts: seven checks, each PASS, FAIL or UNKNOWN with the evidence a
+// verdicts: eight checks, each PASS, FAIL or UNKNOWN with the evidence a
 // person needs to act on (counts, ids, times), per fault and for the whole
 // run, and the exit code that sums them up. It reads and renders nothing;
 // reports/render writes the report files.
@@ -59,6 +59,7 @@ const (
 	CheckKafka        = "kafka-round-trip"
 	CheckReplicas     = "replicas-and-writes"
 	CheckQuorum       = "quorum"
+	CheckFailover     = "failover"
 	CheckThroughput   = "throughput"
 	CheckFaultEffect  = "fault-effect"
 )
@@ -171,7 +172,14 @@ type FaultInfo struct {
 	// when not measured).
 	ThroughputRatio *float64 `json:"throughputRatio,omitempty"`
 	Recovery        *Sec     `json:"recovery,omitempty"`
-	// Effects observed (check 7).
+	// InjectLate and RecoverLate: actual − planned time of the inject
+	// and of the heal, as the scheduler recorded them.
+	InjectLate  Sec `json:"injectLate,omitempty"`
+	RecoverLate Sec `json:"recoverLate,omitempty"`
+	// Failover: per service, the write outage and settling times
+	// measured under this fault.
+	Failover []ServiceFailover `json:"failover,omitempty"`
+	// Effects observed (check 8).
 	Effects []string `json:"effects,omitempty"`
 	// Status is the worst of the checks for this fault.
 	Status Status `json:"status"`
@@ -201,10 +209,12 @@ type Segment struct {
 
 // ServiceTimeline is a service's observed and predicted states over time.
 type ServiceTimeline struct {
-	Service   string    `json:"service"`
-	Kind      string    `json:"kind"`
-	Observed  []Segment `json:"observed"`
-	Predicted []Segment `json:"predicted"`
+	Service string `json:"service"`
+	Kind    string `json:"kind"`
+	// ProbeTimeouts: probes that ran out of time (unknown, not compared).
+	ProbeTimeouts int       `json:"probeTimeouts,omitempty"`
+	Observed      []Segment `json:"observed"`
+	Predicted     []Segment `json:"predicted"`
 }
 
 // Values is a series that writes NaN (no data) as JSON null.
@@ -273,8 +283,11 @@ type Expectations struct {
 	Recovery         Sec     `json:"recovery"`
 }
 
-// ReportVersion is report.json's format version.
-const ReportVersion = 1
+// ReportVersion is report.json's format version. 2: failover budgets and
+// measured failovers per fault and service, probe timeouts, the failover
+// check, and fault inject/heal lateness; options lost settleAfterInject
+// (the quorum check waits for each service's budget instead).
+const ReportVersion = 2
 
 // Report is everything a run is judged on, as written to report.json.
 type Report struct {
@@ -286,15 +299,17 @@ type Report struct {
 	Verdict  Status `json:"verdict"`
 	ExitCode int    `json:"exitCode"`
 	// Why says, in plain words, what decided the verdict.
-	Why      []string     `json:"why"`
-	Expect   Expectations `json:"expect"`
-	Options  OptionsJSON  `json:"options"`
-	Timings  Timings      `json:"timings"`
-	Checks   []Result     `json:"checks"`
-	Faults   []FaultInfo  `json:"faults"`
-	Phases   []PhaseStats `json:"phases"`
-	Series   Series       `json:"series"`
-	Problems []string     `json:"historyProblems,omitempty"`
+	Why     []string     `json:"why"`
+	Expect  Expectations `json:"expect"`
+	Options OptionsJSON  `json:"options"`
+	Timings Timings      `json:"timings"`
+	Checks  []Result     `json:"checks"`
+	Faults  []FaultInfo  `json:"faults"`
+	Phases  []PhaseStats `json:"phases"`
+	Series  Series       `json:"series"`
+	// Budgets: each service's failover budget as applied.
+	Budgets  map[string]Budget `json:"budgets"`
+	Problems []string          `json:"historyProblems,omitempty"`
 }
 
 // Check returns the result with the given id, or nil.

@@ -57,6 +57,12 @@ type run struct {
 	baseP99    time.Duration
 	// faultNames for messages.
 	faultNames []string
+	// budgets: each service's failover budget, resolved once.
+	budgets map[string]Budget
+	// fo: the failover measured per fault and service index; closed:
+	// the outages that ended while their fault was active.
+	fo     [][]ServiceFailover
+	closed [][][]Outage
 }
 
 // Run judges a run. It fails only when the scenario has no usable
@@ -83,6 +89,8 @@ func Run(in Input, opts Options) (*Report, error) {
 	for _, f := range r.ix.Faults {
 		r.faultNames = append(r.faultNames, f.Name())
 	}
+	r.budgets = r.resolveBudgets()
+	r.measureFailovers()
 	if r.ix.FirstFault-r.ix.BaselineStart >= o.MinBaseline {
 		r.baseline, r.baselineOK = r.series.Rate(r.ix.BaselineStart, r.ix.FirstFault)
 		r.baselineOK = r.baselineOK && r.baseline > 0
@@ -95,7 +103,7 @@ func Run(in Input, opts Options) (*Report, error) {
 			LoadStart: Sec(r.ix.LoadStart), BaselineStart: Sec(r.ix.BaselineStart), FirstFault: Sec(r.ix.FirstFault),
 			LoadEnd: Sec(r.ix.LoadEnd), End: Sec(r.ix.End),
 		},
-		Problems: r.ix.Problems,
+		Problems: r.ix.Problems, Budgets: r.budgets,
 	}
 	if !in.Started.IsZero() {
 		st := in.Started.UTC()
@@ -103,10 +111,11 @@ func Run(in Input, opts Options) (*Report, error) {
 	}
 	rep.Faults = r.faultInfos()
 	tp, recov := r.throughput()
-	rep.Checks = []Result{r.acknowledged(), r.money(), r.kafka(), r.replicas(), r.quorum(), tp, r.faultEffect(rep.Faults)}
+	rep.Checks = []Result{r.acknowledged(), r.money(), r.kafka(), r.replicas(), r.quorum(), r.failover(), tp, r.faultEffect(rep.Faults)}
 	for i := range rep.Faults {
 		rep.Faults[i].ThroughputRatio = recov[i].ratio
 		rep.Faults[i].Recovery = recov[i].recovery
+		rep.Faults[i].Failover = r.fo[i]
 		st := Pass
 		for _, c := range rep.Checks {
 			st = worst(st, c.PerFault[i].Status)
@@ -146,7 +155,7 @@ func score(rep *Report) {
 		}
 	case len(liveness) > 0:
 		rep.Verdict, rep.ExitCode = Fail, ExitLiveness
-		rep.Why = append([]string{"LIVENESS VIOLATED — no data lost, but quorum, throughput, recovery or fault effect not as expected:"}, liveness...)
+		rep.Why = append([]string{"LIVENESS VIOLATED — no data lost, but quorum, failover time, throughput, recovery or fault effect not as expected:"}, liveness...)
 	case len(unknown) > 0:
 		rep.Verdict, rep.ExitCode = Unknown, ExitLiveness
 		rep.Why = append([]string{"INCONCLUSIVE — nothing failed, but some evidence is missing, so the run cannot pass:"}, unknown...)
@@ -327,7 +336,8 @@ func (r *run) faultInfos() []FaultInfo {
 	out := []FaultInfo{}
 	for _, f := range r.ix.Faults {
 		fi := FaultInfo{Index: f.Index, Name: f.Name(), Action: f.Action, Target: f.Target, Injected: f.Injected,
-			InjectAt: Sec(f.Inject), Recovered: f.Recovered, RecoverAt: Sec(f.Recover), Predicted: []ServicePrediction{}}
+			InjectAt: Sec(f.Inject), Recovered: f.Recovered, RecoverAt: Sec(f.Recover), Predicted: []ServicePrediction{},
+			InjectLate: Sec(f.InjectLate), RecoverLate: Sec(f.RecoverLate)}
 		if f.Planned != nil {
 			at := Sec(f.Planned.At.D())
 			fi.PlannedAt = &at

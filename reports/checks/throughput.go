@@ -10,7 +10,7 @@ type faultTP struct {
 	recovery *Sec
 }
 
-// throughput is check 6. Baseline: acknowledged transfers per second
+// throughput is check 7. Baseline: acknowledged transfers per second
 // (single and bulk, by completion time) from the end of warmup to the first
 // fault. For each fault, the mean over its whole active window (the
 // engines' detection outage included: users live through it) over

@@ -72,6 +72,9 @@ type Fault struct {
 	// to the end of the history); Recover is then the history's end.
 	Recovered bool
 	Recover   time.Duration
+	// InjectLate and RecoverLate: actual − planned, as the scheduler
+	// recorded them (zero in histories from before it did).
+	InjectLate, RecoverLate time.Duration
 }
 
 // Name is "action target", e.g. "power-off rack/dc1/r1".
@@ -88,8 +91,12 @@ type Sample struct {
 	// the service's at some moment in between.
 	T, End  time.Duration
 	Service string
-	// Valid is false when the observation carries no state (an error).
-	Valid     bool
+	// Valid is false when the observation carries no state (an error or
+	// a timeout).
+	Valid bool
+	// Timeout: the probe ran out of time; the state is unknown and must
+	// not be compared.
+	Timeout   bool
 	Observed  topology.Verdict
 	MembersUp int
 	Error     string
@@ -206,7 +213,10 @@ func Build(events []history.Event, sc *scenarios.Scenario) *Index {
 // sample reads an observation. Writable, when given, overrides a state
 // that claims writes work: what the probe saw wins over what it inferred.
 func sample(e history.Event) Sample {
-	s := Sample{T: e.T, End: e.T + max(e.Took, 0), Service: e.Service, MembersUp: e.MembersUp, Error: e.Error}
+	s := Sample{T: e.T, End: e.T + max(e.Took, 0), Service: e.Service, MembersUp: e.MembersUp, Error: e.Error, Timeout: e.Timeout}
+	if e.Timeout {
+		return s
+	}
 	if v, err := topology.ParseVerdict(e.Observed); err == nil {
 		s.Observed, s.Valid = v, true
 	} else if e.Writable != nil {
@@ -248,7 +258,7 @@ func (ix *Index) matchFaults(sc *scenarios.Scenario, injects, recovers []history
 			ix.Problems = append(ix.Problems, fmt.Sprintf("fault %s %s injected at %s is not in the scenario", e.Action, e.Target, fmtT(e.T)))
 		}
 		// The history's target may be more precise (a resolved leader).
-		f.Target, f.Injected, f.Inject = e.Target, true, e.T
+		f.Target, f.Injected, f.Inject, f.InjectLate = e.Target, true, e.T, e.Late
 		f.setModel()
 	}
 	for _, e := range recovers {
@@ -263,7 +273,7 @@ func (ix *Index) matchFaults(sc *scenarios.Scenario, injects, recovers []history
 			ix.Problems = append(ix.Problems, fmt.Sprintf("recover of %s %s at %s matches no injected fault", e.Action, e.Target, fmtT(e.T)))
 			continue
 		}
-		f.Recovered, f.Recover = true, e.T
+		f.Recovered, f.Recover, f.RecoverLate = true, e.T, e.Late
 	}
 	for _, f := range planned {
 		if f.Injected && !f.Recovered {

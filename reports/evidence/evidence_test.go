@@ -141,3 +141,26 @@ func TestSeriesRate(t *testing.T) {
 	require.Len(t, lat, 100)
 	require.Equal(t, 50*time.Millisecond, evidence.Percentile(lat, 0.99))
 }
+
+// A timed-out probe carries no state (even if it names one), and the
+// scheduler's lateness reaches the fault.
+func TestTimedOutSampleAndLateness(t *testing.T) {
+	no := false
+	ix := evidence.Build([]history.Event{
+		{T: 1 * s, Type: history.Sample, Service: "kafka", Observed: "unknown", Timeout: true, MembersUp: 2},
+		{T: 2 * s, Type: history.Sample, Service: "kafka", Observed: "read-only", Timeout: true, Writable: &no},
+		{T: 3 * s, Type: history.Sample, Service: "kafka", Observed: "read-only", MembersUp: 2, Writable: &no},
+		{T: 20 * s, Type: history.Fault, Phase: "inject", Action: "power-off", Target: "node/n1", Late: 1500 * time.Millisecond},
+		{T: 31 * s, Type: history.Fault, Phase: "recover", Action: "power-off", Target: "node/n1", Late: 1500 * time.Millisecond},
+	}, scenario(fault("power-off", "node/n1", 10*s, 10*s)))
+	ss := ix.Samples["kafka"]
+	require.Len(t, ss, 3)
+	for _, smp := range ss[:2] {
+		require.True(t, smp.Timeout)
+		require.False(t, smp.Valid)
+	}
+	require.True(t, ss[2].Valid)
+	require.False(t, ss[2].Timeout)
+	require.Equal(t, 1500*time.Millisecond, ix.Faults[0].InjectLate)
+	require.Equal(t, 1500*time.Millisecond, ix.Faults[0].RecoverLate)
+}

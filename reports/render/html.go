@@ -43,7 +43,21 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return dur(s.D())
 	},
-	"tps":   func(f float64) string { return fmt.Sprintf("%.1f", f) },
+	"tps":    func(f float64) string { return fmt.Sprintf("%.1f", f) },
+	"late":   lateness,
+	"since":  since,
+	"outage": func(fo *checks.ServiceFailover) string { return outageCell(*fo) },
+	"overBudget": func(fo *checks.ServiceFailover) bool {
+		return fo.Outage != nil && !fo.Outage.Open && fo.Outage.Duration > fo.Budget
+	},
+	"foOf": func(f checks.FaultInfo, svc string) *checks.ServiceFailover {
+		for i := range f.Failover {
+			if f.Failover[i].Service == svc {
+				return &f.Failover[i]
+			}
+		}
+		return nil
+	},
 	"ids":   idList,
 	"inc":   func(i int) int { return i + 1 },
 	"first": func(s []string) string { return s[0] },
@@ -105,14 +119,22 @@ details{margin:2px 0}summary{cursor:pointer}.small{color:#666;font-size:12px}cod
 <div class="legend small">{{range $k, $v := .Colors}}<span style="background:{{$v}}"></span>{{$k}}{{end}}</div>
 
 <h2>Faults</h2>
-<table><tr><th>#</th><th>fault</th><th>injected</th><th>healed</th><th>throughput</th><th>recovery</th><th>effects</th><th>analyze predicts</th><th>status</th></tr>
+<table><tr><th>#</th><th>fault</th><th>injected</th><th>healed</th><th>late (inject/heal)</th><th>throughput</th><th>recovery</th><th>effects</th><th>analyze predicts</th><th>status</th></tr>
 {{range $i, $f := .R.Faults}}<tr><td>{{inc $i}}</td><td>{{.Name}}</td>
-<td>{{if .Injected}}{{at .InjectAt}}{{else}}never{{end}}</td><td>{{if .Recovered}}{{at .RecoverAt}}{{else}}-{{end}}</td>
+<td>{{if .Injected}}{{at .InjectAt}}{{else}}never{{end}}</td><td>{{if .Recovered}}{{at .RecoverAt}}{{else}}-{{end}}</td><td class="num">{{late .}}</td>
 <td class="num">{{pct .ThroughputRatio}}</td><td class="num">{{recovery .Recovery}}</td>
 <td>{{range .Effects}}<div>{{.}}</div>{{else}}<span class="sev-fail">none observed</span>{{end}}</td>
 <td>{{range .Predicted}}<div>{{.Service}}: {{.Verdict}} ({{.MembersUp}}/{{.Members}}){{if .LossPossible}} <b>loss possible</b>{{end}}</div>{{end}}</td>
 <td><span class="st {{lower .Status}}">{{.Status}}</span></td></tr>
 {{end}}</table>
+
+<h2>Failover: write outages per fault and service</h2>
+<div class="small">The longest stretch of refused writes that began during each fault (first refusal to first accepted write, from samples and the service's own operations), then the time to analyze's predicted state and, after the heal, back to full strength. <span class="sev-fail">Red</span>: over the service's failover budget; open: writes had not resumed when the fault healed (quorum lost).</div>
+<table id="failover"><tr><th>fault</th>{{range .R.Series.Services}}<th>{{.Service}}</th>{{end}}</tr>
+{{range $i, $f := .R.Faults}}<tr><td>{{inc $i}} {{.Name}}</td>{{range $.R.Series.Services}}{{with foOf $f .Service}}<td class="num{{if overBudget .}} sev-fail{{end}}">{{outage .}}<div class="small">steady {{since .Steady}} · full {{since .FullStrength}}</div></td>{{else}}<td>-</td>{{end}}{{end}}</tr>
+{{end}}<tr><th>budget</th>{{range .R.Series.Services}}{{with index $.R.Budgets .Service}}<td class="num" title="{{.Source}}: {{.Derivation}}">{{dur .Budget}}<div class="small">{{.Source}}</div></td>{{end}}{{end}}</tr>
+<tr><th>probe timeouts</th>{{range .R.Series.Services}}<td class="num">{{.ProbeTimeouts}}</td>{{end}}</tr>
+</table>
 
 <h2>Checks and evidence</h2>
 {{range .R.Checks}}<details {{if ne (lower .Status) "pass"}}open{{end}}><summary><span class="st {{lower .Status}}">{{.Status}}</span> <b>{{.Title}}</b> ({{.Class}}) — {{.Summary}}</summary>
@@ -129,7 +151,7 @@ details{margin:2px 0}summary{cursor:pointer}.small{color:#666;font-size:12px}cod
 
 <h2>How this was judged</h2>
 <div class="small">Expectations: quorum {{.R.Expect.Quorum}}, acknowledged loss ≤ {{.R.Expect.AcknowledgedLoss}}, throughput during faults ≥ {{.R.Expect.Throughput}} of baseline, recovery ≤ {{dur .R.Expect.Recovery}}.
-Samples within {{dur .R.Options.SettleAfterInject}} of an injection or {{dur .R.Options.SettleAfterRecover}} of a heal are not compared with analyze (engines settling).
+Samples within a service's failover budget of an injection or a heal are not compared with analyze (engines settling); a write outage that ends while its fault is active is judged against that budget (failover check), one that does not end is quorum lost. Probes that timed out are unknown and never compared.
 Recovery: start of the first {{dur .R.Options.RecoveryWindow}} window at ≥ {{.R.Options.RecoveryLevel}} of baseline. Exit codes: 3 safety violated, 4 liveness violated or inconclusive, 0 pass.
 {{with .R.Problems}}<br>History problems: {{range .}}{{.}}; {{end}}{{end}}</div>
 </body></html>

@@ -40,13 +40,16 @@ type junitProperty struct {
 }
 
 type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	ClassName string        `xml:"classname,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitMessage `xml:"failure,omitempty"`
-	Error     *junitMessage `xml:"error,omitempty"`
-	Skipped   *junitMessage `xml:"skipped,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
+	Name      string `xml:"name,attr"`
+	ClassName string `xml:"classname,attr"`
+	Time      string `xml:"time,attr"`
+	// Properties carry the measured figures (failover outages, budgets,
+	// probe timeouts), as Jenkins' junit plugin and Surefire read them.
+	Properties []junitProperty `xml:"properties>property,omitempty"`
+	Failure    *junitMessage   `xml:"failure,omitempty"`
+	Error      *junitMessage   `xml:"error,omitempty"`
+	Skipped    *junitMessage   `xml:"skipped,omitempty"`
+	SystemOut  string          `xml:"system-out,omitempty"`
 }
 
 type junitMessage struct {
@@ -75,16 +78,21 @@ func JUnit(w io.Writer, rep *checks.Report) error {
 		for _, f := range c.Findings {
 			fmt.Fprintf(&out, "[%s] %s%s\n", f.Severity, f.Message, idList(f))
 		}
-		run.add(junitCase{Name: c.ID, ClassName: class + ".run", Time: "0", SystemOut: out.String()}, c.Status, c.Class, c.Summary, failText(c, nil))
+		run.add(junitCase{Name: c.ID, ClassName: class + ".run", Time: "0", SystemOut: out.String(), Properties: runProperties(rep, c.ID)}, c.Status, c.Class, c.Summary, failText(c, nil))
 	}
 	all.Suites = append(all.Suites, run)
 	for i, f := range rep.Faults {
 		name := fmt.Sprintf("fault %d %s", i+1, f.Name)
 		s := junitSuite{Name: rep.Scenario + ": " + name, Time: fmt.Sprintf("%.3f", (f.RecoverAt - f.InjectAt).D().Seconds()),
-			Properties: []junitProperty{{"injectAt", at(f.InjectAt)}, {"recoverAt", at(f.RecoverAt)}, {"injected", fmt.Sprint(f.Injected)}}}
+			Properties: []junitProperty{{"injectAt", at(f.InjectAt)}, {"recoverAt", at(f.RecoverAt)}, {"injected", fmt.Sprint(f.Injected)},
+				{"injectLate", signed(f.InjectLate)}, {"recoverLate", signed(f.RecoverLate)}}}
 		for _, c := range rep.Checks {
 			pf := c.PerFault[i]
-			s.add(junitCase{Name: c.ID, ClassName: fmt.Sprintf("%s.fault%d", class, i+1), Time: "0", SystemOut: pf.Summary + "\n"}, pf.Status, c.Class, pf.Summary, failText(c, &i))
+			jc := junitCase{Name: c.ID, ClassName: fmt.Sprintf("%s.fault%d", class, i+1), Time: "0", SystemOut: pf.Summary + "\n"}
+			if c.ID == checks.CheckFailover {
+				jc.Properties = failoverProperties(f)
+			}
+			s.add(jc, pf.Status, c.Class, pf.Summary, failText(c, &i))
 		}
 		all.Suites = append(all.Suites, s)
 	}
@@ -135,4 +143,34 @@ func failText(c checks.Result, fault *int) string {
 		fmt.Fprintf(&b, "%s%s\n", f.Message, idList(f))
 	}
 	return b.String()
+}
+
+// runProperties: the failover testcase carries each service's budget, the
+// quorum testcase each service's probe timeouts.
+func runProperties(rep *checks.Report, id string) []junitProperty {
+	var ps []junitProperty
+	for _, tl := range rep.Series.Services {
+		switch id {
+		case checks.CheckFailover:
+			b := rep.Budgets[tl.Service]
+			ps = append(ps, junitProperty{"budget." + tl.Service, fmt.Sprintf("%s (%s: %s)", dur(b.Budget.D()), b.Source, b.Derivation)})
+		case checks.CheckQuorum:
+			ps = append(ps, junitProperty{"probeTimeouts." + tl.Service, fmt.Sprint(tl.ProbeTimeouts)})
+		}
+	}
+	return ps
+}
+
+// failoverProperties: per service, the longest write outage under the
+// fault, its budget, and the settling times.
+func failoverProperties(f checks.FaultInfo) []junitProperty {
+	var ps []junitProperty
+	for _, fo := range f.Failover {
+		ps = append(ps,
+			junitProperty{"outage." + fo.Service, outageCell(fo)},
+			junitProperty{"budget." + fo.Service, dur(fo.Budget.D())},
+			junitProperty{"steady." + fo.Service, since(fo.Steady)},
+			junitProperty{"fullStrength." + fo.Service, since(fo.FullStrength)})
+	}
+	return ps
 }

@@ -52,7 +52,7 @@ func Text(w io.Writer, rep *checks.Report) error {
 	if len(rep.Faults) > 0 {
 		b.WriteString("\n")
 		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "FAULT\tINJECTED\tHEALED\tTHROUGHPUT\tRECOVERY\tSTATUS")
+		fmt.Fprintln(tw, "FAULT\tINJECTED\tHEALED\tLATE\tTHROUGHPUT\tRECOVERY\tSTATUS")
 		for i, f := range rep.Faults {
 			inj, heal, tp, rec := "never", "-", "-", "-"
 			if f.Injected {
@@ -68,9 +68,10 @@ func Text(w io.Writer, rep *checks.Report) error {
 			if f.Recovery != nil {
 				rec = dur(f.Recovery.D())
 			}
-			fmt.Fprintf(tw, "%d %s\t%s\t%s\t%s\t%s\t%s\n", i+1, f.Name, inj, heal, tp, rec, f.Status)
+			fmt.Fprintf(tw, "%d %s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, f.Name, inj, heal, lateness(f), tp, rec, f.Status)
 		}
 		tw.Flush()
+		failoverText(&b, rep)
 	}
 	if len(rep.Phases) > 0 {
 		b.WriteString("\n")
@@ -130,4 +131,89 @@ func dur(d time.Duration) string {
 		return d.Round(100 * time.Microsecond).String()
 	}
 	return d.Round(100 * time.Millisecond).String()
+}
+
+// lateness is a fault's inject/heal slip, "-" when on time.
+func lateness(f checks.FaultInfo) string {
+	if f.InjectLate == 0 && f.RecoverLate == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s/%s", signed(f.InjectLate), signed(f.RecoverLate))
+}
+
+func signed(s checks.Sec) string {
+	switch {
+	case s.D() == 0:
+		return "0s"
+	case s.D() < 0:
+		return "-" + dur(-s.D())
+	}
+	return "+" + dur(s.D())
+}
+
+// outageCell is one service's failover under one fault: its longest write
+// outage against its budget.
+func outageCell(fo checks.ServiceFailover) string {
+	o := fo.Outage
+	switch {
+	case o == nil:
+		return "-"
+	case o.Open:
+		return fmt.Sprintf("≥%s open", dur(o.Duration.D()))
+	case o.Duration > fo.Budget:
+		return fmt.Sprintf("%s > %s!", dur(o.Duration.D()), dur(fo.Budget.D()))
+	}
+	return dur(o.Duration.D())
+}
+
+// failoverText writes the fault × service table of write outages, the
+// budgets, and the probe timeouts per service.
+func failoverText(b *strings.Builder, rep *checks.Report) {
+	svcs := rep.Series.Services
+	if len(svcs) == 0 {
+		return
+	}
+	b.WriteString("\nWRITE OUTAGES (longest per fault; budget below; '!' over budget, 'open' not resumed before the heal)\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "FAULT")
+	for _, s := range svcs {
+		fmt.Fprintf(tw, "\t%s", s.Service)
+	}
+	fmt.Fprintln(tw)
+	for i, f := range rep.Faults {
+		fmt.Fprintf(tw, "%d", i+1)
+		for _, s := range svcs {
+			cell := "-"
+			for _, fo := range f.Failover {
+				if fo.Service == s.Service {
+					cell = outageCell(fo)
+				}
+			}
+			fmt.Fprintf(tw, "\t%s", cell)
+		}
+		fmt.Fprintln(tw)
+	}
+	fmt.Fprint(tw, "budget")
+	for _, s := range svcs {
+		fmt.Fprintf(tw, "\t%s", dur(rep.Budgets[s.Service].Budget.D()))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprint(tw, "probe timeouts")
+	for _, s := range svcs {
+		fmt.Fprintf(tw, "\t%d", s.ProbeTimeouts)
+	}
+	fmt.Fprintln(tw)
+	tw.Flush()
+}
+
+// since formats a time to reach a state: "never" when it was not reached,
+// "0s" when it held from the start.
+func since(s *checks.Sec) string {
+	switch {
+	case s == nil:
+		return "never"
+	case s.D() == 0:
+		return "0s"
+	}
+	return dur(s.D())
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -63,13 +64,13 @@ func TestJSONRoundTrip(t *testing.T) {
 	require.NoError(t, render.JSON(&b, rep))
 	var raw map[string]any
 	require.NoError(t, json.Unmarshal(b.Bytes(), &raw))
-	require.Equal(t, 1.0, raw["version"])
+	require.Equal(t, 2.0, raw["version"])
 	require.Equal(t, "quickstart", raw["scenario"])
 	require.Equal(t, 42.0, raw["seed"])
 	require.Equal(t, "PASS", raw["verdict"])
 	var back checks.Report
 	require.NoError(t, json.Unmarshal(b.Bytes(), &back))
-	require.Len(t, back.Checks, 7)
+	require.Len(t, back.Checks, 8)
 	require.Len(t, back.Faults, 2)
 	require.Equal(t, rep.Faults[0].InjectAt, back.Faults[0].InjectAt)
 	require.Equal(t, len(rep.Series.P99), len(back.Series.P99))
@@ -80,7 +81,7 @@ func TestJSONRoundTrip(t *testing.T) {
 func TestJUnitPassing(t *testing.T) {
 	j := parseJUnit(t, report(t, synth.Config{}))
 	require.Len(t, j.Suites, 3, "the run and one suite per fault")
-	require.Equal(t, 21, j.Tests, "7 checks × (run + 2 faults)")
+	require.Equal(t, 24, j.Tests, "8 checks × (run + 2 faults)")
 	require.Zero(t, j.Failures+j.Errors+j.Skipped)
 	require.Equal(t, "quickstart: fault 1 power-off rack/dc1/r1", j.Suites[1].Name)
 	require.Equal(t, "acknowledged-transfers", j.Suites[1].Cases[0].Name)
@@ -138,4 +139,71 @@ func TestTextScorecard(t *testing.T) {
 	require.Contains(t, s, "FINDINGS")
 	require.Regexp(t, `2 Redis writes acknowledged during fault 2 \(isolate site/dc3\) are gone where analyze predicted no loss \(allowed: 0\): tr-\d+ tr-\d+`, s)
 	require.Contains(t, s, "baseline")
+}
+
+// slowFailover: the document store refuses writes from +7 s to +18.1 s
+// after the isolation, over a 5 s budget.
+func slowFailover(t *testing.T) *checks.Report {
+	t.Helper()
+	sc, err := scenarios.Parse("../../scenarios/quickstart.yaml")
+	require.NoError(t, err)
+	r := 10.0
+	sc.Load.Rate = &r
+	run, err := synth.Generate(sc, synth.Config{
+		WriteOutage:   map[int]synth.WriteOutage{1: {Service: "bulk-db", From: 7 * time.Second, To: 18100 * time.Millisecond}},
+		ProbeTimeouts: []synth.ProbeTimeout{{Service: "kafka", T: 50 * time.Second}}})
+	require.NoError(t, err)
+	rep, err := checks.Run(checks.Input{Scenario: sc, Events: run.Events, Final: run.Final, Seed: 42}, checks.Options{Failover: map[string]time.Duration{"bulk-db": 5 * time.Second}})
+	require.NoError(t, err)
+	return rep
+}
+
+func TestFailoverInEveryOutput(t *testing.T) {
+	rep := slowFailover(t)
+	require.Equal(t, checks.Fail, rep.Check(checks.CheckFailover).Status)
+
+	var txt bytes.Buffer
+	require.NoError(t, render.Text(&txt, rep))
+	s := txt.String()
+	require.Contains(t, s, "WRITE OUTAGES")
+	require.Regexp(t, `\n2\s+-\s+-\s+-\s+11\.\ds > 5s!`, s)
+	require.Regexp(t, `probe timeouts\s+0\s+1\s`, s)
+	require.Contains(t, s, "[failover] bulk-db refused writes for 11.")
+
+	var h bytes.Buffer
+	require.NoError(t, render.HTML(&h, rep))
+	hs := h.String()
+	require.Contains(t, hs, `<table id="failover">`)
+	require.Contains(t, hs, `<td class="num sev-fail">11.`)
+	require.Regexp(t, `<rect class="outage"[^>]*stroke="#c62828"[^>]*><title>bulk-db write outage 11\.\ds \(1\d\d\.\ds–1\d\d\.\ds, fault 2, budget 5s\)`, hs)
+
+	var x bytes.Buffer
+	require.NoError(t, render.JUnit(&x, rep))
+	xs := x.String()
+	require.Contains(t, xs, `<property name="outage.bulk-db" value="11.`)
+	require.Contains(t, xs, `<property name="budget.bulk-db" value="5s"></property>`)
+	require.Contains(t, xs, `<property name="probeTimeouts.kafka" value="1"></property>`)
+	require.Contains(t, xs, `<property name="budget.kafka" value="12s (default table: KRaft`)
+	j := parseJUnit(t, rep)
+	for _, c := range j.Suites[2].Cases {
+		require.Equal(t, c.Name == checks.CheckFailover, c.Failure != nil, c.Name)
+	}
+}
+
+// A scheduler slip shows in the fault tables and the fault suite.
+func TestLatenessShown(t *testing.T) {
+	rep := report(t, synth.Config{})
+	rep.Faults[1].InjectLate = checks.Sec(1500 * time.Millisecond)
+	rep.Faults[1].RecoverLate = checks.Sec(1500 * time.Millisecond)
+	var b bytes.Buffer
+	require.NoError(t, render.Text(&b, rep))
+	require.Regexp(t, `1 power-off rack/dc1/r1\s+61\.0s\s+101\.0s\s+-\s`, b.String())
+	require.Regexp(t, `2 isolate site/dc3\s+131\.0s\s+161\.0s\s+\+1\.5s/\+1\.5s\s`, b.String())
+	b.Reset()
+	require.NoError(t, render.HTML(&b, rep))
+	require.True(t, strings.Contains(b.String(), `<td class="num">&#43;1.5s/&#43;1.5s</td>`), "html lateness")
+	b.Reset()
+	require.NoError(t, render.JUnit(&b, rep))
+	require.Contains(t, b.String(), `<property name="injectLate" value="+1.5s"></property>`)
+	require.Contains(t, b.String(), `<property name="injectLate" value="0s"></property>`)
 }

@@ -243,6 +243,34 @@ func quorumSVG(rep *checks.Report) string {
 		}
 		bar(tl.Observed, y, 16, "observed")
 		bar(tl.Predicted, y+18, 5, "predicted")
+		c.outages(rep.Faults, tl.Service, y-2, 20)
 	}
 	return c.close()
+}
+
+// outages outlines each measured write outage of a service on its row,
+// red when it exceeded the service's failover budget.
+func (c *chart) outages(fs []checks.FaultInfo, svc string, y, h float64) {
+	for i, f := range fs {
+		for _, fo := range f.Failover {
+			o := fo.Outage
+			if fo.Service != svc || o == nil {
+				continue
+			}
+			color := "#000"
+			if !o.Open && o.Duration > fo.Budget {
+				color = "#c62828"
+			}
+			x0, x1 := c.X(o.From.D().Seconds()), c.X(o.To.D().Seconds())
+			fmt.Fprintf(&c.b, `<rect class="outage" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="%s" stroke-width="1.5" stroke-dasharray="3 2"><title>%s write outage %s (%.1fs–%.1fs, fault %d, budget %s)%s</title></rect>`,
+				x0, y, math.Max(x1-x0, 1), h, color, html.EscapeString(svc), o.Duration, o.From.D().Seconds(), o.To.D().Seconds(), i+1, fo.Budget, openNote(o))
+		}
+	}
+}
+
+func openNote(o *checks.Outage) string {
+	if o.Open {
+		return "; writes had not resumed at the heal"
+	}
+	return ""
 }

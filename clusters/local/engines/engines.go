@@ -74,6 +74,11 @@ type MemberStatus struct {
 	// Healthy: the member is part of a working cluster (in quorum, synced).
 	Healthy bool   `json:"healthy"`
 	Detail  string `json:"detail,omitempty"`
+	// TimedOut: the member's process runs but the probe ran out of time
+	// before it answered. That is no evidence of its state (a slow member
+	// on a busy machine is not a down one): it is neither Up nor Healthy,
+	// and whatever depends on its answer is unknown.
+	TimedOut bool `json:"timedOut,omitempty"`
 }
 
 // Status is a service's observed state.
@@ -132,6 +137,19 @@ func tail(b []byte) string {
 		lines = lines[len(lines)-15:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// IsTimeout reports whether err is a probe running out of time (a context
+// deadline or a network timeout), as opposed to an answer or a refusal.
+func IsTimeout(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // ErrTimeout is wrapped by WaitFor when the condition never held.

@@ -49,6 +49,26 @@ type Config struct {
 	// RedisLoss: this many Redis writes acknowledged during the fault are
 	// gone from the final state.
 	RedisLoss map[int]int
+	// WriteOutage: a service refuses writes for a stretch after the
+	// fault's injection (a slow failover): its samples show it read-only
+	// and, for the document store, bulk writes are refused.
+	WriteOutage map[int]WriteOutage
+	// ProbeTimeouts: these samples of a service time out (no state)
+	// instead of being recorded.
+	ProbeTimeouts []ProbeTimeout
+}
+
+// WriteOutage is a service refusing writes from From to To after its
+// fault's injection.
+type WriteOutage struct {
+	Service  string
+	From, To time.Duration
+}
+
+// ProbeTimeout replaces the sample of Service at T by a timed-out probe.
+type ProbeTimeout struct {
+	Service string
+	T       time.Duration
 }
 
 // Run is a generated run.
@@ -103,6 +123,7 @@ type window struct {
 	collapse      bool
 	slow          time.Duration
 	down          string
+	outage        WriteOutage
 	blocks        bool // the ledger pipeline cannot write while active
 	redisLoss     int
 	redisLossDone int
@@ -132,7 +153,7 @@ func (g *gen) run() {
 	for i, f := range g.sc.Faults {
 		tg, _ := scenarios.ParseTarget(f.Target)
 		w := &window{idx: i, fault: topology.Fault{Action: f.Action, Target: tg}, inject: measure + f.At.D(),
-			vacuous: g.c.Vacuous[i], collapse: g.c.Collapse[i], slow: g.c.SlowRecovery[i], down: g.c.ObservedDown[i], redisLoss: g.c.RedisLoss[i]}
+			vacuous: g.c.Vacuous[i], collapse: g.c.Collapse[i], slow: g.c.SlowRecovery[i], down: g.c.ObservedDown[i], redisLoss: g.c.RedisLoss[i], outage: g.c.WriteOutage[i]}
 		w.heal = end
 		if f.For != nil {
 			w.heal = w.inject + f.For.D()
@@ -214,7 +235,7 @@ func (g *gen) arrival(n int, at time.Duration, parts int) {
 	if n%g.c.BulkEvery == 0 {
 		id := fmt.Sprintf("bulk-%06d", n)
 		g.add(history.Event{T: at, Type: history.Invoke, Op: history.OpBulk, ID: id, Process: n % 16})
-		if g.refused(n, at) {
+		if g.refused(n, at) || g.outageOfKind(scenarios.KindMongoDB, at) {
 			g.add(history.Event{T: at + lat, Type: history.Fail, Op: history.OpBulk, ID: id, Process: n % 16, Error: "not primary"})
 			return
 		}
@@ -275,10 +296,47 @@ func (g *gen) samples(from, to time.Duration) {
 			if sv.Name == down {
 				obs, up = topology.Down, 0
 			}
+			if g.outageOf(sv.Name, at) {
+				obs = max(obs, topology.ReadOnly)
+			}
+			if g.timesOut(sv.Name, at) {
+				g.add(history.Event{T: at, Took: 2 * time.Second, Type: history.Sample, Service: sv.Name, Observed: "unknown", Timeout: true, Error: "context deadline exceeded"})
+				continue
+			}
 			writable := obs < topology.ReadOnly
 			g.add(history.Event{T: at, Type: history.Sample, Service: sv.Name, Observed: obs.String(), MembersUp: up, Writable: &writable})
 		}
 	}
+}
+
+// outageOf reports whether service svc refuses writes at t.
+func (g *gen) outageOf(svc string, t time.Duration) bool {
+	for _, w := range g.wins {
+		o := w.outage
+		if o.Service == svc && t >= w.inject+o.From && t < w.inject+o.To {
+			return true
+		}
+	}
+	return false
+}
+
+// outageOfKind reports whether some service of the kind refuses writes at t.
+func (g *gen) outageOfKind(kind string, t time.Duration) bool {
+	for _, sv := range g.t.Services {
+		if sv.Kind == kind && g.outageOf(sv.Name, t) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *gen) timesOut(svc string, t time.Duration) bool {
+	for _, p := range g.c.ProbeTimeouts {
+		if p.Service == svc && p.T == t {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *gen) finish(parts int) {

@@ -350,15 +350,21 @@ func (e *Engine) waitLeaderAndSync(ctx context.Context, c *engines.Cluster) erro
 func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status, error) {
 	st := engines.Status{Engine: "docstore", Version: "FerretDB " + FerretDBVersion + " on Patroni/PostgreSQL 15", Members: make([]engines.MemberStatus, len(c.Members))}
 	nodes := make([]*patroniNode, len(c.Members))
+	nodeErrs := make([]error, len(c.Members))
 	clusters := make([]*patroniCluster, len(c.Members))
+	clusterErrs := make([]error, len(c.Members))
 	ferretUp := make([]bool, len(c.Members))
+	ferretErrs := make([]error, len(c.Members))
 	var wg sync.WaitGroup
 	// All probes at once: a frozen member costs one timeout, not one per
 	// probe and member.
 	for i, m := range c.Members {
-		wg.Go(func() { nodes[i], _ = patroniGet[patroniNode](ctx, m, "/patroni") })
-		wg.Go(func() { clusters[i], _ = patroniGet[patroniCluster](ctx, m, "/cluster") })
-		wg.Go(func() { ferretUp[i] = dial(ctx, m, FerretDBPort) == nil })
+		wg.Go(func() { nodes[i], nodeErrs[i] = patroniGet[patroniNode](ctx, m, "/patroni") })
+		wg.Go(func() { clusters[i], clusterErrs[i] = patroniGet[patroniCluster](ctx, m, "/cluster") })
+		wg.Go(func() {
+			ferretErrs[i] = dial(ctx, m, FerretDBPort)
+			ferretUp[i] = ferretErrs[i] == nil
+		})
 	}
 	wg.Wait()
 	// The DCS view of the member that is primary by its own account is the
@@ -387,6 +393,9 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 		} else {
 			details = append(details, "patroni not answering")
 		}
+		// A running process that ran out of time answering is no evidence.
+		ms.TimedOut = running(c, procName(m, "patroni")) && (engines.IsTimeout(nodeErrs[i]) || engines.IsTimeout(clusterErrs[i])) ||
+			running(c, procName(m, "ferretdb")) && engines.IsTimeout(ferretErrs[i])
 		if view != nil {
 			for _, cm := range view.Members {
 				if cm.Name != m.Name {

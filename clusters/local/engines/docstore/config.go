@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -109,9 +110,9 @@ func patroniConfig(c *engines.Cluster, i int) ([]byte, error) {
 		},
 		"bootstrap": map[string]any{
 			"dcs": map[string]any{
-				"ttl":                     10,
-				"loop_wait":               2,
-				"retry_timeout":           3,
+				"ttl":                     int(PatroniTTL.Seconds()),
+				"loop_wait":               int(PatroniLoopWait.Seconds()),
+				"retry_timeout":           int(PatroniRetryTimeout.Seconds()),
 				"maximum_lag_on_failover": 1 << 20,
 				"synchronous_mode":        true,
 				"synchronous_mode_strict": true,
@@ -254,4 +255,21 @@ func checkTraversable(dir string) error {
 			return nil
 		}
 	}
+}
+
+// Patroni timing (bootstrap.dcs): the leader key expires PatroniTTL after
+// the leader's last renewal; replicas look every PatroniLoopWait; DCS and
+// PostgreSQL calls are retried for PatroniRetryTimeout.
+const (
+	PatroniTTL          = 10 * time.Second
+	PatroniLoopWait     = 2 * time.Second
+	PatroniRetryTimeout = 3 * time.Second
+)
+
+// FailoverBudget: ttl + loop_wait + retry_timeout bounds how long a lost
+// leader keeps the key and a replica takes to notice and promote, plus
+// margin.
+func FailoverBudget() engines.Budget {
+	raw := PatroniTTL + PatroniLoopWait + PatroniRetryTimeout
+	return engines.WithMargin(raw, fmt.Sprintf("Patroni ttl %s + loop_wait %s + retry_timeout %s = %s", PatroniTTL, PatroniLoopWait, PatroniRetryTimeout, raw))
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
@@ -258,6 +261,20 @@ func (e *Engine) rejoin(ctx context.Context, c *engines.Cluster, i int) error {
 	return e.spawn(c, m, "existing", strings.Join(parts, ","))
 }
 
+// Raft timing, etcd's defaults made explicit so that the failover budget
+// follows them: a follower that hears no heartbeat for ElectionTimeout
+// (randomised up to twice that) campaigns.
+const (
+	HeartbeatInterval = 100 * time.Millisecond
+	ElectionTimeout   = time.Second
+)
+
+// FailoverBudget: a leader lost is replaced within 2 × ElectionTimeout
+// (the randomised election timeout), plus margin.
+func FailoverBudget() engines.Budget {
+	return engines.WithMargin(2*ElectionTimeout, fmt.Sprintf("etcd election timeout %s, randomised up to %s", ElectionTimeout, 2*ElectionTimeout))
+}
+
 func initialCluster(ms []engines.Member) string {
 	parts := make([]string, len(ms))
 	for i, m := range ms {
@@ -289,6 +306,8 @@ func (e *Engine) spawn(c *engines.Cluster, m engines.Member, state, cluster stri
 		"--pre-vote=true",
 		// The v2 store is what Patroni's reliable "etcd:" backend uses.
 		"--enable-v2=true",
+		"--heartbeat-interval", strconv.FormatInt(HeartbeatInterval.Milliseconds(), 10),
+		"--election-timeout", strconv.FormatInt(ElectionTimeout.Milliseconds(), 10),
 		"--logger", "zap",
 		"--log-outputs", "stderr",
 	}
@@ -474,6 +493,7 @@ func (e *Engine) memberStatus(ctx context.Context, c *engines.Cluster, m engines
 	rerr := <-readErr
 	if err != nil {
 		ms.Detail = "status: " + err.Error()
+		ms.TimedOut = timedOut(err)
 		return
 	}
 	ms.Up = true
@@ -497,10 +517,20 @@ func (e *Engine) memberStatus(ctx context.Context, c *engines.Cluster, m engines
 	}
 	if rerr != nil {
 		ms.Detail += "; linearizable read: " + rerr.Error()
+		// With a leader named, a read that ran out of time may be a slow
+		// member, not a lost quorum: no evidence. Without one, the member
+		// itself says it has no quorum.
+		ms.TimedOut = leader != 0 && timedOut(rerr)
 		return
 	}
 	ms.Healthy = leader != 0 && len(sr.Errors) == 0
 	return
+}
+
+// timedOut: a deadline, as a context error or as gRPC reports it (the
+// maintenance client's errors are raw gRPC statuses).
+func timedOut(err error) bool {
+	return engines.IsTimeout(err) || grpcstatus.Code(err) == codes.DeadlineExceeded
 }
 
 // waitWritable waits until some member serves linearizable reads.

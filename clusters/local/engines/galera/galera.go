@@ -227,10 +227,29 @@ wsrep_node_address = %[5]s
 wsrep_node_incoming_address = %[5]s:%[6]d
 wsrep_sst_method = rsync
 wsrep_sst_receive_address = %[5]s:%[11]d
-wsrep_provider_options = "gmcast.listen_addr=tcp://%[5]s:%[12]d; ist.recv_addr=%[5]s:%[13]d; base_host=%[5]s; gcache.size=64M"
+wsrep_provider_options = "gmcast.listen_addr=tcp://%[5]s:%[12]d; ist.recv_addr=%[5]s:%[13]d; base_host=%[5]s; gcache.size=64M; evs.suspect_timeout=%[14]s; evs.inactive_timeout=%[15]s"
 `, dataDir(m), socketPath(m), filepath.Join(m.DataDir, "mariadbd.pid"), filepath.Join(m.LogDir, "mariadbd.err"),
-		a, ClientPort, provider, c.Service, strings.Join(peers, ","), m.Name, SSTPort, GroupPort, ISTPort)
+		a, ClientPort, provider, c.Service, strings.Join(peers, ","), m.Name, SSTPort, GroupPort, ISTPort,
+		isoSeconds(SuspectTimeout), isoSeconds(InactiveTimeout))
 }
+
+// Group communication timing (Galera's defaults, made explicit so that the
+// failover budget follows them): a member silent for SuspectTimeout is
+// evicted once the others agree; one silent for InactiveTimeout is
+// dropped whatever the others say.
+const (
+	SuspectTimeout  = 5 * time.Second
+	InactiveTimeout = 15 * time.Second
+)
+
+// FailoverBudget: the worst case, eviction without agreement at
+// InactiveTimeout, plus margin.
+func FailoverBudget() engines.Budget {
+	return engines.WithMargin(InactiveTimeout, fmt.Sprintf("Galera evs.inactive_timeout %s (evs.suspect_timeout %s)", InactiveTimeout, SuspectTimeout))
+}
+
+// isoSeconds writes a duration as Galera's ISO 8601 period, e.g. PT5S.
+func isoSeconds(d time.Duration) string { return fmt.Sprintf("PT%dS", int(d.Seconds())) }
 
 // prepare creates the member's directories owned by mysql and writes its
 // config.
@@ -597,6 +616,9 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 				ms.Detail = pwErr.Error()
 			case err != nil:
 				ms.Detail = "not answering: " + err.Error()
+				// go-sql-driver reports a read that ran past ReadTimeout
+				// as an invalid connection; the process is running.
+				ms.TimedOut = engines.IsTimeout(err) || errors.Is(err, mysql.ErrInvalidConn)
 			default:
 				ms.Up = true
 				ms.Role = role(st)

@@ -201,14 +201,16 @@ func serverProperties(c *engines.Cluster, o Options, i int) string {
 		set("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT")
 		// The controller fences a broker that has not heartbeated for 4 s
 		// (default 9 s); fencing drops it from every ISR at once.
-		set("broker.heartbeat.interval.ms", "1000")
-		set("broker.session.timeout.ms", "4000")
+		set("broker.heartbeat.interval.ms", ms(BrokerHeartbeat))
+		set("broker.session.timeout.ms", ms(BrokerSession))
+		set("controller.quorum.fetch.timeout.ms", ms(QuorumFetchTimeout))
+		set("controller.quorum.election.timeout.ms", ms(QuorumElectionTimeout))
 	} else {
 		set("broker.id", strconv.Itoa(int(NodeID(i))))
 		set("zookeeper.connect", o.ZooKeeper)
 		// The ZK controller sees a broker gone when its session expires:
 		// 6 s instead of 18 s.
-		set("zookeeper.session.timeout.ms", "6000")
+		set("zookeeper.session.timeout.ms", ms(ZKSession))
 		set("zookeeper.connection.timeout.ms", "10000")
 		set("listeners", "PLAINTEXT://"+net.JoinHostPort(addr, strconv.Itoa(ClientPort)))
 	}
@@ -629,4 +631,31 @@ func createAssigned(ctx context.Context, cl *kgo.Client, o Options, minISR strin
 		}
 	}
 	return nil
+}
+
+// Failure detection timing. KRaft: a broker silent for BrokerSession is
+// fenced; a controller voter that hears nothing from the active
+// controller for QuorumFetchTimeout starts an election, which takes up to
+// QuorumElectionTimeout (both Kafka's defaults, made explicit). ZooKeeper
+// mode: a broker is gone when its ZKSession expires.
+const (
+	BrokerHeartbeat       = time.Second
+	BrokerSession         = 4 * time.Second
+	QuorumFetchTimeout    = 2 * time.Second
+	QuorumElectionTimeout = time.Second
+	ZKSession             = 6 * time.Second
+)
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// FailoverBudget: KRaft, a broker fenced and the active controller
+// replaced (worst case both); with ZooKeeper, the session expiring and
+// the controller moving leadership; plus margin.
+func FailoverBudget(zooKeeper bool) engines.Budget {
+	if zooKeeper {
+		return engines.WithMargin(ZKSession, fmt.Sprintf("zookeeper.session.timeout %s", ZKSession))
+	}
+	raw := BrokerSession + QuorumFetchTimeout + QuorumElectionTimeout
+	return engines.WithMargin(raw, fmt.Sprintf("KRaft broker.session.timeout %s + controller.quorum.fetch.timeout %s + election.timeout %s = %s",
+		BrokerSession, QuorumFetchTimeout, QuorumElectionTimeout, raw))
 }

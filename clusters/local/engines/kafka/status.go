@@ -286,6 +286,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster, o Options) (eng
 		if ps[i].err != nil {
 			if ps[i].alive {
 				detail = append(detail, "process runs but does not answer: "+ps[i].err.Error())
+				ms.TimedOut = engines.IsTimeout(ps[i].err)
 			} else {
 				detail = append(detail, ps[i].err.Error())
 			}

@@ -52,6 +52,12 @@ const (
 	FailoverTimeout = 10 * time.Second
 )
 
+// FailoverBudget: Sentinel declares the primary down after DownAfter and
+// has FailoverTimeout to promote a replica, plus margin.
+func FailoverBudget() engines.Budget {
+	return engines.WithMargin(DownAfter+FailoverTimeout, fmt.Sprintf("Sentinel down-after-milliseconds %s + failover-timeout %s = %s", DownAfter, FailoverTimeout, DownAfter+FailoverTimeout))
+}
+
 // Packages are the pinned Debian 12 packages the engine needs.
 var Packages = []string{
 	"redis-server=5:7.0.15-1~deb12u10",
@@ -718,6 +724,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 			d = append(d, "redis not running")
 		case p.infoErr != nil:
 			d = append(d, "redis not answering: "+p.infoErr.Error())
+			ms.TimedOut = engines.IsTimeout(p.infoErr)
 		default:
 			ms.Up = true
 			r := p.info

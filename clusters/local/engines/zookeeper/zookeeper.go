@@ -110,14 +110,29 @@ func running(c *engines.Cluster, m engines.Member) (*proc.Record, bool) {
 	return r, r.Alive()
 }
 
+// Zab timing (zoo.cfg): a follower more than SyncLimit ticks behind or
+// silent is dropped by the leader, and a leader that loses its quorum of
+// followers that way steps down.
+const (
+	TickTime  = 2 * time.Second
+	InitLimit = 10
+	SyncLimit = 5
+)
+
+// FailoverBudget: a lost leader or follower is noticed within tickTime ×
+// syncLimit, plus margin (the election that follows takes ~1 s of it).
+func FailoverBudget() engines.Budget {
+	return engines.WithMargin(TickTime*SyncLimit, fmt.Sprintf("tickTime %s × syncLimit %d = %s", TickTime, SyncLimit, TickTime*SyncLimit))
+}
+
 // config is the member's zoo.cfg: a static ensemble of all members.
 func config(c *engines.Cluster, i int) string {
 	m := c.Members[i]
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by chaosloop at every start of %s.
-tickTime=2000
-initLimit=10
-syncLimit=5
+tickTime=%d
+initLimit=%d
+syncLimit=%d
 dataDir=%s
 clientPort=%d
 clientPortAddress=%s
@@ -126,7 +141,7 @@ admin.enableServer=false
 4lw.commands.whitelist=srvr,mntr,ruok,stat,conf,isro
 autopurge.snapRetainCount=3
 autopurge.purgeInterval=1
-`, m.Name, m.DataDir, clientPort, m.Addr)
+`, m.Name, TickTime.Milliseconds(), InitLimit, SyncLimit, m.DataDir, clientPort, m.Addr)
 	for j, o := range c.Members {
 		// Quorum and election ports bind this address only, so the
 		// members of several services can share a host.
@@ -293,6 +308,7 @@ func memberStatus(ctx context.Context, c *engines.Cluster, m engines.Member) (ms
 	out, err := fourLetter(ctx, c.Dialer(), clientEndpoint(m), "srvr")
 	if err != nil {
 		ms.Detail = "srvr: " + err.Error()
+		ms.TimedOut = engines.IsTimeout(err)
 		return
 	}
 	ms.Up = true

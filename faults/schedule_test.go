@@ -1,0 +1,148 @@
+package faults
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/reports/checks"
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+// fakeInjector records when faults go in and out; injecting slowIndex
+// sleeps slow (a busy machine, a power-off of many nodes).
+type fakeInjector struct {
+	start     time.Time
+	slowIndex int
+	slow      time.Duration
+	mu        sync.Mutex
+	injected  map[int]time.Duration
+	recovered map[int]time.Duration
+}
+
+func (fi *fakeInjector) Inject(_ context.Context, f Fault) (string, error) {
+	at := time.Since(fi.start)
+	if f.Index == fi.slowIndex {
+		time.Sleep(fi.slow)
+	}
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	fi.injected[f.Index] = at
+	return "", nil
+}
+
+func (fi *fakeInjector) Recover(_ context.Context, f Fault) error {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	fi.recovered[f.Index] = time.Since(fi.start)
+	return nil
+}
+
+// A slow inject delays the next fault: that slip is recorded in the
+// history (Late), and the delayed fault still lasts its For from its
+// actual injection (not healed at its planned At+For, which would cut it
+// short).
+func TestSlipIsRecordedAndHealFollowsActualInject(t *testing.T) {
+	start := time.Now()
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	h, err := history.Create(path, start)
+	require.NoError(t, err)
+	fi := &fakeInjector{start: start, slowIndex: 0, slow: 1500 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	plan := []Fault{
+		{Index: 0, At: 0, For: 3 * time.Second, Action: "kill", Target: "service/a/0"},
+		{Index: 1, At: 200 * time.Millisecond, For: 500 * time.Millisecond, Action: "kill", Target: "service/b/0"},
+	}
+	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi, History: h}
+	require.NoError(t, s.Run(context.Background(), start, 3200*time.Millisecond, plan))
+	require.NoError(t, h.Close())
+
+	// Fault 1 went in at ~1.5 s, 1.3 s late; it healed 500 ms after that.
+	require.GreaterOrEqual(t, fi.injected[1], 1500*time.Millisecond)
+	lasted := fi.recovered[1] - fi.injected[1]
+	require.GreaterOrEqual(t, lasted, 500*time.Millisecond)
+	require.Less(t, lasted, 700*time.Millisecond, "healed For after the actual inject")
+
+	evs, err := history.ReadFile(path)
+	require.NoError(t, err)
+	late := map[string]time.Duration{}
+	for _, e := range evs {
+		if e.Type == history.Fault {
+			late[e.Phase+" "+e.Target] = e.Late
+		}
+	}
+	require.Less(t, late["inject service/a/0"], 100*time.Millisecond)
+	require.GreaterOrEqual(t, late["inject service/b/0"], 1300*time.Millisecond, "the slip is recorded")
+	require.GreaterOrEqual(t, late["recover service/b/0"], 1300*time.Millisecond, "late against the plan's At+For")
+
+	// The realised schedule, for plan.json.
+	r := s.Realised()
+	require.Len(t, r, 2)
+	require.Equal(t, 1, r[1].Index)
+	require.GreaterOrEqual(t, r[1].InjectLate, 1300*time.Millisecond)
+	require.InDelta(t, float64(500*time.Millisecond), float64(r[1].Healed-r[1].Injected), float64(200*time.Millisecond))
+}
+
+// Negative control: without a slow inject nothing is late and the heal
+// comes at At+For.
+func TestOnTimeScheduleHasNoSlip(t *testing.T) {
+	start := time.Now()
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	h, err := history.Create(path, start)
+	require.NoError(t, err)
+	fi := &fakeInjector{start: start, slowIndex: -1, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	plan := []Fault{{Index: 0, At: 100 * time.Millisecond, For: 300 * time.Millisecond, Action: "kill", Target: "service/a/0"}}
+	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi, History: h}
+	require.NoError(t, s.Run(context.Background(), start, 600*time.Millisecond, plan))
+	require.NoError(t, h.Close())
+	require.Less(t, fi.injected[0], 200*time.Millisecond)
+	require.Less(t, fi.recovered[0], 500*time.Millisecond)
+	evs, err := history.ReadFile(path)
+	require.NoError(t, err)
+	for _, e := range evs {
+		require.Less(t, e.Late, 100*time.Millisecond, "%+v", e)
+	}
+}
+
+// End to end: the slip the scheduler records reaches the report as a
+// warning finding on the late fault, with its lateness on the fault.
+func TestSlipIsReported(t *testing.T) {
+	sc, err := scenarios.Parse("../scenarios/quickstart.yaml")
+	require.NoError(t, err)
+	sc.Faults[0].At = &scenarios.Duration{Duration: 0}
+	sc.Faults[0].For = &scenarios.Duration{Duration: 3 * time.Second}
+	sc.Faults[1].At = &scenarios.Duration{Duration: 200 * time.Millisecond}
+	sc.Faults[1].For = &scenarios.Duration{Duration: 500 * time.Millisecond}
+	start := time.Now()
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	h, err := history.Create(path, start)
+	require.NoError(t, err)
+	fi := &fakeInjector{start: start, slowIndex: 0, slow: 1500 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi, History: h}
+	require.NoError(t, s.Run(context.Background(), start, 3200*time.Millisecond, Plan(sc, 1)))
+	require.NoError(t, h.Close())
+	evs, err := history.ReadFile(path)
+	require.NoError(t, err)
+
+	rep, err := checks.Run(checks.Input{Scenario: sc, Events: evs}, checks.Options{})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, rep.Faults[1].InjectLate.D(), 1300*time.Millisecond)
+	require.Less(t, rep.Faults[0].InjectLate.D(), 100*time.Millisecond)
+	lasted := rep.Faults[1].RecoverAt.D() - rep.Faults[1].InjectAt.D()
+	require.InDelta(t, float64(500*time.Millisecond), float64(lasted), float64(150*time.Millisecond), "healed For after the actual inject")
+	var slips []string
+	for _, f := range rep.Check(checks.CheckFaultEffect).Findings {
+		if f.Severity == checks.SevWarning && strings.Contains(f.Message, "scheduler slip") {
+			require.Equal(t, 1, *f.Fault)
+			slips = append(slips, f.Message)
+		}
+	}
+	require.Len(t, slips, 2, "inject and heal of fault 2")
+	require.Contains(t, slips[0], "fault 2 (isolate site/dc3) injected 1.")
+}
