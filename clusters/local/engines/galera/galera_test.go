@@ -17,6 +17,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
@@ -48,7 +49,7 @@ func newLab(t *testing.T) (*Engine, *engines.Cluster) {
 
 func kill(t *testing.T, c *engines.Cluster, i int) {
 	t.Helper()
-	enginetest.Kill(t, c.StateDir, procName(c.Members[i]), 10*time.Second)
+	enginetest.Kill(t, c.StateDir, mariadb.ProcName(c.Members[i]), 10*time.Second)
 }
 
 func openDB(t *testing.T, e *Engine, c *engines.Cluster, i int) *sql.DB {
@@ -110,7 +111,7 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 	require.NoError(t, e.Start(ctx, c))
 	t.Logf("start: 3 members synced in %s", time.Since(t0).Round(time.Millisecond))
 	for _, m := range c.Members {
-		r, err := proc.Load(c.StateDir, procName(m))
+		r, err := proc.Load(c.StateDir, mariadb.ProcName(m))
 		require.NoError(t, err)
 		t.Logf("%s RSS %d MiB", m.Name, enginetest.RSSKiB(r.PID)/1024)
 	}

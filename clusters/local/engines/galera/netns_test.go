@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
@@ -26,7 +27,7 @@ func TestGaleraInNetns(t *testing.T) {
 	require.True(t, st.Writable)
 
 	// The process really runs in the member's namespace.
-	r, err := proc.Load(c.StateDir, procName(c.Members[1]))
+	r, err := proc.Load(c.StateDir, mariadb.ProcName(c.Members[1]))
 	require.NoError(t, err)
 	out, err := exec.Command("ip", "netns", "identify", fmt.Sprint(r.PID)).Output()
 	require.NoError(t, err)
