@@ -203,7 +203,7 @@ func ensureUser(ctx context.Context, c *engines.Cluster, m engines.Member) error
 	if err != nil {
 		return err
 	}
-	_, err = mariadb.RootSQL(ctx, m, mariadb.AccountSQL(User, pw, ""))
+	_, err = mariadb.RootSQL(ctx, m, mariadb.WorkloadSQL(pw))
 	return err
 }
 

@@ -304,16 +304,25 @@ func rootArgs(m engines.Member, more ...string) []string {
 		"--user=root", "--connect-timeout=2", "--batch", "--skip-column-names"}, more...)
 }
 
-// AccountSQL creates (or re-keys) the workload account and its database;
-// grants adds global privileges (e.g. "SLAVE MONITOR"), "" for none.
-func AccountSQL(user, pw, grants string) string {
+// WorkloadSQL creates the workload database and (or re-keys) the workload
+// account, with ALL on that database and the extra global privileges.
+func WorkloadSQL(pw string, global ...string) string {
+	grants := []string{"ALL ON `" + Database + "`.*"}
+	for _, g := range global {
+		grants = append(grants, g+" ON *.*")
+	}
+	return fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s`;", Database) + AccountSQL(User, pw, grants...)
+}
+
+// AccountSQL creates (or re-keys) user for every host the lab connects
+// from and grants it each of grants ("PRIV ON what").
+func AccountSQL(user, pw string, grants ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE DATABASE IF NOT EXISTS `%s`;", Database)
 	for _, host := range []string{"localhost", "127.%", "198.18.0.0/255.254.0.0"} {
-		fmt.Fprintf(&b, "CREATE USER IF NOT EXISTS '%[1]s'@'%[2]s' IDENTIFIED BY '%[3]s'; ALTER USER '%[1]s'@'%[2]s' IDENTIFIED BY '%[3]s'; GRANT ALL ON `%[4]s`.* TO '%[1]s'@'%[2]s';",
-			user, host, pw, Database)
-		if grants != "" {
-			fmt.Fprintf(&b, "GRANT %s ON *.* TO '%s'@'%s';", grants, user, host)
+		fmt.Fprintf(&b, "CREATE USER IF NOT EXISTS '%[1]s'@'%[2]s' IDENTIFIED BY '%[3]s'; ALTER USER '%[1]s'@'%[2]s' IDENTIFIED BY '%[3]s';",
+			user, host, pw)
+		for _, g := range grants {
+			fmt.Fprintf(&b, "GRANT %s TO '%s'@'%s';", g, user, host)
 		}
 	}
 	return b.String()

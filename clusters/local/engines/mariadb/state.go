@@ -1,0 +1,208 @@
+package mariadb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+)
+
+// memberState is what a member says of itself.
+type memberState struct {
+	ReadOnly bool
+	GTID     string // gtid_current_pos
+	// Replica is false when no replication is configured (SHOW SLAVE
+	// STATUS is empty, as on the primary).
+	Replica        bool
+	IORunning      string // Yes, No, Connecting
+	SQLRunning     string // Yes, No
+	SecondsBehind  sql.NullInt64
+	LastIOError    string
+	LastSQLError   string
+	SlavePos       string // gtid_slave_pos
+}
+
+// writable: the primary answers and takes writes.
+func writable(s memberState) bool { return !s.ReadOnly }
+
+// replicating: both replication threads run and the lag is known.
+func replicating(s memberState) bool {
+	return s.Replica && s.IORunning == "Yes" && s.SQLRunning == "Yes" && s.SecondsBehind.Valid
+}
+
+func (s memberState) detail() string {
+	if !s.Replica {
+		return fmt.Sprintf("read_only=%t gtid=%s", s.ReadOnly, s.GTID)
+	}
+	behind := "NULL"
+	if s.SecondsBehind.Valid {
+		behind = fmt.Sprint(s.SecondsBehind.Int64)
+	}
+	d := fmt.Sprintf("read_only=%t io=%s sql=%s behind=%s gtid=%s", s.ReadOnly, s.IORunning, s.SQLRunning, behind, s.GTID)
+	for _, e := range []string{s.LastIOError, s.LastSQLError} {
+		if e != "" {
+			d += " error=" + e
+		}
+	}
+	return d
+}
+
+// query reads member m's state over its unix socket, as the workload
+// account (which has SLAVE MONITOR).
+func query(ctx context.Context, pw string, m engines.Member) (memberState, error) {
+	var st memberState
+	db, err := OpenSocket(m, pw)
+	if err != nil {
+		return st, err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, StatusWait)
+	defer cancel()
+	err = db.QueryRowContext(ctx, "SELECT @@read_only, @@gtid_current_pos, @@gtid_slave_pos").Scan(&st.ReadOnly, &st.GTID, &st.SlavePos)
+	if err != nil {
+		return st, err
+	}
+	return st, slaveStatus(ctx, db, &st)
+}
+
+// slaveStatus fills st from SHOW SLAVE STATUS, whose columns are read by
+// name (their number differs between versions).
+func slaveStatus(ctx context.Context, db *sql.DB, st *memberState) error {
+	rows, err := db.QueryContext(ctx, "SHOW SLAVE STATUS")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	if !rows.Next() {
+		return rows.Err()
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return err
+	}
+	st.Replica = true
+	for i, c := range cols {
+		setSlaveField(st, c, vals[i])
+	}
+	return rows.Err()
+}
+
+func setSlaveField(st *memberState, col string, v sql.NullString) {
+	switch col {
+	case "Slave_IO_Running":
+		st.IORunning = v.String
+	case "Slave_SQL_Running":
+		st.SQLRunning = v.String
+	case "Seconds_Behind_Master":
+		if v.Valid {
+			_, err := fmt.Sscan(v.String, &st.SecondsBehind.Int64)
+			st.SecondsBehind.Valid = err == nil
+		}
+	case "Last_IO_Error":
+		st.LastIOError = v.String
+	case "Last_SQL_Error":
+		st.LastSQLError = v.String
+	}
+}
+
+// waitMember waits until member i's state satisfies ok; it gives up at
+// once if the member's mariadbd ends.
+func (e *Engine) waitMember(ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what string, ok func(memberState) bool) error {
+	m := c.Members[i]
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	err := engines.WaitFor(ctx, timeout, 250*time.Millisecond, m.Name+" "+what, func(ctx context.Context) error {
+		if Record(c, m) == nil {
+			err := fmt.Errorf("mariadbd of %s is not running (see %s)", m.Name, ErrLog(m))
+			cancel(err)
+			return err
+		}
+		pw, err := ReadPassword(passwordPath(c))
+		if err != nil {
+			return err
+		}
+		st, err := query(ctx, pw, m)
+		if err != nil {
+			return err
+		}
+		if !ok(st) {
+			return errors.New(st.detail())
+		}
+		return nil
+	})
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return fmt.Errorf("%s %s: %w", m.Name, what, cause)
+	}
+	return err
+}
+
+// Status samples every member over its socket. Writable is the primary
+// (member 0) answering with read_only off: replicas never take writes.
+func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status, error) {
+	s := engines.Status{Engine: "mariadb-async", Members: make([]engines.MemberStatus, len(c.Members))}
+	pw, pwErr := ReadPassword(passwordPath(c))
+	done := make(chan struct{}, len(c.Members))
+	for i, m := range c.Members {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			s.Members[i] = memberStatus(ctx, c, i, m, pw, pwErr)
+		}()
+	}
+	for range c.Members {
+		<-done
+	}
+	s.Writable = len(s.Members) > 0 && s.Members[0].Healthy
+	return s, nil
+}
+
+func memberStatus(ctx context.Context, c *engines.Cluster, i int, m engines.Member, pw string, pwErr error) engines.MemberStatus {
+	ms := engines.MemberStatus{Index: i, Name: m.Name, Role: "replica"}
+	if i == 0 {
+		ms.Role = "primary"
+	}
+	if Record(c, m) == nil {
+		ms.Detail = "not running"
+		return ms
+	}
+	if pwErr != nil {
+		ms.Detail = pwErr.Error()
+		return ms
+	}
+	st, err := query(ctx, pw, m)
+	if err != nil {
+		ms.Detail = "not answering: " + err.Error()
+		return ms
+	}
+	ms.Up, ms.Detail = true, st.detail()
+	if i == 0 {
+		ms.Healthy = writable(st)
+	} else {
+		ms.Healthy = replicating(st)
+	}
+	return ms
+}
+
+// domainSeqno is the sequence number of domain 0 in a GTID position
+// ("0-1-42,1-2-7"), -1 when absent: the lab writes in domain 0 only.
+func domainSeqno(pos string) int64 {
+	for _, g := range strings.Split(pos, ",") {
+		var d, srv uint32
+		var seq int64
+		if _, err := fmt.Sscanf(strings.TrimSpace(g), "%d-%d-%d", &d, &srv, &seq); err == nil && d == 0 {
+			return seq
+		}
+	}
+	return -1
+}
