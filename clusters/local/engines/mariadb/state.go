@@ -17,13 +17,13 @@ type memberState struct {
 	GTID     string // gtid_current_pos
 	// Replica is false when no replication is configured (SHOW SLAVE
 	// STATUS is empty, as on the primary).
-	Replica        bool
-	IORunning      string // Yes, No, Connecting
-	SQLRunning     string // Yes, No
-	SecondsBehind  sql.NullInt64
-	LastIOError    string
-	LastSQLError   string
-	SlavePos       string // gtid_slave_pos
+	Replica       bool
+	IORunning     string // Yes, No, Connecting
+	SQLRunning    string // Yes, No
+	SecondsBehind sql.NullInt64
+	LastIOError   string
+	LastSQLError  string
+	SlavePos      string // gtid_slave_pos
 }
 
 // writable: the primary answers and takes writes.
