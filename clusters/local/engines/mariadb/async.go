@@ -217,10 +217,13 @@ func (e *Engine) boot(ctx context.Context, c *engines.Cluster, i int, pw string,
 	if err := StartProc(e.log, c, m, extra...); err != nil {
 		return err
 	}
-	if err := e.waitMember(ctx, c, i, StartTimeout, "answering", func(memberState) bool { return true }); err != nil {
-		return err
-	}
-	return ensureAccounts(ctx, m, pw)
+	// The accounts are created as root as soon as the server answers.
+	return engines.WaitFor(ctx, StartTimeout, 250*time.Millisecond, m.Name+" creating accounts", func(ctx context.Context) error {
+		if Record(c, m) == nil {
+			return fmt.Errorf("mariadbd of %s ended (see %s)", m.Name, ErrLog(m))
+		}
+		return ensureAccounts(ctx, m, pw)
+	})
 }
 
 // startReplica starts replica i unless it runs. One that holds no
