@@ -129,10 +129,8 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 		return err
 	}
 	// A wiped primary is re-seeded from a replica, which must run first.
-	for i := 1; i < len(c.Members); i++ {
-		if err := e.startReplica(ctx, c, i, pw); err != nil {
-			return err
-		}
+	if err := e.bootSeededReplicas(ctx, c, pw); err != nil {
+		return err
 	}
 	if err := e.startPrimary(ctx, c, pw); err != nil {
 		return err
@@ -228,8 +226,10 @@ func (e *Engine) boot(ctx context.Context, c *engines.Cluster, i int, pw string,
 
 // startReplica starts replica i unless it runs. One that holds no
 // complete seed (fresh, wiped, or interrupted while seeding) is wiped and
-// seeded from the primary, which must then run; otherwise its replication
-// resumes by itself from its GTID position.
+// seeded from the primary, or while that is down from the most advanced
+// replica (it then follows the primary from that copy's position once the
+// primary is back); otherwise its replication resumes by itself from its
+// GTID position.
 func (e *Engine) startReplica(ctx context.Context, c *engines.Cluster, i int, pw string) error {
 	m := c.Members[i]
 	if Record(c, m) != nil {
@@ -238,8 +238,11 @@ func (e *Engine) startReplica(ctx context.Context, c *engines.Cluster, i int, pw
 	if seeded(m) {
 		return e.boot(ctx, c, i, pw)
 	}
+	src := 0
 	if Record(c, c.Members[0]) == nil {
-		return nil // seeded once the primary runs (Start starts it next)
+		if src = e.mostAdvanced(ctx, c, pw); src < 0 {
+			return fmt.Errorf("mariadb %s: no member with data runs to seed %s from", c.Service, m.Name)
+		}
 	}
 	if err := wipeData(ctx, m); err != nil {
 		return err
@@ -247,7 +250,7 @@ func (e *Engine) startReplica(ctx context.Context, c *engines.Cluster, i int, pw
 	if err := e.boot(ctx, c, i, pw); err != nil {
 		return err
 	}
-	return e.seed(ctx, c, 0, i, pw)
+	return e.seed(ctx, c, src, i, pw)
 }
 
 // wipeData empties a member's datadir (a half-seeded one is not trusted).

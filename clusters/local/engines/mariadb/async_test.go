@@ -151,6 +151,7 @@ func TestAsyncReplication(t *testing.T) {
 	testPrimaryKilled(t, l)
 	testReplicaKilled(t, l)
 	testReplicaWiped(t, l)
+	testReplicaWipedWhilePrimaryDown(t, l)
 	testPrimaryWiped(t, l)
 
 	require.NoError(t, l.e.Stop(ctx, l.c))
@@ -215,6 +216,31 @@ func testReplicaWiped(t *testing.T, l *asyncLab) {
 	l.caughtUp(1)
 	l.refusesWrite(1)
 	l.allHealthy("re-seeded replica replicating")
+}
+
+// A replica whose data is gone while the primary is down is seeded from
+// the other replica and follows the primary once it is back. The source
+// replica was itself seeded and has received nothing since: its position
+// is only in gtid_slave_pos, not in its binary log.
+func testReplicaWipedWhilePrimaryDown(t *testing.T, l *asyncLab) {
+	ctx := context.Background()
+	l.kill(1)
+	require.NoError(t, os.RemoveAll(l.c.Members[1].DataDir))
+	require.NoError(t, l.e.StartMember(ctx, l.c, 1))
+	l.caughtUp(1)
+	l.kill(0)
+	l.kill(2)
+	require.NoError(t, os.RemoveAll(l.c.Members[2].DataDir))
+	t0 := time.Now()
+	require.NoError(t, l.e.StartMember(ctx, l.c, 2))
+	t.Logf("replica wiped while the primary is down: seeded from the other replica in %s", time.Since(t0).Round(time.Millisecond))
+	l.caughtUp(2)
+	l.refusesWrite(2)
+	require.NoError(t, l.e.StartMember(ctx, l.c, 0))
+	l.allHealthy("primary back after a replica was seeded from another")
+	require.NoError(t, l.insert(0))
+	l.caughtUp(1)
+	l.caughtUp(2)
 }
 
 // A primary whose data is gone is re-seeded from the most advanced

@@ -12,8 +12,8 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 )
 
-// gtidRE finds the dump's position (--gtid --master-data=2 writes it as a
-// comment: -- SET GLOBAL gtid_slave_pos='0-1-42';).
+// gtidRE finds the dump's position (--gtid with --master-data=2 or
+// --dump-slave=2 writes it as a comment: -- SET GLOBAL gtid_slave_pos='0-1-42';).
 var gtidRE = regexp.MustCompile(`gtid_slave_pos='([0-9,-]*)'`)
 
 // seed copies the workload database from member src into the running,
@@ -21,7 +21,7 @@ var gtidRE = regexp.MustCompile(`gtid_slave_pos='([0-9,-]*)'`)
 // the copy's GTID position.
 func (e *Engine) seed(ctx context.Context, c *engines.Cluster, src, dst int, pw string) error {
 	from, to := c.Members[src], c.Members[dst]
-	pos, err := copyData(ctx, from, to)
+	pos, err := copyData(ctx, from, to, src > 0)
 	if err != nil {
 		return err
 	}
@@ -33,12 +33,19 @@ func (e *Engine) seed(ctx context.Context, c *engines.Cluster, src, dst int, pw 
 }
 
 // copyData dumps the workload database of from (one consistent snapshot
-// and its GTID position) and loads it into to, outside to's binary log.
-func copyData(ctx context.Context, from, to engines.Member) (string, error) {
+// and its position in the primary's GTID history) and loads it into to,
+// outside to's binary log. From a replica the position is what it applied
+// (--dump-slave pauses its SQL thread for the dump): its own binary log
+// lacks what it got by a seed, so --master-data would understate it.
+func copyData(ctx context.Context, from, to engines.Member, fromReplica bool) (string, error) {
 	file := filepath.Join(to.DataDir, "seed.sql")
 	defer os.Remove(file)
+	position := "--master-data=2"
+	if fromReplica {
+		position = "--dump-slave=2"
+	}
 	out, err := exec.CommandContext(ctx, "mariadb-dump", "--no-defaults", "--protocol=socket", "--socket="+SocketPath(from),
-		"--user=root", "--single-transaction", "--gtid", "--master-data=2", "--databases", Database,
+		"--user=root", "--single-transaction", "--gtid", position, "--databases", Database,
 		"--result-file="+file).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("mariadb-dump of %s: %v: %s", from.Name, err, out)
@@ -150,7 +157,7 @@ func (e *Engine) restorePrimary(ctx context.Context, c *engines.Cluster, src int
 	if err := e.boot(ctx, c, 0, pw, "--read-only=ON"); err != nil {
 		return err
 	}
-	pos, err := copyData(ctx, c.Members[src], m)
+	pos, err := copyData(ctx, c.Members[src], m, true)
 	if err != nil {
 		return err
 	}
