@@ -69,20 +69,37 @@ func query(ctx context.Context, pw string, m engines.Member) (memberState, error
 	return st, slaveStatus(ctx, db, &st)
 }
 
-// slaveStatus fills st from SHOW SLAVE STATUS, whose columns are read by
-// name (their number differs between versions).
+// slaveStatus fills st from SHOW SLAVE STATUS.
 func slaveStatus(ctx context.Context, db *sql.DB, st *memberState) error {
+	cols, err := ReplicaStatus(ctx, db)
+	if err != nil || cols == nil {
+		return err
+	}
+	st.Replica = true
+	st.IORunning, st.SQLRunning = cols["Slave_IO_Running"].String, cols["Slave_SQL_Running"].String
+	st.LastIOError, st.LastSQLError = cols["Last_IO_Error"].String, cols["Last_SQL_Error"].String
+	if v := cols["Seconds_Behind_Master"]; v.Valid {
+		_, err := fmt.Sscan(v.String, &st.SecondsBehind.Int64)
+		st.SecondsBehind.Valid = err == nil
+	}
+	return nil
+}
+
+// ReplicaStatus is SHOW SLAVE STATUS by column name (their number differs
+// between versions), nil when the server replicates from nobody. It needs
+// the SLAVE MONITOR privilege.
+func ReplicaStatus(ctx context.Context, db *sql.DB) (map[string]sql.NullString, error) {
 	rows, err := db.QueryContext(ctx, "SHOW SLAVE STATUS")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !rows.Next() {
-		return rows.Err()
+		return nil, rows.Err()
 	}
 	vals := make([]sql.NullString, len(cols))
 	ptrs := make([]any, len(cols))
@@ -90,31 +107,13 @@ func slaveStatus(ctx context.Context, db *sql.DB, st *memberState) error {
 		ptrs[i] = &vals[i]
 	}
 	if err := rows.Scan(ptrs...); err != nil {
-		return err
+		return nil, err
 	}
-	st.Replica = true
+	out := make(map[string]sql.NullString, len(cols))
 	for i, c := range cols {
-		setSlaveField(st, c, vals[i])
+		out[c] = vals[i]
 	}
-	return rows.Err()
-}
-
-func setSlaveField(st *memberState, col string, v sql.NullString) {
-	switch col {
-	case "Slave_IO_Running":
-		st.IORunning = v.String
-	case "Slave_SQL_Running":
-		st.SQLRunning = v.String
-	case "Seconds_Behind_Master":
-		if v.Valid {
-			_, err := fmt.Sscan(v.String, &st.SecondsBehind.Int64)
-			st.SecondsBehind.Valid = err == nil
-		}
-	case "Last_IO_Error":
-		st.LastIOError = v.String
-	case "Last_SQL_Error":
-		st.LastSQLError = v.String
-	}
+	return out, rows.Err()
 }
 
 // waitMember waits until member i's state satisfies ok; it gives up at
