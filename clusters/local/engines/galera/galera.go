@@ -210,32 +210,7 @@ func ensureUser(ctx context.Context, c *engines.Cluster, m engines.Member) error
 // waitMember waits until member i's state satisfies ok; it gives up at
 // once if the member's mariadbd ends (e.g. a joiner that found no Primary).
 func (e *Engine) waitMember(ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what string, ok func(nodeState) bool) error {
-	m := c.Members[i]
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	err := engines.WaitFor(ctx, timeout, 250*time.Millisecond, m.Name+" "+what, func(ctx context.Context) error {
-		if mariadb.Record(c, m) == nil {
-			err := fmt.Errorf("mariadbd of %s is not running (see %s)", m.Name, mariadb.ErrLog(m))
-			cancel(err)
-			return err
-		}
-		pw, err := readPassword(c)
-		if err != nil {
-			return err
-		}
-		st, err := query(ctx, pw, m)
-		if err != nil {
-			return err
-		}
-		if !ok(st) {
-			return fmt.Errorf("%+v", st)
-		}
-		return nil
-	})
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-		return fmt.Errorf("%s %s: %w", m.Name, what, cause)
-	}
-	return err
+	return mariadb.WaitState(ctx, c, i, timeout, what, passwordPath(c), query, ok)
 }
 
 // Start starts every member and returns once all are Synced in one Primary

@@ -34,7 +34,8 @@ func replicating(s memberState) bool {
 	return s.Replica && s.IORunning == "Yes" && s.SQLRunning == "Yes" && s.SecondsBehind.Valid
 }
 
-func (s memberState) detail() string {
+// String is the state in a status line.
+func (s memberState) String() string {
 	if !s.Replica {
 		return fmt.Sprintf("read_only=%t gtid=%s", s.ReadOnly, s.GTID)
 	}
@@ -116,9 +117,16 @@ func ReplicaStatus(ctx context.Context, db *sql.DB) (map[string]sql.NullString, 
 	return out, rows.Err()
 }
 
-// waitMember waits until member i's state satisfies ok; it gives up at
-// once if the member's mariadbd ends.
+// waitMember waits until member i's state satisfies ok.
 func (e *Engine) waitMember(ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what string, ok func(memberState) bool) error {
+	return WaitState(ctx, c, i, timeout, what, passwordPath(c), query, ok)
+}
+
+// WaitState waits until member i's state, as query reads it with the
+// password in pwPath, satisfies ok; it gives up at once if the member's
+// mariadbd ends (e.g. a Galera joiner that found no Primary).
+func WaitState[S any](ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what, pwPath string,
+	query func(context.Context, string, engines.Member) (S, error), ok func(S) bool) error {
 	m := c.Members[i]
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -128,7 +136,7 @@ func (e *Engine) waitMember(ctx context.Context, c *engines.Cluster, i int, time
 			cancel(err)
 			return err
 		}
-		pw, err := ReadPassword(passwordPath(c))
+		pw, err := ReadPassword(pwPath)
 		if err != nil {
 			return err
 		}
@@ -137,7 +145,7 @@ func (e *Engine) waitMember(ctx context.Context, c *engines.Cluster, i int, time
 			return err
 		}
 		if !ok(st) {
-			return errors.New(st.detail())
+			return fmt.Errorf("%+v", st)
 		}
 		return nil
 	})
@@ -184,7 +192,7 @@ func memberStatus(ctx context.Context, c *engines.Cluster, i int, m engines.Memb
 		ms.Detail = "not answering: " + err.Error()
 		return ms
 	}
-	ms.Up, ms.Detail = true, st.detail()
+	ms.Up, ms.Detail = true, st.String()
 	if i == 0 {
 		ms.Healthy = writable(st)
 	} else {
