@@ -51,8 +51,9 @@ func writableIs(t *testing.T, l *local.Lab, want bool) local.ServiceInfo {
 }
 
 // replication: async runs as MariaDB async replication in the lab: member
-// 0 is the primary, no failover when it loses power (read-only until it is
-// back), and a destroyed replica is re-seeded on recovery.
+// 0 is the primary, no failover when it loses power or is cut off
+// (read-only until it is back), and a destroyed replica is re-seeded on
+// recovery.
 func TestLabAsyncMySQL(t *testing.T) {
 	requireLab(t)
 	ctx := context.Background()
@@ -86,6 +87,20 @@ func TestLabAsyncMySQL(t *testing.T) {
 	require.NoError(t, l.Recover(ctx, f))
 	eventually(t, 120*time.Second, "every member healthy", func() error { return allHealthy(l) })
 	writableIs(t, l, true)
+
+	// Cut off, the primary still answers on its socket, but the serving
+	// component (the two replicas) cannot write: read-only, as analyze says.
+	f = local.Fault{Action: "isolate", Target: "node/" + si.Members[0].Node}
+	_, err = l.Inject(ctx, f)
+	require.NoError(t, err)
+	t0 = time.Now()
+	writableIs(t, l, false)
+	t.Logf("primary isolated: not writable after %s", time.Since(t0).Round(time.Millisecond))
+	require.NoError(t, l.Recover(ctx, f))
+	t0 = time.Now()
+	eventually(t, 120*time.Second, "every member healthy", func() error { return allHealthy(l) })
+	writableIs(t, l, true)
+	t.Logf("isolation healed: writable and replicating after %s", time.Since(t0).Round(time.Millisecond))
 
 	f = local.Fault{Action: "destroy", Target: "node/" + si.Members[2].Node}
 	_, err = l.Inject(ctx, f)

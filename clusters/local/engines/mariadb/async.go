@@ -98,8 +98,8 @@ func asyncConfig(m engines.Member, i int) string {
 	}
 	// sync_binlog=1: a killed primary must not lose from its binary log
 	// what it acknowledged, or replicas would never receive it.
-	// slave_net_timeout 10 s (heartbeat every 5 s): a replica notices a
-	// primary cut off without FIN in seconds, not a minute.
+	// slave_net_timeout 5 s (a heartbeat every 2.5 s): a replica notices
+	// a primary cut off without FIN in seconds, not a minute.
 	return Config(m, fmt.Sprintf(`server_id = %d
 log_bin = mariadb-bin
 log_slave_updates = ON
@@ -107,7 +107,7 @@ sync_binlog = 1
 gtid_strict_mode = ON
 relay_log = relay-bin
 read_only = %s
-slave_net_timeout = 10
+slave_net_timeout = 5
 `, i+1, ro))
 }
 

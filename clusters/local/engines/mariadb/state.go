@@ -155,42 +155,67 @@ func WaitState[S any](ctx context.Context, c *engines.Cluster, i int, timeout ti
 	return err
 }
 
-// Status samples every member over its socket. Writable is the primary
-// (member 0) answering with read_only off: replicas never take writes.
+// Status samples every member over its socket. Writable: the primary
+// (member 0) takes writes and is in the serving component (serving);
+// replicas never take writes.
 func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status, error) {
 	s := engines.Status{Engine: "mariadb-async", Members: make([]engines.MemberStatus, len(c.Members))}
+	linked := make([]bool, len(c.Members))
 	pw, pwErr := ReadPassword(passwordPath(c))
 	done := make(chan struct{}, len(c.Members))
 	for i, m := range c.Members {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			s.Members[i] = memberStatus(ctx, c, i, m, pw, pwErr)
+			s.Members[i], linked[i] = memberStatus(ctx, c, i, m, pw, pwErr)
 		}()
 	}
 	for range c.Members {
 		<-done
 	}
-	s.Writable = len(s.Members) > 0 && s.Members[0].Healthy
+	s.Writable = serving(s.Members, linked)
 	return s, nil
 }
 
-func memberStatus(ctx context.Context, c *engines.Cluster, i int, m engines.Member, pw string, pwErr error) engines.MemberStatus {
+// serving: the primary takes writes and its side of any partition holds
+// at least as many running members as the other (a tie goes to it, member
+// 0), as the spec's serving component. A replica that runs but is not
+// linked to the primary (IO thread not connected) is on the other side:
+// an isolated primary still answers on its socket, but the clients of the
+// serving component cannot reach it.
+func serving(ms []engines.MemberStatus, linked []bool) bool {
+	if len(ms) == 0 || !ms[0].Healthy {
+		return false
+	}
+	with, without := 1, 0
+	for i := 1; i < len(ms); i++ {
+		switch {
+		case linked[i]:
+			with++
+		case ms[i].Up:
+			without++
+		}
+	}
+	return with >= without
+}
+
+// memberStatus probes member i; linked: a replica connected to the primary.
+func memberStatus(ctx context.Context, c *engines.Cluster, i int, m engines.Member, pw string, pwErr error) (engines.MemberStatus, bool) {
 	ms := engines.MemberStatus{Index: i, Name: m.Name, Role: "replica"}
 	if i == 0 {
 		ms.Role = "primary"
 	}
 	if Record(c, m) == nil {
 		ms.Detail = "not running"
-		return ms
+		return ms, false
 	}
 	if pwErr != nil {
 		ms.Detail = pwErr.Error()
-		return ms
+		return ms, false
 	}
 	st, err := query(ctx, pw, m)
 	if err != nil {
 		ms.Detail = "not answering: " + err.Error()
-		return ms
+		return ms, false
 	}
 	ms.Up, ms.Detail = true, st.String()
 	if i == 0 {
@@ -198,7 +223,7 @@ func memberStatus(ctx context.Context, c *engines.Cluster, i int, m engines.Memb
 	} else {
 		ms.Healthy = replicating(st)
 	}
-	return ms
+	return ms, st.IORunning == "Yes"
 }
 
 // domainSeqno is the sequence number of domain 0 in a GTID position
