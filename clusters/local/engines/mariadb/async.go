@@ -16,21 +16,24 @@ import (
 // MySQL 5.7 async replication: member 0 is the primary (read_only=OFF,
 // binary log), every other member a replica of it by GTID
 // (MASTER_USE_GTID=slave_pos, read_only=ON). Nothing fails over: while
-// the primary is down the replicas answer reads and refuse writes.
+// the primary is down or cut off the replicas answer reads and refuse
+// writes, and Status says the service is not writable.
 //
 // Recovery, as an operator would do it:
 //   - a restarted primary keeps its role (its config says read_only=OFF);
 //   - a restarted replica resumes from its GTID position (crash-safe in
 //     mysql.gtid_slave_pos; its connection settings are in the datadir);
-//   - a wiped replica is re-seeded from the primary: mariadb-dump
-//     --single-transaction --gtid of the workload database (a dump works
-//     with what Debian's mariadb-client has; mariabackup is another
-//     package), then replication from the dump's GTID position;
+//   - a wiped replica is re-seeded from the primary (while that is down,
+//     from the most advanced replica): mariadb-dump --single-transaction
+//     --gtid of the workload database (a dump works with what Debian's
+//     mariadb-client has; mariabackup is another package), then
+//     replication of the primary from the dump's GTID position;
 //   - a wiped primary is re-seeded the same way from the most advanced
 //     replica and stays member 0, continuing that replica's GTID history
 //     (what the lost primary had not shipped is lost, as analyze's
-//     acknowledgedLossPossible says); replicas behind that one are
-//     re-seeded. Until then the service stays read-only.
+//     acknowledgedLossPossible says); replicas at another position are
+//     re-seeded. Until then the service stays read-only; with every
+//     member's data gone it starts empty, as a new cluster.
 //
 // Accounts are created on each member with sql_log_bin=0: they are
 // per-server setup, not replicated data, so a re-seeded member gets them

@@ -170,13 +170,18 @@ func (e *Engine) restorePrimary(ctx context.Context, c *engines.Cluster, src int
 	return e.reattachReplicas(ctx, c, pos, pw)
 }
 
-// reattachReplicas re-seeds every replica that is not at pos.
+// reattachReplicas restarts replication on the replicas at pos and
+// re-seeds the others. The restart clears what a replica met while it
+// reconnected to the primary during the restore (an empty binary log:
+// error 1236, which stops its IO thread for good).
 func (e *Engine) reattachReplicas(ctx context.Context, c *engines.Cluster, pos, pw string) error {
 	var errs []error
 	for i := 1; i < len(c.Members); i++ {
 		m := c.Members[i]
 		if Record(c, m) != nil {
 			if st, err := query(ctx, pw, m); err == nil && domainSeqno(st.SlavePos) == domainSeqno(pos) {
+				_, err := RootSQL(ctx, m, "STOP SLAVE; START SLAVE;")
+				errs = append(errs, err)
 				continue
 			}
 		}
