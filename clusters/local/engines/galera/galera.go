@@ -261,10 +261,7 @@ func (e *Engine) bootstrapFresh(ctx context.Context, c *engines.Cluster) error {
 	if err := e.startProc(c, m, "--wsrep-new-cluster"); err != nil {
 		return err
 	}
-	err := engines.WaitFor(ctx, mariadb.StartTimeout, 250*time.Millisecond, m.Name+" creating user", func(ctx context.Context) error {
-		if mariadb.Record(c, m) == nil {
-			return fmt.Errorf("mariadbd of %s ended (see %s)", m.Name, mariadb.ErrLog(m))
-		}
+	err := mariadb.WaitRunning(ctx, c, 0, mariadb.StartTimeout, "creating user", func(ctx context.Context) error {
 		return ensureUser(ctx, c, m)
 	})
 	if err != nil {

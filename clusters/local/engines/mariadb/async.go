@@ -219,10 +219,7 @@ func (e *Engine) boot(ctx context.Context, c *engines.Cluster, i int, pw string,
 		return err
 	}
 	// The accounts are created as root as soon as the server answers.
-	return engines.WaitFor(ctx, StartTimeout, 250*time.Millisecond, m.Name+" creating accounts", func(ctx context.Context) error {
-		if Record(c, m) == nil {
-			return fmt.Errorf("mariadbd of %s ended (see %s)", m.Name, ErrLog(m))
-		}
+	return WaitRunning(ctx, c, i, StartTimeout, "creating accounts", func(ctx context.Context) error {
 		return ensureAccounts(ctx, m, pw)
 	})
 }

@@ -127,6 +127,25 @@ func (e *Engine) waitMember(ctx context.Context, c *engines.Cluster, i int, time
 // mariadbd ends (e.g. a Galera joiner that found no Primary).
 func WaitState[S any](ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what, pwPath string,
 	query func(context.Context, string, engines.Member) (S, error), ok func(S) bool) error {
+	return WaitRunning(ctx, c, i, timeout, what, func(ctx context.Context) error {
+		pw, err := ReadPassword(pwPath)
+		if err != nil {
+			return err
+		}
+		st, err := query(ctx, pw, c.Members[i])
+		if err != nil {
+			return err
+		}
+		if !ok(st) {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+}
+
+// WaitRunning polls cond until it holds, like engines.WaitFor, but gives
+// up at once if member i's mariadbd ends.
+func WaitRunning(ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what string, cond func(context.Context) error) error {
 	m := c.Members[i]
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -136,18 +155,7 @@ func WaitState[S any](ctx context.Context, c *engines.Cluster, i int, timeout ti
 			cancel(err)
 			return err
 		}
-		pw, err := ReadPassword(pwPath)
-		if err != nil {
-			return err
-		}
-		st, err := query(ctx, pw, m)
-		if err != nil {
-			return err
-		}
-		if !ok(st) {
-			return fmt.Errorf("%+v", st)
-		}
-		return nil
+		return cond(ctx)
 	})
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
 		return fmt.Errorf("%s %s: %w", m.Name, what, cause)
