@@ -13,14 +13,20 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/docstore"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines/galera"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
 )
 
+// mysqlEngine is an engine of mysql services (Galera or async replication).
+type mysqlEngine interface {
+	engine
+	DSN(c *engines.Cluster, i int) (string, error)
+}
+
 // MySQLDSNs returns a mysql service's DSNs, one per member in member order
-// (go-sql-driver/mysql, over TCP to the member's lab address).
+// (go-sql-driver/mysql, over TCP to the member's lab address). With async
+// replication only the first (member 0, the primary) takes writes.
 func (l *Lab) MySQLDSNs(service string) ([]string, error) {
-	ss, g, err := serviceEngine[*galera.Engine](l, service, "mysql")
+	ss, g, err := serviceEngine[mysqlEngine](l, service, "mysql")
 	if err != nil {
 		return nil, err
 	}

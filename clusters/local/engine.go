@@ -12,6 +12,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/galera"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/zookeeper"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -35,6 +36,7 @@ const (
 	EngineEtcd      = "etcd"
 	EngineZooKeeper = "zookeeper"
 	EngineGalera    = "mariadb-galera"
+	EngineMariaDB   = "mariadb-async"
 	EngineRedis     = "redis-sentinel"
 	EngineKafka     = "kafka"
 	EngineDocstore  = "ferretdb-patroni"
@@ -50,6 +52,9 @@ func engineFor(sv *scenarios.Service) string {
 	case scenarios.KindZookeeper:
 		return EngineZooKeeper
 	case scenarios.KindMySQL:
+		if sv.Replication == scenarios.ReplicationAsync {
+			return EngineMariaDB // primary + replicas, no failover, like MySQL 5.7
+		}
 		return EngineGalera
 	case scenarios.KindRedis:
 		return EngineRedis
@@ -67,6 +72,7 @@ var portGroups = map[string][]string{
 	EngineEtcd:      {"etcd"},
 	EngineZooKeeper: {"zookeeper"},
 	EngineGalera:    {"mysql"},
+	EngineMariaDB:   {"mysql"},
 	EngineRedis:     {"redis"},
 	EngineKafka:     {"kafka"},
 	EngineDocstore:  {"etcd", "postgresql", "patroni", "mongodb"},
@@ -105,6 +111,8 @@ func (s *engineSet) get(name string, svc *serviceState) (engine, error) {
 		e = zookeeper.New(s.log)
 	case EngineGalera:
 		e = galera.New(s.log)
+	case EngineMariaDB:
+		e = mariadb.New(s.log)
 	case EngineRedis:
 		e = redis.New(s.log)
 	case EngineDocstore:

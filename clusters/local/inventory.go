@@ -25,7 +25,8 @@ var inventory = []struct {
 }{
 	{EngineEtcd, "etcd, raft", "Debian etcd-server 3.4.23", ""},
 	{EngineZooKeeper, "zookeeper", "Debian zookeeper 3.8.0", ""},
-	{EngineGalera, "mysql", "Debian mariadb-server 10.11 + galera-4", ""},
+	{EngineGalera, "mysql (group)", "Debian mariadb-server 10.11 + galera-4", ""},
+	{EngineMariaDB, "mysql (async)", "Debian mariadb-server 10.11", ""},
 	{EngineRedis, "redis", "Debian redis-server + redis-sentinel 7.0", ""},
 	{EngineKafka, "kafka (KRaft)", "Maven Central org.apache.kafka:kafka_2.13:" + kafka.DefaultVersion, kafka.DefaultVersion},
 	{EngineKafka, "kafka (ZooKeeper mode)", "Maven Central org.apache.kafka:kafka_2.13:" + kafka.DefaultZooKeeperVersion, kafka.DefaultZooKeeperVersion},

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/scenarios"
 )
 
 // MemberInfo is one member in a status report.
@@ -49,11 +50,20 @@ type Status struct {
 	Services []ServiceInfo `json:"services"`
 }
 
-// substitutes names stand-ins, shown in status and every report.
-var substitutes = map[string]string{
-	"mongodb": "no MongoDB server can be installed here: FerretDB (MongoDB wire protocol) over Patroni-managed PostgreSQL with synchronous replication",
-	"mysql":   "MariaDB Galera (synchronous, quorum-based) stands for MySQL group replication",
-	"raft":    "etcd's Raft stands for the Raft service",
+// substitute names the stand-in for a service's kind when its engine is
+// not the real thing, shown in status and every report. MySQL async
+// replication has none: MariaDB's GTID replication behaves as MySQL 5.7's
+// (a primary, read-only replicas, no failover).
+func substitute(kind, engine string) string {
+	switch {
+	case kind == scenarios.KindMongoDB:
+		return "no MongoDB server can be installed here: FerretDB (MongoDB wire protocol) over Patroni-managed PostgreSQL with synchronous replication"
+	case kind == scenarios.KindMySQL && engine == EngineGalera:
+		return "MariaDB Galera (synchronous, quorum-based) stands for MySQL group replication"
+	case kind == scenarios.KindRaft:
+		return "etcd's Raft stands for the Raft service"
+	}
+	return ""
 }
 
 // StatusTimeout bounds one service's status probe.
@@ -85,12 +95,7 @@ func (l *Lab) ServiceStatus(ctx context.Context, name string) (ServiceInfo, erro
 }
 
 func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) ServiceInfo {
-	si := ServiceInfo{Name: ss.Name, Kind: ss.Kind, Engine: ss.Engine, Substitute: substitutes[ss.Kind]}
-	if ss.Kind == "mysql" {
-		if sv := l.topo.Service(ss.Name); sv != nil && sv.Async {
-			si.Substitute = "MariaDB Galera stands for MySQL async replication: it fails over where MySQL 5.7 would not"
-		}
-	}
+	si := ServiceInfo{Name: ss.Name, Kind: ss.Kind, Engine: ss.Engine, Substitute: substitute(ss.Kind, ss.Engine)}
 	var st engines.Status
 	if ss.Engine == EngineNone {
 		st = l.statelessStatus(ss)

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
 	"github.com/chaosloop/chaosloop/load/history"
 )
 
@@ -176,13 +178,15 @@ var digestQueries = []struct{ name, q string }{
 }
 
 // Digests reads every member's digest of the ledger tables through its own
-// DSN (o.DSNs is member order here), with wsrep_sync_wait=1 so a member
-// still applying does not look diverged.
+// DSN (o.DSNs is member order here), with wsrep_sync_wait=1 (Galera) or
+// after an async replica applied what it received, so a member still
+// applying does not look diverged.
 func Digests(ctx context.Context, o Options, service string) []history.ReplicaView {
 	out := make([]history.ReplicaView, len(o.DSNs))
+	target := primaryPos(ctx, o)
 	for i, dsn := range o.DSNs {
 		out[i] = history.ReplicaView{Service: service, Member: i}
-		d, err := digest(ctx, dsn, o.Dial)
+		d, err := digest(ctx, dsn, o.Dial, target)
 		if err != nil {
 			out[i].Error = err.Error()
 			continue
@@ -192,12 +196,15 @@ func Digests(ctx context.Context, o Options, service string) []history.ReplicaVi
 	return out
 }
 
-func digest(ctx context.Context, dsn string, dial engines.DialFunc) (string, error) {
+func digest(ctx context.Context, dsn string, dial engines.DialFunc, target string) (string, error) {
 	db, _, err := openDB(dsn, dial, syncWait)
 	if err != nil {
 		return "", err
 	}
 	defer db.Close()
+	if err := waitApplied(ctx, db, target); err != nil {
+		return "", err
+	}
 	var parts []string
 	for _, dq := range digestQueries {
 		var n, sum int64
@@ -207,4 +214,53 @@ func digest(ctx context.Context, dsn string, dial engines.DialFunc) (string, err
 		parts = append(parts, fmt.Sprintf("%s=%d/%08x", dq.name, n, sum))
 	}
 	return strings.Join(parts, " "), nil
+}
+
+// primaryPos is the binary log position (GTID) of the first member that
+// takes writes: an async primary's, which its replicas are to reach; ""
+// when none answers.
+func primaryPos(ctx context.Context, o Options) string {
+	for _, dsn := range o.DSNs {
+		db, _, err := openDB(dsn, o.Dial, nil)
+		if err != nil {
+			return ""
+		}
+		var readOnly bool
+		var pos string
+		err = db.QueryRowContext(ctx, "SELECT @@global.read_only, @@global.gtid_binlog_pos").Scan(&readOnly, &pos)
+		db.Close()
+		if err == nil && !readOnly {
+			return pos
+		}
+	}
+	return ""
+}
+
+// waitApplied waits until an async replica (read_only, replicating) has
+// applied target, the primary's position (or, if that is unknown, what it
+// received from it); other members return at once.
+func waitApplied(ctx context.Context, db *sql.DB, target string) error {
+	var readOnly bool
+	if err := db.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&readOnly); err != nil || !readOnly {
+		return err
+	}
+	st, err := mariadb.ReplicaStatus(ctx, db)
+	if err != nil || st == nil {
+		return err
+	}
+	if target == "" {
+		target = st["Gtid_IO_Pos"].String
+	}
+	secs := 30
+	if d, ok := ctx.Deadline(); ok {
+		secs = max(1, min(secs, int(time.Until(d).Seconds())))
+	}
+	var res sql.NullInt64
+	if err := db.QueryRowContext(ctx, "SELECT MASTER_GTID_WAIT(?, ?)", target, secs).Scan(&res); err != nil {
+		return err
+	}
+	if res.Int64 != 0 {
+		return fmt.Errorf("replica did not apply %s within %d s", target, secs)
+	}
+	return nil
 }

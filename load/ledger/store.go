@@ -18,7 +18,8 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 )
 
-// Options say how to reach the Galera members.
+// Options say how to reach the MySQL members (MariaDB Galera, or async
+// replication where only the primary takes writes).
 type Options struct {
 	// DSNs of every member (go-sql-driver/mysql), in preference order: all
 	// writes go to the first member that works, so that concurrent
@@ -36,7 +37,9 @@ type Options struct {
 }
 
 // Store runs the ledger's transactions on a Galera cluster, retrying
-// certification conflicts and deadlocks and failing over between members.
+// certification conflicts and deadlocks and failing over between members;
+// or on async replication, where the read-only replicas stay out of
+// rotation and writes wait for the primary.
 type Store struct {
 	log        *slog.Logger
 	dbs        []*sql.DB
@@ -204,10 +207,17 @@ func (s *Store) probe(i int) {
 	s.log.Info("ledger: member healthy again", "addr", s.addrs[i])
 }
 
-// healthy checks that a member answers and, on Galera, is in the Primary
-// component and Synced (what a Galera-aware router checks before sending
-// writes).
+// healthy checks that a member answers, takes writes (read_only off: an
+// async replica never does) and, on Galera, is in the Primary component
+// and Synced (what a Galera-aware router checks before sending writes).
 func healthy(ctx context.Context, db *sql.DB) error {
+	var readOnly bool
+	if err := db.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&readOnly); err != nil {
+		return err
+	}
+	if readOnly {
+		return errors.New("read_only (a replica)")
+	}
 	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'wsrep_ready', 'wsrep_local_state')")
 	if err != nil {
 		return err
@@ -265,6 +275,7 @@ func classify(err error) errKind {
 			1614: // ER_XA_RBDEADLOCK
 			return retrySame
 		case 1047, // WSREP has not yet prepared node for application use
+			1290, // ER_OPTION_PREVENTS_STATEMENT: read_only, an async replica
 			1053, // server shutdown in progress
 			1927, // connection killed
 			1040, // too many connections

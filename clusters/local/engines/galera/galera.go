@@ -11,10 +11,6 @@ package galera
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,15 +23,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
-	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
 )
 
 // Ports every member binds on its Member.Addr.
 const (
-	ClientPort = 3306
+	ClientPort = mariadb.ClientPort
 	GroupPort  = 4567 // gcomm (group communication)
 	ISTPort    = 4568 // incremental state transfer
 	SSTPort    = 4444 // rsync state snapshot transfer
@@ -45,34 +39,23 @@ const (
 // used for status queries). The account may connect from the lab network
 // 198.18.0.0/15, from loopback 127.% and over the unix socket.
 const (
-	User     = "chaosloop"
-	Database = "chaosloop"
+	User     = mariadb.User
+	Database = mariadb.Database
 )
 
-// Packages are the pinned Debian 12 packages the engine needs: rsync, ss
-// (iproute2) and lsof are used by the rsync state transfer script.
-var Packages = []string{
-	"mariadb-server=1:10.11.19-0+deb12u1",
-	"mariadb-client=1:10.11.19-0+deb12u1",
+// Packages are the pinned Debian 12 packages the engine needs: MariaDB's,
+// Galera's, and rsync, ss (iproute2) and lsof, which the rsync state
+// transfer script uses.
+var Packages = append(append([]string{}, mariadb.Packages...),
 	"galera-4=26.4.23-0+deb12u1",
 	"rsync=3.5.0+ds1-0+deb12u1",
 	"iproute2=6.1.0-3",
 	"lsof=4.95.0-1",
-}
+)
 
 const (
-	mariadbd = "/usr/sbin/mariadbd"
-	provider = "/usr/lib/galera/libgalera_smm.so"
-	runUser  = "mysql" // rsync SST as root fails with Permission denied
-	// A member that has not answered a status question within this is not
-	// Up. Not shorter: on the 2-core lab under load, answers took over
-	// 300 ms (a Redis primary at 600 transfers/s was sampled "not
-	// answering", i.e. read-only, with no fault); the runner's probes
-	// overlap, so a slow answer does not thin the sampling.
-	statusWait   = time.Second
-	stopGrace    = 60 * time.Second
-	syncTimeout  = 5 * time.Minute
-	startTimeout = 2 * time.Minute
+	provider    = "/usr/lib/galera/libgalera_smm.so"
+	syncTimeout = 5 * time.Minute
 )
 
 // Engine runs Galera clusters. It keeps no state of its own: everything is
@@ -93,16 +76,9 @@ func (e *Engine) Install(ctx context.Context) error {
 
 // Version reports the MariaDB server and Galera library versions.
 func (e *Engine) Version(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, mariadbd, "--version").Output()
+	v, err := mariadb.Version(ctx)
 	if err != nil {
-		return "", fmt.Errorf("mariadbd --version: %w", err)
-	}
-	f := strings.Fields(string(out))
-	v := strings.TrimSpace(string(out))
-	for i := range f {
-		if f[i] == "Ver" && i+1 < len(f) {
-			v = f[i+1]
-		}
+		return "", err
 	}
 	if g, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Version}", "galera-4").Output(); err == nil {
 		v += " galera-4 " + string(g)
@@ -111,13 +87,7 @@ func (e *Engine) Version(ctx context.Context) (string, error) {
 }
 
 // Endpoints are the members' client addresses.
-func (e *Engine) Endpoints(c *engines.Cluster) []string {
-	out := make([]string, len(c.Members))
-	for i, m := range c.Members {
-		out[i] = net.JoinHostPort(m.Addr.String(), strconv.Itoa(ClientPort))
-	}
-	return out
-}
+func (e *Engine) Endpoints(c *engines.Cluster) []string { return mariadb.Endpoints(c) }
 
 // DSN returns a go-sql-driver/mysql DSN for the workload account on member
 // i over TCP. The password is created by Start. Reads on a member may lag
@@ -129,59 +99,17 @@ func (e *Engine) DSN(c *engines.Cluster, i int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.DBName = User, pw, Database
-	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(c.Members[i].Addr.String(), strconv.Itoa(ClientPort))
-	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 2*time.Second, 5*time.Second, 5*time.Second
-	return cfg.FormatDSN(), nil
+	return mariadb.DSN(c, i, pw), nil
 }
 
-// member paths. The datadir is a subdirectory so that the member directory
-// can hold the config and the socket next to it.
-func dataDir(m engines.Member) string { return filepath.Join(m.DataDir, "db") }
-func cnfPath(m engines.Member) string { return filepath.Join(m.DataDir, "my.cnf") }
-func procName(m engines.Member) string {
-	return m.Name + ".mariadbd"
-}
 func passwordPath(c *engines.Cluster) string {
 	return filepath.Join(c.StateDir, c.Service+".galera-password")
 }
 
-// socketPath is in DataDir unless that path is too long for a unix socket
-// (108 bytes), then under /run keyed by a hash of DataDir.
-func socketPath(m engines.Member) string {
-	p := filepath.Join(m.DataDir, "mariadbd.sock")
-	if len(p) < 100 {
-		return p
-	}
-	h := sha256.Sum256([]byte(m.DataDir))
-	return filepath.Join("/run/chaosloop", hex.EncodeToString(h[:8])+".mariadbd.sock")
-}
-
-func readPassword(c *engines.Cluster) (string, error) {
-	b, err := os.ReadFile(passwordPath(c))
-	if err != nil {
-		return "", fmt.Errorf("galera password (written by Start): %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
+func readPassword(c *engines.Cluster) (string, error) { return mariadb.ReadPassword(passwordPath(c)) }
 
 func ensurePassword(c *engines.Cluster) (string, error) {
-	if pw, err := readPassword(c); err == nil {
-		return pw, nil
-	}
-	b := make([]byte, 12)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	pw := hex.EncodeToString(b)
-	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(passwordPath(c), []byte(pw+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return pw, nil
+	return mariadb.EnsurePassword(passwordPath(c))
 }
 
 func config(c *engines.Cluster, m engines.Member) string {
@@ -190,47 +118,20 @@ func config(c *engines.Cluster, m engines.Member) string {
 		peers = append(peers, net.JoinHostPort(p.Addr.String(), strconv.Itoa(GroupPort)))
 	}
 	a := m.Addr.String()
-	// Memory is kept small (the whole lab shares 2 cores and many engines).
-	// innodb_flush_log_at_trx_commit stays 1: a lab power-off kills every
-	// process of a node, and what a node acknowledged should be on disk.
-	return fmt.Sprintf(`# written by chaosloop; rewritten on every start
-[mariadbd]
-datadir = %[1]s
-socket = %[2]s
-pid-file = %[3]s
-log-error = %[4]s
-bind-address = %[5]s
-port = %[6]d
-skip-name-resolve
-performance_schema = OFF
-innodb_buffer_pool_size = 64M
-innodb_log_file_size = 32M
-innodb_flush_log_at_trx_commit = 1
-innodb_autoinc_lock_mode = 2
-aria_pagecache_buffer_size = 8M
-key_buffer_size = 1M
-max_connections = 200
-table_open_cache = 400
-# A client cut off mid-transaction (its node powered off or its site
-# isolated: no FIN, no RST) would otherwise hold its row locks until the
-# partition heals or TCP gives up hours later, stalling every transaction
-# on the same positions. A transaction idle this long is rolled back.
-idle_transaction_timeout = 5
-binlog_format = ROW
-default_storage_engine = InnoDB
+	// innodb_autoinc_lock_mode 2 is what Galera requires.
+	return mariadb.Config(m, fmt.Sprintf(`innodb_autoinc_lock_mode = 2
 wsrep_on = ON
-wsrep_provider = %[7]s
-wsrep_cluster_name = %[8]s
-wsrep_cluster_address = gcomm://%[9]s
-wsrep_node_name = %[10]s
+wsrep_provider = %[1]s
+wsrep_cluster_name = %[2]s
+wsrep_cluster_address = gcomm://%[3]s
+wsrep_node_name = %[4]s
 wsrep_node_address = %[5]s
 wsrep_node_incoming_address = %[5]s:%[6]d
 wsrep_sst_method = rsync
-wsrep_sst_receive_address = %[5]s:%[11]d
-wsrep_provider_options = "gmcast.listen_addr=tcp://%[5]s:%[12]d; ist.recv_addr=%[5]s:%[13]d; base_host=%[5]s; gcache.size=64M; evs.suspect_timeout=%[14]s; evs.inactive_timeout=%[15]s"
-`, dataDir(m), socketPath(m), filepath.Join(m.DataDir, "mariadbd.pid"), filepath.Join(m.LogDir, "mariadbd.err"),
-		a, ClientPort, provider, c.Service, strings.Join(peers, ","), m.Name, SSTPort, GroupPort, ISTPort,
-		isoSeconds(SuspectTimeout), isoSeconds(InactiveTimeout))
+wsrep_sst_receive_address = %[5]s:%[7]d
+wsrep_provider_options = "gmcast.listen_addr=tcp://%[5]s:%[8]d; ist.recv_addr=%[5]s:%[9]d; base_host=%[5]s; gcache.size=64M; evs.suspect_timeout=%[10]s; evs.inactive_timeout=%[11]s"
+`, provider, c.Service, strings.Join(peers, ","), m.Name, a, ClientPort, SSTPort, GroupPort, ISTPort,
+		isoSeconds(SuspectTimeout), isoSeconds(InactiveTimeout)))
 }
 
 // Group communication timing (Galera's defaults, made explicit so that the
@@ -254,60 +155,11 @@ func isoSeconds(d time.Duration) string { return fmt.Sprintf("PT%dS", int(d.Seco
 // prepare creates the member's directories owned by mysql and writes its
 // config.
 func prepare(ctx context.Context, c *engines.Cluster, m engines.Member) error {
-	sock := filepath.Dir(socketPath(m))
-	for _, d := range []string{m.DataDir, dataDir(m), m.LogDir, sock} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	if err := os.WriteFile(cnfPath(m), []byte(config(c, m)), 0o644); err != nil {
-		return err
-	}
-	if out, err := exec.CommandContext(ctx, "chown", "-R", runUser+":"+runUser, m.DataDir, m.LogDir).CombinedOutput(); err != nil {
-		return fmt.Errorf("chown %s: %v: %s", m.DataDir, err, out)
-	}
-	if sock != m.DataDir {
-		if out, err := exec.CommandContext(ctx, "chown", runUser+":"+runUser, sock).CombinedOutput(); err != nil {
-			return fmt.Errorf("chown %s: %v: %s", sock, err, out)
-		}
-	}
-	// A parent directory mysql cannot traverse (e.g. a 0700 temp dir) makes
-	// mariadbd fail with an obscure error much later; say so now.
-	if out, err := exec.CommandContext(ctx, "setpriv", "--reuid="+runUser, "--regid="+runUser, "--init-groups", "--",
-		"test", "-w", dataDir(m)).CombinedOutput(); err != nil {
-		return fmt.Errorf("user %s cannot write %s (check the parent directories' permissions): %v %s", runUser, dataDir(m), err, out)
-	}
-	return nil
-}
-
-// fresh reports whether the member holds no database yet.
-func fresh(m engines.Member) bool {
-	_, err := os.Stat(filepath.Join(dataDir(m), "mysql"))
-	return errors.Is(err, os.ErrNotExist)
-}
-
-func record(c *engines.Cluster, m engines.Member) *proc.Record {
-	r, err := proc.Load(c.StateDir, procName(m))
-	if err != nil || !r.Alive() {
-		return nil
-	}
-	return r
+	return mariadb.Prepare(ctx, m, config(c, m))
 }
 
 func (e *Engine) startProc(c *engines.Cluster, m engines.Member, extra ...string) error {
-	args := append([]string{"--defaults-file=" + cnfPath(m)}, extra...)
-	e.log.Info("starting mariadbd", "member", m.Name, "args", extra)
-	_, err := proc.Start(c.StateDir, proc.Spec{
-		Name:   procName(m),
-		NetNS:  m.NetNS,
-		User:   runUser,
-		Cgroup: m.Cgroup,
-		Path:   mariadbd,
-		Args:   args,
-		Dir:    m.DataDir,
-		Log:    filepath.Join(m.LogDir, "mariadbd.out"),
-	})
-	return err
+	return mariadb.StartProc(e.log, c, m, extra...)
 }
 
 // nodeState is what SHOW GLOBAL STATUS says of a member's wsrep state.
@@ -327,17 +179,12 @@ func (s nodeState) synced() bool  { return s.primary() && s.Ready && s.State == 
 // timeouts so that Status can be sampled twice a second.
 func query(ctx context.Context, pw string, m engines.Member) (nodeState, error) {
 	var st nodeState
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd = User, pw
-	cfg.Net, cfg.Addr = "unix", socketPath(m)
-	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = statusWait, statusWait, statusWait
-	conn, err := mysql.NewConnector(cfg)
+	db, err := mariadb.OpenSocket(m, pw)
 	if err != nil {
 		return st, err
 	}
-	db := sql.OpenDB(conn)
 	defer db.Close()
-	ctx, cancel := context.WithTimeout(ctx, statusWait)
+	ctx, cancel := context.WithTimeout(ctx, mariadb.StatusWait)
 	defer cancel()
 	rows, err := db.QueryContext(ctx, `SHOW GLOBAL STATUS WHERE Variable_name IN
 		('wsrep_cluster_status','wsrep_cluster_size','wsrep_local_state_comment','wsrep_ready','wsrep_last_committed','wsrep_cluster_state_uuid')`)
@@ -368,19 +215,6 @@ func query(ctx context.Context, pw string, m engines.Member) (nodeState, error) 
 	return st, rows.Err()
 }
 
-// rootSQL runs statements as MariaDB's root over the unix socket (root is
-// authenticated by unix_socket, as the OS root running chaosloop).
-func rootSQL(ctx context.Context, m engines.Member, stmts string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "mariadb", "--no-defaults", "--protocol=socket", "--socket="+socketPath(m),
-		"--user=root", "--connect-timeout=2", "--batch", "--skip-column-names", "-e", stmts).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("mariadb on %s: %v: %s", m.Name, err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
-}
-
 // ensureUser creates (or re-keys) the workload account on member m, which
 // must be in the Primary component; Galera replicates it.
 func ensureUser(ctx context.Context, c *engines.Cluster, m engines.Member) error {
@@ -388,45 +222,14 @@ func ensureUser(ctx context.Context, c *engines.Cluster, m engines.Member) error
 	if err != nil {
 		return err
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE DATABASE IF NOT EXISTS `%s`;", Database)
-	for _, host := range []string{"localhost", "127.%", "198.18.0.0/255.254.0.0"} {
-		fmt.Fprintf(&b, "CREATE USER IF NOT EXISTS '%[1]s'@'%[2]s' IDENTIFIED BY '%[3]s'; ALTER USER '%[1]s'@'%[2]s' IDENTIFIED BY '%[3]s'; GRANT ALL ON `%[4]s`.* TO '%[1]s'@'%[2]s';",
-			User, host, pw, Database)
-	}
-	_, err = rootSQL(ctx, m, b.String())
+	_, err = mariadb.RootSQL(ctx, m, mariadb.WorkloadSQL(pw))
 	return err
 }
 
 // waitMember waits until member i's state satisfies ok; it gives up at
 // once if the member's mariadbd ends (e.g. a joiner that found no Primary).
 func (e *Engine) waitMember(ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what string, ok func(nodeState) bool) error {
-	m := c.Members[i]
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	err := engines.WaitFor(ctx, timeout, 250*time.Millisecond, m.Name+" "+what, func(ctx context.Context) error {
-		if record(c, m) == nil {
-			err := fmt.Errorf("mariadbd of %s is not running (see %s)", m.Name, filepath.Join(m.LogDir, "mariadbd.err"))
-			cancel(err)
-			return err
-		}
-		pw, err := readPassword(c)
-		if err != nil {
-			return err
-		}
-		st, err := query(ctx, pw, m)
-		if err != nil {
-			return err
-		}
-		if !ok(st) {
-			return fmt.Errorf("%+v", st)
-		}
-		return nil
-	})
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-		return fmt.Errorf("%s %s: %w", m.Name, what, cause)
-	}
-	return err
+	return mariadb.WaitState(ctx, c, i, timeout, what, passwordPath(c), query, ok)
 }
 
 // Start starts every member and returns once all are Synced in one Primary
@@ -446,8 +249,8 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	running := false
 	allFresh := true
 	for _, m := range c.Members {
-		running = running || record(c, m) != nil
-		allFresh = allFresh && fresh(m)
+		running = running || mariadb.Record(c, m) != nil
+		allFresh = allFresh && mariadb.Fresh(m)
 	}
 	switch {
 	case !running && allFresh:
@@ -471,24 +274,19 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 // bootstrapFresh initialises member 0's datadir and starts a new cluster on it.
 func (e *Engine) bootstrapFresh(ctx context.Context, c *engines.Cluster) error {
 	m := c.Members[0]
-	out, err := exec.CommandContext(ctx, "mariadb-install-db", "--defaults-file="+cnfPath(m), "--user="+runUser,
-		"--skip-test-db", "--auth-root-authentication-method=socket").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("mariadb-install-db %s: %v\n%s", m.Name, err, out)
+	if err := mariadb.InstallDB(ctx, m); err != nil {
+		return err
 	}
 	if err := e.startProc(c, m, "--wsrep-new-cluster"); err != nil {
 		return err
 	}
-	err = engines.WaitFor(ctx, startTimeout, 250*time.Millisecond, m.Name+" creating user", func(ctx context.Context) error {
-		if record(c, m) == nil {
-			return fmt.Errorf("mariadbd of %s ended (see %s)", m.Name, filepath.Join(m.LogDir, "mariadbd.err"))
-		}
+	err := mariadb.WaitRunning(ctx, c, 0, mariadb.StartTimeout, "creating user", func(ctx context.Context) error {
 		return ensureUser(ctx, c, m)
 	})
 	if err != nil {
 		return err
 	}
-	return e.waitMember(ctx, c, 0, startTimeout, "Primary and Synced", nodeState.synced)
+	return e.waitMember(ctx, c, 0, mariadb.StartTimeout, "Primary and Synced", nodeState.synced)
 }
 
 // primaryMember waits up to d for a running member in a Primary component
@@ -502,7 +300,7 @@ func (e *Engine) primaryMember(ctx context.Context, c *engines.Cluster, d time.D
 	// d is at least a second, so that a zero d still checks every member.
 	_ = engines.WaitFor(ctx, max(d, time.Second), 250*time.Millisecond, "primary component", func(ctx context.Context) error {
 		for i, m := range c.Members {
-			if record(c, m) == nil {
+			if mariadb.Record(c, m) == nil {
 				continue
 			}
 			if st, err := query(ctx, pw, m); err == nil && st.primary() {
@@ -554,9 +352,9 @@ func (e *Engine) launch(ctx context.Context, c *engines.Cluster, i int) error {
 	if err := prepare(ctx, c, m); err != nil {
 		return err
 	}
-	if record(c, m) == nil {
+	if mariadb.Record(c, m) == nil {
 		var extra []string
-		if !fresh(m) {
+		if !mariadb.Fresh(m) {
 			if pos, err := e.position(ctx, m); err != nil {
 				e.log.Warn("position recovery failed; the member will need SST", "member", m.Name, "err", err)
 			} else if pos.Seqno >= 0 {
@@ -570,18 +368,7 @@ func (e *Engine) launch(ctx context.Context, c *engines.Cluster, i int) error {
 
 // StopMember shuts member i down cleanly (SIGTERM, then SIGKILL after a grace).
 func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
-	m := c.Members[i]
-	r, err := proc.Load(c.StateDir, procName(m))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := r.Stop(ctx, stopGrace); err != nil {
-		return err
-	}
-	return proc.Forget(c.StateDir, procName(m))
+	return mariadb.StopMember(ctx, c, i)
 }
 
 // Stop stops all members, the last one last, so that it is marked safe to
@@ -606,7 +393,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 	for i, m := range c.Members {
 		go func() {
 			ms := engines.MemberStatus{Index: i, Name: m.Name}
-			if record(c, m) == nil {
+			if mariadb.Record(c, m) == nil {
 				ms.Detail = "not running"
 				ch <- res{i, ms}
 				return
@@ -616,9 +403,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 				ms.Detail = pwErr.Error()
 			case err != nil:
 				ms.Detail = "not answering: " + err.Error()
-				// go-sql-driver reports a read that ran past ReadTimeout
-				// as an invalid connection; the process is running.
-				ms.TimedOut = engines.IsTimeout(err) || errors.Is(err, mysql.ErrInvalidConn)
+				ms.TimedOut = mariadb.TimedOut(err)
 			default:
 				ms.Up = true
 				ms.Role = role(st)
@@ -661,7 +446,7 @@ func (p Position) String() string { return p.UUID + ":" + strconv.FormatInt(p.Se
 
 // grastate reads the saved state: seqno is -1 after a crash.
 func grastate(m engines.Member) (Position, bool, error) {
-	f, err := os.Open(filepath.Join(dataDir(m), "grastate.dat"))
+	f, err := os.Open(filepath.Join(mariadb.DataDir(m), "grastate.dat"))
 	if err != nil {
 		return Position{Seqno: -1}, false, err
 	}
@@ -692,7 +477,7 @@ var recoveredRE = regexp.MustCompile(`WSREP: Recovered position: ([0-9a-f-]{36})
 // position is a stopped member's last committed position: from
 // grastate.dat after a clean shutdown, else by mariadbd --wsrep-recover.
 func (e *Engine) position(ctx context.Context, m engines.Member) (Position, error) {
-	if fresh(m) {
+	if mariadb.Fresh(m) {
 		return Position{Seqno: -1}, nil
 	}
 	if p, _, err := grastate(m); err == nil && p.Seqno >= 0 {
@@ -700,8 +485,8 @@ func (e *Engine) position(ctx context.Context, m engines.Member) (Position, erro
 	}
 	logf := filepath.Join(m.DataDir, "wsrep-recover.log")
 	_ = os.Remove(logf)
-	argv := []string{"setpriv", "--reuid=" + runUser, "--regid=" + runUser, "--init-groups", "--",
-		mariadbd, "--defaults-file=" + cnfPath(m), "--wsrep-recover", "--log-error=" + logf}
+	argv := []string{"setpriv", "--reuid=" + mariadb.RunUser, "--regid=" + mariadb.RunUser, "--init-groups", "--",
+		mariadb.Mariadbd, "--defaults-file=" + mariadb.CnfPath(m), "--wsrep-recover", "--log-error=" + logf}
 	if m.NetNS != "" {
 		argv = append([]string{"ip", "netns", "exec", m.NetNS}, argv...)
 	}
@@ -747,7 +532,7 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 	best, bestPos, bestRunning := -1, Position{Seqno: -1}, false
 	for i, m := range c.Members {
 		var p Position
-		running := record(c, m) != nil
+		running := mariadb.Record(c, m) != nil
 		if running {
 			st, err := query(ctx, pw, m)
 			if err != nil {
@@ -768,7 +553,7 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 	if best < 0 {
 		allFresh := true
 		for _, m := range c.Members {
-			allFresh = allFresh && fresh(m) && record(c, m) == nil
+			allFresh = allFresh && mariadb.Fresh(m) && mariadb.Record(c, m) == nil
 		}
 		if !allFresh {
 			return fmt.Errorf("galera %s: no member has a recoverable position", c.Service)
@@ -781,7 +566,7 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 	m := c.Members[best]
 	e.log.Info("bootstrapping new Primary component", "member", m.Name, "position", bestPos.String(), "running", bestRunning)
 	if bestRunning {
-		if _, err := rootSQL(ctx, m, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"); err != nil {
+		if _, err := mariadb.RootSQL(ctx, m, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"); err != nil {
 			return err
 		}
 	} else {
@@ -792,7 +577,7 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 			return err
 		}
 	}
-	if err := e.waitMember(ctx, c, best, startTimeout, "Primary and Synced", nodeState.synced); err != nil {
+	if err := e.waitMember(ctx, c, best, mariadb.StartTimeout, "Primary and Synced", nodeState.synced); err != nil {
 		return err
 	}
 	if err := e.startMissing(ctx, c); err != nil {
@@ -805,7 +590,7 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 // markSafeToBootstrap sets safe_to_bootstrap: 1 in grastate.dat, which
 // mariadbd otherwise refuses to bootstrap from after a crash.
 func markSafeToBootstrap(m engines.Member) error {
-	p := filepath.Join(dataDir(m), "grastate.dat")
+	p := filepath.Join(mariadb.DataDir(m), "grastate.dat")
 	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -3,12 +3,8 @@ package galera
 import (
 	"context"
 	"database/sql"
-	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +13,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
@@ -31,24 +28,13 @@ func newLab(t *testing.T) (*Engine, *engines.Cluster) {
 		enginetest.RequireLab(t, "cannot install galera: "+err.Error())
 	}
 	c := enginetest.Cluster(t, "galera", 3, 21)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, m := range c.Members {
-				b, _ := os.ReadFile(filepath.Join(m.LogDir, "mariadbd.err"))
-				lines := strings.Split(string(b), "\n")
-				if len(lines) > 40 {
-					lines = lines[len(lines)-40:]
-				}
-				t.Logf("--- %s mariadbd.err (tail)\n%s", m.Name, strings.Join(lines, "\n"))
-			}
-		}
-	})
+	enginetest.LogTails(t, c, mariadb.ErrLog)
 	return e, c
 }
 
 func kill(t *testing.T, c *engines.Cluster, i int) {
 	t.Helper()
-	enginetest.Kill(t, c.StateDir, procName(c.Members[i]), 10*time.Second)
+	enginetest.Kill(t, c.StateDir, mariadb.ProcName(c.Members[i]), 10*time.Second)
 }
 
 func openDB(t *testing.T, e *Engine, c *engines.Cluster, i int) *sql.DB {
@@ -70,36 +56,7 @@ func openDB(t *testing.T, e *Engine, c *engines.Cluster, i int) *sql.DB {
 // waitStatus waits until cond holds for the cluster's status.
 func waitStatus(t *testing.T, e *Engine, c *engines.Cluster, what string, cond func(engines.Status) error) engines.Status {
 	t.Helper()
-	var st engines.Status
-	err := engines.WaitFor(context.Background(), 90*time.Second, 250*time.Millisecond, what, func(ctx context.Context) error {
-		var err error
-		if st, err = e.Status(ctx, c); err != nil {
-			return err
-		}
-		return cond(st)
-	})
-	require.NoError(t, err, "last status: %+v", st)
-	return st
-}
-
-func memberIs(i int, up, healthy bool, role, detail string) func(engines.Status) error {
-	return func(st engines.Status) error {
-		m := st.Members[i]
-		if m.Up != up || m.Healthy != healthy || (role != "" && m.Role != role) || !strings.Contains(m.Detail, detail) {
-			return fmt.Errorf("member %d: %+v", i, m)
-		}
-		return nil
-	}
-}
-
-func all(conds ...func(engines.Status) error) func(engines.Status) error {
-	return func(st engines.Status) error {
-		var errs []error
-		for _, c := range conds {
-			errs = append(errs, c(st))
-		}
-		return errors.Join(errs...)
-	}
+	return enginetest.WaitStatus(t, func(ctx context.Context) (engines.Status, error) { return e.Status(ctx, c) }, what, cond)
 }
 
 func TestGaleraKillRejoinRecover(t *testing.T) {
@@ -110,7 +67,7 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 	require.NoError(t, e.Start(ctx, c))
 	t.Logf("start: 3 members synced in %s", time.Since(t0).Round(time.Millisecond))
 	for _, m := range c.Members {
-		r, err := proc.Load(c.StateDir, procName(m))
+		r, err := proc.Load(c.StateDir, mariadb.ProcName(m))
 		require.NoError(t, err)
 		t.Logf("%s RSS %d MiB", m.Name, enginetest.RSSKiB(r.PID)/1024)
 	}
@@ -118,7 +75,7 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, st.Writable)
 	for i := range 3 {
-		require.NoError(t, memberIs(i, true, true, "synced", "size=3")(st))
+		require.NoError(t, enginetest.MemberIs(i, true, true, "synced", "size=3")(st))
 	}
 	// Status is sampled twice a second during runs: report what it costs.
 	ts := time.Now()
@@ -152,9 +109,9 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 	// SIGKILL one member: the other two stay Primary, size 2, writable.
 	t0 = time.Now()
 	kill(t, c, 2)
-	waitStatus(t, e, c, "two left in Primary", all(
-		memberIs(0, true, true, "synced", "size=2"), memberIs(1, true, true, "synced", "size=2"),
-		memberIs(2, false, false, "", "not running")))
+	waitStatus(t, e, c, "two left in Primary", enginetest.All(
+		enginetest.MemberIs(0, true, true, "synced", "size=2"), enginetest.MemberIs(1, true, true, "synced", "size=2"),
+		enginetest.MemberIs(2, false, false, "", "not running")))
 	t.Logf("one killed: others Primary/2 after %s", time.Since(t0).Round(time.Millisecond))
 	for i := range 4 {
 		require.NoError(t, insert(i%2))
@@ -164,8 +121,8 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 	t0 = time.Now()
 	require.NoError(t, e.StartMember(ctx, c, 2))
 	t.Logf("rejoin of killed member: %s", time.Since(t0).Round(time.Millisecond))
-	waitStatus(t, e, c, "three again", all(memberIs(0, true, true, "synced", "size=3"),
-		memberIs(1, true, true, "synced", "size=3"), memberIs(2, true, true, "synced", "size=3")))
+	waitStatus(t, e, c, "three again", enginetest.All(enginetest.MemberIs(0, true, true, "synced", "size=3"),
+		enginetest.MemberIs(1, true, true, "synced", "size=3"), enginetest.MemberIs(2, true, true, "synced", "size=3")))
 	requireRows(t, dbs[2], committed)
 	require.NoError(t, insert(2))
 
@@ -173,7 +130,7 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 	t0 = time.Now()
 	kill(t, c, 1)
 	kill(t, c, 2)
-	st = waitStatus(t, e, c, "survivor non-Primary", memberIs(0, true, false, "non-primary", ""))
+	st = waitStatus(t, e, c, "survivor non-Primary", enginetest.MemberIs(0, true, false, "non-primary", ""))
 	t.Logf("two killed: survivor non-Primary after %s: %+v", time.Since(t0).Round(time.Millisecond), st.Members[0])
 	require.False(t, st.Writable)
 	_, err = dbs[0].Exec("INSERT INTO rows_ VALUES (?, ?)", 1000, 0)
@@ -186,8 +143,8 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 	t0 = time.Now()
 	require.NoError(t, e.Recover(ctx, c))
 	t.Logf("recover after two kills: %s", time.Since(t0).Round(time.Millisecond))
-	st = waitStatus(t, e, c, "recovered", all(memberIs(0, true, true, "synced", "size=3"),
-		memberIs(1, true, true, "synced", "size=3"), memberIs(2, true, true, "synced", "size=3")))
+	st = waitStatus(t, e, c, "recovered", enginetest.All(enginetest.MemberIs(0, true, true, "synced", "size=3"),
+		enginetest.MemberIs(1, true, true, "synced", "size=3"), enginetest.MemberIs(2, true, true, "synced", "size=3")))
 	require.True(t, st.Writable)
 	for _, db := range dbs {
 		requireRows(t, db, committed)
@@ -196,7 +153,7 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 
 	// A member whose data is wiped rejoins by SST.
 	kill(t, c, 1)
-	waitStatus(t, e, c, "member 1 gone", memberIs(0, true, true, "synced", "size=2"))
+	waitStatus(t, e, c, "member 1 gone", enginetest.MemberIs(0, true, true, "synced", "size=2"))
 	require.NoError(t, os.RemoveAll(c.Members[1].DataDir))
 	t0 = time.Now()
 	require.NoError(t, e.StartMember(ctx, c, 1))
@@ -207,7 +164,7 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 	// Recover with a Primary component present bootstraps nothing: it only
 	// makes sure every member runs (no second, diverging cluster).
 	require.NoError(t, e.Recover(ctx, c))
-	waitStatus(t, e, c, "still three", memberIs(0, true, true, "synced", "size=3"))
+	waitStatus(t, e, c, "still three", enginetest.MemberIs(0, true, true, "synced", "size=3"))
 	require.NoError(t, insert(0))
 
 	// A full power-off of all members, then Start: recovered by itself.
@@ -231,15 +188,5 @@ func TestGaleraKillRejoinRecover(t *testing.T) {
 
 func requireRows(t *testing.T, db *sql.DB, want []int) {
 	t.Helper()
-	rows, err := db.Query("SELECT id FROM rows_ ORDER BY id")
-	require.NoError(t, err)
-	defer rows.Close()
-	var got []int
-	for rows.Next() {
-		var id int
-		require.NoError(t, rows.Scan(&id))
-		got = append(got, id)
-	}
-	require.NoError(t, rows.Err())
-	require.Equal(t, want, got)
+	require.Equal(t, want, enginetest.QueryInts(t, db, "SELECT id FROM rows_ ORDER BY id"))
 }

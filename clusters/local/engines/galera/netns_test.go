@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
@@ -21,20 +22,20 @@ func TestGaleraInNetns(t *testing.T) {
 	t0 := time.Now()
 	require.NoError(t, e.Start(ctx, c))
 	t.Logf("start in netns: %s", time.Since(t0).Round(time.Millisecond))
-	st := waitStatus(t, e, c, "synced", all(memberIs(0, true, true, "synced", "size=3"),
-		memberIs(1, true, true, "synced", "size=3"), memberIs(2, true, true, "synced", "size=3")))
+	st := waitStatus(t, e, c, "synced", enginetest.All(enginetest.MemberIs(0, true, true, "synced", "size=3"),
+		enginetest.MemberIs(1, true, true, "synced", "size=3"), enginetest.MemberIs(2, true, true, "synced", "size=3")))
 	require.True(t, st.Writable)
 
 	// The process really runs in the member's namespace.
-	r, err := proc.Load(c.StateDir, procName(c.Members[1]))
+	r, err := proc.Load(c.StateDir, mariadb.ProcName(c.Members[1]))
 	require.NoError(t, err)
 	out, err := exec.Command("ip", "netns", "identify", fmt.Sprint(r.PID)).Output()
 	require.NoError(t, err)
 	require.Equal(t, c.Members[1].NetNS, strings.TrimSpace(string(out)))
 
 	kill(t, c, 1)
-	waitStatus(t, e, c, "two left", memberIs(0, true, true, "synced", "size=2"))
+	waitStatus(t, e, c, "two left", enginetest.MemberIs(0, true, true, "synced", "size=2"))
 	require.NoError(t, e.StartMember(ctx, c, 1))
-	waitStatus(t, e, c, "three again", memberIs(1, true, true, "synced", "size=3"))
+	waitStatus(t, e, c, "three again", enginetest.MemberIs(1, true, true, "synced", "size=3"))
 	require.NoError(t, e.Stop(ctx, c))
 }

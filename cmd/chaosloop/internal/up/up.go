@@ -21,8 +21,8 @@ func NewCommand(env *cli.Env) *cobra.Command {
 namespace wired through its racks' switches, its site's router and the WAN
 links) and starts the real engines of the services placed on it: etcd,
 ZooKeeper, Kafka (KRaft, or ZooKeeper mode with a zookeeper service), MariaDB
-Galera for mysql, Redis with Sentinel, and FerretDB over Patroni/PostgreSQL for
-mongodb. Missing engines are installed first (apt-get, Maven into the cache).
+Galera for mysql (MariaDB async replication with replication: async), Redis
+with Sentinel, and FerretDB over Patroni/PostgreSQL for mongodb. Missing engines are installed first (apt-get, Maven into the cache).
 
 Up is idempotent: run again, it repairs and reuses the lab. It returns once
 every service is healthy. Needs root.`,
