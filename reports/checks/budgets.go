@@ -52,24 +52,13 @@ func DefaultBudget(kind string) Budget {
 	return b(5*time.Second, "no election: members are up with their nodes; + 5 s margin")
 }
 
-// FailoverExpect is what scenarios.Expect offers once it carries
-// expect.failover (added on another branch): when it does, Run and the
-// runner take the scenario's budgets from it without further wiring.
-type FailoverExpect interface {
-	FailoverFor(service string) (time.Duration, bool)
-}
-
 // ScenarioFailover returns expect.failover for a service, when the
 // scenario's Expect carries it.
 func ScenarioFailover(sc *scenarios.Scenario, service string) (time.Duration, bool) {
 	if sc == nil {
 		return 0, false
 	}
-	fe, ok := any(sc.Expect).(FailoverExpect)
-	if !ok {
-		return 0, false
-	}
-	return fe.FailoverFor(service)
+	return sc.Expect.FailoverFor(service)
 }
 
 // budgetFor resolves a service's budget: expect.failover (Options, or the

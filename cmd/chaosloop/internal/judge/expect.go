@@ -3,11 +3,13 @@ package judge
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -77,21 +79,46 @@ func expectKeys() []expectKey {
 			e.Recovery = &d
 			return nil
 		}},
-		// expect.failover (a duration, or one per service) is being added to
-		// scenarios on another branch. Until scenarios.Expect has the field
-		// the value is still checked, then refused as not supported; with
-		// it, store d (per service when service != "") instead.
 		{name: "failover", form: "a duration such as 20s; per service: failover.SERVICE=20s", perService: true,
-			set: func(sc *scenarios.Scenario, _ *scenarios.Expect, service, v string) error {
-				if _, err := scenarios.ParseDuration(v); err != nil {
+			set: func(sc *scenarios.Scenario, e *scenarios.Expect, service, v string) error {
+				d, err := scenarios.ParseDuration(v)
+				if err != nil || d.Duration <= 0 {
 					return errValue
 				}
 				if service != "" && !slices.ContainsFunc(sc.Services, func(s scenarios.Service) bool { return s.Name == service }) {
 					return fmt.Errorf("scenario %s has no service %q", sc.Name, service)
 				}
-				return fmt.Errorf("expect.failover is %w: this build's scenarios have no such field", errNotSupported)
+				setFailover(sc, e, service, d)
+				return nil
 			}},
 	}
+}
+
+// setFailover sets expect.failover for one service, or for all when service
+// is empty. A per-service value after a value for all keeps that value for
+// the other services.
+func setFailover(sc *scenarios.Scenario, e *scenarios.Expect, service string, d scenarios.Duration) {
+	f := &scenarios.Failover{}
+	if e.Failover != nil {
+		f.All = e.Failover.All
+		f.Services = maps.Clone(e.Failover.Services)
+	}
+	if service == "" {
+		e.Failover = &scenarios.Failover{All: &d}
+		return
+	}
+	if f.All != nil {
+		f.Services = map[string]scenarios.Duration{}
+		for _, s := range sc.Services {
+			f.Services[s.Name] = *f.All
+		}
+		f.All = nil
+	}
+	if f.Services == nil {
+		f.Services = map[string]scenarios.Duration{}
+	}
+	f.Services[service] = d
+	e.Failover = f
 }
 
 // applyExpect applies the settings in order (a later one wins) to
@@ -149,7 +176,21 @@ func applyExpect(sc *scenarios.Scenario, settings []setting) (changed []string, 
 	if v, w := before.Recovery.D(), e.Recovery.D(); v != w {
 		changed = append(changed, fmt.Sprintf("recovery %s → %s", v, w))
 	}
+	for _, sv := range sc.Services {
+		v, vok := before.FailoverFor(sv.Name)
+		w, wok := e.FailoverFor(sv.Name)
+		if v != w || vok != wok {
+			changed = append(changed, fmt.Sprintf("failover of %s %s → %s", sv.Name, budgetText(v, vok), budgetText(w, wok)))
+		}
+	}
 	return changed, nil
+}
+
+func budgetText(d time.Duration, set bool) string {
+	if !set {
+		return "engine default"
+	}
+	return d.String()
 }
 
 func deref[T any](p *T) T {

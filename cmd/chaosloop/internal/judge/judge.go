@@ -61,7 +61,7 @@ expectations used). Repeat it, one key=value each:
   quorum=held|any          acknowledgedLoss=N (whole number ≥ 0)
   throughput=0.8           (fraction of baseline, 0 to 1)
   recovery=30s             (a duration)
-  failover=20s, failover.SERVICE=20s   (not supported yet by this build)
+  failover=20s, failover.SERVICE=20s   (longest write outage; default: from the engine's timeouts)
 
 --expect-file FILE takes the expect: block of a YAML file (other top-level
 keys are ignored, so a scenario file will do); --expect flags apply after it.

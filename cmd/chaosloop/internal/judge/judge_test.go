@@ -260,7 +260,7 @@ func TestJudgeUsageErrors(t *testing.T) {
 			"--expect latency=1s: unknown expectation (known: quorum, acknowledgedLoss, throughput, recovery, failover)",
 		}},
 		{[]string{"--expect", "acknowledgedLoss=-1"}, []string{"acknowledgedLoss wants a whole number ≥ 0"}},
-		{[]string{"--expect", "failover.central-ledger-db=20s"}, []string{"not supported yet"}},
+		{[]string{"--expect", "failover.central-ledger-db=never"}, []string{"failover wants a duration"}},
 		{[]string{"--expect", "failover.no-such-service=20s"}, []string{`scenario quickstart has no service "no-such-service"`}},
 		{[]string{"--expect-file", file}, []string{file + `:2:13: recovery: recovery wants a duration such as 30s or 2m, not "soon"`}},
 	} {
@@ -298,4 +298,29 @@ func TestJudgeTakesSeedFromPlan(t *testing.T) {
 	rep := readReport(t, filepath.Join(dir, reports.JSONFile))
 	require.EqualValues(t, 42, rep.Seed)
 	require.Equal(t, "2026-01-02T03:04:05Z", rep.Started.Format("2006-01-02T15:04:05Z07:00"))
+}
+
+// A saved run whose document store refused writes for 11.5 s after a site
+// isolation passes with its engine's default budget; re-judged with a 1 s
+// budget it must FAIL on failover, naming the service, the measured outage
+// and the budget, and never as a quorum mismatch.
+func TestJudgeFailoverBudget(t *testing.T) {
+	dir := "../../../../reports/testdata/docstore-slow-failover"
+	out := filepath.Join(t.TempDir(), "rejudged")
+	code, stdout, stderr := run(t, "judge", dir, "--out", out)
+	require.Equal(t, cli.ExitOK, code, "%s\n%s", stdout, stderr)
+
+	code, stdout, stderr = run(t, "judge", dir, "--expect", "failover.bulk-db=1s", "--out", out)
+	require.Equal(t, cli.ExitLiveness, code, "%s\n%s", stdout, stderr)
+	require.Contains(t, stderr, "failover of bulk-db engine default → 1s")
+	rep := readReport(t, filepath.Join(out, reports.JSONFile))
+	f := rep.Check(checks.CheckFailover)
+	require.Equal(t, checks.Fail, f.Status, f.Summary)
+	var msgs []string
+	for _, fd := range f.Findings {
+		msgs = append(msgs, fd.Message)
+	}
+	require.Contains(t, strings.Join(msgs, "\n"), "bulk-db refused writes for 11.5s")
+	require.Contains(t, strings.Join(msgs, "\n"), "budget of 1s")
+	require.Equal(t, checks.Pass, rep.Check(checks.CheckQuorum).Status)
 }
