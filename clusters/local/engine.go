@@ -189,6 +189,9 @@ func (k *kafkaEngine) Start(ctx context.Context, c *engines.Cluster) error {
 func (k *kafkaEngine) StartMember(ctx context.Context, c *engines.Cluster, i int) error {
 	return k.e.StartMember(ctx, c, k.o, i)
 }
+func (k *kafkaEngine) Launch(ctx context.Context, c *engines.Cluster, i int) error {
+	return k.e.Launch(ctx, c, k.o, i)
+}
 func (k *kafkaEngine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
 	return k.e.StopMember(ctx, c, k.o, i)
 }

@@ -230,6 +230,9 @@ func (l *Lab) power(ctx context.Context, af ActiveFault, inject bool) error {
 	}
 	// Every node has power again before any member restarts: a cluster
 	// re-formed from one node must be able to reach the others at once.
+	// Members that need each other to start (KRaft voters) are all
+	// launched first.
+	errs = append(errs, l.launchNodes(ctx, back))
 	for _, n := range back {
 		errs = append(errs, l.restartNode(ctx, n))
 	}
@@ -243,6 +246,37 @@ func (l *Lab) wipe(node string) error {
 		for _, m := range ss.Cluster.Members {
 			if m.Node == node {
 				errs = append(errs, os.RemoveAll(m.DataDir))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// launcher is an engine whose members can be launched without waiting for
+// them to answer.
+type launcher interface {
+	Launch(ctx context.Context, c *engines.Cluster, i int) error
+}
+
+// launchNodes launches the members on nodes that can be launched without
+// waiting.
+func (l *Lab) launchNodes(ctx context.Context, nodes []string) error {
+	var errs []error
+	for _, ss := range l.st.Services {
+		if ss.Engine == EngineNone {
+			continue
+		}
+		e, err := l.eng.get(ss.Engine, ss)
+		if err != nil {
+			return err
+		}
+		ln, ok := e.(launcher)
+		if !ok {
+			continue
+		}
+		for _, m := range ss.Cluster.Members {
+			if slices.Contains(nodes, m.Node) {
+				errs = append(errs, ln.Launch(ctx, &ss.Cluster, m.Index))
 			}
 		}
 	}

@@ -109,6 +109,29 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 // running) and waits until its Patroni API and FerretDB listener answer. It
 // does not wait for the member to catch up: Status shows that.
 func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) error {
+	if err := e.Launch(ctx, c, i); err != nil {
+		return err
+	}
+	m := c.Members[i]
+	if !etcdMajorityRunning(c) {
+		// Patroni serves nothing before its store (etcd, one member per
+		// node) has quorum: it starts when enough nodes are back.
+		e.log.Info("docstore: member started, waiting for its store's quorum", "member", m.Name)
+		return nil
+	}
+	return engines.WaitFor(ctx, memberTimeout, 200*time.Millisecond, m.Name+" Patroni API and FerretDB listener",
+		func(ctx context.Context) error {
+			if _, err := patroniGet[patroniNode](ctx, m, "/patroni"); err != nil {
+				return err
+			}
+			return dial(ctx, m, FerretDBPort)
+		})
+}
+
+// Launch starts member i's processes (etcd, Patroni, FerretDB) unless they
+// run, without waiting for them: members powered on together must all run
+// before their store can have quorum.
+func (e *Engine) Launch(ctx context.Context, c *engines.Cluster, i int) error {
 	if i < 0 || i >= len(c.Members) {
 		return fmt.Errorf("docstore: no member %d", i)
 	}
@@ -121,17 +144,19 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 	if err := e.startPatroni(ctx, c, i); err != nil {
 		return err
 	}
-	if err := e.startFerretDB(ctx, c, i); err != nil {
-		return err
+	return e.startFerretDB(ctx, c, i)
+}
+
+// etcdMajorityRunning reports whether a strict majority of the members'
+// etcd processes runs.
+func etcdMajorityRunning(c *engines.Cluster) bool {
+	n := 0
+	for _, m := range c.Members {
+		if running(c, procName(m, "etcd")) {
+			n++
+		}
 	}
-	m := c.Members[i]
-	return engines.WaitFor(ctx, memberTimeout, 200*time.Millisecond, m.Name+" Patroni API and FerretDB listener",
-		func(ctx context.Context) error {
-			if _, err := patroniGet[patroniNode](ctx, m, "/patroni"); err != nil {
-				return err
-			}
-			return dial(ctx, m, FerretDBPort)
-		})
+	return 2*n > len(c.Members)
 }
 
 func running(c *engines.Cluster, name string) bool {

@@ -205,6 +205,11 @@ func serverProperties(c *engines.Cluster, o Options, i int) string {
 		set("broker.session.timeout.ms", ms(BrokerSession))
 		set("controller.quorum.fetch.timeout.ms", ms(QuorumFetchTimeout))
 		set("controller.quorum.election.timeout.ms", ms(QuorumElectionTimeout))
+		// A broker restarted while its controller quorum is still lost
+		// (the other voters' nodes are dark) waits for it, as a broker
+		// under a supervisor that restarts it would; Kafka's default gives
+		// up after 60 s and exits, and nothing here would start it again.
+		set("initial.broker.registration.timeout.ms", ms(30*time.Minute))
 	} else {
 		set("broker.id", strconv.Itoa(int(NodeID(i))))
 		set("zookeeper.connect", o.ZooKeeper)
@@ -517,11 +522,47 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, o Options,
 		return err
 	}
 	m := c.Members[i]
+	if o.ZooKeeper == "" && !votersRunning(c) {
+		// It cannot answer before a majority of the KRaft voters runs: it
+		// waits for them (see initial.broker.registration.timeout.ms).
+		e.log.Info("kafka: broker started, waiting for its controller quorum", "member", m.Name)
+		return nil
+	}
 	alive := func() error { return memberAlive(c, m) }
 	return waitRunning(ctx, 2*time.Minute, "kafka "+m.Name+" answering", alive, func(ctx context.Context) error {
 		_, err := e.memberMetadata(ctx, c, m, nil)
 		return err
 	})
+}
+
+// Launch starts member i's broker unless it runs, without waiting for it:
+// members coming back together (a rack powered on) must all be running
+// before any of them can form the controller quorum it waits for.
+func (e *Engine) Launch(ctx context.Context, c *engines.Cluster, o Options, i int) error {
+	if i < 0 || i >= len(c.Members) {
+		return fmt.Errorf("kafka: no member %d", i)
+	}
+	o = o.withDefaults(len(c.Members))
+	if err := e.Install(ctx, o.Version); err != nil {
+		return err
+	}
+	return e.launch(ctx, c, o, i)
+}
+
+// votersRunning reports whether a strict majority of the KRaft voters'
+// processes runs.
+func votersRunning(c *engines.Cluster) bool {
+	voters, running := 0, 0
+	for j, m := range c.Members {
+		if !isController(c, j) {
+			continue
+		}
+		voters++
+		if memberAlive(c, m) == nil {
+			running++
+		}
+	}
+	return 2*running > voters
 }
 
 // waitRunning is engines.WaitFor that gives up at once when alive fails: a
