@@ -60,25 +60,23 @@ func parse(t *testing.T, name, src string) *scenarios.Scenario {
 	return d
 }
 
-func labOptions(t testing.TB) local.Options {
-	t.Helper()
-	root, err := os.MkdirTemp("", "chaosloop-run-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(root, 0o755))
-	t.Cleanup(func() { os.RemoveAll(root) })
-	return local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog()}
-}
-
+// run runs sc on a fresh lab. The run directory and the lab's state live
+// in the test's evidence directory (enginetest.NewEvidence): when the test
+// fails they are kept there, with the handler and engine logs, and the
+// path is printed; when it passes they are removed.
 func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *runner.Result) {
 	t.Helper()
-	lo := labOptions(t)
+	ev := enginetest.NewEvidence(t)
+	lo := local.Options{Root: ev.Sub("lab"), Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog()}
 	t.Cleanup(func() {
+		// The lab's teardown deletes its state, logs included.
+		ev.Save(filepath.Join(lo.StateDir(sc.Name), "logs"), "logs")
 		if err := local.DownByName(context.Background(), lo, sc.Name); err != nil {
 			t.Logf("down: %v", err)
 		}
 	})
 	res, err := runner.Run(context.Background(), runner.Options{
-		Scenario: sc, Lab: lo, RunsDir: t.TempDir(), Seed: seed, Binary: binary(t), Log: testLog(),
+		Scenario: sc, Lab: lo, RunsDir: ev.Sub("runs"), Seed: seed, Binary: binary(t), Log: testLog(),
 	})
 	require.NoError(t, err)
 	require.NotNil(t, res.Report)
