@@ -357,7 +357,7 @@ func (w *work) run(ctx context.Context) error {
 	_ = w.h.Add(history.Event{Type: history.PhaseChange, Phase: "warmup"})
 	w.phase("warmup", ld.Warmup.D().String())
 	loadStart := time.Now()
-	sched := &faults.Scheduler{Log: w.o.Log, Injector: labInjector{lab}, History: w.h}
+	sched := &faults.Scheduler{Log: w.o.Log, Injector: labInjector{lab: lab, log: w.o.Log}, History: w.h}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	loadDone := make(chan error, 1)
@@ -455,9 +455,24 @@ func (w *work) converge(ctx context.Context) error {
 }
 
 // labInjector adapts the lab's fault primitives to the scheduler.
-type labInjector struct{ lab *local.Lab }
+type labInjector struct {
+	lab *local.Lab
+	log *slog.Logger
+}
+
+// preferLeadersWait bounds the preferred leader election before a fault:
+// it normally takes well under a second (nothing to move, or one round of
+// elections), and the fault must not slip much.
+const preferLeadersWait = 3 * time.Second
 
 func (li labInjector) Inject(ctx context.Context, f faults.Fault) (string, error) {
+	// Before each fault, every Kafka partition is led by the first broker
+	// of its replica list, as analyze assumes (an earlier fault's failover
+	// may have moved leaders). A preferred broker still catching up cannot
+	// lead: the fault goes ahead and the log says which partitions.
+	if err := li.lab.PreferLeaders(ctx, preferLeadersWait); err != nil {
+		li.log.Warn("preferred leaders before the fault", "fault", f.Action+" "+f.Target, "err", err)
+	}
 	af, err := li.lab.Inject(ctx, local.Fault{Action: f.Action, Target: f.Target, Delay: f.Delay, Jitter: f.Jitter, Loss: f.Loss})
 	return af.Target, err
 }
