@@ -69,7 +69,11 @@ func (e *Engine) ElectPreferredLeaders(ctx context.Context, c *engines.Cluster, 
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("kafka: preferred leaders not elected within %s: %v: %w", wait, off, errors.Join(errs...))
+			err := fmt.Errorf("kafka: preferred leaders not elected within %s: %v", wait, off)
+			if len(errs) > 0 {
+				err = fmt.Errorf("%w: %w", err, errors.Join(errs...))
+			}
+			return err
 		}
 		select {
 		case <-ctx.Done():
