@@ -463,7 +463,7 @@ type labInjector struct {
 // preferLeadersWait bounds the preferred leader election before a fault:
 // it normally takes well under a second (nothing to move, or one round of
 // elections), and the fault must not slip much.
-const preferLeadersWait = 3 * time.Second
+const preferLeadersWait = time.Second
 
 func (li labInjector) Inject(ctx context.Context, f faults.Fault) (string, error) {
 	// Before each fault, every Kafka partition is led by the first broker
