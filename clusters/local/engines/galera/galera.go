@@ -148,14 +148,16 @@ func passwordPath(c *engines.Cluster) string {
 }
 
 // socketPath is in DataDir unless that path is too long for a unix socket
-// (108 bytes), then under /run keyed by a hash of DataDir.
+// (108 bytes), then under /run keyed by a hash of DataDir, in a directory
+// of mysql's own (redis's long socket paths have theirs: a shared one is
+// chowned to whichever engine prepared last, and the other's bind fails).
 func socketPath(m engines.Member) string {
 	p := filepath.Join(m.DataDir, "mariadbd.sock")
 	if len(p) < 100 {
 		return p
 	}
 	h := sha256.Sum256([]byte(m.DataDir))
-	return filepath.Join("/run/chaosloop", hex.EncodeToString(h[:8])+".mariadbd.sock")
+	return filepath.Join("/run/chaosloop/mysql", hex.EncodeToString(h[:8])+".mariadbd.sock")
 }
 
 func readPassword(c *engines.Cluster) (string, error) {
