@@ -67,7 +67,7 @@ func parse(t *testing.T, name, src string) *scenarios.Scenario {
 func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *runner.Result) {
 	t.Helper()
 	ev := enginetest.NewEvidence(t)
-	lo := local.Options{Root: ev.Sub("lab"), Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog()}
+	lo := local.Options{Root: ev.WorkDir("lab"), Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog()}
 	t.Cleanup(func() {
 		// The lab's teardown deletes its state, logs included.
 		ev.Save(filepath.Join(lo.StateDir(sc.Name), "logs"), "logs")

@@ -39,7 +39,7 @@ func requireLab(t *testing.T) {
 func labRoot(t *testing.T) (string, *enginetest.Evidence) {
 	t.Helper()
 	ev := enginetest.NewEvidence(t)
-	return ev.Sub("lab"), ev
+	return ev.WorkDir("lab"), ev
 }
 
 func testLog(t *testing.T) *slog.Logger {

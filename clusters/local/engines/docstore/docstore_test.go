@@ -216,7 +216,7 @@ func newLab(t *testing.T, inNetns bool) (*Engine, *engines.Cluster) {
 	}
 	// PostgreSQL runs as postgres and must reach its data dir (t.TempDir's
 	// parents are root-only); kept with the logs when the test fails.
-	base := enginetest.NewEvidence(t).Dir
+	base := enginetest.NewEvidence(t).WorkDir("docstore")
 	tag := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
 	cgBase := filepath.Join(cg, "chaosloop-docstore-test-"+tag)
 	require.NoError(t, os.Mkdir(cgBase, 0o755))

@@ -52,7 +52,7 @@ func Cluster(tb testing.TB, service string, n int, first byte) *engines.Cluster 
 // keep a loopback range of their own outside 127.0.0.x (etcd's, ZooKeeper's).
 func ClusterAt(tb testing.TB, service string, n int, first netip.Addr) *engines.Cluster {
 	tb.Helper()
-	dir := NewEvidence(tb).Dir
+	dir := NewEvidence(tb).WorkDir(service)
 	c := &engines.Cluster{Service: service, StateDir: filepath.Join(dir, "state")}
 	addr := first
 	for i := range n {

@@ -3,6 +3,7 @@ package enginetest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,15 +69,40 @@ func (e *Evidence) Sub(name string) string {
 // Save moves src (a lab's log directory, which its teardown would delete)
 // to Dir/name when the test has failed; a passing test keeps nothing. Call
 // it in a cleanup just before the teardown. Processes still writing keep
-// their open files, so the moved logs include their last lines.
+// their open files, so moved logs include their last lines; across file
+// systems src is copied instead.
 func (e *Evidence) Save(src, name string) {
 	if !e.tb.Failed() {
 		return
 	}
 	dst := filepath.Join(e.Dir, name)
-	if err := os.Rename(src, dst); err != nil {
-		e.tb.Logf("evidence: keeping %s: %v", src, err)
+	if err := os.Rename(src, dst); err == nil {
+		return
 	}
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		e.tb.Logf("evidence: keeping %s: %v: %s", src, err, out)
+	}
+}
+
+// WorkDir is a short scratch directory (mode 0755, so the engines' own
+// users can traverse it) for a lab root or an engine cluster: unix socket
+// paths under it must stay below 108 bytes, which the evidence directory's
+// long name does not allow. When the test fails it is copied into Dir/name
+// (data and logs), then removed either way. Call it after NewEvidence.
+func (e *Evidence) WorkDir(name string) string {
+	e.tb.Helper()
+	dir, err := os.MkdirTemp("", "cl-")
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		e.tb.Fatal(err)
+	}
+	e.tb.Cleanup(func() {
+		e.Save(dir, name)
+		_ = os.RemoveAll(dir)
+	})
+	return dir
 }
 
 // SharedEvidence is NewEvidence for engines a whole test package shares
