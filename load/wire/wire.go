@@ -66,8 +66,8 @@ func ClientOpts(brokers []string, dial func(ctx context.Context, network, addres
 func dialTimeoutsAsFailures(dial func(ctx context.Context, network, address string) (net.Conn, error)) func(ctx context.Context, network, address string) (net.Conn, error) {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		c, err := dial(ctx, network, address)
-		if err == nil || ctx.Err() != nil {
-			return c, err
+		if err == nil {
+			return c, nil
 		}
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 			return nil, &net.OpError{Op: "dial", Net: network, Err: dialFailed{err}}
