@@ -39,16 +39,20 @@ type testLab struct {
 }
 
 var shared struct {
-	once sync.Once
-	lab  *testLab
-	err  error
-	stop func()
+	once   sync.Once
+	lab    *testLab
+	err    error
+	stop   func()
+	finish func(code int) // keeps the evidence directory when code != 0
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared.stop != nil {
 		shared.stop()
+	}
+	if shared.finish != nil {
+		shared.finish(code)
 	}
 	os.Exit(code)
 }
@@ -83,14 +87,12 @@ func cluster(dir, service string, first byte) *engines.Cluster {
 
 func startLab() (*testLab, error) {
 	log := quietLog()
-	dir, err := os.MkdirTemp("", "chaosloop-load-")
+	// Kept, with the engines' logs, when a test of the package fails.
+	dir, finish, err := enginetest.SharedEvidence("load")
 	if err != nil {
 		return nil, err
 	}
-	// mariadbd and redis run as their own users and must traverse dir.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, err
-	}
+	shared.finish = finish
 	l := &testLab{dir: dir, gc: cluster(dir, "ledger-db", 51), kc: cluster(dir, "kafka", 51), rc: cluster(dir, "cache", 51)}
 	shared.stop = func() {
 		for _, c := range []*engines.Cluster{l.kc, l.rc, l.gc} {
@@ -100,7 +102,6 @@ func startLab() (*testLab, error) {
 				r.Wait(context.Background(), 10*time.Second)
 			}
 		}
-		os.RemoveAll(dir)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()

@@ -154,11 +154,10 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rec Recorder) (*Gene
 	g := &Generator{cfg: cfg, log: log, rec: rec}
 	var err error
 	kopts := wire.ClientOpts(cfg.Kafka.Brokers, cfg.Dial, log)
-	g.prod, err = kgo.NewClient(append(kopts,
+	// ml-api-adapter's producer (librdkafka defaults, see wire/mojaloop.go);
+	// a transfer still gives up on its notification after cfg.Timeout.
+	g.prod, err = kgo.NewClient(append(append(kopts, wire.ProducerOpts()...),
 		kgo.ClientID("chaosloop-load"),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(time.Millisecond),
-		kgo.RecordDeliveryTimeout(cfg.Timeout),
 		kgo.MaxBufferedRecords(1<<16),
 	)...)
 	if err != nil {

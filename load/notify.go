@@ -30,7 +30,7 @@ func startNotifications(log *slog.Logger, opts []kgo.Opt) (*notifications, error
 	cl, err := kgo.NewClient(append(opts,
 		kgo.ConsumeTopics(wire.TopicNotification),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(from)),
-		kgo.FetchMaxWait(50*time.Millisecond),
+		kgo.FetchMaxWait(wire.FetchMaxWait), // ml-api-adapter's notification consumer: librdkafka's default
 	)...)
 	if err != nil {
 		return nil, err

@@ -95,13 +95,7 @@ func TestCalibration(t *testing.T) {
 func calibrate(t *testing.T, c calibrationCase) {
 	ctx := context.Background()
 	sc := calibrationScenario(t, c)
-	opts := labOptions(t)
-	_ = local.DownByName(ctx, opts, sc.Name)
-	t.Cleanup(func() {
-		if err := local.DownByName(context.Background(), opts, sc.Name); err != nil {
-			t.Logf("down: %v", err)
-		}
-	})
+	opts, _ := testLab(t, sc.Name)
 	l, err := local.Up(ctx, opts, sc)
 	require.NoError(t, err)
 	topo := l.Topology()

@@ -60,25 +60,15 @@ func parse(t *testing.T, name, src string) *scenarios.Scenario {
 	return d
 }
 
-func labOptions(t testing.TB) local.Options {
-	t.Helper()
-	root, err := os.MkdirTemp("", "chaosloop-run-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(root, 0o755))
-	t.Cleanup(func() { os.RemoveAll(root) })
-	return local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog()}
-}
-
+// run runs sc on a fresh lab. The run directory and the lab's state live
+// in the test's evidence directory (enginetest.NewEvidence): when the test
+// fails they are kept there, with the handler and engine logs, and the
+// path is printed; when it passes they are removed.
 func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *runner.Result) {
 	t.Helper()
-	lo := labOptions(t)
-	t.Cleanup(func() {
-		if err := local.DownByName(context.Background(), lo, sc.Name); err != nil {
-			t.Logf("down: %v", err)
-		}
-	})
+	lo, ev := testLab(t, sc.Name)
 	res, err := runner.Run(context.Background(), runner.Options{
-		Scenario: sc, Lab: lo, RunsDir: t.TempDir(), Seed: seed, Binary: binary(t), Log: testLog(),
+		Scenario: sc, Lab: lo, RunsDir: ev.Sub("runs"), Seed: seed, Binary: binary(t), Log: testLog(),
 	})
 	require.NoError(t, err)
 	require.NotNil(t, res.Report)
@@ -91,6 +81,23 @@ func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *ru
 		}
 	}
 	return &lo, res
+}
+
+// testLab returns lab options whose state lives in the test's evidence
+// directory, and brings the lab named name down when the test ends, its
+// engine logs kept with the evidence when the test failed.
+func testLab(t testing.TB, name string) (local.Options, *enginetest.Evidence) {
+	t.Helper()
+	ev := enginetest.NewEvidence(t)
+	lo := local.Options{Root: ev.WorkDir("lab"), Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog()}
+	t.Cleanup(func() {
+		// The lab's teardown deletes its state, logs included.
+		ev.Save(filepath.Join(lo.StateDir(name), "logs"), "logs")
+		if err := local.DownByName(context.Background(), lo, name); err != nil {
+			t.Logf("down: %v", err)
+		}
+	})
+	return lo, ev
 }
 
 // TestQuickstartPasses: the quickstart layout survives a rack power-off and

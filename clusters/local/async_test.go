@@ -57,12 +57,15 @@ func writableIs(t *testing.T, l *local.Lab, want bool) local.ServiceInfo {
 func TestLabAsyncMySQL(t *testing.T) {
 	requireLab(t)
 	ctx := context.Background()
-	opts := local.Options{Root: labRoot(t), Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog(t)}
+	root, ev := labRoot(t)
+	opts := local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog(t)}
 	name := "labasync"
 	_ = local.DownByName(ctx, opts, name)
 	t0 := time.Now()
 	l, err := local.Up(ctx, opts, asyncScenario(t, name))
 	t.Cleanup(func() {
+		// Down deletes the lab's state, its engine logs included.
+		ev.Save(filepath.Join(opts.StateDir(name), "logs"), "logs")
 		if l != nil {
 			_ = l.Down(context.Background())
 		}

@@ -210,6 +210,14 @@ func (l *Lab) power(ctx context.Context, af ActiveFault, inject bool) error {
 		return err
 	}
 	var errs []error
+	// Site routers first: on recovery, the WAN is back before any member
+	// restarts.
+	dark := darkSites(all)
+	for _, site := range l.topo.Sites {
+		if want := !dark[site.Name]; l.net.RouterPowered(site.Name) != want {
+			errs = append(errs, l.net.SetRouterPower(ctx, site.Name, want))
+		}
+	}
 	var back []string
 	for _, n := range l.topo.Nodes {
 		switch {
@@ -237,6 +245,22 @@ func (l *Lab) power(ctx context.Context, af ActiveFault, inject bool) error {
 		errs = append(errs, l.restartNode(ctx, n))
 	}
 	return errors.Join(errs...)
+}
+
+// darkSites are the sites a power-off or destroy of the whole site leaves
+// without power, WAN router included (spec section 4); rack, feed and node
+// power-offs leave the router running.
+func darkSites(faults []ActiveFault) map[string]bool {
+	dark := map[string]bool{}
+	for _, f := range faults {
+		if f.Action != scenarios.ActionPowerOff && f.Action != scenarios.ActionDestroy {
+			continue
+		}
+		if tg, err := scenarios.ParseTarget(f.Target); err == nil && tg.Kind == scenarios.TargetSite {
+			dark[tg.Name] = true
+		}
+	}
+	return dark
 }
 
 // wipe removes the data of every member on a node (destroy: disks lost).

@@ -34,14 +34,12 @@ func requireLab(t *testing.T) {
 }
 
 // labRoot is a state root the engines' own users (mysql, redis, postgres)
-// can traverse: t.TempDir's parents are private to root.
-func labRoot(t *testing.T) string {
+// can traverse (t.TempDir's parents are private to root), in the test's
+// evidence directory: kept when the test fails, with the path printed.
+func labRoot(t *testing.T) (string, *enginetest.Evidence) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "chaosloop-lab-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(dir, 0o755))
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	ev := enginetest.NewEvidence(t)
+	return ev.WorkDir("lab"), ev
 }
 
 func testLog(t *testing.T) *slog.Logger {
@@ -132,13 +130,16 @@ func assertGone(t *testing.T, opts local.Options, name string) {
 func TestLabFaultsAreReal(t *testing.T) {
 	requireLab(t)
 	ctx := context.Background()
-	opts := local.Options{Root: labRoot(t), Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog(t)}
+	root, ev := labRoot(t)
+	opts := local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog(t)}
 	name := "labfaults"
 	sc := labScenario(t, name)
 	_ = local.DownByName(ctx, opts, name)
 	start := time.Now()
 	l, err := local.Up(ctx, opts, sc)
 	t.Cleanup(func() {
+		// Down deletes the lab's state, its engine logs included.
+		ev.Save(filepath.Join(opts.StateDir(name), "logs"), "logs")
 		if l != nil {
 			_ = l.Down(context.Background())
 		}
@@ -276,7 +277,7 @@ func TestDownAfterCrash(t *testing.T) {
 	sc := labScenario(t, name)
 	file := filepath.Join(dir, "crash.yaml")
 	require.NoError(t, writeScenario(file, sc))
-	root := labRoot(t)
+	root, _ := labRoot(t)
 	opts := local.Options{Root: root, Log: testLog(t)}
 
 	up := exec.Command(bin, "up", file, "--state-dir", root, "--cache-dir", filepath.Join(os.TempDir(), "chaosloop-test-cache"))

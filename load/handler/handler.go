@@ -64,7 +64,7 @@ type Config struct {
 	// MaxPollRecords bounds what one poll takes (default 4000).
 	MaxPollRecords int `json:"maxPollRecords"`
 	// SessionTimeoutMS: how soon the group notices a dead worker (default
-	// 6000, the brokers' minimum).
+	// central-ledger's: librdkafka's session.timeout.ms, 45000).
 	SessionTimeoutMS int `json:"sessionTimeoutMs"`
 
 	// Dial opens every connection (nil: a dialer whose connections fail
@@ -114,7 +114,7 @@ func (c Config) withDefaults() Config {
 		c.MaxPollRecords = 4000
 	}
 	if c.SessionTimeoutMS <= 0 {
-		c.SessionTimeoutMS = 6000
+		c.SessionTimeoutMS = int(wire.SessionTimeout / time.Millisecond)
 	}
 	return c
 }
@@ -140,15 +140,13 @@ func ReadConfig(path string) (Config, error) {
 func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	cfg = cfg.withDefaults()
 	log = log.With("handler", cfg.Name)
-	store, err := ledger.Open(ledger.Options{DSNs: cfg.DSNs, Dial: cfg.Dial, Log: log, MaxConns: 2*cfg.Concurrency + 2})
+	store, err := ledger.Open(ledger.Options{DSNs: cfg.DSNs, Dial: cfg.Dial, Log: log, MaxConns: wire.DBPoolSize})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	prod, err := kgo.NewClient(append(common(cfg, log),
+	prod, err := kgo.NewClient(append(append(common(cfg, log), wire.ProducerOpts()...),
 		kgo.ClientID(cfg.Name+"-producer"),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(2*time.Millisecond),
 	)...)
 	if err != nil {
 		return err
@@ -200,10 +198,11 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 		// A rebalance waits until the poll is processed and committed, so
 		// no partition moves away mid-batch.
 		kgo.BlockRebalanceOnPoll(),
+		// central-ledger's consumers: librdkafka's defaults (wire/mojaloop.go).
 		kgo.SessionTimeout(time.Duration(h.cfg.SessionTimeoutMS)*time.Millisecond),
-		kgo.HeartbeatInterval(time.Second),
-		kgo.RebalanceTimeout(30*time.Second),
-		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.HeartbeatInterval(wire.HeartbeatInterval),
+		kgo.RebalanceTimeout(wire.RebalanceTimeout),
+		kgo.FetchMaxWait(wire.FetchMaxWait),
 	)...)
 	if err != nil {
 		return err
@@ -264,7 +263,14 @@ func (h *handlers) consume(ctx context.Context, topic, group string, f process) 
 		wg.Wait()
 		t1 := time.Now()
 		acks.Wait()
-		log.Debug("poll processed", "records", fetches.NumRecords(), "batches", len(batches),
+		// A slow poll is what stalls the partitions this worker owns (and,
+		// with BlockRebalanceOnPoll, a rebalance of the whole group): say
+		// where its time went.
+		lvl := slog.LevelDebug
+		if time.Since(t0) > time.Second {
+			lvl = slog.LevelInfo
+		}
+		log.Log(ctx, lvl, "poll processed", "records", fetches.NumRecords(), "batches", len(batches),
 			"process", time.Duration(procTime.Load()), "wall", t1.Sub(t0), "acks", time.Since(t1))
 		if ctx.Err() != nil {
 			cl.AllowRebalance()

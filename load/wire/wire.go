@@ -8,10 +8,10 @@ package wire
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kslog"
@@ -29,22 +29,74 @@ const (
 var Topics = []string{TopicPrepare, TopicPosition, TopicFulfil, TopicNotification}
 
 // ClientOpts are the franz-go options the workload's client and handlers
-// share: short dial and request timeouts and fresh metadata, so that a
-// client notices a lost broker and a moved leader within seconds, and the
-// client's own account of connections and group sessions in the log (what
-// explains a stall after a fault). dial opens every connection (nil: the
-// default dialer).
+// share: librdkafka's defaults as central-ledger and ml-api-adapter run
+// with them (see mojaloop.go), and the client's own account of connections
+// and group sessions in the log (what explains a stall after a fault).
+// dial opens every connection (nil: the default dialer).
 func ClientOpts(brokers []string, dial func(ctx context.Context, network, address string) (net.Conn, error), log *slog.Logger) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.WithLogger(kslog.New(log.With("client", "kafka"))),
 		kgo.SeedBrokers(brokers...),
-		kgo.DialTimeout(2 * time.Second),
-		kgo.RequestTimeoutOverhead(3 * time.Second),
-		kgo.MetadataMinAge(500 * time.Millisecond),
-		kgo.MetadataMaxAge(10 * time.Second),
+		kgo.DialTimeout(ConnSetupTimeout),
+		kgo.RequestTimeoutOverhead(SocketTimeout - ProduceRequestTimeout),
+		kgo.MetadataMinAge(MetadataFastRefresh),
+		kgo.MetadataMaxAge(MetadataRefresh),
 	}
-	if dial != nil {
-		opts = append(opts, kgo.Dialer(dial))
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	opts = append(opts, kgo.Dialer(dialTimeoutsAsFailures(dial)))
+	return opts
+}
+
+// dialTimeoutsAsFailures reports a dial that timed out as a plain dial
+// failure (a *net.OpError whose Timeout() is false; errors.Is still finds
+// the cause). franz-go (v1.22) refreshes metadata after a failed dial to a
+// partition's leader only when the failure is not a timeout: on a timeout
+// it keeps the records on that broker and dials it again. A broker that
+// lost power or whose site is cut off is only ever a timeout (packets are
+// dropped silently), so its records stayed there until the fault healed,
+// although Kafka had moved the leaders within seconds (measured in the
+// quickstart: the handlers' produce acks waited 26 s, from the rack
+// power-off until its heal, while the controller fenced the broker after
+// 10 s; the dc3 isolation stalled every handler for its whole 30 s the
+// same way). librdkafka, the client central-ledger and ml-api-adapter
+// use, marks the broker down and refreshes metadata on any connection
+// failure; this makes franz-go do the same.
+func dialTimeoutsAsFailures(dial func(ctx context.Context, network, address string) (net.Conn, error)) func(ctx context.Context, network, address string) (net.Conn, error) {
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := dial(ctx, network, address)
+		if err == nil {
+			return c, nil
+		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: dialFailed{err}}
+		}
+		return nil, err
+	}
+}
+
+// dialFailed wraps a dial error without its Timeout method.
+type dialFailed struct{ err error }
+
+func (d dialFailed) Error() string { return "dial failed: " + d.err.Error() }
+func (d dialFailed) Unwrap() error { return d.err }
+
+// ProducerOpts are the producer settings both sides use (see mojaloop.go):
+// acks=all (central-ledger's request.required.acks; ml-api-adapter's
+// prepare producer uses acks=1, but the checks' claim "no acknowledged
+// record lost" and analyze's rule for Kafka writes need acks=all), no
+// idempotence, librdkafka's linger, in-flight limit, request and delivery
+// timeouts.
+func ProducerOpts() []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(Linger),
+		kgo.ProduceRequestTimeout(ProduceRequestTimeout),
+		kgo.RecordDeliveryTimeout(DeliveryTimeout),
+	}
+	if !Idempotent {
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(MaxInFlight))
 	}
 	return opts
 }

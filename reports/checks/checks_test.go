@@ -653,3 +653,33 @@ func TestProbeStraddlingAnInjectIsNotJudged(t *testing.T) {
 	require.Equal(t, checks.Fail, status(t, rep, checks.CheckQuorum), dump(rep, checks.CheckQuorum))
 	require.Contains(t, findings(rep, checks.CheckQuorum, checks.SevFail)[0].Message, "kafka observed read-only")
 }
+
+// A stall with no fault active (every acknowledgement of 10 s of the
+// baseline held back and delivered at once after it) makes the baseline
+// unstable: the throughput check is UNKNOWN with that reason, never PASS
+// or FAIL, and names the stretch.
+func TestUnstableBaselineIsUnknown(t *testing.T) {
+	sc := quickstart(t)
+	run := generate(t, sc, synth.Config{})
+	from, to := 30*time.Second, 40*time.Second // inside the baseline (warmup 20 s, first fault at +40 s)
+	moved := 0
+	for i, e := range run.Events {
+		if e.Op == history.OpTransfer && e.Type == history.OK && e.T >= from && e.T < to {
+			run.Events[i].T = to
+			moved++
+		}
+	}
+	require.Positive(t, moved)
+	slices.SortStableFunc(run.Events, func(a, b history.Event) int { return int(a.T - b.T) })
+	rep := judge(t, sc, run)
+	c := rep.Check(checks.CheckThroughput)
+	require.Equal(t, checks.Unknown, c.Status, dump(rep, checks.CheckThroughput))
+	require.Contains(t, c.Summary, "baseline unstable")
+	for _, pf := range c.PerFault {
+		require.Equal(t, checks.Unknown, pf.Status)
+	}
+	require.Equal(t, checks.ExitLiveness, rep.ExitCode)
+
+	// Negative control: the same run without the stall passes.
+	require.Equal(t, checks.Pass, status(t, judge(t, sc, generate(t, sc, synth.Config{})), checks.CheckThroughput))
+}

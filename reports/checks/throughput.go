@@ -40,6 +40,21 @@ func (r *run) throughput() (Result, []faultTP) {
 		return b.finish("cannot tell: " + why), out
 	}
 	b.counts["baselineMilliTPS"] = int64(r.baseline * 1000)
+	if from, to, rate, bad := r.baselineStall(); bad {
+		// No fault was active: what the lab or the harness does here is not
+		// a fault's effect, and faults judged against it would be judged
+		// against a stall.
+		why := fmt.Sprintf("baseline unstable: from %s to %s, with no fault active, only %.1f transfers/s were acknowledged (%s of the baseline mean %.1f/s; a stable baseline keeps ≥ %s over every %s)",
+			fmtDur(from), fmtDur(to), rate, pct(rate/r.baseline), r.baseline, pct(baselineStallLevel), fmtDur(baselineStallWindow))
+		fs, ts := Sec(from), Sec(to)
+		b.add(Finding{Severity: SevUnknown, From: &fs, To: &ts, Message: why})
+		for i := range ix.Faults {
+			if ix.Faults[i].Injected {
+				b.faultStatus(i, Unknown, "baseline unstable")
+			}
+		}
+		return b.finish("cannot tell: " + why), out
+	}
 	okBase := s.Sum(s.OK, ix.BaselineStart, ix.FirstFault)
 	dropBase := s.Sum(s.Dropped, ix.BaselineStart, ix.FirstFault)
 	if dropBase > 0 && float64(dropBase) > 0.01*float64(okBase+dropBase) {
@@ -122,6 +137,27 @@ func (r *run) throughput() (Result, []faultTP) {
 	}
 	return b.finish(fmt.Sprintf("baseline %.1f transfers/s; %d throughput or recovery problems (need ≥ %s during faults, recovery ≤ %s)",
 		r.baseline, failCount(b.res.Findings)+countSev(b.res.Findings, SevUnknown), pct(want), fmtDur(budget))), out
+}
+
+// A baseline is unstable when some baselineStallWindow of it (no fault
+// active) acknowledged less than baselineStallLevel of the baseline mean:
+// a stall the faults did not cause.
+const (
+	baselineStallWindow = 5 * time.Second
+	baselineStallLevel  = 0.25
+)
+
+// baselineStall returns the first baselineStallWindow of the baseline
+// whose rate is below baselineStallLevel of the mean, if any.
+func (r *run) baselineStall() (from, to time.Duration, rate float64, found bool) {
+	s, ix := r.series, r.ix
+	start := (ix.BaselineStart + s.Bucket - 1) / s.Bucket * s.Bucket
+	for t := start; t+baselineStallWindow <= ix.FirstFault; t += s.Bucket {
+		if v, ok := s.Rate(t, t+baselineStallWindow); ok && v < baselineStallLevel*r.baseline {
+			return t, t + baselineStallWindow, v, true
+		}
+	}
+	return 0, 0, 0, false
 }
 
 func countSev(fs []Finding, sev string) int {

@@ -37,12 +37,14 @@ func (l *Lab) desiredPorts() map[string]bool {
 func target(kind, name string) string { return scenarios.Target{Kind: kind, Name: name}.String() }
 
 // linkWorks: a WAN link carries traffic unless it or one of its sites is
-// isolated ("an isolated site has no working link").
+// isolated ("an isolated site has no working link") or the router at either
+// end has no power (a dark site transits nothing).
 func (l *Lab) linkWorks(lk *LinkPlan) bool {
 	st := l.st
 	return !st.isolated(scenarios.Target{Kind: scenarios.TargetLink, A: lk.A, B: lk.B}.String()) &&
 		!st.isolated(target(scenarios.TargetSite, lk.A)) &&
-		!st.isolated(target(scenarios.TargetSite, lk.B))
+		!st.isolated(target(scenarios.TargetSite, lk.B)) &&
+		!st.dark(lk.A) && !st.dark(lk.B)
 }
 
 // nextHops returns, for each site reachable from src over working links,
@@ -249,12 +251,12 @@ func (l *Lab) HealPath(ctx context.Context, path string) error {
 }
 
 // HealAll clears every isolation and latency/loss rule, thaws frozen
-// nodes and marks powered-off nodes on (their engines stay to be restarted
-// by the caller).
+// nodes and marks powered-off nodes and site routers on (their engines stay
+// to be restarted by the caller).
 func (l *Lab) HealAll(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.st.Isolated, l.st.Off = nil, nil
+	l.st.Isolated, l.st.Off, l.st.DarkRouters = nil, nil, nil
 	var errs []error
 	for _, node := range slices.Clone(l.st.Frozen) {
 		if err := l.setFrozen(ctx, node, false); err != nil {

@@ -672,3 +672,72 @@ func TestFullMeshByDefault(t *testing.T) {
 	require.NoError(t, lab.IsolatePath(ctx, "switch/a-s1"))
 	checkReachability(t, lab, model{sc: &meshed, isolated: map[string]bool{"link/a/b": true, "switch/a-s1": true}}, "a-b through c")
 }
+
+// Three sites in a line: dc1 and dc3 have no link of their own, so all
+// their traffic transits dc2.
+const lineTopology = `
+sites:
+  - {name: dc1, racks: [{name: r1, power: [dc1-pdu], switches: [dc1-sw], nodes: [{name: n1}]}]}
+  - {name: dc2, racks: [{name: r1, power: [dc2-pdu], switches: [dc2-sw], nodes: [{name: n2}]}]}
+  - {name: dc3, racks: [{name: r1, power: [dc3-pdu], switches: [dc3-sw], nodes: [{name: n3}]}]}
+links:
+  - {between: [dc1, dc2], latency: 1ms}
+  - {between: [dc2, dc3], latency: 1ms}
+`
+
+// TestDarkSiteTransitsNothing: spec section 4 — powering a site off takes
+// its WAN router down, so nothing transits it; powering its nodes off (a
+// rack) leaves the router carrying transit traffic.
+func TestDarkSiteTransitsNothing(t *testing.T) {
+	lab, _, _ := upLab(t, "line", lineTopology)
+	ctx := context.Background()
+	serve(t, lab)
+	n3 := mustHost(t, lab, "n3")
+	reach := func(label string, want bool) {
+		t.Helper()
+		var err error
+		// A path that should work gets a few tries (ARP after a change).
+		for range 5 {
+			if err = connects(ctx, lab, "n1", n3); err == nil || !want {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		require.Equal(t, want, err == nil, "%s: n1 -> n3 connected=%v, want %v (%v)", label, err == nil, want, err)
+	}
+	reach("no fault: dc1 reaches dc3 through dc2", true)
+
+	// dc2's node loses power, its router keeps running: transit works.
+	require.NoError(t, lab.PowerOff(ctx, "n2"))
+	reach("dc2's rack dark, router on", true)
+
+	// The whole site dark: its router too.
+	require.NoError(t, lab.SetRouterPower(ctx, "dc2", false))
+	require.False(t, lab.RouterPowered("dc2"))
+	reach("site dc2 dark", false)
+	// Cut on the switch side: the routers' own WAN devices stay up (downing
+	// them would delete their routes).
+	for _, r := range lab.st.Plan.Routers {
+		cur, err := links(ctx, r.NetNS)
+		require.NoError(t, err)
+		for _, lk := range lab.st.Plan.Links {
+			if lk.A == r.Site || lk.B == r.Site {
+				require.True(t, cur[lk.Dev].adminUp(), "%s: router device %s set down", r.Site, lk.Dev)
+			}
+		}
+	}
+
+	// Power back: router first, then the node.
+	require.NoError(t, lab.SetRouterPower(ctx, "dc2", true))
+	reach("dc2's router back", true)
+	require.NoError(t, lab.PowerOn(ctx, "n2"))
+	reach("all back", true)
+
+	// HealAll also powers routers back.
+	require.NoError(t, lab.SetRouterPower(ctx, "dc2", false))
+	reach("dc2 dark again", false)
+	require.NoError(t, lab.HealAll(ctx))
+	require.True(t, lab.RouterPowered("dc2"))
+	reach("heal all", true)
+	require.Error(t, lab.SetRouterPower(ctx, "dc9", false))
+}

@@ -82,6 +82,40 @@ func (l *Lab) PowerOn(ctx context.Context, node string) error {
 	return nil
 }
 
+// SetRouterPower powers a site's WAN router off or on (spec section 4:
+// powering a site off takes its router down, so nothing transits a dark
+// site). Its WAN links go down on the switch side of their bridges (never
+// the router's own interface, whose routes would be lost) and every
+// router's routes are recomputed, so traffic between two other sites
+// reroutes around it or is blackholed; on power-on they come back.
+func (l *Lab) SetRouterPower(ctx context.Context, site string, on bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.st.Plan.router(site); !ok {
+		return fmt.Errorf("netlab: unknown site %q", site)
+	}
+	if on {
+		l.st.DarkRouters = removeFrom(l.st.DarkRouters, site)
+	} else {
+		l.st.DarkRouters = addTo(l.st.DarkRouters, site)
+	}
+	if err := l.st.write(); err != nil {
+		return err
+	}
+	if err := l.apply(ctx); err != nil {
+		return fmt.Errorf("netlab: router of site %s %s: %w", site, upDown(on), err)
+	}
+	l.log.Info("router power", "lab", l.st.Plan.Lab, "site", site, "on", on)
+	return nil
+}
+
+// RouterPowered reports whether a site's WAN router is on.
+func (l *Lab) RouterPowered(site string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.st.dark(site)
+}
+
 // Powered reports whether a node is on.
 func (l *Lab) Powered(node string) bool {
 	l.mu.Lock()

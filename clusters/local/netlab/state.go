@@ -26,6 +26,9 @@ type State struct {
 	// Off and Frozen hold node names.
 	Off    []string `json:"off,omitempty"`
 	Frozen []string `json:"frozen,omitempty"`
+	// DarkRouters holds the sites whose WAN router has no power (spec
+	// section 4: powering a site off takes its router down too).
+	DarkRouters []string `json:"darkRouters,omitempty"`
 	// Rules are the iptables rules installed for latency and loss.
 	Rules     []RuleSet `json:"rules,omitempty"`
 	NextQueue int       `json:"nextQueue"`
@@ -83,6 +86,7 @@ func (st *State) write() error {
 
 func (st *State) isolated(path string) bool { return slices.Contains(st.Isolated, path) }
 func (st *State) off(node string) bool      { return slices.Contains(st.Off, node) }
+func (st *State) dark(site string) bool     { return slices.Contains(st.DarkRouters, site) }
 
 func addTo(set []string, v string) []string {
 	if slices.Contains(set, v) {

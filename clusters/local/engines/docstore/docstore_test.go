@@ -214,12 +214,9 @@ func newLab(t *testing.T, inNetns bool) (*Engine, *engines.Cluster) {
 	if err := e.Install(ctx); err != nil {
 		enginetest.RequireLab(t, "install: "+err.Error())
 	}
-	// PostgreSQL runs as postgres and must reach its data dir: t.TempDir's
-	// parents are root-only.
-	base, err := os.MkdirTemp("", "docstore-test-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(base, 0o755))
-	t.Cleanup(func() { require.NoError(t, os.RemoveAll(base)) })
+	// PostgreSQL runs as postgres and must reach its data dir (t.TempDir's
+	// parents are root-only); kept with the logs when the test fails.
+	base := enginetest.NewEvidence(t).WorkDir("docstore")
 	tag := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
 	cgBase := filepath.Join(cg, "chaosloop-docstore-test-"+tag)
 	require.NoError(t, os.Mkdir(cgBase, 0o755))
@@ -266,15 +263,6 @@ func newLab(t *testing.T, inNetns bool) (*Engine, *engines.Cluster) {
 			for os.Remove(m.Cgroup) != nil && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
 			}
-		}
-		if t.Failed() {
-			// Keep the logs for a post-mortem; the data goes.
-			keep := filepath.Join(os.TempDir(), "docstore-failed-"+tag)
-			for _, m := range c.Members {
-				_ = os.MkdirAll(keep, 0o755)
-				_ = os.Rename(m.LogDir, filepath.Join(keep, m.Name))
-			}
-			t.Logf("logs kept in %s", keep)
 		}
 	})
 	return e, c

@@ -40,8 +40,9 @@ func RequireRoot(tb testing.TB) {
 }
 
 // Cluster describes an n-member cluster of service on 127.0.0.first… in a
-// fresh temporary directory (traversable by the engines' own users). At
-// cleanup every process recorded in its state directory is killed.
+// fresh evidence directory (NewEvidence: traversable by the engines' own
+// users, kept with its data and logs when the test fails). At cleanup
+// every process recorded in its state directory is killed.
 func Cluster(tb testing.TB, service string, n int, first byte) *engines.Cluster {
 	tb.Helper()
 	return ClusterAt(tb, service, n, netip.AddrFrom4([4]byte{127, 0, 0, first}))
@@ -51,13 +52,7 @@ func Cluster(tb testing.TB, service string, n int, first byte) *engines.Cluster 
 // keep a loopback range of their own outside 127.0.0.x (etcd's, ZooKeeper's).
 func ClusterAt(tb testing.TB, service string, n int, first netip.Addr) *engines.Cluster {
 	tb.Helper()
-	dir := tb.TempDir()
-	// Engines that run as their own user (mysql, redis) must traverse it.
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			tb.Fatal(err)
-		}
-	}
+	dir := NewEvidence(tb).WorkDir(service)
 	c := &engines.Cluster{Service: service, StateDir: filepath.Join(dir, "state")}
 	addr := first
 	for i := range n {

@@ -89,7 +89,7 @@ func SocketPath(m engines.Member) string {
 		return p
 	}
 	h := sha256.Sum256([]byte(m.DataDir))
-	return filepath.Join("/run/chaosloop", hex.EncodeToString(h[:8])+".mariadbd.sock")
+	return filepath.Join("/run/chaosloop/mysql", hex.EncodeToString(h[:8])+".mariadbd.sock")
 }
 
 // ReadPassword reads the workload account's password from path.

@@ -149,14 +149,15 @@ func redisConf(m engines.Member) string    { return filepath.Join(m.DataDir, "re
 func sentinelConf(m engines.Member) string { return filepath.Join(m.DataDir, "sentinel.conf") }
 
 // sock is in DataDir unless that path is too long for a unix socket
-// (108 bytes), then under /run keyed by a hash of DataDir.
+// (108 bytes), then under /run keyed by a hash of DataDir, in a directory
+// of redis's own (see galera's socketPath).
 func sock(m engines.Member, what string) string {
 	p := filepath.Join(m.DataDir, what+".sock")
 	if len(p) < 100 {
 		return p
 	}
 	h := sha256.Sum256([]byte(m.DataDir))
-	return filepath.Join("/run/chaosloop", hex.EncodeToString(h[:8])+"."+what+".sock")
+	return filepath.Join("/run/chaosloop/redis", hex.EncodeToString(h[:8])+"."+what+".sock")
 }
 
 func prepare(ctx context.Context, m engines.Member) error {
