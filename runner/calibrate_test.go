@@ -65,6 +65,14 @@ func calibrationCases() []calibrationCase {
 		{kind: "zookeeper", service: "kind: zookeeper", steps: quorum},
 		{kind: "mysql", service: "kind: mysql", steps: quorum},
 		{kind: "mongodb", service: "kind: mongodb", steps: quorum},
+		// Primary (member 0) and replicas, no failover: losing the
+		// primary leaves the service read-only.
+		{kind: "mysql-async", service: "kind: mysql, replication: async", steps: []calibrationStep{
+			{off: nil, want: topology.OK},
+			{off: []string{"n1"}, want: topology.Degraded},
+			{off: []string{"n0"}, want: topology.ReadOnly},
+			{off: []string{"n0", "n1", "n2"}, want: topology.Down},
+		}},
 		// Member 0 is the primary: a replica lost, then the primary with a
 		// majority left (Sentinel fails over), then no majority.
 		{kind: "redis", service: "kind: redis", steps: []calibrationStep{
@@ -101,7 +109,7 @@ func calibrate(t *testing.T, c calibrationCase) {
 	topo := l.Topology()
 	sv := topo.Service("svc")
 	require.NotNil(t, sv)
-	budget := calibrationBudget(c.kind)
+	budget := l.FailoverBudgets()["svc"].Budget
 
 	for _, st := range c.steps {
 		// analyze's model has the primary (Redis) and the partition leaders
@@ -197,9 +205,4 @@ func eventuallyObserved(t *testing.T, ctx context.Context, l *local.Lab, want st
 		time.Sleep(time.Second)
 	}
 	t.Fatalf("after healing: not %s within %s (last %s, %s after the fault)", want, timeout, last, since)
-}
-
-// calibrationBudget is the kind's failover budget in the lab.
-func calibrationBudget(kind string) time.Duration {
-	return local.KindFailoverBudget(kind).Budget
 }

@@ -124,17 +124,40 @@ func (l *Lab) Recover(ctx context.Context, f Fault) error {
 	return l.save()
 }
 
-// RecoverAll undoes every active fault, newest first.
+// RecoverAll undoes every active fault, newest first. Power comes back to
+// every node at once, as after a data-centre-wide outage, so that members
+// that need each other's quorum to start (Galera re-bootstrapped, KRaft
+// voters, Patroni's store) all run before any of them is awaited: healed
+// one fault at a time, the first node back would wait for peers that are
+// still dark.
 func (l *Lab) RecoverAll(ctx context.Context) error {
 	var errs []error
 	fs := l.ActiveFaults()
 	for i := len(fs) - 1; i >= 0; i-- {
 		f := fs[i]
+		if isPower(f.Action) {
+			continue
+		}
 		if err := l.Recover(ctx, Fault{Action: f.Action, Target: f.Target}); err != nil {
 			errs = append(errs, fmt.Errorf("recover %s: %w", f.Key(), err))
 		}
 	}
+	if slices.ContainsFunc(fs, func(f ActiveFault) bool { return isPower(f.Action) }) {
+		l.opts.Log.Info("recover", "action", "power-on", "target", "every node")
+		if err := l.powerTo(ctx, nil, false); err != nil {
+			errs = append(errs, fmt.Errorf("recover power: %w", err))
+		} else {
+			l.mu.Lock()
+			l.st.Faults = slices.DeleteFunc(l.st.Faults, func(a ActiveFault) bool { return isPower(a.Action) })
+			errs = append(errs, l.save())
+			l.mu.Unlock()
+		}
+	}
 	return errors.Join(errs...)
+}
+
+func isPower(action string) bool {
+	return action == scenarios.ActionPowerOff || action == scenarios.ActionDestroy
 }
 
 func (l *Lab) apply(ctx context.Context, af ActiveFault, inject bool) error {
@@ -205,6 +228,12 @@ func (l *Lab) power(ctx context.Context, af ActiveFault, inject bool) error {
 	if !inject {
 		all = without
 	}
+	return l.powerTo(ctx, all, af.Action == scenarios.ActionDestroy && inject)
+}
+
+// powerTo brings every node's power (and every site router's) to what the
+// faults all leave, wiping the data of nodes it powers off when wipe.
+func (l *Lab) powerTo(ctx context.Context, all []ActiveFault, wipe bool) error {
 	off, err := l.poweredOff(all)
 	if err != nil {
 		return err
@@ -225,7 +254,7 @@ func (l *Lab) power(ctx context.Context, af ActiveFault, inject bool) error {
 			if err := l.net.PowerOff(ctx, n.Name); err != nil {
 				errs = append(errs, err)
 			}
-			if af.Action == scenarios.ActionDestroy && inject {
+			if wipe {
 				errs = append(errs, l.wipe(n.Name))
 			}
 		case !off[n.Name] && !l.net.Powered(n.Name):
