@@ -73,8 +73,8 @@ func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *ru
 	require.NoError(t, err)
 	require.NotNil(t, res.Report)
 	for _, p := range res.Report.Phases {
-		t.Logf("phase %-28s %5.1f/s ok %d errors %d dropped %d p50 %.2fs p99 %.2fs",
-			p.Name, p.Throughput, p.OK, p.Errors, p.Dropped, float64(p.P50), float64(p.P99))
+		t.Logf("phase %-28s %5.1f/s ok %d errors %d dropped %d p50 %v p99 %v",
+			p.Name, p.Throughput, p.OK, p.Errors, p.Dropped, p.P50, p.P99)
 	}
 	for _, c := range res.Report.Checks {
 		t.Logf("%-24s %-7s %s", c.ID, c.Status, c.Summary)

@@ -37,7 +37,7 @@ func ClientOpts(brokers []string, dial func(ctx context.Context, network, addres
 	opts := []kgo.Opt{
 		kgo.WithLogger(kslog.New(log.With("client", "kafka"))),
 		kgo.SeedBrokers(brokers...),
-		kgo.DialTimeout(ConnSetupTimeout),
+		kgo.DialTimeout(DialTimeout),
 		kgo.RequestTimeoutOverhead(SocketTimeout - ProduceRequestTimeout),
 		kgo.MetadataMinAge(MetadataFastRefresh),
 		kgo.MetadataMaxAge(MetadataRefresh),

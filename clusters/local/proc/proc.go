@@ -280,3 +280,19 @@ func procState(pid int) (string, error) {
 	}
 	return f[0], nil
 }
+
+// StopRecorded stops the process recorded under name (SIGTERM, SIGKILL
+// after grace) and forgets its record; nothing recorded is nothing to stop.
+func StopRecorded(ctx context.Context, stateDir, name string, grace time.Duration) error {
+	r, err := Load(stateDir, name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.Stop(ctx, grace); err != nil {
+		return err
+	}
+	return Forget(stateDir, name)
+}

@@ -27,6 +27,10 @@ type Evidence struct {
 	tb  testing.TB
 }
 
+// KeepEvidenceEnv, set to anything, keeps a passing test's evidence too
+// (to study a run that passed with something worth a look).
+const KeepEvidenceEnv = "CHAOSLOOP_KEEP_EVIDENCE"
+
 // NewEvidence makes the test's evidence directory. Call it before
 // anything that registers a cleanup writing into it (a lab's teardown,
 // an engine cluster's kill): cleanups run last-in first-out, so the
@@ -49,6 +53,10 @@ func NewEvidence(tb testing.TB) *Evidence {
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			tb.Logf("FAILED: evidence (run directory, handler and engine logs) kept in %s", dir)
+			return
+		}
+		if os.Getenv(KeepEvidenceEnv) != "" {
+			tb.Logf("evidence kept in %s (%s is set)", dir, KeepEvidenceEnv)
 			return
 		}
 		_ = os.RemoveAll(dir)

@@ -594,17 +594,7 @@ func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, o Options, 
 }
 
 func stopMember(ctx context.Context, c *engines.Cluster, m engines.Member, grace time.Duration) error {
-	rec, err := proc.Load(c.StateDir, procName(m))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := rec.Stop(ctx, grace); err != nil {
-		return err
-	}
-	return proc.Forget(c.StateDir, procName(m))
+	return proc.StopRecorded(ctx, c.StateDir, procName(m), grace)
 }
 
 // Stop stops every member at once. The grace is short: with the quorum

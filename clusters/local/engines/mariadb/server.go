@@ -273,17 +273,7 @@ func StartProc(log *slog.Logger, c *engines.Cluster, m engines.Member, extra ...
 // StopMember shuts member i down cleanly (SIGTERM, then SIGKILL after a grace).
 func StopMember(ctx context.Context, c *engines.Cluster, i int) error {
 	m := c.Members[i]
-	r, err := proc.Load(c.StateDir, ProcName(m))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := r.Stop(ctx, stopGrace); err != nil {
-		return err
-	}
-	return proc.Forget(c.StateDir, ProcName(m))
+	return proc.StopRecorded(ctx, c.StateDir, ProcName(m), stopGrace)
 }
 
 // RootSQL runs statements as MariaDB's root over the unix socket (root is

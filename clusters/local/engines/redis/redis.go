@@ -646,17 +646,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 }
 
 func stop(ctx context.Context, c *engines.Cluster, name string) error {
-	r, err := proc.Load(c.StateDir, name)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := r.Stop(ctx, stopGrace); err != nil {
-		return err
-	}
-	return proc.Forget(c.StateDir, name)
+	return proc.StopRecorded(ctx, c.StateDir, name, stopGrace)
 }
 
 // StopMember stops member i's Sentinel and redis-server (SIGTERM: redis

@@ -236,17 +236,7 @@ func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) erro
 		return fmt.Errorf("zookeeper %s: no member %d", c.Service, i)
 	}
 	name := procName(c.Members[i])
-	r, err := proc.Load(c.StateDir, name)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := r.Stop(ctx, stopGrace); err != nil {
-		return err
-	}
-	return proc.Forget(c.StateDir, name)
+	return proc.StopRecorded(ctx, c.StateDir, name, stopGrace)
 }
 
 // Stop stops every member.
