@@ -164,6 +164,12 @@ func settle(ctx context.Context, l *local.Lab, want string, budget time.Duration
 			obs, _, _ = runner.Observe(si)
 		}
 		trail = appendTrail(trail, fmt.Sprintf("%s@%.1fs", obs, time.Since(start).Seconds()))
+		if obs == runner.Unknown {
+			// A probe that timed out is no evidence either way (issue 8
+			// item 4): it neither counts nor breaks the streak.
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
 		if obs == want {
 			if streak == 0 {
 				firstSeen = time.Since(start)
