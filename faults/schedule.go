@@ -82,8 +82,6 @@ type Scheduler struct {
 	Log      *slog.Logger
 	Injector Injector
 	History  *history.Writer
-	// OnChange, when set, is told when a fault goes in or out.
-	OnChange func(f Fault, active bool)
 
 	mu       sync.Mutex
 	active   []Fault
@@ -154,33 +152,63 @@ func insertStep(steps []step, st step) []step {
 // fresh context, so that cancellation never leaves a fault behind). Each
 // fault lasts its For from its actual injection: a late inject moves its
 // heal with it rather than shortening the fault the plan describes.
+//
+// A heal runs beside the rest of the plan: healing a power-off waits for
+// its members to restart (half a minute for a Kafka broker on a busy
+// machine), and the next fault must not wait for that — the plan says
+// when it goes in, and the system does not get to recover first. Only a
+// fault on the very thing still being healed waits for that heal.
 func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Duration, plan []Fault) error {
 	var steps []step
 	for _, f := range plan {
 		steps = insertStep(steps, step{f.At, true, f})
 	}
+	var (
+		heals   sync.WaitGroup
+		errMu   sync.Mutex
+		errs    []error
+		healing = map[string]chan struct{}{} // key → closed when healed
+	)
+	addErr := func(err error) {
+		errMu.Lock()
+		errs = append(errs, err)
+		errMu.Unlock()
+	}
 	defer s.recoverAll()
-	var errs []error
+	defer heals.Wait()
 	for len(steps) > 0 {
 		st := steps[0]
 		steps = steps[1:]
 		select {
 		case <-ctx.Done():
-			return errors.Join(append(errs, ctx.Err())...)
+			addErr(ctx.Err())
+			heals.Wait()
+			errMu.Lock()
+			defer errMu.Unlock()
+			return errors.Join(errs...)
 		case <-time.After(time.Until(start.Add(st.at))):
 		}
+		key := st.f.Action + " " + st.f.Target
 		if !st.inject {
-			healed := time.Since(start)
-			late := healed - (st.f.At + st.f.For)
-			if err := s.recover(context.WithoutCancel(ctx), st.f, late); err != nil {
-				errs = append(errs, err)
-			}
-			s.note(st.f.Index, false, healed, late)
+			done := make(chan struct{})
+			healing[key] = done
+			heals.Go(func() {
+				defer close(done)
+				healed := time.Since(start)
+				late := healed - (st.f.At + st.f.For)
+				if err := s.recover(context.WithoutCancel(ctx), st.f, late); err != nil {
+					addErr(err)
+				}
+				s.note(st.f.Index, false, healed, late)
+			})
 			continue
+		}
+		if done, ok := healing[key]; ok {
+			<-done
 		}
 		actual := time.Since(start)
 		if err := s.inject(ctx, st.f, actual-st.f.At); err != nil {
-			errs = append(errs, err)
+			addErr(err)
 			continue
 		}
 		s.note(st.f.Index, true, actual, actual-st.f.At)
@@ -192,6 +220,9 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 	case <-ctx.Done():
 	case <-time.After(time.Until(start.Add(runEnd))):
 	}
+	heals.Wait()
+	errMu.Lock()
+	defer errMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -219,9 +250,6 @@ func (s *Scheduler) inject(ctx context.Context, f Fault, late time.Duration) err
 	s.mu.Lock()
 	s.active = append(s.active, f)
 	s.mu.Unlock()
-	if s.OnChange != nil {
-		s.OnChange(f, true)
-	}
 	s.Log.Info("fault injected", "action", f.Action, "target", f.Target, "late", late)
 	return nil
 }
@@ -253,9 +281,6 @@ func (s *Scheduler) recover(ctx context.Context, f Fault, late time.Duration) er
 	s.mu.Lock()
 	s.active = slices.DeleteFunc(s.active, func(a Fault) bool { return a.Index == f.Index })
 	s.mu.Unlock()
-	if s.OnChange != nil {
-		s.OnChange(f, false)
-	}
 	if err != nil {
 		return fmt.Errorf("recover %s %s: %w", f.Action, f.Target, err)
 	}

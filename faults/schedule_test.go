@@ -22,6 +22,7 @@ type fakeInjector struct {
 	start     time.Time
 	slowIndex int
 	slow      time.Duration
+	slowHeal  time.Duration // every Recover takes this long
 	mu        sync.Mutex
 	injected  map[int]time.Duration
 	recovered map[int]time.Duration
@@ -39,6 +40,7 @@ func (fi *fakeInjector) Inject(_ context.Context, f Fault) (string, error) {
 }
 
 func (fi *fakeInjector) Recover(_ context.Context, f Fault) error {
+	time.Sleep(fi.slowHeal)
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
 	fi.recovered[f.Index] = time.Since(fi.start)
@@ -145,4 +147,25 @@ func TestSlipIsReported(t *testing.T) {
 	}
 	require.Len(t, slips, 2, "inject and heal of fault 2")
 	require.Contains(t, slips[0], "fault 2 (isolate site/dc3) injected 1.")
+}
+
+// A heal that takes long (members restarting after a power-off) does not
+// hold back the next fault; a fault on the target still being healed
+// waits for that heal, else it would be taken for the one going away.
+func TestSlowHealDoesNotDelayNextInject(t *testing.T) {
+	start := time.Now()
+	fi := &fakeInjector{start: start, slowIndex: -1, slowHeal: 1500 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	plan := []Fault{
+		{Index: 0, At: 0, For: 200 * time.Millisecond, Action: "power-off", Target: "rack/dc1/r1"},
+		{Index: 1, At: 400 * time.Millisecond, For: 200 * time.Millisecond, Action: "isolate", Target: "site/dc3"},
+		{Index: 2, At: 500 * time.Millisecond, For: 100 * time.Millisecond, Action: "power-off", Target: "rack/dc1/r1"},
+	}
+	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi}
+	require.NoError(t, s.Run(context.Background(), start, 4*time.Second, plan))
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	require.Less(t, fi.injected[1], 500*time.Millisecond, "not held back by fault 0's heal")
+	require.GreaterOrEqual(t, fi.injected[2], 1700*time.Millisecond, "waits for the heal of the same target")
+	require.Len(t, fi.recovered, 3)
+	require.Empty(t, s.Active())
 }

@@ -152,6 +152,9 @@ func pickRoles(sc *scenarios.Scenario) (roles, error) {
 	return r, nil
 }
 
+// RunLogFile is the run's log, in its directory.
+const RunLogFile = "run.log"
+
 // Run performs one run. The lab stays up afterwards (for status, another
 // run, or down); every fault is recovered and the handlers stopped whatever
 // happens.
@@ -186,6 +189,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Dir: dir}
+	// The run's own log (the workload's Kafka and database clients, the
+	// lab, the scheduler) is kept beside its evidence: a stall or an
+	// unknown outcome is explained there, and the caller's log may be gone.
+	logFile, err := os.Create(filepath.Join(dir, RunLogFile))
+	if err != nil {
+		return res, err
+	}
+	defer logFile.Close()
+	o.Log = slog.New(slog.NewMultiHandler(o.Log.Handler(), slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	plan := o.Plan
 	if plan == nil {
 		plan = faults.Plan(sc, o.Seed)
