@@ -190,7 +190,7 @@ var rules = func() []Rule {
 			Doc: "latency only: probability that a packet is dropped, from 0 to 1."},
 		{Path: "expect", Doc: "Scoring thresholds for run."},
 		{Path: "expect.quorum", Noun: "expect.quorum", Enum: []string{"held", "any"}, Default: DefaultExpectQuorum,
-			Doc: "held: every quorum service must keep quorum while faults that the analysis says it survives are active; any: not scored."},
+			Doc: "held: a service observed read-only or down while a fault is active fails the run, whether analyze predicted it or not; any: reported, not scored."},
 		{Path: "expect.acknowledgedLoss", Noun: "expect.acknowledgedLoss", Min: 0, Max: MaxAcknowledgedLoss, Default: "0",
 			Doc: "Acknowledged transfers allowed to vanish."},
 		{Path: "expect.throughput", Noun: "expect.throughput", Min: 0, Max: 1, Default: strconv.FormatFloat(DefaultExpectThrougput, 'g', -1, 64),

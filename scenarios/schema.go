@@ -259,6 +259,8 @@ func allowed(r *Rule, t reflect.Type) string {
 		out = append(out, "DNS-1123 labels")
 	case r.Format == FormatPool:
 		out = append(out, "upper-case DNS-1123 labels")
+	case r.Format == FormatTarget:
+		out = append(out, "a target of a kind the action takes")
 	}
 	if r.MinItems > 0 && r.MinItems == r.MaxItems {
 		out = append(out, fmt.Sprintf("exactly %d", r.MinItems))
