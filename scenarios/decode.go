@@ -184,30 +184,23 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if null {
 			return
 		}
-		if n.Kind != yaml.ScalarNode {
+		// Strictly a string, as in JSON (and kubectl): name: 1 is a number.
+		if !isString(n) {
 			d.errorf(n, path, "%s: expected a string, got %s", d.label(path), kindName(n))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Int:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-			d.errorf(n, path, "%s: expected an integer, got %s", d.label(path), kindName(n))
-			return
-		}
-		i, err := strconv.ParseInt(n.Value, 0, 64)
+		i, err := integer(n)
 		if err != nil {
-			d.errorf(n, path, "%s: invalid integer %q", d.label(path), clip(n.Value))
+			d.errorf(n, path, "%s: %v", d.label(path), err)
 			return
 		}
 		v.SetInt(i)
 	case reflect.Float64:
-		if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") {
-			d.errorf(n, path, "%s: expected a number, got %s", d.label(path), kindName(n))
-			return
-		}
-		f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
+		f, err := float(n)
 		if err != nil {
-			d.errorf(n, path, "%s: invalid number %q", d.label(path), clip(n.Value))
+			d.errorf(n, path, "%s: %v", d.label(path), err)
 			return
 		}
 		v.SetFloat(f)

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/invopop/jsonschema"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -108,15 +107,4 @@ func (f *Failover) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	return json.Unmarshal(b, &f.Services)
-}
-
-// JSONSchema describes both forms for editors.
-func (Failover) JSONSchema() *jsonschema.Schema {
-	return &jsonschema.Schema{
-		Description: "max write outage per service after a fault: a duration for every service, or a map {service: duration}; default: derived from each engine's own timeouts",
-		OneOf: []*jsonschema.Schema{
-			Duration{}.JSONSchema(),
-			{Type: "object", AdditionalProperties: Duration{}.JSONSchema()},
-		},
-	}
 }

@@ -107,3 +107,26 @@ var actionTargets = map[string][]string{
 
 // ActionTargets returns the target kinds an action accepts.
 func ActionTargets(action string) []string { return actionTargets[action] }
+
+// TargetPattern is the syntax of a target of the given kinds (of every kind
+// without any), names being DNS-1123 labels: the JSON Schema's form of
+// ParseTarget. A member index is below MaxReplicas.
+func TargetPattern(kinds ...string) string {
+	if len(kinds) == 0 {
+		kinds = []string{TargetSite, TargetRack, TargetNode, TargetFeed, TargetSwitch, TargetLink, TargetService}
+	}
+	label := strings.TrimSuffix(strings.TrimPrefix(LabelPattern, "^"), "$")
+	index := fmt.Sprintf("(0|[1-9][0-9]{0,%d})", len(strconv.Itoa(MaxReplicas-1))-1)
+	var alts []string
+	for _, k := range kinds {
+		switch k {
+		case TargetRack, TargetLink:
+			alts = append(alts, k+"/"+label+"/"+label)
+		case TargetService:
+			alts = append(alts, k+"/"+label+"(/leader|/"+index+")?")
+		default:
+			alts = append(alts, k+"/"+label)
+		}
+	}
+	return "^(" + strings.Join(alts, "|") + ")$"
+}

@@ -1,14 +1,14 @@
 // Package scenarios decodes, defaults and validates chaosloop scenario files
-// (../shared/spec/scenario.md). Decoding is strict and reports every problem at
+// (docs/scenario.md). Decoding is strict and reports every problem at
 // once with file:line:column; defaults are applied by a separate step, and
 // validation never mutates the scenario.
 package scenarios
 
 // Scenario is one scenario file. Field names follow the spec exactly.
 type Scenario struct {
-	Name        string    `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
+	Name        string    `yaml:"name" json:"name"`
 	Description string    `yaml:"description,omitempty" json:"description,omitempty"`
-	Sites       []Site    `yaml:"sites" json:"sites" jsonschema:"minItems=1"`
+	Sites       []Site    `yaml:"sites" json:"sites"`
 	Links       []Link    `yaml:"links,omitempty" json:"links,omitempty"`
 	Services    []Service `yaml:"services,omitempty" json:"services,omitempty"`
 	Load        *Load     `yaml:"load,omitempty" json:"load,omitempty"`
@@ -23,30 +23,30 @@ type Scenario struct {
 
 // Site is a data centre.
 type Site struct {
-	Name  string `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
-	Racks []Rack `yaml:"racks" json:"racks" jsonschema:"minItems=1"`
+	Name  string `yaml:"name" json:"name"`
+	Racks []Rack `yaml:"racks" json:"racks"`
 }
 
 // Rack is a set of nodes sharing power feeds and top-of-rack switches.
 type Rack struct {
-	Name     string   `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
-	Power    []string `yaml:"power" json:"power" jsonschema:"minItems=1,pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
-	Switches []string `yaml:"switches" json:"switches" jsonschema:"minItems=1,pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
+	Name     string   `yaml:"name" json:"name"`
+	Power    []string `yaml:"power" json:"power"`
+	Switches []string `yaml:"switches" json:"switches"`
 	Nodes    []Node   `yaml:"nodes,omitempty" json:"nodes,omitempty"`
 }
 
 // Node is one physical machine.
 type Node struct {
-	Name   string    `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
-	Pools  []string  `yaml:"pools,omitempty" json:"pools,omitempty" jsonschema:"pattern=^[A-Z0-9]([-A-Z0-9]*[A-Z0-9])?$,maxLength=63"`
-	CPU    *float64  `yaml:"cpu,omitempty" json:"cpu,omitempty" jsonschema:"minimum=0"`
+	Name   string    `yaml:"name" json:"name"`
+	Pools  []string  `yaml:"pools,omitempty" json:"pools,omitempty"`
+	CPU    *float64  `yaml:"cpu,omitempty" json:"cpu,omitempty"`
 	Memory *Quantity `yaml:"memory,omitempty" json:"memory,omitempty"`
 	Disk   *Quantity `yaml:"disk,omitempty" json:"disk,omitempty"`
 }
 
 // Link is a WAN link between two sites.
 type Link struct {
-	Between []string  `yaml:"between" json:"between" jsonschema:"minItems=2,maxItems=2"`
+	Between []string  `yaml:"between" json:"between"`
 	Latency *Duration `yaml:"latency,omitempty" json:"latency,omitempty"`
 }
 
@@ -80,15 +80,15 @@ const (
 
 // Service is a replicated (or stateless) service placed on a node pool.
 type Service struct {
-	Name              string   `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
-	Kind              string   `yaml:"kind" json:"kind" jsonschema:"enum=etcd,enum=zookeeper,enum=raft,enum=kafka,enum=mysql,enum=mongodb,enum=redis,enum=stateless"`
-	Replication       string   `yaml:"replication,omitempty" json:"replication,omitempty" jsonschema:"enum=group,enum=async"`
-	Replicas          *int     `yaml:"replicas,omitempty" json:"replicas,omitempty" jsonschema:"minimum=1"`
-	Pool              string   `yaml:"pool" json:"pool" jsonschema:"pattern=^[A-Z0-9]([-A-Z0-9]*[A-Z0-9])?$,maxLength=63"`
-	Spread            string   `yaml:"spread,omitempty" json:"spread,omitempty" jsonschema:"enum=site,enum=rack,enum=node"`
-	ReplicationFactor *int     `yaml:"replicationFactor,omitempty" json:"replicationFactor,omitempty" jsonschema:"minimum=1"`
-	MinInSync         *int     `yaml:"minInSync,omitempty" json:"minInSync,omitempty" jsonschema:"minimum=1"`
-	Partitions        *int     `yaml:"partitions,omitempty" json:"partitions,omitempty" jsonschema:"minimum=1"`
+	Name              string   `yaml:"name" json:"name"`
+	Kind              string   `yaml:"kind" json:"kind"`
+	Replication       string   `yaml:"replication,omitempty" json:"replication,omitempty"`
+	Replicas          *int     `yaml:"replicas,omitempty" json:"replicas,omitempty"`
+	Pool              string   `yaml:"pool" json:"pool"`
+	Spread            string   `yaml:"spread,omitempty" json:"spread,omitempty"`
+	ReplicationFactor *int     `yaml:"replicationFactor,omitempty" json:"replicationFactor,omitempty"`
+	MinInSync         *int     `yaml:"minInSync,omitempty" json:"minInSync,omitempty"`
+	Partitions        *int     `yaml:"partitions,omitempty" json:"partitions,omitempty"`
 	Placement         []string `yaml:"placement,omitempty" json:"placement,omitempty"`
 	// Controller names the zookeeper service a kafka service uses for metadata
 	// (ZooKeeper mode); without it kafka runs KRaft, unless the scenario has
@@ -98,10 +98,10 @@ type Service struct {
 
 // Load is the offered transfer workload.
 type Load struct {
-	Rate         *float64  `yaml:"rate,omitempty" json:"rate,omitempty" jsonschema:"exclusiveMinimum=0"`
+	Rate         *float64  `yaml:"rate,omitempty" json:"rate,omitempty"`
 	Duration     *Duration `yaml:"duration,omitempty" json:"duration,omitempty"`
 	Warmup       *Duration `yaml:"warmup,omitempty" json:"warmup,omitempty"`
-	Participants *int      `yaml:"participants,omitempty" json:"participants,omitempty" jsonschema:"minimum=2"`
+	Participants *int      `yaml:"participants,omitempty" json:"participants,omitempty"`
 }
 
 // Fault actions.
@@ -121,19 +121,19 @@ var Actions = []string{ActionPowerOff, ActionIsolate, ActionKill, ActionPause, A
 type Fault struct {
 	At     *Duration `yaml:"at" json:"at"`
 	For    *Duration `yaml:"for,omitempty" json:"for,omitempty"`
-	Action string    `yaml:"action" json:"action" jsonschema:"enum=power-off,enum=isolate,enum=kill,enum=pause,enum=latency,enum=destroy"`
+	Action string    `yaml:"action" json:"action"`
 	Target string    `yaml:"target" json:"target"`
 	// Delay, Jitter and Loss parameterise latency faults.
 	Delay  *Duration `yaml:"delay,omitempty" json:"delay,omitempty"`
 	Jitter *Duration `yaml:"jitter,omitempty" json:"jitter,omitempty"`
-	Loss   *float64  `yaml:"loss,omitempty" json:"loss,omitempty" jsonschema:"minimum=0,maximum=1"`
+	Loss   *float64  `yaml:"loss,omitempty" json:"loss,omitempty"`
 }
 
 // Expect holds the run's scoring thresholds.
 type Expect struct {
-	Quorum           string    `yaml:"quorum,omitempty" json:"quorum,omitempty" jsonschema:"enum=held,enum=any"`
-	AcknowledgedLoss *int      `yaml:"acknowledgedLoss,omitempty" json:"acknowledgedLoss,omitempty" jsonschema:"minimum=0"`
-	Throughput       *float64  `yaml:"throughput,omitempty" json:"throughput,omitempty" jsonschema:"minimum=0,maximum=1"`
+	Quorum           string    `yaml:"quorum,omitempty" json:"quorum,omitempty"`
+	AcknowledgedLoss *int      `yaml:"acknowledgedLoss,omitempty" json:"acknowledgedLoss,omitempty"`
+	Throughput       *float64  `yaml:"throughput,omitempty" json:"throughput,omitempty"`
 	Recovery         *Duration `yaml:"recovery,omitempty" json:"recovery,omitempty"`
 	// Failover is optional and has no default here: see FailoverFor.
 	Failover *Failover `yaml:"failover,omitempty" json:"failover,omitempty"`
