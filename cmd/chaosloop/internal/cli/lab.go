@@ -91,6 +91,9 @@ func isFile(name string) bool {
 // be valid as a whole (a lab stood up from an older version of it must
 // still come down), only its name.
 func labOfFile(env *Env, file string) (string, error) {
+	if st, err := os.Stat(file); err == nil && st.IsDir() {
+		return "", Usagef("%q is neither a lab name nor a scenario file: it is a directory", file)
+	}
 	display, data, err := ReadInput(env, file)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -85,12 +86,20 @@ func JSONToYAML(w io.Writer, js []byte) error {
 	return enc.Close()
 }
 
+// yaml11Bools are plain words a YAML 1.1 reader (PyYAML, many CI tools)
+// takes for booleans; yaml.v3 writes them plain, being YAML 1.2.
+var yaml11Bools = regexp.MustCompile(`^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$`)
+
 // blockStyle drops the flow style JSON parses into; strings stay strings
-// (the encoder quotes those that would read as another type).
+// (the encoder quotes those that would read as another type in YAML 1.2,
+// and yaml11Bools are quoted for YAML 1.1 readers).
 func blockStyle(n *yaml.Node) {
 	n.Style &^= yaml.FlowStyle
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
 		n.Style &^= yaml.DoubleQuotedStyle
+		if yaml11Bools.MatchString(n.Value) {
+			n.Style |= yaml.DoubleQuotedStyle
+		}
 	}
 	for _, c := range n.Content {
 		blockStyle(c)

@@ -126,13 +126,13 @@ func less(a, b [3]int) bool {
 	return false
 }
 
-// nameServices names each pool's service after the seed's first service
-// in it when that is a usable name, else after the pool.
+// nameServices names each pool's service after the seed's only service
+// in it (kafka, central-ledger-db), else after the pool.
 func (l *layout) nameServices() {
 	seen := map[string]bool{}
 	for _, p := range l.pools {
 		name := strings.ToLower(p.Name)
-		if len(p.Services) > 0 && label.MatchString(p.Services[0]) && !seen[p.Services[0]] {
+		if len(p.Services) == 1 && label.MatchString(p.Services[0]) && !seen[p.Services[0]] {
 			name = p.Services[0]
 		}
 		seen[name] = true
@@ -157,14 +157,21 @@ name: %s
 description: %d site(s) of %d rack(s), %d nodes, %d pool(s) of the seed.
 
 sites:
-`, o.Name, o.Name, o.Sites, o.RacksPerSite, l.nodes/(o.Sites*o.RacksPerSite), poolList(l.pools), o.Name, o.Sites, o.RacksPerSite, l.nodes, len(l.pools))
+`, o.Name, o.Name, o.Sites, o.RacksPerSite, l.nodes/(o.Sites*o.RacksPerSite), strings.Join(o.Pools, ","), o.Name, o.Sites, o.RacksPerSite, l.nodes, len(l.pools))
 	for s, site := range l.sites {
 		fmt.Fprintf(&b, "  - name: %s\n    racks:\n", site)
-		for _, r := range l.racks[s] {
+		for i, r := range l.racks[s] {
 			id := site + "-" + r.name
 			fmt.Fprintf(&b, "      - name: %s\n", r.name)
-			fmt.Fprintf(&b, "        power: [%s-pdu-a, %s-pdu-b]   # two feeds: losing one powers nothing off\n", id, id)
-			fmt.Fprintf(&b, "        switches: [%s-tor]          # a top-of-rack switch of its own\n", id)
+			if s == 0 && i == 0 {
+				b.WriteString("        # Two power feeds (losing one powers nothing off) and a top-of-rack\n" +
+					"        # switch of its own; a feed or switch may serve several racks of a site.\n")
+			}
+			fmt.Fprintf(&b, "        power: [%s-pdu-a, %s-pdu-b]\n", id, id)
+			fmt.Fprintf(&b, "        switches: [%s-tor]\n", id)
+			if s == 0 && i == 0 {
+				b.WriteString("        # One pool per node, sized as the seed's Initial size of the pool.\n")
+			}
 			b.WriteString("        nodes:\n")
 			for k, p := range r.nodes {
 				fmt.Fprintf(&b, "          - {name: %s-n%d, pools: [%s], cpu: %g, memory: %s, disk: %s}\n",
@@ -178,14 +185,6 @@ sites:
 	return err
 }
 
-func poolList(ps []*pools.Pool) string {
-	names := make([]string, len(ps))
-	for i, p := range ps {
-		names[i] = p.Name
-	}
-	return strings.Join(names, ",")
-}
-
 func writeServices(b *strings.Builder, o Options, l *layout) {
 	spread := "rack"
 	if o.Sites >= 3 {
@@ -196,8 +195,8 @@ func writeServices(b *strings.Builder, o Options, l *layout) {
 # links:
 #   - {between: [dc1, dc2], latency: 2ms}
 
-# One service per pool, three members, placed on the pool's nodes and
-# spread so that one ` + spread + ` failing takes at most one member.
+# One service per pool, three members, placed on the pool's nodes over as
+# many distinct ` + spread + `s as the layout has.
 services:
 `)
 	for i, p := range l.pools {
