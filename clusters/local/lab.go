@@ -205,6 +205,8 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 	if err := l.save(); err != nil {
 		return nil, err
 	}
+	// The lab's own steps end here; the services' follow.
+	opts.progress(Progress{Stage: "done", Detail: fmt.Sprintf("network of %d hosts up", len(topo.Nodes))})
 	if err := l.startAll(ctx); err != nil {
 		return l, fmt.Errorf("%w (the lab is left as it is for inspection: 'chaosloop status %s', 'chaosloop down %s')", err, sc.Name, sc.Name)
 	}

@@ -51,6 +51,9 @@ func (f *LabFlags) Options(env *Env) (local.Options, error) {
 // keeps them beside its evidence).
 func LoadScenarioSource(ctx context.Context, env *Env, name string) (*scenarios.Scenario, []byte, error) {
 	display, data, err := ReadInput(env, name)
+	if errors.Is(err, fs.ErrNotExist) && labName.MatchString(name) {
+		return nil, nil, Usagef("no scenario file %q: this command needs the scenario FILE (a lab's NAME is enough only for status, down, fault and heal)", name)
+	}
 	if err != nil {
 		return nil, nil, Invalid(err)
 	}

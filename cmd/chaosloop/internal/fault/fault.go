@@ -3,6 +3,7 @@
 package fault
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -71,7 +72,14 @@ the only lab that is up.`,
 				// serving until interrupted, then recover.
 				fmt.Fprintln(env.Out, "delaying packets; press Ctrl-C to stop and recover")
 				<-cmd.Context().Done()
-				return l.Recover(cmd.Context(), local.Fault{Action: af.Action, Target: af.Target})
+				// Ctrl-C is how this fault ends, not a failure: recover
+				// with a context the interrupt has not cancelled.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), time.Minute)
+				defer cancel()
+				if err := l.Recover(rctx, local.Fault{Action: af.Action, Target: af.Target}); err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Out, "%s %s: recovered\n", af.Action, af.Target)
 			}
 			return nil
 		},

@@ -47,7 +47,14 @@ go read-only or down.
 
 Exit status: 0 success; 1 findings, a failure that breaks a service, or a
 chaosloop error; 2 invalid scenario or usage; 3 safety violated; 4 liveness
-violated or inconclusive (run, judge).`,
+violated or inconclusive (run, judge); 130 or 143 interrupted by SIGINT
+(Ctrl-C) or SIGTERM. A second Ctrl-C ends chaosloop at once, skipping the
+cleanup a lab command does after the first (then 'chaosloop heal' or
+'chaosloop down' finishes it).`,
+		Example: `  chaosloop init --sites 3 > my-switch.yaml
+  chaosloop validate my-switch.yaml
+  chaosloop analyze my-switch.yaml --depth 2 --limit 20
+  sudo chaosloop run scenarios/quickstart.yaml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       versioncmd.Read().Short(),
