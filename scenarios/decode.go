@@ -30,7 +30,12 @@ func ReadFile(path string) (*Scenario, error) {
 // pipeline for commands. A returned error is an Errors list unless the file
 // could not be read.
 func Parse(path string) (*Scenario, error) {
-	s, err := ReadFile(path)
+	return complete(ReadFile(path))
+}
+
+// complete applies defaults to a decoded scenario and validates it,
+// reporting decoding and validation problems together.
+func complete(s *Scenario, err error) (*Scenario, error) {
 	var decodeErrs Errors
 	if !errors.As(err, &decodeErrs) || s == nil {
 		if err != nil {

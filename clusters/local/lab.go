@@ -76,6 +76,18 @@ func (o Options) progress(p Progress) {
 	}
 }
 
+// installing returns ctx with the steps of an install (apt-get, Maven, a
+// build) reported as service's "installing" progress: a first install
+// takes minutes, and a CI log must show what it is doing.
+func (o Options) installing(ctx context.Context, service string) context.Context {
+	if o.Progress == nil {
+		return ctx
+	}
+	return engines.WithSteps(ctx, func(detail string) {
+		o.progress(Progress{Service: service, Stage: "installing", Detail: detail})
+	})
+}
+
 // serviceState is a service as the lab runs it.
 type serviceState struct {
 	Name    string          `json:"name"`
@@ -172,7 +184,7 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 	}
 
 	opts.progress(Progress{Stage: "installing", Detail: "network tools"})
-	if err := netlab.Install(ctx, opts.Log); err != nil {
+	if err := netlab.Install(opts.installing(ctx, ""), opts.Log); err != nil {
 		return nil, err
 	}
 	if err := l.planServices(); err != nil {
@@ -193,6 +205,8 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 	if err := l.save(); err != nil {
 		return nil, err
 	}
+	// The lab's own steps end here; the services' follow.
+	opts.progress(Progress{Stage: "done", Detail: fmt.Sprintf("network of %d hosts up", len(topo.Nodes))})
 	if err := l.startAll(ctx); err != nil {
 		return l, fmt.Errorf("%w (the lab is left as it is for inspection: 'chaosloop status %s', 'chaosloop down %s')", err, sc.Name, sc.Name)
 	}
@@ -442,7 +456,7 @@ func (l *Lab) install(ctx context.Context) error {
 			return err
 		}
 		l.opts.progress(Progress{Service: ss.Name, Stage: "installing", Detail: ss.Engine})
-		if err := e.Install(ctx); err != nil {
+		if err := e.Install(l.opts.installing(ctx, ss.Name)); err != nil {
 			return fmt.Errorf("installing %s: %w", ss.Engine, err)
 		}
 	}

@@ -113,6 +113,7 @@ func AptInstall(ctx context.Context, log *slog.Logger, pkgs ...string) error {
 		return fmt.Errorf("installing %s needs root", strings.Join(missing, " "))
 	}
 	log.Info("installing Debian packages", "packages", missing)
+	Step(ctx, "apt-get install "+strings.Join(missing, " "))
 	install := func() ([]byte, error) {
 		args := append([]string{"install", "-y", "--no-install-recommends", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"}, missing...)
 		cmd := exec.CommandContext(ctx, "apt-get", args...)
@@ -122,6 +123,7 @@ func AptInstall(ctx context.Context, log *slog.Logger, pkgs ...string) error {
 	if _, err := install(); err == nil {
 		return nil
 	}
+	Step(ctx, "apt-get update (a package was not in the lists)")
 	if out, err := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput(); err != nil {
 		return fmt.Errorf("apt-get update: %v\n%s", err, tail(out))
 	}

@@ -28,13 +28,13 @@ import (
 // Pinned versions (Debian 12 apt-cache policy; FerretDB module tag).
 const (
 	FerretDBVersion = "v1.24.2"
-	ferretDBModule  = "github.com/FerretDB/FerretDB"
+	FerretDBModule  = "github.com/FerretDB/FerretDB"
 	pgBinDir        = "/usr/lib/postgresql/15/bin"
 )
 
-// debPackages are pinned to the versions measured in lab-facts. patroni's
+// Packages are pinned to the versions measured in lab-facts. patroni's
 // `etcd:` store needs python3-etcd (the v2 client); psql runs post_bootstrap.
-var debPackages = []string{
+var Packages = []string{
 	"postgresql-15=15.18-0+deb12u1",
 	"postgresql-client-15=15.18-0+deb12u1",
 	"patroni=3.0.2-1",
@@ -70,7 +70,7 @@ func (e *Engine) FerretDBPath() string {
 // and builds FerretDB into the cache dir; each step is skipped when done.
 func (e *Engine) Install(ctx context.Context) error {
 	start := time.Now()
-	if err := aptInstall(ctx, e.log, debPackages...); err != nil {
+	if err := aptInstall(ctx, e.log, Packages...); err != nil {
 		return err
 	}
 	// Debian's postgresql-common creates a "main" cluster on port 5432; the
@@ -153,16 +153,17 @@ func (e *Engine) buildFerretDB(ctx context.Context) error {
 	}
 	e.log.Info("building FerretDB", "version", FerretDBVersion, "into", bin)
 	goEnv := append(os.Environ(), "GOWORK=off", "GOTOOLCHAIN=local", "GOFLAGS=-mod=readonly", "CGO_ENABLED=0")
-	cmd := exec.CommandContext(ctx, goBin, "mod", "download", "-json", ferretDBModule+"@"+FerretDBVersion)
+	engines.Step(ctx, "go mod download "+FerretDBModule+"@"+FerretDBVersion)
+	cmd := exec.CommandContext(ctx, goBin, "mod", "download", "-json", FerretDBModule+"@"+FerretDBVersion)
 	cmd.Env = goEnv
 	cmd.Dir = dir
 	out, err := cmd.Output()
 	if err != nil {
-		return fmt.Errorf("go mod download %s: %w %s", ferretDBModule, err, stderrOf(err))
+		return fmt.Errorf("go mod download %s: %w %s", FerretDBModule, err, stderrOf(err))
 	}
 	var mod struct{ Dir, Error string }
 	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return fmt.Errorf("go mod download %s: %v %s", ferretDBModule, err, mod.Error)
+		return fmt.Errorf("go mod download %s: %v %s", FerretDBModule, err, mod.Error)
 	}
 	src, err := os.MkdirTemp(dir, "src-")
 	if err != nil {
@@ -189,6 +190,7 @@ func (e *Engine) buildFerretDB(ctx context.Context) error {
 		return err
 	}
 	tmp := bin + ".tmp"
+	engines.Step(ctx, "go build FerretDB "+FerretDBVersion+" (1-3 min on 2 cores)")
 	cmd = exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", tmp, "./cmd/ferretdb")
 	cmd.Env = goEnv
 	cmd.Dir = src

@@ -56,6 +56,9 @@ const (
 	healthKey = "chaosloop/health"
 )
 
+// Packages are the pinned Debian packages Install installs.
+var Packages = []string{serverPkg, clientPkg}
+
 // Engine starts, stops and observes etcd clusters. It keeps one client
 // connection per member endpoint so that Status is cheap; Close ends them.
 type Engine struct {
@@ -72,7 +75,7 @@ func New(log *slog.Logger) *Engine {
 
 // Install installs etcd from Debian (etcdctl too, for humans debugging a lab).
 func (e *Engine) Install(ctx context.Context) error {
-	return engines.AptInstall(ctx, e.log, serverPkg, clientPkg)
+	return engines.AptInstall(ctx, e.log, Packages...)
 }
 
 var versionRE = regexp.MustCompile(`etcd Version:\s*(\S+)`)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
 )
 
 // Pinned versions. Kafka publishes no runnable distribution anywhere the lab
@@ -120,6 +122,7 @@ func (e *Engine) Install(ctx context.Context, version string) error {
 
 	start := time.Now()
 	e.log.Info("kafka install: resolving jars with Maven", "version", version, "dir", verDir)
+	engines.Step(ctx, "Maven: resolving kafka_2.13 "+version+" and its jars")
 	if err := os.WriteFile(filepath.Join(verDir, "pom.xml"), []byte(pom(version)), 0o644); err != nil {
 		return err
 	}
@@ -141,7 +144,7 @@ func (e *Engine) Install(ctx context.Context, version string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("kafka install: %w", err)
 	}
-	last := e.streamMaven(out, version)
+	last := e.streamMaven(ctx, out, version)
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("kafka install %s: mvn failed: %v\n%s", version, err, strings.Join(last, "\n"))
 	}
@@ -164,7 +167,7 @@ func (e *Engine) Install(ctx context.Context, version string) error {
 
 // streamMaven turns Maven's download lines into progress logs and keeps the
 // last lines for an error message.
-func (e *Engine) streamMaven(r io.Reader, version string) []string {
+func (e *Engine) streamMaven(ctx context.Context, r io.Reader, version string) []string {
 	var last []string
 	n := 0
 	sc := bufio.NewScanner(r)
@@ -176,6 +179,7 @@ func (e *Engine) streamMaven(r io.Reader, version string) []string {
 			e.log.Debug("kafka install", "maven", line)
 			if n%25 == 0 {
 				e.log.Info("kafka install: downloading", "version", version, "files", n)
+				engines.Step(ctx, fmt.Sprintf("Maven: %d files downloaded", n))
 			}
 			continue
 		}

@@ -53,6 +53,9 @@ const (
 	notServing = "not currently serving requests"
 )
 
+// Packages are the pinned Debian packages Install installs.
+var Packages = []string{pkg}
+
 // Engine starts, stops and observes ZooKeeper ensembles.
 type Engine struct {
 	log *slog.Logger
@@ -65,7 +68,7 @@ func New(log *slog.Logger) *Engine {
 
 // Install installs ZooKeeper (and with it a Java runtime) from Debian.
 func (e *Engine) Install(ctx context.Context) error {
-	return engines.AptInstall(ctx, e.log, pkg)
+	return engines.AptInstall(ctx, e.log, Packages...)
 }
 
 var versionRE = regexp.MustCompile(`(\d+\.\d+\.\d+)`)

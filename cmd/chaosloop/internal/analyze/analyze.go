@@ -4,8 +4,9 @@ package analyze
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
-	"errors"
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -14,16 +15,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
-	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
 
 // NewCommand returns the analyze command.
 func NewCommand(env *cli.Env) *cobra.Command {
 	var (
-		format string
-		depth  int
-		limit  int
+		out   cli.Output
+		in    cli.Inputs
+		depth int
+		limit int
 	)
 	cmd := &cobra.Command{
 		Use:   "analyze FILE",
@@ -40,10 +41,17 @@ marks a verdict where acknowledged writes may be lost.
 Exit status: 0 when every service survives every failure (no read-only or
 down), 1 when not, 2 on an invalid file or usage error.`,
 		Example: `  chaosloop analyze scenarios/three-site.yaml
-  chaosloop analyze scenarios/three-site.yaml --depth 2 --format json > analysis.json`,
-		Args: cobra.ExactArgs(1),
+  chaosloop analyze scenarios/three-site.yaml --depth 2 -o json > analysis.json
+  chaosloop analyze scenarios/three-site.yaml --depth 2 --limit 10
+  chaosloop init --sites 2 | chaosloop analyze -`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: cli.FirstArg(cli.CompleteScenarioFiles),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cli.CheckFormat(format, "text", "json"); err != nil {
+			if err := out.Check(); err != nil {
+				return err
+			}
+			files, err := in.Names(args, 1)
+			if err != nil {
 				return err
 			}
 			if depth != 1 && depth != 2 {
@@ -52,35 +60,39 @@ down), 1 when not, 2 on an invalid file or usage error.`,
 			if limit < 0 {
 				return cli.Usagef("--limit must not be negative")
 			}
-			return run(env, args[0], format, depth, limit)
+			// Analysis cleans nothing up: Ctrl-C abandons it at once.
+			return cli.Interruptible(cmd.Context(), func() error { return run(cmd.Context(), env, files[0], out.Format, depth, limit) })
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "o", "text", "output format: text or json")
+	out.Add(cmd, cli.FormatText, cli.FormatJSON, cli.FormatYAML)
+	in.Add(cmd)
 	cmd.Flags().IntVar(&depth, "depth", 1, "1: single failures; 2: also every pair of failures")
+	_ = cmd.RegisterFlagCompletionFunc("depth", cobra.FixedCompletions([]string{"1", "2"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.Flags().IntVar(&limit, "limit", 0, "text only: show at most this many failures, the worst first (0: all)")
 	return cmd
 }
 
-func run(env *cli.Env, file, format string, depth, limit int) error {
-	sc, err := scenarios.Parse(file)
+func run(ctx context.Context, env *cli.Env, file, format string, depth, limit int) error {
+	sc, err := cli.LoadScenario(ctx, env, file)
 	if err != nil {
-		var serrs scenarios.Errors
-		if errors.As(err, &serrs) {
-			for _, e := range serrs {
-				fmt.Fprintln(env.Err, e.Error())
-			}
-			return cli.Exit(cli.ExitInvalid)
-		}
-		return cli.Invalid(err)
+		return err
 	}
 	t, err := topology.Build(sc)
 	if err != nil {
 		return err
 	}
 	a := t.Analyze(depth)
-	if format == "json" {
+	switch format {
+	case cli.FormatJSON:
 		err = a.WriteJSON(env.Out)
-	} else {
+	case cli.FormatYAML:
+		// YAML is the JSON contract re-encoded, so it is held in memory
+		// whole: use -o json for large depth-2 analyses.
+		var buf bytes.Buffer
+		if err = a.WriteJSON(&buf); err == nil {
+			err = cli.JSONToYAML(env.Out, buf.Bytes())
+		}
+	default:
 		err = WriteText(env.Out, a, env.Color, limit)
 	}
 	if err != nil {

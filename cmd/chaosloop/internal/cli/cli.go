@@ -94,13 +94,3 @@ func UseColor(mode string, w io.Writer) (bool, error) {
 	}
 	return false, Usagef("--color must be auto, always or never, not %q", mode)
 }
-
-// CheckFormat refuses an unknown --format value.
-func CheckFormat(format string, allowed ...string) error {
-	for _, a := range allowed {
-		if format == a {
-			return nil
-		}
-	}
-	return Usagef("--format must be one of %v, not %q", allowed, format)
-}

@@ -1,8 +1,13 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +27,9 @@ func (f *LabFlags) Add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.On, "on", "local", "where the lab runs: local (network namespaces on this machine); kind and k3s are not available yet")
 	cmd.Flags().StringVar(&f.Root, "state-dir", local.DefaultRoot, "directory holding the labs' state")
 	cmd.Flags().StringVar(&f.Cache, "cache-dir", local.DefaultCache, "directory holding downloaded and built engines")
+	_ = cmd.RegisterFlagCompletionFunc("on", cobra.FixedCompletions([]string{"local", "kind", "k3s"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagDirname("state-dir")
+	_ = cmd.MarkFlagDirname("cache-dir")
 }
 
 // Options checks the provider and returns the local lab's options.
@@ -39,28 +47,71 @@ func (f *LabFlags) Options(env *Env) (local.Options, error) {
 	return local.Options{Root: f.Root, Cache: f.Cache, Log: env.Log}, nil
 }
 
-// LoadScenario parses and validates a scenario file, printing every problem
-// on stderr and returning exit status 2 when it is invalid.
-func LoadScenario(env *Env, file string) (*scenarios.Scenario, error) {
-	sc, err := scenarios.Parse(file)
-	if err != nil {
-		var serrs scenarios.Errors
-		if errors.As(err, &serrs) {
-			for _, e := range serrs {
-				fmt.Fprintln(env.Err, e.Error())
-			}
-			return nil, Exit(ExitInvalid)
-		}
-		return nil, Invalid(err)
+// LoadScenarioSource is LoadScenario that also returns the bytes read (run
+// keeps them beside its evidence).
+func LoadScenarioSource(ctx context.Context, env *Env, name string) (*scenarios.Scenario, []byte, error) {
+	display, data, err := ReadInput(env, name)
+	if errors.Is(err, fs.ErrNotExist) && labName.MatchString(name) {
+		return nil, nil, Usagef("no scenario file %q: this command needs the scenario FILE (a lab's NAME is enough only for status, down, fault and heal)", name)
 	}
-	return sc, nil
+	if err != nil {
+		return nil, nil, Invalid(err)
+	}
+	sc, err := scenarios.ParseBytes(ctx, display, data)
+	if err != nil {
+		return nil, nil, reportInvalid(ctx, env, err)
+	}
+	return sc, data, nil
 }
 
-// LabName picks the lab a command works on: the argument, or the only lab.
-func LabName(opts local.Options, args []string) (string, error) {
-	if len(args) == 1 {
-		return args[0], nil
+// labName is the shape of a lab's name: the scenario's name, a DNS-1123
+// label. Anything else a lab command is given is a scenario file.
+var labName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// ResolveLab is the one way every lab command names its lab. ref is a lab
+// NAME, or the scenario FILE the lab was stood up from (the lab's name is
+// the scenario's name:), or "-" for that scenario on standard input; ""
+// means the only lab that is up. A ref shaped like a name is a file only
+// when no lab has that name and a file does.
+func ResolveLab(env *Env, opts local.Options, ref string) (string, error) {
+	if ref == "" {
+		return onlyLab(opts)
 	}
+	if labName.MatchString(ref) {
+		if _, err := os.Stat(opts.StateDir(ref)); err == nil || !isFile(ref) {
+			return ref, nil
+		}
+	}
+	return labOfFile(env, ref)
+}
+
+func isFile(name string) bool {
+	st, err := os.Stat(name)
+	return err == nil && !st.IsDir()
+}
+
+// labOfFile reads the lab's name from a scenario file. The file need not
+// be valid as a whole (a lab stood up from an older version of it must
+// still come down), only its name.
+func labOfFile(env *Env, file string) (string, error) {
+	if st, err := os.Stat(file); err == nil && st.IsDir() {
+		return "", Usagef("%q is neither a lab name nor a scenario file: it is a directory", file)
+	}
+	display, data, err := ReadInput(env, file)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", Usagef("%q is neither a lab name nor a scenario file: %v", file, err)
+		}
+		return "", Invalid(err)
+	}
+	sc, _ := scenarios.Decode(display, data)
+	if sc == nil || !labName.MatchString(sc.Name) {
+		return "", Usagef("%s: no valid name: in the scenario, so no lab to name (run 'chaosloop validate %s')", display, file)
+	}
+	return sc.Name, nil
+}
+
+func onlyLab(opts local.Options) (string, error) {
 	names, err := local.List(opts)
 	if err != nil {
 		return "", err
@@ -71,5 +122,64 @@ func LabName(opts local.Options, args []string) (string, error) {
 	case 1:
 		return names[0], nil
 	}
-	return "", Usagef("several labs are up (%v): name one", names)
+	return "", Usagef("several labs are up (%s): name one (NAME or its scenario FILE)", strings.Join(names, ", "))
+}
+
+func reportInvalid(ctx context.Context, env *Env, err error) error {
+	if ctx.Err() != nil {
+		return Interrupted(ctx)
+	}
+	var serrs scenarios.Errors
+	if errors.As(err, &serrs) {
+		for _, e := range serrs {
+			fmt.Fprintln(env.Err, e.Error())
+		}
+		return Exit(ExitInvalid)
+	}
+	return Invalid(err)
+}
+
+// LabRef is the lab a lab command works on, named as ResolveLab takes it:
+// by its positional LAB argument, or by -f FILE as kubectl takes a file
+// (--lab, the older flag of fault and heal, is kept hidden).
+type LabRef struct {
+	file, lab string
+}
+
+// Add registers -f/--filename and the hidden --lab on cmd.
+func (r *LabRef) Add(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&r.file, "filename", "f", "", "the lab's scenario file (instead of LAB; - reads standard input)")
+	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
+	cmd.Flags().StringVar(&r.lab, "lab", "", "the lab: NAME or scenario FILE (the same as LAB)")
+	_ = cmd.Flags().MarkHidden("lab")
+}
+
+// Resolve returns the lab's name from the positional LAB (arg, "" when
+// absent) or the flags; naming it twice is a usage error.
+func (r *LabRef) Resolve(env *Env, opts local.Options, arg string) (string, error) {
+	var refs []string
+	for _, s := range []string{arg, r.file, r.lab} {
+		if s != "" {
+			refs = append(refs, s)
+		}
+	}
+	if len(refs) > 1 {
+		return "", Usagef("the lab is named twice (%s): give LAB or -f FILE", strings.Join(refs, ", "))
+	}
+	ref := ""
+	if len(refs) == 1 {
+		ref = refs[0]
+	}
+	return ResolveLab(env, opts, ref)
+}
+
+// Named reports whether the lab was named by a flag.
+func (r *LabRef) Named() bool { return r.file != "" || r.lab != "" }
+
+// Arg returns args[i], or "" when there are fewer arguments.
+func Arg(args []string, i int) string {
+	if i < len(args) {
+		return args[i]
+	}
+	return ""
 }

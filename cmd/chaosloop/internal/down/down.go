@@ -14,22 +14,30 @@ import (
 func NewCommand(env *cli.Env) *cobra.Command {
 	var (
 		lf  cli.LabFlags
+		ref cli.LabRef
 		all bool
 	)
 	cmd := &cobra.Command{
-		Use:   "down [NAME]",
+		Use:   "down [LAB]",
 		Short: "Stop a lab: every process, fault, namespace and cgroup it made",
 		Long: `Down stops every process of a lab, undoes its faults, and removes its network
 namespaces, cgroups and state — also after chaosloop itself crashed (the state
-is on disk). --all removes every chaosloop lab on this machine.`,
-		Args: cobra.MaximumNArgs(1),
+is on disk). --all removes every chaosloop lab on this machine.
+
+LAB is the lab's name or the scenario file it was stood up from (its name:);
+without it, the only lab that is up.`,
+		Example: `  sudo chaosloop down quickstart
+  sudo chaosloop down scenarios/quickstart.yaml
+  sudo chaosloop down --all`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: cli.FirstArg(cli.CompleteLabs(&lf)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := lf.Options(env)
 			if err != nil {
 				return err
 			}
 			if all {
-				if len(args) > 0 {
+				if len(args) > 0 || ref.Named() {
 					return cli.Usagef("--all takes no lab name")
 				}
 				if err := local.DownAll(cmd.Context(), opts); err != nil {
@@ -38,7 +46,7 @@ is on disk). --all removes every chaosloop lab on this machine.`,
 				fmt.Fprintln(env.Out, "every chaosloop lab on this machine is down")
 				return nil
 			}
-			name, err := cli.LabName(opts, args)
+			name, err := ref.Resolve(env, opts, cli.Arg(args, 0))
 			if err != nil {
 				return err
 			}
@@ -51,5 +59,6 @@ is on disk). --all removes every chaosloop lab on this machine.`,
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "remove every chaosloop lab on this machine")
 	lf.Add(cmd)
+	ref.Add(cmd)
 	return cmd
 }

@@ -3,7 +3,6 @@
 package enginescmd
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -17,7 +16,7 @@ import (
 func NewCommand(env *cli.Env) *cobra.Command {
 	var (
 		lf      cli.LabFlags
-		format  string
+		out     cli.Output
 		install bool
 	)
 	cmd := &cobra.Command{
@@ -26,10 +25,14 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		Long: `Engines lists, per engine of the local lab, the scenario kinds it stands for,
 where it comes from (Debian packages, Maven Central, a Go module built here),
 whether it is installed and its version. 'up' installs what a scenario needs on
-first use; --install installs every engine now (with progress).`,
+first use; --install installs every engine now (with progress).
+'chaosloop version' lists the pinned versions without looking at the machine.`,
+		Example: `  chaosloop engines
+  sudo chaosloop engines --install
+  chaosloop engines -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cli.CheckFormat(format, "text", "json"); err != nil {
+			if err := out.Check(); err != nil {
 				return err
 			}
 			opts, err := lf.Options(env)
@@ -38,13 +41,7 @@ first use; --install installs every engine now (with progress).`,
 			}
 			if install {
 				steps := cli.NewSteps(env.Err)
-				opts.Progress = func(p local.Progress) {
-					d := p.Detail
-					if p.Err != nil {
-						d = p.Err.Error()
-					}
-					steps.Update(p.Service, p.Stage, d)
-				}
+				opts.Progress = steps.Lab
 				err := local.InstallEngines(cmd.Context(), opts)
 				steps.Close()
 				if err != nil {
@@ -52,10 +49,8 @@ first use; --install installs every engine now (with progress).`,
 				}
 			}
 			infos := local.Engines(cmd.Context(), opts)
-			if format == "json" {
-				enc := json.NewEncoder(env.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(infos)
+			if out.Structured() {
+				return out.Encode(env.Out, infos)
 			}
 			tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "ENGINE\tKINDS\tINSTALLED\tVERSION\tSOURCE")
@@ -69,7 +64,7 @@ first use; --install installs every engine now (with progress).`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "o", "text", "output format: text or json")
+	out.Add(cmd, cli.FormatText, cli.FormatJSON, cli.FormatYAML)
 	cmd.Flags().BoolVar(&install, "install", false, "install every engine now")
 	lf.Add(cmd)
 	return cmd

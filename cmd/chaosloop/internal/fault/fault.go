@@ -3,6 +3,7 @@
 package fault
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,25 +20,30 @@ import (
 func NewFaultCommand(env *cli.Env) *cobra.Command {
 	var (
 		lf            cli.LabFlags
-		lab           string
+		ref           cli.LabRef
 		delay, jitter time.Duration
 		loss          float64
 	)
 	cmd := &cobra.Command{
-		Use:   "fault ACTION TARGET",
+		Use:   "fault [LAB] ACTION TARGET",
 		Short: "Inject one fault into a running lab (power-off, isolate, kill, pause, latency, destroy)",
 		Long: `Fault injects one fault, as a scenario's faults: list would, into a running lab
 and leaves it in place until 'chaosloop heal'. Targets are the spec's paths:
 site/NAME, rack/SITE/NAME, node/NAME, feed/NAME, switch/NAME, link/A/B,
 service/NAME/INDEX or service/NAME/leader. The fault is recorded in the lab's
-state, so heal (or down) undoes it even after chaosloop was restarted.`,
+state, so heal (or down) undoes it even after chaosloop was restarted.
+
+LAB is the lab's name or the scenario file it was stood up from; without it,
+the only lab that is up.`,
 		Example: `  chaosloop fault power-off rack/dc1/r1
-  chaosloop fault isolate site/dc3
+  chaosloop fault quickstart isolate site/dc3
+  chaosloop fault scenarios/quickstart.yaml isolate site/dc3
   chaosloop fault latency link/dc1/dc2 --delay 50ms --jitter 5ms
   chaosloop fault kill service/kafka/leader`,
-		Args:      cobra.ExactArgs(2),
-		ValidArgs: scenarios.Actions,
+		Args:              cobra.RangeArgs(2, 3),
+		ValidArgsFunction: completeFault(&lf),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			lab, args := splitLab(args, 3)
 			action, target := args[0], args[1]
 			if !slices.Contains(scenarios.Actions, action) {
 				return cli.Usagef("unknown action %q (one of %s)", action, strings.Join(scenarios.Actions, ", "))
@@ -52,7 +58,7 @@ state, so heal (or down) undoes it even after chaosloop was restarted.`,
 			if action == scenarios.ActionLatency && delay == 0 && loss == 0 {
 				return cli.Usagef("latency needs --delay (and optionally --jitter, --loss)")
 			}
-			l, err := open(cmd, env, &lf, lab)
+			l, err := open(cmd, env, &lf, &ref, lab)
 			if err != nil {
 				return err
 			}
@@ -66,16 +72,23 @@ state, so heal (or down) undoes it even after chaosloop was restarted.`,
 				// serving until interrupted, then recover.
 				fmt.Fprintln(env.Out, "delaying packets; press Ctrl-C to stop and recover")
 				<-cmd.Context().Done()
-				return l.Recover(cmd.Context(), local.Fault{Action: af.Action, Target: af.Target})
+				// Ctrl-C is how this fault ends, not a failure: recover
+				// with a context the interrupt has not cancelled.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), time.Minute)
+				defer cancel()
+				if err := l.Recover(rctx, local.Fault{Action: af.Action, Target: af.Target}); err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Out, "%s %s: recovered\n", af.Action, af.Target)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&lab, "lab", "", "lab name (default: the only lab that is up)")
 	cmd.Flags().DurationVar(&delay, "delay", 0, "latency: added delay per packet")
 	cmd.Flags().DurationVar(&jitter, "jitter", 0, "latency: jitter (uniform ±)")
 	cmd.Flags().Float64Var(&loss, "loss", 0, "latency: packet loss probability (0-1)")
 	lf.Add(cmd)
+	ref.Add(cmd)
 	return cmd
 }
 
@@ -83,17 +96,31 @@ state, so heal (or down) undoes it even after chaosloop was restarted.`,
 func NewHealCommand(env *cli.Env) *cobra.Command {
 	var (
 		lf  cli.LabFlags
-		lab string
+		ref cli.LabRef
 	)
 	cmd := &cobra.Command{
-		Use:   "heal [ACTION TARGET]",
-		Short: "Recover a fault injected into a lab (all of them without arguments)",
-		Args:  cobra.RangeArgs(0, 2),
+		Use:   "heal [LAB] [ACTION TARGET]",
+		Short: "Recover a fault injected into a lab (all of them without ACTION TARGET)",
+		Long: `Heal recovers one fault in place in a lab (ACTION TARGET, as given to
+'chaosloop fault'), or every fault without them: powered-off nodes come back
+and their members are restarted, cut ports come up, paused members resume,
+latency rules go. Faults are read from the lab's state, so heal works also
+after the chaosloop that injected them was killed.
+
+LAB is the lab's name or the scenario file it was stood up from; without it,
+the only lab that is up.`,
+		Example: `  chaosloop heal
+  chaosloop heal power-off rack/dc1/r1
+  chaosloop heal scenarios/quickstart.yaml isolate site/dc3`,
+		Args:              cobra.RangeArgs(0, 3),
+		ValidArgsFunction: completeFault(&lf),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			lab, args := splitLab(args, 3)
 			if len(args) == 1 {
-				return cli.Usagef("heal takes ACTION TARGET, or nothing to heal every fault")
+				// One argument alone is the lab.
+				lab, args = args[0], nil
 			}
-			l, err := open(cmd, env, &lf, lab)
+			l, err := open(cmd, env, &lf, &ref, lab)
 			if err != nil {
 				return err
 			}
@@ -111,23 +138,44 @@ func NewHealCommand(env *cli.Env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&lab, "lab", "", "lab name (default: the only lab that is up)")
 	lf.Add(cmd)
+	ref.Add(cmd)
 	return cmd
 }
 
-func open(cmd *cobra.Command, env *cli.Env, lf *cli.LabFlags, lab string) (*local.Lab, error) {
+// splitLab takes the optional LAB off the front of ACTION TARGET
+// arguments: with full arguments, the first is the lab.
+func splitLab(args []string, full int) (string, []string) {
+	if len(args) == full {
+		return args[0], args[1:]
+	}
+	return "", args
+}
+
+func open(cmd *cobra.Command, env *cli.Env, lf *cli.LabFlags, ref *cli.LabRef, lab string) (*local.Lab, error) {
 	opts, err := lf.Options(env)
 	if err != nil {
 		return nil, err
 	}
-	var args []string
-	if lab != "" {
-		args = []string{lab}
-	}
-	name, err := cli.LabName(opts, args)
+	name, err := ref.Resolve(env, opts, lab)
 	if err != nil {
 		return nil, err
 	}
 	return local.Open(cmd.Context(), opts, name)
+}
+
+// completeFault completes [LAB] ACTION TARGET: the first argument is a lab
+// or an action, then an action after a lab; targets are not completed.
+func completeFault(lf *cli.LabFlags) cobra.CompletionFunc {
+	labs := cli.CompleteLabs(lf)
+	return func(_ *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		switch {
+		case len(args) == 0:
+			out, d := labs(toComplete)
+			return append(slices.Clone(scenarios.Actions), out...), d
+		case len(args) == 1 && !slices.Contains(scenarios.Actions, args[0]):
+			return scenarios.Actions, cobra.ShellCompDirectiveNoFileComp
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
 }

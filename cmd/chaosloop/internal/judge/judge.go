@@ -35,11 +35,12 @@ type flags struct {
 	expect     []string
 	expectFile string
 	out        string
+	output     *cli.Output
 }
 
 // NewCommand returns the judge command.
 func NewCommand(env *cli.Env) *cobra.Command {
-	var f flags
+	f := flags{output: &cli.Output{}}
 	cmd := &cobra.Command{
 		Use:   "judge RUN_DIR",
 		Short: "Score a saved run again from its evidence, without re-running it",
@@ -68,18 +69,26 @@ keys are ignored, so a scenario file will do); --expect flags apply after it.
 
 Exit status, as for run: 0 pass; 3 safety violated; 4 liveness violated or
 inconclusive; 2 not a run directory, invalid scenario or invalid --expect;
-1 chaosloop error.`,
+1 chaosloop error. -o json or -o yaml prints the new report (report.json's
+content) instead of the scorecard.`,
 		Example: `  chaosloop judge runs/20261125-120000-quickstart
   chaosloop judge runs/20261125-120000-quickstart --expect throughput=0.9 --expect recovery=20s --out /tmp/rejudged
   chaosloop judge runs/20261125-120000-quickstart --expect-file scenarios/quickstart.yaml`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: cli.FirstArg(cli.CompleteDirs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.output.Check(); err != nil {
+				return err
+			}
 			return judge(cmd.Context(), env, args[0], f)
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.expect, "expect", nil, "override one expectation, key=value (repeatable): quorum, acknowledgedLoss, throughput, recovery")
 	cmd.Flags().StringVar(&f.expectFile, "expect-file", "", "YAML file whose expect: block overrides the scenario's (applied before --expect)")
 	cmd.Flags().StringVar(&f.out, "out", "", "write the reports into this directory instead of RUN_DIR")
+	_ = cmd.MarkFlagDirname("out")
+	_ = cmd.MarkFlagFilename("expect-file", "yaml", "yml")
+	f.output.Add(cmd, cli.FormatText, cli.FormatJSON, cli.FormatYAML)
 	return cmd
 }
 
@@ -89,7 +98,7 @@ func judge(ctx context.Context, env *cli.Env, dir string, f flags) error {
 	} else if !st.IsDir() {
 		return cli.Usagef("%s is not a run directory", dir)
 	}
-	sc, err := cli.LoadScenario(env, filepath.Join(dir, runner.ScenarioFile))
+	sc, err := cli.LoadScenario(ctx, env, filepath.Join(dir, runner.ScenarioFile))
 	if err != nil {
 		return err
 	}
@@ -132,6 +141,22 @@ func judge(ctx context.Context, env *cli.Env, dir string, f flags) error {
 	if err := reports.Write(out, rep); err != nil {
 		return err
 	}
+	if f.output.Structured() {
+		err = f.output.Encode(env.Out, rep)
+	} else {
+		err = scorecard(env, rep, prev, out)
+	}
+	if err != nil {
+		return err
+	}
+	if rep.ExitCode != 0 {
+		return cli.Exit(rep.ExitCode)
+	}
+	return nil
+}
+
+// scorecard prints the report for a person, and where the files are.
+func scorecard(env *cli.Env, rep *checks.Report, prev *checks.Report, out string) error {
 	if err := render.Text(env.Out, rep); err != nil {
 		return err
 	}
@@ -139,9 +164,6 @@ func judge(ctx context.Context, env *cli.Env, dir string, f flags) error {
 		fmt.Fprintf(env.Out, "\nprevious report: %s (exit %d), kept as %s\n", verdictWord(prev.Verdict), prev.ExitCode, filepath.Join(out, PrevJSONFile))
 	}
 	fmt.Fprintf(env.Out, "report: %s\n", filepath.Join(out, reports.HTMLFile))
-	if rep.ExitCode != 0 {
-		return cli.Exit(rep.ExitCode)
-	}
 	return nil
 }
 

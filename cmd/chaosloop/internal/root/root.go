@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,12 +19,14 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/enginescmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/fault"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/handler"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/initcmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/judge"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/run"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/schema"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/status"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/up"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/validate"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/versioncmd"
 )
 
 // NewCommand returns the root command; env is filled before any subcommand
@@ -42,10 +47,17 @@ go read-only or down.
 
 Exit status: 0 success; 1 findings, a failure that breaks a service, or a
 chaosloop error; 2 invalid scenario or usage; 3 safety violated; 4 liveness
-violated or inconclusive (run, judge).`,
+violated or inconclusive (run, judge); 130 or 143 interrupted by SIGINT
+(Ctrl-C) or SIGTERM. A second Ctrl-C ends chaosloop at once, skipping the
+cleanup a lab command does after the first (then 'chaosloop heal' or
+'chaosloop down' finishes it).`,
+		Example: `  chaosloop init --sites 3 > my-switch.yaml
+  chaosloop validate my-switch.yaml
+  chaosloop analyze my-switch.yaml --depth 2 --limit 20
+  sudo chaosloop run scenarios/quickstart.yaml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version(),
+		Version:       versioncmd.Read().Short(),
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			level := slog.LevelWarn
 			switch {
@@ -82,6 +94,8 @@ violated or inconclusive (run, judge).`,
 		run.NewRunCommand(env),
 		run.NewReplayCommand(env),
 		judge.NewCommand(env),
+		versioncmd.NewCommand(env),
+		initcmd.NewCommand(env),
 	)
 	for _, c := range cmd.Commands() {
 		wrapArgs(c)
@@ -103,32 +117,65 @@ func wrapArgs(c *cobra.Command) {
 	}
 }
 
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
-
 // Run executes chaosloop with args and returns the exit status.
 func Run(ctx context.Context, streams cli.Streams, args []string) int {
-	cmd := NewCommand(streams)
+	return Execute(ctx, NewCommand(streams), streams, args)
+}
+
+// Execute runs cmd (the root command, or one a test extended) with args and
+// returns the exit status: the command's, 1 with a bug report for a panic,
+// 128+n when signal n interrupted it.
+func Execute(ctx context.Context, cmd *cobra.Command, streams cli.Streams, args []string) (code int) {
+	defer func() {
+		if v := recover(); v != nil {
+			code = reportPanic(streams.Err, &cli.PanicError{Value: v, Stack: debug.Stack()}, args)
+		}
+	}()
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)
-	if err != nil {
-		var ee *cli.ExitError
-		if !errors.As(err, &ee) || ee.Err != nil {
-			fmt.Fprintln(streams.Err, "chaosloop:", err)
-		}
-		if !errors.As(err, &ee) && isUsage(err) {
-			return cli.ExitInvalid
-		}
+	if err == nil {
+		return cli.ExitOK
+	}
+	var pe *cli.PanicError
+	if errors.As(err, &pe) {
+		return reportPanic(streams.Err, pe, args)
+	}
+	var ee *cli.ExitError
+	isExit := errors.As(err, &ee)
+	if !isExit || ee.Err != nil {
+		fmt.Fprintln(streams.Err, "chaosloop:", err)
+	}
+	if sig := cli.SignalOf(ctx); sig != nil {
+		return sig.ExitCode()
+	}
+	if !isExit && isUsage(err) {
+		return cli.ExitInvalid
 	}
 	return cli.CodeOf(err)
 }
 
+// reportPanic tells the user chaosloop itself failed (exit 1, never the 2 of
+// an invalid file) and where the stack is, for a bug report.
+func reportPanic(w io.Writer, pe *cli.PanicError, args []string) int {
+	fmt.Fprintf(w, "chaosloop itself failed: %v\n", pe)
+	report := fmt.Sprintf("chaosloop %s\nargs: %q\n\n%s\n\n%s", versioncmd.Read().Short(), args, pe, pe.Stack)
+	f, err := os.CreateTemp("", "chaosloop-crash-*.txt")
+	if err == nil {
+		_, err = f.WriteString(report)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(w, "%s\n", report)
+		fmt.Fprintln(w, "This is a bug in chaosloop, not in your input: please report it with the command you ran and the lines above.")
+		return cli.ExitFail
+	}
+	fmt.Fprintf(w, "This is a bug in chaosloop, not in your input: please report it with the command you ran and %s (the stack trace).\n", f.Name())
+	return cli.ExitFail
+}
+
 // isUsage recognises cobra's own usage errors (unknown command).
 func isUsage(err error) bool {
-	msg := err.Error()
-	return len(msg) > 16 && msg[:16] == "unknown command "
+	return strings.HasPrefix(err.Error(), "unknown command ")
 }

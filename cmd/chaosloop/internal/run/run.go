@@ -29,6 +29,7 @@ import (
 
 type flags struct {
 	lab     cli.LabFlags
+	in      cli.Inputs
 	runsDir string
 	seed    uint64
 	down    bool
@@ -69,13 +70,14 @@ inconclusive. Every fault is recovered on any exit, also on Ctrl-C; after a
 crash, 'chaosloop down' (or 'heal') undoes them.`,
 		Example: `  sudo chaosloop run scenarios/quickstart.yaml --seed 42
   sudo chaosloop replay runs/20261125-120000-quickstart`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: cli.FirstArg(cli.CompleteScenarioFiles),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sc, err := cli.LoadScenario(env, args[0])
+			names, err := f.in.Names(args, 1)
 			if err != nil {
 				return err
 			}
-			src, err := os.ReadFile(args[0])
+			sc, src, err := cli.LoadScenarioSource(cmd.Context(), env, names[0])
 			if err != nil {
 				return err
 			}
@@ -91,6 +93,7 @@ crash, 'chaosloop down' (or 'heal') undoes them.`,
 		},
 	}
 	f.add(cmd, true)
+	f.in.Add(cmd)
 	return cmd
 }
 
@@ -100,17 +103,20 @@ func NewReplayCommand(env *cli.Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay RUN_DIR",
 		Short: "Run a saved run again: same scenario, same seed, same realised fault schedule",
-		Args:  cobra.ExactArgs(1),
+		Long: `Replay reads a run directory written by 'chaosloop run' (scenario.yaml and
+plan.json) and runs it again: the same scenario, the same seed and the same
+realised fault schedule, into a new run directory. Use it to check that a
+failure reproduces, or that a fix holds. Exit status as for run.`,
+		Example: `  sudo chaosloop replay runs/20261125-120000-quickstart
+  sudo chaosloop replay runs/20261125-120000-quickstart --down`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: cli.FirstArg(cli.CompleteDirs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file, saved, err := runner.LoadSaved(args[0])
 			if err != nil {
 				return cli.Invalid(err)
 			}
-			sc, err := cli.LoadScenario(env, file)
-			if err != nil {
-				return err
-			}
-			src, err := os.ReadFile(file)
+			sc, src, err := cli.LoadScenarioSource(cmd.Context(), env, file)
 			if err != nil {
 				return err
 			}
@@ -130,11 +136,7 @@ func execute(cmd *cobra.Command, env *cli.Env, f *flags, o runner.Options) error
 	o.Log = env.Log
 	prog := newProgress(env.Err)
 	o.Progress = prog
-	o.Lab.Progress = func(p local.Progress) {
-		if p.Stage == "failed" && p.Err != nil {
-			prog.Phase("up", fmt.Sprintf("%s failed: %v", p.Service, p.Err))
-		}
-	}
+	o.Lab.Progress = prog.Lab
 	fmt.Fprintf(env.Err, "run %s: seed %d\n", o.Scenario.Name, o.Seed)
 	res, err := runner.Run(cmd.Context(), o)
 	prog.Close()
@@ -177,12 +179,14 @@ func execute(cmd *cobra.Command, env *cli.Env, f *flags, o runner.Options) error
 	return nil
 }
 
-// progress shows the run's phases and, during load, live counters: a bar
-// on a terminal, a line every 10 s otherwise (CI logs).
+// progress shows the run's phases; while the lab comes up, its steps
+// (installs, builds, services starting: cli.Steps); during load, live
+// counters: a bar on a terminal, a line every 10 s otherwise (CI logs).
 type progress struct {
 	mu       sync.Mutex
 	w        io.Writer
 	tty      bool
+	steps    *cli.Steps // the lab's steps, until the next phase
 	p        *mpb.Progress
 	bar      *mpb.Bar
 	status   atomic.Value // string; read by mpb's render goroutine
@@ -200,9 +204,27 @@ func newProgress(w io.Writer) *progress {
 	return p
 }
 
+// Lab shows a step of the lab coming up.
+func (p *progress) Lab(lp local.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.steps == nil {
+		p.steps = cli.NewStepsFrom(p.w, p.start, cli.Heartbeat)
+	}
+	p.steps.Lab(lp)
+}
+
+func (p *progress) closeSteps() {
+	if p.steps != nil {
+		p.steps.Close()
+		p.steps = nil
+	}
+}
+
 func (p *progress) Phase(name, detail string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closeSteps()
 	if p.bar != nil && name != "load" {
 		p.bar.SetCurrent(p.bar.Current())
 		p.bar.Abort(false)
@@ -254,6 +276,7 @@ func (p *progress) Load(elapsed, total time.Duration, st *load.Stats, active []f
 func (p *progress) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closeSteps()
 	if p.bar != nil {
 		p.bar.Abort(false)
 		p.p.Wait()

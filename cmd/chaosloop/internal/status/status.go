@@ -2,9 +2,10 @@
 package status
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -16,26 +17,33 @@ import (
 // NewCommand returns the status command.
 func NewCommand(env *cli.Env) *cobra.Command {
 	var (
-		lf     cli.LabFlags
-		format string
+		lf  cli.LabFlags
+		ref cli.LabRef
+		out cli.Output
 	)
 	cmd := &cobra.Command{
-		Use:   "status [NAME]",
+		Use:   "status [LAB]",
 		Short: "Show a lab's services: members, nodes, addresses, roles, health, engines",
 		Long: `Status observes every service of a lab now: each member's node and address,
 its role (leader, follower, primary, replica), whether it is up and healthy,
-the engine and its version, and the faults in place. Without NAME, the only
-lab that is up. Exit status 1 when a service is not healthy.`,
-		Args: cobra.MaximumNArgs(1),
+the engine and its version, and the faults in place (-o wide adds the engine,
+address and detail columns). LAB is the lab's name or the scenario file it was
+stood up from; without it, the only lab that is up. Exit status 1 when a
+service is not healthy.`,
+		Example: `  sudo chaosloop status
+  sudo chaosloop status scenarios/quickstart.yaml -o wide
+  sudo chaosloop status quickstart -o json | jq '.services[] | select(.healthy | not)'`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: cli.FirstArg(cli.CompleteLabs(&lf)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cli.CheckFormat(format, "text", "json"); err != nil {
+			if err := out.Check(); err != nil {
 				return err
 			}
 			opts, err := lf.Options(env)
 			if err != nil {
 				return err
 			}
-			name, err := cli.LabName(opts, args)
+			name, err := ref.Resolve(env, opts, cli.Arg(args, 0))
 			if err != nil {
 				return err
 			}
@@ -47,14 +55,12 @@ lab that is up. Exit status 1 when a service is not healthy.`,
 			if err != nil {
 				return err
 			}
-			if format == "json" {
-				enc := json.NewEncoder(env.Out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(st); err != nil {
+			if out.Structured() {
+				if err := out.Encode(env.Out, st); err != nil {
 					return err
 				}
 			} else {
-				Print(env.Out, st)
+				Print(env.Out, st, out.Format == cli.FormatWide)
 			}
 			for _, s := range st.Services {
 				if !s.Healthy {
@@ -64,37 +70,46 @@ lab that is up. Exit status 1 when a service is not healthy.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "o", "text", "output format: text or json")
+	out.Add(cmd, cli.FormatText, cli.FormatWide, cli.FormatJSON, cli.FormatYAML)
 	lf.Add(cmd)
+	ref.Add(cmd)
 	return cmd
 }
 
-// Print writes a status as a table.
-func Print(w io.Writer, st *local.Status) {
+// Print writes a status as a table; wide adds the engine, address and
+// detail columns.
+func Print(w io.Writer, st *local.Status, wide bool) {
 	fmt.Fprintf(w, "lab %s: %d hosts (state %s)\n", st.Name, st.Hosts, st.Dir)
 	for _, f := range st.Faults {
 		fmt.Fprintf(w, "fault in place: %s %s (since %s)\n", f.Action, f.Target, f.Since.Format("15:04:05"))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tKIND\tENGINE\tMEMBER\tNODE\tADDRESS\tROLE\tUP\tHEALTHY\tDETAIL")
+	row := func(c statusRow) {
+		cols := []string{c.svc, c.kind, c.member, c.node, c.role, c.up, c.healthy, c.detail}
+		if wide {
+			cols = []string{c.svc, c.kind, c.engine, c.writable, c.member, c.name, c.node, c.addr, c.role, c.up, c.healthy, c.detail}
+		}
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	}
+	row(statusRow{"SERVICE", "KIND", "ENGINE", "WRITABLE", "MEMBER", "NAME", "NODE", "ADDRESS", "ROLE", "UP", "HEALTHY", "DETAIL"})
 	for _, s := range st.Services {
 		engine := s.Engine
 		if s.Version != "" {
 			engine += " " + s.Version
 		}
 		for i, m := range s.Members {
-			svc, kind, eng := "", "", ""
+			r := statusRow{member: strconv.Itoa(m.Index), name: m.Name, node: m.Node, addr: m.Addr, role: dash(m.Role), up: yes(m.Up), healthy: yes(m.Healthy), detail: m.Detail}
 			if i == 0 {
-				svc, kind, eng = s.Name, s.Kind, engine
+				r.svc, r.kind, r.engine, r.writable = s.Name, s.Kind, engine, yes(s.Writable)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", svc, kind, eng, m.Index, m.Node, m.Addr, dash(m.Role), yes(m.Up), yes(m.Healthy), m.Detail)
-		}
-		if s.Error != "" {
-			fmt.Fprintf(tw, "\t\t\t\t\t\t\t\t\terror: %s\n", s.Error)
+			row(r)
 		}
 	}
 	tw.Flush()
 	for _, s := range st.Services {
+		if s.Error != "" {
+			fmt.Fprintf(w, "error: %s: %s\n", s.Name, s.Error)
+		}
 		if s.Substitute != "" {
 			fmt.Fprintf(w, "note: %s (%s): %s\n", s.Name, s.Kind, s.Substitute)
 		}
@@ -113,4 +128,10 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// statusRow is one line of the status table, every column; the default
+// output shows some of them, -o wide all.
+type statusRow struct {
+	svc, kind, engine, writable, member, name, node, addr, role, up, healthy, detail string
 }

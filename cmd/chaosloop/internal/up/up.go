@@ -13,7 +13,10 @@ import (
 
 // NewCommand returns the up command.
 func NewCommand(env *cli.Env) *cobra.Command {
-	var lf cli.LabFlags
+	var (
+		lf cli.LabFlags
+		in cli.Inputs
+	)
 	cmd := &cobra.Command{
 		Use:   "up FILE",
 		Short: "Stand a scenario up as a lab running the real replicated engines",
@@ -25,13 +28,19 @@ Galera for mysql (MariaDB async replication with replication: async), Redis
 with Sentinel, and FerretDB over Patroni/PostgreSQL for mongodb. Missing engines are installed first (apt-get, Maven into the cache).
 
 Up is idempotent: run again, it repairs and reuses the lab. It returns once
-every service is healthy. Needs root.`,
+every service is healthy. Needs root. FILE may be given as -f FILE, or - to
+read the scenario from standard input.`,
 		Example: `  sudo chaosloop up scenarios/quickstart.yaml
   sudo chaosloop status quickstart
   sudo chaosloop down quickstart`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: cli.FirstArg(cli.CompleteScenarioFiles),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sc, err := cli.LoadScenario(env, args[0])
+			names, err := in.Names(args, 1)
+			if err != nil {
+				return err
+			}
+			sc, err := cli.LoadScenario(cmd.Context(), env, names[0])
 			if err != nil {
 				return err
 			}
@@ -40,17 +49,7 @@ every service is healthy. Needs root.`,
 				return err
 			}
 			steps := cli.NewSteps(env.Err)
-			opts.Progress = func(p local.Progress) {
-				name := p.Service
-				if name == "" {
-					name = "lab"
-				}
-				detail := p.Detail
-				if p.Err != nil {
-					detail = p.Err.Error()
-				}
-				steps.Update(name, p.Stage, detail)
-			}
+			opts.Progress = steps.Lab
 			start := time.Now()
 			lab, err := local.Up(cmd.Context(), opts, sc)
 			steps.Close()
@@ -63,5 +62,6 @@ every service is healthy. Needs root.`,
 		},
 	}
 	lf.Add(cmd)
+	in.Add(cmd)
 	return cmd
 }

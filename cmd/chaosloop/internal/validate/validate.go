@@ -4,7 +4,7 @@
 package validate
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 
@@ -34,49 +34,107 @@ type Summary struct {
 
 // NewCommand returns the validate command.
 func NewCommand(env *cli.Env) *cobra.Command {
-	var format string
+	var (
+		out cli.Output
+		in  cli.Inputs
+	)
 	cmd := &cobra.Command{
-		Use:   "validate FILE",
-		Short: "Check a scenario file and lint it against the seed's deployment recommendations",
-		Long: `Validate decodes a scenario file strictly and reports every structural problem
-with file:line:column (exit 2). A valid file is then linted against the Mojaloop
-on-premises deployment recommendations: pool and node sizes, replica counts,
-Kafka replication, anti-affinity across racks, power feeds and switches, pools
-that must not be merged, and sites holding a quorum majority.
+		Use:   "validate FILE...",
+		Short: "Check scenario files and lint them against the seed's deployment recommendations",
+		Long: `Validate decodes each scenario file strictly and reports every structural
+problem with file:line:column (exit 2). A valid file is then linted against the
+Mojaloop on-premises deployment recommendations: pool and node sizes, replica
+counts, Kafka replication, anti-affinity across racks, power feeds and
+switches, pools that must not be merged, and sites holding a quorum majority.
 
-Exit status: 0 when no finding is an error, 1 when one is, 2 for an invalid file.`,
+Files are FILE arguments or -f FILE; - reads standard input. With several
+files every file is checked and reported; -o json then prints an array of
+results, one per file. -o wide adds each finding's field path.
+
+Exit status: 0 when no finding is an error, 1 when one is, 2 when a file is
+invalid (or cannot be read).`,
 		Example: `  chaosloop validate scenarios/three-site.yaml
-  chaosloop validate --format json scenarios/reference.yaml`,
-		Args: cobra.ExactArgs(1),
+  chaosloop validate scenarios/*.yaml
+  chaosloop validate -o json scenarios/reference.yaml
+  chaosloop init --sites 2 | chaosloop validate -`,
+		ValidArgsFunction: cli.AnyArg(cli.CompleteScenarioFiles),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cli.CheckFormat(format, "text", "json"); err != nil {
+			if err := out.Check(); err != nil {
 				return err
 			}
-			return run(env, args[0], format)
+			files, err := in.Names(args, 0)
+			if err != nil {
+				return err
+			}
+			// Decoding and linting do not clean anything up: Ctrl-C
+			// abandons them at once.
+			return cli.Interruptible(cmd.Context(), func() error { return run(cmd.Context(), env, files, &out) })
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "o", "text", "output format: text or json")
+	out.Add(cmd, cli.FormatText, cli.FormatWide, cli.FormatJSON, cli.FormatYAML)
+	in.Add(cmd)
 	return cmd
 }
 
-func run(env *cli.Env, file, format string) error {
-	res := Result{File: file, Errors: []*scenarios.Error{}, Findings: []lint.Finding{}}
-	sc, err := scenarios.Parse(file)
-	var serrs scenarios.Errors
-	switch {
-	case errors.As(err, &serrs):
-		res.Errors = serrs
-	case err != nil:
-		return cli.Invalid(err)
-	}
-	if sc != nil {
-		t, err := topology.Build(sc)
+func run(ctx context.Context, env *cli.Env, files []string, out *cli.Output) error {
+	results := make([]Result, 0, len(files))
+	for _, file := range files {
+		res, err := check(ctx, env, file)
 		if err != nil {
 			return err
 		}
-		res.Findings = lint.Check(t)
-		res.Valid = true
+		results = append(results, res)
+		if !out.Structured() {
+			writeText(env, res, out.Format == cli.FormatWide)
+		}
 	}
+	if out.Structured() {
+		var v any = results
+		if len(results) == 1 {
+			v = results[0]
+		}
+		if err := out.Encode(env.Out, v); err != nil {
+			return err
+		}
+	}
+	code := cli.ExitOK
+	for _, res := range results {
+		switch {
+		case !res.Valid:
+			code = cli.ExitInvalid
+		case res.Summary.Errors > 0 && code == cli.ExitOK:
+			code = cli.ExitFail
+		}
+	}
+	if code != cli.ExitOK {
+		return cli.Exit(code)
+	}
+	return nil
+}
+
+// check validates one file; a file that cannot be read is an invalid one,
+// so that the others are still checked.
+func check(ctx context.Context, env *cli.Env, file string) (Result, error) {
+	display, sc, err := cli.ParseInput(ctx, env, file)
+	res := Result{File: display, Errors: []*scenarios.Error{}, Findings: []lint.Finding{}}
+	var serrs scenarios.Errors
+	switch {
+	case ctx.Err() != nil:
+		return res, cli.Interrupted(ctx)
+	case errors.As(err, &serrs):
+		res.Errors = serrs
+	case err != nil:
+		res.Errors = []*scenarios.Error{{File: display, Msg: err.Error()}}
+	}
+	if sc == nil {
+		return res, nil
+	}
+	t, err := topology.Build(sc)
+	if err != nil {
+		return res, err
+	}
+	res.Findings = lint.Check(t)
+	res.Valid = true
 	for _, f := range res.Findings {
 		switch f.Severity {
 		case lint.Error:
@@ -87,30 +145,23 @@ func run(env *cli.Env, file, format string) error {
 			res.Summary.Info++
 		}
 	}
-	if format == "json" {
-		enc := json.NewEncoder(env.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			return err
+	return res, nil
+}
+
+func writeText(env *cli.Env, res Result, wide bool) {
+	for _, e := range res.Errors {
+		fmt.Fprintln(env.Err, e.Error())
+	}
+	for _, f := range res.Findings {
+		line := f.String()
+		if wide && f.Path != "" {
+			line += " (at " + f.Path + ")"
 		}
+		fmt.Fprintln(env.Out, line)
+	}
+	if res.Valid {
+		fmt.Fprintf(env.Out, "%s: valid; %d error(s), %d warning(s), %d info\n", res.File, res.Summary.Errors, res.Summary.Warnings, res.Summary.Info)
 	} else {
-		for _, e := range res.Errors {
-			fmt.Fprintln(env.Err, e.Error())
-		}
-		for _, f := range res.Findings {
-			fmt.Fprintln(env.Out, f.String())
-		}
-		if res.Valid {
-			fmt.Fprintf(env.Out, "%s: valid; %d error(s), %d warning(s), %d info\n", file, res.Summary.Errors, res.Summary.Warnings, res.Summary.Info)
-		} else {
-			fmt.Fprintf(env.Err, "%s: invalid (%d problem(s))\n", file, len(res.Errors))
-		}
+		fmt.Fprintf(env.Err, "%s: invalid (%d problem(s))\n", res.File, len(res.Errors))
 	}
-	switch {
-	case !res.Valid:
-		return cli.Exit(cli.ExitInvalid)
-	case res.Summary.Errors > 0:
-		return cli.Exit(cli.ExitFail)
-	}
-	return nil
 }

@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// SignalError is the cause of a context cancelled by SIGINT or SIGTERM.
+type SignalError struct{ Signal os.Signal }
+
+func (e *SignalError) Error() string { return "interrupted by " + signalName(e.Signal) }
+
+// ExitCode is the shell's convention for a process ended by a signal.
+func (e *SignalError) ExitCode() int {
+	if s, ok := e.Signal.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 128 + int(syscall.SIGINT)
+}
+
+func signalName(s os.Signal) string {
+	switch s {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}
+
+// NotifyContext is signal.NotifyContext for SIGINT and SIGTERM with two
+// differences a user of kubectl or kind expects: the cause says which
+// signal came (a *SignalError, so the exit status can be 130 or 143), and
+// after the first signal the default action is restored, so a second
+// Ctrl-C ends chaosloop at once even when a command's cleanup is slow.
+func NotifyContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			signal.Stop(ch)
+			cancel(&SignalError{Signal: s})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel(nil)
+	}
+}
+
+// PanicError is a panic caught in a command: chaosloop itself failed.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Guard runs fn and turns a panic into a *PanicError, so that a bug exits
+// 1 with a report instead of Go's exit status 2, which chaosloop uses for
+// invalid input.
+func Guard(fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return fn()
+}
+
+// Interruptible runs fn, which does not hold anything that needs cleaning
+// up (decoding, linting, analysing), and returns as soon as ctx is done
+// even if fn is still busy in a loop that does not look at ctx: Ctrl-C
+// must end such a command within a second. The abandoned goroutine ends
+// with the process.
+func Interruptible(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- Guard(fn) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-done:
+			return err
+		default:
+		}
+		return Interrupted(ctx)
+	}
+}
+
+// Interrupted is the error of a command stopped by ctx: its cause (a
+// *SignalError for a signal) or ctx.Err().
+func Interrupted(ctx context.Context) error {
+	if c := context.Cause(ctx); c != nil {
+		return c
+	}
+	return ctx.Err()
+}
+
+// SignalOf returns the signal that cancelled ctx, or nil.
+func SignalOf(ctx context.Context) *SignalError {
+	var se *SignalError
+	if errors.As(context.Cause(ctx), &se) {
+		return se
+	}
+	return nil
+}
