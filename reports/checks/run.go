@@ -93,6 +93,12 @@ func Run(in Input, opts Options) (*Report, error) {
 	r.measureFailovers()
 	if r.ix.FirstFault-r.ix.BaselineStart >= o.MinBaseline {
 		r.baseline, r.baselineOK = r.series.Rate(r.ix.BaselineStart, r.ix.FirstFault)
+		// Completions above the offered rate are a backlog (from a slow
+		// warmup) draining, not what the system sustains: judged against
+		// them, a fault that changed nothing looks like a drop.
+		if offered, ok := r.series.OfferedRate(r.ix.BaselineStart, r.ix.FirstFault); ok && offered > 0 {
+			r.baseline = min(r.baseline, offered)
+		}
 		r.baselineOK = r.baselineOK && r.baseline > 0
 		r.baseP99 = evidence.Percentile(r.ix.Latencies(r.ix.BaselineStart, r.ix.FirstFault), 0.99)
 	}

@@ -23,6 +23,9 @@ type Series struct {
 	Errors []int
 	// Dropped arrivals in each bucket.
 	Dropped []int
+	// Offered: arrivals in each bucket (invoked or dropped), what the
+	// open-loop load asked of the system.
+	Offered []int
 	// Latencies of acknowledged single transfers, by invocation bucket.
 	Latencies [][]time.Duration
 }
@@ -30,10 +33,11 @@ type Series struct {
 // Series cuts the history into buckets.
 func (ix *Index) Series(bucket time.Duration) *Series {
 	n := int(ix.End/bucket) + 1
-	s := &Series{Bucket: bucket, OK: make([]int, n), Errors: make([]int, n), Dropped: make([]int, n), Latencies: make([][]time.Duration, n)}
+	s := &Series{Bucket: bucket, OK: make([]int, n), Errors: make([]int, n), Dropped: make([]int, n), Offered: make([]int, n), Latencies: make([][]time.Duration, n)}
 	at := func(t time.Duration) int { return min(max(int(t/bucket), 0), n-1) }
 	for _, kind := range Goodput {
 		for _, op := range ix.Ops[kind] {
+			s.Offered[at(op.Invoke)]++
 			switch {
 			case op.Outcome == history.OK:
 				s.OK[at(op.Done)]++
@@ -50,6 +54,7 @@ func (ix *Index) Series(bucket time.Duration) *Series {
 	}
 	for _, t := range ix.Dropped {
 		s.Dropped[at(t)]++
+		s.Offered[at(t)]++
 	}
 	for _, l := range s.Latencies {
 		slices.Sort(l)
@@ -69,6 +74,15 @@ func (s *Series) Rate(from, to time.Duration) (float64, bool) {
 		sum += v
 	}
 	return float64(sum) / (float64(j-i) * s.Bucket.Seconds()), true
+}
+
+// OfferedRate is the mean arrivals per second over [from, to).
+func (s *Series) OfferedRate(from, to time.Duration) (float64, bool) {
+	i, j := s.span(from, to)
+	if j <= i {
+		return 0, false
+	}
+	return float64(s.Sum(s.Offered, from, to)) / (float64(j-i) * s.Bucket.Seconds()), true
 }
 
 // Sum adds a per-bucket count over [from, to).
