@@ -73,6 +73,11 @@ type Analysis struct {
 	// filled by Analyze only.
 	Failures []Failure
 
+	// affects[d] lists the services domain d can change, unless global[d]:
+	// it may change any (see reach).
+	affects [][]int32
+	global  []bool
+
 	// Set by a completed Each (or Analyze).
 	Count       int     // failures judged
 	ByWorst     [4]int  // failures by their worst verdict
@@ -83,7 +88,60 @@ type Analysis struct {
 // NewAnalysis prepares the analysis of every failure domain and, with depth
 // 2, every unordered pair of distinct domains.
 func (t *Topology) NewAnalysis(depth int) *Analysis {
-	return &Analysis{Topology: t, Depth: depth, Domains: t.Domains()}
+	a := &Analysis{Topology: t, Depth: depth, Domains: t.Domains()}
+	a.reach()
+	return a
+}
+
+// reach lists, per domain, the services whose judgement it can change. A
+// node, rack, feed or switch changes only the power and reachability of the
+// nodes of the racks it touches, and a service is judged from its members'
+// nodes (and kafka's from its controller's), so a failure of such domains
+// leaves every other service as it is without failures: most pairs of a
+// large topology's domains touch no service at all. A site's power-off (its
+// WAN router) or a link's cut change the WAN components: any service.
+func (a *Analysis) reach() {
+	t := a.Topology
+	byNode := make([][]int32, len(t.Nodes))
+	byRack := make([][]int32, len(t.Racks))
+	add := func(xs []int32, s int32) []int32 {
+		if len(xs) > 0 && xs[len(xs)-1] == s {
+			return xs
+		}
+		return append(xs, s)
+	}
+	for _, sv := range t.Services {
+		s := int32(sv.Index)
+		for _, n := range append(slices.Clone(sv.Members), sv.Controller...) {
+			byNode[n.Index] = add(byNode[n.Index], s)
+			byRack[n.Rack.Index] = add(byRack[n.Rack.Index], s)
+		}
+	}
+	racks := func(rs []*Rack) []int32 {
+		var out []int32
+		for _, r := range rs {
+			out = append(out, byRack[r.Index]...)
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	a.affects = make([][]int32, len(a.Domains))
+	a.global = make([]bool, len(a.Domains))
+	for i, d := range a.Domains {
+		tg := d.Fault.Target
+		switch tg.Kind {
+		case scenarios.TargetNode:
+			a.affects[i] = byNode[t.Node(tg.Name).Index]
+		case scenarios.TargetRack:
+			a.affects[i] = byRack[t.Rack(tg.Site, tg.Name).Index]
+		case scenarios.TargetFeed:
+			a.affects[i] = racks(t.Feed(tg.Name).Racks)
+		case scenarios.TargetSwitch:
+			a.affects[i] = racks(t.Switch(tg.Name).Racks)
+		default:
+			a.global[i] = true
+		}
+	}
 }
 
 // Total returns the number of failures the analysis judges.
@@ -211,8 +269,12 @@ func (a *Analysis) Each(ctx context.Context, visit func(*Failure) error) error {
 	for range workers {
 		wg.Go(func() {
 			st := NewState(a.Topology)
+			base := make([]Judgement, ns)
+			for i, sv := range a.Topology.Services {
+				base[i] = st.Judge(sv)
+			}
 			for c := range work {
-				a.judgeChunk(ctx, st, c)
+				a.judgeChunk(ctx, st, base, c)
 				c.ready <- struct{}{}
 			}
 		})
@@ -226,6 +288,9 @@ func (a *Analysis) Each(ctx context.Context, visit func(*Failure) error) error {
 			return err
 		}
 		for k := range c.n {
+			if k%256 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
 			f := &c.fs[k]
 			w := f.Worst()
 			a.ByWorst[w]++
@@ -270,8 +335,9 @@ func (a *Analysis) produce(ctx context.Context, free <-chan *chunk, work, inOrde
 }
 
 // judgeChunk judges a chunk's failures, keeping its first domain applied
-// across a row of pairs.
-func (a *Analysis) judgeChunk(ctx context.Context, st *State, c *chunk) {
+// across a row of pairs. Services neither domain reaches keep their
+// judgement without failures (base).
+func (a *Analysis) judgeChunk(ctx context.Context, st *State, base []Judgement, c *chunk) {
 	doms := a.Domains
 	cur := -1 // the domain applied as first
 	defer func() {
@@ -293,19 +359,33 @@ func (a *Analysis) judgeChunk(ctx context.Context, st *State, c *chunk) {
 		}
 		f := &c.fs[k]
 		if p.j < 0 {
-			st.judgeAll(f, int32(p.i), -1)
+			f.A, f.B = int32(p.i), -1
+			st.judge(f, base, a.global[p.i], a.affects[p.i], nil)
 		} else {
+			f.A, f.B = int32(p.i), int32(p.j)
 			_ = st.Apply(doms[p.j].Fault)
-			st.judgeAll(f, int32(p.i), int32(p.j))
+			st.judge(f, base, a.global[p.i] || a.global[p.j], a.affects[p.i], a.affects[p.j])
 			_ = st.Revert(doms[p.j].Fault)
 		}
 		p = a.advance(p, 1)
 	}
 }
 
-func (st *State) judgeAll(f *Failure, a, b int32) {
-	f.A, f.B = a, b
-	for i, sv := range st.t.Services {
-		f.Judgements[i] = st.Judge(sv)
+// judge judges the services two domains reach (every one when global) in
+// the current state; the others keep base.
+func (st *State) judge(f *Failure, base []Judgement, global bool, x, y []int32) {
+	svs := st.t.Services
+	if global {
+		for i, sv := range svs {
+			f.Judgements[i] = st.Judge(sv)
+		}
+		return
+	}
+	copy(f.Judgements, base)
+	for _, s := range x {
+		f.Judgements[s] = st.Judge(svs[s])
+	}
+	for _, s := range y {
+		f.Judgements[s] = st.Judge(svs[s])
 	}
 }

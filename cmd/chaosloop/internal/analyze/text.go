@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -28,7 +29,7 @@ var verdictColor = map[topology.Verdict]string{
 // textBudget bounds the rows the text matrix buffers at once (bytes): the
 // whole matrix, worst first, needs every failure sorted, which a depth-2
 // analysis of thousands of nodes cannot hold.
-const textBudget = 64 << 20
+const textBudget = 32 << 20
 
 // lossBit marks a packed cell whose acknowledged writes may be lost; the
 // low bits are the verdict.
@@ -70,13 +71,28 @@ type textWriter struct {
 	ns     int   // services
 	colW   []int // per service column
 	domW   int   // the failure column
+	// cells[i][c]: service i's column for packed cell c, padded.
+	cells [][2 * lossBit]string
 }
 
 func newTextWriter(w io.Writer, a *topology.Analysis, color bool, budget int) *textWriter {
 	t := a.Topology
 	tw := &textWriter{a: a, bw: bufio.NewWriter(w), color: color, budget: budget, ns: len(t.Services), colW: make([]int, len(t.Services))}
+	tw.cells = make([][2 * lossBit]string, len(t.Services))
 	for i, sv := range t.Services {
 		tw.colW[i] = max(len(sv.Name), len("read-only*"))
+		for c := range 2 * lossBit {
+			v := topology.Verdict(c &^ lossBit)
+			cell := v.String()
+			if c&lossBit != 0 {
+				cell += "*"
+			}
+			pad := strings.Repeat(" ", tw.colW[i]-len(cell))
+			if color {
+				cell = verdictColor[v] + cell + ansiReset
+			}
+			tw.cells[i][c] = "  " + cell + pad
+		}
 	}
 	return tw
 }
@@ -157,27 +173,20 @@ func (tw *textWriter) writeWorst(ctx context.Context, limit int) error {
 	return nil
 }
 
-// bucket holds rows of one severity in the spec's order.
-type bucket struct {
-	ab    []int32 // a, b per row
-	cells []byte  // ns per row
-}
-
-// writeAll prints every failure, the most severe first.
+// writeAll prints every failure, the most severe first: sorted in memory
+// when every row fits the budget, else by severities in passes.
 func (tw *textWriter) writeAll(ctx context.Context) error {
 	tw.domW = tw.widestFailure()
-	nk := tw.keys()
-	counts, bs, err := tw.collect(ctx, 0, nk-1)
+	if tw.a.Total()*(16+tw.ns) <= tw.budget {
+		return tw.sortInMemory(ctx)
+	}
+	counts, err := tw.histogram(ctx)
 	if err != nil {
 		return err
 	}
 	tw.header()
-	if bs != nil {
-		tw.rows(bs)
-		return nil
-	}
 	rowBytes := 8 + tw.ns
-	for hi := nk - 1; hi >= 0; {
+	for hi := tw.keys() - 1; hi >= 0; {
 		switch {
 		case counts[hi] == 0:
 			hi--
@@ -192,52 +201,97 @@ func (tw *textWriter) writeAll(ctx context.Context) error {
 				size += counts[lo] * rowBytes
 				lo--
 			}
-			_, bs, err := tw.collect(ctx, lo+1, hi)
-			if err != nil {
+			if err := tw.collect(ctx, lo+1, hi, counts); err != nil {
 				return err
 			}
-			tw.rows(bs)
 			hi = lo
 		}
 	}
 	return nil
 }
 
-// collect runs the analysis once, counting the failures of each severity
-// and keeping those of severities lo..hi, unless they outgrow the budget
-// (then the buckets returned are nil).
-func (tw *textWriter) collect(ctx context.Context, lo, hi int) ([]int, []bucket, error) {
+// sortInMemory judges every failure once, keeping every row (16 bytes and
+// a byte per service each), and prints them by a stable counting sort.
+func (tw *textWriter) sortInMemory(ctx context.Context) error {
+	n := tw.a.Total()
+	ab := make([]int32, 0, 2*n)
+	cells := make([]byte, 0, n*tw.ns)
+	keys := make([]int32, 0, n)
 	counts := make([]int, tw.keys())
-	bs := make([]bucket, tw.keys())
-	size := 0
+	err := tw.a.Each(ctx, func(f *topology.Failure) error {
+		var key int
+		cells, key = tw.severity(cells, f)
+		ab = append(ab, f.A, f.B)
+		keys = append(keys, int32(key))
+		counts[key]++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	next := make([]int, len(counts)) // where each severity's rows start
+	at := 0
+	for k := len(counts) - 1; k >= 0; k-- {
+		next[k] = at
+		at += counts[k]
+	}
+	order := make([]int32, len(keys))
+	for r, k := range keys {
+		order[next[k]] = int32(r)
+		next[k]++
+	}
+	tw.header()
+	for _, r := range order {
+		tw.row(tw.failure(ab[2*r], ab[2*r+1]), cells[int(r)*tw.ns:int(r+1)*tw.ns])
+	}
+	return nil
+}
+
+// histogram runs the analysis once, counting the failures of each severity.
+func (tw *textWriter) histogram(ctx context.Context) ([]int, error) {
+	counts := make([]int, tw.keys())
 	var scratch []byte
 	err := tw.a.Each(ctx, func(f *topology.Failure) error {
 		var key int
 		scratch, key = tw.severity(scratch[:0], f)
 		counts[key]++
-		if bs == nil || key < lo || key > hi {
-			return nil
-		}
-		if size += 8 + tw.ns; size > tw.budget {
-			bs = nil // counting only, from here on
-			return nil
-		}
-		b := &bs[key]
-		b.ab = append(b.ab, f.A, f.B)
-		b.cells = append(b.cells, scratch...)
 		return nil
 	})
-	return counts, bs, err
+	return counts, err
 }
 
-// rows prints buckets, the most severe first.
-func (tw *textWriter) rows(bs []bucket) {
-	for k := len(bs) - 1; k >= 0; k-- {
+// collect runs the analysis once, keeping the failures of severities
+// lo..hi (counts of them), and prints them, the most severe first.
+func (tw *textWriter) collect(ctx context.Context, lo, hi int, counts []int) error {
+	type bucket struct {
+		ab    []int32 // a, b per row
+		cells []byte  // ns per row
+	}
+	bs := make([]bucket, hi+1)
+	for k := lo; k <= hi; k++ {
+		bs[k] = bucket{make([]int32, 0, 2*counts[k]), make([]byte, 0, tw.ns*counts[k])}
+	}
+	var scratch []byte
+	err := tw.a.Each(ctx, func(f *topology.Failure) error {
+		var key int
+		scratch, key = tw.severity(scratch[:0], f)
+		if key >= lo && key <= hi {
+			b := &bs[key]
+			b.ab = append(b.ab, f.A, f.B)
+			b.cells = append(b.cells, scratch...)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for k := hi; k >= lo; k-- {
 		b := &bs[k]
 		for r := range len(b.ab) / 2 {
 			tw.row(tw.failure(b.ab[2*r], b.ab[2*r+1]), b.cells[r*tw.ns:(r+1)*tw.ns])
 		}
 	}
+	return nil
 }
 
 // stream runs the analysis once, printing the failures of one severity as
@@ -289,21 +343,17 @@ func (tw *textWriter) header() {
 	fmt.Fprintln(tw.bw)
 }
 
+// row prints a failure and its packed cells.
 func (tw *textWriter) row(failure string, cells []byte) {
-	fmt.Fprintf(tw.bw, "%-*s", tw.domW, failure)
-	for i, c := range cells {
-		v := topology.Verdict(c &^ lossBit)
-		cell := v.String()
-		if c&lossBit != 0 {
-			cell += "*"
-		}
-		pad := strings.Repeat(" ", tw.colW[i]-len(cell))
-		if tw.color {
-			cell = verdictColor[v] + cell + ansiReset
-		}
-		fmt.Fprintf(tw.bw, "  %s%s", cell, pad)
+	tw.bw.WriteString(failure)
+	// As fmt's %-*s: the width counts runes.
+	for range tw.domW - utf8.RuneCountInString(failure) {
+		tw.bw.WriteByte(' ')
 	}
-	fmt.Fprintln(tw.bw)
+	for i, c := range cells {
+		tw.bw.WriteString(tw.cells[i][c])
+	}
+	tw.bw.WriteByte('\n')
 }
 
 func (tw *textWriter) summary(limit int) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -71,4 +72,19 @@ func TestTextCancelled(t *testing.T) {
 		require.ErrorIs(t, WriteText(ctx, &b, a, false, limit), context.Canceled)
 	}
 	require.ErrorIs(t, a.WriteJSON(ctx, &bytes.Buffer{}), context.Canceled)
+}
+
+// Ctrl-C (a cancelled command context) ends the command with a message.
+func TestCommandInterrupted(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var out, errb bytes.Buffer
+		cmd := NewCommand(&cli.Env{Streams: cli.Streams{Out: &out, Err: &errb}})
+		cmd.SetArgs([]string{"../../../../scenarios/reference.yaml", "--depth", "2", "-o", format})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := cmd.ExecuteContext(ctx)
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorContains(t, err, "analyze interrupted")
+		require.Equal(t, cli.ExitFail, cli.CodeOf(err))
+	}
 }
