@@ -15,13 +15,16 @@ import (
 type Domain struct {
 	Path  string
 	Fault Fault
+	eff   effect // Fault resolved
 }
 
 // Domains lists every failure domain of the topology, sorted by path.
 func (t *Topology) Domains() []Domain {
 	var ds []Domain
 	add := func(action string, tg scenarios.Target) {
-		ds = append(ds, Domain{Path: tg.String(), Fault: Fault{Action: action, Target: tg}})
+		f := Fault{Action: action, Target: tg}
+		eff, _ := t.resolve(f) // a domain of t: resolves
+		ds = append(ds, Domain{Path: tg.String(), Fault: f, eff: eff})
 	}
 	for _, s := range t.Sites {
 		add(scenarios.ActionPowerOff, scenarios.Target{Kind: scenarios.TargetSite, Name: s.Name})
@@ -128,16 +131,15 @@ func (a *Analysis) reach() {
 	a.affects = make([][]int32, len(a.Domains))
 	a.global = make([]bool, len(a.Domains))
 	for i, d := range a.Domains {
-		tg := d.Fault.Target
-		switch tg.Kind {
-		case scenarios.TargetNode:
-			a.affects[i] = byNode[t.Node(tg.Name).Index]
-		case scenarios.TargetRack:
-			a.affects[i] = byRack[t.Rack(tg.Site, tg.Name).Index]
-		case scenarios.TargetFeed:
-			a.affects[i] = racks(t.Feed(tg.Name).Racks)
-		case scenarios.TargetSwitch:
-			a.affects[i] = racks(t.Switch(tg.Name).Racks)
+		switch at := d.eff.at; d.eff.what {
+		case nodePowerOff:
+			a.affects[i] = byNode[at]
+		case rackPowerOff:
+			a.affects[i] = byRack[at]
+		case feedOff:
+			a.affects[i] = racks(t.Feeds[at].Racks)
+		case switchIsolated:
+			a.affects[i] = racks(t.Switches[at].Racks)
 		default:
 			a.global[i] = true
 		}
@@ -342,7 +344,7 @@ func (a *Analysis) judgeChunk(ctx context.Context, st *State, base []Judgement, 
 	cur := -1 // the domain applied as first
 	defer func() {
 		if cur >= 0 {
-			_ = st.Revert(doms[cur].Fault)
+			st.add(doms[cur].eff, -1)
 		}
 	}()
 	p := c.start
@@ -352,10 +354,10 @@ func (a *Analysis) judgeChunk(ctx context.Context, st *State, base []Judgement, 
 		}
 		if p.i != cur {
 			if cur >= 0 {
-				_ = st.Revert(doms[cur].Fault)
+				st.add(doms[cur].eff, -1)
 			}
 			cur = p.i
-			_ = st.Apply(doms[cur].Fault)
+			st.add(doms[cur].eff, 1)
 		}
 		f := &c.fs[k]
 		if p.j < 0 {
@@ -363,9 +365,9 @@ func (a *Analysis) judgeChunk(ctx context.Context, st *State, base []Judgement, 
 			st.judge(f, base, a.global[p.i], a.affects[p.i], nil)
 		} else {
 			f.A, f.B = int32(p.i), int32(p.j)
-			_ = st.Apply(doms[p.j].Fault)
+			st.add(doms[p.j].eff, 1)
 			st.judge(f, base, a.global[p.i] || a.global[p.j], a.affects[p.i], a.affects[p.j])
-			_ = st.Revert(doms[p.j].Fault)
+			st.add(doms[p.j].eff, -1)
 		}
 		p = a.advance(p, 1)
 	}
