@@ -198,8 +198,9 @@ func (t *Topology) Analyze(depth int) *Analysis {
 	return a
 }
 
-// chunkSize is how many consecutive failures a worker judges at a time;
-// chunksPerWorker bounds how many chunks are in flight. Memory is
+// chunkSize is at most how many consecutive failures a worker judges at a
+// time (fewer for a small analysis, so that every worker gets some);
+// chunksPerWorker bounds how many chunks are in flight. Memory is at most
 // chunkSize × chunksPerWorker × workers × services judgements, whatever the
 // topology's size.
 const (
@@ -255,11 +256,12 @@ func (a *Analysis) Each(ctx context.Context, visit func(*Failure) error) error {
 	}()
 	workers := runtime.GOMAXPROCS(0)
 	ring := chunksPerWorker * workers
+	size := min(chunkSize, max(64, a.Total()/(2*ring)))
 	free := make(chan *chunk, ring)
 	ns := len(a.Topology.Services)
 	for range ring {
-		c := &chunk{fs: make([]Failure, chunkSize), ready: make(chan struct{}, 1)}
-		backing := make([]Judgement, chunkSize*ns)
+		c := &chunk{fs: make([]Failure, size), ready: make(chan struct{}, 1)}
+		backing := make([]Judgement, size*ns)
 		for k := range c.fs {
 			c.fs[k].Judgements = backing[k*ns : (k+1)*ns : (k+1)*ns]
 		}
@@ -267,7 +269,7 @@ func (a *Analysis) Each(ctx context.Context, visit func(*Failure) error) error {
 	}
 	work := make(chan *chunk)
 	inOrder := make(chan *chunk, ring) // never blocks: only ring chunks exist
-	wg.Go(func() { a.produce(ctx, free, work, inOrder) })
+	wg.Go(func() { a.produce(ctx, size, free, work, inOrder) })
 	for range workers {
 		wg.Go(func() {
 			st := NewState(a.Topology)
@@ -313,7 +315,7 @@ func (a *Analysis) Each(ctx context.Context, visit func(*Failure) error) error {
 
 // produce hands out consecutive chunks, in order both to the workers and to
 // the consumer, as chunks come free.
-func (a *Analysis) produce(ctx context.Context, free <-chan *chunk, work, inOrder chan<- *chunk) {
+func (a *Analysis) produce(ctx context.Context, size int, free <-chan *chunk, work, inOrder chan<- *chunk) {
 	defer close(inOrder)
 	defer close(work)
 	p := pos{0, -1}
@@ -324,7 +326,7 @@ func (a *Analysis) produce(ctx context.Context, free <-chan *chunk, work, inOrde
 		case <-ctx.Done():
 			return
 		}
-		c.start, c.n = p, min(chunkSize, left)
+		c.start, c.n = p, min(size, left)
 		p = a.advance(p, c.n)
 		left -= c.n
 		inOrder <- c
