@@ -186,29 +186,30 @@ func (s *State) add(e effect, d int32) {
 	case rackPowerOff:
 		s.rackOff[e.at] += d
 	case sitePowerOff:
-		for _, r := range t.Sites[e.at].Racks {
-			s.rackOff[r.Index] += d
-		}
+		addRacks(s.rackOff, t.Sites[e.at].Racks, d)
 		s.siteOff[e.at] += d
 		s.groupsOK = false
 	case feedOff:
-		for _, r := range t.Feeds[e.at].Racks {
-			s.rackFeedsOff[r.Index] += d
-		}
+		addRacks(s.rackFeedsOff, t.Feeds[e.at].Racks, d)
 	case nodeIsolated:
 		s.nodeIso[e.at] += d
 	case rackIsolated:
 		s.rackIso[e.at] += d
 	case switchIsolated:
-		for _, r := range t.Switches[e.at].Racks {
-			s.rackSwOff[r.Index] += d
-		}
+		addRacks(s.rackSwOff, t.Switches[e.at].Racks, d)
 	case siteIsolated:
 		s.siteIso[e.at] += d
 		s.groupsOK = false
 	case linkCut:
 		s.linkOff[e.at] += d
 		s.groupsOK = false
+	}
+}
+
+// addRacks moves a per-rack counter of some racks by d.
+func addRacks(counter []int32, racks []*Rack, d int32) {
+	for _, r := range racks {
+		counter[r.Index] += d
 	}
 }
 
