@@ -23,39 +23,50 @@ const MaxNameLen = 63
 // Validate reports every structural problem of a scenario (normally one with
 // defaults applied) as an Errors list. It never changes s.
 func (s *Scenario) Validate() error {
-	v := &validator{s: s}
+	return s.validate().err()
+}
+
+func (s *Scenario) validate() *problems {
+	v := &validator{s: s, errs: &problems{}}
 	v.scenario()
-	return v.errs.orNil()
+	return v.errs
 }
 
 type validator struct {
 	s    *Scenario
-	errs Errors
+	errs *problems
 }
 
-// add records a problem at path. String arguments are user input: they are
-// clipped so that a huge value cannot flood the message (formats quote them
-// with %q, which escapes control characters).
+// add records a problem at path, unless path (or what holds it) failed to
+// decode: that was reported already. String arguments are user input: they
+// are clipped so that a huge value cannot flood the message (formats quote
+// them with %q, which escapes control characters).
 func (v *validator) add(path, format string, args ...any) {
+	if v.s.failedAt(path) {
+		return
+	}
 	for i, a := range args {
 		if s, ok := a.(string); ok {
 			args[i] = clip(s)
 		}
 	}
-	v.errs = append(v.errs, v.s.Errorf(path, format, args...))
+	v.errs.add(v.s.Errorf(path, format, args...))
 }
 
 // clipRunes is how much of a long user string messages show.
 const clipRunes = 64
 
 // clip shortens s to clipRunes runes, marking the cut with an ellipsis.
-func clip(s string) string {
-	n := 0
+func clip(s string) string { return clipTo(s, clipRunes) }
+
+// clipTo shortens s to n runes, marking the cut with an ellipsis.
+func clipTo(s string, n int) string {
+	k := 0
 	for i := range s {
-		if n == clipRunes {
+		if k == n {
 			return s[:i] + "…"
 		}
-		n++
+		k++
 	}
 	return s
 }
@@ -245,7 +256,7 @@ func (v *validator) link(i int, l Link, idx *nameIndex) {
 	}
 	ok := true
 	for j, site := range l.Between {
-		if _, known := idx.sites[site]; !known {
+		if _, known := idx.sites[site]; !known && !v.s.namesHidden("sites") {
 			v.add(fmt.Sprintf("%s.between[%d]", p, j), "link: unknown site %q", site)
 			ok = false
 		}
@@ -294,6 +305,9 @@ func (v *validator) service(i int, sv *Service, idx *nameIndex) {
 		v.add(p+".spread", "unknown spread %q (site, rack or node)", sv.Spread)
 	}
 	replicas := sv.ReplicaCount()
+	if v.s.failedAt(p + ".replicas") {
+		replicas = 0 // unknown: checks against it would only guess
+	}
 	if sv.Replicas != nil && *sv.Replicas < 1 {
 		v.add(p+".replicas", "replicas must be at least 1")
 		replicas = 0
@@ -314,16 +328,18 @@ func (v *validator) service(i int, sv *Service, idx *nameIndex) {
 		}
 		if c := sv.Controller; c != "" {
 			if ref, ok := idx.services[c]; !ok {
-				v.add(p+".controller", "controller: unknown service %q", c)
-			} else if ref.Kind != KindZookeeper {
+				if !v.s.namesHidden("services") {
+					v.add(p+".controller", "controller: unknown service %q", c)
+				}
+			} else if ref.Kind != KindZookeeper && ref.Kind != "" {
 				v.add(p+".controller", "controller: service %q is a %s, want a zookeeper service", c, ref.Kind)
 			}
 		} else if zks := v.zookeepers(); len(zks) > 1 {
 			v.add(p, "kafka service %q: controller is required (the scenario has several zookeeper services: %s)", sv.Name, quoteAll(zks))
 		}
 	}
-	if !v.checkPool(p+".pool", sv.Pool) {
-		return
+	if !v.checkPool(p+".pool", sv.Pool) || v.s.namesHidden("sites") {
+		return // (with part of the sites unknown, so is what carries the pool)
 	}
 	if !idx.pools[sv.Pool] {
 		v.add(p+".pool", "pool %q is carried by no node", sv.Pool)
@@ -358,6 +374,16 @@ func (v *validator) service(i int, sv *Service, idx *nameIndex) {
 		}
 		seen[n] = true
 	}
+}
+
+// servicePath returns the path of a service of the scenario.
+func (v *validator) servicePath(sv *Service) string {
+	for i := range v.s.Services {
+		if &v.s.Services[i] == sv {
+			return fmt.Sprintf("services[%d]", i)
+		}
+	}
+	return ""
 }
 
 // zookeepers lists the zookeeper services' names in file order; kafka
@@ -398,7 +424,7 @@ func (v *validator) fault(i int, f Fault, idx *nameIndex) {
 	p := fmt.Sprintf("faults[%d]", i)
 	if f.At == nil {
 		v.add(p+".at", "at is required")
-	} else if l := v.s.Load; l != nil && l.Duration != nil && f.At.Duration >= l.Duration.Duration {
+	} else if l := v.s.Load; l != nil && l.Duration != nil && f.At.Duration >= l.Duration.Duration && !v.s.failedAt("load.duration") {
 		v.add(p+".at", "fault at %s starts after the load ends (load.duration %s)", f.At, l.Duration)
 	}
 	if f.For != nil && f.For.Duration <= 0 {
@@ -439,6 +465,9 @@ func (v *validator) fault(i int, f Fault, idx *nameIndex) {
 }
 
 func (v *validator) targetExists(path string, t Target, idx *nameIndex) bool {
+	if v.s.namesHidden("sites") && t.Kind != TargetService || v.s.namesHidden("services") && t.Kind == TargetService {
+		return true // the target may name what failed to decode
+	}
 	missing := func(what, name string) bool {
 		v.add(path, "target %q: no %s named %q", t.String(), what, name)
 		return false
@@ -483,7 +512,7 @@ func (v *validator) targetExists(path string, t Target, idx *nameIndex) bool {
 		if !ok {
 			return missing("service", t.Name)
 		}
-		if t.Member != "" && t.Member != "leader" {
+		if t.Member != "" && t.Member != "leader" && !v.s.failedAt(v.servicePath(sv)+".replicas") {
 			var m int
 			fmt.Sscan(t.Member, &m)
 			if m >= sv.ReplicaCount() {
@@ -503,7 +532,7 @@ func (v *validator) expect(idx *nameIndex) {
 		}
 		for _, name := range slices.Sorted(maps.Keys(f.Services)) {
 			p := "expect.failover." + name
-			if _, ok := idx.services[name]; !ok {
+			if _, ok := idx.services[name]; !ok && !v.s.namesHidden("services") {
 				v.add(p, "expect.failover: unknown service %q", name)
 			}
 			if f.Services[name].Duration <= 0 {

@@ -64,6 +64,9 @@ type Quantity struct {
 
 // ParseQuantity parses a Kubernetes quantity; negative sizes are refused.
 func ParseQuantity(s string) (Quantity, error) {
+	if costlyQuantity(s) {
+		return Quantity{}, fmt.Errorf("invalid size %q (want a Kubernetes quantity such as 32Gi or 500G)", clip(s))
+	}
 	q, err := resource.ParseQuantity(s)
 	if err != nil {
 		return Quantity{}, fmt.Errorf("invalid size %q (want a Kubernetes quantity such as 32Gi or 500G)", clip(s))
