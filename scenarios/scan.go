@@ -30,6 +30,7 @@ type scanner struct {
 	// docStarts are where a second, third... document begins.
 	docStarts []Pos
 	docEnded  bool
+	content   bool // a value was seen
 
 	limit   *Error // a hard limit crossed: scanning stopped
 	problem *scanProblem
@@ -147,6 +148,7 @@ func (s *scanner) note(at Pos, msg string) {
 // count records n more values and reports whether MaxValues still holds.
 func (s *scanner) count(n int) bool {
 	s.values += n
+	s.content = true
 	if s.docEnded {
 		s.docStarts = append(s.docStarts, s.pos())
 		s.docEnded = false
@@ -158,17 +160,18 @@ func (s *scanner) count(n int) bool {
 }
 
 // nest records a collection opened at depth d.
-func (s *scanner) nest(d int) bool {
+func (s *scanner) nest(d int, at Pos) bool {
 	s.depth = max(s.depth, d)
 	if d > MaxDepth && s.limit == nil {
-		s.limit = &Error{Pos: s.pos(), Msg: fmt.Sprintf("lists and mappings nested deeper than %d levels", MaxDepth)}
+		s.limit = &Error{Pos: at, Msg: fmt.Sprintf("lists and mappings nested deeper than %d levels", MaxDepth)}
 	}
 	return s.limit == nil
 }
 
-// open enters the block collection whose key or "-" is at column indent,
-// unless it is the one already open there.
-func (s *scanner) open(indent int, seq bool) {
+// open enters the block collection whose key or "-" is at at, unless it is
+// the one already open at its column.
+func (s *scanner) open(at Pos, seq bool) {
+	indent := at.Column - 1
 	if n := len(s.block); n > 0 && s.block[n-1].indent == indent {
 		if s.block[n-1].seq == seq {
 			return
@@ -182,7 +185,7 @@ func (s *scanner) open(indent int, seq bool) {
 	}
 	s.block = append(s.block, blockLevel{indent, seq})
 	if s.count(1) {
-		s.nest(len(s.block))
+		s.nest(len(s.block), at)
 	}
 }
 
@@ -260,11 +263,12 @@ func (s *scanner) marker() bool {
 	rest := s.data[s.i:]
 	switch {
 	case len(rest) >= 3 && (string(rest[:3]) == "---" || string(rest[:3]) == "...") && endsToken(s.peek(3)):
-		if rest[0] == '-' && s.values > 0 && !s.docEnded {
+		if rest[0] == '-' && s.content && !s.docEnded {
 			s.docStarts = append(s.docStarts, s.pos())
 		}
 		s.docEnded = rest[0] == '.'
 		s.block, s.plainIndent = s.block[:0], noPlain
+		s.values++ // a document holds at least an empty value
 		s.adv()
 		s.adv()
 		s.adv()
@@ -285,14 +289,14 @@ func (s *scanner) marker() bool {
 func (s *scanner) blockNode() {
 	for s.limit == nil {
 		s.skipBlanks()
-		c, col := s.peek(0), s.col-1
+		c, at := s.peek(0), s.pos()
 		switch {
 		case s.eof() || isBreak(c) || c == '#':
 			s.endLine()
 			return
 		case (c == '-' || c == '?' || c == ':') && endsToken(s.peek(1)):
-			s.open(col, c == '-')
-			s.count(1)
+			s.open(at, c == '-')
+			s.count(2) // the entry, or a key and its value, possibly empty
 			s.adv()
 			continue
 		case c == '&' || c == '!':
@@ -317,7 +321,7 @@ func (s *scanner) blockNode() {
 			s.alias(false)
 		default:
 			if s.plainScalar(plainBlock) {
-				s.open(col, false)
+				s.open(at, false)
 				s.count(1)
 			} else if s.eof() || isBreak(s.peek(0)) {
 				s.plainIndent = s.blockIndent()
@@ -327,7 +331,7 @@ func (s *scanner) blockNode() {
 		s.skipBlanks()
 		if s.peek(0) == ':' && endsToken(s.peek(1)) {
 			s.adv()
-			s.open(col, false)
+			s.open(at, false)
 			s.count(1)
 		}
 	}
@@ -348,8 +352,10 @@ func (s *scanner) blockScalar() {
 }
 
 // property skips an anchor (&name) or a tag (!tag), remembering anchors.
+// It counts a value: a property with nothing after it is an empty one.
 func (s *scanner) property(inFlow bool) {
 	anchor := s.peek(0) == '&'
+	s.count(1)
 	s.adv()
 	start := s.i
 	for !s.eof() && !endsToken(s.peek(0)) && !(inFlow && isFlowIndicator(s.peek(0))) {
@@ -411,7 +417,7 @@ func (s *scanner) flowCollection(base int) {
 		switch {
 		case c == '[' || c == '{':
 			depth += flowWeight(c)
-			if !s.nest(depth) {
+			if !s.count(2) || !s.nest(depth, s.pos()) {
 				return
 			}
 			s.flow = append(s.flow, flowOpen{s.pos(), c})
