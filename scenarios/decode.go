@@ -101,7 +101,7 @@ func decode(file string, data []byte) (*Scenario, *problems) {
 		return fail(&Error{Pos: Pos{1, 1}, Msg: "empty scenario file"})
 	case err != nil:
 		return fail(syntaxError(data, err, sc))
-	case len(root.Content) == 0:
+	case emptyDocument(&root):
 		return fail(&Error{Pos: Pos{1, 1}, Msg: "empty scenario file"})
 	}
 	var next yaml.Node
@@ -177,11 +177,12 @@ var parserProblems = map[string]bool{
 }
 
 // syntaxError locates a YAML syntax error. yaml.v3 reports only a line (for
-// parser errors the line where the enclosing block began), so the scanner's
-// first lexical problem is preferred when it comes no later, then
-// goccy/go-yaml's parser, which reports the offending token's line and
-// column (only on input small and shallow enough for it, see goccySafe),
-// then yaml.v3's line.
+// parser errors the line where the enclosing block began), so what the
+// scanner noted is preferred: the problem yaml.v3's message names (an
+// unclosed '[' is reported where it opens), else the first problem when it
+// comes no later. Then goccy/go-yaml's parser, which reports the offending
+// token's line and column (only on input small and shallow enough for it,
+// see goccySafe), then yaml.v3's line.
 func syntaxError(data []byte, err error, sc *scanner) *Error {
 	msg, line := strings.TrimPrefix(err.Error(), "yaml: "), 0
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
@@ -190,6 +191,9 @@ func syntaxError(data []byte, err error, sc *scanner) *Error {
 		if parserProblems[msg] {
 			line++
 		}
+	}
+	if p := sc.problemFor(msg); p != nil {
+		return &Error{Pos: p.at, Msg: "invalid YAML: " + p.msg}
 	}
 	if p := sc.problem; p != nil && (line == 0 || p.at.Line <= line) {
 		return &Error{Pos: p.at, Msg: "invalid YAML: " + p.msg}

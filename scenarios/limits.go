@@ -17,7 +17,7 @@ const (
 	// MaxValues is the most YAML values (scalars, lists, mappings) in a file,
 	// also checked before parsing: a parsed value costs a YAML parser about
 	// 120 bytes.
-	MaxValues = 500_000
+	MaxValues = 400_000
 	// MaxAliasValues is the most values decoded through aliases, counted
 	// over every expansion (an alias to an alias counts both): it stops
 	// "billion laughs" files.

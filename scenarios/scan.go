@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -26,14 +27,42 @@ type scanner struct {
 	literal *literal
 
 	values, depth int
-	anchors       map[string]bool
+	// slot is set after a "-" or a key, until a value fills it: an empty
+	// one is a value too.
+	slot    bool
+	anchors map[string]bool
 	// docStarts are where a second, third... document begins.
 	docStarts []Pos
 	docEnded  bool
 	content   bool // a value was seen
 
-	limit   *Error // a hard limit crossed: scanning stopped
+	limit *Error // a hard limit crossed: scanning stopped
+	// problem is the first lexical problem seen; byKind the first of each
+	// kind, matched with yaml.v3's message when its line is not the
+	// problem's.
 	problem *scanProblem
+	byKind  map[problemKind]*scanProblem
+}
+
+type problemKind int
+
+const (
+	unclosedFlow problemKind = iota
+	unclosedQuote
+	badEscape
+	undefinedAlias
+	tabIndent
+)
+
+// problemKinds maps parts of yaml.v3's messages to the problem they name.
+var problemKinds = map[string]problemKind{
+	"',' or ']'":               unclosedFlow,
+	"',' or '}'":               unclosedFlow,
+	"unexpected end of stream": unclosedQuote,
+	"hexdecimal":               badEscape,
+	"unknown escape":           badEscape,
+	"unknown anchor":           undefinedAlias,
+	"tab character":            tabIndent,
 }
 
 const noPlain = -2
@@ -46,6 +75,8 @@ type blockLevel struct {
 type flowOpen struct {
 	at Pos
 	c  byte
+	// entry is set at the start of an entry: after the bracket or a ','.
+	entry bool
 }
 
 type literal struct {
@@ -72,7 +103,7 @@ func scan(data []byte) (*scanner, *Error) {
 	}
 	if len(s.flow) > 0 {
 		f := s.flow[len(s.flow)-1]
-		s.note(f.at, fmt.Sprintf("this '%c' is never closed", f.c))
+		s.note(unclosedFlow, f.at, fmt.Sprintf("this '%c' is never closed", f.c))
 	}
 	return s, s.limit
 }
@@ -139,16 +170,33 @@ func (s *scanner) endLine() {
 	}
 }
 
-func (s *scanner) note(at Pos, msg string) {
+func (s *scanner) note(kind problemKind, at Pos, msg string) {
+	p := &scanProblem{at, msg}
 	if s.problem == nil || at.Line < s.problem.at.Line || (at.Line == s.problem.at.Line && at.Column < s.problem.at.Column) {
-		s.problem = &scanProblem{at, msg}
+		s.problem = p
 	}
+	if s.byKind == nil {
+		s.byKind = map[problemKind]*scanProblem{}
+	}
+	if _, ok := s.byKind[kind]; !ok {
+		s.byKind[kind] = p
+	}
+}
+
+// problemFor returns the scanner's problem matching a yaml.v3 message.
+func (s *scanner) problemFor(msg string) *scanProblem {
+	for part, kind := range problemKinds {
+		if p := s.byKind[kind]; p != nil && strings.Contains(msg, part) {
+			return p
+		}
+	}
+	return nil
 }
 
 // count records n more values and reports whether MaxValues still holds.
 func (s *scanner) count(n int) bool {
 	s.values += n
-	s.content = true
+	s.content, s.slot = true, false
 	if s.docEnded {
 		s.docStarts = append(s.docStarts, s.pos())
 		s.docEnded = false
@@ -218,6 +266,8 @@ func (s *scanner) lineStart() {
 		}
 		s.literal = nil
 	}
+	tab := s.peek(0) == '\t'
+	tabAt := s.pos()
 	s.skipBlanks()
 	switch c := s.peek(0); {
 	case s.eof():
@@ -239,6 +289,9 @@ func (s *scanner) lineStart() {
 		return
 	}
 	s.plainIndent = noPlain
+	if tab {
+		s.note(tabIndent, tabAt, "a tab indents this line (YAML indents with spaces)")
+	}
 	for n := len(s.block); n > 0 && s.block[n-1].indent > indent; n-- {
 		s.block = s.block[:n-1]
 	}
@@ -292,11 +345,17 @@ func (s *scanner) blockNode() {
 		c, at := s.peek(0), s.pos()
 		switch {
 		case s.eof() || isBreak(c) || c == '#':
+			if s.slot {
+				s.count(1) // an empty value (or one on the next lines)
+			}
 			s.endLine()
 			return
 		case (c == '-' || c == '?' || c == ':') && endsToken(s.peek(1)):
 			s.open(at, c == '-')
-			s.count(2) // the entry, or a key and its value, possibly empty
+			if c != '-' {
+				s.count(1) // the value after "?", or the key before ":", if empty
+			}
+			s.slot = true
 			s.adv()
 			continue
 		case c == '&' || c == '!':
@@ -318,11 +377,11 @@ func (s *scanner) blockNode() {
 		case '"', '\'':
 			s.quoted()
 		case '*':
-			s.alias(false)
+			s.alias()
 		default:
 			if s.plainScalar(plainBlock) {
 				s.open(at, false)
-				s.count(1)
+				s.slot = true
 			} else if s.eof() || isBreak(s.peek(0)) {
 				s.plainIndent = s.blockIndent()
 			}
@@ -332,7 +391,7 @@ func (s *scanner) blockNode() {
 		if s.peek(0) == ':' && endsToken(s.peek(1)) {
 			s.adv()
 			s.open(at, false)
-			s.count(1)
+			s.slot = true
 		}
 	}
 }
@@ -354,28 +413,32 @@ func (s *scanner) blockScalar() {
 // property skips an anchor (&name) or a tag (!tag), remembering anchors.
 // It counts a value: a property with nothing after it is an empty one.
 func (s *scanner) property(inFlow bool) {
-	anchor := s.peek(0) == '&'
 	s.count(1)
-	s.adv()
-	start := s.i
-	for !s.eof() && !endsToken(s.peek(0)) && !(inFlow && isFlowIndicator(s.peek(0))) {
-		s.adv()
+	if s.peek(0) == '&' {
+		s.anchors[s.name()] = true
+		return
 	}
-	if anchor {
-		s.anchors[string(s.data[start:s.i])] = true
+	for s.adv(); !s.eof() && !endsToken(s.peek(0)) && !(inFlow && isFlowIndicator(s.peek(0))); {
+		s.adv()
 	}
 }
 
-// alias skips *name, noting a name no earlier anchor defined.
-func (s *scanner) alias(inFlow bool) {
-	at := s.pos()
+// name skips the & or * before an anchor's name and returns the name:
+// letters, digits, '-' and '_', as yaml.v3 reads it.
+func (s *scanner) name() string {
 	s.adv()
 	start := s.i
-	for !s.eof() && !endsToken(s.peek(0)) && !isFlowIndicator(s.peek(0)) {
+	for c := s.peek(0); c == '-' || c == '_' || (c >= '0' && c <= '9') || (c|0x20 >= 'a' && c|0x20 <= 'z'); c = s.peek(0) {
 		s.adv()
 	}
-	if name := string(s.data[start:s.i]); !s.anchors[name] {
-		s.note(at, fmt.Sprintf("alias %q refers to no anchor defined before it", clip("*"+name)))
+	return string(s.data[start:s.i])
+}
+
+// alias skips *name, noting a name no earlier anchor defined.
+func (s *scanner) alias() {
+	at := s.pos()
+	if name := s.name(); !s.anchors[name] {
+		s.note(undefinedAlias, at, fmt.Sprintf("alias %q refers to no anchor defined before it", clip("*"+name)))
 	}
 }
 
@@ -414,61 +477,89 @@ func (s *scanner) flowCollection(base int) {
 	depth := base
 	for s.limit == nil && !s.eof() {
 		c := s.peek(0)
+		var top *flowOpen
+		if n := len(s.flow); n > 0 {
+			top = &s.flow[n-1]
+		}
 		switch {
-		case c == '[' || c == '{':
-			depth += flowWeight(c)
-			if !s.count(2) || !s.nest(depth, s.pos()) {
-				return
-			}
-			s.flow = append(s.flow, flowOpen{s.pos(), c})
-			s.adv()
-			continue
-		case c == ']' || c == '}':
-			n := len(s.flow)
-			if open := s.flow[n-1]; open.c+2 != c { // '['+2 == ']', '{'+2 == '}'
-				s.note(s.pos(), fmt.Sprintf("'%c' does not close the '%c' at line %d, column %d", c, open.c, open.at.Line, open.at.Column))
-			}
-			depth -= flowWeight(s.flow[n-1].c)
-			s.flow = s.flow[:n-1]
-			s.adv()
-			if n == 1 {
-				return
-			}
-			continue
 		case isBreak(c):
 			s.newline()
-			continue
-		case isBlank(c) || c == ',':
+		case isBlank(c):
 			s.adv()
-			continue
+		case c == ',':
+			top.entry = true
+			s.adv()
 		case c == '#' && s.afterBlank:
 			for !s.eof() && !isBreak(s.peek(0)) {
 				s.adv()
 			}
-			continue
 		case c == '&' || c == '!':
 			s.property(true)
-			continue
-		}
-		// Every value and ':' counts twice: a flow entry may be an
-		// implicit mapping (key, value and the mapping itself).
-		if !s.count(2) {
-			return
-		}
-		switch {
-		case c == '"' || c == '\'':
-			s.quoted()
-		case c == '*':
-			s.alias(true)
-		case (c == '?' || c == ':' || c == '-') && (endsToken(s.peek(1)) || isFlowIndicator(s.peek(1))):
+		case c == '[' || c == '{':
+			depth += flowWeight(c)
+			if !s.count(s.slotValues(top)) || !s.nest(depth, s.pos()) {
+				return
+			}
+			s.flow = append(s.flow, flowOpen{s.pos(), c, true})
 			s.adv()
+		case c == ']' || c == '}':
+			if top.c+2 != c { // '['+2 == ']', '{'+2 == '}'
+				s.note(unclosedFlow, s.pos(), fmt.Sprintf("'%c' does not close the '%c' at line %d, column %d", c, top.c, top.at.Line, top.at.Column))
+			}
+			depth -= flowWeight(top.c)
+			s.flow = s.flow[:len(s.flow)-1]
+			s.adv()
+			if len(s.flow) == 0 {
+				return
+			}
+		case (c == '?' || c == ':' || c == '-') && (endsToken(s.peek(1)) || isFlowIndicator(s.peek(1))):
+			s.flowIndicator(c, top)
 		default:
-			start := s.i
-			if s.plainScalar(plainFlow); s.i == start {
-				s.adv() // a ':' glued to a flow indicator
+			if !s.count(s.slotValues(top)) {
+				return
+			}
+			switch c {
+			case '"', '\'':
+				s.quoted()
+			case '*':
+				s.alias()
+			default:
+				s.plainScalar(plainFlow)
 			}
 		}
 	}
+}
+
+// slotValues is how many values a value in a flow collection counts for:
+// one, or two as a mapping entry's key (its value may be left empty).
+func (s *scanner) slotValues(top *flowOpen) int {
+	if top == nil {
+		return 1 // the outermost collection
+	}
+	n := 1
+	if top.c == '{' && top.entry {
+		n = 2
+	}
+	top.entry = false
+	return n
+}
+
+// flowIndicator counts the values a "?", ":" or "-" in a flow collection
+// may stand for: "[a: b]" is a list holding a mapping, "{: b}" has an empty
+// key.
+func (s *scanner) flowIndicator(c byte, top *flowOpen) {
+	switch {
+	case c == ':' && top.c == '[':
+		s.count(3) // the mapping, and its key and value if empty
+	case c == ':' && top.entry, c == '-':
+		s.count(2)
+	case c == '?' && top.c == '[':
+		s.count(2) // the mapping and its value if empty
+	}
+	if c == ':' {
+		top.entry = false
+	}
+	s.adv()
 }
 
 // flowWeight is the depth a flow collection adds: an entry of a [ list may
@@ -502,7 +593,7 @@ func (s *scanner) quoted() {
 			s.adv()
 		}
 	}
-	s.note(start, fmt.Sprintf("the string starting with %c is never closed", q))
+	s.note(unclosedQuote, start, fmt.Sprintf("the string starting with %c is never closed", q))
 }
 
 // hexDigits is how many hexadecimal digits each numeric escape takes.
@@ -523,7 +614,7 @@ func (s *scanner) escape() {
 		s.adv()
 		for range hexDigits[c] {
 			if !isHex(s.peek(0)) {
-				s.note(at, fmt.Sprintf("invalid escape: \\%c takes %d hexadecimal digits", c, hexDigits[c]))
+				s.note(badEscape, at, fmt.Sprintf("invalid escape: \\%c takes %d hexadecimal digits", c, hexDigits[c]))
 				return
 			}
 			s.adv()
@@ -534,7 +625,7 @@ func (s *scanner) escape() {
 	case '0', 'a', 'b', 't', '\t', 'n', 'v', 'f', 'r', 'e', ' ', '"', '/', '\\', 'N', '_', 'L', 'P':
 	default:
 		r, _ := utf8.DecodeRune(s.data[s.i:])
-		s.note(at, fmt.Sprintf("invalid escape %q in a double-quoted string", `\`+string(r)))
+		s.note(badEscape, at, fmt.Sprintf("invalid escape %q in a double-quoted string", `\`+string(r)))
 	}
 	s.adv()
 }
