@@ -34,11 +34,22 @@ func ReadFile(path string) (*Scenario, error) {
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, readError{err}
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, readError{err}
+	}
+	return data, nil
 }
+
+// readError is a file's read error, printable as it is: the path in it is
+// escaped like any other input (see escapeControls).
+type readError struct{ err error }
+
+func (e readError) Error() string { return escapeControls(e.err.Error()) }
+func (e readError) Unwrap() error { return e.err }
 
 // Parse reads a scenario file, applies defaults and validates it: the usual
 // pipeline for commands. A returned error is an Errors list unless the file
@@ -105,12 +116,14 @@ func decode(file string, data []byte) (*Scenario, *problems) {
 		return fail(&Error{Pos: Pos{1, 1}, Msg: "empty scenario file"})
 	}
 	var next yaml.Node
-	if err := dec.Decode(&next); !errors.Is(err, io.EOF) && (err != nil || !emptyDocument(&next)) {
-		at := Pos{next.Line, next.Column}
-		if len(sc.docStarts) > 0 {
-			at = sc.docStarts[0]
-		}
-		return fail(&Error{Pos: at, Msg: "a scenario file holds exactly one YAML document; a second one starts here"})
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case len(sc.docStarts) > 0:
+		return fail(&Error{Pos: sc.docStarts[0], Msg: "a scenario file holds exactly one YAML document; a second one starts here"})
+	case err != nil:
+		return fail(syntaxError(data, err, sc))
+	case !emptyDocument(&next):
+		return fail(&Error{Pos: Pos{max(next.Line, 1), max(next.Column, 1)}, Msg: "a scenario file holds exactly one YAML document; a second one starts here"})
 	}
 	d := &decoder{file: file, pos: map[string]Pos{}, failed: map[string]bool{}, errs: errs}
 	s := &Scenario{File: file}
@@ -387,6 +400,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, path, "%s: expected a mapping, got %s", d.label(path), kindName(n))
+		d.failed[path] = true // the root too: nothing of it can be validated
 		return
 	}
 	fields := fieldsOf(v.Type())

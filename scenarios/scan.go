@@ -639,7 +639,11 @@ func isHex(c byte) bool {
 // other than tab and line breaks (NUL, ESC, DEL, C1 controls).
 func checkText(data []byte) *Error {
 	line, col := 1, 1
-	for i := 0; i < len(data); {
+	i := 0
+	if len(data) >= 3 && string(data[:3]) == "\ufeff" {
+		i = 3
+	}
+	for i < len(data) {
 		c := data[i]
 		if c < utf8.RuneSelf {
 			switch {
