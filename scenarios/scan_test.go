@@ -43,15 +43,15 @@ func parsed(data []byte) (depth, values int, ok bool) {
 
 // scanSeeds are inputs where a tokeniser is easily wrong about YAML.
 var scanSeeds = []string{
-	"a: b\n  [c, [d]]\n",              // a plain scalar's continuation line is text
-	"a: |\n  [[[\n  - x\nb: [[c]]\n",   // block scalar content
-	"a: >2\n   x\n  y\nb: 1\n",         // explicit indentation
-	"- |\n x\n- [y]\n",                 // a block scalar in a list
-	"a:\n- b\n- c: [d]\ne:\n- f\n",     // lists at their key's indentation
-	"[a]: b\n? [c, d]\n: e\n",          // collections as keys
-	"[[a]: b, {c: d}: e]\n",            // implicit single-pair mappings
-	"a: \"x\\\"y [\"\nb: 'it''s ['\n",  // escaped quotes
-	"a: b # [c\nd: e#[f\n",             // comments and a '#' inside a scalar
+	"a: b\n  [c, [d]]\n",                    // a plain scalar's continuation line is text
+	"a: |\n  [[[\n  - x\nb: [[c]]\n",        // block scalar content
+	"a: >2\n   x\n  y\nb: 1\n",              // explicit indentation
+	"- |\n x\n- [y]\n",                      // a block scalar in a list
+	"a:\n- b\n- c: [d]\ne:\n- f\n",          // lists at their key's indentation
+	"[a]: b\n? [c, d]\n: e\n",               // collections as keys
+	"[[a]: b, {c: d}: e]\n",                 // implicit single-pair mappings
+	"a: \"x\\\"y [\"\nb: 'it''s ['\n",       // escaped quotes
+	"a: b # [c\nd: e#[f\n",                  // comments and a '#' inside a scalar
 	"--- [a]\n--- {b: c}\n...\n---\nd: e\n", // several documents
 	"a: &x [1, 2]\nb: *x\nc: !!str [d]\n",
 	"a: \"multi\n  line [\n  string\"\nb: [x]\n",

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+
+	"github.com/chaosloop/chaosloop/scenarios"
 )
 
 // hostileCase is a scenario file chaosloop must refuse cleanly: exit 2, a
@@ -113,6 +115,15 @@ sites: *g
 		// Size and counts.
 		{name: "file-5mib", gen: fixed(base + "description: " + repeat("x", 5<<20) + "\n"), want: "longer than 4 MiB"},
 		{name: "values-600k", gen: fixed("name: x\nsites: [" + repeat("a,", 600000) + "]\n"), want: "too many YAML values"},
+		// The most a file may hold: every value parsed, then refused.
+		{name: "values-just-under-limit", gen: func() string {
+			var b strings.Builder
+			b.WriteString("name: x\ndescription:\n")
+			for i := range scenarios.MaxValues/2 - 100 {
+				fmt.Fprintf(&b, "  k%d:\n", i)
+			}
+			return b.String()
+		}, want: "description: expected a string, got a mapping"},
 		{name: "sites-200", gen: func() string {
 			return "name: x\n" + list("sites", 200, func(i int) string { return fmt.Sprintf("{name: s%d}", i) })
 		}, want: "too many sites: a scenario holds at most 100", at: "2:1299"},

@@ -188,6 +188,10 @@ func checkRefused(t *testing.T, c hostileCase, command, file string, o outcome) 
 	require.Contains(t, exits, o.code, "%s: exit status; stderr: %.300s", command, o.stderr)
 	require.Contains(t, o.stderr, c.want, "%s", command)
 	require.LessOrEqual(t, o.stderrLines, 60, "%s: error lines are capped", command)
+	// The aims are 1 s and 100 MB (README, "Hostile input"); these bounds
+	// leave room for a busy machine.
+	require.Less(t, o.cpu, 3*time.Second, "%s: CPU time", command)
+	require.Less(t, o.peakRSSKBytes, int64(200<<10), "%s: peak memory (KB)", command)
 	if o.code != 2 {
 		return
 	}
