@@ -64,7 +64,7 @@ func Parse(path string) (*Scenario, error) {
 		return nil, errs.err()
 	}
 	// Decoding and validation problems are reported together; validation
-	// says nothing of fields that failed to decode (see failed).
+	// says nothing of fields that failed to decode (see failedAt).
 	d := s.WithDefaults()
 	errs.merge(d.validate())
 	if err := errs.err(); err != nil {
@@ -115,15 +115,8 @@ func decode(file string, data []byte) (*Scenario, *problems) {
 	case emptyDocument(&root):
 		return fail(&Error{Pos: Pos{1, 1}, Msg: "empty scenario file"})
 	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case errors.Is(err, io.EOF):
-	case len(sc.docStarts) > 0:
-		return fail(&Error{Pos: sc.docStarts[0], Msg: "a scenario file holds exactly one YAML document; a second one starts here"})
-	case err != nil:
-		return fail(syntaxError(data, err, sc))
-	case !emptyDocument(&next):
-		return fail(&Error{Pos: Pos{max(next.Line, 1), max(next.Column, 1)}, Msg: "a scenario file holds exactly one YAML document; a second one starts here"})
+	if e := extraDocument(dec, data, sc); e != nil {
+		return fail(e)
 	}
 	d := &decoder{file: file, pos: map[string]Pos{}, failed: map[string]bool{}, errs: errs}
 	s := &Scenario{File: file}
@@ -135,6 +128,26 @@ func decode(file string, data []byte) (*Scenario, *problems) {
 	// The partly decoded scenario comes back with its errors, so that Parse
 	// can report validation problems of the rest at the same time.
 	return s, errs
+}
+
+// extraDocument reports a document after the scenario's, or what made it
+// unparseable. Empty ones (a trailing "---") are fine.
+func extraDocument(dec *yaml.Decoder, data []byte, sc *scanner) *Error {
+	for empty := 0; ; empty++ {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err == nil && emptyDocument(&next):
+			continue
+		case empty < len(sc.docStarts):
+			return &Error{Pos: sc.docStarts[empty], Msg: "a scenario file holds exactly one YAML document; a second one starts here"}
+		case err != nil:
+			return syntaxError(data, err, sc)
+		}
+		return &Error{Pos: Pos{max(next.Line, 1), max(next.Column, 1)}, Msg: "a scenario file holds exactly one YAML document; a second one starts here"}
+	}
 }
 
 // emptyDocument reports whether a document holds nothing (a trailing
