@@ -208,7 +208,8 @@ var parserProblems = map[string]bool{
 // unclosed '[' is reported where it opens), else the first problem when it
 // comes no later. Then goccy/go-yaml's parser, which reports the offending
 // token's line and column (only on input small and shallow enough for it,
-// see goccySafe), then yaml.v3's line.
+// see goccySafe), then yaml.v3's line. Parsers' messages may quote input:
+// they are clipped (and escaped when printed, see Error).
 func syntaxError(data []byte, err error, sc *scanner) *Error {
 	msg, line := strings.TrimPrefix(err.Error(), "yaml: "), 0
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
@@ -229,11 +230,11 @@ func syntaxError(data []byte, err error, sc *scanner) *Error {
 	if goccySafe(data) {
 		if _, perr := goparser.ParseBytes(data, 0); errors.As(perr, &se) && se.Token != nil {
 			if at := se.Token.Position; at.Line == line || (parserProblems[msg] && at.Line > line) {
-				return &Error{Pos: Pos{at.Line, at.Column}, Msg: "invalid YAML: " + se.Message}
+				return &Error{Pos: Pos{at.Line, at.Column}, Msg: "invalid YAML: " + clipTo(se.Message, 4*clipRunes)}
 			}
 		}
 	}
-	return &Error{Pos: Pos{line, firstColumn(data, line)}, Msg: "invalid YAML: " + msg}
+	return &Error{Pos: Pos{line, firstColumn(data, line)}, Msg: "invalid YAML: " + clipTo(msg, 4*clipRunes)}
 }
 
 // firstColumn returns the column of the first non-blank character of a
