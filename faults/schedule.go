@@ -169,15 +169,21 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 		steps = insertStep(steps, step{f.At, true, f})
 	}
 	var (
-		heals   sync.WaitGroup
-		errMu   sync.Mutex
-		errs    []error
-		healing = map[string]chan struct{}{} // fault → closed when healed
+		heals sync.WaitGroup
+		errMu sync.Mutex
+		errs  []error
 	)
 	addErr := func(err error) {
 		errMu.Lock()
 		errs = append(errs, err)
 		errMu.Unlock()
+	}
+	// After every heal has returned, errs has no other writer.
+	finish := func() error {
+		heals.Wait()
+		errMu.Lock()
+		defer errMu.Unlock()
+		return errors.Join(errs...)
 	}
 	defer s.recoverAll()
 	defer heals.Wait()
@@ -187,17 +193,11 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 		select {
 		case <-ctx.Done():
 			addErr(ctx.Err())
-			heals.Wait()
-			errMu.Lock()
-			defer errMu.Unlock()
-			return errors.Join(errs...)
+			return finish()
 		case <-time.After(time.Until(start.Add(st.at))):
 		}
 		if !st.inject {
-			done := make(chan struct{})
-			healing[st.f.Action+" "+st.f.Target] = done
 			heals.Go(func() {
-				defer close(done)
 				healed := time.Since(start)
 				late := healed - (st.f.At + st.f.For)
 				if err := s.recover(context.WithoutCancel(ctx), st.f, late); err != nil {
@@ -207,10 +207,7 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 			})
 			continue
 		}
-		for k, done := range healing {
-			<-done
-			delete(healing, k)
-		}
+		heals.Wait()
 		actual := time.Since(start)
 		if err := s.inject(ctx, st.f, actual-st.f.At); err != nil {
 			addErr(err)
@@ -225,10 +222,7 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 	case <-ctx.Done():
 	case <-time.After(time.Until(start.Add(runEnd))):
 	}
-	heals.Wait()
-	errMu.Lock()
-	defer errMu.Unlock()
-	return errors.Join(errs...)
+	return finish()
 }
 
 // inject puts f in place; late is how long after its planned time.

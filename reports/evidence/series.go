@@ -64,25 +64,20 @@ func (ix *Index) Series(bucket time.Duration) *Series {
 
 // Rate is the mean acknowledged transfers per second over [from, to),
 // counting whole buckets whose start lies in the range.
-func (s *Series) Rate(from, to time.Duration) (float64, bool) {
-	i, j := s.span(from, to)
-	if j <= i {
-		return 0, false
-	}
-	sum := 0
-	for _, v := range s.OK[i:j] {
-		sum += v
-	}
-	return float64(sum) / (float64(j-i) * s.Bucket.Seconds()), true
-}
+func (s *Series) Rate(from, to time.Duration) (float64, bool) { return s.perSecond(s.OK, from, to) }
 
 // OfferedRate is the mean arrivals per second over [from, to).
 func (s *Series) OfferedRate(from, to time.Duration) (float64, bool) {
+	return s.perSecond(s.Offered, from, to)
+}
+
+// perSecond is the mean of a per-bucket count per second over [from, to).
+func (s *Series) perSecond(v []int, from, to time.Duration) (float64, bool) {
 	i, j := s.span(from, to)
 	if j <= i {
 		return 0, false
 	}
-	return float64(s.Sum(s.Offered, from, to)) / (float64(j-i) * s.Bucket.Seconds()), true
+	return float64(s.Sum(v, from, to)) / (float64(j-i) * s.Bucket.Seconds()), true
 }
 
 // Sum adds a per-bucket count over [from, to).
