@@ -30,8 +30,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/load/arrival"
-	"github.com/chaosloop/chaosloop/load/history"
 	"github.com/chaosloop/chaosloop/load/wire"
 )
 

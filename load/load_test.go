@@ -18,10 +18,10 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/load"
 	"github.com/chaosloop/chaosloop/load/finalstate"
 	"github.com/chaosloop/chaosloop/load/handler"
-	"github.com/chaosloop/chaosloop/load/history"
 	"github.com/chaosloop/chaosloop/load/ledger"
 	"github.com/chaosloop/chaosloop/load/wire"
 	"github.com/chaosloop/chaosloop/reports"

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/runner"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
@@ -117,9 +118,9 @@ func calibrate(t *testing.T, c calibrationCase) {
 		// moved them.
 		require.NoError(t, l.PreferPrimaries(ctx))
 		state := topology.NewState(topo)
-		var fs []local.Fault
+		var fs []lab.Fault
 		for _, n := range st.off {
-			f := local.Fault{Action: scenarios.ActionPowerOff, Target: "node/" + n}
+			f := lab.Fault{Action: scenarios.ActionPowerOff, Target: "node/" + n}
 			fs = append(fs, f)
 			tg, err := scenarios.ParseTarget(f.Target)
 			require.NoError(t, err)

@@ -67,8 +67,9 @@ func parse(t *testing.T, name, src string) *scenarios.Scenario {
 func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *runner.Result) {
 	t.Helper()
 	lo, ev := testLab(t, sc.Name)
+	lo.Seed = int64(seed) // the seed drives the lab's faults too
 	res, err := runner.Run(context.Background(), runner.Options{
-		Scenario: sc, Lab: lo, RunsDir: ev.Sub("runs"), Seed: seed, Binary: binary(t), Log: testLog(),
+		Scenario: sc, Provider: local.NewProvider(lo), RunsDir: ev.Sub("runs"), Seed: seed, Binary: binary(t), Log: testLog(),
 	})
 	require.NoError(t, err)
 	require.NotNil(t, res.Report)
@@ -217,12 +218,12 @@ expect: {quorum: any, throughput: 0.1, recovery: 60s}
 	require.NotEmpty(t, ids, "the lost writes are listed: %+v", w.Findings)
 
 	// Independently of the checker: those keys are really not in Redis.
-	lab, err := local.Open(context.Background(), *lo, sc.Name)
+	l, err := local.Open(context.Background(), *lo, sc.Name)
 	require.NoError(t, err)
-	c, err := lab.Cluster("cache")
+	c, err := l.Cluster("cache")
 	require.NoError(t, err)
 	fo := redis.FailoverOptions(c)
-	fo.Dialer = lab.DialFromHostOf
+	fo.Dialer = l.DialFromHostOf
 	cli := goredis.NewFailoverClient(fo)
 	defer cli.Close()
 	for _, id := range ids {

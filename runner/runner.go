@@ -16,12 +16,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/faults"
+	"github.com/chaosloop/chaosloop/history"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/load"
 	"github.com/chaosloop/chaosloop/load/finalstate"
 	"github.com/chaosloop/chaosloop/load/handler"
-	"github.com/chaosloop/chaosloop/load/history"
 	"github.com/chaosloop/chaosloop/load/ledger"
 	"github.com/chaosloop/chaosloop/reports"
 	"github.com/chaosloop/chaosloop/reports/checks"
@@ -34,7 +34,8 @@ type Options struct {
 	// ScenarioSource is the scenario file's text, saved in the run
 	// directory for replay.
 	ScenarioSource []byte
-	Lab            local.Options
+	// Provider stands the lab up (the CLI's --on).
+	Provider lab.Provider
 	// RunsDir holds one directory per run (default "runs").
 	RunsDir string
 	// Seed drives every random choice: fault members, arrivals, jitter.
@@ -212,17 +213,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Log.Info("run phase", "phase", name, "detail", detail)
 	}
 
-	phase("up", "standing the lab up (or reusing it)")
-	o.Lab.Seed = int64(o.Seed)
-	lab, err := local.Up(ctx, o.Lab, sc)
+	phase("up", "standing the lb up (or reusing it)")
+	if err := o.Provider.Capabilities().Check(o.Provider.Name(), labFaults(plan)); err != nil {
+		return res, err
+	}
+	lb, err := o.Provider.Up(ctx, sc)
 	if err != nil {
 		return res, err
 	}
-	if err := reports.WriteBudgets(dir, failoverBudgets(lab, sc)); err != nil {
+	if err := reports.WriteBudgets(dir, failoverBudgets(lb, sc)); err != nil {
 		return res, err
 	}
 	// A crashed earlier run may have left faults in place.
-	if err := lab.RecoverAll(ctx); err != nil {
+	if err := lb.RecoverAll(ctx); err != nil {
 		return res, fmt.Errorf("recovering faults left by an earlier run: %w", err)
 	}
 
@@ -232,7 +235,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer h.Close()
 
-	w := &work{o: o, lab: lab, roles: r, dir: dir, h: h, plan: plan, phase: phase, started: started}
+	w := &work{o: o, lb: lb, roles: r, dir: dir, h: h, plan: plan, phase: phase, started: started}
 	runErr := w.run(ctx)
 	if err := h.Close(); err != nil && runErr == nil {
 		runErr = err
@@ -244,6 +247,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	rep, err := reports.Generate(context.WithoutCancel(ctx), o.Log, reports.Run{Dir: dir, Scenario: sc, Seed: int64(o.Seed), Started: started}, checks.Options{})
 	res.Report = rep
 	return res, errors.Join(runErr, err)
+}
+
+// labFaults are the plan's faults as the lab injects them.
+func labFaults(plan []faults.Fault) []lab.Fault {
+	out := make([]lab.Fault, len(plan))
+	for i, f := range plan {
+		out[i] = f.Fault
+	}
+	return out
 }
 
 func saveRunFiles(dir string, o Options, plan []faults.Fault, started time.Time) error {
@@ -268,7 +280,7 @@ func saveRunFiles(dir string, o Options, plan []faults.Fault, started time.Time)
 // work is one run in progress.
 type work struct {
 	o       Options
-	lab     *local.Lab
+	lb      lab.Lab
 	roles   roles
 	dir     string
 	h       *history.Writer
@@ -278,26 +290,26 @@ type work struct {
 }
 
 func (w *work) run(ctx context.Context) error {
-	sc, lab, r := w.o.Scenario, w.lab, w.roles
+	sc, lb, r := w.o.Scenario, w.lb, w.roles
 	ld := sc.Load
 	participants := ledger.DefaultParticipants(*ld.Participants)
 
 	w.phase("setup", "primaries, ledger, participants, handlers")
 	// Start from the layout analyze assumes (Redis's primary is member 0),
 	// whatever an earlier run's failovers left behind.
-	if err := lab.PreferPrimaries(ctx); err != nil {
+	if err := lb.PreferPrimaries(ctx); err != nil {
 		return fmt.Errorf("putting primaries back where analyze assumes them: %w", err)
 	}
 	// Kafka likewise: each partition led by the first broker of its replica
 	// list (after each heal too, see labInjector.Recover).
-	if err := lab.PreferLeaders(ctx, 10*time.Second); err != nil {
+	if err := lb.PreferLeaders(ctx, 10*time.Second); err != nil {
 		w.o.Log.Warn("preferred leaders before the load", "err", err)
 	}
-	dsns, err := lab.MySQLDSNs(r.ledger)
+	dsns, err := lb.MySQLDSNs(r.ledger)
 	if err != nil {
 		return err
 	}
-	store, err := ledger.Open(ledger.Options{DSNs: dsns, Dial: lab.DialFromHostOf, Log: w.o.Log})
+	store, err := ledger.Open(ledger.Options{DSNs: dsns, Dial: lb.DialFromHostOf, Log: w.o.Log})
 	if err != nil {
 		return err
 	}
@@ -307,24 +319,24 @@ func (w *work) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ledger setup: %w", err)
 	}
-	kafkaEPs, err := lab.Endpoints(r.kafka)
+	kafkaEPs, err := lb.Endpoints(r.kafka)
 	if err != nil {
 		return err
 	}
-	master, sentinels, err := lab.RedisSentinels(r.redis)
+	master, sentinels, err := lb.RedisSentinels(r.redis)
 	if err != nil {
 		return err
 	}
-	redisEPs, err := lab.Endpoints(r.redis)
+	redisEPs, err := lb.Endpoints(r.redis)
 	if err != nil {
 		return err
 	}
 	var docURIs []string
 	if r.docstore != "" {
-		if docURIs, err = lab.Endpoints(r.docstore); err != nil {
+		if docURIs, err = lb.Endpoints(r.docstore); err != nil {
 			return err
 		}
-		if err := lab.PrepareDocstore(ctx, r.docstore, "mojaloop", []string{"bulkTransfers"}); err != nil {
+		if err := lb.PrepareDocstore(ctx, r.docstore, "mojaloop", []string{"bulkTransfers"}); err != nil {
 			return fmt.Errorf("document store: %w", err)
 		}
 	}
@@ -339,18 +351,18 @@ func (w *work) run(ctx context.Context) error {
 	if err := os.WriteFile(hpath, b, 0o600); err != nil {
 		return err
 	}
-	if err := lab.StartWorkers(ctx, r.handlers, local.Worker{Path: w.o.Binary, Args: []string{"internal", "handler", "-v", "--config", hpath}, MemberFlag: "--member"}); err != nil {
+	if err := lb.StartWorkers(ctx, r.handlers, lab.Worker{Path: w.o.Binary, Args: []string{"internal", "handler", "-v", "--config", hpath}, MemberFlag: "--member"}); err != nil {
 		return fmt.Errorf("starting handlers: %w", err)
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if err := lab.StopWorkers(sctx, r.handlers); err != nil {
+		if err := lb.StopWorkers(sctx, r.handlers); err != nil {
 			w.o.Log.Error("stopping handlers", "err", err)
 		}
 	}()
 
-	clientDial, err := lab.DialFromAny(r.clientNodes[0])
+	clientDial, err := lb.DialFromAny(r.clientNodes[0])
 	if err != nil {
 		return err
 	}
@@ -373,14 +385,14 @@ func (w *work) run(ctx context.Context) error {
 	for _, sv := range sc.Services {
 		services = append(services, sv.Name)
 	}
-	smp := startSampler(ctx, lab, w.h, services)
+	smp := startSampler(ctx, lb, w.h, services)
 	defer smp.Stop()
 
 	// Load, warmup first; faults count from the end of warmup.
 	_ = w.h.Add(history.Event{Type: history.PhaseChange, Phase: "warmup"})
 	w.phase("warmup", ld.Warmup.D().String())
 	loadStart := time.Now()
-	sched := &faults.Scheduler{Log: w.o.Log, Injector: labInjector{lab: lab, log: w.o.Log}, History: w.h}
+	sched := &faults.Scheduler{Log: w.o.Log, Injector: labInjector{lb: lb, log: w.o.Log}, History: w.h}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	loadDone := make(chan error, 1)
@@ -440,7 +452,7 @@ loop:
 		LedgerService: r.ledger, LedgerDSNs: dsns,
 		Redis: lcfg.Redis, RedisMembers: redisMembers,
 		Docstore: lcfg.Docstore, Kafka: lcfg.Kafka,
-		Dial: lab.DialFromHostOf,
+		Dial: lb.DialFromHostOf,
 	}
 	final := finalstate.Read(ctx, w.o.Log, src)
 	if _, err := finalstate.ConsumeAll(ctx, w.o.Log, src, "", w.h); err != nil {
@@ -466,7 +478,7 @@ func (w *work) converge(ctx context.Context) error {
 	deadline := time.Now().Add(w.o.Converge)
 	var last error
 	for time.Now().Before(deadline) {
-		st, err := w.lab.Status(ctx)
+		st, err := w.lb.Status(ctx)
 		if err != nil {
 			return err
 		}
@@ -491,9 +503,9 @@ func (w *work) converge(ctx context.Context) error {
 
 // failoverBudgets are the budgets the checks judge failovers by: the
 // scenario's expect.failover where it sets one, else the engine's own.
-func failoverBudgets(lab *local.Lab, sc *scenarios.Scenario) map[string]checks.Budget {
+func failoverBudgets(lb lab.Observer, sc *scenarios.Scenario) map[string]checks.Budget {
 	out := map[string]checks.Budget{}
-	for name, b := range lab.FailoverBudgets() {
+	for name, b := range lb.FailoverBudgets() {
 		out[name] = checks.Budget{Budget: checks.Sec(b.Budget), Derivation: b.Derivation, Source: checks.SourceEngine}
 		if d, ok := checks.ScenarioFailover(sc, name); ok {
 			out[name] = checks.Budget{Budget: checks.Sec(d), Derivation: "expect.failover", Source: checks.SourceExpect}
@@ -504,7 +516,7 @@ func failoverBudgets(lab *local.Lab, sc *scenarios.Scenario) map[string]checks.B
 
 // labInjector adapts the lab's fault primitives to the scheduler.
 type labInjector struct {
-	lab *local.Lab
+	lb  lab.Lab
 	log *slog.Logger
 }
 
@@ -517,7 +529,7 @@ const preferLeadersAfterHeal = 25 * time.Second
 // starts, so nothing may wait in between (an election before each inject
 // delayed a fault by 6.8 s, measured).
 func (li labInjector) Inject(ctx context.Context, f faults.Fault) (string, error) {
-	af, err := li.lab.Inject(ctx, local.Fault{Action: f.Action, Target: f.Target, Delay: f.Delay, Jitter: f.Jitter, Loss: f.Loss})
+	af, err := li.lb.Inject(ctx, f.Fault)
 	return af.Target, err
 }
 
@@ -527,11 +539,11 @@ func (li labInjector) Inject(ctx context.Context, f faults.Fault) (string, error
 // preferLeadersAfterHeal), so that the next fault finds the layout analyze
 // judged. The run also does it before the load starts.
 func (li labInjector) Recover(ctx context.Context, f faults.Fault) error {
-	err := li.lab.Recover(ctx, local.Fault{Action: f.Action, Target: f.Target})
+	err := li.lb.Recover(ctx, lab.Fault{Action: f.Action, Target: f.Target})
 	go func() {
 		pctx, cancel := context.WithTimeout(context.Background(), preferLeadersAfterHeal+5*time.Second)
 		defer cancel()
-		if err := li.lab.PreferLeaders(pctx, preferLeadersAfterHeal); err != nil {
+		if err := li.lb.PreferLeaders(pctx, preferLeadersAfterHeal); err != nil {
 			li.log.Warn("preferred leaders after heal", "fault", f.Action+" "+f.Target, "err", err)
 		} else {
 			li.log.Info("preferred leaders after heal", "fault", f.Action+" "+f.Target)

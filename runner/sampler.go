@@ -6,9 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // SampleInterval: each service is observed at least twice a second.
@@ -26,7 +25,7 @@ const Unknown = "unknown"
 // answer, so the state is Unknown. A member that answered (no quorum, not
 // primary) or is not running (killed, powered off) is evidence; writes
 // accepted by the others are too, whatever the slow member.
-func Observe(si local.ServiceInfo) (observed string, membersUp int, writable bool) {
+func Observe(si lab.ServiceStatus) (observed string, membersUp int, writable bool) {
 	anyUp, timedOut := false, si.TimedOut
 	for _, m := range si.Members {
 		anyUp = anyUp || m.Up
@@ -51,7 +50,7 @@ func Observe(si local.ServiceInfo) (observed string, membersUp int, writable boo
 // sampler observes every service of a lab on its own ticker and records a
 // sample event each time, until stopped.
 type sampler struct {
-	lab   *local.Lab
+	obs   lab.Observer
 	h     *history.Writer
 	wg    sync.WaitGroup
 	stop  context.CancelFunc
@@ -60,9 +59,9 @@ type sampler struct {
 	count int
 }
 
-func startSampler(ctx context.Context, lab *local.Lab, h *history.Writer, services []string) *sampler {
+func startSampler(ctx context.Context, obs lab.Observer, h *history.Writer, services []string) *sampler {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &sampler{lab: lab, h: h, stop: cancel, last: map[string]string{}}
+	s := &sampler{obs: obs, h: h, stop: cancel, last: map[string]string{}}
 	for _, name := range services {
 		s.wg.Add(1)
 		go s.loop(ctx, name)
@@ -108,7 +107,7 @@ func (s *sampler) probe(ctx context.Context, name string) {
 	{
 		at := s.h.Since()
 		pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-		si, err := s.lab.ServiceStatus(pctx, name)
+		si, err := s.obs.ServiceStatus(pctx, name)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -127,10 +126,10 @@ func (s *sampler) probe(ctx context.Context, name string) {
 
 // sampleEvent records one probe: its state, or a timed-out probe (unknown,
 // with the members that ran out of time), or the error.
-func sampleEvent(si local.ServiceInfo, err error) history.Event {
+func sampleEvent(si lab.ServiceStatus, err error) history.Event {
 	ev := history.Event{Type: history.Sample}
 	if err != nil {
-		ev.Error, ev.Timeout = err.Error(), engines.IsTimeout(err)
+		ev.Error, ev.Timeout = err.Error(), lab.IsTimeout(err)
 		if ev.Timeout {
 			ev.Observed = Unknown
 		}

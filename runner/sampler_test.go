@@ -8,11 +8,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
-func members(states ...local.MemberInfo) local.ServiceInfo {
-	si := local.ServiceInfo{Name: "kafka"}
+func members(states ...lab.Member) lab.ServiceStatus {
+	si := lab.ServiceStatus{Name: "kafka"}
 	for i, m := range states {
 		m.Index, m.Name = i, fmt.Sprintf("kafka-%d", i+1)
 		si.Members = append(si.Members, m)
@@ -21,9 +21,9 @@ func members(states ...local.MemberInfo) local.ServiceInfo {
 }
 
 var (
-	healthy = local.MemberInfo{Up: true, Healthy: true}
-	slow    = local.MemberInfo{TimedOut: true}
-	dead    = local.MemberInfo{}
+	healthy = lab.Member{Up: true, Healthy: true}
+	slow    = lab.Member{TimedOut: true}
+	dead    = lab.Member{}
 )
 
 // The case: a Kafka broker's probe took over 2 s on a busy machine;
@@ -70,11 +70,11 @@ func TestObserveWritableWithSlowMemberIsDegraded(t *testing.T) {
 // A whole probe that ran past its deadline is a timeout; a refused
 // connection is an error, not a timeout.
 func TestSampleEventErrors(t *testing.T) {
-	ev := sampleEvent(local.ServiceInfo{}, fmt.Errorf("status: %w", context.DeadlineExceeded))
+	ev := sampleEvent(lab.ServiceStatus{}, fmt.Errorf("status: %w", context.DeadlineExceeded))
 	require.True(t, ev.Timeout)
 	require.Equal(t, Unknown, ev.Observed)
 
-	ev = sampleEvent(local.ServiceInfo{}, fmt.Errorf("dial: %w", syscall.ECONNREFUSED))
+	ev = sampleEvent(lab.ServiceStatus{}, fmt.Errorf("dial: %w", syscall.ECONNREFUSED))
 	require.False(t, ev.Timeout)
 	require.Empty(t, ev.Observed)
 	require.Contains(t, ev.Error, "connection refused")

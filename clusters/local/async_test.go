@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -34,9 +35,9 @@ services:
 }
 
 // writableIs waits until the db service's writability is want.
-func writableIs(t *testing.T, l *local.Lab, want bool) local.ServiceInfo {
+func writableIs(t *testing.T, l *local.Lab, want bool) lab.ServiceStatus {
 	t.Helper()
-	var si local.ServiceInfo
+	var si lab.ServiceStatus
 	eventually(t, 90*time.Second, fmt.Sprintf("db writable=%t", want), func() error {
 		var err error
 		if si, err = l.ServiceStatus(context.Background(), "db"); err != nil {
@@ -80,7 +81,7 @@ func TestLabAsyncMySQL(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, dsns, 3)
 
-	f := local.Fault{Action: "power-off", Target: "node/" + si.Members[0].Node}
+	f := lab.Fault{Action: "power-off", Target: "node/" + si.Members[0].Node}
 	_, err = l.Inject(ctx, f)
 	require.NoError(t, err)
 	t0 = time.Now()
@@ -93,7 +94,7 @@ func TestLabAsyncMySQL(t *testing.T) {
 
 	// Cut off, the primary still answers on its socket, but the serving
 	// component (the two replicas) cannot write: read-only, as analyze says.
-	f = local.Fault{Action: "isolate", Target: "node/" + si.Members[0].Node}
+	f = lab.Fault{Action: "isolate", Target: "node/" + si.Members[0].Node}
 	_, err = l.Inject(ctx, f)
 	require.NoError(t, err)
 	t0 = time.Now()
@@ -105,7 +106,7 @@ func TestLabAsyncMySQL(t *testing.T) {
 	writableIs(t, l, true)
 	t.Logf("isolation healed: writable and replicating after %s", time.Since(t0).Round(time.Millisecond))
 
-	f = local.Fault{Action: "destroy", Target: "node/" + si.Members[2].Node}
+	f = lab.Fault{Action: "destroy", Target: "node/" + si.Members[2].Node}
 	_, err = l.Inject(ctx, f)
 	require.NoError(t, err)
 	require.True(t, writableIs(t, l, true).Writable, "a replica's loss leaves the primary writable")

@@ -12,6 +12,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/docstore"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
+	"github.com/chaosloop/chaosloop/lab"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
 )
@@ -63,7 +64,7 @@ func (l *Lab) PrepareDocstore(ctx context.Context, service, db string, collectio
 }
 
 // ClientUserTimeout bounds how long a client connection through the lab
-// survives on a path that went dark (see netlab.FailFastDialer).
+// survives on a path that went dark (see lab.FailFastDialer).
 const ClientUserTimeout = 4 * time.Second
 
 // entryHoldoff: a host a dial failed through is passed over this long, as a
@@ -95,7 +96,7 @@ func (l *Lab) DialFromAny(service string) (engines.DialFunc, error) {
 		mu     sync.Mutex
 		failed = make([]time.Time, len(hosts))
 	)
-	d := netlab.FailFastDialer(ClientUserTimeout)
+	d := lab.FailFastDialer(ClientUserTimeout)
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		// One attempt per dial, through the next powered host in rotation
 		// that has not just failed a dial (else the one that failed

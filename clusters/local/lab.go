@@ -26,6 +26,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -44,17 +45,9 @@ type Options struct {
 	Cache string
 	Log   *slog.Logger
 	// Progress, when set, is told what Up is doing.
-	Progress func(Progress)
+	Progress func(lab.Progress)
 	// Seed drives the random choices of faults (delay jitter, loss).
 	Seed int64
-}
-
-// Progress is one step of bringing a lab up.
-type Progress struct {
-	Service string // "" for the network and installs
-	Stage   string // installing, network, starting, healthy, failed
-	Detail  string
-	Err     error
 }
 
 func (o Options) withDefaults() Options {
@@ -70,7 +63,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func (o Options) progress(p Progress) {
+func (o Options) progress(p lab.Progress) {
 	if o.Progress != nil {
 		o.Progress(p)
 	}
@@ -84,7 +77,7 @@ func (o Options) installing(ctx context.Context, service string) context.Context
 		return ctx
 	}
 	return engines.WithSteps(ctx, func(detail string) {
-		o.progress(Progress{Service: service, Stage: "installing", Detail: detail})
+		o.progress(lab.Progress{Service: service, Stage: "installing", Detail: detail})
 	})
 }
 
@@ -97,7 +90,7 @@ type serviceState struct {
 	// Controller is the zookeeper service a kafka service uses ("" = KRaft).
 	Controller string `json:"controller,omitempty"`
 	// Worker runs on each member of a stateless service (see StartWorkers).
-	Worker *Worker `json:"worker,omitempty"`
+	Worker *lab.Worker `json:"worker,omitempty"`
 }
 
 // labState is lab.json.
@@ -108,7 +101,7 @@ type labState struct {
 	Scenario json.RawMessage `json:"scenario"`
 	Services []*serviceState `json:"services"`
 	// Faults are the faults injected and not yet recovered.
-	Faults []ActiveFault `json:"faults"`
+	Faults []lab.Injected `json:"faults"`
 }
 
 // Lab is a running local lab.
@@ -183,7 +176,7 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 		return nil, err
 	}
 
-	opts.progress(Progress{Stage: "installing", Detail: "network tools"})
+	opts.progress(lab.Progress{Stage: "installing", Detail: "network tools"})
 	if err := netlab.Install(opts.installing(ctx, ""), opts.Log); err != nil {
 		return nil, err
 	}
@@ -193,7 +186,7 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 	if err := l.install(ctx); err != nil {
 		return nil, err
 	}
-	opts.progress(Progress{Stage: "network", Detail: fmt.Sprintf("%d hosts", len(topo.Nodes))})
+	opts.progress(lab.Progress{Stage: "network", Detail: fmt.Sprintf("%d hosts", len(topo.Nodes))})
 	nl, err := netlab.Up(ctx, opts.Log, sc, dir)
 	if err != nil {
 		return nil, fmt.Errorf("lab network: %w (run 'chaosloop down %s' to clean up)", err, sc.Name)
@@ -206,7 +199,7 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 		return nil, err
 	}
 	// The lab's own steps end here; the services' follow.
-	opts.progress(Progress{Stage: "done", Detail: fmt.Sprintf("network of %d hosts up", len(topo.Nodes))})
+	opts.progress(lab.Progress{Stage: "done", Detail: fmt.Sprintf("network of %d hosts up", len(topo.Nodes))})
 	if err := l.startAll(ctx); err != nil {
 		return l, fmt.Errorf("%w (the lab is left as it is for inspection: 'chaosloop status %s', 'chaosloop down %s')", err, sc.Name, sc.Name)
 	}
@@ -455,7 +448,7 @@ func (l *Lab) install(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		l.opts.progress(Progress{Service: ss.Name, Stage: "installing", Detail: ss.Engine})
+		l.opts.progress(lab.Progress{Service: ss.Name, Stage: "installing", Detail: ss.Engine})
 		if err := e.Install(l.opts.installing(ctx, ss.Name)); err != nil {
 			return fmt.Errorf("installing %s: %w", ss.Engine, err)
 		}
@@ -504,12 +497,12 @@ func (l *Lab) startAll(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				l.opts.progress(Progress{Service: ss.Name, Stage: "starting", Detail: fmt.Sprintf("%s ×%d", ss.Engine, len(ss.Cluster.Members))})
+				l.opts.progress(lab.Progress{Service: ss.Name, Stage: "starting", Detail: fmt.Sprintf("%s ×%d", ss.Engine, len(ss.Cluster.Members))})
 				if err := e.Start(gctx, &ss.Cluster); err != nil {
-					l.opts.progress(Progress{Service: ss.Name, Stage: "failed", Err: err})
+					l.opts.progress(lab.Progress{Service: ss.Name, Stage: "failed", Err: err})
 					return fmt.Errorf("service %s (%s): %w", ss.Name, ss.Engine, err)
 				}
-				l.opts.progress(Progress{Service: ss.Name, Stage: "healthy"})
+				l.opts.progress(lab.Progress{Service: ss.Name, Stage: "healthy"})
 				return nil
 			})
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -88,7 +89,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 	t.Fatalf("%s: not after %s: %v", what, timeout, err)
 }
 
-func member(t *testing.T, l *local.Lab, service string, i int) local.MemberInfo {
+func member(t *testing.T, l *local.Lab, service string, i int) lab.Member {
 	t.Helper()
 	si, err := l.ServiceStatus(context.Background(), service)
 	require.NoError(t, err)
@@ -154,7 +155,7 @@ func TestLabFaultsAreReal(t *testing.T) {
 	require.NoError(t, allHealthy(l2))
 
 	t.Run("power-off kills the node's members", func(t *testing.T) {
-		f := local.Fault{Action: "power-off", Target: "node/a1"}
+		f := lab.Fault{Action: "power-off", Target: "node/a1"}
 		_, err := l.Inject(ctx, f)
 		require.NoError(t, err)
 		_, err = l.Inject(ctx, f) // idempotent
@@ -206,7 +207,7 @@ func TestLabFaultsAreReal(t *testing.T) {
 	})
 
 	t.Run("isolating a rack partitions", func(t *testing.T) {
-		f := local.Fault{Action: "isolate", Target: "rack/a/r1"}
+		f := lab.Fault{Action: "isolate", Target: "rack/a/r1"}
 		_, err := l.Inject(ctx, f)
 		require.NoError(t, err)
 		eventually(t, 30*time.Second, "galera member 0 non-Primary", func() error {
@@ -248,7 +249,7 @@ func TestLabFaultsAreReal(t *testing.T) {
 			return best
 		}
 		base := rtt()
-		f := local.Fault{Action: "latency", Target: "link/a/b", Delay: 30 * time.Millisecond}
+		f := lab.Fault{Action: "latency", Target: "link/a/b", Delay: 30 * time.Millisecond}
 		_, err := l.Inject(ctx, f)
 		require.NoError(t, err)
 		slow := rtt()

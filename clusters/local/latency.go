@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"hash/fnv"
 
-	"github.com/chaosloop/chaosloop/faults/netdelay"
+	"github.com/chaosloop/chaosloop/clusters/local/netdelay"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -20,7 +21,7 @@ type runningDelayer struct {
 	d      *netdelay.Delayer
 }
 
-func (l *Lab) latency(ctx context.Context, tg scenarios.Target, af ActiveFault, inject bool) error {
+func (l *Lab) latency(ctx context.Context, tg scenarios.Target, af lab.Injected, inject bool) error {
 	key := af.Key()
 	if !inject {
 		l.mu.Lock()

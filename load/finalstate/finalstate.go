@@ -24,8 +24,8 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/load"
-	"github.com/chaosloop/chaosloop/load/history"
 	"github.com/chaosloop/chaosloop/load/ledger"
 	"github.com/chaosloop/chaosloop/load/wire"
 )

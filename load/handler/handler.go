@@ -36,7 +36,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
-	"github.com/chaosloop/chaosloop/clusters/local/netlab"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/load/ledger"
 	"github.com/chaosloop/chaosloop/load/wire"
 )
@@ -84,7 +84,7 @@ func (c Config) withDefaults() Config {
 	if c.Dial == nil {
 		// A handler whose broker or database is cut off must notice and
 		// move on within seconds, not after the kernel's retransmissions.
-		c.Dial = netlab.FailFastDialer(4 * time.Second).DialContext
+		c.Dial = lab.FailFastDialer(4 * time.Second).DialContext
 	}
 	if c.Name == "" {
 		c.Name = "handler"

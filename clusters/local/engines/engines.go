@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // Member is one member of a service on its lab host.
@@ -52,7 +54,7 @@ type Cluster struct {
 }
 
 // DialFunc opens a connection, like net.Dialer.DialContext.
-type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+type DialFunc = lab.DialFunc
 
 // Dialer returns c.Dial, or a plain net.Dialer's when unset.
 func (c *Cluster) Dialer() DialFunc {
@@ -139,19 +141,6 @@ func tail(b []byte) string {
 		lines = lines[len(lines)-15:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// IsTimeout reports whether err is a probe running out of time (a context
-// deadline or a network timeout), as opposed to an answer or a refusal.
-func IsTimeout(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // ErrTimeout is wrapped by WaitFor when the condition never held.

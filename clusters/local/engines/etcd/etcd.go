@@ -30,6 +30,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 const (
@@ -523,7 +524,7 @@ func (e *Engine) memberStatus(ctx context.Context, c *engines.Cluster, m engines
 // timedOut: a deadline, as a context error or as gRPC reports it (the
 // maintenance client's errors are raw gRPC statuses).
 func timedOut(err error) bool {
-	return engines.IsTimeout(err) || grpcstatus.Code(err) == codes.DeadlineExceeded
+	return lab.IsTimeout(err) || grpcstatus.Code(err) == codes.DeadlineExceeded
 }
 
 // waitWritable waits until some member serves linearizable reads.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // ClientPort is the port every member binds on its Member.Addr.
@@ -338,5 +339,5 @@ func OpenSocket(m engines.Member, pw string) (*sql.DB, error) {
 // go-sql-driver reports a read that ran past ReadTimeout as an invalid
 // connection.
 func TimedOut(err error) bool {
-	return engines.IsTimeout(err) || errors.Is(err, mysql.ErrInvalidConn)
+	return lab.IsTimeout(err) || errors.Is(err, mysql.ErrInvalidConn)
 }

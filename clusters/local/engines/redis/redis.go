@@ -37,6 +37,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // Ports every member binds on its Member.Addr.
@@ -715,7 +716,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 			d = append(d, "redis not running")
 		case p.infoErr != nil:
 			d = append(d, "redis not answering: "+p.infoErr.Error())
-			ms.TimedOut = engines.IsTimeout(p.infoErr)
+			ms.TimedOut = lab.IsTimeout(p.infoErr)
 		default:
 			ms.Up = true
 			r := p.info

@@ -22,6 +22,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 const (
@@ -301,7 +302,7 @@ func memberStatus(ctx context.Context, c *engines.Cluster, m engines.Member) (ms
 	out, err := fourLetter(ctx, c.Dialer(), clientEndpoint(m), "srvr")
 	if err != nil {
 		ms.Detail = "srvr: " + err.Error()
-		ms.TimedOut = engines.IsTimeout(err)
+		ms.TimedOut = lab.IsTimeout(err)
 		return
 	}
 	ms.Up = true

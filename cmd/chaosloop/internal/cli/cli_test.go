@@ -17,6 +17,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // syncBuffer is written by Steps' heartbeat goroutine and read by the test.
@@ -45,18 +46,18 @@ var stepLine = regexp.MustCompile(`^\[ *\d+\.\ds\] \S+ +\S`)
 func TestStepsPlainLines(t *testing.T) {
 	var w syncBuffer
 	s := cli.NewStepsFrom(&w, time.Now(), 80*time.Millisecond)
-	s.Lab(local.Progress{Stage: "installing", Detail: "network tools"})
-	s.Lab(local.Progress{Service: "bulk-db", Stage: "installing", Detail: "ferretdb-patroni"})
+	s.Lab(lab.Progress{Stage: "installing", Detail: "network tools"})
+	s.Lab(lab.Progress{Service: "bulk-db", Stage: "installing", Detail: "ferretdb-patroni"})
 	// An engine's install reports its own steps through the context.
 	ctx := engines.WithSteps(context.Background(), func(d string) {
-		s.Lab(local.Progress{Service: "bulk-db", Stage: "installing", Detail: d})
+		s.Lab(lab.Progress{Service: "bulk-db", Stage: "installing", Detail: d})
 	})
 	engines.Step(ctx, "go build FerretDB v1.24.2")
-	s.Lab(local.Progress{Stage: "network", Detail: "15 hosts"})
-	s.Lab(local.Progress{Service: "kafka", Stage: "failed", Err: errors.New("no broker")})
+	s.Lab(lab.Progress{Stage: "network", Detail: "15 hosts"})
+	s.Lab(lab.Progress{Service: "kafka", Stage: "failed", Err: errors.New("no broker")})
 	time.Sleep(300 * time.Millisecond) // bulk-db and lab stay quiet
-	s.Lab(local.Progress{Service: "bulk-db", Stage: "healthy"})
-	s.Lab(local.Progress{Stage: "done"})
+	s.Lab(lab.Progress{Service: "bulk-db", Stage: "healthy"})
+	s.Lab(lab.Progress{Stage: "done"})
 	stillBefore := strings.Count(w.String(), "still")
 	time.Sleep(200 * time.Millisecond)
 	s.Close()

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -45,6 +46,18 @@ func (f *LabFlags) Options(env *Env) (local.Options, error) {
 		return local.Options{}, err
 	}
 	return local.Options{Root: f.Root, Cache: f.Cache, Log: env.Log}, nil
+}
+
+// Provider returns the backend --on names, configured from the flags: the
+// one place a backend is chosen. seed drives the random choices of its
+// faults; progress, when set, is told what Up does.
+func (f *LabFlags) Provider(env *Env, seed int64, progress func(lab.Progress)) (lab.Provider, error) {
+	opts, err := f.Options(env)
+	if err != nil {
+		return nil, err
+	}
+	opts.Seed, opts.Progress = seed, progress
+	return local.NewProvider(opts), nil
 }
 
 // LoadScenarioSource is LoadScenario that also returns the bytes read (run
