@@ -20,8 +20,8 @@ import (
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
-// Injector is what the scheduler needs of a lab (clusters/local.Lab
-// satisfies it through an adapter in the runner).
+// Injector is what the scheduler needs of a lab (a lab.Lab satisfies it
+// through an adapter in the runner).
 type Injector interface {
 	Inject(ctx context.Context, f Fault) (resolvedTarget string, err error)
 	Recover(ctx context.Context, f Fault) error

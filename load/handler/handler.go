@@ -35,7 +35,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/load/ledger"
 	"github.com/chaosloop/chaosloop/load/wire"
@@ -69,7 +68,7 @@ type Config struct {
 
 	// Dial opens every connection (nil: a dialer whose connections fail
 	// within seconds when their path goes dark); in-process use only.
-	Dial engines.DialFunc `json:"-"`
+	Dial lab.DialFunc `json:"-"`
 }
 
 // Topics names the pipeline's topics.
