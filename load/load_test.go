@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/load"
@@ -68,7 +69,7 @@ func runPipeline(tb testing.TB, l *testLab, ps ledger.Participants, cfg load.Con
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	log := quietLog()
+	log := enginetest.ProcessLog()
 
 	store, err := ledger.Open(ledger.Options{DSNs: l.dsns, Log: log})
 	require.NoError(tb, err)
@@ -212,7 +213,7 @@ func TestIdempotentPrepare(t *testing.T) {
 	l := getLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	log := quietLog()
+	log := enginetest.ProcessLog()
 	store, err := ledger.Open(ledger.Options{DSNs: l.dsns, Log: log})
 	require.NoError(t, err)
 	defer store.Close()
@@ -304,7 +305,7 @@ func TestBatchMatchesSequential(t *testing.T) {
 	l := getLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	log := quietLog()
+	log := enginetest.ProcessLog()
 	store, err := ledger.Open(ledger.Options{DSNs: l.dsns, Log: log})
 	require.NoError(t, err)
 	defer store.Close()

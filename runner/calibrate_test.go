@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/runner"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -95,7 +96,7 @@ func calibrationCases() []calibrationCase {
 }
 
 func TestCalibration(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireRoot(t)
 	for _, c := range calibrationCases() {
 		t.Run(c.kind, func(t *testing.T) { calibrate(t, c) })
 	}

@@ -50,18 +50,15 @@ func Observe(si lab.ServiceStatus) (observed string, membersUp int, writable boo
 // sampler observes every service of a lab on its own ticker and records a
 // sample event each time, until stopped.
 type sampler struct {
-	obs   lab.Observer
-	h     *history.Writer
-	wg    sync.WaitGroup
-	stop  context.CancelFunc
-	mu    sync.Mutex
-	last  map[string]string
-	count int
+	obs  lab.Observer
+	h    *history.Writer
+	wg   sync.WaitGroup
+	stop context.CancelFunc
 }
 
 func startSampler(ctx context.Context, obs lab.Observer, h *history.Writer, services []string) *sampler {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &sampler{obs: obs, h: h, stop: cancel, last: map[string]string{}}
+	s := &sampler{obs: obs, h: h, stop: cancel}
 	for _, name := range services {
 		s.wg.Add(1)
 		go s.loop(ctx, name)
@@ -103,25 +100,19 @@ func (s *sampler) loop(ctx context.Context, name string) {
 	}
 }
 
+// probe records one observation; a write the history fails is counted
+// there (history.Writer.Lost).
 func (s *sampler) probe(ctx context.Context, name string) {
-	{
-		at := s.h.Since()
-		pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-		si, err := s.obs.ServiceStatus(pctx, name)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		ev := sampleEvent(si, err)
-		ev.T, ev.Took, ev.Service = at, s.h.Since()-at, name
-		if ev.Observed != "" && !ev.Timeout {
-			s.mu.Lock()
-			s.last[name] = ev.Observed
-			s.count++
-			s.mu.Unlock()
-		}
-		_ = s.h.Add(ev)
+	at := s.h.Since()
+	pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	si, err := s.obs.ServiceStatus(pctx, name)
+	cancel()
+	if ctx.Err() != nil {
+		return
 	}
+	ev := sampleEvent(si, err)
+	ev.T, ev.Took, ev.Service = at, s.h.Since()-at, name
+	_ = s.h.Add(ev)
 }
 
 // sampleEvent records one probe: its state, or a timed-out probe (unknown,
@@ -153,17 +144,6 @@ func sampleEvent(si lab.ServiceStatus, err error) history.Event {
 		ev.Detail += ": " + strings.Join(slow, ", ")
 	}
 	return ev
-}
-
-// Last returns each service's latest observed verdict.
-func (s *sampler) Last() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]string, len(s.last))
-	for k, v := range s.last {
-		out[k] = v
-	}
-	return out
 }
 
 func (s *sampler) Stop() {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
@@ -56,10 +57,10 @@ func writableIs(t *testing.T, l *local.Lab, want bool) lab.ServiceStatus {
 // (read-only until it is back), and a destroyed replica is re-seeded on
 // recovery.
 func TestLabAsyncMySQL(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireRoot(t)
 	ctx := context.Background()
 	root, ev := labRoot(t)
-	opts := local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog(t)}
+	opts := local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: enginetest.ProcessLog()}
 	name := "labasync"
 	_ = local.DownByName(ctx, opts, name)
 	t0 := time.Now()

@@ -425,18 +425,6 @@ func (l *Lab) DialFromHostOf(ctx context.Context, network, address string) (net.
 	return d.DialContext(ctx, network, address)
 }
 
-// DialFrom returns a dialer that opens connections from inside one node's
-// host namespace: a client placed on that node, subject to its faults.
-func (l *Lab) DialFrom(node string) (engines.DialFunc, error) {
-	h, ok := l.net.Host(node)
-	if !ok {
-		return nil, fmt.Errorf("no host for node %s", node)
-	}
-	return func(ctx context.Context, network, address string) (net.Conn, error) {
-		return netlab.DialIn(ctx, h.NetNS, &net.Dialer{}, network, address)
-	}, nil
-}
-
 func (l *Lab) install(ctx context.Context) error {
 	done := map[string]bool{}
 	for _, ss := range l.st.Services {

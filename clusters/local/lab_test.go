@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -25,15 +24,6 @@ import (
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
-// requireLab skips without root, unless CHAOSLOOP_REQUIRE_LAB=1 makes a
-// skip a failure (CI). The lab installs its engines itself.
-func requireLab(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		enginetest.RequireLab(t, "lab test needs root")
-	}
-}
-
 // labRoot is a state root the engines' own users (mysql, redis, postgres)
 // can traverse (t.TempDir's parents are private to root), in the test's
 // evidence directory: kept when the test fails, with the path printed.
@@ -41,13 +31,6 @@ func labRoot(t *testing.T) (string, *enginetest.Evidence) {
 	t.Helper()
 	ev := enginetest.NewEvidence(t)
 	return ev.WorkDir("lab"), ev
-}
-
-func testLog(t *testing.T) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // labScenario: three sites; site a has two racks so that a rack can be cut
@@ -129,10 +112,10 @@ func assertGone(t *testing.T, opts local.Options, name string) {
 }
 
 func TestLabFaultsAreReal(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireRoot(t)
 	ctx := context.Background()
 	root, ev := labRoot(t)
-	opts := local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog(t)}
+	opts := local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: enginetest.ProcessLog()}
 	name := "labfaults"
 	sc := labScenario(t, name)
 	_ = local.DownByName(ctx, opts, name)
@@ -268,7 +251,7 @@ func TestLabFaultsAreReal(t *testing.T) {
 // TestDownAfterCrash: kill -9 of chaosloop while it brings a lab up, then
 // `chaosloop down` leaves no namespace, process, cgroup or rule behind.
 func TestDownAfterCrash(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireRoot(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "chaosloop")
 	build := exec.Command("go", "build", "-o", bin, "../../cmd/chaosloop")
@@ -279,7 +262,7 @@ func TestDownAfterCrash(t *testing.T) {
 	file := filepath.Join(dir, "crash.yaml")
 	require.NoError(t, writeScenario(file, sc))
 	root, _ := labRoot(t)
-	opts := local.Options{Root: root, Log: testLog(t)}
+	opts := local.Options{Root: root, Log: enginetest.ProcessLog()}
 
 	up := exec.Command(bin, "up", file, "--state-dir", root, "--cache-dir", filepath.Join(os.TempDir(), "chaosloop-test-cache"))
 	up.Stdout, up.Stderr = io.Discard, io.Discard

@@ -132,14 +132,6 @@ func (e *Engine) Version(ctx context.Context) (string, error) {
 // NodeID is member i's broker.id / node.id.
 func NodeID(i int) int32 { return int32(i + 1) }
 
-// MemberIndex is the member index of a node id (-1 for none).
-func MemberIndex(nodeID int32) int {
-	if nodeID <= 0 {
-		return -1
-	}
-	return int(nodeID - 1)
-}
-
 func procName(m engines.Member) string { return m.Name + ".kafka" }
 
 func endpoint(m engines.Member) string {

@@ -22,7 +22,7 @@ import (
 const probeTimeout = 2 * time.Second
 
 // Partition is one partition as the most up-to-date answering broker sees
-// it. Node ids are member index + 1 (see MemberIndex).
+// it. Node ids are member index + 1 (see NodeID).
 type Partition struct {
 	Topic       string  `json:"topic"`
 	Partition   int32   `json:"partition"`
