@@ -117,7 +117,7 @@ func runPipeline(tb testing.TB, l *testLab, ps ledger.Participants, cfg load.Con
 
 	sc, err := scenarios.Decode("load-test.yaml", []byte(testScenario))
 	require.NoError(tb, err)
-	rep, err := reports.Generate(ctx, log, reports.Run{Dir: dir, Scenario: sc, Seed: int64(cfg.Seed), Started: start}, checks.Options{})
+	rep, err := reports.Generate(ctx, log, reports.Run{Dir: dir, Scenario: sc, Seed: cfg.Seed, Started: start}, checks.Options{})
 	require.NoError(tb, err)
 	events, err := history.ReadFile(filepath.Join(dir, reports.HistoryFile))
 	require.NoError(tb, err)

@@ -45,7 +45,7 @@ type Run struct {
 	// reports there.
 	Dir      string
 	Scenario *scenarios.Scenario
-	Seed     int64
+	Seed     uint64
 	Started  time.Time
 }
 

@@ -51,7 +51,7 @@ func parse(t *testing.T, name, src string) *scenarios.Scenario {
 func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *runner.Result) {
 	t.Helper()
 	lo, ev := testLab(t, sc.Name)
-	lo.Seed = int64(seed) // the seed drives the lab's faults too
+	lo.Seed = seed // the seed drives the lab's faults too
 	res, err := runner.Run(context.Background(), runner.Options{
 		Scenario: sc, Provider: local.NewProvider(lo), RunsDir: ev.Sub("runs"), Seed: seed, Binary: binary(t), Log: enginetest.ProcessLog(),
 	})

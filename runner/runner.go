@@ -206,7 +206,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, errors.Join(runErr, ctx.Err())
 	}
 	w.phase("judge", "checking the evidence")
-	rep, err := reports.Generate(context.WithoutCancel(ctx), w.o.Log, reports.Run{Dir: w.dir, Scenario: sc, Seed: int64(o.Seed), Started: w.started}, checks.Options{})
+	rep, err := reports.Generate(context.WithoutCancel(ctx), w.o.Log, reports.Run{Dir: w.dir, Scenario: sc, Seed: o.Seed, Started: w.started}, checks.Options{})
 	res.Report = rep
 	return res, errors.Join(runErr, err)
 }

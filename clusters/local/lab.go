@@ -47,7 +47,7 @@ type Options struct {
 	// Progress, when set, is told what Up is doing.
 	Progress func(lab.Progress)
 	// Seed drives the random choices of faults (delay jitter, loss).
-	Seed int64
+	Seed uint64
 }
 
 func (o Options) withDefaults() Options {

@@ -56,7 +56,7 @@ func (l *Lab) latency(ctx context.Context, tg scenarios.Target, af lab.Injected,
 	var started []*runningDelayer
 	for i, q := range queues {
 		cfg := netdelay.Config{Queue: q.Num, Delay: af.Delay, Jitter: af.Jitter, Loss: af.Loss,
-			Seed: l.opts.Seed ^ int64(h.Sum64()) ^ int64(i)}
+			Seed: l.opts.Seed ^ h.Sum64() ^ uint64(i)}
 		d, err := netdelay.OpenInNetNS(context.Background(), l.opts.Log, q.NetNS, cfg)
 		if err != nil {
 			for _, s := range started {

@@ -25,7 +25,7 @@ type Input struct {
 	// why): the checks that need it report UNKNOWN.
 	Final      *history.Final
 	FinalError string
-	Seed       int64
+	Seed       uint64
 	Started    time.Time
 }
 

@@ -51,7 +51,7 @@ func (f *LabFlags) Options(env *Env) (local.Options, error) {
 // Provider returns the backend --on names, configured from the flags: the
 // one place a backend is chosen. seed drives the random choices of its
 // faults; progress, when set, is told what Up does.
-func (f *LabFlags) Provider(env *Env, seed int64, progress func(lab.Progress)) (lab.Provider, error) {
+func (f *LabFlags) Provider(env *Env, seed uint64, progress func(lab.Progress)) (lab.Provider, error) {
 	opts, err := f.Options(env)
 	if err != nil {
 		return nil, err

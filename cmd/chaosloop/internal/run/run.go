@@ -131,7 +131,7 @@ func execute(cmd *cobra.Command, env *cli.Env, f *flags, o runner.Options) error
 	o.Log = env.Log
 	prog := newProgress(env.Err)
 	o.Progress = prog
-	p, err := f.lab.Provider(env, int64(o.Seed), prog.Lab)
+	p, err := f.lab.Provider(env, o.Seed, prog.Lab)
 	if err != nil {
 		return err
 	}
