@@ -194,3 +194,34 @@ func (st Status) Summary() string {
 	}
 	return b.String()
 }
+
+// Member returns member i; an index out of range is an error naming the
+// service, so that a fault on a member that does not exist says so.
+func (c *Cluster) Member(i int) (Member, error) {
+	if i < 0 || i >= len(c.Members) {
+		return Member{}, fmt.Errorf("%s: no member %d", c.Service, i)
+	}
+	return c.Members[i], nil
+}
+
+// StopAll stops every member at once with stop and joins the errors: the
+// members of a cluster going away together need no order.
+func StopAll(c *Cluster, stop func(i int) error) error {
+	errs := make([]error, len(c.Members))
+	var wg sync.WaitGroup
+	for i := range c.Members {
+		wg.Go(func() { errs[i] = stop(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// StopLastFirst stops the members one at a time, the last first, so that
+// member 0 (the primary, or the member to bootstrap from) stops last.
+func StopLastFirst(c *Cluster, stop func(i int) error) error {
+	var errs []error
+	for i := len(c.Members) - 1; i >= 0; i-- {
+		errs = append(errs, stop(i))
+	}
+	return errors.Join(errs...)
+}

@@ -250,10 +250,10 @@ func (e *Engine) startFerretDB(ctx context.Context, c *engines.Cluster, i int) e
 // PostgreSQL down, handing leadership over), then whatever PostgreSQL is
 // left, then etcd. It returns once every process of the member is gone.
 func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
-	if i < 0 || i >= len(c.Members) {
-		return fmt.Errorf("docstore: no member %d", i)
+	m, err := c.Member(i)
+	if err != nil {
+		return err
 	}
-	m := c.Members[i]
 	return errors.Join(
 		stopProc(ctx, c, procName(m, "ferretdb"), ferretGrace, nil),
 		stopPatroni(ctx, c, m),

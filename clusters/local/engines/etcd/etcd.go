@@ -333,30 +333,16 @@ func (e *Engine) spawn(c *engines.Cluster, m engines.Member, state, cluster stri
 
 // StopMember stops member i (SIGTERM, then SIGKILL after a grace period).
 func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
-	if i < 0 || i >= len(c.Members) {
-		return fmt.Errorf("etcd %s: no member %d", c.Service, i)
+	m, err := c.Member(i)
+	if err != nil {
+		return err
 	}
-	name := procName(c.Members[i])
-	return proc.StopRecorded(ctx, c.StateDir, name, stopGrace)
+	return proc.StopRecorded(ctx, c.StateDir, procName(m), stopGrace)
 }
 
 // Stop stops every member and drops the Engine's connections to them.
 func (e *Engine) Stop(ctx context.Context, c *engines.Cluster) error {
-	var errs []error
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for i := range c.Members {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := e.StopMember(ctx, c, i); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	err := engines.StopAll(c, func(i int) error { return e.StopMember(ctx, c, i) })
 	e.mu.Lock()
 	for _, ep := range e.Endpoints(c) {
 		if cli, ok := e.clients[ep]; ok {
@@ -365,7 +351,7 @@ func (e *Engine) Stop(ctx context.Context, c *engines.Cluster) error {
 		}
 	}
 	e.mu.Unlock()
-	return errors.Join(errs...)
+	return err
 }
 
 // Close ends the Engine's client connections (not the members).

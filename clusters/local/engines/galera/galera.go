@@ -374,11 +374,7 @@ func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) erro
 // Stop stops all members, the last one last, so that it is marked safe to
 // bootstrap.
 func (e *Engine) Stop(ctx context.Context, c *engines.Cluster) error {
-	var errs []error
-	for i := len(c.Members) - 1; i >= 0; i-- {
-		errs = append(errs, e.StopMember(ctx, c, i))
-	}
-	return errors.Join(errs...)
+	return engines.StopLastFirst(c, func(i int) error { return e.StopMember(ctx, c, i) })
 }
 
 // Status samples every member over its socket.

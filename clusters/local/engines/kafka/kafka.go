@@ -579,10 +579,11 @@ func waitRunning(ctx context.Context, timeout time.Duration, what string, alive 
 // StopMember stops member i: SIGTERM (a controlled shutdown that moves its
 // leaderships away first), then SIGKILL after 20 s.
 func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, o Options, i int) error {
-	if i < 0 || i >= len(c.Members) {
-		return fmt.Errorf("kafka: no member %d", i)
+	m, err := c.Member(i)
+	if err != nil {
+		return err
 	}
-	return stopMember(ctx, c, c.Members[i], 20*time.Second)
+	return stopMember(ctx, c, m, 20*time.Second)
 }
 
 func stopMember(ctx context.Context, c *engines.Cluster, m engines.Member, grace time.Duration) error {
@@ -592,13 +593,7 @@ func stopMember(ctx context.Context, c *engines.Cluster, m engines.Member, grace
 // Stop stops every member at once. The grace is short: with the quorum
 // going away together, a controlled shutdown cannot complete anyway.
 func (e *Engine) Stop(ctx context.Context, c *engines.Cluster) error {
-	errs := make([]error, len(c.Members))
-	var wg sync.WaitGroup
-	for i, m := range c.Members {
-		wg.Go(func() { errs[i] = stopMember(ctx, c, m, 5*time.Second) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return engines.StopAll(c, func(i int) error { return stopMember(ctx, c, c.Members[i], 5*time.Second) })
 }
 
 // client is a franz-go client over the given members (nil = all) with short

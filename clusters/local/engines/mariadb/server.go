@@ -273,7 +273,10 @@ func StartProc(log *slog.Logger, c *engines.Cluster, m engines.Member, extra ...
 
 // StopMember shuts member i down cleanly (SIGTERM, then SIGKILL after a grace).
 func StopMember(ctx context.Context, c *engines.Cluster, i int) error {
-	m := c.Members[i]
+	m, err := c.Member(i)
+	if err != nil {
+		return err
+	}
 	return proc.StopRecorded(ctx, c.StateDir, ProcName(m), stopGrace)
 }
 

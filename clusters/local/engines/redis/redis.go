@@ -653,7 +653,10 @@ func stop(ctx context.Context, c *engines.Cluster, name string) error {
 // StopMember stops member i's Sentinel and redis-server (SIGTERM: redis
 // flushes its AOF and exits).
 func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
-	m := c.Members[i]
+	m, err := c.Member(i)
+	if err != nil {
+		return err
+	}
 	return errors.Join(stop(ctx, c, sentinelName(m)), stop(ctx, c, redisName(m)))
 }
 

@@ -236,26 +236,16 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 
 // StopMember stops member i (SIGTERM, then SIGKILL after a grace period).
 func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
-	if i < 0 || i >= len(c.Members) {
-		return fmt.Errorf("zookeeper %s: no member %d", c.Service, i)
+	m, err := c.Member(i)
+	if err != nil {
+		return err
 	}
-	name := procName(c.Members[i])
-	return proc.StopRecorded(ctx, c.StateDir, name, stopGrace)
+	return proc.StopRecorded(ctx, c.StateDir, procName(m), stopGrace)
 }
 
 // Stop stops every member.
 func (e *Engine) Stop(ctx context.Context, c *engines.Cluster) error {
-	errs := make([]error, len(c.Members))
-	var wg sync.WaitGroup
-	for i := range c.Members {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = e.StopMember(ctx, c, i)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return engines.StopAll(c, func(i int) error { return e.StopMember(ctx, c, i) })
 }
 
 // Status asks every member, in parallel and within StatusTimeout, for srvr.
