@@ -158,7 +158,7 @@ func (b *stepBar) stageText() string {
 	return b.stage
 }
 
-// Lab shows one step of a lab coming up (local.Options.Progress): the
+// Lab shows one step of a lab coming up (a provider's lab.Progress): the
 // lab's own steps under "lab", a service's under its name.
 func (s *Steps) Lab(p lab.Progress) {
 	name := p.Service

@@ -50,7 +50,11 @@ without it, the only lab that is up.`,
 			if err != nil {
 				return err
 			}
-			if err := local.DownByName(cmd.Context(), opts, name); err != nil {
+			p, err := lf.Provider(env, 0, nil)
+			if err != nil {
+				return err
+			}
+			if err := p.Down(cmd.Context(), name); err != nil {
 				return err
 			}
 			fmt.Fprintf(env.Out, "lab %s is down\n", name)
