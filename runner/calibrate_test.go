@@ -12,7 +12,6 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/lab"
-	"github.com/chaosloop/chaosloop/runner"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -163,10 +162,10 @@ func settle(ctx context.Context, l *local.Lab, want string, budget time.Duration
 		si, err := l.ServiceStatus(ctx, "svc")
 		obs := "error"
 		if err == nil {
-			obs, _, _ = runner.Observe(si)
+			obs, _, _ = lab.Observe(si)
 		}
 		trail = appendTrail(trail, fmt.Sprintf("%s@%.1fs", obs, time.Since(start).Seconds()))
-		if obs == runner.Unknown {
+		if obs == lab.Unknown {
 			// A probe that timed out is no evidence either way (issue 8
 			// item 4): it neither counts nor breaks the streak.
 			time.Sleep(500 * time.Millisecond)
@@ -206,7 +205,7 @@ func eventuallyObserved(t *testing.T, ctx context.Context, l *local.Lab, want st
 	for time.Now().Before(deadline) {
 		si, err := l.ServiceStatus(ctx, "svc")
 		if err == nil {
-			if last, _, _ = runner.Observe(si); last == want {
+			if last, _, _ = lab.Observe(si); last == want {
 				return
 			}
 		}

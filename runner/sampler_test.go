@@ -30,14 +30,14 @@ var (
 // the others answered and the partitions it leads looked leaderless. That
 // is no evidence of refused writes: unknown, not "read-only (2 up)".
 func TestObserveSlowProbeIsUnknown(t *testing.T) {
-	obs, up, w := Observe(members(healthy, healthy, slow))
-	require.Equal(t, Unknown, obs)
+	obs, up, w := lab.Observe(members(healthy, healthy, slow))
+	require.Equal(t, lab.Unknown, obs)
 	require.Equal(t, 2, up)
 	require.False(t, w)
 
 	ev := sampleEvent(members(healthy, healthy, slow), nil)
 	require.True(t, ev.Timeout)
-	require.Equal(t, Unknown, ev.Observed)
+	require.Equal(t, lab.Unknown, ev.Observed)
 	require.Nil(t, ev.Writable, "no claim about writes")
 	require.Equal(t, "probe timed out: kafka-3", ev.Detail)
 }
@@ -45,13 +45,13 @@ func TestObserveSlowProbeIsUnknown(t *testing.T) {
 // Negative controls: a member that is not running is evidence, and so is
 // a refusal without any slow member.
 func TestObserveDownMemberIsEvidence(t *testing.T) {
-	obs, up, _ := Observe(members(healthy, healthy, dead))
+	obs, up, _ := lab.Observe(members(healthy, healthy, dead))
 	require.Equal(t, "read-only", obs)
 	require.Equal(t, 2, up)
 
 	si := members(healthy, healthy, dead)
 	si.Writable = true
-	obs, _, w := Observe(si)
+	obs, _, w := lab.Observe(si)
 	require.Equal(t, "degraded", obs)
 	require.True(t, w)
 }
@@ -60,7 +60,7 @@ func TestObserveDownMemberIsEvidence(t *testing.T) {
 func TestObserveWritableWithSlowMemberIsDegraded(t *testing.T) {
 	si := members(healthy, healthy, slow)
 	si.Writable = true
-	obs, up, w := Observe(si)
+	obs, up, w := lab.Observe(si)
 	require.Equal(t, "degraded", obs)
 	require.Equal(t, 2, up)
 	require.True(t, w)
@@ -72,7 +72,7 @@ func TestObserveWritableWithSlowMemberIsDegraded(t *testing.T) {
 func TestSampleEventErrors(t *testing.T) {
 	ev := sampleEvent(lab.ServiceStatus{}, fmt.Errorf("status: %w", context.DeadlineExceeded))
 	require.True(t, ev.Timeout)
-	require.Equal(t, Unknown, ev.Observed)
+	require.Equal(t, lab.Unknown, ev.Observed)
 
 	ev = sampleEvent(lab.ServiceStatus{}, fmt.Errorf("dial: %w", syscall.ECONNREFUSED))
 	require.False(t, ev.Timeout)
@@ -84,9 +84,9 @@ func TestSampleEventErrors(t *testing.T) {
 func TestObserveServiceTimeoutIsUnknown(t *testing.T) {
 	si := members(dead, dead, dead)
 	si.TimedOut = true
-	obs, _, _ := Observe(si)
-	require.Equal(t, Unknown, obs)
+	obs, _, _ := lab.Observe(si)
+	require.Equal(t, lab.Unknown, obs)
 	si.TimedOut = false
-	obs, _, _ = Observe(si)
+	obs, _, _ = lab.Observe(si)
 	require.Equal(t, "down", obs, "negative control: no member answered and none was slow")
 }
