@@ -14,6 +14,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/lab"
+	"github.com/chaosloop/chaosloop/lab/labtest"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -39,7 +40,7 @@ services:
 func writableIs(t *testing.T, l *local.Lab, want bool) lab.ServiceStatus {
 	t.Helper()
 	var si lab.ServiceStatus
-	eventually(t, 90*time.Second, fmt.Sprintf("db writable=%t", want), func() error {
+	labtest.Eventually(t, 90*time.Second, fmt.Sprintf("db writable=%t", want), func() error {
 		var err error
 		if si, err = l.ServiceStatus(context.Background(), "db"); err != nil {
 			return err
@@ -90,7 +91,7 @@ func TestLabAsyncMySQL(t *testing.T) {
 	t.Logf("primary powered off: not writable after %s, replicas up: %t %t", time.Since(t0).Round(time.Millisecond), st.Members[1].Up, st.Members[2].Up)
 	require.True(t, st.Members[1].Up && st.Members[2].Up, "replicas keep serving reads")
 	require.NoError(t, l.Recover(ctx, f))
-	eventually(t, 120*time.Second, "every member healthy", func() error { return allHealthy(l) })
+	labtest.Eventually(t, 120*time.Second, "every member healthy", func() error { return labtest.AllHealthy(context.Background(), l) })
 	writableIs(t, l, true)
 
 	// Cut off, the primary still answers on its socket, but the serving
@@ -103,7 +104,7 @@ func TestLabAsyncMySQL(t *testing.T) {
 	t.Logf("primary isolated: not writable after %s", time.Since(t0).Round(time.Millisecond))
 	require.NoError(t, l.Recover(ctx, f))
 	t0 = time.Now()
-	eventually(t, 120*time.Second, "every member healthy", func() error { return allHealthy(l) })
+	labtest.Eventually(t, 120*time.Second, "every member healthy", func() error { return labtest.AllHealthy(context.Background(), l) })
 	writableIs(t, l, true)
 	t.Logf("isolation healed: writable and replicating after %s", time.Since(t0).Round(time.Millisecond))
 
@@ -113,7 +114,7 @@ func TestLabAsyncMySQL(t *testing.T) {
 	require.True(t, writableIs(t, l, true).Writable, "a replica's loss leaves the primary writable")
 	t0 = time.Now()
 	require.NoError(t, l.Recover(ctx, f))
-	eventually(t, 120*time.Second, "destroyed replica re-seeded", func() error { return allHealthy(l) })
+	labtest.Eventually(t, 120*time.Second, "destroyed replica re-seeded", func() error { return labtest.AllHealthy(context.Background(), l) })
 	t.Logf("destroyed replica re-seeded and replicating %s after recovery", time.Since(t0).Round(time.Millisecond))
 
 	require.NoError(t, l.Down(ctx))

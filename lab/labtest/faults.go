@@ -99,7 +99,7 @@ func predict(topo *topology.Topology, f lab.Fault) topology.Verdict {
 // busy machine), then recovers it and requires the lab healthy again.
 func checkFault(t *testing.T, l lab.Lab, c FaultCase) {
 	ctx := context.Background()
-	require.NoError(t, allHealthy(ctx, l), "healthy before the fault")
+	require.NoError(t, AllHealthy(ctx, l), "healthy before the fault")
 	inj, err := l.Inject(ctx, c.Fault)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.RecoverAll(context.Background()) })
@@ -114,7 +114,7 @@ func checkFault(t *testing.T, l lab.Lab, c FaultCase) {
 
 	require.NoError(t, l.Recover(ctx, c.Fault))
 	require.Empty(t, l.ActiveFaults(), "recovered")
-	eventually(t, 3*time.Minute, "healthy after "+c.Fault.Key()+" recovered", func() error { return allHealthy(ctx, l) })
+	Eventually(t, 3*time.Minute, "healthy after "+c.Fault.Key()+" recovered", func() error { return AllHealthy(ctx, l) })
 }
 
 // settle samples the judged service until it shows want on three samples

@@ -93,14 +93,14 @@ func upTwice(t *testing.T, p lab.Provider, sc *scenarios.Scenario) lab.Lab {
 	ctx := context.Background()
 	l, err := p.Up(ctx, sc)
 	require.NoError(t, err)
-	require.NoError(t, allHealthy(ctx, l))
+	require.NoError(t, AllHealthy(ctx, l))
 	names, err := p.List(ctx)
 	require.NoError(t, err)
 	require.Contains(t, names, sc.Name)
 	again, err := p.Up(ctx, sc)
 	require.NoError(t, err, "Up is idempotent")
 	require.Equal(t, sc.Name, again.Name())
-	require.NoError(t, allHealthy(ctx, again))
+	require.NoError(t, AllHealthy(ctx, again))
 	return again
 }
 
@@ -123,20 +123,23 @@ func statusNamesEveryMember(t *testing.T, l lab.Lab) {
 	}
 }
 
-// allHealthy returns nil when every service is healthy, or which is not.
-func allHealthy(ctx context.Context, l lab.Lab) error {
+// AllHealthy returns nil when every service is healthy, or says which
+// member (or service) is not and why.
+func AllHealthy(ctx context.Context, l lab.Observer) error {
 	st, err := l.Status(ctx)
 	if err != nil {
 		return err
 	}
-	var bad []string
 	for _, s := range st.Services {
-		if !s.Healthy {
-			bad = append(bad, fmt.Sprintf("%s (%s)", s.Name, s.Error))
+		if s.Healthy {
+			continue
 		}
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("not healthy: %s", strings.Join(bad, ", "))
+		for _, m := range s.Members {
+			if !m.Healthy {
+				return fmt.Errorf("%s member %d not healthy: %s", s.Name, m.Index, m.Detail)
+			}
+		}
+		return fmt.Errorf("%s: %s", s.Name, s.Error)
 	}
 	return nil
 }
@@ -151,8 +154,8 @@ func requireNothingLeft(t *testing.T, h Harness, name string) {
 	require.NotContains(t, names, name)
 }
 
-// eventually polls cond every half second until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+// Eventually polls cond every half second until it holds or timeout passes.
+func Eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var err error
