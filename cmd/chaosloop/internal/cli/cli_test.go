@@ -97,7 +97,7 @@ func TestInputsNames(t *testing.T) {
 
 func TestResolveLab(t *testing.T) {
 	root := t.TempDir()
-	opts := local.Options{Root: root}
+	p := local.NewProvider(local.Options{Root: root})
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "quickstart"), 0o755))
 	dir := t.TempDir()
 	file := filepath.Join(dir, "my.yaml")
@@ -111,28 +111,28 @@ func TestResolveLab(t *testing.T) {
 		"-":          "from-stdin",
 		"":           "quickstart", // the only lab
 	} {
-		got, err := cli.ResolveLab(env, opts, ref)
+		got, err := cli.ResolveLab(t.Context(), env, p, ref)
 		require.NoError(t, err, ref)
 		require.Equal(t, want, got, ref)
 	}
 	// A name-shaped ref that is no lab but a file in the working dir.
 	t.Chdir(dir)
 	require.NoError(t, os.WriteFile("mylab", []byte("name: from-file\n"), 0o644))
-	got, err := cli.ResolveLab(env, opts, "mylab")
+	got, err := cli.ResolveLab(t.Context(), env, p, "mylab")
 	require.NoError(t, err)
 	require.Equal(t, "from-file", got)
 
 	for _, ref := range []string{"../..", "no/such.yaml", "Quickstart"} {
-		_, err := cli.ResolveLab(env, opts, ref)
+		_, err := cli.ResolveLab(t.Context(), env, p, ref)
 		require.Equal(t, cli.ExitInvalid, cli.CodeOf(err), ref)
 		require.ErrorContains(t, err, "neither a lab name nor a scenario file", ref)
 	}
 	require.NoError(t, os.WriteFile("noname.yaml", []byte("sites: []\n"), 0o644))
-	_, err = cli.ResolveLab(env, opts, "noname.yaml")
+	_, err = cli.ResolveLab(t.Context(), env, p, "noname.yaml")
 	require.ErrorContains(t, err, "no valid name:")
 
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "three-site"), 0o755))
-	_, err = cli.ResolveLab(env, opts, "")
+	_, err = cli.ResolveLab(t.Context(), env, p, "")
 	require.ErrorContains(t, err, "several labs are up (quickstart, three-site)")
 }
 

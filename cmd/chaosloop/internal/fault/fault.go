@@ -153,15 +153,11 @@ func splitLab(args []string, full int) (string, []string) {
 }
 
 func open(cmd *cobra.Command, env *cli.Env, lf *cli.LabFlags, ref *cli.LabRef, labArg string) (lab.Lab, error) {
-	opts, err := lf.Options(env)
-	if err != nil {
-		return nil, err
-	}
-	name, err := ref.Resolve(env, opts, labArg)
-	if err != nil {
-		return nil, err
-	}
 	p, err := lf.Provider(env, 0, nil)
+	if err != nil {
+		return nil, err
+	}
+	name, err := ref.Resolve(cmd.Context(), env, p, labArg)
 	if err != nil {
 		return nil, err
 	}

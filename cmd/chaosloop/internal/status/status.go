@@ -39,15 +39,11 @@ service is not healthy.`,
 			if err := out.Check(); err != nil {
 				return err
 			}
-			opts, err := lf.Options(env)
-			if err != nil {
-				return err
-			}
-			name, err := ref.Resolve(env, opts, cli.Arg(args, 0))
-			if err != nil {
-				return err
-			}
 			p, err := lf.Provider(env, 0, nil)
+			if err != nil {
+				return err
+			}
+			name, err := ref.Resolve(cmd.Context(), env, p, cli.Arg(args, 0))
 			if err != nil {
 				return err
 			}
