@@ -35,7 +35,8 @@ type Options struct {
 	Provider lab.Provider
 	// RunsDir holds one directory per run (default "runs").
 	RunsDir string
-	// Seed drives every random choice: fault members, arrivals, jitter.
+	// Seed drives every random choice: fault members, arrivals; the
+	// provider's latency jitter takes the same seed (cli.LabFlags.Provider).
 	Seed uint64
 	// Plan replays a saved fault plan instead of drawing one from Seed.
 	Plan []faults.Fault
@@ -212,6 +213,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 func (o Options) withDefaults() (Options, error) {
+	if o.Provider == nil {
+		return o, errors.New("run: no provider (where the lab runs)")
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
