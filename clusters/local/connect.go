@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,4 +190,33 @@ func (l *Lab) PreferLeaders(ctx context.Context, wait time.Duration) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// attachDialers makes every engine reach a member from inside the member's
+// own host namespace: the lab's addresses are not routed from the caller's
+// namespace, and a probe from the member's own host sees it even when a
+// fault cuts the host off.
+func (l *Lab) attachDialers() {
+	for _, ss := range l.st.Services {
+		ss.Cluster.Dial = l.DialFromHostOf
+	}
+}
+
+// DialFromHostOf dials address from inside the namespace of the host that
+// owns it (falling back to the caller's namespace for other addresses).
+func (l *Lab) DialFromHostOf(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err == nil {
+		for _, h := range l.net.Hosts() {
+			if h.Addr == ip {
+				return netlab.DialIn(ctx, h.NetNS, &net.Dialer{}, network, address)
+			}
+		}
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
 }
