@@ -31,8 +31,13 @@ bench: build
 	CHAOSLOOP_BENCH_RATE=400,800,1200 $(GO) test -run '^$$' -bench Pipeline -benchtime 1x -timeout 20m ./load/
 	$(GO) test -run '^$$' -bench QuickstartThroughput -benchtime 1x -timeout 30m ./runner/
 
+# Decoding, defaults, validation, lint and analysis of fuzzed scenario
+# files, each within 1 s of CPU and 100 MB; then the pre-parse scanner
+# against yaml.v3 (it must never count less). FUZZTIME=10m for a long run.
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./scenarios/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./scenarios/
+	$(GO) test -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZTIME) ./scenarios/
 
 # The main job on a fresh machine (as root): installs what is missing,
 # runs the quickstart lab under load with its faults, prints the scorecard

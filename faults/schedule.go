@@ -153,9 +153,14 @@ func insertStep(steps []step, st step) []step {
 //
 // A heal runs beside the rest of the plan: healing a power-off waits for
 // its members to restart (half a minute for a Kafka broker on a busy
-// machine), and the next fault must not wait for that — the plan says
-// when it goes in, and the system does not get to recover first. Only a
-// fault on the very thing still being healed waits for that heal.
+// machine), and its lateness must not push the heals after it. The next
+// inject, though, waits for every heal still restarting members: a fault
+// that lands on a system still missing the members an earlier fault took
+// is a double failure the scenario did not describe, and analyze's
+// verdict for it would not apply (measured: Galera's member in dc1 had not
+// rejoined 30 s after the rack's power came back on a busy machine, and
+// the dc3 isolation then left one of three members: no primary). That
+// wait is a slip, recorded and reported like any other.
 func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Duration, plan []Fault) error {
 	var steps []step
 	for _, f := range plan {
@@ -165,7 +170,7 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 		heals   sync.WaitGroup
 		errMu   sync.Mutex
 		errs    []error
-		healing = map[string]chan struct{}{} // key → closed when healed
+		healing = map[string]chan struct{}{} // fault → closed when healed
 	)
 	addErr := func(err error) {
 		errMu.Lock()
@@ -186,10 +191,9 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 			return errors.Join(errs...)
 		case <-time.After(time.Until(start.Add(st.at))):
 		}
-		key := st.f.Action + " " + st.f.Target
 		if !st.inject {
 			done := make(chan struct{})
-			healing[key] = done
+			healing[st.f.Action+" "+st.f.Target] = done
 			heals.Go(func() {
 				defer close(done)
 				healed := time.Since(start)
@@ -201,8 +205,9 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 			})
 			continue
 		}
-		if done, ok := healing[key]; ok {
+		for k, done := range healing {
 			<-done
+			delete(healing, k)
 		}
 		actual := time.Since(start)
 		if err := s.inject(ctx, st.f, actual-st.f.At); err != nil {

@@ -101,11 +101,13 @@ func TestQuickstartPasses(t *testing.T) {
 	sc.Name = "quickstart-test"
 	rate := 30.0
 	sc.Load.Rate = &rate
-	sc.Load.Duration = &scenarios.Duration{Duration: 110 * time.Second}
+	// As in the example file, 30 s between the first fault's heal and the
+	// second fault, and the recovery budget's worth of load after it.
+	sc.Load.Duration = &scenarios.Duration{Duration: 140 * time.Second}
 	sc.Load.Warmup = &scenarios.Duration{Duration: 15 * time.Second}
 	require.Len(t, sc.Faults, 2)
 	sc.Faults[0].At, sc.Faults[0].For = &scenarios.Duration{Duration: 20 * time.Second}, &scenarios.Duration{Duration: 30 * time.Second}
-	sc.Faults[1].At, sc.Faults[1].For = &scenarios.Duration{Duration: 70 * time.Second}, &scenarios.Duration{Duration: 25 * time.Second}
+	sc.Faults[1].At, sc.Faults[1].For = &scenarios.Duration{Duration: 80 * time.Second}, &scenarios.Duration{Duration: 25 * time.Second}
 	require.Equal(t, "rack/dc1/r1", sc.Faults[0].Target)
 	require.Equal(t, "site/dc3", sc.Faults[1].Target)
 

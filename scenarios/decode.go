@@ -1,15 +1,18 @@
 package scenarios
 
 import (
+	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	goyaml "github.com/goccy/go-yaml"
 	goparser "github.com/goccy/go-yaml/parser"
@@ -19,49 +22,60 @@ import (
 // ReadFile reads and decodes a scenario file. It does not apply defaults or
 // validate; see Parse for the usual pipeline.
 func ReadFile(path string) (*Scenario, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
 	return Decode(path, data)
 }
 
+// readFile reads at most one byte more than MaxFileBytes, so that Decode
+// can refuse a longer file without it ever being read whole.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, readError{err}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, readError{err}
+	}
+	return data, nil
+}
+
+// readError is a file's read error, printable as it is: the path in it is
+// escaped like any other input (see escapeControls).
+type readError struct{ err error }
+
+func (e readError) Error() string { return escapeControls(e.err.Error()) }
+func (e readError) Unwrap() error { return e.err }
+
 // Parse reads a scenario file, applies defaults and validates it: the usual
 // pipeline for commands. A returned error is an Errors list unless the file
 // could not be read.
 func Parse(path string) (*Scenario, error) {
-	return complete(ReadFile(path))
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseData(path, data)
 }
 
-// complete applies defaults to a decoded scenario and validates it,
-// reporting decoding and validation problems together.
-func complete(s *Scenario, err error) (*Scenario, error) {
-	var decodeErrs Errors
-	if !errors.As(err, &decodeErrs) || s == nil {
-		if err != nil {
-			return nil, err
-		}
+// parseData decodes, applies defaults and validates: decoding and
+// validation problems are reported together, and validation says nothing
+// of fields that failed to decode (see failedAt).
+func parseData(path string, data []byte) (*Scenario, error) {
+	s, errs := decode(path, data)
+	if s == nil {
+		return nil, errs.err()
 	}
 	d := s.WithDefaults()
-	verr := d.Validate()
-	if decodeErrs == nil {
-		if verr != nil {
-			return nil, verr
-		}
-		return d, nil
+	errs.merge(d.validate())
+	if err := errs.err(); err != nil {
+		return nil, err
 	}
-	// Report decoding and validation problems together, leaving out what
-	// validation says of fields that failed to decode (they would repeat
-	// the decoding error as "missing" or "invalid").
-	all := slices.Clone(decodeErrs)
-	var verrs Errors
-	errors.As(verr, &verrs)
-	for _, e := range verrs {
-		if !slices.ContainsFunc(decodeErrs, func(de *Error) bool { return de.Path != "" && underPath(e.Path, de.Path) }) {
-			all = append(all, e)
-		}
-	}
-	return nil, all.orNil()
+	return d, nil
 }
 
 // underPath reports whether path is p or lies inside it.
@@ -72,77 +86,234 @@ func underPath(path, p string) bool {
 // Decode decodes a scenario strictly: unknown fields, duplicate keys and
 // mistyped values are errors, all reported at once. file names the input in
 // error messages. With errors, the partly decoded scenario is returned too
-// (nil only when the YAML itself could not be parsed).
+// (nil only when the YAML itself could not be parsed or a limit was
+// crossed).
 func Decode(file string, data []byte) (*Scenario, error) {
-	d := &decoder{file: file, pos: map[string]Pos{}}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errors{d.syntaxError(data, err)}
-	}
-	if root.Kind == 0 || len(root.Content) == 0 {
-		return nil, Errors{{File: file, Pos: Pos{1, 1}, Msg: "empty scenario file"}}
-	}
-	if multiDocument(data) {
-		return nil, Errors{{File: file, Pos: Pos{1, 1}, Msg: "a scenario file holds exactly one YAML document"}}
-	}
-	s := &Scenario{File: file}
-	d.decode(root.Content[0], reflect.ValueOf(s).Elem(), "")
-	s.pos = d.pos
-	// The partly decoded scenario comes back with its errors, so that Parse
-	// can report validation problems of the rest at the same time.
-	return s, d.errs.orNil()
+	s, errs := decode(file, data)
+	return s, errs.err()
 }
 
-// multiDocument reports whether data holds more than one YAML document.
-func multiDocument(data []byte) bool {
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	n := 0
-	for {
-		var v yaml.Node
-		if err := dec.Decode(&v); err != nil {
-			return n > 1
-		}
-		n++
+func decode(file string, data []byte) (*Scenario, *problems) {
+	errs := &problems{}
+	fail := func(e *Error) (*Scenario, *problems) {
+		e.File = file
+		errs.add(e)
+		return nil, errs
 	}
+	if len(data) > MaxFileBytes {
+		return fail(&Error{Pos: posAt(data, MaxFileBytes), Msg: fmt.Sprintf("the file is longer than %d MiB, the most a scenario file may be", MaxFileBytes>>20)})
+	}
+	if e := checkText(data); e != nil {
+		return fail(e)
+	}
+	sc, e := scan(data)
+	if e != nil {
+		return fail(e)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	switch err := dec.Decode(&root); {
+	case errors.Is(err, io.EOF):
+		return fail(&Error{Pos: Pos{1, 1}, Msg: "empty scenario file"})
+	case err != nil:
+		return fail(syntaxError(data, err, sc))
+	case emptyDocument(&root):
+		return fail(&Error{Pos: Pos{1, 1}, Msg: "empty scenario file"})
+	}
+	if e := extraDocument(dec, data, sc); e != nil {
+		return fail(e)
+	}
+	d := &decoder{file: file, pos: map[string]Pos{}, failed: map[string]bool{}, errs: errs}
+	s := &Scenario{File: file}
+	d.decode(root.Content[0], reflect.ValueOf(s).Elem(), "")
+	if d.stop {
+		return nil, errs
+	}
+	s.pos, s.failed = d.pos, d.failed
+	// The partly decoded scenario comes back with its errors, so that Parse
+	// can report validation problems of the rest at the same time.
+	return s, errs
+}
+
+// extraDocument reports a document after the scenario's, or what made it
+// unparseable. Empty ones (a trailing "---") are fine.
+func extraDocument(dec *yaml.Decoder, data []byte, sc *scanner) *Error {
+	for empty := 0; ; empty++ {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err == nil && emptyDocument(&next):
+			continue
+		case empty < len(sc.docStarts):
+			return &Error{Pos: sc.docStarts[empty], Msg: "a scenario file holds exactly one YAML document; a second one starts here"}
+		case err != nil:
+			return syntaxError(data, err, sc)
+		}
+		return &Error{Pos: Pos{max(next.Line, 1), max(next.Column, 1)}, Msg: "a scenario file holds exactly one YAML document; a second one starts here"}
+	}
+}
+
+// emptyDocument reports whether a document holds nothing (a trailing
+// "---" or a comment after the scenario).
+func emptyDocument(doc *yaml.Node) bool {
+	if len(doc.Content) == 0 {
+		return true
+	}
+	n := doc.Content[0]
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == ""
+}
+
+// posAt returns the line and column of a byte offset.
+func posAt(data []byte, off int) Pos {
+	before := data[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	return Pos{line, utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1}
 }
 
 type decoder struct {
 	file string
 	pos  map[string]Pos
-	errs Errors
+	// failed holds the paths whose values could not be decoded: they are
+	// left unset, and validation says nothing more of them.
+	failed map[string]bool
+	errs   *problems
+	// counts holds how many elements of each limited type were decoded.
+	counts map[reflect.Type]int
+	// alias is the outermost alias being expanded; aliased counts the
+	// values decoded through aliases.
+	alias   *yaml.Node
+	aliased int
+	// stop is set when a limit is crossed: decoding ends there.
+	stop bool
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// syntaxError locates a YAML syntax error. yaml.v3 reports only a line (and
-// often the line where the enclosing block began), so goccy/go-yaml's parser,
-// which reports the offending token's line and column, is asked first.
-func (d *decoder) syntaxError(data []byte, err error) *Error {
-	var se *goyaml.SyntaxError
-	if _, perr := goparser.ParseBytes(data, 0); errors.As(perr, &se) && se.Token != nil {
-		return &Error{File: d.file, Pos: Pos{se.Token.Position.Line, se.Token.Position.Column}, Msg: "invalid YAML: " + se.Message}
-	}
-	msg := err.Error()
-	line := 1
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	return &Error{File: d.file, Pos: Pos{line, 1}, Msg: "invalid YAML: " + msg}
+// parserProblems are yaml.v3's parser (not scanner) errors: it reports their
+// line 0-based, and it is the line where the enclosing list or mapping
+// began, not where the problem is.
+var parserProblems = map[string]bool{
+	"did not find expected <document start>": true,
+	"did not find expected node content":     true,
+	"did not find expected key":              true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+	"found undefined tag handle":             true,
 }
 
+// syntaxError locates a YAML syntax error. yaml.v3 reports only a line (for
+// parser errors the line where the enclosing block began), so what the
+// scanner noted is preferred: the problem yaml.v3's message names (an
+// unclosed '[' is reported where it opens), else the first problem when it
+// comes no later. Then goccy/go-yaml's parser, which reports the offending
+// token's line and column (only on input small and shallow enough for it,
+// see goccySafe), then yaml.v3's line. Parsers' messages may quote input:
+// they are clipped (and escaped when printed, see Error).
+func syntaxError(data []byte, err error, sc *scanner) *Error {
+	msg, line := strings.TrimPrefix(err.Error(), "yaml: "), 0
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+		if parserProblems[msg] {
+			line++
+		}
+	}
+	if p := sc.problemFor(msg); p != nil {
+		return &Error{Pos: p.at, Msg: "invalid YAML: " + p.msg}
+	}
+	if p := sc.problem; p != nil && (line == 0 || p.at.Line <= line) {
+		return &Error{Pos: p.at, Msg: "invalid YAML: " + p.msg}
+	}
+	line = max(line, 1)
+	var se *goyaml.SyntaxError
+	if goccySafe(data) {
+		if _, perr := goparser.ParseBytes(data, 0); errors.As(perr, &se) && se.Token != nil {
+			if at := se.Token.Position; at.Line == line || (parserProblems[msg] && at.Line > line) {
+				return &Error{Pos: Pos{at.Line, at.Column}, Msg: "invalid YAML: " + clipTo(se.Message, 4*clipRunes)}
+			}
+		}
+	}
+	return &Error{Pos: Pos{line, firstColumn(data, line)}, Msg: "invalid YAML: " + clipTo(msg, 4*clipRunes)}
+}
+
+// firstColumn returns the column of the first non-blank character of a
+// line (1 past its end when it is blank or missing).
+func firstColumn(data []byte, line int) int {
+	for l := 1; l < line; l++ {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return 1
+		}
+		data = data[i+1:]
+	}
+	col := 1
+	for col <= len(data) && isBlank(data[col-1]) {
+		col++
+	}
+	return col
+}
+
+// errorf records a problem with the value at path; the value is then left
+// unset and validation says nothing more of it.
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Pos: Pos{n.Line, n.Column}, Path: path, Msg: fmt.Sprintf(format, args...)})
+	if path != "" {
+		d.failed[path] = true
+	}
+	d.errs.add(&Error{File: d.file, Pos: Pos{n.Line, n.Column}, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// abort ends decoding at a crossed limit. The limit is the one problem
+// reported: what was found before it would hide it past MaxErrors, and the
+// file is refused whole anyway.
+func (d *decoder) abort(n *yaml.Node, format string, args ...any) {
+	*d.errs = problems{}
+	d.errorf(n, "", format, args...)
+	d.stop = true
 }
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
+// countLimits bounds how many elements of these types a scenario holds.
+var countLimits = map[reflect.Type]struct {
+	what string
+	max  int
+}{
+	reflect.TypeFor[Site]():    {"sites", MaxSites},
+	reflect.TypeFor[Rack]():    {"racks", MaxRacks},
+	reflect.TypeFor[Node]():    {"nodes", MaxNodes},
+	reflect.TypeFor[Link]():    {"links", MaxLinks},
+	reflect.TypeFor[Service](): {"services", MaxServices},
+	reflect.TypeFor[Fault]():   {"faults", MaxFaults},
+}
+
+// enter counts a value decoded through an alias; it reports false once
+// decoding has stopped.
+func (d *decoder) enter(n *yaml.Node) bool {
+	if d.alias != nil && !d.stop {
+		if d.aliased++; d.aliased > MaxAliasValues {
+			d.abort(d.alias, "aliases expand to more than %d values (the most a scenario file may expand to)", MaxAliasValues)
+		}
+	}
+	return !d.stop
+}
+
 // decode fills v from n, recording the position of every field it meets.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
+		if d.alias == nil {
+			d.alias = n
+			defer func() { d.alias = nil }()
+		}
 		n = n.Alias
+	}
+	if !d.enter(n) {
+		return
 	}
 	d.pos[path] = Pos{n.Line, n.Column}
 	null := n.Kind == yaml.ScalarNode && n.Tag == "!!null"
@@ -150,10 +321,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if null {
 			return
 		}
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
+		// Set only once decoded: a value that failed stays unset, so that
+		// defaults and validation treat it as absent.
+		p := reflect.New(v.Type().Elem())
+		d.decode(n, p.Elem(), path)
+		if !d.failed[path] {
+			v.Set(p)
 		}
-		v = v.Elem()
+		return
 	}
 	if nd, ok := v.Addr().Interface().(nodeDecoder); ok {
 		nd.decodeYAML(d, n, path)
@@ -173,18 +348,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Struct:
 		d.decodeStruct(n, v, path)
 	case reflect.Slice:
-		if null {
-			return
-		}
-		if n.Kind != yaml.SequenceNode {
-			d.errorf(n, path, "%s: expected a list, got %s", d.label(path), kindName(n))
-			return
-		}
-		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-		for i, c := range n.Content {
-			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
-		}
-		v.Set(s)
+		d.decodeSlice(n, v, path, null)
 	case reflect.String:
 		if null {
 			return
@@ -214,17 +378,46 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
+// decodeSlice decodes a list, refusing more elements of a limited type
+// (sites, nodes...) than the scenario may hold before allocating them.
+func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string, null bool) {
+	if null {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, path, "%s: expected a list, got %s", d.label(path), kindName(n))
+		return
+	}
+	if lim, ok := countLimits[v.Type().Elem()]; ok {
+		if d.counts == nil {
+			d.counts = map[reflect.Type]int{}
+		}
+		had := d.counts[v.Type().Elem()]
+		if had+len(n.Content) > lim.max {
+			d.abort(n.Content[lim.max-had], "too many %s: a scenario holds at most %d", lim.what, lim.max)
+			return
+		}
+		d.counts[v.Type().Elem()] = had + len(n.Content)
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, c := range n.Content {
+		d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(s)
+}
+
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, path, "%s: expected a mapping, got %s", d.label(path), kindName(n))
+		d.failed[path] = true // the root too: nothing of it can be validated
 		return
 	}
 	fields := fieldsOf(v.Type())
 	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
+	for i := 0; i+1 < len(n.Content) && !d.stop; i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
 			d.errorf(k, path, "%s: keys must be strings", d.label(path))
@@ -250,12 +443,13 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
-// label names a path for messages: "scenario" for the root.
+// label names a path for messages: "scenario" for the root. A path holds
+// user input only as a map key of expect.failover, clipped here.
 func (d *decoder) label(path string) string {
 	if path == "" {
 		return "scenario"
 	}
-	return path
+	return clipTo(path, 4*clipRunes)
 }
 
 func joinPath(path, key string) string {
@@ -288,6 +482,9 @@ func suggest(key string, fields map[string]int) string {
 	}
 	slices.Sort(names)
 	for _, k := range names {
+		if len(key) > 2*len(k) {
+			continue // too long to be a misspelling (and slow to compare)
+		}
 		if d := editDistance(strings.ToLower(key), strings.ToLower(k)); d < bestD {
 			best, bestD = k, d
 		}
@@ -329,9 +526,9 @@ func kindName(n *yaml.Node) string {
 		case "!!null":
 			return "nothing"
 		case "!!int", "!!float":
-			return "the number " + n.Value
+			return "the number " + clip(n.Value)
 		case "!!bool":
-			return "the boolean " + n.Value
+			return "the boolean " + clip(n.Value)
 		}
 		return fmt.Sprintf("%q", clip(n.Value))
 	}

@@ -31,7 +31,7 @@ func (s *Scenario) Clone() *Scenario {
 	if err := json.Unmarshal(b, c); err != nil {
 		panic("scenarios: clone: " + err.Error())
 	}
-	c.File, c.pos = s.File, s.pos
+	c.File, c.pos, c.failed = s.File, s.pos, s.failed
 	return c
 }
 

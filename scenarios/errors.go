@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Pos is a 1-based line and column in a scenario file.
@@ -22,15 +24,49 @@ type Error struct {
 	Msg  string `json:"message"`
 }
 
+// Error returns "FILE:LINE:COLUMN: MESSAGE", safe to print on a terminal:
+// whatever of the input reached it (a file name, a parser's message) has
+// its control and invisible formatting characters escaped.
 func (e *Error) Error() string {
 	file := e.File
 	if file == "" {
 		file = "<input>"
 	}
 	if e.Line == 0 {
-		return fmt.Sprintf("%s: %s", file, e.Msg)
+		return escapeControls(fmt.Sprintf("%s: %s", file, e.Msg))
 	}
-	return fmt.Sprintf("%s:%d:%d: %s", file, e.Line, e.Column, e.Msg)
+	return escapeControls(fmt.Sprintf("%s:%d:%d: %s", file, e.Line, e.Column, e.Msg))
+}
+
+// escapeControls escapes, as strconv.Quote would, every character that is
+// not printable (control characters such as ESC, bidirectional overrides,
+// invalid UTF-8), so that no input can rewrite a terminal.
+func escapeControls(s string) string {
+	clean := func(r rune, size int) bool { return (r != utf8.RuneError || size > 1) && strconv.IsPrint(r) }
+	i := 0
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if !clean(r, size) {
+			break
+		}
+		i += size
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString(s[:i])
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if clean(r, size) {
+			b.WriteString(s[i : i+size])
+		} else {
+			q := strconv.Quote(s[i : i+size])
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // Errors is every problem found in a file, in file order.
@@ -58,4 +94,46 @@ func (es Errors) orNil() error {
 		return nil
 	}
 	return es.sorted()
+}
+
+// problems collects a file's problems, keeping the first maxStoredErrors
+// (an alias bomb or a list of 10,000 bad names must not fill memory) and
+// counting the rest.
+type problems struct {
+	list    Errors
+	dropped int
+}
+
+func (p *problems) add(e *Error) {
+	if len(p.list) < maxStoredErrors {
+		p.list = append(p.list, e)
+	} else {
+		p.dropped++
+	}
+}
+
+func (p *problems) merge(q *problems) {
+	for _, e := range q.list {
+		p.add(e)
+	}
+	p.dropped += q.dropped
+}
+
+// err returns the problems in file order as an Errors list, nil for none:
+// at most MaxErrors, then one more line at the first left out, counting
+// them ("and 12 more problems").
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	es := p.list.sorted()
+	if more := len(es) - MaxErrors + p.dropped; more > 0 {
+		at := es[len(es)-1]
+		if len(es) > MaxErrors {
+			at = es[MaxErrors]
+		}
+		es = append(es[:min(len(es), MaxErrors):min(len(es), MaxErrors)],
+			&Error{File: at.File, Pos: at.Pos, Msg: fmt.Sprintf("and %d more problems", more)})
+	}
+	return es
 }

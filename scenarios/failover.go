@@ -50,9 +50,8 @@ func (f *Failover) decodeYAML(d *decoder, n *yaml.Node, path string) {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		v := reflect.New(durationType)
-		before := len(d.errs)
 		d.decode(n, v.Elem(), path)
-		if len(d.errs) == before {
+		if !d.failed[path] {
 			f.All = v.Interface().(*Duration)
 		}
 	case yaml.MappingNode:
@@ -71,14 +70,13 @@ func (f *Failover) decodeYAML(d *decoder, n *yaml.Node, path string) {
 			}
 			seen[k.Value] = true
 			if val.Kind != yaml.ScalarNode {
-				d.errorf(val, kp, "%s: expected a duration, got %s", clip(kp), kindName(val))
+				d.errorf(val, kp, "%s: expected a duration, got %s", d.label(kp), kindName(val))
 				continue
 			}
 			v := reflect.New(durationType)
-			before := len(d.errs)
 			d.decode(val, v.Elem(), kp)
 			d.pos[kp] = Pos{k.Line, k.Column}
-			if len(d.errs) == before {
+			if !d.failed[kp] {
 				f.Services[k.Value] = *v.Interface().(*Duration)
 			}
 		}

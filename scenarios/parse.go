@@ -10,9 +10,9 @@ func ParseBytes(ctx context.Context, file string, data []byte) (*Scenario, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s, err := Decode(file, data)
+	s, err := parseData(file, data)
 	if cerr := ctx.Err(); cerr != nil {
 		return nil, cerr
 	}
-	return complete(s, err)
+	return s, err
 }

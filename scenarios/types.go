@@ -19,6 +19,8 @@ type Scenario struct {
 	File string `yaml:"-" json:"-"`
 	// pos maps a field path (see Path) to where it was written.
 	pos map[string]Pos
+	// failed holds the paths whose values failed to decode (see failedAt).
+	failed map[string]bool
 }
 
 // Site is a data centre.

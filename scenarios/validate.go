@@ -14,40 +14,52 @@ import (
 // checked against its rule (rules.go, check.go); this file adds the rules
 // that relate fields: unique names, references, placement, targets.
 func (s *Scenario) Validate() error {
-	v := &validator{s: s}
+	return s.validate().err()
+}
+
+// validate is Validate's problems, for Parse to merge with decoding's.
+func (s *Scenario) validate() *problems {
+	v := &validator{s: s, errs: &problems{}}
 	v.fields(reflect.ValueOf(s).Elem(), "", "")
 	v.scenario()
-	return v.errs.orNil()
+	return v.errs
 }
 
 type validator struct {
 	s    *Scenario
-	errs Errors
+	errs *problems
 }
 
-// add records a problem at path. String arguments are user input: they are
-// clipped so that a huge value cannot flood the message (formats quote them
-// with %q, which escapes control characters).
+// add records a problem at path, unless path (or what holds it) failed to
+// decode: that was reported already. String arguments are user input: they
+// are clipped so that a huge value cannot flood the message (formats quote
+// them with %q, which escapes control characters).
 func (v *validator) add(path, format string, args ...any) {
+	if v.s.failedAt(path) {
+		return
+	}
 	for i, a := range args {
 		if s, ok := a.(string); ok {
 			args[i] = clip(s)
 		}
 	}
-	v.errs = append(v.errs, v.s.Errorf(path, format, args...))
+	v.errs.add(v.s.Errorf(path, format, args...))
 }
 
 // clipRunes is how much of a long user string messages show.
 const clipRunes = 64
 
 // clip shortens s to clipRunes runes, marking the cut with an ellipsis.
-func clip(s string) string {
-	n := 0
+func clip(s string) string { return clipTo(s, clipRunes) }
+
+// clipTo shortens s to n runes, marking the cut with an ellipsis.
+func clipTo(s string, n int) string {
+	k := 0
 	for i := range s {
-		if n == clipRunes {
+		if k == n {
 			return s[:i] + "…"
 		}
-		n++
+		k++
 	}
 	return s
 }
@@ -163,7 +175,7 @@ func (v *validator) link(i int, l Link, idx *nameIndex) {
 	ok := true
 	for j, site := range l.Between {
 		if _, known := idx.sites[site]; !known {
-			if validName(FormatLabel, site) {
+			if validName(FormatLabel, site) && !v.s.namesHidden("sites") {
 				v.add(fmt.Sprintf("%s.between[%d]", p, j), "link: unknown site %q", site)
 			}
 			ok = false
@@ -185,14 +197,14 @@ func (v *validator) link(i int, l Link, idx *nameIndex) {
 func (v *validator) service(i int, sv *Service, idx *nameIndex) {
 	p := fmt.Sprintf("services[%d]", i)
 	replicas := sv.ReplicaCount()
-	if replicas < 1 {
-		replicas = 0
+	if replicas < 1 || v.s.failedAt(p+".replicas") {
+		replicas = 0 // unknown: checks against it would only guess
 	}
 	if sv.Kind == KindKafka {
 		v.kafka(p, sv, replicas, idx)
 	}
-	if !validName(FormatPool, sv.Pool) {
-		return
+	if !validName(FormatPool, sv.Pool) || v.s.namesHidden("sites") {
+		return // (with part of the sites unknown, so is what carries the pool)
 	}
 	if !idx.pools[sv.Pool] {
 		v.add(p+".pool", "pool %q is carried by no node", sv.Pool)
@@ -237,13 +249,25 @@ func (v *validator) kafka(p string, sv *Service, replicas int, idx *nameIndex) {
 			return
 		}
 		if ref, ok := idx.services[c]; !ok {
-			v.add(p+".controller", "controller: unknown service %q", c)
-		} else if ref.Kind != KindZookeeper {
+			if !v.s.namesHidden("services") {
+				v.add(p+".controller", "controller: unknown service %q", c)
+			}
+		} else if ref.Kind != KindZookeeper && ref.Kind != "" {
 			v.add(p+".controller", "controller: service %q is a %s, want a zookeeper service", c, ref.Kind)
 		}
 	} else if zks := v.zookeepers(); len(zks) > 1 {
 		v.add(p, "kafka service %q: controller is required (the scenario has several zookeeper services: %s)", sv.Name, quoteAll(zks))
 	}
+}
+
+// servicePath returns the path of a service of the scenario.
+func (v *validator) servicePath(sv *Service) string {
+	for i := range v.s.Services {
+		if &v.s.Services[i] == sv {
+			return fmt.Sprintf("services[%d]", i)
+		}
+	}
+	return ""
 }
 
 // zookeepers lists the zookeeper services' names in file order; kafka
@@ -269,7 +293,7 @@ func quoteAll(names []string) string {
 
 func (v *validator) fault(i int, f Fault, idx *nameIndex) {
 	p := fmt.Sprintf("faults[%d]", i)
-	if l := v.s.Load; f.At != nil && l != nil && l.Duration != nil && f.At.Duration >= l.Duration.Duration {
+	if l := v.s.Load; f.At != nil && l != nil && l.Duration != nil && f.At.Duration >= l.Duration.Duration && !v.s.failedAt("load.duration") {
 		v.add(p+".at", "fault at %s starts after the load ends (load.duration %s)", f.At, l.Duration)
 	}
 	if f.Target == "" {
@@ -289,6 +313,9 @@ func (v *validator) fault(i int, f Fault, idx *nameIndex) {
 }
 
 func (v *validator) targetExists(path string, t Target, idx *nameIndex) bool {
+	if v.s.namesHidden("sites") && t.Kind != TargetService || v.s.namesHidden("services") && t.Kind == TargetService {
+		return true // the target may name what failed to decode
+	}
 	missing := func(what, name string) bool {
 		v.add(path, "target %q: no %s named %q", t.String(), what, name)
 		return false
@@ -333,7 +360,7 @@ func (v *validator) targetExists(path string, t Target, idx *nameIndex) bool {
 		if !ok {
 			return missing("service", t.Name)
 		}
-		if t.Member != "" && t.Member != "leader" {
+		if t.Member != "" && t.Member != "leader" && !v.s.failedAt(v.servicePath(sv)+".replicas") {
 			var m int
 			fmt.Sscan(t.Member, &m)
 			if m >= sv.ReplicaCount() {
@@ -352,7 +379,7 @@ func (v *validator) expect(idx *nameIndex) {
 		return
 	}
 	for _, name := range slices.Sorted(maps.Keys(f.Services)) {
-		if _, ok := idx.services[name]; !ok {
+		if _, ok := idx.services[name]; !ok && !v.s.namesHidden("services") {
 			v.add("expect.failover."+name, "expect.failover: unknown service %q", name)
 		}
 	}

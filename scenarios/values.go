@@ -171,6 +171,9 @@ type Quantity struct {
 
 // ParseQuantity parses a size: a Kubernetes quantity in whole bytes.
 func ParseQuantity(s string) (Quantity, error) {
+	if costlyQuantity(s) {
+		return Quantity{}, fmt.Errorf("invalid size %q (want a Kubernetes quantity in whole bytes such as 32Gi or 500G)", clip(s))
+	}
 	if strings.HasPrefix(s, "-") {
 		return Quantity{}, fmt.Errorf("invalid size %q: must not be negative", clip(s))
 	}
@@ -216,7 +219,8 @@ func (q *Quantity) UnmarshalText(b []byte) error {
 func (q *Quantity) decodeYAML(dec *decoder, n *yaml.Node, path string) {
 	if f, isNum, err := number(n); isNum {
 		switch {
-		case err != nil || f != math.Trunc(f) || f >= math.MaxInt64:
+		case err != nil || f != math.Trunc(f) || f >= math.MaxInt64,
+			f == 0 && strings.Trim(n.Value, "0.+-") != "": // 1e-999 underflows to 0
 			dec.errorf(n, path, "%s: expected a size such as 32Gi or a whole number of bytes, got %s", dec.label(path), kindName(n))
 		case f < 0:
 			dec.errorf(n, path, "%s: invalid size %s: must not be negative", dec.label(path), clip(n.Value))

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"slices"
@@ -39,8 +40,10 @@ type (
 	}
 )
 
-// WriteJSON streams the analysis as the contract's JSON object.
-func (a *Analysis) WriteJSON(w io.Writer) error {
+// WriteJSON judges every failure and streams each as it is judged, in the
+// contract's JSON object: memory does not grow with the number of failures.
+// The summary comes last, so it is known by then.
+func (a *Analysis) WriteJSON(ctx context.Context, w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	t := a.Topology
 	svcNames := make([][]byte, len(t.Services))
@@ -64,11 +67,12 @@ func (a *Analysis) WriteJSON(w io.Writer) error {
 	buf = append(buf, `,"depth":`...)
 	buf = strconv.AppendInt(buf, int64(a.Depth), 10)
 	buf = append(buf, `,"failures":[`...)
-	for k := range a.Failures {
-		f := &a.Failures[k]
-		if k > 0 {
+	first := true
+	err := a.Each(ctx, func(f *Failure) error {
+		if !first {
 			buf = append(buf, ',')
 		}
+		first = false
 		buf = append(buf, "\n"+`{"domains":[`...)
 		buf = append(buf, domNames[f.A]...)
 		if f.B >= 0 {
@@ -106,9 +110,13 @@ func (a *Analysis) WriteJSON(w io.Writer) error {
 			}
 			buf = buf[:0]
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	buf = append(buf, "\n"+`],"summary":{"failures":`...)
-	buf = strconv.AppendInt(buf, int64(len(a.Failures)), 10)
+	buf = strconv.AppendInt(buf, int64(a.Count), 10)
 	buf = append(buf, `,"worst":"`...)
 	buf = append(buf, a.Worst.String()...)
 	buf = append(buf, `","survivesAll":`...)

@@ -45,10 +45,19 @@ func (t *Topology) place(spec *scenarios.Service) (*Service, error) {
 		if spec.Partitions != nil {
 			parts = *spec.Partitions
 		}
+		// Validation bounds partitions; this guards the allocation below
+		// against a scenario that skipped it (1e18 panics in make, 2e8
+		// takes 4.8 GB).
+		if parts < 1 || parts > maxPartitions {
+			return nil, fmt.Errorf("service %s: %d partitions: at most %d can be modelled", spec.Name, parts, maxPartitions)
+		}
 		sv.Partitions = assignPartitions(sv.Members, parts, sv.ReplicationFactor)
 	}
 	return sv, nil
 }
+
+// maxPartitions is the most partitions a kafka service's table holds.
+const maxPartitions = 1 << 20
 
 type spreadLevel int
 
@@ -155,8 +164,14 @@ func assignPartitions(members []*Node, partitions, rf int) [][]int {
 			}
 		}
 	}
+	// Partition p+len(list) has partition p's replicas: the lists repeat,
+	// and are shared (read-only) rather than allocated per partition.
 	out := make([][]int, partitions)
 	for p := range out {
+		if p >= len(list) {
+			out[p] = out[p%len(list)]
+			continue
+		}
 		reps := make([]int, 0, rf)
 		for k := range rf {
 			reps = append(reps, list[(p+k)%len(list)])

@@ -84,89 +84,133 @@ func (s *State) Apply(f Fault) error { return s.change(f, 1) }
 func (s *State) Revert(f Fault) error { return s.change(f, -1) }
 
 func (s *State) change(f Fault, d int32) error {
-	t := s.t
+	e, err := s.t.resolve(f)
+	if err == nil {
+		s.add(e, d)
+	}
+	return err
+}
+
+// effect is a fault resolved to the counter it moves: analysis applies
+// each domain's hundreds of millions of times, without looking names up.
+type effect struct {
+	what effectKind
+	at   int // index of the node, rack, site, feed, switch or link
+}
+
+type effectKind uint8
+
+const (
+	noEffect effectKind = iota
+	nodePowerOff
+	rackPowerOff
+	sitePowerOff
+	feedOff
+	nodeIsolated
+	rackIsolated
+	switchIsolated
+	siteIsolated
+	linkCut
+)
+
+// resolve finds what a fault changes.
+func (t *Topology) resolve(f Fault) (effect, error) {
 	tg := f.Target
 	switch f.Action {
 	case scenarios.ActionPowerOff, scenarios.ActionDestroy:
 		switch tg.Kind {
 		case scenarios.TargetNode:
-			n := t.Node(tg.Name)
-			if n == nil {
-				return fmt.Errorf("unknown node %q", tg.Name)
+			if n := t.Node(tg.Name); n != nil {
+				return effect{nodePowerOff, n.Index}, nil
 			}
-			s.nodeOff[n.Index] += d
+			return effect{}, fmt.Errorf("unknown node %q", tg.Name)
 		case scenarios.TargetRack:
-			r := t.Rack(tg.Site, tg.Name)
-			if r == nil {
-				return fmt.Errorf("unknown rack %q", tg.String())
+			if r := t.Rack(tg.Site, tg.Name); r != nil {
+				return effect{rackPowerOff, r.Index}, nil
 			}
-			s.rackOff[r.Index] += d
+			return effect{}, fmt.Errorf("unknown rack %q", tg.String())
 		case scenarios.TargetSite:
-			site := t.Site(tg.Name)
-			if site == nil {
-				return fmt.Errorf("unknown site %q", tg.Name)
+			if site := t.Site(tg.Name); site != nil {
+				return effect{sitePowerOff, site.Index}, nil
 			}
-			for _, r := range site.Racks {
-				s.rackOff[r.Index] += d
-			}
-			s.siteOff[site.Index] += d
-			s.groupsOK = false
+			return effect{}, fmt.Errorf("unknown site %q", tg.Name)
 		case scenarios.TargetFeed:
-			fd := t.Feed(tg.Name)
-			if fd == nil {
-				return fmt.Errorf("unknown feed %q", tg.Name)
+			if fd := t.Feed(tg.Name); fd != nil {
+				return effect{feedOff, fd.Index}, nil
 			}
-			for _, r := range fd.Racks {
-				s.rackFeedsOff[r.Index] += d
-			}
-		default:
-			return fmt.Errorf("%s cannot target %s", f.Action, tg.String())
+			return effect{}, fmt.Errorf("unknown feed %q", tg.Name)
 		}
+		return effect{}, fmt.Errorf("%s cannot target %s", f.Action, tg.String())
 	case scenarios.ActionIsolate:
 		switch tg.Kind {
 		case scenarios.TargetNode:
-			n := t.Node(tg.Name)
-			if n == nil {
-				return fmt.Errorf("unknown node %q", tg.Name)
+			if n := t.Node(tg.Name); n != nil {
+				return effect{nodeIsolated, n.Index}, nil
 			}
-			s.nodeIso[n.Index] += d
+			return effect{}, fmt.Errorf("unknown node %q", tg.Name)
 		case scenarios.TargetRack:
-			r := t.Rack(tg.Site, tg.Name)
-			if r == nil {
-				return fmt.Errorf("unknown rack %q", tg.String())
+			if r := t.Rack(tg.Site, tg.Name); r != nil {
+				return effect{rackIsolated, r.Index}, nil
 			}
-			s.rackIso[r.Index] += d
+			return effect{}, fmt.Errorf("unknown rack %q", tg.String())
 		case scenarios.TargetSwitch:
-			sw := t.Switch(tg.Name)
-			if sw == nil {
-				return fmt.Errorf("unknown switch %q", tg.Name)
+			if sw := t.Switch(tg.Name); sw != nil {
+				return effect{switchIsolated, sw.Index}, nil
 			}
-			for _, r := range sw.Racks {
-				s.rackSwOff[r.Index] += d
-			}
+			return effect{}, fmt.Errorf("unknown switch %q", tg.Name)
 		case scenarios.TargetSite:
-			site := t.Site(tg.Name)
-			if site == nil {
-				return fmt.Errorf("unknown site %q", tg.Name)
+			if site := t.Site(tg.Name); site != nil {
+				return effect{siteIsolated, site.Index}, nil
 			}
-			s.siteIso[site.Index] += d
-			s.groupsOK = false
+			return effect{}, fmt.Errorf("unknown site %q", tg.Name)
 		case scenarios.TargetLink:
-			l := t.Link(tg.A, tg.B)
-			if l == nil {
-				return fmt.Errorf("unknown link %q", tg.String())
+			if l := t.Link(tg.A, tg.B); l != nil {
+				return effect{linkCut, l.Index}, nil
 			}
-			s.linkOff[l.Index] += d
-			s.groupsOK = false
-		default:
-			return fmt.Errorf("isolate cannot target %s", tg.String())
+			return effect{}, fmt.Errorf("unknown link %q", tg.String())
 		}
+		return effect{}, fmt.Errorf("isolate cannot target %s", tg.String())
 	case scenarios.ActionKill, scenarios.ActionPause, scenarios.ActionLatency:
 		// No change of power or reachability.
-	default:
-		return fmt.Errorf("unknown action %q", f.Action)
+		return effect{}, nil
 	}
-	return nil
+	return effect{}, fmt.Errorf("unknown action %q", f.Action)
+}
+
+// add moves an effect's counters by d (1 to apply, -1 to revert).
+func (s *State) add(e effect, d int32) {
+	t := s.t
+	switch e.what {
+	case nodePowerOff:
+		s.nodeOff[e.at] += d
+	case rackPowerOff:
+		s.rackOff[e.at] += d
+	case sitePowerOff:
+		addRacks(s.rackOff, t.Sites[e.at].Racks, d)
+		s.siteOff[e.at] += d
+		s.groupsOK = false
+	case feedOff:
+		addRacks(s.rackFeedsOff, t.Feeds[e.at].Racks, d)
+	case nodeIsolated:
+		s.nodeIso[e.at] += d
+	case rackIsolated:
+		s.rackIso[e.at] += d
+	case switchIsolated:
+		addRacks(s.rackSwOff, t.Switches[e.at].Racks, d)
+	case siteIsolated:
+		s.siteIso[e.at] += d
+		s.groupsOK = false
+	case linkCut:
+		s.linkOff[e.at] += d
+		s.groupsOK = false
+	}
+}
+
+// addRacks moves a per-rack counter of some racks by d.
+func addRacks(counter []int32, racks []*Rack, d int32) {
+	for _, r := range racks {
+		counter[r.Index] += d
+	}
 }
 
 // Up reports whether a node has power: a node goes down when it, its rack or

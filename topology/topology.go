@@ -119,7 +119,8 @@ type Service struct {
 	Async bool
 	// Kafka only.
 	ReplicationFactor, MinInSync int
-	// Partitions[p] lists the member indexes holding partition p.
+	// Partitions[p] lists the member indexes holding partition p (read-only:
+	// partitions with the same replicas share the slice).
 	Partitions [][]int
 	// Controller is kafka's control plane (section 5): the nodes of its
 	// zookeeper service (ZooKeeper mode, ControllerService set) or of its

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -236,9 +237,7 @@ func (l *Lab) powerTo(ctx context.Context, all []lab.Injected, wipe bool) error 
 	// Members that need each other to start (KRaft voters) are all
 	// launched first.
 	errs = append(errs, l.launchNodes(ctx, back))
-	for _, n := range back {
-		errs = append(errs, l.restartNode(ctx, n))
-	}
+	errs = append(errs, l.restartNodes(ctx, back))
 	return errors.Join(errs...)
 }
 
@@ -302,16 +301,38 @@ func (l *Lab) launchNodes(ctx context.Context, nodes []string) error {
 	return errors.Join(errs...)
 }
 
-// restartNode starts again every member placed on a node.
-func (l *Lab) restartNode(ctx context.Context, node string) error {
-	var errs []error
+// restartNodes starts again every member placed on the nodes, each
+// service's members in turn and the services side by side: one after the
+// other, a rack's heal waited for a Kafka broker before it started the
+// ledger database, and a busy machine took 59 s to bring a rack back
+// (Galera's member only started 25 s after the power did).
+func (l *Lab) restartNodes(ctx context.Context, nodes []string) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
 	for _, ss := range l.st.Services {
+		var members []int
 		for _, m := range ss.Cluster.Members {
-			if m.Node == node {
-				errs = append(errs, l.restartMember(ctx, ss, m.Index))
+			if slices.Contains(nodes, m.Node) {
+				members = append(members, m.Index)
 			}
 		}
+		if len(members) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			for _, i := range members {
+				if err := l.restartMember(ctx, ss, i); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

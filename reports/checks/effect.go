@@ -17,6 +17,10 @@ import (
 // baseline rate explains. A fault that never got injected fails too. When
 // analyze predicts a service change that the samples never show, that is a
 // warning (the fault may not have bitten where it should).
+// effectLookback: how far before an inject the system must have been at
+// baseline for a throughput drop to count as that fault's effect.
+const effectLookback = 10 * time.Second
+
 func (r *run) faultEffect(infos []FaultInfo) Result {
 	b := r.newResult(CheckFaultEffect, "Every fault had an effect", Liveness)
 	ix, s := r.ix, r.series
@@ -38,16 +42,24 @@ func (r *run) faultEffect(infos []FaultInfo) Result {
 			}
 		}
 		if r.baselineOK {
-			if rate, ok := s.Rate(f.Inject, f.Recover); ok && rate <= (1-r.o.EffectThroughputDrop)*r.baseline {
+			// The fault's own doing only: a system that had not recovered
+			// from the fault before (throughput still down in the 10 s
+			// before this inject) shows a drop this fault did not make.
+			before, okBefore := s.Rate(max(r.ix.BaselineStart, f.Inject-effectLookback), f.Inject)
+			healthyBefore := !okBefore || before > (1-r.o.EffectThroughputDrop)*r.baseline
+			if rate, ok := s.Rate(f.Inject, f.Recover); ok && healthyBefore && rate <= (1-r.o.EffectThroughputDrop)*r.baseline {
 				effects = append(effects, fmt.Sprintf("throughput fell to %s of baseline", pct(rate/r.baseline)))
 			}
+			if !healthyBefore {
+				b.add(Finding{Severity: SevWarning, Fault: &i, Message: fmt.Sprintf("fault %d (%s) began with throughput already at %s of baseline (an earlier fault not recovered): a drop, slow transfers or errors during it are not counted as its effect", i+1, f.Name(), pct(before/r.baseline))})
+			}
 			lat := ix.Latencies(f.Inject, f.Recover)
-			if p99 := evidence.Percentile(lat, 0.99); r.baseP99 > 0 && len(lat) > 0 && float64(p99) >= r.o.EffectLatencyFactor*float64(r.baseP99) {
+			if p99 := evidence.Percentile(lat, 0.99); healthyBefore && r.baseP99 > 0 && len(lat) > 0 && float64(p99) >= r.o.EffectLatencyFactor*float64(r.baseP99) {
 				effects = append(effects, fmt.Sprintf("p99 latency rose from %s to %s", fmtDur(r.baseP99), fmtDur(p99)))
 			}
 			baseErr := float64(s.Sum(s.Errors, ix.BaselineStart, ix.FirstFault)) / (ix.FirstFault - ix.BaselineStart).Seconds()
 			errs := s.Sum(s.Errors, f.Inject, f.Recover)
-			if exp := baseErr * (f.Recover - f.Inject).Seconds(); float64(errs) > 2*exp+3 {
+			if exp := baseErr * (f.Recover - f.Inject).Seconds(); healthyBefore && float64(errs) > 2*exp+3 {
 				effects = append(effects, fmt.Sprintf("%d transfers failed or timed out (baseline rate predicts %.0f)", errs, exp))
 			}
 		}

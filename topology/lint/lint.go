@@ -1,11 +1,12 @@
 // Package lint checks a placed topology against the seed document's
 // deployment recommendations: pool sizes, node sizes, replica counts, Kafka
 // replication, anti-affinity across racks, feeds and switches, pools that
-// must not be merged, and sites holding a quorum majority.
+// must not be merged, and sites whose loss breaks a service.
 package lint
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -62,6 +63,7 @@ type linter struct {
 	t     *topology.Topology
 	sc    *scenarios.Scenario
 	seed  *pools.Table
+	st    *topology.State // for judging a site's loss
 	found []Finding
 }
 
@@ -73,20 +75,31 @@ func (l *linter) add(rule string, sev Severity, path, format string, args ...any
 
 // Check returns every finding for a topology, in file order.
 func Check(t *topology.Topology) []Finding {
-	l := &linter{t: t, sc: t.Scenario, seed: pools.Seed()}
+	fs, _ := CheckContext(context.Background(), t) // never cancelled
+	return fs
+}
+
+// CheckContext is Check, stopping with ctx's error when ctx is done (it is
+// looked at between services: each costs a pass over its pool at most).
+func CheckContext(ctx context.Context, t *topology.Topology) ([]Finding, error) {
+	l := &linter{t: t, sc: t.Scenario, seed: pools.Seed(), st: topology.NewState(t)}
 	l.poolSizes()
 	l.nodeSizes()
 	l.merges()
 	for _, sv := range t.Services {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		l.replicas(sv)
 		l.kafka(sv)
 		l.antiAffinity(sv)
 		l.siteMajority(sv)
+		l.siteLoss(sv)
 	}
 	slices.SortStableFunc(l.found, func(a, b Finding) int {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column), strings.Compare(a.Rule, b.Rule))
 	})
-	return l.found
+	return l.found, nil
 }
 
 // poolPath is where a pool is first written on a node.
@@ -303,4 +316,120 @@ func (l *linter) siteMajority(sv *topology.Service) {
 				site.Name, c, sv.Replicas(), sv.Kind, sv.Name)
 		}
 	}
+}
+
+// siteLoss warns when losing a whole site makes a kafka or redis service
+// read-only or down. The verdict is analyze's own for the site's power-off
+// (spec section 5): kafka needs minInSync replicas of every partition in
+// the serving component and, to move leaders, its controller's majority;
+// redis fails over only with a Sentinel majority. Quorum kinds have the
+// member count check above.
+func (l *linter) siteLoss(sv *topology.Service) {
+	if sv.Kind != scenarios.KindKafka && sv.Kind != scenarios.KindRedis {
+		return
+	}
+	for _, site := range l.t.Sites {
+		off := topology.Fault{Action: scenarios.ActionPowerOff, Target: scenarios.Target{Kind: scenarios.TargetSite, Name: site.Name}}
+		_ = l.st.Apply(off) // the site exists: Apply cannot fail
+		v := l.st.Judge(sv).Verdict
+		_ = l.st.Revert(off)
+		if v < topology.ReadOnly {
+			continue
+		}
+		why := redisSiteLoss(sv, site)
+		if sv.Kind == scenarios.KindKafka {
+			why = kafkaSiteLoss(sv, site, v)
+		}
+		if why == "" {
+			// Only the network model explains it: the site carried the
+			// others' traffic.
+			why = "the other sites cannot all reach each other without it"
+		}
+		there := 0
+		for _, m := range sv.Members {
+			if m.Site() == site {
+				there++
+			}
+		}
+		l.add(RuleSiteMajority, Warning, sv.Src, "site %s holds %d of the %d members of %s service %s: losing that site makes it %s (%s)",
+			site.Name, there, sv.Replicas(), sv.Kind, sv.Name, v, why)
+	}
+}
+
+// kafkaSiteLoss explains why losing a site makes kafka read-only or down
+// (v), the other sites assumed to reach each other.
+func kafkaSiteLoss(sv *topology.Service, site *topology.Site, v topology.Verdict) string {
+	there := func(m int) bool { return sv.Members[m].Site() == site }
+	var gone, short, led, waits []int
+	for p, reps := range sv.Partitions {
+		left := 0
+		for _, m := range reps {
+			if !there(m) {
+				left++
+			}
+		}
+		switch {
+		case left == 0:
+			gone = append(gone, p)
+		case left < sv.MinInSync:
+			short = append(short, p)
+		}
+		switch {
+		case there(reps[0]):
+			led = append(led, p)
+		case left < len(reps):
+			waits = append(waits, p)
+		}
+	}
+	ctl := 0
+	for _, n := range sv.Controller {
+		if n.Site() != site {
+			ctl++
+		}
+	}
+	what := "KRaft controllers keep"
+	if sv.ControllerService != nil {
+		what = "ZooKeeper service " + sv.ControllerService.Name + " keeps"
+	}
+	noCtl := fmt.Sprintf("its %s %d of %d members elsewhere, no majority to move leaders", what, ctl, len(sv.Controller))
+	lost := 2*ctl <= len(sv.Controller)
+	switch {
+	case v == topology.Down && len(gone) > 0:
+		return partitions(gone, "has", "have") + " every replica there"
+	case v == topology.Down && lost && len(led) > 0:
+		return partitions(led, "is", "are") + " led from there and " + noCtl
+	case len(short) > 0:
+		return fmt.Sprintf("%s fewer than minInSync %d replicas elsewhere", partitions(short, "keeps", "keep"), sv.MinInSync)
+	case lost && len(waits) > 0:
+		return partitions(waits, "has", "have") + " a follower there that acks=all writes wait on, and " + noCtl + " or shrink in-sync replica sets"
+	}
+	return ""
+}
+
+// redisSiteLoss explains why losing a site makes redis down.
+func redisSiteLoss(sv *topology.Service, site *topology.Site) string {
+	if sv.Members[0].Site() != site {
+		return ""
+	}
+	left := 0
+	for _, m := range sv.Members {
+		if m.Site() != site {
+			left++
+		}
+	}
+	return fmt.Sprintf("the primary, member 0, is there and the other sites hold %d of the %d members: no Sentinel majority to fail over", left, len(sv.Members))
+}
+
+// partitions names partitions with the verb agreeing: the first few and
+// how many more.
+func partitions(ps []int, one, many string) string {
+	const shown = 5
+	if len(ps) == 1 {
+		return fmt.Sprintf("partition %d %s", ps[0], one)
+	}
+	s := "partitions " + ints(ps[:min(len(ps), shown)])
+	if len(ps) > shown {
+		s += fmt.Sprintf(" and %d more", len(ps)-shown)
+	}
+	return s + " " + many
 }

@@ -3,14 +3,9 @@
 package analyze
 
 import (
-	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
-	"io"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -81,21 +76,27 @@ func run(ctx context.Context, env *cli.Env, file, format string, depth, limit in
 	if err != nil {
 		return err
 	}
-	a := t.Analyze(depth)
+	// Failures are judged as they are written: memory does not grow with
+	// their number (a depth-2 analysis of thousands of nodes has hundreds of
+	// millions).
+	a := t.NewAnalysis(depth)
 	switch format {
 	case cli.FormatJSON:
-		err = a.WriteJSON(env.Out)
+		err = a.WriteJSON(ctx, env.Out)
 	case cli.FormatYAML:
 		// YAML is the JSON contract re-encoded, so it is held in memory
 		// whole: use -o json for large depth-2 analyses.
 		var buf bytes.Buffer
-		if err = a.WriteJSON(&buf); err == nil {
+		if err = a.WriteJSON(ctx, &buf); err == nil {
 			err = cli.JSONToYAML(env.Out, buf.Bytes())
 		}
 	default:
-		err = WriteText(env.Out, a, env.Color, limit)
+		err = WriteText(ctx, env.Out, a, env.Color, limit)
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("analyze interrupted: %w", context.Cause(ctx))
+		}
 		return err
 	}
 	if !a.SurvivesAll {
@@ -103,95 +104,3 @@ func run(ctx context.Context, env *cli.Env, file, format string, depth, limit in
 	}
 	return nil
 }
-
-const (
-	ansiReset  = "\x1b[0m"
-	ansiGreen  = "\x1b[32m"
-	ansiYellow = "\x1b[33m"
-	ansiMag    = "\x1b[35m"
-	ansiRed    = "\x1b[1;31m"
-)
-
-var verdictColor = map[topology.Verdict]string{
-	topology.OK: ansiGreen, topology.Degraded: ansiYellow, topology.ReadOnly: ansiMag, topology.Down: ansiRed,
-}
-
-// WriteText prints the failures × services matrix, the worst failures first
-// (then those hurting more services), and a summary.
-func WriteText(w io.Writer, a *Analysis, color bool, limit int) error {
-	bw := bufio.NewWriter(w)
-	t := a.Topology
-	order := make([]int, len(a.Failures))
-	for i := range order {
-		order[i] = i
-	}
-	severity := func(f *topology.Failure) (topology.Verdict, int) {
-		worst, hurt := topology.OK, 0
-		for _, j := range f.Judgements {
-			worst = max(worst, j.Verdict)
-			hurt += int(j.Verdict)
-		}
-		return worst, hurt
-	}
-	slices.SortStableFunc(order, func(x, y int) int {
-		wx, hx := severity(&a.Failures[x])
-		wy, hy := severity(&a.Failures[y])
-		return cmp.Or(cmp.Compare(wy, wx), cmp.Compare(hy, hx))
-	})
-	if limit > 0 && limit < len(order) {
-		order = order[:limit]
-	}
-	rows := make([][]string, len(order))
-	domW := len("FAILURE")
-	for r, k := range order {
-		d := strings.Join(a.DomainPaths(&a.Failures[k]), " + ")
-		rows[r] = []string{d}
-		domW = max(domW, len(d))
-	}
-	colW := make([]int, len(t.Services))
-	for i, sv := range t.Services {
-		colW[i] = max(len(sv.Name), len("read-only*"))
-	}
-	fmt.Fprintf(bw, "%-*s", domW, "FAILURE")
-	for i, sv := range t.Services {
-		fmt.Fprintf(bw, "  %-*s", colW[i], sv.Name)
-	}
-	fmt.Fprintln(bw)
-	for r, k := range order {
-		f := &a.Failures[k]
-		fmt.Fprintf(bw, "%-*s", domW, rows[r][0])
-		for i, j := range f.Judgements {
-			cell := j.Verdict.String()
-			if j.LossPossible {
-				cell += "*"
-			}
-			pad := strings.Repeat(" ", colW[i]-len(cell))
-			if color {
-				cell = verdictColor[j.Verdict] + cell + ansiReset
-			}
-			fmt.Fprintf(bw, "  %s%s", cell, pad)
-		}
-		fmt.Fprintln(bw)
-	}
-	counts := map[topology.Verdict]int{}
-	for k := range a.Failures {
-		w, _ := severity(&a.Failures[k])
-		counts[w]++
-	}
-	fmt.Fprintln(bw)
-	if limit > 0 && limit < len(a.Failures) {
-		fmt.Fprintf(bw, "(showing the %d worst of %d failures)\n", limit, len(a.Failures))
-	}
-	fmt.Fprintf(bw, "%s: %d failures judged at depth %d against %d services: %d leave every service ok, %d degrade some, %d make some read-only, %d take some down.\n",
-		t.Name, len(a.Failures), a.Depth, len(t.Services), counts[topology.OK], counts[topology.Degraded], counts[topology.ReadOnly], counts[topology.Down])
-	if a.SurvivesAll {
-		fmt.Fprintf(bw, "Worst: %s. Every service survives every failure.\n", a.Worst)
-	} else {
-		fmt.Fprintf(bw, "Worst: %s. NOT every service survives: see the rows above marked read-only or down.\n", a.Worst)
-	}
-	fmt.Fprintln(bw, "(* acknowledged writes may be lost: an async replica or Redis replica was promoted)")
-	return bw.Flush()
-}
-
-// Analysis is topology.Analysis, named here for WriteText's signature.
-type Analysis = topology.Analysis

@@ -133,7 +133,10 @@ func check(ctx context.Context, env *cli.Env, file string) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	res.Findings = lint.Check(t)
+	res.Findings, err = lint.CheckContext(ctx, t)
+	if err != nil {
+		return res, err
+	}
 	res.Valid = true
 	for _, f := range res.Findings {
 		switch f.Severity {
