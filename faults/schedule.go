@@ -15,12 +15,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
-// Injector is what the scheduler needs of a lab (clusters/local.Lab
-// satisfies it through an adapter in the runner).
+// Injector is what the scheduler needs of a lab (a lab.Lab satisfies it
+// through an adapter in the runner).
 type Injector interface {
 	Inject(ctx context.Context, f Fault) (resolvedTarget string, err error)
 	Recover(ctx context.Context, f Fault) error
@@ -29,14 +30,11 @@ type Injector interface {
 // Fault is one scheduled fault, realised: offsets from the end of warmup,
 // and a concrete target (a member index chosen for service/NAME).
 type Fault struct {
-	Index  int           `json:"index"`
-	At     time.Duration `json:"at"`
-	For    time.Duration `json:"for,omitempty"` // 0: until the end
-	Action string        `json:"action"`
-	Target string        `json:"target"`
-	Delay  time.Duration `json:"delay,omitempty"`
-	Jitter time.Duration `json:"jitter,omitempty"`
-	Loss   float64       `json:"loss,omitempty"`
+	Index int           `json:"index"`
+	At    time.Duration `json:"at"`
+	For   time.Duration `json:"for,omitempty"` // 0: until the end
+	// Fault is what is injected: action, concrete target, latency.
+	lab.Fault
 }
 
 // End returns when the plan heals the fault, or the run's end; the
@@ -67,7 +65,7 @@ func Plan(sc *scenarios.Scenario, seed uint64) []Fault {
 				target = fmt.Sprintf("service/%s/%d", tg.Name, r.IntN(max(1, replicas[tg.Name])))
 			}
 		}
-		pf := Fault{Index: i, At: f.At.D(), For: f.For.D(), Action: f.Action, Target: target, Delay: f.Delay.D(), Jitter: f.Jitter.D()}
+		pf := Fault{Index: i, At: f.At.D(), For: f.For.D(), Fault: lab.Fault{Action: f.Action, Target: target, Delay: f.Delay.D(), Jitter: f.Jitter.D()}}
 		if f.Loss != nil {
 			pf.Loss = *f.Loss
 		}

@@ -11,7 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/reports/checks"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
@@ -58,8 +59,8 @@ func TestSlipIsRecordedAndHealFollowsActualInject(t *testing.T) {
 	require.NoError(t, err)
 	fi := &fakeInjector{start: start, slowIndex: 0, slow: 1500 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
 	plan := []Fault{
-		{Index: 0, At: 0, For: 3 * time.Second, Action: "kill", Target: "service/a/0"},
-		{Index: 1, At: 200 * time.Millisecond, For: 500 * time.Millisecond, Action: "kill", Target: "service/b/0"},
+		{Index: 0, At: 0, For: 3 * time.Second, Fault: lab.Fault{Action: "kill", Target: "service/a/0"}},
+		{Index: 1, At: 200 * time.Millisecond, For: 500 * time.Millisecond, Fault: lab.Fault{Action: "kill", Target: "service/b/0"}},
 	}
 	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi, History: h}
 	require.NoError(t, s.Run(context.Background(), start, 3200*time.Millisecond, plan))
@@ -99,7 +100,7 @@ func TestOnTimeScheduleHasNoSlip(t *testing.T) {
 	h, err := history.Create(path, start)
 	require.NoError(t, err)
 	fi := &fakeInjector{start: start, slowIndex: -1, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
-	plan := []Fault{{Index: 0, At: 100 * time.Millisecond, For: 300 * time.Millisecond, Action: "kill", Target: "service/a/0"}}
+	plan := []Fault{{Index: 0, At: 100 * time.Millisecond, For: 300 * time.Millisecond, Fault: lab.Fault{Action: "kill", Target: "service/a/0"}}}
 	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi, History: h}
 	require.NoError(t, s.Run(context.Background(), start, 600*time.Millisecond, plan))
 	require.NoError(t, h.Close())
@@ -157,9 +158,9 @@ func TestSlowHealDelaysNextInjectNotNextHeal(t *testing.T) {
 	start := time.Now()
 	fi := &fakeInjector{start: start, slowIndex: -1, slowHeal: 1500 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
 	plan := []Fault{
-		{Index: 0, At: 0, For: 200 * time.Millisecond, Action: "power-off", Target: "rack/dc1/r1"},
-		{Index: 1, At: 100 * time.Millisecond, For: 200 * time.Millisecond, Action: "isolate", Target: "site/dc3"},
-		{Index: 2, At: 500 * time.Millisecond, For: 100 * time.Millisecond, Action: "power-off", Target: "rack/dc2/r1"},
+		{Index: 0, At: 0, For: 200 * time.Millisecond, Fault: lab.Fault{Action: "power-off", Target: "rack/dc1/r1"}},
+		{Index: 1, At: 100 * time.Millisecond, For: 200 * time.Millisecond, Fault: lab.Fault{Action: "isolate", Target: "site/dc3"}},
+		{Index: 2, At: 500 * time.Millisecond, For: 100 * time.Millisecond, Fault: lab.Fault{Action: "power-off", Target: "rack/dc2/r1"}},
 	}
 	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi}
 	require.NoError(t, s.Run(context.Background(), start, 5*time.Second, plan))

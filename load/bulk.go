@@ -13,7 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/writeconcern"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/load/wire"
 )
 
@@ -29,7 +29,7 @@ type bulkDoc struct {
 }
 
 // ContextDialer adapts a DialFunc to the mongo driver's dialer interface.
-type contextDialer engines.DialFunc
+type contextDialer lab.DialFunc
 
 func (d contextDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	return d(ctx, network, address)
@@ -48,7 +48,7 @@ type bulkWriter struct {
 }
 
 // MongoClientOptions are the driver options for one FerretDB endpoint.
-func MongoClientOptions(uri string, dial engines.DialFunc) *options.ClientOptions {
+func MongoClientOptions(uri string, dial lab.DialFunc) *options.ClientOptions {
 	o := options.Client().ApplyURI(uri).
 		SetServerSelectionTimeout(2 * time.Second).
 		SetConnectTimeout(2 * time.Second).
@@ -60,7 +60,7 @@ func MongoClientOptions(uri string, dial engines.DialFunc) *options.ClientOption
 	return o
 }
 
-func newBulkWriter(ctx context.Context, log *slog.Logger, uris []string, dial engines.DialFunc, timeout time.Duration) (*bulkWriter, error) {
+func newBulkWriter(ctx context.Context, log *slog.Logger, uris []string, dial lab.DialFunc, timeout time.Duration) (*bulkWriter, error) {
 	w := &bulkWriter{log: log}
 	for _, uri := range uris {
 		cl, err := mongo.Connect(ctx, MongoClientOptions(uri, dial).SetTimeout(timeout))

@@ -3,7 +3,6 @@ package load_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -57,10 +56,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func quietLog() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
 func getLab(tb testing.TB) *testLab {
 	tb.Helper()
 	enginetest.RequireRoot(tb)
@@ -86,7 +81,7 @@ func cluster(dir, service string, first byte) *engines.Cluster {
 }
 
 func startLab() (*testLab, error) {
-	log := quietLog()
+	log := enginetest.ProcessLog()
 	// Kept, with the engines' logs, when a test of the package fails.
 	dir, finish, err := enginetest.SharedEvidence("load")
 	if err != nil {

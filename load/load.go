@@ -29,9 +29,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/history"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/load/arrival"
-	"github.com/chaosloop/chaosloop/load/history"
 	"github.com/chaosloop/chaosloop/load/wire"
 )
 
@@ -92,7 +92,7 @@ type Config struct {
 	Docstore Docstore // optional: without URIs no bulk transfers are made
 	// Dial opens every connection (nil: net.Dialer): Lab.DialFrom places
 	// the client on a node.
-	Dial engines.DialFunc
+	Dial lab.DialFunc
 }
 
 func (c Config) withDefaults() Config {

@@ -17,11 +17,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/load"
 	"github.com/chaosloop/chaosloop/load/finalstate"
 	"github.com/chaosloop/chaosloop/load/handler"
-	"github.com/chaosloop/chaosloop/load/history"
 	"github.com/chaosloop/chaosloop/load/ledger"
 	"github.com/chaosloop/chaosloop/load/wire"
 	"github.com/chaosloop/chaosloop/reports"
@@ -68,7 +69,7 @@ func runPipeline(tb testing.TB, l *testLab, ps ledger.Participants, cfg load.Con
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	log := quietLog()
+	log := enginetest.ProcessLog()
 
 	store, err := ledger.Open(ledger.Options{DSNs: l.dsns, Log: log})
 	require.NoError(tb, err)
@@ -116,7 +117,7 @@ func runPipeline(tb testing.TB, l *testLab, ps ledger.Participants, cfg load.Con
 
 	sc, err := scenarios.Decode("load-test.yaml", []byte(testScenario))
 	require.NoError(tb, err)
-	rep, err := reports.Generate(ctx, log, reports.Run{Dir: dir, Scenario: sc, Seed: int64(cfg.Seed), Started: start}, checks.Options{})
+	rep, err := reports.Generate(ctx, log, reports.Run{Dir: dir, Scenario: sc, Seed: cfg.Seed, Started: start}, checks.Options{})
 	require.NoError(tb, err)
 	events, err := history.ReadFile(filepath.Join(dir, reports.HistoryFile))
 	require.NoError(tb, err)
@@ -212,7 +213,7 @@ func TestIdempotentPrepare(t *testing.T) {
 	l := getLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	log := quietLog()
+	log := enginetest.ProcessLog()
 	store, err := ledger.Open(ledger.Options{DSNs: l.dsns, Log: log})
 	require.NoError(t, err)
 	defer store.Close()
@@ -304,7 +305,7 @@ func TestBatchMatchesSequential(t *testing.T) {
 	l := getLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	log := quietLog()
+	log := enginetest.ProcessLog()
 	store, err := ledger.Open(ledger.Options{DSNs: l.dsns, Log: log})
 	require.NoError(t, err)
 	defer store.Close()

@@ -20,7 +20,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/reports/checks"
 	"github.com/chaosloop/chaosloop/reports/render"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -45,7 +45,7 @@ type Run struct {
 	// reports there.
 	Dir      string
 	Scenario *scenarios.Scenario
-	Seed     int64
+	Seed     uint64
 	Started  time.Time
 }
 

@@ -10,7 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
-	"github.com/chaosloop/chaosloop/runner"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -94,7 +95,7 @@ func calibrationCases() []calibrationCase {
 }
 
 func TestCalibration(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireRoot(t)
 	for _, c := range calibrationCases() {
 		t.Run(c.kind, func(t *testing.T) { calibrate(t, c) })
 	}
@@ -117,9 +118,9 @@ func calibrate(t *testing.T, c calibrationCase) {
 		// moved them.
 		require.NoError(t, l.PreferPrimaries(ctx))
 		state := topology.NewState(topo)
-		var fs []local.Fault
+		var fs []lab.Fault
 		for _, n := range st.off {
-			f := local.Fault{Action: scenarios.ActionPowerOff, Target: "node/" + n}
+			f := lab.Fault{Action: scenarios.ActionPowerOff, Target: "node/" + n}
 			fs = append(fs, f)
 			tg, err := scenarios.ParseTarget(f.Target)
 			require.NoError(t, err)
@@ -161,10 +162,10 @@ func settle(ctx context.Context, l *local.Lab, want string, budget time.Duration
 		si, err := l.ServiceStatus(ctx, "svc")
 		obs := "error"
 		if err == nil {
-			obs, _, _ = runner.Observe(si)
+			obs, _, _ = lab.Observe(si)
 		}
 		trail = appendTrail(trail, fmt.Sprintf("%s@%.1fs", obs, time.Since(start).Seconds()))
-		if obs == runner.Unknown {
+		if obs == lab.Unknown {
 			// A probe that timed out is no evidence either way (issue 8
 			// item 4): it neither counts nor breaks the streak.
 			time.Sleep(500 * time.Millisecond)
@@ -204,7 +205,7 @@ func eventuallyObserved(t *testing.T, ctx context.Context, l *local.Lab, want st
 	for time.Now().Before(deadline) {
 		si, err := l.ServiceStatus(ctx, "svc")
 		if err == nil {
-			if last, _, _ = runner.Observe(si); last == want {
+			if last, _, _ = lab.Observe(si); last == want {
 				return
 			}
 		}

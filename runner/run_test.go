@@ -3,8 +3,6 @@ package runner_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,20 +25,6 @@ import (
 // These tests run chaosloop's whole job on the local lab: real engines, real
 // faults, transfer load, and the checks. Each negative control is a
 // scenario built to fail, and chaosloop must say so.
-
-func requireLab(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		enginetest.RequireLab(t, "run test needs root")
-	}
-}
-
-func testLog() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 // binary builds chaosloop once: the handler workers run it.
 func binary(t testing.TB) string {
@@ -67,8 +51,9 @@ func parse(t *testing.T, name, src string) *scenarios.Scenario {
 func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *runner.Result) {
 	t.Helper()
 	lo, ev := testLab(t, sc.Name)
+	lo.Seed = seed // the seed drives the lab's faults too
 	res, err := runner.Run(context.Background(), runner.Options{
-		Scenario: sc, Lab: lo, RunsDir: ev.Sub("runs"), Seed: seed, Binary: binary(t), Log: testLog(),
+		Scenario: sc, Provider: local.NewProvider(lo), RunsDir: ev.Sub("runs"), Seed: seed, Binary: binary(t), Log: enginetest.ProcessLog(),
 	})
 	require.NoError(t, err)
 	require.NotNil(t, res.Report)
@@ -93,7 +78,7 @@ func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *ru
 func testLab(t testing.TB, name string) (local.Options, *enginetest.Evidence) {
 	t.Helper()
 	ev := enginetest.NewEvidence(t)
-	lo := local.Options{Root: ev.WorkDir("lab"), Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog()}
+	lo := local.Options{Root: ev.WorkDir("lab"), Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: enginetest.ProcessLog()}
 	t.Cleanup(func() {
 		// The lab's teardown deletes its state, logs included.
 		ev.Save(filepath.Join(lo.StateDir(name), "logs"), "logs")
@@ -108,7 +93,7 @@ func testLab(t testing.TB, name string) (local.Options, *enginetest.Evidence) {
 // a site isolation under load, and the report says why. Times are
 // shortened from the example file; the layout and the faults are the same.
 func TestQuickstartPasses(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireRoot(t)
 	src, err := os.ReadFile("../scenarios/quickstart.yaml")
 	require.NoError(t, err)
 	sc := parse(t, "quickstart", string(src))
@@ -142,7 +127,7 @@ func TestQuickstartPasses(t *testing.T) {
 // TestGaleraTwoInOneRackFailsQuorum: two of three Galera members share a
 // rack, the rack loses power: chaosloop must report FAIL on quorum.
 func TestGaleraTwoInOneRackFailsQuorum(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireRoot(t)
 	sc := parse(t, "neg-galera", `name: neg-galera
 sites:
   - name: a
@@ -186,7 +171,7 @@ expect: {quorum: held, throughput: 0.3, recovery: 60s}
 // them, and they must really be missing from Redis. A second fault —
 // one PDU of a dual-fed rack — changes nothing and must be flagged.
 func TestPartitionedRedisLosesWritesAndIdleFaultIsFlagged(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireRoot(t)
 	sc := parse(t, "neg-redis", `name: neg-redis
 sites:
   - {name: a, racks: [{name: r1, power: [a-p1, a-p2], switches: [a-s], nodes: [{name: a1, pools: [R, APP]}, {name: a2, pools: [DB, K]}]}]}
@@ -219,12 +204,12 @@ expect: {quorum: any, throughput: 0.1, recovery: 60s}
 	require.NotEmpty(t, ids, "the lost writes are listed: %+v", w.Findings)
 
 	// Independently of the checker: those keys are really not in Redis.
-	lab, err := local.Open(context.Background(), *lo, sc.Name)
+	l, err := local.Open(context.Background(), *lo, sc.Name)
 	require.NoError(t, err)
-	c, err := lab.Cluster("cache")
+	c, err := l.Cluster("cache")
 	require.NoError(t, err)
 	fo := redis.FailoverOptions(c)
-	fo.Dialer = lab.DialFromHostOf
+	fo.Dialer = l.DialFromHostOf
 	cli := goredis.NewFailoverClient(fo)
 	defer cli.Close()
 	for _, id := range ids {

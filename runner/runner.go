@@ -16,13 +16,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/faults"
+	"github.com/chaosloop/chaosloop/history"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/load"
-	"github.com/chaosloop/chaosloop/load/finalstate"
-	"github.com/chaosloop/chaosloop/load/handler"
-	"github.com/chaosloop/chaosloop/load/history"
-	"github.com/chaosloop/chaosloop/load/ledger"
 	"github.com/chaosloop/chaosloop/reports"
 	"github.com/chaosloop/chaosloop/reports/checks"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -34,10 +31,12 @@ type Options struct {
 	// ScenarioSource is the scenario file's text, saved in the run
 	// directory for replay.
 	ScenarioSource []byte
-	Lab            local.Options
+	// Provider stands the lab up (the CLI's --on).
+	Provider lab.Provider
 	// RunsDir holds one directory per run (default "runs").
 	RunsDir string
-	// Seed drives every random choice: fault members, arrivals, jitter.
+	// Seed drives every random choice: fault members, arrivals; the
+	// provider's latency jitter takes the same seed (cli.LabFlags.Provider).
 	Seed uint64
 	// Plan replays a saved fault plan instead of drawing one from Seed.
 	Plan []faults.Fault
@@ -83,82 +82,140 @@ type SavedPlan struct {
 	Realised []faults.Realised `json:"realised,omitempty"`
 }
 
-// roles are the services the workload uses.
+// roles are the services the workload uses, picked by kind and pool.
 type roles struct {
 	ledger, kafka, redis, docstore, handlers string
-	clientNodes                              []string
+	// client is the service through whose nodes the load enters the lab.
+	client string
 }
 
+// The pools of the seed's layout that decide a role when a scenario has
+// several services of the kind.
+const (
+	ledgerPool   = "RDBMS-CENTRAL-LEDGER-LIVE"
+	docstorePool = "DOC-BULK-LIVE"
+	handlersPool = "CORE-HANDLERS"
+	adaptersPool = "CORE-API-ADAPTERS"
+)
+
 func pickRoles(sc *scenarios.Scenario) (roles, error) {
-	var r roles
-	var stateless []scenarios.Service
-	for _, sv := range sc.Services {
-		switch sv.Kind {
-		case scenarios.KindMySQL:
-			// The central ledger: prefer group replication (MySQL 8), as
-			// Mojaloop's core services use.
-			if r.ledger == "" || sv.Pool == "RDBMS-CENTRAL-LEDGER-LIVE" {
-				r.ledger = sv.Name
-			}
-		case scenarios.KindKafka:
-			if r.kafka == "" {
-				r.kafka = sv.Name
-			}
-		case scenarios.KindRedis:
-			if r.redis == "" {
-				r.redis = sv.Name
-			}
-		case scenarios.KindMongoDB:
-			if r.docstore == "" || sv.Pool == "DOC-BULK-LIVE" {
-				r.docstore = sv.Name
-			}
-		case scenarios.KindStateless:
-			stateless = append(stateless, sv)
-		}
+	r := roles{
+		// The central ledger: group replication (MySQL 8) in its own pool,
+		// as Mojaloop's core services use.
+		ledger:   pick(sc, scenarios.KindMySQL, ledgerPool),
+		kafka:    pick(sc, scenarios.KindKafka, ""),
+		redis:    pick(sc, scenarios.KindRedis, ""),
+		docstore: pick(sc, scenarios.KindMongoDB, docstorePool),
+		handlers: pick(sc, scenarios.KindStateless, handlersPool),
+		// The client enters where the API adapters are, else beside the
+		// handlers.
+		client: pick(sc, scenarios.KindStateless, adaptersPool),
+	}
+	if !inPool(sc, r.client, adaptersPool) {
+		r.client = r.handlers
 	}
 	var missing []string
-	if r.ledger == "" {
-		missing = append(missing, "a mysql service (the ledger)")
-	}
-	if r.kafka == "" {
-		missing = append(missing, "a kafka service")
-	}
-	if r.redis == "" {
-		missing = append(missing, "a redis service (duplicate check)")
-	}
-	if len(stateless) == 0 {
-		missing = append(missing, "a stateless service (where the handlers run)")
+	for _, m := range []struct{ name, what string }{
+		{r.ledger, "a mysql service (the ledger)"},
+		{r.kafka, "a kafka service"},
+		{r.redis, "a redis service (duplicate check)"},
+		{r.handlers, "a stateless service (where the handlers run)"},
+	} {
+		if m.name == "" {
+			missing = append(missing, m.what)
+		}
 	}
 	if len(missing) > 0 {
 		return r, fmt.Errorf("scenario %s cannot carry the transfer workload: it needs %s", sc.Name, strings.Join(missing, ", "))
 	}
-	h := stateless[0]
-	for _, sv := range stateless {
-		if sv.Pool == "CORE-HANDLERS" || strings.Contains(sv.Name, "handler") {
-			h = sv
-			break
-		}
-	}
-	r.handlers = h.Name
-	// The client enters where the API adapters are, else beside the handlers.
-	client := h
-	for _, sv := range stateless {
-		if sv.Pool == "CORE-API-ADAPTERS" || strings.Contains(sv.Name, "adapter") {
-			client = sv
-			break
-		}
-	}
-	r.clientNodes = []string{client.Name}
 	return r, nil
+}
+
+// pick returns the first service of kind in pool, else the first of kind,
+// else "".
+func pick(sc *scenarios.Scenario, kind, pool string) string {
+	first := ""
+	for _, sv := range sc.Services {
+		if sv.Kind != kind {
+			continue
+		}
+		if pool != "" && sv.Pool == pool {
+			return sv.Name
+		}
+		if first == "" {
+			first = sv.Name
+		}
+	}
+	return first
+}
+
+func inPool(sc *scenarios.Scenario, service, pool string) bool {
+	for _, sv := range sc.Services {
+		if sv.Name == service {
+			return sv.Pool == pool
+		}
+	}
+	return false
 }
 
 // RunLogFile is the run's log, in its directory.
 const RunLogFile = "run.log"
 
-// Run performs one run. The lab stays up afterwards (for status, another
-// run, or down); every fault is recovered and the handlers stopped whatever
-// happens.
+// Run performs one run: the lab up, setup, drive, collect (see work),
+// judge. The lab stays up afterwards (for status, another run, or down);
+// every fault is recovered and the handlers stopped whatever happens.
 func Run(ctx context.Context, o Options) (*Result, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	sc := o.Scenario
+	if sc.Load == nil {
+		return nil, fmt.Errorf("scenario %s has no load: section; run needs one (rate, duration, warmup, participants)", sc.Name)
+	}
+	r, err := pickRoles(sc)
+	if err != nil {
+		return nil, err
+	}
+	w := &work{o: o, roles: r, started: time.Now().UTC()}
+	w.dir = filepath.Join(o.RunsDir, w.started.Format("20060102-150405")+"-"+sc.Name)
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		return nil, err
+	}
+	res := &Result{Dir: w.dir}
+	// The run's own log (the workload's Kafka and database clients, the
+	// lab, the scheduler) is kept beside its evidence: a stall or an
+	// unknown outcome is explained there, and the caller's log may be gone.
+	logFile, err := os.Create(filepath.Join(w.dir, RunLogFile))
+	if err != nil {
+		return res, err
+	}
+	defer logFile.Close()
+	w.o.Log = slog.New(slog.NewMultiHandler(o.Log.Handler(), slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	w.plan = o.Plan
+	if w.plan == nil {
+		w.plan = faults.Plan(sc, o.Seed)
+	}
+	if err := saveRunFiles(w.dir, o, w.plan, w.started); err != nil {
+		return res, err
+	}
+	if err := w.up(ctx); err != nil {
+		return res, err
+	}
+	runErr := w.record(ctx)
+	if ctx.Err() != nil {
+		return res, errors.Join(runErr, ctx.Err())
+	}
+	w.phase("judge", "checking the evidence")
+	rep, err := reports.Generate(context.WithoutCancel(ctx), w.o.Log, reports.Run{Dir: w.dir, Scenario: sc, Seed: o.Seed, Started: w.started}, checks.Options{})
+	res.Report = rep
+	return res, errors.Join(runErr, err)
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Provider == nil {
+		return o, errors.New("run: no provider (where the lab runs)")
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -171,79 +228,71 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
-			return nil, err
+			return o, err
 		}
 		o.Binary = exe
 	}
-	sc := o.Scenario
-	if sc.Load == nil {
-		return nil, fmt.Errorf("scenario %s has no load: section; run needs one (rate, duration, warmup, participants)", sc.Name)
-	}
-	r, err := pickRoles(sc)
-	if err != nil {
-		return nil, err
-	}
-	started := time.Now().UTC()
-	dir := filepath.Join(o.RunsDir, started.Format("20060102-150405")+"-"+sc.Name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	res := &Result{Dir: dir}
-	// The run's own log (the workload's Kafka and database clients, the
-	// lab, the scheduler) is kept beside its evidence: a stall or an
-	// unknown outcome is explained there, and the caller's log may be gone.
-	logFile, err := os.Create(filepath.Join(dir, RunLogFile))
-	if err != nil {
-		return res, err
-	}
-	defer logFile.Close()
-	o.Log = slog.New(slog.NewMultiHandler(o.Log.Handler(), slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	plan := o.Plan
-	if plan == nil {
-		plan = faults.Plan(sc, o.Seed)
-	}
-	if err := saveRunFiles(dir, o, plan, started); err != nil {
-		return res, err
-	}
-	phase := func(name, detail string) {
-		if o.Progress != nil {
-			o.Progress.Phase(name, detail)
-		}
-		o.Log.Info("run phase", "phase", name, "detail", detail)
-	}
+	return o, nil
+}
 
-	phase("up", "standing the lab up (or reusing it)")
-	o.Lab.Seed = int64(o.Seed)
-	lab, err := local.Up(ctx, o.Lab, sc)
-	if err != nil {
-		return res, err
+// phase starts a phase of the run: shown, and logged.
+func (w *work) phase(name, detail string) {
+	if w.o.Progress != nil {
+		w.o.Progress.Phase(name, detail)
 	}
-	if err := reports.WriteBudgets(dir, failoverBudgets(lab, sc)); err != nil {
-		return res, err
-	}
-	// A crashed earlier run may have left faults in place.
-	if err := lab.RecoverAll(ctx); err != nil {
-		return res, fmt.Errorf("recovering faults left by an earlier run: %w", err)
-	}
+	w.o.Log.Info("run phase", "phase", name, "detail", detail)
+}
 
-	h, err := history.Create(filepath.Join(dir, reports.HistoryFile), started)
+// up checks the plan against what the backend can inject, stands the lab
+// up (or reuses it), saves the failover budgets and recovers the faults a
+// crashed earlier run may have left in place.
+func (w *work) up(ctx context.Context) error {
+	p := w.o.Provider
+	if err := p.Capabilities().Check(p.Name(), labFaults(w.plan)); err != nil {
+		return err
+	}
+	w.phase("up", "standing the lab up (or reusing it)")
+	lb, err := p.Up(ctx, w.o.Scenario)
 	if err != nil {
-		return res, err
+		return err
+	}
+	w.lb = lb
+	if err := reports.WriteBudgets(w.dir, failoverBudgets(lb, w.o.Scenario)); err != nil {
+		return err
+	}
+	if err := lb.RecoverAll(ctx); err != nil {
+		return fmt.Errorf("recovering faults left by an earlier run: %w", err)
+	}
+	return nil
+}
+
+// record runs the work with its history open, and reports the events the
+// history could not write.
+func (w *work) record(ctx context.Context) error {
+	h, err := history.Create(filepath.Join(w.dir, reports.HistoryFile), w.started)
+	if err != nil {
+		return err
 	}
 	defer h.Close()
-
-	w := &work{o: o, lab: lab, roles: r, dir: dir, h: h, plan: plan, phase: phase, started: started}
+	w.h = h
 	runErr := w.run(ctx)
+	if err := h.Lost(); err != nil {
+		w.o.Log.Error("history", "err", err)
+		runErr = errors.Join(runErr, err)
+	}
 	if err := h.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
-	if ctx.Err() != nil {
-		return res, errors.Join(runErr, ctx.Err())
+	return runErr
+}
+
+// labFaults are the plan's faults as the lab injects them.
+func labFaults(plan []faults.Fault) []lab.Fault {
+	out := make([]lab.Fault, len(plan))
+	for i, f := range plan {
+		out[i] = f.Fault
 	}
-	phase("judge", "checking the evidence")
-	rep, err := reports.Generate(context.WithoutCancel(ctx), o.Log, reports.Run{Dir: dir, Scenario: sc, Seed: int64(o.Seed), Started: started}, checks.Options{})
-	res.Report = rep
-	return res, errors.Join(runErr, err)
+	return out
 }
 
 func saveRunFiles(dir string, o Options, plan []faults.Fault, started time.Time) error {
@@ -265,235 +314,11 @@ func saveRunFiles(dir string, o Options, plan []faults.Fault, started time.Time)
 	return os.WriteFile(filepath.Join(dir, PlanFile), b, 0o644)
 }
 
-// work is one run in progress.
-type work struct {
-	o       Options
-	lab     *local.Lab
-	roles   roles
-	dir     string
-	h       *history.Writer
-	plan    []faults.Fault
-	phase   func(name, detail string)
-	started time.Time
-}
-
-func (w *work) run(ctx context.Context) error {
-	sc, lab, r := w.o.Scenario, w.lab, w.roles
-	ld := sc.Load
-	participants := ledger.DefaultParticipants(*ld.Participants)
-
-	w.phase("setup", "primaries, ledger, participants, handlers")
-	// Start from the layout analyze assumes (Redis's primary is member 0),
-	// whatever an earlier run's failovers left behind.
-	if err := lab.PreferPrimaries(ctx); err != nil {
-		return fmt.Errorf("putting primaries back where analyze assumes them: %w", err)
-	}
-	// Kafka likewise: each partition led by the first broker of its replica
-	// list (after each heal too, see labInjector.Recover).
-	if err := lab.PreferLeaders(ctx, 10*time.Second); err != nil {
-		w.o.Log.Warn("preferred leaders before the load", "err", err)
-	}
-	dsns, err := lab.MySQLDSNs(r.ledger)
-	if err != nil {
-		return err
-	}
-	store, err := ledger.Open(ledger.Options{DSNs: dsns, Dial: lab.DialFromHostOf, Log: w.o.Log})
-	if err != nil {
-		return err
-	}
-	participants.Reset = true
-	err = store.Setup(ctx, participants)
-	store.Close()
-	if err != nil {
-		return fmt.Errorf("ledger setup: %w", err)
-	}
-	kafkaEPs, err := lab.Endpoints(r.kafka)
-	if err != nil {
-		return err
-	}
-	master, sentinels, err := lab.RedisSentinels(r.redis)
-	if err != nil {
-		return err
-	}
-	redisEPs, err := lab.Endpoints(r.redis)
-	if err != nil {
-		return err
-	}
-	var docURIs []string
-	if r.docstore != "" {
-		if docURIs, err = lab.Endpoints(r.docstore); err != nil {
-			return err
-		}
-		if err := lab.PrepareDocstore(ctx, r.docstore, "mojaloop", []string{"bulkTransfers"}); err != nil {
-			return fmt.Errorf("document store: %w", err)
-		}
-	}
-
-	// Handlers: one worker per member of the stateless service, on its node.
-	hcfg := handler.Config{Name: "central-ledger", Brokers: kafkaEPs, DSNs: dsns, Group: "central-ledger"}
-	hpath, err := filepath.Abs(filepath.Join(w.dir, HandlerFile))
-	if err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(hcfg, "", "  ")
-	if err := os.WriteFile(hpath, b, 0o600); err != nil {
-		return err
-	}
-	if err := lab.StartWorkers(ctx, r.handlers, local.Worker{Path: w.o.Binary, Args: []string{"internal", "handler", "-v", "--config", hpath}, MemberFlag: "--member"}); err != nil {
-		return fmt.Errorf("starting handlers: %w", err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := lab.StopWorkers(sctx, r.handlers); err != nil {
-			w.o.Log.Error("stopping handlers", "err", err)
-		}
-	}()
-
-	clientDial, err := lab.DialFromAny(r.clientNodes[0])
-	if err != nil {
-		return err
-	}
-	lcfg := load.Config{
-		Rate: *ld.Rate, Duration: ld.Warmup.D() + ld.Duration.D(), Seed: w.o.Seed,
-		RunID:        w.started.Format("20060102T150405"),
-		Participants: participants.Names, Currency: participants.Currency,
-		Kafka:    load.Kafka{Service: r.kafka, Brokers: kafkaEPs},
-		Redis:    load.Redis{Service: r.redis, MasterName: master, Sentinels: sentinels},
-		Docstore: load.Docstore{Service: r.docstore, URIs: docURIs},
-		Dial:     clientDial,
-	}
-	gen, err := load.New(ctx, w.o.Log, lcfg, w.h)
-	if err != nil {
-		return fmt.Errorf("load client: %w", err)
-	}
-	defer gen.Close()
-
-	services := make([]string, 0, len(sc.Services))
-	for _, sv := range sc.Services {
-		services = append(services, sv.Name)
-	}
-	smp := startSampler(ctx, lab, w.h, services)
-	defer smp.Stop()
-
-	// Load, warmup first; faults count from the end of warmup.
-	_ = w.h.Add(history.Event{Type: history.PhaseChange, Phase: "warmup"})
-	w.phase("warmup", ld.Warmup.D().String())
-	loadStart := time.Now()
-	sched := &faults.Scheduler{Log: w.o.Log, Injector: labInjector{lab: lab, log: w.o.Log}, History: w.h}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	loadDone := make(chan error, 1)
-	go func() { loadDone <- gen.Run(loadCtx) }()
-
-	schedDone := make(chan error, 1)
-	go func() {
-		select {
-		case <-ctx.Done():
-			schedDone <- nil
-			return
-		case <-time.After(ld.Warmup.D()):
-		}
-		_ = w.h.Add(history.Event{Type: history.PhaseChange, Phase: "baseline"})
-		w.phase("load", fmt.Sprintf("%.0f transfers/s for %s, %d faults", *ld.Rate, ld.Duration.D(), len(w.plan)))
-		schedDone <- sched.Run(ctx, time.Now(), ld.Duration.D(), w.plan)
-	}()
-
-	total := ld.Warmup.D() + ld.Duration.D()
-	tick := time.NewTicker(time.Second)
-	var loadErr error
-loop:
-	for {
-		select {
-		case loadErr = <-loadDone:
-			break loop
-		case <-tick.C:
-			if w.o.Progress != nil {
-				w.o.Progress.Load(time.Since(loadStart), total, gen.Stats(), sched.Active())
-			}
-		}
-	}
-	tick.Stop()
-	schedErr := <-schedDone
-	sched.RecoverAll()
-	if err := w.saveRealised(sched.Realised()); err != nil {
-		w.o.Log.Error("plan.json: realised schedule", "err", err)
-	}
-	if ctx.Err() != nil {
-		return errors.Join(loadErr, ctx.Err())
-	}
-
-	// Heal and converge: every service healthy again.
-	_ = w.h.Add(history.Event{Type: history.PhaseChange, Phase: "converge"})
-	w.phase("converge", "waiting for every service to be healthy")
-	convErr := w.converge(ctx)
-	if convErr != nil {
-		_ = w.h.Add(history.Event{Type: history.PhaseChange, Phase: "converge", Error: convErr.Error()})
-	}
-	smp.Stop()
-
-	w.phase("final state", "reading the ledger, Redis, the document store and Kafka")
-	_ = w.h.Add(history.Event{Type: history.PhaseChange, Phase: "check"})
-	redisMembers := make([]string, len(redisEPs))
-	copy(redisMembers, redisEPs)
-	src := finalstate.Sources{
-		LedgerService: r.ledger, LedgerDSNs: dsns,
-		Redis: lcfg.Redis, RedisMembers: redisMembers,
-		Docstore: lcfg.Docstore, Kafka: lcfg.Kafka,
-		Dial: lab.DialFromHostOf,
-	}
-	final := finalstate.Read(ctx, w.o.Log, src)
-	if _, err := finalstate.ConsumeAll(ctx, w.o.Log, src, "", w.h); err != nil {
-		_ = w.h.Add(history.Event{Type: history.PhaseChange, Phase: "check", Error: "consume-all: " + err.Error()})
-	}
-	if err := history.WriteFinal(filepath.Join(w.dir, reports.FinalFile), final); err != nil {
-		return err
-	}
-	return errors.Join(loadErr, schedErr)
-}
-
-// saveRealised adds the realised schedule to plan.json.
-func (w *work) saveRealised(r []faults.Realised) error {
-	b, err := json.MarshalIndent(SavedPlan{Seed: w.o.Seed, Started: w.started, Faults: w.plan, Realised: r}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(w.dir, PlanFile), b, 0o644)
-}
-
-// converge waits until every service is healthy.
-func (w *work) converge(ctx context.Context) error {
-	deadline := time.Now().Add(w.o.Converge)
-	var last error
-	for time.Now().Before(deadline) {
-		st, err := w.lab.Status(ctx)
-		if err != nil {
-			return err
-		}
-		last = nil
-		for _, s := range st.Services {
-			if !s.Healthy {
-				last = fmt.Errorf("%s not healthy", s.Name)
-				break
-			}
-		}
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-	return fmt.Errorf("not converged after %s: %w", w.o.Converge, last)
-}
-
 // failoverBudgets are the budgets the checks judge failovers by: the
 // scenario's expect.failover where it sets one, else the engine's own.
-func failoverBudgets(lab *local.Lab, sc *scenarios.Scenario) map[string]checks.Budget {
+func failoverBudgets(lb lab.Observer, sc *scenarios.Scenario) map[string]checks.Budget {
 	out := map[string]checks.Budget{}
-	for name, b := range lab.FailoverBudgets() {
+	for name, b := range lb.FailoverBudgets() {
 		out[name] = checks.Budget{Budget: checks.Sec(b.Budget), Derivation: b.Derivation, Source: checks.SourceEngine}
 		if d, ok := checks.ScenarioFailover(sc, name); ok {
 			out[name] = checks.Budget{Budget: checks.Sec(d), Derivation: "expect.failover", Source: checks.SourceExpect}
@@ -504,7 +329,7 @@ func failoverBudgets(lab *local.Lab, sc *scenarios.Scenario) map[string]checks.B
 
 // labInjector adapts the lab's fault primitives to the scheduler.
 type labInjector struct {
-	lab *local.Lab
+	lb  lab.Lab
 	log *slog.Logger
 }
 
@@ -517,7 +342,7 @@ const preferLeadersAfterHeal = 25 * time.Second
 // starts, so nothing may wait in between (an election before each inject
 // delayed a fault by 6.8 s, measured).
 func (li labInjector) Inject(ctx context.Context, f faults.Fault) (string, error) {
-	af, err := li.lab.Inject(ctx, local.Fault{Action: f.Action, Target: f.Target, Delay: f.Delay, Jitter: f.Jitter, Loss: f.Loss})
+	af, err := li.lb.Inject(ctx, f.Fault)
 	return af.Target, err
 }
 
@@ -527,11 +352,11 @@ func (li labInjector) Inject(ctx context.Context, f faults.Fault) (string, error
 // preferLeadersAfterHeal), so that the next fault finds the layout analyze
 // judged. The run also does it before the load starts.
 func (li labInjector) Recover(ctx context.Context, f faults.Fault) error {
-	err := li.lab.Recover(ctx, local.Fault{Action: f.Action, Target: f.Target})
+	err := li.lb.Recover(ctx, lab.Fault{Action: f.Action, Target: f.Target})
 	go func() {
 		pctx, cancel := context.WithTimeout(context.Background(), preferLeadersAfterHeal+5*time.Second)
 		defer cancel()
-		if err := li.lab.PreferLeaders(pctx, preferLeadersAfterHeal); err != nil {
+		if err := li.lb.PreferLeaders(pctx, preferLeadersAfterHeal); err != nil {
 			li.log.Warn("preferred leaders after heal", "fault", f.Action+" "+f.Target, "err", err)
 		} else {
 			li.log.Info("preferred leaders after heal", "fault", f.Action+" "+f.Target)

@@ -6,63 +6,25 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // SampleInterval: each service is observed at least twice a second.
 const SampleInterval = 400 * time.Millisecond
 
-// Unknown is the observed state of a probe that ran out of time.
-const Unknown = "unknown"
-
-// Observe maps what the engines report of a service to the spec's verdict
-// vocabulary, so that it can be compared with analyze's prediction: down
-// when no member answers, read-only when some do but writes would be
-// refused, ok when every member is healthy, degraded otherwise. The state
-// changes only on evidence: when writes look refused but a running member
-// ran out of time answering, the refusal may be nothing but its missing
-// answer, so the state is Unknown. A member that answered (no quorum, not
-// primary) or is not running (killed, powered off) is evidence; writes
-// accepted by the others are too, whatever the slow member.
-func Observe(si local.ServiceInfo) (observed string, membersUp int, writable bool) {
-	anyUp, timedOut := false, si.TimedOut
-	for _, m := range si.Members {
-		anyUp = anyUp || m.Up
-		timedOut = timedOut || m.TimedOut
-		if m.Healthy {
-			membersUp++
-		}
-	}
-	switch {
-	case !si.Writable && timedOut:
-		return Unknown, membersUp, false
-	case !anyUp:
-		return "down", 0, false
-	case !si.Writable:
-		return "read-only", membersUp, false
-	case membersUp == len(si.Members):
-		return "ok", membersUp, true
-	}
-	return "degraded", membersUp, true
-}
-
 // sampler observes every service of a lab on its own ticker and records a
 // sample event each time, until stopped.
 type sampler struct {
-	lab   *local.Lab
-	h     *history.Writer
-	wg    sync.WaitGroup
-	stop  context.CancelFunc
-	mu    sync.Mutex
-	last  map[string]string
-	count int
+	obs  lab.Observer
+	h    *history.Writer
+	wg   sync.WaitGroup
+	stop context.CancelFunc
 }
 
-func startSampler(ctx context.Context, lab *local.Lab, h *history.Writer, services []string) *sampler {
+func startSampler(ctx context.Context, obs lab.Observer, h *history.Writer, services []string) *sampler {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &sampler{lab: lab, h: h, stop: cancel, last: map[string]string{}}
+	s := &sampler{obs: obs, h: h, stop: cancel}
 	for _, name := range services {
 		s.wg.Add(1)
 		go s.loop(ctx, name)
@@ -104,41 +66,35 @@ func (s *sampler) loop(ctx context.Context, name string) {
 	}
 }
 
+// probe records one observation; a write the history fails is counted
+// there (history.Writer.Lost).
 func (s *sampler) probe(ctx context.Context, name string) {
-	{
-		at := s.h.Since()
-		pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-		si, err := s.lab.ServiceStatus(pctx, name)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		ev := sampleEvent(si, err)
-		ev.T, ev.Took, ev.Service = at, s.h.Since()-at, name
-		if ev.Observed != "" && !ev.Timeout {
-			s.mu.Lock()
-			s.last[name] = ev.Observed
-			s.count++
-			s.mu.Unlock()
-		}
-		_ = s.h.Add(ev)
+	at := s.h.Since()
+	pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	si, err := s.obs.ServiceStatus(pctx, name)
+	cancel()
+	if ctx.Err() != nil {
+		return
 	}
+	ev := sampleEvent(si, err)
+	ev.T, ev.Took, ev.Service = at, s.h.Since()-at, name
+	_ = s.h.Add(ev)
 }
 
 // sampleEvent records one probe: its state, or a timed-out probe (unknown,
 // with the members that ran out of time), or the error.
-func sampleEvent(si local.ServiceInfo, err error) history.Event {
+func sampleEvent(si lab.ServiceStatus, err error) history.Event {
 	ev := history.Event{Type: history.Sample}
 	if err != nil {
-		ev.Error, ev.Timeout = err.Error(), engines.IsTimeout(err)
+		ev.Error, ev.Timeout = err.Error(), lab.IsTimeout(err)
 		if ev.Timeout {
-			ev.Observed = Unknown
+			ev.Observed = lab.Unknown
 		}
 		return ev
 	}
-	obs, up, w := Observe(si)
+	obs, up, w := lab.Observe(si)
 	ev.Observed, ev.MembersUp = obs, up
-	if obs != Unknown {
+	if obs != lab.Unknown {
 		ev.Writable = &w
 		return ev
 	}
@@ -154,17 +110,6 @@ func sampleEvent(si local.ServiceInfo, err error) history.Event {
 		ev.Detail += ": " + strings.Join(slow, ", ")
 	}
 	return ev
-}
-
-// Last returns each service's latest observed verdict.
-func (s *sampler) Last() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]string, len(s.last))
-	for k, v := range s.last {
-		out[k] = v
-	}
-	return out
 }
 
 func (s *sampler) Stop() {

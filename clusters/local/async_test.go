@@ -12,6 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/lab"
+	"github.com/chaosloop/chaosloop/lab/labtest"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -34,10 +37,10 @@ services:
 }
 
 // writableIs waits until the db service's writability is want.
-func writableIs(t *testing.T, l *local.Lab, want bool) local.ServiceInfo {
+func writableIs(t *testing.T, l *local.Lab, want bool) lab.ServiceStatus {
 	t.Helper()
-	var si local.ServiceInfo
-	eventually(t, 90*time.Second, fmt.Sprintf("db writable=%t", want), func() error {
+	var si lab.ServiceStatus
+	labtest.Eventually(t, 90*time.Second, fmt.Sprintf("db writable=%t", want), func() error {
 		var err error
 		if si, err = l.ServiceStatus(context.Background(), "db"); err != nil {
 			return err
@@ -55,10 +58,10 @@ func writableIs(t *testing.T, l *local.Lab, want bool) local.ServiceInfo {
 // (read-only until it is back), and a destroyed replica is re-seeded on
 // recovery.
 func TestLabAsyncMySQL(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireRoot(t)
 	ctx := context.Background()
 	root, ev := labRoot(t)
-	opts := local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog(t)}
+	opts := local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: enginetest.ProcessLog()}
 	name := "labasync"
 	_ = local.DownByName(ctx, opts, name)
 	t0 := time.Now()
@@ -80,7 +83,7 @@ func TestLabAsyncMySQL(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, dsns, 3)
 
-	f := local.Fault{Action: "power-off", Target: "node/" + si.Members[0].Node}
+	f := lab.Fault{Action: "power-off", Target: "node/" + si.Members[0].Node}
 	_, err = l.Inject(ctx, f)
 	require.NoError(t, err)
 	t0 = time.Now()
@@ -88,12 +91,12 @@ func TestLabAsyncMySQL(t *testing.T) {
 	t.Logf("primary powered off: not writable after %s, replicas up: %t %t", time.Since(t0).Round(time.Millisecond), st.Members[1].Up, st.Members[2].Up)
 	require.True(t, st.Members[1].Up && st.Members[2].Up, "replicas keep serving reads")
 	require.NoError(t, l.Recover(ctx, f))
-	eventually(t, 120*time.Second, "every member healthy", func() error { return allHealthy(l) })
+	labtest.Eventually(t, 120*time.Second, "every member healthy", func() error { return labtest.AllHealthy(context.Background(), l) })
 	writableIs(t, l, true)
 
 	// Cut off, the primary still answers on its socket, but the serving
 	// component (the two replicas) cannot write: read-only, as analyze says.
-	f = local.Fault{Action: "isolate", Target: "node/" + si.Members[0].Node}
+	f = lab.Fault{Action: "isolate", Target: "node/" + si.Members[0].Node}
 	_, err = l.Inject(ctx, f)
 	require.NoError(t, err)
 	t0 = time.Now()
@@ -101,17 +104,17 @@ func TestLabAsyncMySQL(t *testing.T) {
 	t.Logf("primary isolated: not writable after %s", time.Since(t0).Round(time.Millisecond))
 	require.NoError(t, l.Recover(ctx, f))
 	t0 = time.Now()
-	eventually(t, 120*time.Second, "every member healthy", func() error { return allHealthy(l) })
+	labtest.Eventually(t, 120*time.Second, "every member healthy", func() error { return labtest.AllHealthy(context.Background(), l) })
 	writableIs(t, l, true)
 	t.Logf("isolation healed: writable and replicating after %s", time.Since(t0).Round(time.Millisecond))
 
-	f = local.Fault{Action: "destroy", Target: "node/" + si.Members[2].Node}
+	f = lab.Fault{Action: "destroy", Target: "node/" + si.Members[2].Node}
 	_, err = l.Inject(ctx, f)
 	require.NoError(t, err)
 	require.True(t, writableIs(t, l, true).Writable, "a replica's loss leaves the primary writable")
 	t0 = time.Now()
 	require.NoError(t, l.Recover(ctx, f))
-	eventually(t, 120*time.Second, "destroyed replica re-seeded", func() error { return allHealthy(l) })
+	labtest.Eventually(t, 120*time.Second, "destroyed replica re-seeded", func() error { return labtest.AllHealthy(context.Background(), l) })
 	t.Logf("destroyed replica re-seeded and replicating %s after recovery", time.Since(t0).Round(time.Millisecond))
 
 	require.NoError(t, l.Down(ctx))

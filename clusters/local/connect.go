@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/docstore"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
+	"github.com/chaosloop/chaosloop/lab"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
 )
@@ -63,7 +65,7 @@ func (l *Lab) PrepareDocstore(ctx context.Context, service, db string, collectio
 }
 
 // ClientUserTimeout bounds how long a client connection through the lab
-// survives on a path that went dark (see netlab.FailFastDialer).
+// survives on a path that went dark (see lab.FailFastDialer).
 const ClientUserTimeout = 4 * time.Second
 
 // entryHoldoff: a host a dial failed through is passed over this long, as a
@@ -95,7 +97,7 @@ func (l *Lab) DialFromAny(service string) (engines.DialFunc, error) {
 		mu     sync.Mutex
 		failed = make([]time.Time, len(hosts))
 	)
-	d := netlab.FailFastDialer(ClientUserTimeout)
+	d := lab.FailFastDialer(ClientUserTimeout)
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		// One attempt per dial, through the next powered host in rotation
 		// that has not just failed a dial (else the one that failed
@@ -188,4 +190,33 @@ func (l *Lab) PreferLeaders(ctx context.Context, wait time.Duration) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// attachDialers makes every engine reach a member from inside the member's
+// own host namespace: the lab's addresses are not routed from the caller's
+// namespace, and a probe from the member's own host sees it even when a
+// fault cuts the host off.
+func (l *Lab) attachDialers() {
+	for _, ss := range l.st.Services {
+		ss.Cluster.Dial = l.DialFromHostOf
+	}
+}
+
+// DialFromHostOf dials address from inside the namespace of the host that
+// owns it (falling back to the caller's namespace for other addresses).
+func (l *Lab) DialFromHostOf(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err == nil {
+		for _, h := range l.net.Hosts() {
+			if h.Addr == ip {
+				return netlab.DialIn(ctx, h.NetNS, &net.Dialer{}, network, address)
+			}
+		}
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
 }

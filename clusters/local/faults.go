@@ -14,62 +14,28 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
 
-// ActiveFault is a fault injected and not yet recovered, as saved in
-// lab.json so that a later chaosloop (after a crash) can recover it.
-type ActiveFault struct {
-	Action string `json:"action"`
-	Target string `json:"target"`
-	// Member is the member a kill or pause resolved to.
-	Member int           `json:"member,omitempty"`
-	Delay  time.Duration `json:"delay,omitempty"`
-	Jitter time.Duration `json:"jitter,omitempty"`
-	Loss   float64       `json:"loss,omitempty"`
-	Since  time.Time     `json:"since"`
-}
-
-// Key identifies a fault: injecting the same key twice is one fault.
-func (f ActiveFault) Key() string { return f.Action + " " + f.Target }
-
 // ActiveFaults returns the faults in place now.
-func (l *Lab) ActiveFaults() []ActiveFault {
+func (l *Lab) ActiveFaults() []lab.Injected {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.st.Faults)
 }
 
-// Fault describes a fault to inject: a scenario fault's action, target and
-// latency parameters. Member-level targets (service/NAME) must name a member
-// index or "leader" (the run's scheduler picks one with its seed).
-type Fault struct {
-	Action string
-	Target string
-	Delay  time.Duration
-	Jitter time.Duration
-	Loss   float64
-}
-
-// FaultOf converts a scenario fault.
-func FaultOf(f scenarios.Fault) Fault {
-	out := Fault{Action: f.Action, Target: f.Target, Delay: f.Delay.D(), Jitter: f.Jitter.D()}
-	if f.Loss != nil {
-		out.Loss = *f.Loss
-	}
-	return out
-}
-
 // Inject puts a fault in place. It is idempotent: injecting a fault that is
 // already active changes nothing. It returns the fault as recorded (with a
 // member resolved).
-func (l *Lab) Inject(ctx context.Context, f Fault) (ActiveFault, error) {
+func (l *Lab) Inject(ctx context.Context, f lab.Fault) (lab.Injected, error) {
 	tg, err := scenarios.ParseTarget(f.Target)
 	if err != nil {
-		return ActiveFault{}, err
+		return lab.Injected{}, err
 	}
-	af := ActiveFault{Action: f.Action, Target: tg.String(), Delay: f.Delay, Jitter: f.Jitter, Loss: f.Loss, Since: time.Now().UTC()}
+	f.Target = tg.String()
+	af := lab.Injected{Fault: f, Since: time.Now().UTC()}
 	if tg.Kind == scenarios.TargetService {
 		m, err := l.resolveMember(ctx, tg)
 		if err != nil {
@@ -96,14 +62,14 @@ func (l *Lab) Inject(ctx context.Context, f Fault) (ActiveFault, error) {
 }
 
 // Recover undoes a fault; recovering a fault that is not active is a no-op.
-func (l *Lab) Recover(ctx context.Context, f Fault) error {
+func (l *Lab) Recover(ctx context.Context, f lab.Fault) error {
 	tg, err := scenarios.ParseTarget(f.Target)
 	if err != nil {
 		return err
 	}
 	key := f.Action + " " + tg.String()
 	l.mu.Lock()
-	var af *ActiveFault
+	var af *lab.Injected
 	for i := range l.st.Faults {
 		a := l.st.Faults[i]
 		if a.Key() == key || (tg.Kind == scenarios.TargetService && a.Action == f.Action && strings.HasPrefix(a.Target, "service/"+tg.Name+"/") && tg.Member == "") {
@@ -121,7 +87,7 @@ func (l *Lab) Recover(ctx context.Context, f Fault) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.st.Faults = slices.DeleteFunc(l.st.Faults, func(a ActiveFault) bool { return a.Key() == af.Key() })
+	l.st.Faults = slices.DeleteFunc(l.st.Faults, func(a lab.Injected) bool { return a.Key() == af.Key() })
 	return l.save()
 }
 
@@ -139,17 +105,17 @@ func (l *Lab) RecoverAll(ctx context.Context) error {
 		if isPower(f.Action) {
 			continue
 		}
-		if err := l.Recover(ctx, Fault{Action: f.Action, Target: f.Target}); err != nil {
+		if err := l.Recover(ctx, lab.Fault{Action: f.Action, Target: f.Target}); err != nil {
 			errs = append(errs, fmt.Errorf("recover %s: %w", f.Key(), err))
 		}
 	}
-	if slices.ContainsFunc(fs, func(f ActiveFault) bool { return isPower(f.Action) }) {
+	if slices.ContainsFunc(fs, func(f lab.Injected) bool { return isPower(f.Action) }) {
 		l.opts.Log.Info("recover", "action", "power-on", "target", "every node")
 		if err := l.powerTo(ctx, nil, false); err != nil {
 			errs = append(errs, fmt.Errorf("recover power: %w", err))
 		} else {
 			l.mu.Lock()
-			l.st.Faults = slices.DeleteFunc(l.st.Faults, func(a ActiveFault) bool { return isPower(a.Action) })
+			l.st.Faults = slices.DeleteFunc(l.st.Faults, func(a lab.Injected) bool { return isPower(a.Action) })
 			errs = append(errs, l.save())
 			l.mu.Unlock()
 		}
@@ -161,7 +127,7 @@ func isPower(action string) bool {
 	return action == scenarios.ActionPowerOff || action == scenarios.ActionDestroy
 }
 
-func (l *Lab) apply(ctx context.Context, af ActiveFault, inject bool) error {
+func (l *Lab) apply(ctx context.Context, af lab.Injected, inject bool) error {
 	tg, err := scenarios.ParseTarget(af.Target)
 	if err != nil {
 		return err
@@ -199,7 +165,7 @@ func (l *Lab) apply(ctx context.Context, af ActiveFault, inject bool) error {
 }
 
 // poweredOff returns the nodes the active power faults leave without power.
-func (l *Lab) poweredOff(faults []ActiveFault) (map[string]bool, error) {
+func (l *Lab) poweredOff(faults []lab.Injected) (map[string]bool, error) {
 	st := topology.NewState(l.topo)
 	for _, f := range faults {
 		if f.Action != scenarios.ActionPowerOff && f.Action != scenarios.ActionDestroy {
@@ -223,9 +189,9 @@ func (l *Lab) poweredOff(faults []ActiveFault) (map[string]bool, error) {
 // power turns nodes off (a feed takes a node down only with every feed of
 // its rack) or back on, restarting their members. destroy also wipes the
 // members' data, so that they rejoin from scratch.
-func (l *Lab) power(ctx context.Context, af ActiveFault, inject bool) error {
+func (l *Lab) power(ctx context.Context, af lab.Injected, inject bool) error {
 	all := l.ActiveFaults()
-	without := slices.DeleteFunc(slices.Clone(all), func(a ActiveFault) bool { return a.Key() == af.Key() })
+	without := slices.DeleteFunc(slices.Clone(all), func(a lab.Injected) bool { return a.Key() == af.Key() })
 	if !inject {
 		all = without
 	}
@@ -234,7 +200,7 @@ func (l *Lab) power(ctx context.Context, af ActiveFault, inject bool) error {
 
 // powerTo brings every node's power (and every site router's) to what the
 // faults all leave, wiping the data of nodes it powers off when wipe.
-func (l *Lab) powerTo(ctx context.Context, all []ActiveFault, wipe bool) error {
+func (l *Lab) powerTo(ctx context.Context, all []lab.Injected, wipe bool) error {
 	off, err := l.poweredOff(all)
 	if err != nil {
 		return err
@@ -278,7 +244,7 @@ func (l *Lab) powerTo(ctx context.Context, all []ActiveFault, wipe bool) error {
 // darkSites are the sites a power-off or destroy of the whole site leaves
 // without power, WAN router included (spec section 4); rack, feed and node
 // power-offs leave the router running.
-func darkSites(faults []ActiveFault) map[string]bool {
+func darkSites(faults []lab.Injected) map[string]bool {
 	dark := map[string]bool{}
 	for _, f := range faults {
 		if f.Action != scenarios.ActionPowerOff && f.Action != scenarios.ActionDestroy {

@@ -14,6 +14,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/zookeeper"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // EngineInfo describes one engine of the local lab on this machine.
@@ -100,27 +101,27 @@ func InstallEngines(ctx context.Context, opts Options) error {
 		return err
 	}
 	opts = opts.withDefaults()
-	opts.progress(Progress{Service: "network", Stage: "installing"})
+	opts.progress(lab.Progress{Service: "network", Stage: "installing"})
 	if err := netlab.Install(opts.installing(ctx, "network"), opts.Log); err != nil {
 		return err
 	}
-	opts.progress(Progress{Service: "network", Stage: "done"})
+	opts.progress(lab.Progress{Service: "network", Stage: "done"})
 	s := newEngineSet(opts.Log, opts.Cache)
 	for _, it := range inventory {
 		name := it.engine
 		if it.kafkaVersion != "" {
 			name += " " + it.kafkaVersion
 		}
-		opts.progress(Progress{Service: name, Stage: "installing", Detail: it.source})
+		opts.progress(lab.Progress{Service: name, Stage: "installing", Detail: it.source})
 		e, err := s.forInventory(it.engine, it.kafkaVersion)
 		if err == nil {
 			err = e.Install(opts.installing(ctx, name))
 		}
 		if err != nil {
-			opts.progress(Progress{Service: name, Stage: "failed", Err: err})
+			opts.progress(lab.Progress{Service: name, Stage: "failed", Err: err})
 			return fmt.Errorf("installing %s: %w", name, err)
 		}
-		opts.progress(Progress{Service: name, Stage: "done"})
+		opts.progress(lab.Progress{Service: name, Stage: "done"})
 	}
 	return nil
 }

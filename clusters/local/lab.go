@@ -11,21 +11,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -44,17 +40,9 @@ type Options struct {
 	Cache string
 	Log   *slog.Logger
 	// Progress, when set, is told what Up is doing.
-	Progress func(Progress)
+	Progress func(lab.Progress)
 	// Seed drives the random choices of faults (delay jitter, loss).
-	Seed int64
-}
-
-// Progress is one step of bringing a lab up.
-type Progress struct {
-	Service string // "" for the network and installs
-	Stage   string // installing, network, starting, healthy, failed
-	Detail  string
-	Err     error
+	Seed uint64
 }
 
 func (o Options) withDefaults() Options {
@@ -70,7 +58,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func (o Options) progress(p Progress) {
+func (o Options) progress(p lab.Progress) {
 	if o.Progress != nil {
 		o.Progress(p)
 	}
@@ -84,7 +72,7 @@ func (o Options) installing(ctx context.Context, service string) context.Context
 		return ctx
 	}
 	return engines.WithSteps(ctx, func(detail string) {
-		o.progress(Progress{Service: service, Stage: "installing", Detail: detail})
+		o.progress(lab.Progress{Service: service, Stage: "installing", Detail: detail})
 	})
 }
 
@@ -97,7 +85,7 @@ type serviceState struct {
 	// Controller is the zookeeper service a kafka service uses ("" = KRaft).
 	Controller string `json:"controller,omitempty"`
 	// Worker runs on each member of a stateless service (see StartWorkers).
-	Worker *Worker `json:"worker,omitempty"`
+	Worker *lab.Worker `json:"worker,omitempty"`
 }
 
 // labState is lab.json.
@@ -108,7 +96,7 @@ type labState struct {
 	Scenario json.RawMessage `json:"scenario"`
 	Services []*serviceState `json:"services"`
 	// Faults are the faults injected and not yet recovered.
-	Faults []ActiveFault `json:"faults"`
+	Faults []lab.Injected `json:"faults"`
 }
 
 // Lab is a running local lab.
@@ -183,7 +171,7 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 		return nil, err
 	}
 
-	opts.progress(Progress{Stage: "installing", Detail: "network tools"})
+	opts.progress(lab.Progress{Stage: "installing", Detail: "network tools"})
 	if err := netlab.Install(opts.installing(ctx, ""), opts.Log); err != nil {
 		return nil, err
 	}
@@ -193,7 +181,7 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 	if err := l.install(ctx); err != nil {
 		return nil, err
 	}
-	opts.progress(Progress{Stage: "network", Detail: fmt.Sprintf("%d hosts", len(topo.Nodes))})
+	opts.progress(lab.Progress{Stage: "network", Detail: fmt.Sprintf("%d hosts", len(topo.Nodes))})
 	nl, err := netlab.Up(ctx, opts.Log, sc, dir)
 	if err != nil {
 		return nil, fmt.Errorf("lab network: %w (run 'chaosloop down %s' to clean up)", err, sc.Name)
@@ -206,7 +194,7 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 		return nil, err
 	}
 	// The lab's own steps end here; the services' follow.
-	opts.progress(Progress{Stage: "done", Detail: fmt.Sprintf("network of %d hosts up", len(topo.Nodes))})
+	opts.progress(lab.Progress{Stage: "done", Detail: fmt.Sprintf("network of %d hosts up", len(topo.Nodes))})
 	if err := l.startAll(ctx); err != nil {
 		return l, fmt.Errorf("%w (the lab is left as it is for inspection: 'chaosloop status %s', 'chaosloop down %s')", err, sc.Name, sc.Name)
 	}
@@ -313,213 +301,6 @@ func (l *Lab) save() error {
 	return os.Rename(p+".tmp", p)
 }
 
-// planServices decides each service's engine and members (without hosts).
-func (l *Lab) planServices() error {
-	if len(l.st.Services) > 0 {
-		return nil
-	}
-	zks := []string{}
-	for _, sv := range l.topo.Services {
-		if sv.Kind == scenarios.KindZookeeper {
-			zks = append(zks, sv.Name)
-		}
-	}
-	used := map[string]string{} // node/engine -> service, to refuse port clashes
-	for _, sv := range l.topo.Services {
-		ss := &serviceState{Name: sv.Name, Kind: sv.Kind, Engine: engineFor(sv.Spec)}
-		if sv.Kind == scenarios.KindKafka {
-			ss.Controller = sv.Spec.Controller
-			if ss.Controller == "" && len(zks) == 1 {
-				// The seed's v15 layout: Kafka uses the one ZooKeeper ensemble.
-				ss.Controller = zks[0]
-			}
-		}
-		ss.Cluster.Service = sv.Name
-		ss.Cluster.StateDir = l.dir
-		for i, n := range sv.Members {
-			for _, g := range portGroups[ss.Engine] {
-				key := n.Name + "/" + g
-				if other, clash := used[key]; clash {
-					return fmt.Errorf("services %s and %s both need the %s ports on node %s; the local lab gives each host one address, so they would clash", other, sv.Name, g, n.Name)
-				}
-				used[key] = sv.Name
-			}
-			ss.Cluster.Members = append(ss.Cluster.Members, engines.Member{
-				Index:   i,
-				Name:    fmt.Sprintf("%s-%d", sv.Name, i),
-				Node:    n.Name,
-				DataDir: filepath.Join(l.dir, "data", n.Name, sv.Name),
-				LogDir:  filepath.Join(l.dir, "logs", n.Name, sv.Name),
-			})
-		}
-		l.st.Services = append(l.st.Services, ss)
-	}
-	return nil
-}
-
-func (l *Lab) newEngines() *engineSet {
-	s := newEngineSet(l.opts.Log, l.opts.Cache)
-	s.kafkaOptions = l.kafkaOptions
-	return s
-}
-
-// kafkaOptions derives a kafka service's options from the scenario:
-// broker.rack from each member's rack, the service's replication settings,
-// the pipeline's topics, and ZooKeeper mode when it has a controller.
-func (l *Lab) kafkaOptions(ss *serviceState) (kafka.Options, error) {
-	sv := l.topo.Service(ss.Name)
-	if sv == nil {
-		return kafka.Options{}, fmt.Errorf("no service %s", ss.Name)
-	}
-	o := kafka.Options{ReplicationFactor: sv.ReplicationFactor, MinInSync: sv.MinInSync, Partitions: len(sv.Partitions), Topics: Topics, Assignment: sv.Partitions}
-	for _, m := range sv.Members {
-		o.Racks = append(o.Racks, m.Rack.Site.Name+"-"+m.Rack.Name)
-	}
-	if ss.Controller != "" {
-		zk, err := l.service(ss.Controller)
-		if err != nil {
-			return o, err
-		}
-		eps := l.eng.mustEndpoints(zk)
-		o.ZooKeeper = strings.Join(eps, ",") + "/kafka-" + ss.Name
-	}
-	return o, nil
-}
-
-// assignHosts fills each member's namespace, address and cgroup from the
-// network, and the dialers that reach them.
-func (l *Lab) assignHosts() error {
-	for _, ss := range l.st.Services {
-		for i := range ss.Cluster.Members {
-			m := &ss.Cluster.Members[i]
-			h, ok := l.net.Host(m.Node)
-			if !ok {
-				return fmt.Errorf("lab network has no host for node %s", m.Node)
-			}
-			m.NetNS, m.Addr, m.Cgroup = h.NetNS, h.Addr, h.Cgroup
-		}
-	}
-	l.attachDialers()
-	return nil
-}
-
-// attachDialers makes every engine reach a member from inside the member's
-// own host namespace: the lab's addresses are not routed from the caller's
-// namespace, and a probe from the member's own host sees it even when a
-// fault cuts the host off.
-func (l *Lab) attachDialers() {
-	for _, ss := range l.st.Services {
-		ss.Cluster.Dial = l.DialFromHostOf
-	}
-}
-
-// DialFromHostOf dials address from inside the namespace of the host that
-// owns it (falling back to the caller's namespace for other addresses).
-func (l *Lab) DialFromHostOf(ctx context.Context, network, address string) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return nil, err
-	}
-	ip, err := netip.ParseAddr(host)
-	if err == nil {
-		for _, h := range l.net.Hosts() {
-			if h.Addr == ip {
-				return netlab.DialIn(ctx, h.NetNS, &net.Dialer{}, network, address)
-			}
-		}
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, network, address)
-}
-
-// DialFrom returns a dialer that opens connections from inside one node's
-// host namespace: a client placed on that node, subject to its faults.
-func (l *Lab) DialFrom(node string) (engines.DialFunc, error) {
-	h, ok := l.net.Host(node)
-	if !ok {
-		return nil, fmt.Errorf("no host for node %s", node)
-	}
-	return func(ctx context.Context, network, address string) (net.Conn, error) {
-		return netlab.DialIn(ctx, h.NetNS, &net.Dialer{}, network, address)
-	}, nil
-}
-
-func (l *Lab) install(ctx context.Context) error {
-	done := map[string]bool{}
-	for _, ss := range l.st.Services {
-		if ss.Engine == EngineNone || done[ss.Engine] {
-			continue
-		}
-		done[ss.Engine] = true
-		e, err := l.eng.get(ss.Engine, ss)
-		if err != nil {
-			return err
-		}
-		l.opts.progress(Progress{Service: ss.Name, Stage: "installing", Detail: ss.Engine})
-		if err := e.Install(l.opts.installing(ctx, ss.Name)); err != nil {
-			return fmt.Errorf("installing %s: %w", ss.Engine, err)
-		}
-	}
-	return nil
-}
-
-// startAll starts every service, those a Kafka service depends on first,
-// and waits until each is healthy.
-func (l *Lab) startAll(ctx context.Context) error {
-	// Engines that run as their own users (mysql, redis, postgres) must
-	// traverse the per-node parents; create them here, world-traversable,
-	// before an engine that keeps its own data private creates them 0700.
-	for _, ss := range l.st.Services {
-		for _, m := range ss.Cluster.Members {
-			for _, d := range []string{filepath.Dir(m.DataDir), filepath.Dir(m.LogDir)} {
-				if err := os.MkdirAll(d, 0o755); err != nil {
-					return err
-				}
-				if err := os.Chmod(d, 0o755); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	var first, second []*serviceState
-	for _, ss := range l.st.Services {
-		if ss.Engine == EngineNone {
-			continue
-		}
-		if ss.Kind == scenarios.KindKafka && ss.Controller != "" {
-			// ZooKeeper mode needs its ensemble first; KRaft starts with the rest.
-			second = append(second, ss)
-		} else {
-			first = append(first, ss)
-		}
-	}
-	for _, wave := range [][]*serviceState{first, second} {
-		g, gctx := errgroup.WithContext(ctx)
-		// Two cores: starting every JVM and database at once only makes
-		// each slower.
-		g.SetLimit(3)
-		for _, ss := range wave {
-			g.Go(func() error {
-				e, err := l.eng.get(ss.Engine, ss)
-				if err != nil {
-					return err
-				}
-				l.opts.progress(Progress{Service: ss.Name, Stage: "starting", Detail: fmt.Sprintf("%s ×%d", ss.Engine, len(ss.Cluster.Members))})
-				if err := e.Start(gctx, &ss.Cluster); err != nil {
-					l.opts.progress(Progress{Service: ss.Name, Stage: "failed", Err: err})
-					return fmt.Errorf("service %s (%s): %w", ss.Name, ss.Engine, err)
-				}
-				l.opts.progress(Progress{Service: ss.Name, Stage: "healthy"})
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // service returns a service's state by name.
 func (l *Lab) service(name string) (*serviceState, error) {
 	for _, ss := range l.st.Services {
@@ -564,68 +345,4 @@ func (l *Lab) Cluster(service string) (*engines.Cluster, error) {
 		return nil, err
 	}
 	return &ss.Cluster, nil
-}
-
-// Down stops every process of the lab and removes its network, cgroups and
-// state. Faults are undone first so that no rule outlives the lab.
-func (l *Lab) Down(ctx context.Context) error {
-	var errs []error
-	for _, ss := range l.st.Services {
-		if e, err := l.eng.get(ss.Engine, ss); err == nil {
-			// A graceful stop flushes what engines persist; errors do not
-			// matter, the network teardown kills whatever is left.
-			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			_ = e.Stop(sctx, &ss.Cluster)
-			cancel()
-		}
-	}
-	if err := l.net.Down(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if err := os.RemoveAll(l.dir); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// DownByName removes a lab by name, also when its state is damaged or its
-// chaosloop crashed mid-way.
-func DownByName(ctx context.Context, opts Options, name string) error {
-	if err := Supported(); err != nil {
-		return err
-	}
-	opts = opts.withDefaults()
-	if l, err := Open(ctx, opts, name); err == nil {
-		return l.Down(ctx)
-	}
-	dir := opts.StateDir(name)
-	if nl, err := netlab.Load(opts.Log, dir); err == nil {
-		if err := nl.Down(ctx); err != nil {
-			return err
-		}
-	}
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no lab named %q (no state in %s)", name, dir)
-	}
-	return os.RemoveAll(dir)
-}
-
-// DownAll removes every chaosloop lab on the machine: every state directory
-// under opts.Root, every cl-* namespace and chaosloop cgroup.
-func DownAll(ctx context.Context, opts Options) error {
-	if err := Supported(); err != nil {
-		return err
-	}
-	opts = opts.withDefaults()
-	names, _ := List(opts)
-	var errs []error
-	for _, n := range names {
-		if err := DownByName(ctx, opts, n); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", n, err))
-		}
-	}
-	if err := netlab.DownAll(ctx, opts.Log, opts.Root); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }

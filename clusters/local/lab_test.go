@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -21,17 +20,10 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
+	"github.com/chaosloop/chaosloop/lab/labtest"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
-
-// requireLab skips without root, unless CHAOSLOOP_REQUIRE_LAB=1 makes a
-// skip a failure (CI). The lab installs its engines itself.
-func requireLab(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		enginetest.RequireLab(t, "lab test needs root")
-	}
-}
 
 // labRoot is a state root the engines' own users (mysql, redis, postgres)
 // can traverse (t.TempDir's parents are private to root), in the test's
@@ -40,13 +32,6 @@ func labRoot(t *testing.T) (string, *enginetest.Evidence) {
 	t.Helper()
 	ev := enginetest.NewEvidence(t)
 	return ev.WorkDir("lab"), ev
-}
-
-func testLog(t *testing.T) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // labScenario: three sites; site a has two racks so that a rack can be cut
@@ -74,43 +59,11 @@ services:
 	return d
 }
 
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("%s: not after %s: %v", what, timeout, err)
-}
-
-func member(t *testing.T, l *local.Lab, service string, i int) local.MemberInfo {
+func member(t *testing.T, l *local.Lab, service string, i int) lab.Member {
 	t.Helper()
 	si, err := l.ServiceStatus(context.Background(), service)
 	require.NoError(t, err)
 	return si.Members[i]
-}
-
-func allHealthy(l *local.Lab) error {
-	st, err := l.Status(context.Background())
-	if err != nil {
-		return err
-	}
-	for _, s := range st.Services {
-		if !s.Healthy {
-			for _, m := range s.Members {
-				if !m.Healthy {
-					return fmt.Errorf("%s member %d not healthy: %s", s.Name, m.Index, m.Detail)
-				}
-			}
-			return fmt.Errorf("%s: %s", s.Name, s.Error)
-		}
-	}
-	return nil
 }
 
 // assertGone checks that nothing of a lab is left on the machine.
@@ -128,10 +81,10 @@ func assertGone(t *testing.T, opts local.Options, name string) {
 }
 
 func TestLabFaultsAreReal(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireRoot(t)
 	ctx := context.Background()
 	root, ev := labRoot(t)
-	opts := local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: testLog(t)}
+	opts := local.Options{Root: root, Cache: filepath.Join(os.TempDir(), "chaosloop-test-cache"), Log: enginetest.ProcessLog()}
 	name := "labfaults"
 	sc := labScenario(t, name)
 	_ = local.DownByName(ctx, opts, name)
@@ -146,29 +99,29 @@ func TestLabFaultsAreReal(t *testing.T) {
 	})
 	require.NoError(t, err)
 	t.Logf("up in %s", time.Since(start))
-	require.NoError(t, allHealthy(l))
+	require.NoError(t, labtest.AllHealthy(context.Background(), l))
 
 	// Up again reuses the running lab.
 	l2, err := local.Up(ctx, opts, sc)
 	require.NoError(t, err)
-	require.NoError(t, allHealthy(l2))
+	require.NoError(t, labtest.AllHealthy(context.Background(), l2))
 
 	t.Run("power-off kills the node's members", func(t *testing.T) {
-		f := local.Fault{Action: "power-off", Target: "node/a1"}
+		f := lab.Fault{Action: "power-off", Target: "node/a1"}
 		_, err := l.Inject(ctx, f)
 		require.NoError(t, err)
 		_, err = l.Inject(ctx, f) // idempotent
 		require.NoError(t, err)
 		require.Len(t, l.ActiveFaults(), 1)
 		require.False(t, member(t, l, "etcd", 0).Up, "etcd member unreachable")
-		eventually(t, 30*time.Second, "galera cluster size 2", func() error {
+		labtest.Eventually(t, 30*time.Second, "galera cluster size 2", func() error {
 			m := member(t, l, "db", 1)
 			if !strings.Contains(m.Detail, "size=2") || !m.Healthy {
 				return fmt.Errorf("%s", m.Detail)
 			}
 			return nil
 		})
-		eventually(t, 30*time.Second, "redis fails over", func() error {
+		labtest.Eventually(t, 30*time.Second, "redis fails over", func() error {
 			for _, i := range []int{1, 2} {
 				if member(t, l, "cache", i).Role == "primary" {
 					return nil
@@ -176,7 +129,7 @@ func TestLabFaultsAreReal(t *testing.T) {
 			}
 			return fmt.Errorf("no new primary")
 		})
-		eventually(t, 30*time.Second, "kafka ISR shrinks", func() error {
+		labtest.Eventually(t, 30*time.Second, "kafka ISR shrinks", func() error {
 			ps, err := l.KafkaPartitions(ctx, "kafka")
 			if err != nil {
 				return err
@@ -190,8 +143,8 @@ func TestLabFaultsAreReal(t *testing.T) {
 		})
 		require.NoError(t, l.Recover(ctx, f))
 		require.NoError(t, l.Recover(ctx, f)) // idempotent
-		eventually(t, 120*time.Second, "every member rejoins", func() error { return allHealthy(l) })
-		eventually(t, 60*time.Second, "kafka ISR full again", func() error {
+		labtest.Eventually(t, 120*time.Second, "every member rejoins", func() error { return labtest.AllHealthy(context.Background(), l) })
+		labtest.Eventually(t, 60*time.Second, "kafka ISR full again", func() error {
 			ps, err := l.KafkaPartitions(ctx, "kafka")
 			if err != nil {
 				return err
@@ -206,10 +159,10 @@ func TestLabFaultsAreReal(t *testing.T) {
 	})
 
 	t.Run("isolating a rack partitions", func(t *testing.T) {
-		f := local.Fault{Action: "isolate", Target: "rack/a/r1"}
+		f := lab.Fault{Action: "isolate", Target: "rack/a/r1"}
 		_, err := l.Inject(ctx, f)
 		require.NoError(t, err)
-		eventually(t, 30*time.Second, "galera member 0 non-Primary", func() error {
+		labtest.Eventually(t, 30*time.Second, "galera member 0 non-Primary", func() error {
 			m := member(t, l, "db", 0)
 			if m.Role != "non-primary" {
 				return fmt.Errorf("%s: %s", m.Role, m.Detail)
@@ -218,7 +171,7 @@ func TestLabFaultsAreReal(t *testing.T) {
 		})
 		require.True(t, member(t, l, "etcd", 0).Up, "isolated, not dead")
 		require.NoError(t, l.Recover(ctx, f))
-		eventually(t, 90*time.Second, "every member rejoins", func() error { return allHealthy(l) })
+		labtest.Eventually(t, 90*time.Second, "every member rejoins", func() error { return labtest.AllHealthy(context.Background(), l) })
 	})
 
 	t.Run("latency delays", func(t *testing.T) {
@@ -248,7 +201,7 @@ func TestLabFaultsAreReal(t *testing.T) {
 			return best
 		}
 		base := rtt()
-		f := local.Fault{Action: "latency", Target: "link/a/b", Delay: 30 * time.Millisecond}
+		f := lab.Fault{Action: "latency", Target: "link/a/b", Delay: 30 * time.Millisecond}
 		_, err := l.Inject(ctx, f)
 		require.NoError(t, err)
 		slow := rtt()
@@ -267,7 +220,7 @@ func TestLabFaultsAreReal(t *testing.T) {
 // TestDownAfterCrash: kill -9 of chaosloop while it brings a lab up, then
 // `chaosloop down` leaves no namespace, process, cgroup or rule behind.
 func TestDownAfterCrash(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireRoot(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "chaosloop")
 	build := exec.Command("go", "build", "-o", bin, "../../cmd/chaosloop")
@@ -278,7 +231,7 @@ func TestDownAfterCrash(t *testing.T) {
 	file := filepath.Join(dir, "crash.yaml")
 	require.NoError(t, writeScenario(file, sc))
 	root, _ := labRoot(t)
-	opts := local.Options{Root: root, Log: testLog(t)}
+	opts := local.Options{Root: root, Log: enginetest.ProcessLog()}
 
 	up := exec.Command(bin, "up", file, "--state-dir", root, "--cache-dir", filepath.Join(os.TempDir(), "chaosloop-test-cache"))
 	up.Stdout, up.Stderr = io.Discard, io.Discard

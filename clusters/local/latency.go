@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"hash/fnv"
 
-	"github.com/chaosloop/chaosloop/faults/netdelay"
+	"github.com/chaosloop/chaosloop/clusters/local/netdelay"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -20,7 +21,7 @@ type runningDelayer struct {
 	d      *netdelay.Delayer
 }
 
-func (l *Lab) latency(ctx context.Context, tg scenarios.Target, af ActiveFault, inject bool) error {
+func (l *Lab) latency(ctx context.Context, tg scenarios.Target, af lab.Injected, inject bool) error {
 	key := af.Key()
 	if !inject {
 		l.mu.Lock()
@@ -55,7 +56,7 @@ func (l *Lab) latency(ctx context.Context, tg scenarios.Target, af ActiveFault, 
 	var started []*runningDelayer
 	for i, q := range queues {
 		cfg := netdelay.Config{Queue: q.Num, Delay: af.Delay, Jitter: af.Jitter, Loss: af.Loss,
-			Seed: l.opts.Seed ^ int64(h.Sum64()) ^ int64(i)}
+			Seed: l.opts.Seed ^ h.Sum64() ^ uint64(i)}
 		d, err := netdelay.OpenInNetNS(context.Background(), l.opts.Log, q.NetNS, cfg)
 		if err != nil {
 			for _, s := range started {

@@ -6,49 +6,9 @@ import (
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
-
-// MemberInfo is one member in a status report.
-type MemberInfo struct {
-	Index   int    `json:"index"`
-	Name    string `json:"name"`
-	Node    string `json:"node"`
-	Addr    string `json:"addr"`
-	Role    string `json:"role,omitempty"`
-	Up      bool   `json:"up"`
-	Healthy bool   `json:"healthy"`
-	Detail  string `json:"detail,omitempty"`
-	// TimedOut: the member runs but its probe ran out of time (see
-	// engines.MemberStatus.TimedOut).
-	TimedOut bool `json:"timedOut,omitempty"`
-}
-
-// ServiceInfo is one service in a status report.
-type ServiceInfo struct {
-	Name    string `json:"name"`
-	Kind    string `json:"kind"`
-	Engine  string `json:"engine"`
-	Version string `json:"version,omitempty"`
-	// Substitute names what stands in for the scenario's kind when it is not
-	// the real thing (mongodb: FerretDB over Patroni/PostgreSQL).
-	Substitute string       `json:"substitute,omitempty"`
-	Writable   bool         `json:"writable"`
-	Healthy    bool         `json:"healthy"`
-	Members    []MemberInfo `json:"members"`
-	Error      string       `json:"error,omitempty"`
-	// TimedOut: the engine's status as a whole ran out of time.
-	TimedOut bool `json:"timedOut,omitempty"`
-}
-
-// Status is the lab's state as observed now.
-type Status struct {
-	Name     string        `json:"name"`
-	Dir      string        `json:"stateDir"`
-	Hosts    int           `json:"hosts"`
-	Faults   []ActiveFault `json:"faults"`
-	Services []ServiceInfo `json:"services"`
-}
 
 // substitute names the stand-in for a service's kind when its engine is
 // not the real thing, shown in status and every report. MySQL async
@@ -70,9 +30,9 @@ func substitute(kind, engine string) string {
 const StatusTimeout = 2 * time.Second
 
 // Status observes every service in parallel.
-func (l *Lab) Status(ctx context.Context) (*Status, error) {
-	out := &Status{Name: l.st.Name, Dir: l.dir, Hosts: len(l.net.Hosts()), Faults: l.ActiveFaults()}
-	out.Services = make([]ServiceInfo, len(l.st.Services))
+func (l *Lab) Status(ctx context.Context) (*lab.Status, error) {
+	out := &lab.Status{Name: l.st.Name, Dir: l.dir, Hosts: len(l.net.Hosts()), Faults: l.ActiveFaults()}
+	out.Services = make([]lab.ServiceStatus, len(l.st.Services))
 	var wg sync.WaitGroup
 	for i, ss := range l.st.Services {
 		wg.Add(1)
@@ -86,16 +46,16 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 }
 
 // ServiceStatus observes one service.
-func (l *Lab) ServiceStatus(ctx context.Context, name string) (ServiceInfo, error) {
+func (l *Lab) ServiceStatus(ctx context.Context, name string) (lab.ServiceStatus, error) {
 	ss, err := l.service(name)
 	if err != nil {
-		return ServiceInfo{}, err
+		return lab.ServiceStatus{}, err
 	}
 	return l.serviceStatus(ctx, ss), nil
 }
 
-func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) ServiceInfo {
-	si := ServiceInfo{Name: ss.Name, Kind: ss.Kind, Engine: ss.Engine, Substitute: substitute(ss.Kind, ss.Engine)}
+func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) lab.ServiceStatus {
+	si := lab.ServiceStatus{Name: ss.Name, Kind: ss.Kind, Engine: ss.Engine, Substitute: substitute(ss.Kind, ss.Engine)}
 	var st engines.Status
 	if ss.Engine == EngineNone {
 		st = l.statelessStatus(ss)
@@ -109,7 +69,7 @@ func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) ServiceInfo {
 		st, err = e.Status(cctx, &ss.Cluster)
 		cancel()
 		if err != nil {
-			si.Error, si.TimedOut = err.Error(), engines.IsTimeout(err)
+			si.Error, si.TimedOut = err.Error(), lab.IsTimeout(err)
 		}
 	}
 	si.Version, si.Writable = st.Version, st.Writable
@@ -120,7 +80,7 @@ func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) ServiceInfo {
 	si.Healthy = si.Error == ""
 	for _, m := range ss.Cluster.Members {
 		ms := byIndex[m.Index]
-		si.Members = append(si.Members, MemberInfo{Index: m.Index, Name: m.Name, Node: m.Node, Addr: m.Addr.String(),
+		si.Members = append(si.Members, lab.Member{Index: m.Index, Name: m.Name, Node: m.Node, Addr: m.Addr.String(),
 			Role: ms.Role, Up: ms.Up, Healthy: ms.Healthy, Detail: ms.Detail, TimedOut: ms.TimedOut})
 		if !ms.Healthy {
 			si.Healthy = false

@@ -9,25 +9,14 @@ import (
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
 )
-
-// Worker is a program run on every member of a stateless service (the
-// run's transfer handlers), inside the member's host: a power-off of the
-// node kills it with everything else there, and powering the node back on
-// starts it again.
-type Worker struct {
-	Path string   `json:"path"`
-	Args []string `json:"args,omitempty"`
-	Env  []string `json:"env,omitempty"`
-	// MemberFlag, when set, is passed with the member index (e.g. --member).
-	MemberFlag string `json:"memberFlag,omitempty"`
-}
 
 func workerName(ss *serviceState, i int) string { return ss.Cluster.Members[i].Name + ".worker" }
 
 // StartWorkers records w as the worker of a stateless service and starts it
 // on every member whose node has power. It is idempotent.
-func (l *Lab) StartWorkers(ctx context.Context, service string, w Worker) error {
+func (l *Lab) StartWorkers(ctx context.Context, service string, w lab.Worker) error {
 	ss, err := l.service(service)
 	if err != nil {
 		return err

@@ -23,9 +23,9 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/history"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/load"
-	"github.com/chaosloop/chaosloop/load/history"
 	"github.com/chaosloop/chaosloop/load/ledger"
 	"github.com/chaosloop/chaosloop/load/wire"
 )
@@ -45,7 +45,7 @@ type Sources struct {
 	// Kafka for the consume-all.
 	Kafka load.Kafka
 	// Dial opens every connection (nil: net.Dialer).
-	Dial engines.DialFunc
+	Dial lab.DialFunc
 	// Timeout per part (default 60 s).
 	Timeout time.Duration
 }
@@ -189,7 +189,7 @@ func redisDigests(ctx context.Context, src Sources) []history.ReplicaView {
 	return out
 }
 
-func connectDocstore(ctx context.Context, uri string, dial engines.DialFunc) (*mongo.Collection, func(), error) {
+func connectDocstore(ctx context.Context, uri string, dial lab.DialFunc) (*mongo.Collection, func(), error) {
 	cl, err := mongo.Connect(ctx, load.MongoClientOptions(uri, dial))
 	if err != nil {
 		return nil, nil, err

@@ -35,8 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
-	"github.com/chaosloop/chaosloop/clusters/local/netlab"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/load/ledger"
 	"github.com/chaosloop/chaosloop/load/wire"
 )
@@ -69,7 +68,7 @@ type Config struct {
 
 	// Dial opens every connection (nil: a dialer whose connections fail
 	// within seconds when their path goes dark); in-process use only.
-	Dial engines.DialFunc `json:"-"`
+	Dial lab.DialFunc `json:"-"`
 }
 
 // Topics names the pipeline's topics.
@@ -84,7 +83,7 @@ func (c Config) withDefaults() Config {
 	if c.Dial == nil {
 		// A handler whose broker or database is cut off must notice and
 		// move on within seconds, not after the kernel's retransmissions.
-		c.Dial = netlab.FailFastDialer(4 * time.Second).DialContext
+		c.Dial = lab.FailFastDialer(4 * time.Second).DialContext
 	}
 	if c.Name == "" {
 		c.Name = "handler"

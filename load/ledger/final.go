@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
-	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
+	"github.com/chaosloop/chaosloop/lab"
+	"github.com/chaosloop/chaosloop/lab/mysqlrepl"
 )
 
 // syncWait makes every read wait until the member applied all writesets
@@ -196,7 +196,7 @@ func Digests(ctx context.Context, o Options, service string) []history.ReplicaVi
 	return out
 }
 
-func digest(ctx context.Context, dsn string, dial engines.DialFunc, target string) (string, error) {
+func digest(ctx context.Context, dsn string, dial lab.DialFunc, target string) (string, error) {
 	db, _, err := openDB(dsn, dial, syncWait)
 	if err != nil {
 		return "", err
@@ -244,7 +244,7 @@ func waitApplied(ctx context.Context, db *sql.DB, target string) error {
 	if err := db.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&readOnly); err != nil || !readOnly {
 		return err
 	}
-	st, err := mariadb.ReplicaStatus(ctx, db)
+	st, err := mysqlrepl.ReplicaStatus(ctx, db)
 	if err != nil || st == nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // Options say how to reach the MySQL members (MariaDB Galera, or async
@@ -27,7 +27,7 @@ type Options struct {
 	// than as certification conflicts between members.
 	DSNs []string
 	// Dial opens connections (nil: net.Dialer), e.g. from a lab node.
-	Dial engines.DialFunc
+	Dial lab.DialFunc
 	Log  *slog.Logger
 	// MaxConns per member (default 64).
 	MaxConns int
@@ -101,7 +101,7 @@ func Open(o Options) (*Store, error) {
 
 // openDB opens one member's pool with the dialer and extra session
 // variables.
-func openDB(dsn string, dial engines.DialFunc, params map[string]string) (*sql.DB, string, error) {
+func openDB(dsn string, dial lab.DialFunc, params map[string]string) (*sql.DB, string, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, "", fmt.Errorf("ledger: %w", err)

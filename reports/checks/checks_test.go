@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/reports/checks"
 	"github.com/chaosloop/chaosloop/reports/internal/synth"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -88,7 +88,7 @@ func TestCleanRunPasses(t *testing.T) {
 	require.Equal(t, checks.Pass, rep.Verdict)
 	require.Equal(t, checks.ExitPass, rep.ExitCode)
 	require.Equal(t, "quickstart", rep.Scenario)
-	require.Equal(t, int64(7), rep.Seed)
+	require.Equal(t, uint64(7), rep.Seed)
 	require.InDelta(t, 20, rep.Series.Baseline, 0.5)
 	require.Len(t, rep.Faults, 2)
 	require.Equal(t, "power-off rack/dc1/r1", rep.Faults[0].Name)

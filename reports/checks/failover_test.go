@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/reports/checks"
 	"github.com/chaosloop/chaosloop/reports/internal/synth"
 )

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 )
 
 type tpo struct {

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 )
 
 // The position model (after central-ledger): a prepare reserves, raising

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 

@@ -293,7 +293,7 @@ const ReportVersion = 2
 type Report struct {
 	Version  int        `json:"version"`
 	Scenario string     `json:"scenario"`
-	Seed     int64      `json:"seed"`
+	Seed     uint64     `json:"seed"`
 	Started  *time.Time `json:"started,omitempty"`
 	// Verdict: PASS, FAIL, or UNKNOWN (inconclusive).
 	Verdict  Status `json:"verdict"`

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/reports/evidence"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
@@ -25,7 +25,7 @@ type Input struct {
 	// why): the checks that need it report UNKNOWN.
 	Final      *history.Final
 	FinalError string
-	Seed       int64
+	Seed       uint64
 	Started    time.Time
 }
 

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 )
 
 // transferOutcome folds every operation on one transfer id: acknowledged if

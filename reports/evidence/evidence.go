@@ -1,4 +1,4 @@
-// Package evidence indexes a run's history (load/history events) into what
+// Package evidence indexes a run's history (history events) into what
 // the checkers and the report need: operations with their invocation and
 // completion, fault windows matched to the scenario's faults, per-service
 // samples, and the run's landmarks (load start, baseline, load end). It
@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 )
 
 // Goodput kinds: the operations counted as transfers done (a bulk transfer

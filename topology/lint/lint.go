@@ -102,11 +102,6 @@ func CheckContext(ctx context.Context, t *topology.Topology) ([]Finding, error) 
 	return l.found, nil
 }
 
-// HasErrors reports whether any finding is an error.
-func HasErrors(fs []Finding) bool {
-	return slices.ContainsFunc(fs, func(f Finding) bool { return f.Severity == Error })
-}
-
 // poolPath is where a pool is first written on a node.
 func poolPath(n *topology.Node, pool string) string {
 	return fmt.Sprintf("%s.pools[%d]", n.Src, slices.Index(n.Pools, pool))

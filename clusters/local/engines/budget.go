@@ -3,15 +3,13 @@ package engines
 import (
 	"fmt"
 	"time"
+
+	"github.com/chaosloop/chaosloop/lab"
 )
 
-// Budget is how long a service may refuse writes after a fault before its
-// failover counts as too slow: the engine's worst-case detection plus
-// election, from the settings the lab gives it, plus Margin.
-type Budget struct {
-	Budget     time.Duration
-	Derivation string
-}
+// Budget is an engine's failover budget: its worst-case detection plus
+// election, from the settings the lab gives it, plus the margin.
+type Budget = lab.Budget
 
 // MinMargin and MarginFactor: a budget is raw + max(raw×MarginFactor,
 // MinMargin). Proportional for the slow engines (Patroni, Galera,

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // Member is one member of a service on its lab host.
@@ -52,7 +54,7 @@ type Cluster struct {
 }
 
 // DialFunc opens a connection, like net.Dialer.DialContext.
-type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+type DialFunc = lab.DialFunc
 
 // Dialer returns c.Dial, or a plain net.Dialer's when unset.
 func (c *Cluster) Dialer() DialFunc {
@@ -141,19 +143,6 @@ func tail(b []byte) string {
 	return strings.Join(lines, "\n")
 }
 
-// IsTimeout reports whether err is a probe running out of time (a context
-// deadline or a network timeout), as opposed to an answer or a refusal.
-func IsTimeout(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // ErrTimeout is wrapped by WaitFor when the condition never held.
 var ErrTimeout = errors.New("timed out")
 
@@ -204,4 +193,35 @@ func (st Status) Summary() string {
 		fmt.Fprintf(&b, "%s up=%v healthy=%v role=%s %s", m.Name, m.Up, m.Healthy, m.Role, m.Detail)
 	}
 	return b.String()
+}
+
+// Member returns member i; an index out of range is an error naming the
+// service, so that a fault on a member that does not exist says so.
+func (c *Cluster) Member(i int) (Member, error) {
+	if i < 0 || i >= len(c.Members) {
+		return Member{}, fmt.Errorf("%s: no member %d", c.Service, i)
+	}
+	return c.Members[i], nil
+}
+
+// StopAll stops every member at once with stop and joins the errors: the
+// members of a cluster going away together need no order.
+func StopAll(c *Cluster, stop func(i int) error) error {
+	errs := make([]error, len(c.Members))
+	var wg sync.WaitGroup
+	for i := range c.Members {
+		wg.Go(func() { errs[i] = stop(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// StopLastFirst stops the members one at a time, the last first, so that
+// member 0 (the primary, or the member to bootstrap from) stops last.
+func StopLastFirst(c *Cluster, stop func(i int) error) error {
+	var errs []error
+	for i := len(c.Members) - 1; i >= 0; i-- {
+		errs = append(errs, stop(i))
+	}
+	return errors.Join(errs...)
 }

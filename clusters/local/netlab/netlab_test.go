@@ -20,36 +20,6 @@ import (
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
-// requireLab skips a test that needs root and the lab tools, unless
-// CHAOSLOOP_REQUIRE_LAB=1 makes that a failure (CI on a fresh machine,
-// where the test installs what it needs).
-func requireLab(t testing.TB) {
-	t.Helper()
-	enginetest.RequireRoot(t)
-	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-		if err := Install(context.Background(), testLog(t)); err != nil {
-			t.Fatalf("install: %v", err)
-		}
-	}
-	for _, tool := range []string{"ip", "iptables"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			enginetest.RequireLab(t, tool+" not installed")
-		}
-	}
-}
-
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
-
 // Three sites in a triangle whose direct dc1-dc3 link is slower than going
 // through dc2, so dc1-dc3 traffic transits dc2 until that path breaks.
 // dc1-r1 has two switches, one of them (dc1-sw-b) shared with dc1-r2;
@@ -105,18 +75,18 @@ func scenario(t testing.TB, name, topology string) *scenarios.Scenario {
 // if Up failed half-way.
 func upLab(t testing.TB, short, topology string) (*Lab, *scenarios.Scenario, string) {
 	t.Helper()
-	requireLab(t)
+	requireNet(t)
 	ctx := context.Background()
 	name := labName(t, short)
 	sc := scenario(t, name, topology)
 	dir := t.TempDir()
 	t.Cleanup(func() {
-		if err := downAll(context.Background(), testLog(t), "", nsBase(name), filepath.Join(cgroupBase(), name)); err != nil {
+		if err := downAll(context.Background(), enginetest.Log(t), "", nsBase(name), filepath.Join(cgroupBase(), name)); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
 	t0 := time.Now()
-	lab, err := Up(ctx, testLog(t), sc, dir)
+	lab, err := Up(ctx, enginetest.Log(t), sc, dir)
 	require.NoError(t, err)
 	t.Logf("Up of %d hosts took %s", len(lab.Hosts()), time.Since(t0))
 	return lab, sc, dir
@@ -342,7 +312,7 @@ func TestUpRepairsAndFaultsSurviveRestart(t *testing.T) {
 	require.NoError(t, exec.Command("ip", "-n", lab.Plan().SwitchNS, "link", "del", "u0").Run())
 
 	// A new process: Up from the state on disk repairs and keeps the faults.
-	again, err := Up(ctx, testLog(t), sc, dir)
+	again, err := Up(ctx, enginetest.Log(t), sc, dir)
 	require.NoError(t, err)
 	iso, _, _ := again.Faults()
 	require.Equal(t, []string{"link/dc1/dc2"}, iso)
@@ -350,18 +320,18 @@ func TestUpRepairsAndFaultsSurviveRestart(t *testing.T) {
 	checkReachability(t, again, model{sc: sc, isolated: map[string]bool{"link/dc1/dc2": true}}, "repaired")
 
 	// Load (no Up) and heal from yet another Lab value.
-	loaded, err := Load(testLog(t), dir)
+	loaded, err := Load(enginetest.Log(t), dir)
 	require.NoError(t, err)
 	require.NoError(t, loaded.HealPath(ctx, "link/dc1/dc2"))
 	checkReachability(t, loaded, model{sc: sc}, "healed after reload")
 
 	// The same lab from another state directory is refused: another run owns it.
-	_, err = Up(ctx, testLog(t), sc, t.TempDir())
+	_, err = Up(ctx, enginetest.Log(t), sc, t.TempDir())
 	require.ErrorContains(t, err, "another run owns them")
 
 	// A different topology in the same state directory is refused.
 	other := scenario(t, sc.Name, strings.Replace(testTopology, "{name: n6}", "{name: n6}, {name: n8}", 1))
-	_, err = Up(ctx, testLog(t), other, dir)
+	_, err = Up(ctx, enginetest.Log(t), other, dir)
 	require.Error(t, err)
 }
 
@@ -483,7 +453,7 @@ func TestLatencyAndLossRules(t *testing.T) {
 	checkReachability(t, lab, model{sc: sc, isolated: map[string]bool{"node/n4": true}}, "loss 100% on n4")
 
 	// Rules survive a reload and are removed from it.
-	loaded, err := Load(testLog(t), lab.StateDir())
+	loaded, err := Load(enginetest.Log(t), lab.StateDir())
 	require.NoError(t, err)
 	require.NoError(t, loaded.RemoveLatencyRules(ctx, link))
 	require.NoError(t, loaded.RemoveLatencyRules(ctx, link))
@@ -526,7 +496,7 @@ func TestDownAfterCrashLeavesNothing(t *testing.T) {
 
 	// "Crash": forget the Lab value; a new one comes from the state file only.
 	lab = nil
-	fresh, err := Load(testLog(t), dir)
+	fresh, err := Load(enginetest.Log(t), dir)
 	require.NoError(t, err)
 	require.NoError(t, fresh.Down(ctx))
 
@@ -537,20 +507,20 @@ func TestDownAfterCrashLeavesNothing(t *testing.T) {
 	require.False(t, inNS.Alive())
 	assertNoTrace(t, name, dir)
 	// Down twice is fine (nothing left to do).
-	_, err = Load(testLog(t), dir)
+	_, err = Load(enginetest.Log(t), dir)
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
 
 func TestDownAllRemovesEveryLabUnderRoot(t *testing.T) {
-	requireLab(t)
+	requireNet(t)
 	ctx := context.Background()
 	root := t.TempDir()
 	name := labName(t, "all")
 	t.Cleanup(func() {
-		_ = downAll(context.Background(), testLog(t), "", nsBase(name), filepath.Join(cgroupBase(), name))
+		_ = downAll(context.Background(), enginetest.Log(t), "", nsBase(name), filepath.Join(cgroupBase(), name))
 	})
 	sc := scenario(t, name, testTopology)
-	lab, err := Up(ctx, testLog(t), sc, filepath.Join(root, "run1"))
+	lab, err := Up(ctx, enginetest.Log(t), sc, filepath.Join(root, "run1"))
 	require.NoError(t, err)
 	h := mustHost(t, lab, "n1")
 	r, err := proc.Start(filepath.Join(root, "run1"), proc.Spec{Name: "n1.sleep", NetNS: h.NetNS, Cgroup: h.Cgroup, Path: "sleep", Args: []string{"300"}})
@@ -559,7 +529,7 @@ func TestDownAllRemovesEveryLabUnderRoot(t *testing.T) {
 	// A namespace whose state file was lost, as after a crash mid-Up.
 	require.NoError(t, exec.Command("ip", "netns", "add", nsBase(name)+"stray").Run())
 
-	require.NoError(t, downAll(ctx, testLog(t), root, nsBase(name), filepath.Join(cgroupBase(), name)))
+	require.NoError(t, downAll(ctx, enginetest.Log(t), root, nsBase(name), filepath.Join(cgroupBase(), name)))
 	require.False(t, r.Alive())
 	assertNoTrace(t, name, filepath.Join(root, "run1"))
 	_, err = os.Stat(filepath.Join(root, "run1"))
@@ -634,7 +604,7 @@ sites:
 `
 
 func BenchmarkUpDown12Hosts(b *testing.B) {
-	requireLab(b)
+	requireNet(b)
 	ctx := context.Background()
 	name := labName(b, "bench")
 	sc := scenario(b, name, benchTopology)
@@ -740,4 +710,10 @@ func TestDarkSiteTransitsNothing(t *testing.T) {
 	require.True(t, lab.RouterPowered("dc2"))
 	reach("heal all", true)
 	require.Error(t, lab.SetRouterPower(ctx, "dc9", false))
+}
+
+// requireNet: the lab network needs ip and iptables (installed in CI).
+func requireNet(tb testing.TB) {
+	tb.Helper()
+	enginetest.RequireInstalled(tb, func(ctx context.Context) error { return Install(ctx, enginetest.Log(tb)) }, "ip", "iptables")
 }

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // Roles reported in MemberStatus.Role (Patroni's own names).
@@ -249,10 +250,10 @@ func (e *Engine) startFerretDB(ctx context.Context, c *engines.Cluster, i int) e
 // PostgreSQL down, handing leadership over), then whatever PostgreSQL is
 // left, then etcd. It returns once every process of the member is gone.
 func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
-	if i < 0 || i >= len(c.Members) {
-		return fmt.Errorf("docstore: no member %d", i)
+	m, err := c.Member(i)
+	if err != nil {
+		return err
 	}
-	m := c.Members[i]
 	return errors.Join(
 		stopProc(ctx, c, procName(m, "ferretdb"), ferretGrace, nil),
 		stopPatroni(ctx, c, m),
@@ -419,8 +420,8 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 			details = append(details, "patroni not answering")
 		}
 		// A running process that ran out of time answering is no evidence.
-		ms.TimedOut = running(c, procName(m, "patroni")) && (engines.IsTimeout(nodeErrs[i]) || engines.IsTimeout(clusterErrs[i])) ||
-			running(c, procName(m, "ferretdb")) && engines.IsTimeout(ferretErrs[i])
+		ms.TimedOut = running(c, procName(m, "patroni")) && (lab.IsTimeout(nodeErrs[i]) || lab.IsTimeout(clusterErrs[i])) ||
+			running(c, procName(m, "ferretdb")) && lab.IsTimeout(ferretErrs[i])
 		if view != nil {
 			for _, cm := range view.Members {
 				if cm.Name != m.Name {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -25,12 +24,6 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 )
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct{ t *testing.T }
 
 // Deadlines in these tests bound waits for conditions and are sized for a
 // loaded 2-core CI machine (other labs' tests running alongside), not an
@@ -132,11 +125,6 @@ func findOne(t *testing.T, ctx context.Context, coll *mongo.Collection, id any) 
 	return got
 }
 
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // cgroup2Root is where cgroup v2 is mounted (hybrid hosts mount it under
 // /sys/fs/cgroup/unified).
 func cgroup2Root() string {
@@ -207,7 +195,7 @@ func newLab(t *testing.T, inNetns bool) (*Engine, *engines.Cluster) {
 	if cg == "" {
 		enginetest.RequireLab(t, "no cgroup v2 mount")
 	}
-	log := testLogger(t)
+	log := enginetest.Log(t)
 	e := New(log, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,21 +19,6 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
-
-// requireLab skips a test that needs root and etcd, unless
-// CHAOSLOOP_REQUIRE_LAB=1, where it installs etcd or fails.
-func requireLab(t *testing.T, e *Engine) {
-	t.Helper()
-	enginetest.RequireRoot(t)
-	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		require.NoError(t, e.Install(ctx))
-	}
-	if _, err := exec.LookPath(binary); err != nil {
-		enginetest.RequireLab(t, "etcd is not installed")
-	}
-}
 
 // testCluster places three members on 127.0.41.1-3: loopback addresses of
 // their own, so that other labs on this machine do not collide with them.
@@ -90,7 +74,7 @@ func rssKiB(t *testing.T, c *engines.Cluster, i int) string {
 func TestClusterFaults(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	e := New(log)
-	requireLab(t, e)
+	enginetest.RequireInstalled(t, e.Install, binary)
 	ctx := context.Background()
 	c := testCluster(t, 3)
 	t.Cleanup(func() {
@@ -268,7 +252,7 @@ func TestClusterFaults(t *testing.T) {
 // lab does, and observes it from outside.
 func TestInNetNS(t *testing.T) {
 	e := New(slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	requireLab(t, e)
+	enginetest.RequireInstalled(t, e.Install, binary)
 	t.Cleanup(func() { _ = e.Close() })
 	ns := fmt.Sprintf("etcdt%d", os.Getpid()%100000)
 	enginetest.NetNSVeth(t, ns, netip.MustParseAddr("198.19.241.1"), netip.MustParseAddr("198.19.241.2"))

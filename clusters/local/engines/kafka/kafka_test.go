@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
@@ -24,36 +23,6 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
-
-// requireLab skips a test that needs root, Java and Maven, unless
-// CHAOSLOOP_REQUIRE_LAB=1 makes a missing piece a failure.
-func requireLab(t *testing.T) {
-	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, bin := range []string{"java", "mvn"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			missing = append(missing, bin)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	enginetest.RequireLab(t, "kafka lab test needs "+strings.Join(missing, ", "))
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
 
 // testCluster lays out members on 127.0.0.31.. (no namespaces) and makes
 // sure every process the test started ends, even when it fails.
@@ -205,9 +174,9 @@ func consumeAll(ctx context.Context, t *testing.T, e *Engine, c *engines.Cluster
 func nodeIn(ids []int32, i int) bool { return slices.Contains(ids, NodeID(i)) }
 
 func TestKRaftThreeBrokers(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireInstalled(t, nil, "java", "mvn")
 	ctx := context.Background()
-	log := testLogger(t)
+	log := enginetest.Log(t)
 	e := New(log, os.Getenv("CHAOSLOOP_KAFKA_CACHE"))
 	t0 := time.Now()
 	require.NoError(t, e.Install(ctx, DefaultVersion))
@@ -408,9 +377,9 @@ admin.enableServer=false
 }
 
 func TestZooKeeperModeThreeBrokers(t *testing.T) {
-	requireLab(t)
+	enginetest.RequireInstalled(t, nil, "java", "mvn")
 	ctx := context.Background()
-	log := testLogger(t)
+	log := enginetest.Log(t)
 	zk := startZooKeeper(t, ctx, log)
 	e := New(log, os.Getenv("CHAOSLOOP_KAFKA_CACHE"))
 	t0 := time.Now()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // probeTimeout bounds every question Status asks one broker: a frozen
@@ -21,7 +22,7 @@ import (
 const probeTimeout = 2 * time.Second
 
 // Partition is one partition as the most up-to-date answering broker sees
-// it. Node ids are member index + 1 (see MemberIndex).
+// it. Node ids are member index + 1 (see NodeID).
 type Partition struct {
 	Topic       string  `json:"topic"`
 	Partition   int32   `json:"partition"`
@@ -286,7 +287,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster, o Options) (eng
 		if ps[i].err != nil {
 			if ps[i].alive {
 				detail = append(detail, "process runs but does not answer: "+ps[i].err.Error())
-				ms.TimedOut = engines.IsTimeout(ps[i].err)
+				ms.TimedOut = lab.IsTimeout(ps[i].err)
 			} else {
 				detail = append(detail, ps[i].err.Error())
 			}

@@ -2,7 +2,6 @@ package mariadb
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -266,11 +265,7 @@ func wipeData(ctx context.Context, m engines.Member) error {
 
 // Stop stops the replicas, then the primary.
 func (e *Engine) Stop(ctx context.Context, c *engines.Cluster) error {
-	var errs []error
-	for i := len(c.Members) - 1; i >= 0; i-- {
-		errs = append(errs, StopMember(ctx, c, i))
-	}
-	return errors.Join(errs...)
+	return engines.StopLastFirst(c, func(i int) error { return StopMember(ctx, c, i) })
 }
 
 // StopMember shuts member i down cleanly.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // ClientPort is the port every member binds on its Member.Addr.
@@ -272,7 +273,10 @@ func StartProc(log *slog.Logger, c *engines.Cluster, m engines.Member, extra ...
 
 // StopMember shuts member i down cleanly (SIGTERM, then SIGKILL after a grace).
 func StopMember(ctx context.Context, c *engines.Cluster, i int) error {
-	m := c.Members[i]
+	m, err := c.Member(i)
+	if err != nil {
+		return err
+	}
 	return proc.StopRecorded(ctx, c.StateDir, ProcName(m), stopGrace)
 }
 
@@ -338,5 +342,5 @@ func OpenSocket(m engines.Member, pw string) (*sql.DB, error) {
 // go-sql-driver reports a read that ran past ReadTimeout as an invalid
 // connection.
 func TimedOut(err error) bool {
-	return engines.IsTimeout(err) || errors.Is(err, mysql.ErrInvalidConn)
+	return lab.IsTimeout(err) || errors.Is(err, mysql.ErrInvalidConn)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/lab/mysqlrepl"
 )
 
 // memberState is what a member says of itself.
@@ -72,7 +73,7 @@ func query(ctx context.Context, pw string, m engines.Member) (memberState, error
 
 // slaveStatus fills st from SHOW SLAVE STATUS.
 func slaveStatus(ctx context.Context, db *sql.DB, st *memberState) error {
-	cols, err := ReplicaStatus(ctx, db)
+	cols, err := mysqlrepl.ReplicaStatus(ctx, db)
 	if err != nil || cols == nil {
 		return err
 	}
@@ -84,37 +85,6 @@ func slaveStatus(ctx context.Context, db *sql.DB, st *memberState) error {
 		st.SecondsBehind.Valid = err == nil
 	}
 	return nil
-}
-
-// ReplicaStatus is SHOW SLAVE STATUS by column name (their number differs
-// between versions), nil when the server replicates from nobody. It needs
-// the SLAVE MONITOR privilege.
-func ReplicaStatus(ctx context.Context, db *sql.DB) (map[string]sql.NullString, error) {
-	rows, err := db.QueryContext(ctx, "SHOW SLAVE STATUS")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	if !rows.Next() {
-		return nil, rows.Err()
-	}
-	vals := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	if err := rows.Scan(ptrs...); err != nil {
-		return nil, err
-	}
-	out := make(map[string]sql.NullString, len(cols))
-	for i, c := range cols {
-		out[c] = vals[i]
-	}
-	return out, rows.Err()
 }
 
 // waitMember waits until member i's state satisfies ok.

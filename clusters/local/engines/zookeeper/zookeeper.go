@@ -22,6 +22,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 const (
@@ -235,26 +236,16 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 
 // StopMember stops member i (SIGTERM, then SIGKILL after a grace period).
 func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) error {
-	if i < 0 || i >= len(c.Members) {
-		return fmt.Errorf("zookeeper %s: no member %d", c.Service, i)
+	m, err := c.Member(i)
+	if err != nil {
+		return err
 	}
-	name := procName(c.Members[i])
-	return proc.StopRecorded(ctx, c.StateDir, name, stopGrace)
+	return proc.StopRecorded(ctx, c.StateDir, procName(m), stopGrace)
 }
 
 // Stop stops every member.
 func (e *Engine) Stop(ctx context.Context, c *engines.Cluster) error {
-	errs := make([]error, len(c.Members))
-	var wg sync.WaitGroup
-	for i := range c.Members {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = e.StopMember(ctx, c, i)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return engines.StopAll(c, func(i int) error { return e.StopMember(ctx, c, i) })
 }
 
 // Status asks every member, in parallel and within StatusTimeout, for srvr.
@@ -301,7 +292,7 @@ func memberStatus(ctx context.Context, c *engines.Cluster, m engines.Member) (ms
 	out, err := fourLetter(ctx, c.Dialer(), clientEndpoint(m), "srvr")
 	if err != nil {
 		ms.Detail = "srvr: " + err.Error()
-		ms.TimedOut = engines.IsTimeout(err)
+		ms.TimedOut = lab.IsTimeout(err)
 		return
 	}
 	ms.Up = true

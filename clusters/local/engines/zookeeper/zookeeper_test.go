@@ -20,24 +20,6 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
-// requireLab skips a test that needs root and ZooKeeper, unless
-// CHAOSLOOP_REQUIRE_LAB=1, where it installs ZooKeeper or fails.
-func requireLab(t *testing.T, e *Engine) {
-	t.Helper()
-	enginetest.RequireRoot(t)
-	if os.Getenv("CHAOSLOOP_REQUIRE_LAB") == "1" {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		require.NoError(t, e.Install(ctx))
-	}
-	if _, err := os.Stat("/usr/share/java/zookeeper.jar"); err != nil {
-		enginetest.RequireLab(t, "zookeeper is not installed")
-	}
-	if _, err := exec.LookPath(java); err != nil {
-		enginetest.RequireLab(t, "java is not installed")
-	}
-}
-
 // testCluster places members on 127.0.42.1-n: loopback addresses of their
 // own, so that other labs on this machine do not collide with them.
 func testCluster(t *testing.T, n int) *engines.Cluster {
@@ -117,7 +99,7 @@ func zkCli(t *testing.T, endpoints string, args ...string) string {
 func TestEnsembleFaults(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	e := New(log)
-	requireLab(t, e)
+	enginetest.RequireInstalled(t, e.Install, "/usr/share/java/zookeeper.jar", java)
 	ctx := context.Background()
 	c := testCluster(t, 3)
 	t.Cleanup(func() {
@@ -249,7 +231,7 @@ func TestEnsembleFaults(t *testing.T) {
 // lab does, and observes it from outside.
 func TestInNetNS(t *testing.T) {
 	e := New(slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	requireLab(t, e)
+	enginetest.RequireInstalled(t, e.Install, "/usr/share/java/zookeeper.jar", java)
 	ns := fmt.Sprintf("zkt%d", os.Getpid()%100000)
 	enginetest.NetNSVeth(t, ns, netip.MustParseAddr("198.19.242.1"), netip.MustParseAddr("198.19.242.2"))
 	c := testCluster(t, 1)

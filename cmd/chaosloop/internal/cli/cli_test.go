@@ -17,6 +17,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // syncBuffer is written by Steps' heartbeat goroutine and read by the test.
@@ -45,18 +46,18 @@ var stepLine = regexp.MustCompile(`^\[ *\d+\.\ds\] \S+ +\S`)
 func TestStepsPlainLines(t *testing.T) {
 	var w syncBuffer
 	s := cli.NewStepsFrom(&w, time.Now(), 80*time.Millisecond)
-	s.Lab(local.Progress{Stage: "installing", Detail: "network tools"})
-	s.Lab(local.Progress{Service: "bulk-db", Stage: "installing", Detail: "ferretdb-patroni"})
+	s.Lab(lab.Progress{Stage: "installing", Detail: "network tools"})
+	s.Lab(lab.Progress{Service: "bulk-db", Stage: "installing", Detail: "ferretdb-patroni"})
 	// An engine's install reports its own steps through the context.
 	ctx := engines.WithSteps(context.Background(), func(d string) {
-		s.Lab(local.Progress{Service: "bulk-db", Stage: "installing", Detail: d})
+		s.Lab(lab.Progress{Service: "bulk-db", Stage: "installing", Detail: d})
 	})
 	engines.Step(ctx, "go build FerretDB v1.24.2")
-	s.Lab(local.Progress{Stage: "network", Detail: "15 hosts"})
-	s.Lab(local.Progress{Service: "kafka", Stage: "failed", Err: errors.New("no broker")})
+	s.Lab(lab.Progress{Stage: "network", Detail: "15 hosts"})
+	s.Lab(lab.Progress{Service: "kafka", Stage: "failed", Err: errors.New("no broker")})
 	time.Sleep(300 * time.Millisecond) // bulk-db and lab stay quiet
-	s.Lab(local.Progress{Service: "bulk-db", Stage: "healthy"})
-	s.Lab(local.Progress{Stage: "done"})
+	s.Lab(lab.Progress{Service: "bulk-db", Stage: "healthy"})
+	s.Lab(lab.Progress{Stage: "done"})
 	stillBefore := strings.Count(w.String(), "still")
 	time.Sleep(200 * time.Millisecond)
 	s.Close()
@@ -96,7 +97,7 @@ func TestInputsNames(t *testing.T) {
 
 func TestResolveLab(t *testing.T) {
 	root := t.TempDir()
-	opts := local.Options{Root: root}
+	p := local.NewProvider(local.Options{Root: root})
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "quickstart"), 0o755))
 	dir := t.TempDir()
 	file := filepath.Join(dir, "my.yaml")
@@ -110,28 +111,28 @@ func TestResolveLab(t *testing.T) {
 		"-":          "from-stdin",
 		"":           "quickstart", // the only lab
 	} {
-		got, err := cli.ResolveLab(env, opts, ref)
+		got, err := cli.ResolveLab(t.Context(), env, p, ref)
 		require.NoError(t, err, ref)
 		require.Equal(t, want, got, ref)
 	}
 	// A name-shaped ref that is no lab but a file in the working dir.
 	t.Chdir(dir)
 	require.NoError(t, os.WriteFile("mylab", []byte("name: from-file\n"), 0o644))
-	got, err := cli.ResolveLab(env, opts, "mylab")
+	got, err := cli.ResolveLab(t.Context(), env, p, "mylab")
 	require.NoError(t, err)
 	require.Equal(t, "from-file", got)
 
 	for _, ref := range []string{"../..", "no/such.yaml", "Quickstart"} {
-		_, err := cli.ResolveLab(env, opts, ref)
+		_, err := cli.ResolveLab(t.Context(), env, p, ref)
 		require.Equal(t, cli.ExitInvalid, cli.CodeOf(err), ref)
 		require.ErrorContains(t, err, "neither a lab name nor a scenario file", ref)
 	}
 	require.NoError(t, os.WriteFile("noname.yaml", []byte("sites: []\n"), 0o644))
-	_, err = cli.ResolveLab(env, opts, "noname.yaml")
+	_, err = cli.ResolveLab(t.Context(), env, p, "noname.yaml")
 	require.ErrorContains(t, err, "no valid name:")
 
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "three-site"), 0o755))
-	_, err = cli.ResolveLab(env, opts, "")
+	_, err = cli.ResolveLab(t.Context(), env, p, "")
 	require.ErrorContains(t, err, "several labs are up (quickstart, three-site)")
 }
 

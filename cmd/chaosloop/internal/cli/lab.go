@@ -7,11 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -47,6 +49,18 @@ func (f *LabFlags) Options(env *Env) (local.Options, error) {
 	return local.Options{Root: f.Root, Cache: f.Cache, Log: env.Log}, nil
 }
 
+// Provider returns the backend --on names, configured from the flags: the
+// one place a backend is chosen. seed drives the random choices of its
+// faults; progress, when set, is told what Up does.
+func (f *LabFlags) Provider(env *Env, seed uint64, progress func(lab.Progress)) (lab.Provider, error) {
+	opts, err := f.Options(env)
+	if err != nil {
+		return nil, err
+	}
+	opts.Seed, opts.Progress = seed, progress
+	return local.NewProvider(opts), nil
+}
+
 // LoadScenarioSource is LoadScenario that also returns the bytes read (run
 // keeps them beside its evidence).
 func LoadScenarioSource(ctx context.Context, env *Env, name string) (*scenarios.Scenario, []byte, error) {
@@ -73,12 +87,19 @@ var labName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 // the scenario's name:), or "-" for that scenario on standard input; ""
 // means the only lab that is up. A ref shaped like a name is a file only
 // when no lab has that name and a file does.
-func ResolveLab(env *Env, opts local.Options, ref string) (string, error) {
+func ResolveLab(ctx context.Context, env *Env, p lab.Provider, ref string) (string, error) {
 	if ref == "" {
-		return onlyLab(opts)
+		return onlyLab(ctx, p)
 	}
 	if labName.MatchString(ref) {
-		if _, err := os.Stat(opts.StateDir(ref)); err == nil || !isFile(ref) {
+		if !isFile(ref) {
+			return ref, nil
+		}
+		names, err := p.List(ctx)
+		if err != nil {
+			return "", err
+		}
+		if slices.Contains(names, ref) {
 			return ref, nil
 		}
 	}
@@ -111,14 +132,14 @@ func labOfFile(env *Env, file string) (string, error) {
 	return sc.Name, nil
 }
 
-func onlyLab(opts local.Options) (string, error) {
-	names, err := local.List(opts)
+func onlyLab(ctx context.Context, p lab.Provider) (string, error) {
+	names, err := p.List(ctx)
 	if err != nil {
 		return "", err
 	}
 	switch len(names) {
 	case 0:
-		return "", fmt.Errorf("no lab is up (state dir %s)", opts.Root)
+		return "", fmt.Errorf("no lab is up on the %s backend", p.Name())
 	case 1:
 		return names[0], nil
 	}
@@ -156,7 +177,7 @@ func (r *LabRef) Add(cmd *cobra.Command) {
 
 // Resolve returns the lab's name from the positional LAB (arg, "" when
 // absent) or the flags; naming it twice is a usage error.
-func (r *LabRef) Resolve(env *Env, opts local.Options, arg string) (string, error) {
+func (r *LabRef) Resolve(ctx context.Context, env *Env, p lab.Provider, arg string) (string, error) {
 	var refs []string
 	for _, s := range []string{arg, r.file, r.lab} {
 		if s != "" {
@@ -170,7 +191,7 @@ func (r *LabRef) Resolve(env *Env, opts local.Options, arg string) (string, erro
 	if len(refs) == 1 {
 		ref = refs[0]
 	}
-	return ResolveLab(env, opts, ref)
+	return ResolveLab(ctx, env, p, ref)
 }
 
 // Named reports whether the lab was named by a flag.

@@ -12,7 +12,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // Heartbeat is how long a step may go without a line in a log before
@@ -158,9 +158,9 @@ func (b *stepBar) stageText() string {
 	return b.stage
 }
 
-// Lab shows one step of a lab coming up (local.Options.Progress): the
+// Lab shows one step of a lab coming up (a provider's lab.Progress): the
 // lab's own steps under "lab", a service's under its name.
-func (s *Steps) Lab(p local.Progress) {
+func (s *Steps) Lab(p lab.Progress) {
 	name := p.Service
 	if name == "" {
 		name = "lab"

@@ -46,11 +46,15 @@ without it, the only lab that is up.`,
 				fmt.Fprintln(env.Out, "every chaosloop lab on this machine is down")
 				return nil
 			}
-			name, err := ref.Resolve(env, opts, cli.Arg(args, 0))
+			p, err := lf.Provider(env, 0, nil)
 			if err != nil {
 				return err
 			}
-			if err := local.DownByName(cmd.Context(), opts, name); err != nil {
+			name, err := ref.Resolve(cmd.Context(), env, p, cli.Arg(args, 0))
+			if err != nil {
+				return err
+			}
+			if err := p.Down(cmd.Context(), name); err != nil {
 				return err
 			}
 			fmt.Fprintf(env.Out, "lab %s is down\n", name)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -43,7 +43,7 @@ the only lab that is up.`,
 		Args:              cobra.RangeArgs(2, 3),
 		ValidArgsFunction: completeFault(&lf),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lab, args := splitLab(args, 3)
+			labArg, args := splitLab(args, 3)
 			action, target := args[0], args[1]
 			if !slices.Contains(scenarios.Actions, action) {
 				return cli.Usagef("unknown action %q (one of %s)", action, strings.Join(scenarios.Actions, ", "))
@@ -58,11 +58,11 @@ the only lab that is up.`,
 			if action == scenarios.ActionLatency && delay == 0 && loss == 0 {
 				return cli.Usagef("latency needs --delay (and optionally --jitter, --loss)")
 			}
-			l, err := open(cmd, env, &lf, &ref, lab)
+			l, err := open(cmd, env, &lf, &ref, labArg)
 			if err != nil {
 				return err
 			}
-			af, err := l.Inject(cmd.Context(), local.Fault{Action: action, Target: target, Delay: delay, Jitter: jitter, Loss: loss})
+			af, err := l.Inject(cmd.Context(), lab.Fault{Action: action, Target: target, Delay: delay, Jitter: jitter, Loss: loss})
 			if err != nil {
 				return err
 			}
@@ -76,7 +76,7 @@ the only lab that is up.`,
 				// with a context the interrupt has not cancelled.
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), time.Minute)
 				defer cancel()
-				if err := l.Recover(rctx, local.Fault{Action: af.Action, Target: af.Target}); err != nil {
+				if err := l.Recover(rctx, lab.Fault{Action: af.Action, Target: af.Target}); err != nil {
 					return err
 				}
 				fmt.Fprintf(env.Out, "%s %s: recovered\n", af.Action, af.Target)
@@ -115,12 +115,12 @@ the only lab that is up.`,
 		Args:              cobra.RangeArgs(0, 3),
 		ValidArgsFunction: completeFault(&lf),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lab, args := splitLab(args, 3)
+			labArg, args := splitLab(args, 3)
 			if len(args) == 1 {
 				// One argument alone is the lab.
-				lab, args = args[0], nil
+				labArg, args = args[0], nil
 			}
-			l, err := open(cmd, env, &lf, &ref, lab)
+			l, err := open(cmd, env, &lf, &ref, labArg)
 			if err != nil {
 				return err
 			}
@@ -131,7 +131,7 @@ the only lab that is up.`,
 				fmt.Fprintln(env.Out, "every fault recovered")
 				return nil
 			}
-			if err := l.Recover(cmd.Context(), local.Fault{Action: args[0], Target: args[1]}); err != nil {
+			if err := l.Recover(cmd.Context(), lab.Fault{Action: args[0], Target: args[1]}); err != nil {
 				return err
 			}
 			fmt.Fprintf(env.Out, "%s %s: recovered\n", args[0], args[1])
@@ -152,16 +152,16 @@ func splitLab(args []string, full int) (string, []string) {
 	return "", args
 }
 
-func open(cmd *cobra.Command, env *cli.Env, lf *cli.LabFlags, ref *cli.LabRef, lab string) (*local.Lab, error) {
-	opts, err := lf.Options(env)
+func open(cmd *cobra.Command, env *cli.Env, lf *cli.LabFlags, ref *cli.LabRef, labArg string) (lab.Lab, error) {
+	p, err := lf.Provider(env, 0, nil)
 	if err != nil {
 		return nil, err
 	}
-	name, err := ref.Resolve(env, opts, lab)
+	name, err := ref.Resolve(cmd.Context(), env, p, labArg)
 	if err != nil {
 		return nil, err
 	}
-	return local.Open(cmd.Context(), opts, name)
+	return p.Open(cmd.Context(), name)
 }
 
 // completeFault completes [LAB] ACTION TARGET: the first argument is a lab

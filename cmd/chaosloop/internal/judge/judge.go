@@ -174,7 +174,7 @@ func identity(dir string) (reports.Run, error) {
 	r := reports.Run{Dir: dir}
 	_, plan, err := runner.LoadSaved(dir)
 	if err == nil {
-		r.Seed, r.Started = int64(plan.Seed), plan.Started
+		r.Seed, r.Started = plan.Seed, plan.Started
 		return r, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {

@@ -17,7 +17,7 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/judge"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/root"
-	"github.com/chaosloop/chaosloop/load/history"
+	"github.com/chaosloop/chaosloop/history"
 	"github.com/chaosloop/chaosloop/reports"
 	"github.com/chaosloop/chaosloop/reports/checks"
 )

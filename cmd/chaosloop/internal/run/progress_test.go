@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // TestProgressShowsLabSteps: a run's log off a terminal (make demo in CI)
@@ -17,11 +17,11 @@ func TestProgressShowsLabSteps(t *testing.T) {
 	var w bytes.Buffer
 	p := newProgress(&w)
 	p.Phase("up", "standing the lab up (or reusing it)")
-	p.Lab(local.Progress{Stage: "installing", Detail: "network tools"})
-	p.Lab(local.Progress{Service: "bulk-db", Stage: "installing", Detail: "go build FerretDB v1.24.2 (1-3 min on 2 cores)"})
-	p.Lab(local.Progress{Stage: "done", Detail: "network of 15 hosts up"})
-	p.Lab(local.Progress{Service: "bulk-db", Stage: "starting", Detail: "ferretdb-patroni ×3"})
-	p.Lab(local.Progress{Service: "bulk-db", Stage: "healthy"})
+	p.Lab(lab.Progress{Stage: "installing", Detail: "network tools"})
+	p.Lab(lab.Progress{Service: "bulk-db", Stage: "installing", Detail: "go build FerretDB v1.24.2 (1-3 min on 2 cores)"})
+	p.Lab(lab.Progress{Stage: "done", Detail: "network of 15 hosts up"})
+	p.Lab(lab.Progress{Service: "bulk-db", Stage: "starting", Detail: "ferretdb-patroni ×3"})
+	p.Lab(lab.Progress{Service: "bulk-db", Stage: "healthy"})
 	p.Phase("handlers", "starting the transfer handlers")
 	p.Close()
 	lines := strings.Split(strings.TrimSpace(w.String()), "\n")

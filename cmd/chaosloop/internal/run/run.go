@@ -18,9 +18,9 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/faults"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/load"
 	"github.com/chaosloop/chaosloop/reports"
 	"github.com/chaosloop/chaosloop/reports/render"
@@ -81,15 +81,11 @@ crash, 'chaosloop down' (or 'heal') undoes them.`,
 			if err != nil {
 				return err
 			}
-			opts, err := f.lab.Options(env)
-			if err != nil {
-				return err
-			}
 			seed := f.seed
 			if seed == 0 {
 				seed = uint64(time.Now().UnixNano()) % 1_000_000_007
 			}
-			return execute(cmd, env, &f, runner.Options{Scenario: sc, ScenarioSource: src, Lab: opts, RunsDir: f.runsDir, Seed: seed})
+			return execute(cmd, env, &f, runner.Options{Scenario: sc, ScenarioSource: src, RunsDir: f.runsDir, Seed: seed})
 		},
 	}
 	f.add(cmd, true)
@@ -120,12 +116,11 @@ failure reproduces, or that a fix holds. Exit status as for run.`,
 			if err != nil {
 				return err
 			}
-			opts, err := f.lab.Options(env)
-			if err != nil {
-				return err
+			if _, err := f.lab.Options(env); err != nil {
+				return err // before saying it replays
 			}
 			fmt.Fprintf(env.Err, "replaying %s: seed %d, %d faults\n", args[0], saved.Seed, len(saved.Faults))
-			return execute(cmd, env, &f, runner.Options{Scenario: sc, ScenarioSource: src, Lab: opts, RunsDir: f.runsDir, Seed: saved.Seed, Plan: saved.Faults})
+			return execute(cmd, env, &f, runner.Options{Scenario: sc, ScenarioSource: src, RunsDir: f.runsDir, Seed: saved.Seed, Plan: saved.Faults})
 		},
 	}
 	f.add(cmd, false)
@@ -136,14 +131,18 @@ func execute(cmd *cobra.Command, env *cli.Env, f *flags, o runner.Options) error
 	o.Log = env.Log
 	prog := newProgress(env.Err)
 	o.Progress = prog
-	o.Lab.Progress = prog.Lab
+	p, err := f.lab.Provider(env, o.Seed, prog.Lab)
+	if err != nil {
+		return err
+	}
+	o.Provider = p
 	fmt.Fprintf(env.Err, "run %s: seed %d\n", o.Scenario.Name, o.Seed)
 	res, err := runner.Run(cmd.Context(), o)
 	prog.Close()
 	if f.down {
 		// Also after Ctrl-C: --down promised a clean machine.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 5*time.Minute)
-		derr := local.DownByName(dctx, o.Lab, o.Scenario.Name)
+		derr := o.Provider.Down(dctx, o.Scenario.Name)
 		cancel()
 		if derr != nil {
 			fmt.Fprintln(env.Err, "chaosloop: down:", derr)
@@ -205,7 +204,7 @@ func newProgress(w io.Writer) *progress {
 }
 
 // Lab shows a step of the lab coming up.
-func (p *progress) Lab(lp local.Progress) {
+func (p *progress) Lab(lp lab.Progress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.steps == nil {

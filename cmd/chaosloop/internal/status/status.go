@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // NewCommand returns the status command.
@@ -39,19 +39,19 @@ service is not healthy.`,
 			if err := out.Check(); err != nil {
 				return err
 			}
-			opts, err := lf.Options(env)
+			p, err := lf.Provider(env, 0, nil)
 			if err != nil {
 				return err
 			}
-			name, err := ref.Resolve(env, opts, cli.Arg(args, 0))
+			name, err := ref.Resolve(cmd.Context(), env, p, cli.Arg(args, 0))
 			if err != nil {
 				return err
 			}
-			lab, err := local.Open(cmd.Context(), opts, name)
+			l, err := p.Open(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
-			st, err := lab.Status(cmd.Context())
+			st, err := l.Status(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -78,7 +78,7 @@ service is not healthy.`,
 
 // Print writes a status as a table; wide adds the engine, address and
 // detail columns.
-func Print(w io.Writer, st *local.Status, wide bool) {
+func Print(w io.Writer, st *lab.Status, wide bool) {
 	fmt.Fprintf(w, "lab %s: %d hosts (state %s)\n", st.Name, st.Hosts, st.Dir)
 	for _, f := range st.Faults {
 		fmt.Fprintf(w, "fault in place: %s %s (since %s)\n", f.Action, f.Target, f.Since.Format("15:04:05"))

@@ -7,13 +7,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 func TestPrintWide(t *testing.T) {
-	st := &local.Status{Name: "quickstart", Hosts: 3, Dir: "/state/quickstart", Services: []local.ServiceInfo{{
+	st := &lab.Status{Name: "quickstart", Hosts: 3, Dir: "/state/quickstart", Services: []lab.ServiceStatus{{
 		Name: "kafka", Kind: "kafka", Engine: "kafka", Version: "4.1.1", Writable: true, Healthy: false, Error: "broker 2 timed out",
-		Members: []local.MemberInfo{
+		Members: []lab.Member{
 			{Index: 0, Name: "kafka-0", Node: "dc1-kafka", Addr: "198.18.0.2", Role: "leader", Up: true, Healthy: true},
 			{Index: 1, Name: "kafka-1", Node: "dc2-kafka", Addr: "198.18.0.3", Up: false, Detail: "not running"},
 		},

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 )
 
@@ -44,14 +43,14 @@ read the scenario from standard input.`,
 			if err != nil {
 				return err
 			}
-			opts, err := lf.Options(env)
+			steps := cli.NewSteps(env.Err)
+			p, err := lf.Provider(env, 0, steps.Lab)
 			if err != nil {
+				steps.Close()
 				return err
 			}
-			steps := cli.NewSteps(env.Err)
-			opts.Progress = steps.Lab
 			start := time.Now()
-			lab, err := local.Up(cmd.Context(), opts, sc)
+			lab, err := p.Up(cmd.Context(), sc)
 			steps.Close()
 			if err != nil {
 				return err

@@ -49,9 +49,9 @@ func TestSchedulePushReportsNewEarliest(t *testing.T) {
 }
 
 func TestDelayDrawsAreSeededAndBounded(t *testing.T) {
-	draws := func(seed int64) []time.Duration {
+	draws := func(seed uint64) []time.Duration {
 		cfg := Config{Delay: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.3, Seed: seed}
-		d := &Delayer{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15))}
+		d := &Delayer{cfg: cfg, rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))}
 		var out []time.Duration
 		for range 1000 {
 			dl, ok := d.delay()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -27,27 +26,15 @@ import (
 // pingPackage is pinned to Debian 12's version; only the tests need ping.
 const pingPackage = "iputils-ping=3:20221126-1+deb12u1"
 
-// requireLab skips a test that needs root and the lab tools, or fails it
-// when CHAOSLOOP_REQUIRE_LAB=1 (CI must not silently skip). It installs
-// what the tests need.
-func requireLab(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		enginetest.RequireLab(t, "needs root (network namespaces, iptables, NFQUEUE)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	log := testLog(t)
-	if err := Install(ctx, log); err != nil {
-		enginetest.RequireLab(t, fmt.Sprintf("installing iptables: %v", err))
-	}
-	if err := engines.AptInstall(ctx, log, pingPackage); err != nil {
-		enginetest.RequireLab(t, fmt.Sprintf("installing ping: %v", err))
-	}
-}
-
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+// requireLab: the delayer needs root, iptables and NFQUEUE, and ping.
+func requireLab(tb testing.TB) {
+	tb.Helper()
+	enginetest.RequireInstalled(tb, func(ctx context.Context) error {
+		if err := Install(ctx, enginetest.Log(tb)); err != nil {
+			return err
+		}
+		return engines.AptInstall(ctx, enginetest.Log(tb), pingPackage)
+	}, "iptables", "ping")
 }
 
 var nsCounter atomic.Int32
@@ -96,7 +83,7 @@ func newPair(t testing.TB) pair {
 // addRules installs rules in ns and removes them in t.Cleanup.
 func addRules(t testing.TB, ns string, rules ...Rule) {
 	t.Helper()
-	log := testLog(t)
+	log := enginetest.Log(t)
 	require.NoError(t, AddRules(context.Background(), log, ns, rules...))
 	t.Cleanup(func() {
 		if err := DeleteRules(context.Background(), log, ns, rules...); err != nil {
@@ -197,7 +184,7 @@ func connect(ns, addr string, timeout time.Duration) (time.Duration, error) {
 func startDelayer(t testing.TB, ns string, cfg Config) (*Delayer, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := OpenInNetNS(ctx, testLog(t), ns, cfg)
+	d, err := OpenInNetNS(ctx, enginetest.Log(t), ns, cfg)
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- d.Serve(ctx) }()
@@ -307,7 +294,7 @@ func TestSecondDelayerOnSameQueueIsRefused(t *testing.T) {
 	requireLab(t)
 	p := newPair(t)
 	startDelayer(t, p.a, Config{Queue: queue})
-	_, err := OpenInNetNS(context.Background(), testLog(t), p.a, Config{Queue: queue})
+	_, err := OpenInNetNS(context.Background(), enginetest.Log(t), p.a, Config{Queue: queue})
 	require.Error(t, err)
 	// A different namespace has its own queues.
 	_, stop := startDelayer(t, p.b, Config{Queue: queue})
@@ -323,7 +310,7 @@ func TestRunInNetNSDelaysUntilCancelled(t *testing.T) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		runErr = RunInNetNS(ctx, testLog(t), p.a, Config{Queue: queue, Delay: 200 * time.Millisecond})
+		runErr = RunInNetNS(ctx, enginetest.Log(t), p.a, Config{Queue: queue, Delay: 200 * time.Millisecond})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -347,7 +334,7 @@ func TestOpenBindsInTheCallersNetNS(t *testing.T) {
 	addRules(t, p.a, EgressRule(p.ifA, queue))
 	var d *Delayer
 	require.NoError(t, inNetNS(p.a, func() (err error) {
-		d, err = Open(context.Background(), testLog(t), Config{Queue: queue, Delay: 200 * time.Millisecond})
+		d, err = Open(context.Background(), enginetest.Log(t), Config{Queue: queue, Delay: 200 * time.Millisecond})
 		return err
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -376,7 +363,7 @@ func TestFullQueueFailsOpen(t *testing.T) {
 }
 
 func TestOpenInMissingNetNSFails(t *testing.T) {
-	_, err := OpenInNetNS(context.Background(), testLog(t), "ndly-does-not-exist", Config{})
+	_, err := OpenInNetNS(context.Background(), enginetest.Log(t), "ndly-does-not-exist", Config{})
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
 

@@ -60,7 +60,7 @@ type Config struct {
 	// Loss is the probability (0..1) that a packet is dropped.
 	Loss float64
 	// Seed seeds the random source of loss and jitter.
-	Seed int64
+	Seed uint64
 	// MaxLen is the kernel queue length (0 = DefaultMaxLen). Packets
 	// beyond it pass undelayed (fail-open).
 	MaxLen uint32
@@ -173,7 +173,7 @@ func open(ctx context.Context, log *slog.Logger, cfg Config, nsFD int) (*Delayer
 		conn:  conn,
 		raw:   raw,
 		epoch: time.Now(),
-		rng:   rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)),
+		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)),
 		wake:  make(chan struct{}, 1),
 	}
 	// A big receive buffer absorbs bursts; when it overflows the kernel

@@ -102,6 +102,10 @@ type Writer struct {
 	w     *bufio.Writer
 	start time.Time
 	enc   *json.Encoder
+	// failed counts the events that could not be written, first the
+	// first error: lost evidence must be reported, not dropped.
+	failed int
+	first  error
 }
 
 // Create opens path for writing; T of each event counts from start.
@@ -125,10 +129,28 @@ func (h *Writer) Add(e Event) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.enc.Encode(&e); err != nil {
-		return err
+	err := h.enc.Encode(&e)
+	if err == nil {
+		err = h.w.Flush()
 	}
-	return h.w.Flush()
+	if err != nil {
+		h.failed++
+		if h.first == nil {
+			h.first = err
+		}
+	}
+	return err
+}
+
+// Lost returns an error saying how many events could not be written and
+// why, or nil when every event was.
+func (h *Writer) Lost() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failed == 0 {
+		return nil
+	}
+	return fmt.Errorf("history: %d events not written (first: %w); the evidence is incomplete", h.failed, h.first)
 }
 
 // Close flushes and closes the file.
