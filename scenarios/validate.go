@@ -27,7 +27,9 @@ func (s *Scenario) Validate() error {
 }
 
 func (s *Scenario) validate() *problems {
-	v := &validator{s: s, errs: &problems{}}
+	v := &validator{s: s, errs: &problems{}, hidden: map[string]bool{
+		"sites": s.namesHidden("sites"), "services": s.namesHidden("services"),
+	}}
 	v.scenario()
 	return v.errs
 }
@@ -35,6 +37,9 @@ func (s *Scenario) validate() *problems {
 type validator struct {
 	s    *Scenario
 	errs *problems
+	// hidden tells, for "sites" and "services", whether a name there failed
+	// to decode: references to what is missing are then not reported.
+	hidden map[string]bool
 }
 
 // add records a problem at path, unless path (or what holds it) failed to
@@ -256,7 +261,7 @@ func (v *validator) link(i int, l Link, idx *nameIndex) {
 	}
 	ok := true
 	for j, site := range l.Between {
-		if _, known := idx.sites[site]; !known && !v.s.namesHidden("sites") {
+		if _, known := idx.sites[site]; !known && !v.hidden["sites"] {
 			v.add(fmt.Sprintf("%s.between[%d]", p, j), "link: unknown site %q", site)
 			ok = false
 		}
@@ -328,7 +333,7 @@ func (v *validator) service(i int, sv *Service, idx *nameIndex) {
 		}
 		if c := sv.Controller; c != "" {
 			if ref, ok := idx.services[c]; !ok {
-				if !v.s.namesHidden("services") {
+				if !v.hidden["services"] {
 					v.add(p+".controller", "controller: unknown service %q", c)
 				}
 			} else if ref.Kind != KindZookeeper && ref.Kind != "" {
@@ -338,7 +343,7 @@ func (v *validator) service(i int, sv *Service, idx *nameIndex) {
 			v.add(p, "kafka service %q: controller is required (the scenario has several zookeeper services: %s)", sv.Name, quoteAll(zks))
 		}
 	}
-	if !v.checkPool(p+".pool", sv.Pool) || v.s.namesHidden("sites") {
+	if !v.checkPool(p+".pool", sv.Pool) || v.hidden["sites"] {
 		return // (with part of the sites unknown, so is what carries the pool)
 	}
 	if !idx.pools[sv.Pool] {
@@ -465,7 +470,7 @@ func (v *validator) fault(i int, f Fault, idx *nameIndex) {
 }
 
 func (v *validator) targetExists(path string, t Target, idx *nameIndex) bool {
-	if v.s.namesHidden("sites") && t.Kind != TargetService || v.s.namesHidden("services") && t.Kind == TargetService {
+	if v.hidden["sites"] && t.Kind != TargetService || v.hidden["services"] && t.Kind == TargetService {
 		return true // the target may name what failed to decode
 	}
 	missing := func(what, name string) bool {
@@ -532,7 +537,7 @@ func (v *validator) expect(idx *nameIndex) {
 		}
 		for _, name := range slices.Sorted(maps.Keys(f.Services)) {
 			p := "expect.failover." + name
-			if _, ok := idx.services[name]; !ok && !v.s.namesHidden("services") {
+			if _, ok := idx.services[name]; !ok && !v.hidden["services"] {
 				v.add(p, "expect.failover: unknown service %q", name)
 			}
 			if f.Services[name].Duration <= 0 {
