@@ -19,7 +19,9 @@ func (s *Scenario) Validate() error {
 
 // validate is Validate's problems, for Parse to merge with decoding's.
 func (s *Scenario) validate() *problems {
-	v := &validator{s: s, errs: &problems{}}
+	v := &validator{s: s, errs: &problems{}, hidden: map[string]bool{
+		"sites": s.namesHidden("sites"), "services": s.namesHidden("services"),
+	}}
 	v.fields(reflect.ValueOf(s).Elem(), "", "")
 	v.scenario()
 	return v.errs
@@ -28,6 +30,9 @@ func (s *Scenario) validate() *problems {
 type validator struct {
 	s    *Scenario
 	errs *problems
+	// hidden says, per section, whether a name in it failed to decode
+	// (worked out once: references to unknown names are then not reported).
+	hidden map[string]bool
 }
 
 // add records a problem at path, unless path (or what holds it) failed to
@@ -175,7 +180,7 @@ func (v *validator) link(i int, l Link, idx *nameIndex) {
 	ok := true
 	for j, site := range l.Between {
 		if _, known := idx.sites[site]; !known {
-			if validName(FormatLabel, site) && !v.s.namesHidden("sites") {
+			if validName(FormatLabel, site) && !v.hidden["sites"] {
 				v.add(fmt.Sprintf("%s.between[%d]", p, j), "link: unknown site %q", site)
 			}
 			ok = false
@@ -203,7 +208,7 @@ func (v *validator) service(i int, sv *Service, idx *nameIndex) {
 	if sv.Kind == KindKafka {
 		v.kafka(p, sv, replicas, idx)
 	}
-	if !validName(FormatPool, sv.Pool) || v.s.namesHidden("sites") {
+	if !validName(FormatPool, sv.Pool) || v.hidden["sites"] {
 		return // (with part of the sites unknown, so is what carries the pool)
 	}
 	if !idx.pools[sv.Pool] {
@@ -249,7 +254,7 @@ func (v *validator) kafka(p string, sv *Service, replicas int, idx *nameIndex) {
 			return
 		}
 		if ref, ok := idx.services[c]; !ok {
-			if !v.s.namesHidden("services") {
+			if !v.hidden["services"] {
 				v.add(p+".controller", "controller: unknown service %q", c)
 			}
 		} else if ref.Kind != KindZookeeper && ref.Kind != "" {
@@ -313,7 +318,7 @@ func (v *validator) fault(i int, f Fault, idx *nameIndex) {
 }
 
 func (v *validator) targetExists(path string, t Target, idx *nameIndex) bool {
-	if v.s.namesHidden("sites") && t.Kind != TargetService || v.s.namesHidden("services") && t.Kind == TargetService {
+	if v.hidden["sites"] && t.Kind != TargetService || v.hidden["services"] && t.Kind == TargetService {
 		return true // the target may name what failed to decode
 	}
 	missing := func(what, name string) bool {
@@ -379,7 +384,7 @@ func (v *validator) expect(idx *nameIndex) {
 		return
 	}
 	for _, name := range slices.Sorted(maps.Keys(f.Services)) {
-		if _, ok := idx.services[name]; !ok && !v.s.namesHidden("services") {
+		if _, ok := idx.services[name]; !ok && !v.hidden["services"] {
 			v.add("expect.failover."+name, "expect.failover: unknown service %q", name)
 		}
 	}
