@@ -683,3 +683,28 @@ func TestUnstableBaselineIsUnknown(t *testing.T) {
 	// Negative control: the same run without the stall passes.
 	require.Equal(t, checks.Pass, status(t, judge(t, sc, generate(t, sc, synth.Config{})), checks.CheckThroughput))
 }
+
+// An idle fault that begins while the fault before it has not recovered
+// must not be credited with that fault's drop (the "healthy before" rule):
+// without the rule the slow recovery's refused arrivals would count as its
+// effect and hide a vacuous fault.
+func TestDropLeftByEarlierFaultIsNotAnEffect(t *testing.T) {
+	sc := quickstart(t)
+	run := generate(t, sc, synth.Config{
+		SlowRecovery: map[int]time.Duration{0: 120 * time.Second},
+		Vacuous:      map[int]bool{1: true},
+	})
+	rep := judge(t, sc, run)
+	c := rep.Check(checks.CheckFaultEffect)
+	require.Equal(t, checks.Fail, c.Status, dump(rep, checks.CheckFaultEffect))
+	require.Equal(t, checks.Pass, c.PerFault[0].Status)
+	require.Equal(t, checks.Fail, c.PerFault[1].Status)
+	require.Contains(t, c.PerFault[1].Summary, "changed nothing observable")
+	var warned bool
+	for _, f := range findings(rep, checks.CheckFaultEffect, checks.SevWarning) {
+		if f.Fault != nil && *f.Fault == 1 && strings.Contains(f.Message, "an earlier fault not recovered") {
+			warned = true
+		}
+	}
+	require.True(t, warned, dump(rep, checks.CheckFaultEffect))
+}
