@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -18,65 +16,6 @@ import (
 	goparser "github.com/goccy/go-yaml/parser"
 	"go.yaml.in/yaml/v3"
 )
-
-// ReadFile reads and decodes a scenario file. It does not apply defaults or
-// validate; see Parse for the usual pipeline.
-func ReadFile(path string) (*Scenario, error) {
-	data, err := readFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return Decode(path, data)
-}
-
-// readFile reads at most one byte more than MaxFileBytes, so that Decode
-// can refuse a longer file without it ever being read whole.
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, readError{err}
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
-		return nil, readError{err}
-	}
-	return data, nil
-}
-
-// readError is a file's read error, printable as it is: the path in it is
-// escaped like any other input (see escapeControls).
-type readError struct{ err error }
-
-func (e readError) Error() string { return escapeControls(e.err.Error()) }
-func (e readError) Unwrap() error { return e.err }
-
-// Parse reads a scenario file, applies defaults and validates it: the usual
-// pipeline for commands. A returned error is an Errors list unless the file
-// could not be read.
-func Parse(path string) (*Scenario, error) {
-	data, err := readFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return parseData(path, data)
-}
-
-// parseData decodes, applies defaults and validates: decoding and
-// validation problems are reported together, and validation says nothing
-// of fields that failed to decode (see failedAt).
-func parseData(path string, data []byte) (*Scenario, error) {
-	s, errs := decode(path, data)
-	if s == nil {
-		return nil, errs.err()
-	}
-	d := s.WithDefaults()
-	errs.merge(d.validate())
-	if err := errs.err(); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
 
 // underPath reports whether path is p or lies inside it.
 func underPath(path, p string) bool {
@@ -471,48 +410,6 @@ func fieldsOf(t reflect.Type) map[string]int {
 		m[name] = i
 	}
 	return m
-}
-
-// suggest offers the closest known field for a misspelt key.
-func suggest(key string, fields map[string]int) string {
-	best, bestD := "", 3
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	for _, k := range names {
-		if len(key) > 2*len(k) {
-			continue // too long to be a misspelling (and slow to compare)
-		}
-		if d := editDistance(strings.ToLower(key), strings.ToLower(k)); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	if best != "" {
-		return fmt.Sprintf(" (did you mean %q?)", best)
-	}
-	return fmt.Sprintf(" (known fields: %s)", strings.Join(names, ", "))
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func kindName(n *yaml.Node) string {
