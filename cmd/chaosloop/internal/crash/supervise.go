@@ -136,14 +136,17 @@ func (c *child) readCrashOutput() {
 
 // wait waits for the child and judges how it ended.
 func (c *child) wait() ending {
-	_ = c.cmd.Wait() // an exit status other than 0 is an error here
+	err := c.cmd.Wait() // an exit status other than 0 is an error too
 	runtime.UnlockOSThread()
+	st := c.cmd.ProcessState
+	if st == nil {
+		return ending{code: 1, crash: "waiting for chaosloop's child process failed: " + err.Error()}
+	}
 	// The runtime wrote its crash output before the child ended; only a
 	// process that inherited the pipe (none should: the child's end is
 	// close-on-exec) could keep it open.
 	_ = c.crashR.SetReadDeadline(time.Now().Add(time.Second))
 	out := <-c.output
-	st := c.cmd.ProcessState
 	var peakKB int64
 	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
 		peakKB = ru.Maxrss
