@@ -25,15 +25,24 @@ func waitSignal(t *testing.T, ctx context.Context) os.Signal {
 	return se.Signal
 }
 
+// supervised is NotifyContext as a supervised child runs it: the signals
+// its parent forwards are written to the returned pipe.
+func supervised(t *testing.T) (context.Context, *os.File) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	ctx, stop := cli.NotifyContext(context.Background(), r)
+	t.Cleanup(func() {
+		stop()
+		w.Close()
+	})
+	return ctx, w
+}
+
 // TestForwardedSignal: a signal the supervising parent forwards cancels
 // the context like one received directly.
 func TestForwardedSignal(t *testing.T) {
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	defer w.Close()
-	ctx, stop := cli.NotifyContext(context.Background(), r)
-	defer stop()
-	_, err = w.Write([]byte{byte(syscall.SIGTERM)})
+	ctx, parent := supervised(t)
+	_, err := parent.Write([]byte{byte(syscall.SIGTERM)})
 	require.NoError(t, err)
 	require.Equal(t, syscall.SIGTERM, waitSignal(t, ctx))
 }
@@ -42,14 +51,10 @@ func TestForwardedSignal(t *testing.T) {
 // parent, which forwards it: that is one signal, not the second that
 // ends chaosloop at once (which would end this test's process).
 func TestCtrlCCountsOnce(t *testing.T) {
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	defer w.Close()
-	ctx, stop := cli.NotifyContext(context.Background(), r)
-	defer stop()
+	ctx, parent := supervised(t)
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGINT))
 	require.Equal(t, os.Interrupt, waitSignal(t, ctx))
-	_, err = w.Write([]byte{byte(syscall.SIGINT)})
+	_, err := parent.Write([]byte{byte(syscall.SIGINT)})
 	require.NoError(t, err)
 	time.Sleep(300 * time.Millisecond) // a second signal would end the process here
 }
