@@ -4,7 +4,10 @@
 // (Report), and — through a supervising parent process (Supervise, Attach)
 // — every crash Go cannot recover from, such as a panic in a background
 // goroutine or a fatal runtime error (out of memory, concurrent map
-// writes), for which the Go runtime itself exits 2.
+// writes), for which the Go runtime itself exits 2. (Not
+// mitchellh/panicwrap: it reads the child's standard error through a pipe,
+// so that a terminal stops being one to the child, and drops a SIGINT sent
+// to the parent alone.)
 package crash
 
 import (
