@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,7 +73,7 @@ func TestSupervisedSignals(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			require.NoError(t, cmd.Start())
-			time.Sleep(500 * time.Millisecond) // the child is up
+			waitChild(t, cmd.Process.Pid)
 			pid := cmd.Process.Pid
 			if c.group {
 				pid = -pid
@@ -91,5 +92,24 @@ func TestSupervisedSignals(t *testing.T) {
 			require.Equal(t, 128+int(c.sig), cmd.ProcessState.ExitCode(), "exited, not killed by a second signal: %s", stderr.String())
 			require.Contains(t, stderr.String(), "interrupted by")
 		})
+	}
+}
+
+// waitChild waits until the supervising parent pid has started its child,
+// then a moment more for the child to set up its signal handling.
+func waitChild(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lists, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+		require.NoError(t, err)
+		for _, l := range lists {
+			if b, _ := os.ReadFile(l); len(bytes.TrimSpace(b)) > 0 {
+				time.Sleep(300 * time.Millisecond)
+				return
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "no child process")
+		time.Sleep(20 * time.Millisecond)
 	}
 }
