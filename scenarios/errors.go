@@ -22,6 +22,9 @@ type Error struct {
 	// Path is the field path ("services[1].pool"), empty for syntax errors.
 	Path string `json:"path,omitempty"`
 	Msg  string `json:"message"`
+	// More, on the last line of a capped list, counts the problems found
+	// but not listed ("and 12 more problems, not listed").
+	More int `json:"more,omitempty"`
 }
 
 // Error returns "FILE:LINE:COLUMN: MESSAGE", safe to print on a terminal:
@@ -80,6 +83,24 @@ func (es Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// plural is noun for n of them ("1 problem", "2 problems").
+func plural(n int, noun string) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
+}
+
+// Listed splits a list as Parse and Decode return it into the problems
+// listed and the count of those found but not listed (its last line when
+// the list was capped at MaxErrors).
+func (es Errors) Listed() (Errors, int) {
+	if n := len(es); n > 0 && es[n-1].More > 0 {
+		return es[:n-1], es[n-1].More
+	}
+	return es, 0
+}
+
 // sorted orders problems by position, then message, so output is stable.
 func (es Errors) sorted() Errors {
 	slices.SortStableFunc(es, func(a, b *Error) int {
@@ -121,7 +142,7 @@ func (p *problems) merge(q *problems) {
 
 // err returns the problems in file order as an Errors list, nil for none:
 // at most MaxErrors, then one more line at the first left out, counting
-// them ("and 12 more problems").
+// them ("and 12 more problems, not listed").
 func (p *problems) err() error {
 	if len(p.list) == 0 {
 		return nil
@@ -133,7 +154,7 @@ func (p *problems) err() error {
 			at = es[MaxErrors]
 		}
 		es = append(es[:min(len(es), MaxErrors):min(len(es), MaxErrors)],
-			&Error{File: at.File, Pos: at.Pos, Msg: fmt.Sprintf("and %d more problems", more)})
+			&Error{File: at.File, Pos: at.Pos, Msg: fmt.Sprintf("and %d more %s, not listed", more, plural(more, "problem")), More: more})
 	}
 	return es
 }

@@ -15,8 +15,9 @@ const (
 	// raw bytes before any YAML parser sees them.
 	MaxDepth = 64
 	// MaxValues is the most YAML values (scalars, lists, mappings) in a file,
-	// also checked before parsing: a parsed value costs a YAML parser about
-	// 120 bytes.
+	// also checked before parsing: yaml.v3 keeps about 165 bytes of a
+	// parsed value (a 152-byte yaml.Node and its place in its parent), so a
+	// file at the limit takes 66 MB once parsed (README, "Hostile input").
 	MaxValues = 400_000
 	// MaxAliasValues is the most values decoded through aliases, counted
 	// over every expansion (an alias to an alias counts both): it stops

@@ -125,13 +125,19 @@ func runChild(bin string, args []string) int {
 // parent's, and the test's own peak (its inputs) would hide the binary's.
 func runLimited(tb testing.TB, bin string, args ...string) outcome {
 	tb.Helper()
+	return runLimitedEnv(tb, nil, bin, args...)
+}
+
+// runLimitedEnv is runLimited with env added to the binary's environment.
+func runLimitedEnv(tb testing.TB, env []string, bin string, args ...string) outcome {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wallTimeout)
 	defer cancel()
 	r, w, err := os.Pipe()
 	require.NoError(tb, err)
 	defer r.Close()
 	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{bin}, args...)...)
-	cmd.Env = append(os.Environ(), childEnv+"=1", "GOMEMLIMIT="+goMemLimit, "NO_COLOR=1")
+	cmd.Env = append(append(os.Environ(), childEnv+"=1", "GOMEMLIMIT="+goMemLimit, "NO_COLOR=1"), env...)
 	cmd.ExtraFiles = []*os.File{w}
 	var stdout, stderr capped
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

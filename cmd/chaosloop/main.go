@@ -9,7 +9,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/crash"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/root"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/versioncmd"
 )
 
 // quietRedis drops go-redis's own log lines (Sentinel chatter on every
@@ -20,8 +22,15 @@ type quietRedis struct{}
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
 func main() {
+	// A supervising parent turns every crash into exit status 1 with a
+	// report; this process is either that parent or its child.
+	version := func() string { return versioncmd.Read().Short() }
+	if code, ok := crash.Supervise(os.Args[1:], os.Stderr, version); ok {
+		os.Exit(code)
+	}
+	forwarded := crash.Attach()
 	redis.SetLogger(quietRedis{})
-	ctx, stop := cli.NotifyContext(context.Background())
+	ctx, stop := cli.NotifyContext(context.Background(), forwarded)
 	code := root.Run(ctx, cli.Std(), os.Args[1:])
 	stop()
 	os.Exit(code)

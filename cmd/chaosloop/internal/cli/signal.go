@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 )
 
@@ -36,24 +38,73 @@ func signalName(s os.Signal) string {
 // NotifyContext is signal.NotifyContext for SIGINT and SIGTERM with two
 // differences a user of kubectl or kind expects: the cause says which
 // signal came (a *SignalError, so the exit status can be 130 or 143), and
-// after the first signal the default action is restored, so a second
-// Ctrl-C ends chaosloop at once even when a command's cleanup is slow.
-func NotifyContext(parent context.Context) (context.Context, context.CancelFunc) {
+// a second signal ends chaosloop at once, by that signal, even when a
+// command's cleanup is slow.
+//
+// forwarded, when not nil, carries the signals chaosloop's supervising
+// parent received, a byte each (see package crash). A Ctrl-C on a
+// terminal reaches both processes, so a signal counts once however it
+// came: the n-th signal is the n-th this process or its parent received,
+// whichever is later.
+func NotifyContext(parent context.Context, forwarded io.Reader) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(parent)
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	direct, relayed := make(chan os.Signal, 2), make(chan os.Signal, 2)
+	signal.Notify(direct, os.Interrupt, syscall.SIGTERM)
+	if forwarded != nil {
+		go readSignals(forwarded, relayed)
+	}
+	done := make(chan struct{})
 	go func() {
-		select {
-		case s := <-ch:
-			signal.Stop(ch)
-			cancel(&SignalError{Signal: s})
-		case <-ctx.Done():
+		var got, sent, acted int // received here, by the parent, acted on
+		for {
+			var s os.Signal
+			select {
+			case s = <-direct:
+				got++
+			case s = <-relayed:
+				sent++
+			case <-done:
+				return
+			}
+			if max(got, sent) == acted {
+				continue // the other process's copy of one already counted
+			}
+			if acted++; acted == 1 {
+				cancel(&SignalError{Signal: s})
+				continue
+			}
+			endBy(s)
 		}
 	}()
-	return ctx, func() {
-		signal.Stop(ch)
+	return ctx, sync.OnceFunc(func() {
+		signal.Stop(direct)
+		close(done)
 		cancel(nil)
+	})
+}
+
+// readSignals passes on the SIGINT and SIGTERM bytes read from r until it
+// closes (the parent is gone).
+func readSignals(r io.Reader, out chan<- os.Signal) {
+	b := make([]byte, 1)
+	for {
+		if _, err := r.Read(b); err != nil {
+			return
+		}
+		if s := syscall.Signal(b[0]); s == syscall.SIGINT || s == syscall.SIGTERM {
+			out <- s
+		}
 	}
+}
+
+// endBy ends chaosloop at once by s, with the signal's default action (or
+// its exit status, 128+s, should that not end it).
+func endBy(s os.Signal) {
+	signal.Reset(s)
+	if n, ok := s.(syscall.Signal); ok {
+		_ = syscall.Kill(os.Getpid(), n)
+	}
+	os.Exit((&SignalError{Signal: s}).ExitCode())
 }
 
 // PanicError is a panic caught in a command: chaosloop itself failed.

@@ -27,7 +27,7 @@ import (
 // signal tests need a real process).
 func TestMain(m *testing.M) {
 	if os.Getenv("CHAOSLOOP_TEST_AS_MAIN") == "1" {
-		ctx, stop := cli.NotifyContext(context.Background())
+		ctx, stop := cli.NotifyContext(context.Background(), nil)
 		code := root.Run(ctx, cli.Std(), os.Args[1:])
 		stop()
 		os.Exit(code)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"strings"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/analyze"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/crash"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/down"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/enginescmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/fault"
@@ -157,21 +157,7 @@ func Execute(ctx context.Context, cmd *cobra.Command, streams cli.Streams, args 
 // reportPanic tells the user chaosloop itself failed (exit 1, never the 2 of
 // an invalid file) and where the stack is, for a bug report.
 func reportPanic(w io.Writer, pe *cli.PanicError, args []string) int {
-	fmt.Fprintf(w, "chaosloop itself failed: %v\n", pe)
-	report := fmt.Sprintf("chaosloop %s\nargs: %q\n\n%s\n\n%s", versioncmd.Read().Short(), args, pe, pe.Stack)
-	f, err := os.CreateTemp("", "chaosloop-crash-*.txt")
-	if err == nil {
-		_, err = f.WriteString(report)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(w, "%s\n", report)
-		fmt.Fprintln(w, "This is a bug in chaosloop, not in your input: please report it with the command you ran and the lines above.")
-		return cli.ExitFail
-	}
-	fmt.Fprintf(w, "This is a bug in chaosloop, not in your input: please report it with the command you ran and %s (the stack trace).\n", f.Name())
+	crash.Report{Summary: pe.Error(), Version: versioncmd.Read().Short(), Args: args, Details: string(pe.Stack)}.Write(w)
 	return cli.ExitFail
 }
 

@@ -128,6 +128,28 @@ func TestValidate(t *testing.T) {
 	require.Equal(t, 8, strings.Count(stderr, "invalid-references.yaml:"), "every problem at once, plus the summary line")
 }
 
+// TestValidateCappedProblems: past scenarios.MaxErrors problems the
+// summary says how many were shown and how many more were found, and the
+// JSON lists the shown ones and counts the rest.
+func TestValidateCappedProblems(t *testing.T) {
+	src := "name: capped\n" + strings.Repeat("name: again\n", 60)
+	code, _, stderr := runIn(src, "validate", "-")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "<stdin>:51:1: and 11 more problems, not listed\n")
+	require.True(t, strings.HasSuffix(stderr, "<stdin>: invalid: 50 problems shown, 11 more found but not listed\n"), stderr)
+	code, out, _ := runIn(src, "validate", "-o", "json", "-")
+	require.Equal(t, 2, code)
+	var res struct {
+		Errors   []struct{ Message string }
+		Unlisted int
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Len(t, res.Errors, 50)
+	require.Equal(t, 11, res.Unlisted)
+	_, _, stderr = runIn("name: capped\n", "validate", "-")
+	require.Contains(t, stderr, "<stdin>: invalid: 1 problem\n")
+}
+
 func TestValidateErrorFindingExits1(t *testing.T) {
 	dir := t.TempDir()
 	f := dir + "/merge.yaml"

@@ -18,11 +18,17 @@ import (
 
 // Result is the JSON form of a validation.
 type Result struct {
-	File     string             `json:"file"`
-	Valid    bool               `json:"valid"`
+	File  string `json:"file"`
+	Valid bool   `json:"valid"`
+	// Errors are the structural problems listed (at most
+	// scenarios.MaxErrors); Unlisted counts those found beyond them.
 	Errors   []*scenarios.Error `json:"errors"`
+	Unlisted int                `json:"unlisted"`
 	Findings []lint.Finding     `json:"findings"`
 	Summary  Summary            `json:"summary"`
+	// more is the text output's last line of a capped list, "and N more
+	// problems, not listed", at the first problem left out.
+	more *scenarios.Error
 }
 
 // Summary counts findings by severity.
@@ -122,7 +128,11 @@ func check(ctx context.Context, env *cli.Env, file string) (Result, error) {
 	case ctx.Err() != nil:
 		return res, cli.Interrupted(ctx)
 	case errors.As(err, &serrs):
-		res.Errors = serrs
+		listed, unlisted := serrs.Listed()
+		res.Errors, res.Unlisted = listed, unlisted
+		if unlisted > 0 {
+			res.more = serrs[len(serrs)-1]
+		}
 	case err != nil:
 		res.Errors = []*scenarios.Error{{File: display, Msg: err.Error()}}
 	}
@@ -155,6 +165,9 @@ func writeText(env *cli.Env, res Result, wide bool) {
 	for _, e := range res.Errors {
 		fmt.Fprintln(env.Err, e.Error())
 	}
+	if res.more != nil {
+		fmt.Fprintln(env.Err, res.more.Error())
+	}
 	for _, f := range res.Findings {
 		line := f.String()
 		if wide && f.Path != "" {
@@ -165,6 +178,19 @@ func writeText(env *cli.Env, res Result, wide bool) {
 	if res.Valid {
 		fmt.Fprintf(env.Out, "%s: valid; %d error(s), %d warning(s), %d info\n", res.File, res.Summary.Errors, res.Summary.Warnings, res.Summary.Info)
 	} else {
-		fmt.Fprintf(env.Err, "%s: invalid (%d problem(s))\n", res.File, len(res.Errors))
+		fmt.Fprintf(env.Err, "%s: %s\n", res.File, invalidSummary(res))
+	}
+}
+
+// invalidSummary counts the problems, saying when more were found than
+// listed.
+func invalidSummary(res Result) string {
+	switch n := len(res.Errors); {
+	case res.Unlisted > 0:
+		return fmt.Sprintf("invalid: %d problems shown, %d more found but not listed", n, res.Unlisted)
+	case n == 1:
+		return "invalid: 1 problem"
+	default:
+		return fmt.Sprintf("invalid: %d problems", n)
 	}
 }
