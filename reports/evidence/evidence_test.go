@@ -164,3 +164,29 @@ func TestTimedOutSampleAndLateness(t *testing.T) {
 	require.Equal(t, 1500*time.Millisecond, ix.Faults[0].InjectLate)
 	require.Equal(t, 1500*time.Millisecond, ix.Faults[0].RecoverLate)
 }
+
+// A transfer in flight when a fault goes in counts for that fault, not for
+// the phase it started in: its wait is the fault's doing.
+func TestLatenciesAttributeInFlightTransfersToTheFault(t *testing.T) {
+	sc := scenario(fault(scenarios.ActionPowerOff, "rack/dc1/r1", 10*s, 10*s))
+	tr := func(id string, from, to time.Duration) []history.Event {
+		return []history.Event{
+			{T: from, Type: history.Invoke, Op: history.OpTransfer, ID: id},
+			{T: to, Type: history.OK, Op: history.OpTransfer, ID: id},
+		}
+	}
+	ev := []history.Event{
+		{T: 1 * s, Type: history.PhaseChange, Phase: "warmup"},
+		{T: 3 * s, Type: history.PhaseChange, Phase: "baseline"},
+		{T: 20 * s, Type: history.Fault, Phase: "inject", Action: "power-off", Target: "rack/dc1/r1"},
+		{T: 30 * s, Type: history.Fault, Phase: "recover", Action: "power-off", Target: "rack/dc1/r1"},
+	}
+	ev = append(ev, tr("before", 5*s, 6*s)...)
+	ev = append(ev, tr("caught", 19*s, 27*s)...) // in flight at the inject
+	ev = append(ev, tr("during", 22*s, 32*s)...) // invoked during, done after heal
+	ev = append(ev, tr("after", 31*s, 31500*time.Millisecond)...)
+	ix := evidence.Build(ev, sc)
+	require.Equal(t, []time.Duration{s}, ix.Latencies(ix.BaselineStart, 20*s))
+	require.Equal(t, []time.Duration{8 * s, 10 * s}, ix.Latencies(20*s, 30*s))
+	require.Equal(t, []time.Duration{s / 2}, ix.Latencies(30*s, 40*s))
+}
