@@ -191,7 +191,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, err
 	}
 	defer logFile.Close()
-	w.o.Log = slog.New(slog.NewMultiHandler(o.Log.Handler(), slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	w.o.Log = slog.New(slog.NewMultiHandler(o.Log.Handler(), newRunLogHandler(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	w.plan = o.Plan
 	if w.plan == nil {
 		w.plan = faults.Plan(sc, o.Seed)
