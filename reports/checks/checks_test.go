@@ -708,3 +708,25 @@ func TestDropLeftByEarlierFaultIsNotAnEffect(t *testing.T) {
 	}
 	require.True(t, warned, dump(rep, checks.CheckFaultEffect))
 }
+
+// A baseline that acknowledges well below what is offered is building a
+// backlog with no fault active: throughput cannot be judged against it.
+func TestSaturatedBaselineIsUnknown(t *testing.T) {
+	sc := quickstart(t)
+	run := generate(t, sc, synth.Config{Capacity: 0.6})
+	rep := judge(t, sc, run)
+	c := rep.Check(checks.CheckThroughput)
+	require.Equal(t, checks.Unknown, c.Status, dump(rep, checks.CheckThroughput))
+	require.Contains(t, c.Summary, "baseline saturated")
+	require.Equal(t, checks.Unknown, c.PerFault[0].Status)
+	require.Contains(t, c.PerFault[0].Summary, "baseline saturated")
+}
+
+// Just under capacity is no saturation: a baseline at 90 % of the offered
+// rate (jitter, a short backlog) is judged as usual.
+func TestNearlySaturatedBaselineIsJudged(t *testing.T) {
+	sc := quickstart(t)
+	run := generate(t, sc, synth.Config{Capacity: 0.95})
+	rep := judge(t, sc, run)
+	require.NotContains(t, rep.Check(checks.CheckThroughput).Summary, "saturated", dump(rep, checks.CheckThroughput))
+}

@@ -56,6 +56,10 @@ type Config struct {
 	// ProbeTimeouts: these samples of a service time out (no state)
 	// instead of being recorded.
 	ProbeTimeouts []ProbeTimeout
+	// Capacity, when in (0, 1), is the share of the offered rate the
+	// system can acknowledge: transfers queue behind each other and their
+	// latency grows for the whole run (a saturated lab).
+	Capacity float64
 }
 
 // WriteOutage is a service refusing writes from From to To after its
@@ -231,6 +235,12 @@ func (g *gen) arrival(n int, at time.Duration, parts int) {
 	lat := g.c.Latency
 	if g.active(at) != nil {
 		lat *= 2
+	}
+	if c := g.c.Capacity; c > 0 && c < 1 {
+		// The n-th arrival is served when a system doing c of the offered
+		// rate gets to it.
+		served := g.c.Start + time.Duration(float64(n)/(g.c.Rate*c)*float64(time.Second))
+		lat = max(lat, served-at)
 	}
 	if n%g.c.BulkEvery == 0 {
 		id := fmt.Sprintf("bulk-%06d", n)
