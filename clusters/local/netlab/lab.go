@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -26,7 +26,7 @@ var debianPackages = []string{"iproute2=6.1.0-3", "iptables=1.8.9-2"}
 
 // Install installs the Debian packages the lab needs (ip, iptables).
 func Install(ctx context.Context, log *slog.Logger) error {
-	return engines.AptInstall(ctx, log, debianPackages...)
+	return install.Apt(ctx, log, debianPackages...)
 }
 
 // Host is one node's machine in the lab.

@@ -1,0 +1,136 @@
+package k8sbin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+func components() []component {
+	return []component{kubernetes(), etcd(), coredns(), pause()}
+}
+
+func embedded(name string) string {
+	b, err := buildmod.ReadFile("buildmod/" + name)
+	if err != nil {
+		panic(err) // the file is embedded at build time
+	}
+	return string(b)
+}
+
+// kubernetesLdflags stamp the version as Kubernetes' hack/lib/version.sh
+// does: kubeadm picks its control-plane image tags from it.
+func kubernetesLdflags() string {
+	major, minor, _ := strings.Cut(strings.TrimPrefix(KubernetesVersion, "v"), ".")
+	minor, _, _ = strings.Cut(minor, ".")
+	flags := []string{"-s", "-w"}
+	for _, pkg := range []string{"k8s.io/client-go/pkg/version", "k8s.io/component-base/version"} {
+		for _, kv := range [][2]string{
+			{"gitVersion", KubernetesVersion}, {"gitMajor", major}, {"gitMinor", minor},
+			{"gitTreeState", "clean"}, {"buildDate", "1970-01-01T00:00:00Z"},
+		} {
+			flags = append(flags, fmt.Sprintf("-X %s.%s=%s", pkg, kv[0], kv[1]))
+		}
+	}
+	return strings.Join(flags, " ")
+}
+
+func kubernetes() component {
+	pkgs := make([]string, len(KubernetesCommands))
+	for i, c := range KubernetesCommands {
+		pkgs[i] = "k8s.io/kubernetes/cmd/" + c
+	}
+	args := append([]string{"build", "-trimpath", "-ldflags", kubernetesLdflags(), "-o", "OUT/"}, pkgs...)
+	return component{
+		name: "kubernetes", version: KubernetesVersion,
+		files:  map[string]string{"go.mod": embedded("kubernetes.mod")},
+		recipe: args, bins: KubernetesCommands, hint: "8-10 min cold on 2 cores",
+		build: func(ctx context.Context, b *Builder, src, out string) error {
+			if err := run(goCmd(ctx, src, outArgs(args, out)...)); err != nil {
+				return err
+			}
+			return checkVersion(ctx, filepath.Join(out, "kubelet"), "Kubernetes "+KubernetesVersion, "--version")
+		},
+	}
+}
+
+func etcd() component {
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", "OUT/etcd", "."}
+	return component{
+		name: "etcd", version: EtcdVersion,
+		files:  map[string]string{"go.mod": embedded("etcd.mod"), "main.go": embedded("etcd.main.go.txt")},
+		recipe: args, bins: []string{"etcd"}, hint: "about 1 min cold",
+		build: func(ctx context.Context, b *Builder, src, out string) error {
+			if err := run(goCmd(ctx, src, outArgs(args, out)...)); err != nil {
+				return err
+			}
+			return checkVersion(ctx, filepath.Join(out, "etcd"), "etcd Version: "+EtcdVersion, "--version")
+		},
+	}
+}
+
+func coredns() component {
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", "OUT/coredns", "github.com/coredns/coredns"}
+	return component{
+		name: "coredns", version: CoreDNSVersion,
+		files:  map[string]string{"go.mod": embedded("coredns.mod")},
+		recipe: args, bins: []string{"coredns"}, hint: "about 3 min cold",
+		build: func(ctx context.Context, b *Builder, src, out string) error {
+			if err := run(goCmd(ctx, src, outArgs(args, out)...)); err != nil {
+				return err
+			}
+			return checkVersion(ctx, filepath.Join(out, "coredns"), "CoreDNS-"+CoreDNSVersion, "-version")
+		},
+	}
+}
+
+// pause is compiled from build/pause/linux/pause.c of the kubernetes
+// module, as its Makefile does, static so it runs in an empty image.
+func pause() component {
+	cflags := []string{"-Os", "-Wall", "-Werror", "-static", "-DVERSION=v" + PauseVersion}
+	return component{
+		name: "pause", version: PauseVersion,
+		files:  map[string]string{"go.mod": embedded("kubernetes.mod")},
+		recipe: append([]string{"gcc", "k8s.io/kubernetes@" + KubernetesVersion + "/build/pause/linux/pause.c"}, cflags...),
+		bins:   []string{"pause"}, hint: "seconds",
+		build: func(ctx context.Context, b *Builder, src, out string) error {
+			dl, err := goCmd(ctx, src, "mod", "download", "-json", "k8s.io/kubernetes@"+KubernetesVersion).Output()
+			var mod struct{ Dir, Error string }
+			if err != nil || json.Unmarshal(dl, &mod) != nil || mod.Dir == "" {
+				return fmt.Errorf("download the kubernetes module: %v %s", err, mod.Error)
+			}
+			c := filepath.Join(mod.Dir, "build", "pause", "linux", "pause.c")
+			gcc := append(append([]string{}, cflags...), "-o", filepath.Join(out, "pause"), c)
+			if err := run(exec.CommandContext(ctx, "gcc", gcc...)); err != nil {
+				return fmt.Errorf("building pause needs gcc and a static libc (Debian's gcc, libc6-dev): %w", err)
+			}
+			return checkVersion(ctx, filepath.Join(out, "pause"), "v"+PauseVersion, "-v")
+		},
+	}
+}
+
+// outArgs puts the output directory in place of OUT (the recipe, hashed
+// into the key, must not name the directory named by the key).
+func outArgs(args []string, out string) []string {
+	res := make([]string, len(args))
+	for i, a := range args {
+		if rest, ok := strings.CutPrefix(a, "OUT/"); ok {
+			a = out + "/" + rest
+		}
+		res[i] = a
+	}
+	return res
+}
+
+// checkVersion runs a built binary and wants want in what it prints.
+func checkVersion(ctx context.Context, bin, want string, args ...string) error {
+	out, _ := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if !bytes.Contains(out, []byte(want)) {
+		return fmt.Errorf("%s %s printed %q, want %q", bin, strings.Join(args, " "), bytes.TrimSpace(out), want)
+	}
+	return nil
+}
