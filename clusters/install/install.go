@@ -66,7 +66,6 @@ func Tail(b []byte) string {
 	return strings.Join(lines, "\n")
 }
 
-
 type stepKey struct{}
 
 // WithSteps returns a context whose installs report their steps (an
