@@ -21,6 +21,7 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/handler"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/initcmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/judge"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/ociruntime"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/run"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/schema"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/status"
@@ -96,6 +97,7 @@ cleanup a lab command does after the first (then 'chaosloop heal' or
 		judge.NewCommand(env),
 		versioncmd.NewCommand(env),
 		initcmd.NewCommand(env),
+		ociruntime.NewCommand(),
 	)
 	for _, c := range cmd.Commands() {
 		wrapArgs(c)
