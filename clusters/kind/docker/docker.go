@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +41,9 @@ const (
 	AddressPool = "198.19.240.0/20"
 	PoolSize    = 24
 )
+
+// Pool is AddressPool as a prefix.
+func Pool() netip.Prefix { return netip.MustParsePrefix(AddressPool) }
 
 // RuntimeName is the name the OCI runtime wrapper is registered under.
 const RuntimeName = "chaosloop"

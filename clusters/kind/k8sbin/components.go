@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -98,12 +99,11 @@ func pause() component {
 		recipe: append([]string{"gcc", "k8s.io/kubernetes@" + KubernetesVersion + "/build/pause/linux/pause.c"}, cflags...),
 		bins:   []string{"pause"}, hint: "seconds",
 		build: func(ctx context.Context, b *Builder, src, out string) error {
-			dl, err := goCmd(ctx, src, "mod", "download", "-json", "k8s.io/kubernetes@"+KubernetesVersion).Output()
-			var mod struct{ Dir, Error string }
-			if err != nil || json.Unmarshal(dl, &mod) != nil || mod.Dir == "" {
-				return fmt.Errorf("download the kubernetes module: %v %s", err, mod.Error)
+			dir, err := ModuleDir(ctx, "k8s.io/kubernetes", KubernetesVersion)
+			if err != nil {
+				return err
 			}
-			c := filepath.Join(mod.Dir, "build", "pause", "linux", "pause.c")
+			c := filepath.Join(dir, "build", "pause", "linux", "pause.c")
 			gcc := append(append([]string{}, cflags...), "-o", filepath.Join(out, "pause"), c)
 			if err := run(exec.CommandContext(ctx, "gcc", gcc...)); err != nil {
 				return fmt.Errorf("building pause needs gcc and a static libc (Debian's gcc, libc6-dev): %w", err)
@@ -133,4 +133,15 @@ func checkVersion(ctx context.Context, bin, want string, args ...string) error {
 		return fmt.Errorf("%s %s printed %q, want %q", bin, strings.Join(args, " "), bytes.TrimSpace(out), want)
 	}
 	return nil
+}
+
+// ModuleDir downloads a module version into the Go module cache (or finds
+// it there) and returns its directory, read-only as the cache keeps it.
+func ModuleDir(ctx context.Context, path, version string) (string, error) {
+	dl, err := goCmd(ctx, os.TempDir(), "mod", "download", "-json", path+"@"+version).Output()
+	var mod struct{ Dir, Error string }
+	if jerr := json.Unmarshal(dl, &mod); err != nil || jerr != nil || mod.Dir == "" {
+		return "", fmt.Errorf("go mod download %s@%s: %v %s", path, version, err, mod.Error)
+	}
+	return mod.Dir, nil
 }

@@ -17,6 +17,10 @@ import (
 // images built by one test run are found by the next.
 const StateDir = "/var/lib/chaosloop/docker"
 
+// Cache is the image cache of tests: the one chaosloop uses, for the same
+// reason.
+const Cache = "/var/cache/chaosloop/kind"
+
 // runtimeArg makes the test binary act as `chaosloop oci-runtime`.
 const runtimeArg = "oci-runtime"
 
