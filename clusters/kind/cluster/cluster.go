@@ -101,7 +101,7 @@ func Create(ctx context.Context, log *slog.Logger, s Spec) error {
 		return err
 	}
 	RaiseInotify(log)
-	p := kindcluster.NewProvider(kindcluster.ProviderWithDocker(), kindcluster.ProviderWithLogger(kindLogger{log}))
+	p := provider(log)
 	err := p.Create(s.Name,
 		kindcluster.CreateWithV1Alpha4Config(s.Config()),
 		kindcluster.CreateWithKubeconfigPath(s.Kubeconfig()),
@@ -118,7 +118,7 @@ func Create(ctx context.Context, log *slog.Logger, s Spec) error {
 
 // Delete deletes the cluster's node containers (and its kubeconfig).
 func Delete(log *slog.Logger, name, stateDir string) error {
-	p := kindcluster.NewProvider(kindcluster.ProviderWithDocker(), kindcluster.ProviderWithLogger(kindLogger{log}))
+	p := provider(log)
 	return p.Delete(name, filepath.Join(stateDir, "kubeconfig"))
 }
 
@@ -181,3 +181,13 @@ func RaiseInotify(log *slog.Logger) {
 
 // errNoNodes is returned when a spec has no node.
 var errNoNodes = errors.New("a cluster needs at least one node")
+
+// CollectLogs writes kind's logs of a cluster's nodes into dir.
+func CollectLogs(log *slog.Logger, name, dir string) error {
+	p := provider(log)
+	return p.CollectLogs(name, dir)
+}
+
+func provider(log *slog.Logger) *kindcluster.Provider {
+	return kindcluster.NewProvider(kindcluster.ProviderWithDocker(), kindcluster.ProviderWithLogger(kindLogger{log}))
+}

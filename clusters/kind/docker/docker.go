@@ -30,6 +30,9 @@ import (
 // containerd, runc and the docker CLI).
 var Packages = []string{"docker.io"}
 
+// DefaultStateDir is where the state of a dockerd chaosloop starts lives.
+const DefaultStateDir = "/var/lib/chaosloop/docker"
+
 // Socket is where the daemon answers (the default the docker CLI and kind
 // use, so they need no DOCKER_HOST).
 const Socket = "/var/run/docker.sock"

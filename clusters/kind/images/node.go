@@ -108,14 +108,7 @@ COPY kind/ /kind/
 // node builds chaosloop/node:<hash> from the base and the binaries.
 func (b *Builder) node(ctx context.Context, base debianImage, bins k8sbin.Set) (string, error) {
 	cp := controlPlaneImages(bins)
-	parts := []string{base.tag(), nodeDockerfile, k8sbin.KubernetesVersion}
-	for _, name := range []string{"kubelet", "kubeadm", "kubectl"} {
-		parts = append(parts, name, bins[name].Key)
-	}
-	for _, im := range cp {
-		parts = append(parts, im.key())
-	}
-	tag := Repository + "node:" + hashOf(parts...)
+	tag := nodeTag(base, bins, cp)
 	if docker.ImageExists(ctx, tag) {
 		b.progress("image node", "cached", tag)
 		return tag, nil
@@ -139,6 +132,18 @@ func (b *Builder) node(ctx context.Context, base debianImage, bins k8sbin.Set) (
 	}
 	b.progress("image node", "done", tag)
 	return tag, nil
+}
+
+// nodeTag names the node image by its inputs.
+func nodeTag(base debianImage, bins k8sbin.Set, cp []archiveImage) string {
+	parts := []string{base.tag(), nodeDockerfile, k8sbin.KubernetesVersion}
+	for _, name := range []string{"kubelet", "kubeadm", "kubectl"} {
+		parts = append(parts, name, bins[name].Key)
+	}
+	for _, im := range cp {
+		parts = append(parts, im.key())
+	}
+	return Repository + "node:" + hashOf(parts...)
 }
 
 // nodeContext lays out the node image's build context in dir.

@@ -41,7 +41,7 @@ func (r rootfs) key() string {
 // rootfs returns the path of r's tar, running mmdebstrap unless the cache
 // has it (the one step that needs Debian's mirror).
 func (b *Builder) rootfs(ctx context.Context, r rootfs) (string, error) {
-	tarPath := filepath.Join(b.Cache, "rootfs", r.name+"-"+r.key()+".tar")
+	tarPath := b.rootfsPath(r)
 	if _, err := os.Stat(tarPath); err == nil {
 		b.progress("rootfs "+r.name, "cached", filepath.Base(tarPath))
 		return tarPath, nil
@@ -88,6 +88,10 @@ func (b *Builder) rootfs(ctx context.Context, r rootfs) (string, error) {
 	}
 	b.progress("rootfs "+r.name, "done", "built in "+time.Since(start).Round(time.Second).String())
 	return tarPath, nil
+}
+
+func (b *Builder) rootfsPath(r rootfs) string {
+	return filepath.Join(b.Cache, "rootfs", r.name+"-"+r.key()+".tar")
 }
 
 // writeTree writes files (path → file) under dir.

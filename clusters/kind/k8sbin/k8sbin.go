@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -80,6 +81,34 @@ type component struct {
 // Build builds every component missing from the cache, one at a time (the
 // Go build cache is shared, and two cores are busy enough with one).
 func (b *Builder) Build(ctx context.Context) (Set, error) {
+	return b.each(ctx, func(c component, key string) (string, error) {
+		dir, err := b.ensure(ctx, c, key)
+		if err != nil {
+			b.progress(c.name, "failed", err.Error())
+		}
+		return dir, err
+	})
+}
+
+// Planned is the Set Build would return, built or not: what the cache
+// should hold (package images prunes the rest).
+func (b *Builder) Planned(ctx context.Context) (Set, error) {
+	return b.each(ctx, func(c component, key string) (string, error) { return c.dir(b.Dir, key), nil })
+}
+
+// Dirs are the component directories of a Set.
+func (s Set) Dirs() []string {
+	var dirs []string
+	for _, bin := range s {
+		if d := filepath.Dir(bin.Path); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	sort.Strings(dirs)
+	return dirs
+}
+
+func (b *Builder) each(ctx context.Context, dirOf func(c component, key string) (string, error)) (Set, error) {
 	goVersion, err := goEnv(ctx, "GOVERSION")
 	if err != nil {
 		return nil, err
@@ -87,9 +116,8 @@ func (b *Builder) Build(ctx context.Context) (Set, error) {
 	set := Set{}
 	for _, c := range components() {
 		key := c.key(goVersion)
-		dir, err := b.ensure(ctx, c, key)
+		dir, err := dirOf(c, key)
 		if err != nil {
-			b.progress(c.name, "failed", err.Error())
 			return nil, err
 		}
 		for _, name := range c.bins {

@@ -19,6 +19,7 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/enginescmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/fault"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/handler"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/imagescmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/initcmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/judge"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/ociruntime"
@@ -91,6 +92,7 @@ cleanup a lab command does after the first (then 'chaosloop heal' or
 		fault.NewFaultCommand(env),
 		fault.NewHealCommand(env),
 		enginescmd.NewCommand(env),
+		imagescmd.NewCommand(env),
 		handler.NewCommand(env),
 		run.NewRunCommand(env),
 		run.NewReplayCommand(env),
