@@ -65,7 +65,9 @@ func (b *Builder) rootfs(ctx context.Context, r rootfs) (string, error) {
 		// no documentation or translations: nothing reads them in a node
 		"--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
 		"--dpkgopt=path-exclude=/usr/share/locale/*",
-		"--customize-hook=sync-in " + overlay + " /",
+	}
+	if len(r.overlay) > 0 {
+		args = append(args, "--customize-hook=sync-in "+overlay+" /")
 	}
 	if r.script != "" {
 		script := filepath.Join(work, "customize.sh")

@@ -45,46 +45,39 @@ func kubernetes() component {
 	for i, c := range KubernetesCommands {
 		pkgs[i] = "k8s.io/kubernetes/cmd/" + c
 	}
-	args := append([]string{"build", "-trimpath", "-ldflags", kubernetesLdflags(), "-o", "OUT/"}, pkgs...)
-	return component{
-		name: "kubernetes", version: KubernetesVersion,
-		files:  map[string]string{"go.mod": embedded("kubernetes.mod")},
-		recipe: args, bins: KubernetesCommands, hint: "8-10 min cold on 2 cores",
-		build: func(ctx context.Context, b *Builder, src, out string) error {
-			if err := run(goCmd(ctx, src, outArgs(args, out)...)); err != nil {
-				return err
-			}
-			return checkVersion(ctx, filepath.Join(out, "kubelet"), "Kubernetes "+KubernetesVersion, "--version")
-		},
-	}
+	return goComponent("kubernetes", KubernetesVersion, "8-10 min cold on 2 cores",
+		map[string]string{"go.mod": embedded("kubernetes.mod")},
+		append([]string{"build", "-trimpath", "-ldflags", kubernetesLdflags(), "-o", "OUT/"}, pkgs...),
+		KubernetesCommands, versionCheck{"kubelet", "--version", "Kubernetes " + KubernetesVersion})
 }
 
 func etcd() component {
-	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", "OUT/etcd", "."}
-	return component{
-		name: "etcd", version: EtcdVersion,
-		files:  map[string]string{"go.mod": embedded("etcd.mod"), "main.go": embedded("etcd.main.go.txt")},
-		recipe: args, bins: []string{"etcd"}, hint: "about 1 min cold",
-		build: func(ctx context.Context, b *Builder, src, out string) error {
-			if err := run(goCmd(ctx, src, outArgs(args, out)...)); err != nil {
-				return err
-			}
-			return checkVersion(ctx, filepath.Join(out, "etcd"), "etcd Version: "+EtcdVersion, "--version")
-		},
-	}
+	return goComponent("etcd", EtcdVersion, "about 1 min cold",
+		map[string]string{"go.mod": embedded("etcd.mod"), "main.go": embedded("etcd.main.go.txt")},
+		[]string{"build", "-trimpath", "-ldflags", "-s -w", "-o", "OUT/etcd", "."},
+		[]string{"etcd"}, versionCheck{"etcd", "--version", "etcd Version: " + EtcdVersion})
 }
 
 func coredns() component {
-	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", "OUT/coredns", "github.com/coredns/coredns"}
+	return goComponent("coredns", CoreDNSVersion, "about 3 min cold",
+		map[string]string{"go.mod": embedded("coredns.mod")},
+		[]string{"build", "-trimpath", "-ldflags", "-s -w", "-o", "OUT/coredns", "github.com/coredns/coredns"},
+		[]string{"coredns"}, versionCheck{"coredns", "-version", "CoreDNS-" + CoreDNSVersion})
+}
+
+// versionCheck is how a built binary proves it is the version wanted.
+type versionCheck struct{ bin, flag, want string }
+
+// goComponent is built by one go command (args, with OUT/ for the output
+// directory) in a build module made of files.
+func goComponent(name, version, hint string, files map[string]string, args, bins []string, check versionCheck) component {
 	return component{
-		name: "coredns", version: CoreDNSVersion,
-		files:  map[string]string{"go.mod": embedded("coredns.mod")},
-		recipe: args, bins: []string{"coredns"}, hint: "about 3 min cold",
+		name: name, version: version, files: files, recipe: args, bins: bins, hint: hint,
 		build: func(ctx context.Context, b *Builder, src, out string) error {
 			if err := run(goCmd(ctx, src, outArgs(args, out)...)); err != nil {
 				return err
 			}
-			return checkVersion(ctx, filepath.Join(out, "coredns"), "CoreDNS-"+CoreDNSVersion, "-version")
+			return checkVersion(ctx, filepath.Join(out, check.bin), check.want, check.flag)
 		},
 	}
 }
