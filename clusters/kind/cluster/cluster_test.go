@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +51,7 @@ const bridgeConf = `{
 // be Ready and a pod to run, and deletes the cluster. A failed cluster's
 // logs are kept in the test's evidence directory.
 func TestOneNodeCluster(t *testing.T) {
+	ev := enginetest.NewEvidence(t)
 	kindtest.Daemon(t)
 	log := enginetest.Log(t)
 	ctx := context.Background()
@@ -62,7 +62,7 @@ func TestOneNodeCluster(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("images: %s (%s)", built.Node, built.Took.Round(time.Millisecond))
 
-	dir := t.TempDir()
+	dir := ev.Sub("cluster")
 	conf := filepath.Join(dir, "10-chaosloop.conflist")
 	require.NoError(t, os.WriteFile(conf, []byte(bridgeConf), 0o644))
 	name := "chaosloop-test"
@@ -73,7 +73,7 @@ func TestOneNodeCluster(t *testing.T) {
 	err = cluster.Create(ctx, log, spec)
 	t.Cleanup(func() {
 		if t.Failed() {
-			keepLogs(t, name)
+			keepLogs(t, name, ev.Sub("logs"))
 		}
 		require.NoError(t, cluster.Delete(log, name, spec.StateDir))
 	})
@@ -98,17 +98,11 @@ func TestOneNodeCluster(t *testing.T) {
 }
 
 // keepLogs saves kind's logs of the cluster (systemd journal, kubelet,
-// containerd, pods) to a directory that outlives the test.
-func keepLogs(t *testing.T, name string) {
-	dir, err := os.MkdirTemp("", fmt.Sprintf("chaosloop-kind-%s-", name))
-	if err != nil {
-		t.Logf("keep logs: %v", err)
-		return
-	}
-	out, err := exec.Command("docker", "exec", name+"-control-plane", "journalctl", "--no-pager", "-n", "300").CombinedOutput()
-	_ = os.WriteFile(filepath.Join(dir, "journal.txt"), out, 0o644)
+// containerd, pods) into the test's evidence directory.
+func keepLogs(t *testing.T, name, dir string) {
+	out, _ := exec.Command("docker", "exec", name+"-control-plane", "journalctl", "--no-pager", "-n", "300").CombinedOutput()
+	_ = os.WriteFile(filepath.Join(dir, "journal-tail.txt"), out, 0o644)
 	if err := cluster.CollectLogs(enginetest.Log(t), name, dir); err != nil {
 		t.Logf("collect logs: %v", err)
 	}
-	t.Logf("the cluster's logs are in %s", dir)
 }

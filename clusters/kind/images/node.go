@@ -90,19 +90,21 @@ func nodeBase(ctx context.Context) (debianImage, error) {
 			script: embeddedFile("node-customize.sh", 0o755).content,
 		},
 		// as kind's base image: systemd as PID 1 behind kind's entrypoint
+		// (STOPSIGNAL, which docker import refuses, is in nodeDockerfile)
 		changes: []string{
 			"ENV container=docker",
-			"STOPSIGNAL SIGRTMIN+3",
 			`ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]`,
 		},
 	}, nil
 }
 
 // nodeDockerfile adds the Kubernetes binaries and preloaded images to the
-// base; no RUN, so nothing runs at build time.
+// base; no RUN, so nothing runs at build time. systemd stops cleanly on
+// SIGRTMIN+3.
 const nodeDockerfile = `FROM %s
 COPY bin/ /usr/bin/
 COPY kind/ /kind/
+STOPSIGNAL SIGRTMIN+3
 `
 
 // node builds chaosloop/node:<hash> from the base and the binaries.

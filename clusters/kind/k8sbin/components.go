@@ -45,7 +45,7 @@ func kubernetes() component {
 	for i, c := range KubernetesCommands {
 		pkgs[i] = "k8s.io/kubernetes/cmd/" + c
 	}
-	return goComponent("kubernetes", KubernetesVersion, "8-10 min cold on 2 cores",
+	return goComponent("kubernetes", KubernetesVersion, "8-25 min cold on 2 cores",
 		map[string]string{"go.mod": embedded("kubernetes.mod")},
 		append([]string{"build", "-trimpath", "-ldflags", kubernetesLdflags(), "-o", "OUT/"}, pkgs...),
 		KubernetesCommands, versionCheck{"kubelet", "--version", "Kubernetes " + KubernetesVersion})
