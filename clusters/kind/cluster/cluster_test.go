@@ -86,14 +86,24 @@ func TestOneNodeCluster(t *testing.T) {
 		return string(out)
 	}
 	require.Contains(t, kubectl("get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"), "True")
+	// the service account controller makes "default" shortly after the
+	// API answers; a pod cannot be created before
+	require.Eventually(t, func() bool {
+		_, err := docker.Run(ctx, "exec", node, "kubectl", "get", "serviceaccount", "default")
+		return err == nil
+	}, time.Minute, time.Second)
 	kubectl("run", "probe", "--image=registry.k8s.io/pause:3.10.1", "--image-pull-policy=Never", "--restart=Never")
 	kubectl("wait", "--for=condition=Ready", "pod/probe", "--timeout=120s")
 	ip := kubectl("get", "pod", "probe", "-o", "jsonpath={.status.podIP}")
 	require.True(t, strings.HasPrefix(ip, "198.19.128."), "pod IP %s", ip)
 	running := time.Since(start)
+	// CoreDNS turns Ready only once it reaches the API through the
+	// kubernetes Service: kube-proxy's rules work.
+	kubectl("-n", "kube-system", "wait", "--for=condition=Ready", "pod", "-l", "k8s-app=kube-dns", "--timeout=180s")
+	dns := time.Since(start)
 	mem, _ := docker.Run(ctx, "stats", "--no-stream", "--format", "{{.MemUsage}}", node)
-	t.Logf("cluster up (node Ready) in %s, a pod running after %s, pod IP %s, node memory %s",
-		up.Round(time.Second), running.Round(time.Second), ip, strings.TrimSpace(string(mem)))
+	t.Logf("cluster up (node Ready) in %s, a pod running after %s, CoreDNS Ready after %s, pod IP %s, node memory %s",
+		up.Round(time.Second), running.Round(time.Second), dns.Round(time.Second), ip, strings.TrimSpace(string(mem)))
 	t.Log(kubectl("get", "pods", "-A", "-o", "wide"))
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	kindlog "sigs.k8s.io/kind/pkg/log"
 )
@@ -29,6 +30,8 @@ type infoLogger struct {
 	level slog.Level
 }
 
-func (l infoLogger) Info(msg string)               { l.log.Log(context.Background(), l.level, "kind: "+msg) }
+func (l infoLogger) Info(msg string) {
+	l.log.Log(context.Background(), l.level, "kind: "+strings.TrimSpace(msg))
+}
 func (l infoLogger) Infof(format string, a ...any) { l.Info(fmt.Sprintf(format, a...)) }
 func (l infoLogger) Enabled() bool                 { return l.log.Enabled(context.Background(), l.level) }
