@@ -98,6 +98,9 @@ func nodeBase(ctx context.Context) (debianImage, error) {
 	}, nil
 }
 
+// nodeBinaries go into the node's /usr/bin.
+var nodeBinaries = []string{"kubelet", "kubeadm", "kubectl", "crictl"}
+
 // nodeDockerfile adds the Kubernetes binaries and preloaded images to the
 // base; no RUN, so nothing runs at build time. systemd stops cleanly on
 // SIGRTMIN+3.
@@ -139,7 +142,7 @@ func (b *Builder) node(ctx context.Context, base debianImage, bins k8sbin.Set) (
 // nodeTag names the node image by its inputs.
 func nodeTag(base debianImage, bins k8sbin.Set, cp []archiveImage) string {
 	parts := []string{base.tag(), nodeDockerfile, k8sbin.KubernetesVersion}
-	for _, name := range []string{"kubelet", "kubeadm", "kubectl"} {
+	for _, name := range nodeBinaries {
 		parts = append(parts, name, bins[name].Key)
 	}
 	for _, im := range cp {
@@ -153,7 +156,7 @@ func (b *Builder) nodeContext(ctx context.Context, dir, baseTag string, bins k8s
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		return err
 	}
-	for _, name := range []string{"kubelet", "kubeadm", "kubectl"} {
+	for _, name := range nodeBinaries {
 		if err := os.Link(bins[name].Path, filepath.Join(dir, "bin", name)); err != nil {
 			if err := copyFile(bins[name].Path, filepath.Join(dir, "bin", name)); err != nil {
 				return err

@@ -12,7 +12,7 @@ import (
 )
 
 func components() []component {
-	return []component{kubernetes(), etcd(), coredns(), pause()}
+	return []component{kubernetes(), etcd(), coredns(), crictl(), pause()}
 }
 
 func embedded(name string) string {
@@ -63,6 +63,16 @@ func coredns() component {
 		map[string]string{"go.mod": embedded("coredns.mod")},
 		[]string{"build", "-trimpath", "-ldflags", "-s -w", "-o", "OUT/coredns", "github.com/coredns/coredns"},
 		[]string{"coredns"}, versionCheck{"coredns", "-version", "CoreDNS-" + CoreDNSVersion})
+}
+
+// crictl is the CRI client kind's log collection (and a person debugging
+// a node) runs; cri-tools is not in bookworm.
+func crictl() component {
+	return goComponent("crictl", CrictlVersion, "about 1 min cold",
+		map[string]string{"go.mod": embedded("crictl.mod")},
+		[]string{"build", "-trimpath", "-ldflags", "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v" + CrictlVersion,
+			"-o", "OUT/crictl", "sigs.k8s.io/cri-tools/cmd/crictl"},
+		[]string{"crictl"}, versionCheck{"crictl", "--version", "crictl version v" + CrictlVersion})
 }
 
 // versionCheck is how a built binary proves it is the version wanted.

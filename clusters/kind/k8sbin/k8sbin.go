@@ -1,6 +1,6 @@
 // Package k8sbin builds what a Kubernetes node runs — kubelet, kubeadm,
-// kubectl, the control-plane components, etcd, CoreDNS and pause — from Go
-// modules and the C source inside the kubernetes module, since no release
+// kubectl, the control-plane components, etcd, CoreDNS, crictl and pause —
+// from Go modules and the C source inside the kubernetes module, since no release
 // download and no image registry is reachable here. Each component is
 // built in a module of its own under the cache (never the project's
 // go.mod: Kubernetes pins its own k8s.io/* versions), in a directory named
@@ -34,6 +34,7 @@ const (
 	EtcdVersion       = "3.6.5"
 	CoreDNSVersion    = "1.12.1"
 	PauseVersion      = "3.10.1"
+	CrictlVersion     = "1.34.0" // sigs.k8s.io/cri-tools, of the same minor
 )
 
 // KubernetesCommands are the k8s.io/kubernetes/cmd/NAME binaries built.
