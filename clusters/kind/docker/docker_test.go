@@ -45,7 +45,7 @@ func main() {
 func TestPrivilegedContainerRuns(t *testing.T) {
 	kindtest.Daemon(t)
 	ctx := context.Background()
-	image := "chaosloop/test-caps:latest"
+	image := "chaosloop-test/caps:latest"
 	require.NoError(t, importImage(ctx, t, image))
 	out, err := exec.CommandContext(ctx, "docker", "run", "--rm", "--privileged", image, "/caps").CombinedOutput()
 	require.NoError(t, err, "%s", out)

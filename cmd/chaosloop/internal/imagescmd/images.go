@@ -69,7 +69,12 @@ func buildCommand(env *cli.Env, builder func() *images.Builder) *cobra.Command {
 			}
 			defer stop()
 			b := builder()
-			b.Progress = steps.Update
+			b.Progress = func(step, stage, detail string) {
+				if stage == "cached" { // a step that ends as it starts
+					stage, detail = "done", "cached "+detail
+				}
+				steps.Update(step, stage, detail)
+			}
 			built, err := b.Build(ctx)
 			steps.Close()
 			if err != nil {
