@@ -92,6 +92,13 @@ func (d *Daemon) Ensure(ctx context.Context) (started bool, err error) {
 		return false, err
 	}
 	defer logf.Close()
+	// dockerd sets the FORWARD policy of the host's iptables to DROP; Stop
+	// puts back what it was.
+	if pol := forwardPolicy(ctx); pol != "" {
+		if err := os.WriteFile(d.policyFile(), []byte(pol+"\n"), 0o644); err != nil {
+			return false, err
+		}
+	}
 	// Its own session: the daemon outlives this chaosloop (the next one,
 	// or down --all, stops it) and a Ctrl-C here does not reach it.
 	cmd := exec.Command("dockerd", "--config-file", conf)
@@ -179,6 +186,7 @@ func (d *Daemon) Started() (int, bool) {
 func (d *Daemon) Stop(ctx context.Context) error {
 	pid, ok := d.Started()
 	if !ok {
+		d.restoreForwardPolicy(ctx) // a daemon of ours that died by itself
 		os.Remove(d.pidFile())
 		return nil
 	}
@@ -199,7 +207,42 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		}
 	}
 	d.Log.Info("dockerd stopped", "pid", pid)
+	d.restoreForwardPolicy(ctx)
 	return os.Remove(d.pidFile())
+}
+
+func (d *Daemon) policyFile() string { return filepath.Join(d.StateDir, "forward-policy") }
+
+// restoreForwardPolicy puts back the FORWARD policy from before dockerd.
+func (d *Daemon) restoreForwardPolicy(ctx context.Context) {
+	b, err := os.ReadFile(d.policyFile())
+	if err != nil {
+		return
+	}
+	os.Remove(d.policyFile())
+	was := strings.TrimSpace(string(b))
+	if now := forwardPolicy(ctx); now == "" || now == was {
+		return
+	}
+	if out, err := exec.CommandContext(ctx, "iptables", "-P", "FORWARD", was).CombinedOutput(); err != nil {
+		d.Log.Warn("cannot restore the FORWARD policy dockerd changed", "to", was, "err", err, "output", string(out))
+		return
+	}
+	d.Log.Info("restored the host's iptables FORWARD policy", "to", was)
+}
+
+// forwardPolicy is the policy of the host's iptables FORWARD chain, "" if
+// it cannot be read.
+func forwardPolicy(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "iptables", "-S", "FORWARD").Output()
+	if err != nil {
+		return ""
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	if pol, ok := strings.CutPrefix(first, "-P FORWARD "); ok {
+		return strings.TrimSpace(pol)
+	}
+	return ""
 }
 
 // Ping asks the daemon on Socket whether it answers.
