@@ -12,7 +12,7 @@ import (
 // 198.18.0.0/15, IPv6 is off, and the wrapper is the default runtime.
 func TestDaemonConfig(t *testing.T) {
 	d := &Daemon{StateDir: "/s", Runtime: []string{"/usr/bin/chaosloop", "oci-runtime"}}
-	b, err := json.Marshal(d.config())
+	b, err := json.Marshal(d.config("/s/oci-runtime"))
 	require.NoError(t, err)
 	var c struct {
 		Bip      string                  `json:"bip"`
@@ -33,7 +33,7 @@ func TestDaemonConfig(t *testing.T) {
 	require.True(t, lab.Contains(netip.MustParsePrefix(c.Pools[0].Base).Addr()))
 	require.False(t, c.IPv6)
 	require.Equal(t, RuntimeName, c.Default)
-	require.Equal(t, "/usr/bin/chaosloop", c.Runtimes[RuntimeName].Path)
+	require.Equal(t, "/s/oci-runtime", c.Runtimes[RuntimeName].Path)
 	require.Equal(t, []string{"oci-runtime"}, c.Runtimes[RuntimeName].Args)
 	require.Equal(t, "/s/data", c.DataRoot)
 }

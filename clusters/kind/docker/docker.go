@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -73,18 +74,8 @@ func (d *Daemon) Ensure(ctx context.Context) (started bool, err error) {
 	if Ping(ctx) == nil {
 		return false, nil
 	}
-	if len(d.Runtime) == 0 || !filepath.IsAbs(d.Runtime[0]) {
-		return false, fmt.Errorf("starting dockerd: the OCI runtime wrapper needs an absolute path, got %q", d.Runtime)
-	}
-	if err := os.MkdirAll(d.StateDir, 0o755); err != nil {
-		return false, err
-	}
-	conf := filepath.Join(d.StateDir, "daemon.json")
-	b, err := json.MarshalIndent(d.config(), "", "  ")
+	conf, err := d.prepare()
 	if err != nil {
-		return false, err
-	}
-	if err := os.WriteFile(conf, b, 0o644); err != nil {
 		return false, err
 	}
 	logf, err := os.OpenFile(filepath.Join(d.StateDir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -121,6 +112,51 @@ func (d *Daemon) Ensure(ctx context.Context) (started bool, err error) {
 	return true, nil
 }
 
+// prepare writes the daemon's configuration and a copy of the runtime
+// wrapper into StateDir: the daemon outlives this chaosloop, whose binary
+// may be a temporary one (go run, a test) or be replaced.
+func (d *Daemon) prepare() (conf string, err error) {
+	if len(d.Runtime) == 0 || !filepath.IsAbs(d.Runtime[0]) {
+		return "", fmt.Errorf("starting dockerd: the OCI runtime wrapper needs an absolute path, got %q", d.Runtime)
+	}
+	if err := os.MkdirAll(d.StateDir, 0o755); err != nil {
+		return "", err
+	}
+	exe := filepath.Join(d.StateDir, "oci-runtime")
+	if err := copyExecutable(d.Runtime[0], exe); err != nil {
+		return "", fmt.Errorf("copy the OCI runtime wrapper: %w", err)
+	}
+	b, err := json.MarshalIndent(d.config(exe), "", "  ")
+	if err != nil {
+		return "", err
+	}
+	conf = filepath.Join(d.StateDir, "daemon.json")
+	return conf, os.WriteFile(conf, b, 0o644)
+}
+
+// copyExecutable copies src to dst by a rename, so a process running dst
+// keeps its file.
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
 // waitAnswer polls the socket until the daemon answers, exits, or 60 s pass.
 func waitAnswer(ctx context.Context, exited <-chan error) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -141,9 +177,10 @@ func waitAnswer(ctx context.Context, exited <-chan error) error {
 	}
 }
 
-// config is the daemon.json of a dockerd chaosloop starts.
-func (d *Daemon) config() map[string]any {
-	rt := map[string]any{"path": d.Runtime[0]}
+// config is the daemon.json of a dockerd chaosloop starts, whose OCI
+// runtime wrapper is at exe.
+func (d *Daemon) config(exe string) map[string]any {
+	rt := map[string]any{"path": exe}
 	if len(d.Runtime) > 1 {
 		rt["runtimeArgs"] = d.Runtime[1:]
 	}
