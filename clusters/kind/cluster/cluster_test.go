@@ -2,9 +2,12 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +104,12 @@ func TestOneNodeCluster(t *testing.T) {
 	// kubernetes Service: kube-proxy's rules work.
 	kubectl("-n", "kube-system", "wait", "--for=condition=Ready", "pod", "-l", "k8s-app=kube-dns", "--timeout=180s")
 	dns := time.Since(start)
+	addr, err := docker.Run(ctx, "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}", node)
+	require.NoError(t, err)
+	fields := strings.Fields(string(addr))
+	require.Len(t, fields, 1, "one IPv4 address, no IPv6: %q", addr)
+	require.True(t, cluster.NetworkSubnet.Contains(netip.MustParseAddr(fields[0])), "node address %s", fields[0])
+	t.Logf("the preloaded images were imported in %s", unitTook(t, node, "chaosloop-images"))
 	mem, _ := docker.Run(ctx, "stats", "--no-stream", "--format", "{{.MemUsage}}", node)
 	t.Logf("cluster up (node Ready) in %s, a pod running after %s, CoreDNS Ready after %s, pod IP %s, node memory %s",
 		up.Round(time.Second), running.Round(time.Second), dns.Round(time.Second), ip, strings.TrimSpace(string(mem)))
@@ -115,4 +124,17 @@ func keepLogs(t *testing.T, name, dir string) {
 	if err := cluster.CollectLogs(enginetest.Log(t), name, dir); err != nil {
 		t.Logf("collect logs: %v", err)
 	}
+}
+
+// unitTook is how long a oneshot systemd unit in the node ran.
+func unitTook(t *testing.T, node, unit string) time.Duration {
+	out, err := docker.Run(context.Background(), "exec", node, "systemctl", "show", unit,
+		"--value", "-p", "ExecMainStartTimestampMonotonic", "-p", "ExecMainExitTimestampMonotonic")
+	require.NoError(t, err)
+	f := strings.Fields(string(out))
+	require.Len(t, f, 2, "%q", out)
+	start, err1 := strconv.ParseInt(f[0], 10, 64)
+	exit, err2 := strconv.ParseInt(f[1], 10, 64)
+	require.NoError(t, errors.Join(err1, err2))
+	return time.Duration(exit-start) * time.Microsecond
 }
