@@ -79,6 +79,9 @@ func TestOneNodeCluster(t *testing.T) {
 			keepLogs(t, name, ev.Sub("logs"))
 		}
 		require.NoError(t, cluster.Delete(log, name, spec.StateDir))
+		// the test leaves no network behind (fails harmlessly while
+		// another cluster uses it)
+		docker.Run(context.Background(), "network", "rm", cluster.NetworkName) //nolint:errcheck
 	})
 	require.NoError(t, err)
 	up := time.Since(start)
