@@ -32,7 +32,8 @@ kind's base files, kubelet/kubeadm/kubectl built from the k8s.io/kubernetes Go
 module) with the control-plane images preloaded (kube-apiserver and friends,
 etcd, CoreDNS, pause, under the tags kubeadm expects). Each image is tagged by
 a hash of its inputs, so building again with the same inputs does nothing.
-The first build takes 10-15 minutes on two cores; later ones, seconds.
+The first build takes 15-40 minutes on two cores (less on an idle machine);
+later ones, under a second.
 
 A Docker daemon is needed: the one that answers on /var/run/docker.sock, or
 else a dockerd chaosloop starts with its own settings (addresses from
