@@ -64,8 +64,13 @@ func cgroupBase() string { return filepath.Join(CgroupV2Root, "chaosloop") }
 // lab repairs what is missing and keeps its recorded faults (isolations,
 // powered-off nodes, iptables rules); call HealAll for a clean slate.
 func Up(ctx context.Context, log *slog.Logger, sc *scenarios.Scenario, stateDir string) (*Lab, error) {
+	return UpWith(ctx, log, sc, stateDir, Options{})
+}
+
+// UpWith is Up for a lab with options (another backend's).
+func UpWith(ctx context.Context, log *slog.Logger, sc *scenarios.Scenario, stateDir string, o Options) (*Lab, error) {
 	t0 := time.Now()
-	plan, err := NewPlan(sc)
+	plan, err := NewPlanWith(sc, o)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +84,7 @@ func Up(ctx context.Context, log *slog.Logger, sc *scenarios.Scenario, stateDir 
 		// Namespaces of this lab without its state file belong to a run
 		// with another state directory (or one whose directory was lost):
 		// reusing them could disturb a live lab, so refuse.
-		if stray, err := labNamespaces(plan.Lab); err != nil {
+		if stray, err := labNamespaces(plan.base()); err != nil {
 			return nil, err
 		} else if len(stray) > 0 {
 			return nil, fmt.Errorf("netlab: namespaces of lab %s exist (%s, ...) but %s has no state for them: another run owns them; remove them with DownAll or use another scenario name", plan.Lab, stray[0], filepath.Join(dir, StateFile))
@@ -92,9 +97,12 @@ func Up(ctx context.Context, log *slog.Logger, sc *scenarios.Scenario, stateDir 
 	}
 	st.StateDir = dir
 	st.CgroupRoot = ""
-	if cgroupV2() {
+	switch {
+	case o.Adopt:
+		// an adopted host's processes live in its container's cgroups
+	case cgroupV2():
 		st.CgroupRoot = filepath.Join(cgroupBase(), plan.Lab)
-	} else {
+	default:
 		log.Warn("no cgroup v2 at "+CgroupV2Root+": power-off falls back to killing the node's processes by PID, freeze is unavailable", "lab", plan.Lab)
 	}
 	l := &Lab{log: log, st: st}
@@ -124,15 +132,16 @@ func Load(log *slog.Logger, stateDir string) (*Lab, error) {
 	return &Lab{log: log, st: st}, nil
 }
 
-// labNamespaces lists the existing namespaces of a lab.
-func labNamespaces(lab string) ([]string, error) {
+// labNamespaces lists the existing namespaces whose names start with base
+// (a lab's).
+func labNamespaces(base string) ([]string, error) {
 	all, err := namedNetNS()
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for ns := range all {
-		if strings.HasPrefix(ns, nsBase(lab)) {
+		if strings.HasPrefix(ns, base) {
 			out = append(out, ns)
 		}
 	}
@@ -265,9 +274,12 @@ var optionalSysctls = map[string]bool{
 // veth is one veth pair of the plan.
 type veth struct{ nsA, devA, nsB, devB string }
 
-func (p *Plan) veths() []veth {
+func (p *Plan) veths(detached map[string]bool) []veth {
 	var vs []veth
 	for _, h := range p.Hosts {
+		if detached[h.NetNS] {
+			continue
+		}
 		for _, port := range h.Ports {
 			vs = append(vs, veth{h.NetNS, port.Dev, p.SwitchNS, port.Port})
 		}
@@ -292,9 +304,11 @@ func (l *Lab) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	detached, detachedPorts := p.detached(existing)
+	present := slices.DeleteFunc(p.namespaces(), func(ns string) bool { return detached[ns] })
 	var add []string
 	fresh := map[string]bool{}
-	for _, ns := range p.namespaces() {
+	for _, ns := range present {
 		if !existing[ns] {
 			add = append(add, "netns add "+ns)
 			fresh[ns] = true
@@ -303,12 +317,12 @@ func (l *Lab) build(ctx context.Context) error {
 	if err := ipBatch(ctx, "", add); err != nil {
 		return err
 	}
-	for _, ns := range p.namespaces() {
+	for _, ns := range present {
 		kv := slices.Clone(commonSysctls)
 		switch {
 		case ns == p.SwitchNS:
 			kv = append(kv, switchSysctls...)
-		case strings.HasPrefix(ns, nsBase(p.Lab)+"r."):
+		case strings.HasPrefix(ns, p.base()+"r."):
 			kv = append(kv, routerSysctls...)
 		}
 		if err := writeSysctls(ns, kv, optionalSysctls); err != nil {
@@ -318,7 +332,7 @@ func (l *Lab) build(ctx context.Context) error {
 
 	// Devices: query only namespaces that existed before.
 	devs := map[string]map[string]ipLink{}
-	for _, ns := range p.namespaces() {
+	for _, ns := range present {
 		if fresh[ns] {
 			devs[ns] = map[string]ipLink{}
 			continue
@@ -331,7 +345,7 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	var create []string
 	del := map[string][]string{}
-	for _, v := range p.veths() {
+	for _, v := range p.veths(detached) {
 		_, hasA := devs[v.nsA][v.devA]
 		_, hasB := devs[v.nsB][v.devB]
 		if hasA && hasB {
@@ -373,7 +387,9 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	for _, h := range p.Hosts {
 		for _, port := range h.Ports {
-			sw = append(sw, "link set dev "+port.Port+" master "+port.Bridge)
+			if !detachedPorts[port.Port] {
+				sw = append(sw, "link set dev "+port.Port+" master "+port.Bridge)
+			}
 		}
 	}
 	for _, b := range p.Bridges {
@@ -383,19 +399,16 @@ func (l *Lab) build(ctx context.Context) error {
 		sw = append(sw, "link set dev "+lk.PortA+" master "+lk.Bridge, "link set dev "+lk.PortB+" master "+lk.Bridge)
 	}
 	for port, up := range l.desiredPorts() {
-		sw = append(sw, "link set dev "+port+" "+upDown(up))
+		if !detachedPorts[port] {
+			sw = append(sw, "link set dev "+port+" "+upDown(up))
+		}
 	}
 	batches[p.SwitchNS] = sw
 
 	for _, h := range p.Hosts {
-		cmds := []string{"link set dev lo up", fmt.Sprintf("addr replace %s/32 dev lo", h.Addr)}
-		for _, port := range h.Ports {
-			cmds = append(cmds,
-				"link set dev "+port.Dev+" up",
-				fmt.Sprintf("route replace %s dev %s src %s metric %d", h.Subnet, port.Dev, h.Addr, port.Metric),
-				fmt.Sprintf("route replace %s via %s dev %s onlink src %s metric %d", labPrefix, h.Gateway, port.Dev, h.Addr, port.Metric))
+		if !detached[h.NetNS] {
+			batches[h.NetNS] = p.hostCommands(&h)
 		}
-		batches[h.NetNS] = cmds
 	}
 	for _, r := range p.Routers {
 		cmds := []string{"link set dev lo up", fmt.Sprintf("addr replace %s/32 dev lo", r.Addr)}
@@ -406,6 +419,7 @@ func (l *Lab) build(ctx context.Context) error {
 					fmt.Sprintf("route replace %s dev %s src %s metric %d", b.Subnet, b.RouterDev, r.Addr, b.Metric))
 			}
 		}
+		cmds = append(cmds, p.routedToSite(&r)...)
 		for _, lk := range p.Links {
 			if lk.A == r.Site || lk.B == r.Site {
 				cmds = append(cmds, "link set dev "+lk.Dev+" up")
@@ -424,6 +438,64 @@ func (l *Lab) build(ctx context.Context) error {
 		return err
 	}
 	return l.repairRules(ctx)
+}
+
+// hostCommands configure a host: its address, ports and routes, and direct
+// routes to the prefixes routed to the other hosts of its rack.
+func (p *Plan) hostCommands(h *HostPlan) []string {
+	cmds := []string{"link set dev lo up", fmt.Sprintf("addr replace %s/32 dev lo", h.Addr)}
+	for _, port := range h.Ports {
+		cmds = append(cmds,
+			"link set dev "+port.Dev+" up",
+			fmt.Sprintf("route replace %s dev %s src %s metric %d", h.Subnet, port.Dev, h.Addr, port.Metric),
+			fmt.Sprintf("route replace %s via %s dev %s onlink src %s metric %d", labPrefix, h.Gateway, port.Dev, h.Addr, port.Metric))
+	}
+	for _, o := range p.Hosts {
+		if o.Node == h.Node || o.Subnet != h.Subnet {
+			continue
+		}
+		for _, pr := range o.Routed {
+			for _, port := range h.Ports {
+				cmds = append(cmds, fmt.Sprintf("route replace %s via %s dev %s onlink src %s metric %d", pr, o.Addr, port.Dev, h.Addr, port.Metric))
+			}
+		}
+	}
+	return cmds
+}
+
+// routedToSite are a site router's routes to the prefixes routed to its
+// own hosts: through each switch of the host's rack, as its subnet.
+func (p *Plan) routedToSite(r *RouterPlan) []string {
+	var cmds []string
+	for _, h := range p.Hosts {
+		if h.Site != r.Site {
+			continue
+		}
+		for _, b := range p.Bridges {
+			if b.Site != h.Site || b.Rack != h.Rack {
+				continue
+			}
+			for _, pr := range h.Routed {
+				cmds = append(cmds, fmt.Sprintf("route replace %s via %s dev %s onlink src %s metric %d", pr, h.Addr, b.RouterDev, r.Addr, b.Metric))
+			}
+		}
+	}
+	return cmds
+}
+
+// detached are the adopted hosts' namespaces not attached (yet), and
+// their switch ports: Up and the faults leave them alone until AttachHost.
+func (p *Plan) detached(existing map[string]bool) (map[string]bool, map[string]bool) {
+	ns, ports := map[string]bool{}, map[string]bool{}
+	for _, h := range p.Hosts {
+		if h.Adopted && !existing[h.NetNS] {
+			ns[h.NetNS] = true
+			for _, port := range h.Ports {
+				ports[port.Port] = true
+			}
+		}
+	}
+	return ns, ports
 }
 
 // removeDevices deletes lone veth ends and waits until their names are
