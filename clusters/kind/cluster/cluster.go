@@ -52,6 +52,9 @@ type Spec struct {
 	// into the user's ~/.kube/config).
 	StateDir string
 	Wait     time.Duration // for the control plane to be Ready
+	// KubeadmPatches are merge patches of every node's kubeadm
+	// configuration, applied after chaosloop's own.
+	KubeadmPatches []string
 }
 
 // Node is one kind node.
@@ -59,7 +62,15 @@ type Node struct {
 	Labels map[string]string
 	// CNIConfig is a host file mounted as the node's only CNI conflist.
 	CNIConfig string
+	// KubeadmPatches are merge patches of this node's kubeadm
+	// configuration (kind applies them after the cluster's).
+	KubeadmPatches []string
+	// Mounts are more host paths mounted read-only into the node.
+	Mounts []Mount
 }
+
+// Mount is a host path mounted read-only into a node.
+type Mount struct{ Host, Container string }
 
 // Kubeconfig is where Create writes the cluster's kubeconfig.
 func (s Spec) Kubeconfig() string { return filepath.Join(s.StateDir, "kubeconfig") }
@@ -74,20 +85,45 @@ func (s Spec) Config() *v1alpha4.Cluster {
 			PodSubnet:         PodSubnet.String(),
 			ServiceSubnet:     ServiceSubnet.String(),
 		},
-		KubeadmConfigPatches: []string{kubeletPatch},
+		KubeadmConfigPatches: append([]string{kubeletPatch}, s.KubeadmPatches...),
 	}
 	for i, n := range s.Nodes {
 		role := v1alpha4.WorkerRole
 		if i == 0 {
 			role = v1alpha4.ControlPlaneRole
 		}
+		mounts := []v1alpha4.Mount{{HostPath: n.CNIConfig, ContainerPath: "/etc/cni/net.d/10-chaosloop.conflist", Readonly: true}}
+		for _, m := range n.Mounts {
+			mounts = append(mounts, v1alpha4.Mount{HostPath: m.Host, ContainerPath: m.Container, Readonly: true})
+		}
 		c.Nodes = append(c.Nodes, v1alpha4.Node{
 			Role: role, Image: s.Image, Labels: n.Labels,
-			ExtraMounts: []v1alpha4.Mount{{HostPath: n.CNIConfig, ContainerPath: "/etc/cni/net.d/10-chaosloop.conflist", Readonly: true}},
+			ExtraMounts: mounts, KubeadmConfigPatches: n.KubeadmPatches,
 		})
 	}
 	return c
 }
+
+// ContainerNames are the names kind gives the nodes' containers, in
+// Nodes order (its namer: NAME-control-plane, NAME-worker, NAME-worker2, ...).
+func (s Spec) ContainerNames() []string {
+	names := make([]string, len(s.Nodes))
+	for i := range s.Nodes {
+		switch {
+		case i == 0:
+			names[i] = s.Name + "-control-plane"
+		case i == 1:
+			names[i] = s.Name + "-worker"
+		default:
+			names[i] = s.Name + "-worker" + strconv.Itoa(i)
+		}
+	}
+	return names
+}
+
+// ClusterLabel is the docker label kind puts on a cluster's containers,
+// with the cluster's name.
+const ClusterLabel = "io.x-k8s.kind.cluster"
 
 // Create creates the cluster and waits for its control plane to be Ready.
 func Create(ctx context.Context, log *slog.Logger, s Spec) error {

@@ -34,6 +34,8 @@ var NodePackages = []string{
 	"systemd", "systemd-sysv", "dbus", "containerd", "runc", "containernetworking-plugins",
 	"iptables", "nftables", "ipset", "conntrack", "ebtables", "socat", "ethtool", "kmod",
 	"iproute2", "util-linux", "mount", "libseccomp2", "pigz", "ca-certificates", "procps",
+	// the API servers' client-side load balancer on every node
+	"haproxy",
 }
 
 // kindFiles are kind's images/base/files from the kind module, but for its
@@ -83,17 +85,20 @@ func nodeBase(ctx context.Context) (debianImage, error) {
 	files["etc/containerd/config.toml"] = embeddedFile("containerd-config.toml", 0o644)
 	files["etc/systemd/system/kubelet.service.d/12-chaosloop.conf"] = embeddedFile("12-chaosloop.conf", 0o644)
 	files["etc/systemd/system/chaosloop-images.service"] = embeddedFile("chaosloop-images.service", 0o644)
+	files["etc/systemd/system/chaosloop-apiserver-lb.service"] = embeddedFile("chaosloop-apiserver-lb.service", 0o644)
+	files["usr/local/bin/chaosloop-entrypoint"] = embeddedFile("chaosloop-entrypoint", 0o755)
 	return debianImage{
 		name: "kind-base",
 		rootfs: rootfs{
 			name: "kind-base", variant: "minbase", include: NodePackages, overlay: files,
 			script: embeddedFile("node-customize.sh", 0o755).content,
 		},
-		// as kind's base image: systemd as PID 1 behind kind's entrypoint
+		// as kind's base image: systemd as PID 1 behind kind's entrypoint,
+		// behind chaosloop's, which waits for a lab cluster's network
 		// (STOPSIGNAL, which docker import refuses, is in nodeDockerfile)
 		changes: []string{
 			"ENV container=docker",
-			`ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]`,
+			`ENTRYPOINT ["/usr/local/bin/chaosloop-entrypoint", "/sbin/init"]`,
 		},
 	}, nil
 }

@@ -27,6 +27,10 @@ var (
 	routerNet = netip.MustParsePrefix("198.18.0.0/24")
 )
 
+// LabPrefix is the address space of every lab: every host routes it
+// over its ports.
+func LabPrefix() netip.Prefix { return labPrefix }
+
 const (
 	maxRacks        = 511 // /24s in the /15 after the router /24
 	maxSites        = 250
