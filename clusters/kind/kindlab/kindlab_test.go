@@ -1,0 +1,248 @@
+package kindlab_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/kind/cluster"
+	"github.com/chaosloop/chaosloop/clusters/kind/docker"
+	"github.com/chaosloop/chaosloop/clusters/kind/images"
+	"github.com/chaosloop/chaosloop/clusters/kind/k8sbin"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindtest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+func TestMain(m *testing.M) { kindtest.Main(m) }
+
+// stateRoot holds the test's lab state at a fixed place, so that a run
+// killed half-way is removed by the next.
+const stateRoot = "/var/lib/chaosloop/kindlab-test"
+
+// TestScenarioCluster stands the two-site scenario up as a kind cluster on
+// its lab network: every node Ready under its scenario name on its lab
+// address, a pod on each, pods reaching each other across sites and
+// through a Service; then isolating dc2 cuts its pod off and turns its
+// node NotReady, and healing brings both back.
+func TestScenarioCluster(t *testing.T) {
+	ev := enginetest.NewEvidence(t)
+	kindtest.Daemon(t)
+	log := enginetest.Log(t)
+	ctx := context.Background()
+	built, err := (&images.Builder{Cache: kindtest.Cache, Log: log}).Build(ctx)
+	require.NoError(t, err)
+
+	sc, err := scenarios.Parse("testdata/two-sites.yaml")
+	require.NoError(t, err)
+	dir := filepath.Join(stateRoot, sc.Name)
+	if _, err := os.Stat(dir); err == nil {
+		t.Logf("removing a previous run's cluster: %v", kindlab.Down(ctx, log, dir))
+		require.NoError(t, os.RemoveAll(dir))
+	}
+	start := time.Now()
+	c, err := kindlab.Up(ctx, sc, kindlab.Options{Image: built.Node, StateDir: dir, Log: log, Wait: 5 * time.Minute})
+	t.Cleanup(func() {
+		if t.Failed() && c != nil {
+			keepLogs(t, c, ev.Sub("logs"))
+		}
+		require.NoError(t, kindlab.Down(context.Background(), log, dir))
+		require.NoError(t, os.RemoveAll(dir))
+	})
+	require.NoError(t, err)
+	up := time.Since(start)
+	t.Logf("cluster up (every node Ready) in %s", up.Round(time.Second))
+
+	checkNodes(t, c)
+	pods := runEchoPods(t, c)
+	for _, n := range c.Plan.Nodes {
+		require.True(t, n.PodCIDR.Contains(pods[n.Name].ip), "pod on %s has %s", n.Name, pods[n.Name].ip)
+	}
+	// pod to pod, both ways across the WAN, and through the Service
+	require.NoError(t, echo(ctx, c, pods["dc1-w"].name, pods["dc2-w"].ip.String(), 8080, "dc2-w"))
+	require.NoError(t, echo(ctx, c, pods["dc2-w"].name, pods["dc1-cp"].ip.String(), 8080, "dc1-cp"))
+	checkService(t, c, pods["dc1-cp"].name)
+	stats(t, c)
+
+	// cut dc2 off: its pod is out of reach at once, its node NotReady
+	// after the controller's grace period
+	isolated := time.Now()
+	require.NoError(t, c.Net.IsolatePath(ctx, "site/dc2"))
+	require.Error(t, echo(ctx, c, pods["dc1-w"].name, pods["dc2-w"].ip.String(), 8080, "dc2-w"))
+	notReady := waitReady(t, c, "dc2-w", false, 3*time.Minute)
+	t.Logf("dc2-w NotReady %s after the isolation", notReady.Sub(isolated).Round(time.Second))
+	ready, err := c.Ready(ctx)
+	require.NoError(t, err)
+	require.True(t, ready["dc1-cp"] && ready["dc1-w"], "dc1 stays Ready: %v", ready)
+
+	healed := time.Now()
+	require.NoError(t, c.Net.HealPath(ctx, "site/dc2"))
+	require.NoError(t, echo(ctx, c, pods["dc1-w"].name, pods["dc2-w"].ip.String(), 8080, "dc2-w"))
+	back := waitReady(t, c, "dc2-w", true, 2*time.Minute)
+	t.Logf("dc2-w Ready again %s after the heal", back.Sub(healed).Round(time.Second))
+}
+
+// checkNodes: every node has its scenario name, its lab address as its
+// only InternalIP, its labels; a worker's kubelet talks to the API server
+// over the lab (its load balancer's connection), none over docker's network.
+func checkNodes(t *testing.T, c *kindlab.Cluster) {
+	ctx := context.Background()
+	for _, n := range c.Plan.Nodes {
+		ip := kubectl(t, c, "get", "node", n.Name, "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
+		require.Equal(t, n.Addr.String(), ip, "node %s", n.Name)
+		zone := kubectl(t, c, "get", "node", n.Name, "-o", `jsonpath={.metadata.labels.topology\.kubernetes\.io/zone}`)
+		require.Equal(t, n.Labels["topology.kubernetes.io/zone"], zone)
+		cidr := kubectl(t, c, "get", "node", n.Name, "-o", "jsonpath={.spec.podCIDR}")
+		require.Equal(t, n.PodCIDR.String(), cidr)
+	}
+	cp := c.Plan.Nodes[0]
+	cpDocker, err := docker.Run(ctx, "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cp.Container)
+	require.NoError(t, err)
+	w, _ := c.Plan.Node("dc2-w")
+	lab, err := c.Net.Exec(ctx, w.Name, "ss", "-Htn", "state", "established", "dst", cp.Addr.String()+":6443")
+	require.NoError(t, err)
+	require.NotEmpty(t, strings.TrimSpace(string(lab)), "dc2-w has no connection to the API server's lab address")
+	viaDocker, err := c.Net.Exec(ctx, w.Name, "ss", "-Htn", "state", "established", "dst", strings.TrimSpace(string(cpDocker)))
+	require.NoError(t, err)
+	require.Empty(t, strings.TrimSpace(string(viaDocker)), "dc2-w reaches the control plane over docker's network")
+	route, err := c.Net.Exec(ctx, w.Name, "ip", "-4", "route", "get", cp.PodCIDR.Addr().Next().String())
+	require.NoError(t, err)
+	t.Logf("dc2-w → dc1-cp's pods: %s", strings.TrimSpace(string(route)))
+	require.Contains(t, string(route), "dev lab0")
+}
+
+type pod struct {
+	name string
+	ip   netip.Addr
+}
+
+// echoManifest: a pod on every node (control plane included) answering
+// each TCP connection with its node's name (perl from the kube-proxy
+// image's Debian), and a Service over them.
+var echoManifest = `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: echo}
+spec:
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo}}
+    spec:
+      tolerations: [{operator: Exists}]
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: echo
+        image: registry.k8s.io/kube-proxy:` + k8sbin.KubernetesVersion + `
+        imagePullPolicy: Never
+        command: [perl, -MIO::Socket::INET, -e, '$s = IO::Socket::INET->new(LocalPort => 8080, Listen => 64, ReuseAddr => 1) or die "listen: $!"; while (1) { $c = $s->accept or next; print $c "$ENV{NODE}\n"; close $c }']
+        env: [{name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
+        ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  selector: {app: echo}
+  ports: [{port: 80, targetPort: 8080}]
+`
+
+func runEchoPods(t *testing.T, c *kindlab.Cluster) map[string]pod {
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		_, err := c.Kubectl(ctx, nil, "get", "serviceaccount", "default")
+		return err == nil
+	}, time.Minute, time.Second)
+	out, err := c.Kubectl(ctx, strings.NewReader(echoManifest), "apply", "-f", "-")
+	require.NoError(t, err, "%s", out)
+	kubectl(t, c, "rollout", "status", "daemonset/echo", "--timeout=180s")
+	lines := kubectl(t, c, "get", "pods", "-l", "app=echo", "-o", `jsonpath={range .items[*]}{.spec.nodeName} {.metadata.name} {.status.podIP}{"\n"}{end}`)
+	pods := map[string]pod{}
+	for _, l := range strings.Split(lines, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 {
+			pods[f[0]] = pod{name: f[1], ip: netip.MustParseAddr(f[2])}
+		}
+	}
+	require.Len(t, pods, len(c.Plan.Nodes), "pods: %s", lines)
+	return pods
+}
+
+// echo connects from inside a pod to addr:port and wants want back.
+func echo(ctx context.Context, c *kindlab.Cluster, from, addr string, port int, want string) error {
+	script := fmt.Sprintf("exec 3<>/dev/tcp/%s/%d && cat <&3", addr, port)
+	out, err := c.Kubectl(ctx, nil, "exec", from, "--", "timeout", "3", "bash", "-c", script)
+	if err != nil {
+		return err
+	}
+	if got := strings.TrimSpace(string(out)); want != "" && got != want {
+		return fmt.Errorf("%s:%d from %s answered %q, want %q", addr, port, from, got, want)
+	}
+	return nil
+}
+
+// checkService: the Service's ClusterIP reaches the pods of every node
+// (kube-proxy's rules, across sites), and CoreDNS turns Ready (it reaches
+// the API through the kubernetes Service).
+func checkService(t *testing.T, c *kindlab.Cluster, from string) {
+	ip := kubectl(t, c, "get", "service", "echo", "-o", "jsonpath={.spec.clusterIP}")
+	script := fmt.Sprintf("for i in $(seq 30); do timeout 3 bash -c 'exec 3<>/dev/tcp/%s/80 && cat <&3'; done | sort -u", ip)
+	got := kubectl(t, c, "exec", from, "--", "bash", "-c", script)
+	require.ElementsMatch(t, []string{"dc1-cp", "dc1-w", "dc2-w"}, strings.Fields(got), "answers through the Service")
+	kubectl(t, c, "-n", "kube-system", "wait", "--for=condition=Ready", "pod", "-l", "k8s-app=kube-dns", "--timeout=180s")
+}
+
+// waitReady waits for a node's Ready condition to become want and
+// returns when it was seen.
+func waitReady(t *testing.T, c *kindlab.Cluster, node string, want bool, wait time.Duration) time.Time {
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		ready, err := c.Ready(context.Background())
+		if err == nil && ready[node] == want {
+			return time.Now()
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("node %s not Ready=%v after %s", node, want, wait)
+	return time.Time{}
+}
+
+// stats logs each node container's memory.
+func stats(t *testing.T, c *kindlab.Cluster) {
+	args := []string{"stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"}
+	for _, n := range c.Plan.Nodes {
+		args = append(args, n.Container)
+	}
+	out, err := docker.Run(context.Background(), args...)
+	require.NoError(t, err)
+	t.Logf("memory:\n%s", out)
+}
+
+func kubectl(t *testing.T, c *kindlab.Cluster, args ...string) string {
+	t.Helper()
+	out, err := c.Kubectl(context.Background(), nil, args...)
+	require.NoError(t, err)
+	return strings.TrimSpace(string(out))
+}
+
+// keepLogs saves kind's logs of every node, each container's own output
+// (the entrypoint's lab wait) and the lab's state into dir.
+func keepLogs(t *testing.T, c *kindlab.Cluster, dir string) {
+	for _, n := range c.Plan.Nodes {
+		out, _ := exec.Command("docker", "logs", n.Container).CombinedOutput()
+		_ = os.WriteFile(filepath.Join(dir, n.Name+".docker.log"), out, 0o644)
+	}
+	if err := cluster.CollectLogs(enginetest.Log(t), c.Plan.Cluster, dir); err != nil {
+		t.Logf("collect logs: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(c.Net.StateDir(), "netlab.json")); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "netlab.json"), b, 0o644)
+	}
+}
