@@ -26,13 +26,18 @@ const (
 )
 
 // Spec writes every node's files under dir (CNI conflist, lab address,
-// load balancer configuration) and returns the kind cluster to create.
+// load balancer configuration, and the control planes' shared keys) and
+// returns the kind cluster to create.
 func (p *Plan) Spec(image, dir string, wait time.Duration) (cluster.Spec, error) {
 	spec := cluster.Spec{
 		Name: p.Cluster, Image: image, StateDir: dir, Wait: wait,
 		KubeadmPatches: []string{p.clusterPatch()},
 	}
 	lb := p.lbConfig()
+	pki, err := writePKI(filepath.Join(dir, "pki"))
+	if err != nil {
+		return spec, err
+	}
 	for _, n := range p.Nodes {
 		nodeDir := filepath.Join(dir, "nodes", n.Name)
 		files := map[string]string{
@@ -48,14 +53,16 @@ func (p *Plan) Spec(image, dir string, wait time.Duration) (cluster.Spec, error)
 				return spec, err
 			}
 		}
+		mounts := []cluster.Mount{
+			{Host: filepath.Join(nodeDir, labEnvFile), Container: nodeConfigDir + "/" + labEnvFile},
+			{Host: filepath.Join(nodeDir, lbConfigFile), Container: nodeConfigDir + "/" + lbConfigFile},
+		}
+		if n.ControlPlane {
+			mounts = append(mounts, pki...)
+		}
 		spec.Nodes = append(spec.Nodes, cluster.Node{
-			Labels:         n.Labels,
-			CNIConfig:      filepath.Join(nodeDir, cniFile),
-			KubeadmPatches: p.nodePatches(n),
-			Mounts: []cluster.Mount{
-				{Host: filepath.Join(nodeDir, labEnvFile), Container: nodeConfigDir + "/" + labEnvFile},
-				{Host: filepath.Join(nodeDir, lbConfigFile), Container: nodeConfigDir + "/" + lbConfigFile},
-			},
+			Labels: n.Labels, CNIConfig: filepath.Join(nodeDir, cniFile),
+			KubeadmPatches: p.nodePatches(n), Mounts: mounts,
 		})
 	}
 	return spec, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindtest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/clusters/local/netlab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -29,20 +30,29 @@ func TestMain(m *testing.M) { kindtest.Main(m) }
 // killed half-way is removed by the next.
 const stateRoot = "/var/lib/chaosloop/kindlab-test"
 
-// TestScenarioCluster stands the two-site scenario up as a kind cluster on
+// TestScenarioCluster stands each test scenario up as a kind cluster on
 // its lab network: every node Ready under its scenario name on its lab
 // address, a pod on each, pods reaching each other across sites and
-// through a Service; then isolating dc2 cuts its pod off and turns its
-// node NotReady, and healing brings both back.
+// through a Service; then isolating dc2 cuts its pods off and turns its
+// node NotReady, and healing brings both back. With three control-plane
+// nodes, isolating the first leaves every other node Ready: their load
+// balancers moved to the other API servers.
 func TestScenarioCluster(t *testing.T) {
-	ev := enginetest.NewEvidence(t)
 	kindtest.Daemon(t)
+	built, err := (&images.Builder{Cache: kindtest.Cache, Log: enginetest.Log(t)}).Build(context.Background())
+	require.NoError(t, err)
+	for _, file := range []string{"two-sites.yaml", "three-control-planes.yaml"} {
+		t.Run(strings.TrimSuffix(file, ".yaml"), func(t *testing.T) {
+			testScenario(t, built.Node, filepath.Join("testdata", file))
+		})
+	}
+}
+
+func testScenario(t *testing.T, image, file string) {
+	ev := enginetest.NewEvidence(t)
 	log := enginetest.Log(t)
 	ctx := context.Background()
-	built, err := (&images.Builder{Cache: kindtest.Cache, Log: log}).Build(ctx)
-	require.NoError(t, err)
-
-	sc, err := scenarios.Parse("testdata/two-sites.yaml")
+	sc, err := scenarios.Parse(file)
 	require.NoError(t, err)
 	dir := filepath.Join(stateRoot, sc.Name)
 	if _, err := os.Stat(dir); err == nil {
@@ -50,7 +60,7 @@ func TestScenarioCluster(t *testing.T) {
 		require.NoError(t, os.RemoveAll(dir))
 	}
 	start := time.Now()
-	c, err := kindlab.Up(ctx, sc, kindlab.Options{Image: built.Node, StateDir: dir, Log: log, Wait: 5 * time.Minute})
+	c, err := kindlab.Up(ctx, sc, kindlab.Options{Image: image, StateDir: dir, Log: log, Wait: 5 * time.Minute})
 	t.Cleanup(func() {
 		if t.Failed() && c != nil {
 			keepLogs(t, c, ev.Sub("logs"))
@@ -59,8 +69,7 @@ func TestScenarioCluster(t *testing.T) {
 		require.NoError(t, os.RemoveAll(dir))
 	})
 	require.NoError(t, err)
-	up := time.Since(start)
-	t.Logf("cluster up (every node Ready) in %s", up.Round(time.Second))
+	t.Logf("cluster up (every node Ready) in %s", time.Since(start).Round(time.Second))
 
 	checkNodes(t, c)
 	pods := runEchoPods(t, c)
@@ -68,32 +77,74 @@ func TestScenarioCluster(t *testing.T) {
 		require.True(t, n.PodCIDR.Contains(pods[n.Name].ip), "pod on %s has %s", n.Name, pods[n.Name].ip)
 	}
 	// pod to pod, both ways across the WAN, and through the Service
-	require.NoError(t, echo(ctx, c, pods["dc1-w"].name, pods["dc2-w"].ip.String(), 8080, "dc2-w"))
-	require.NoError(t, echo(ctx, c, pods["dc2-w"].name, pods["dc1-cp"].ip.String(), 8080, "dc1-cp"))
-	checkService(t, c, pods["dc1-cp"].name)
+	dc1, dc2 := siteNode(c, "dc1", 1), siteNode(c, "dc2", 0)
+	require.NoError(t, echo(ctx, c, pods[dc1].name, pods[dc2].ip.String(), 8080, dc2))
+	require.NoError(t, echo(ctx, c, pods[dc2].name, pods[c.Plan.Nodes[0].Name].ip.String(), 8080, c.Plan.Nodes[0].Name))
+	checkService(t, c, pods[c.Plan.Nodes[0].Name].name)
 	stats(t, c)
 
 	// cut dc2 off: its pod is out of reach at once, its node NotReady
 	// after the controller's grace period
 	isolated := time.Now()
 	require.NoError(t, c.Net.IsolatePath(ctx, "site/dc2"))
-	require.Error(t, echo(ctx, c, pods["dc1-w"].name, pods["dc2-w"].ip.String(), 8080, "dc2-w"))
-	notReady := waitReady(t, c, "dc2-w", false, 3*time.Minute)
-	t.Logf("dc2-w NotReady %s after the isolation", notReady.Sub(isolated).Round(time.Second))
-	ready, err := c.Ready(ctx)
-	require.NoError(t, err)
-	require.True(t, ready["dc1-cp"] && ready["dc1-w"], "dc1 stays Ready: %v", ready)
+	require.Error(t, echo(ctx, c, pods[dc1].name, pods[dc2].ip.String(), 8080, dc2))
+	notReady := waitReady(t, c, dc2, false, 3*time.Minute)
+	t.Logf("%s NotReady %s after the isolation of dc2", dc2, notReady.Sub(isolated).Round(time.Second))
+	requireReadyBut(t, c, dc2)
 
 	healed := time.Now()
 	require.NoError(t, c.Net.HealPath(ctx, "site/dc2"))
-	require.NoError(t, echo(ctx, c, pods["dc1-w"].name, pods["dc2-w"].ip.String(), 8080, "dc2-w"))
-	back := waitReady(t, c, "dc2-w", true, 2*time.Minute)
-	t.Logf("dc2-w Ready again %s after the heal", back.Sub(healed).Round(time.Second))
+	require.NoError(t, echo(ctx, c, pods[dc1].name, pods[dc2].ip.String(), 8080, dc2))
+	back := waitReady(t, c, dc2, true, 2*time.Minute)
+	t.Logf("%s Ready again %s after the heal", dc2, back.Sub(healed).Round(time.Second))
+
+	if len(c.Plan.ControlPlanes()) > 1 {
+		loseFirstControlPlane(t, c)
+	}
+}
+
+// loseFirstControlPlane isolates the node kubeadm init ran on: once the
+// controller (on another node now) marks it NotReady, every other node
+// is still Ready — their kubelets kept reaching an API server.
+func loseFirstControlPlane(t *testing.T, c *kindlab.Cluster) {
+	ctx := context.Background()
+	first := c.Plan.Nodes[0].Name
+	cut := time.Now()
+	require.NoError(t, c.Net.IsolatePath(ctx, "node/"+first))
+	notReady := waitReady(t, c, first, false, 3*time.Minute)
+	t.Logf("%s NotReady %s after its isolation", first, notReady.Sub(cut).Round(time.Second))
+	requireReadyBut(t, c, first)
+	require.NoError(t, c.Net.HealPath(ctx, "node/"+first))
+	back := waitReady(t, c, first, true, 2*time.Minute)
+	t.Logf("%s Ready again %s after the heal", first, back.Sub(cut).Round(time.Second))
+}
+
+// siteNode is the i-th node of a site (the last when it has fewer).
+func siteNode(c *kindlab.Cluster, site string, i int) string {
+	var names []string
+	for _, n := range c.Plan.Nodes {
+		if n.Site == site {
+			names = append(names, n.Name)
+		}
+	}
+	return names[min(i, len(names)-1)]
+}
+
+// requireReadyBut: every node but one is Ready.
+func requireReadyBut(t *testing.T, c *kindlab.Cluster, but string) {
+	ready, err := c.Ready(context.Background())
+	require.NoError(t, err)
+	for _, n := range c.Plan.Nodes {
+		if n.Name != but {
+			require.True(t, ready[n.Name], "%s stays Ready: %v", n.Name, ready)
+		}
+	}
 }
 
 // checkNodes: every node has its scenario name, its lab address as its
-// only InternalIP, its labels; a worker's kubelet talks to the API server
-// over the lab (its load balancer's connection), none over docker's network.
+// only InternalIP, its labels and pod /24; dc2's node talks to the API
+// servers at lab addresses only (its load balancer's connections), none
+// over docker's network.
 func checkNodes(t *testing.T, c *kindlab.Cluster) {
 	ctx := context.Background()
 	for _, n := range c.Plan.Nodes {
@@ -105,18 +156,24 @@ func checkNodes(t *testing.T, c *kindlab.Cluster) {
 		require.Equal(t, n.PodCIDR.String(), cidr)
 	}
 	cp := c.Plan.Nodes[0]
-	cpDocker, err := docker.Run(ctx, "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cp.Container)
+	w, _ := c.Plan.Node(siteNode(c, "dc2", 0))
+	out, err := c.Net.Exec(ctx, w.Name, "ss", "-Htn", "state", "established", "( dport = :6443 )")
 	require.NoError(t, err)
-	w, _ := c.Plan.Node("dc2-w")
-	lab, err := c.Net.Exec(ctx, w.Name, "ss", "-Htn", "state", "established", "dst", cp.Addr.String()+":6443")
-	require.NoError(t, err)
-	require.NotEmpty(t, strings.TrimSpace(string(lab)), "dc2-w has no connection to the API server's lab address")
-	viaDocker, err := c.Net.Exec(ctx, w.Name, "ss", "-Htn", "state", "established", "dst", strings.TrimSpace(string(cpDocker)))
-	require.NoError(t, err)
-	require.Empty(t, strings.TrimSpace(string(viaDocker)), "dc2-w reaches the control plane over docker's network")
+	var peers []netip.AddrPort
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			peers = append(peers, netip.MustParseAddrPort(f[len(f)-1]))
+		}
+	}
+	require.NotEmpty(t, peers, "%s has no connection to an API server", w.Name)
+	for _, p := range peers {
+		require.True(t, netlab.LabPrefix().Contains(p.Addr()) && !cluster.NetworkSubnet.Contains(p.Addr()),
+			"%s reaches an API server at %s: not a lab address", w.Name, p)
+	}
+	t.Logf("%s's connections to API servers: %v", w.Name, peers)
 	route, err := c.Net.Exec(ctx, w.Name, "ip", "-4", "route", "get", cp.PodCIDR.Addr().Next().String())
 	require.NoError(t, err)
-	t.Logf("dc2-w → dc1-cp's pods: %s", strings.TrimSpace(string(route)))
+	t.Logf("%s → %s's pods: %s", w.Name, cp.Name, strings.TrimSpace(string(route)))
 	require.Contains(t, string(route), "dev lab0")
 }
 
@@ -160,7 +217,7 @@ func runEchoPods(t *testing.T, c *kindlab.Cluster) map[string]pod {
 		_, err := c.Kubectl(ctx, nil, "get", "serviceaccount", "default")
 		return err == nil
 	}, time.Minute, time.Second)
-	out, err := c.Kubectl(ctx, strings.NewReader(echoManifest), "apply", "-f", "-")
+	out, err := c.Kubectl(ctx, []byte(echoManifest), "apply", "-f", "-")
 	require.NoError(t, err, "%s", out)
 	kubectl(t, c, "rollout", "status", "daemonset/echo", "--timeout=180s")
 	lines := kubectl(t, c, "get", "pods", "-l", "app=echo", "-o", `jsonpath={range .items[*]}{.spec.nodeName} {.metadata.name} {.status.podIP}{"\n"}{end}`)
@@ -195,7 +252,11 @@ func checkService(t *testing.T, c *kindlab.Cluster, from string) {
 	ip := kubectl(t, c, "get", "service", "echo", "-o", "jsonpath={.spec.clusterIP}")
 	script := fmt.Sprintf("for i in $(seq 30); do timeout 3 bash -c 'exec 3<>/dev/tcp/%s/80 && cat <&3'; done | sort -u", ip)
 	got := kubectl(t, c, "exec", from, "--", "bash", "-c", script)
-	require.ElementsMatch(t, []string{"dc1-cp", "dc1-w", "dc2-w"}, strings.Fields(got), "answers through the Service")
+	var all []string
+	for _, n := range c.Plan.Nodes {
+		all = append(all, n.Name)
+	}
+	require.ElementsMatch(t, all, strings.Fields(got), "answers through the Service")
 	kubectl(t, c, "-n", "kube-system", "wait", "--for=condition=Ready", "pod", "-l", "k8s-app=kube-dns", "--timeout=180s")
 }
 

@@ -1,6 +1,7 @@
 package kindlab
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -63,6 +64,8 @@ func TestSpec(t *testing.T) {
 	require.Contains(t, worker, `node-ip: "198.18.2.10"`)
 	require.Contains(t, worker, `apiServerEndpoint: "127.0.0.1:6444"`)
 	require.Len(t, c.Nodes[2].ExtraMounts, 3)
+	require.Len(t, c.Nodes[0].ExtraMounts, 3+8, "the control plane has the shared keys")
+	require.FileExists(t, filepath.Join(dir, "pki", "etcd", "ca.key"))
 	lb := p.lbConfig()
 	require.Contains(t, lb, "server dc1-cp 198.18.1.10:6443")
 	require.Contains(t, cniConfig(p.Nodes[2].PodCIDR), `"subnet": "198.19.130.0/24"`)

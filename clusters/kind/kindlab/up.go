@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/install"
@@ -41,6 +41,8 @@ type Cluster struct {
 	Plan *Plan
 	Net  *netlab.Lab
 	log  *slog.Logger
+	mu   sync.Mutex
+	mgmt string // the container Kubectl runs in
 }
 
 // attachEvery is how often Up looks for node containers to attach.
@@ -64,7 +66,7 @@ func Up(ctx context.Context, sc *scenarios.Scenario, o Options) (*Cluster, error
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Plan: plan, Net: net, log: o.Log}
+	c := &Cluster{Plan: plan, Net: net, log: o.Log, mgmt: plan.Nodes[0].Container}
 	spec, err := plan.Spec(o.Image, filepath.Join(o.StateDir, "kind"), o.Wait)
 	if err != nil {
 		return c, err
@@ -177,13 +179,35 @@ func (c *Cluster) assignPodCIDRs(ctx context.Context) error {
 }
 
 // Kubectl runs kubectl with the cluster's admin kubeconfig in a
-// control-plane node (docker exec: management stays off the lab, but the
-// node's load balancer reaches the API servers over it), stdin optional.
-func (c *Cluster) Kubectl(ctx context.Context, stdin io.Reader, args ...string) ([]byte, error) {
-	cp := c.Plan.Nodes[0].Container
-	full := append([]string{"exec", "-i", cp, "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf"}, args...)
+// control-plane node (docker exec: management stays off the lab; the
+// node's load balancer reaches the API servers over it). When the API
+// does not answer there, it moves to the first control-plane node where
+// it does and runs the command again.
+func (c *Cluster) Kubectl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	c.mu.Lock()
+	cur := c.mgmt
+	c.mu.Unlock()
+	out, err := kubectlIn(ctx, cur, stdin, args...)
+	if err == nil || apiAnswers(ctx, cur) {
+		return out, err
+	}
+	for _, n := range c.Plan.ControlPlanes() {
+		if n.Container != cur && apiAnswers(ctx, n.Container) {
+			c.mu.Lock()
+			c.mgmt = n.Container
+			c.mu.Unlock()
+			c.log.Info("kubectl moves to another control-plane node", "from", cur, "to", n.Container)
+			return kubectlIn(ctx, n.Container, stdin, args...)
+		}
+	}
+	return out, err
+}
+
+// kubectlIn runs kubectl in a node container.
+func kubectlIn(ctx context.Context, container string, stdin []byte, args ...string) ([]byte, error) {
+	full := append([]string{"exec", "-i", container, "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf"}, args...)
 	cmd := exec.CommandContext(ctx, "docker", full...)
-	cmd.Stdin = stdin
+	cmd.Stdin = bytes.NewReader(stdin)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -191,6 +215,12 @@ func (c *Cluster) Kubectl(ctx context.Context, stdin io.Reader, args ...string) 
 		return out, fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, install.Tail(stderr.Bytes()))
 	}
 	return out, nil
+}
+
+// apiAnswers says whether the API is ready as seen from a node container.
+func apiAnswers(ctx context.Context, container string) bool {
+	out, err := kubectlIn(ctx, container, nil, "get", "--raw=/readyz", "--request-timeout=5s")
+	return err == nil && strings.TrimSpace(string(out)) == "ok"
 }
 
 // Ready maps every node of the cluster to whether it is Ready.
@@ -263,6 +293,6 @@ func Down(ctx context.Context, log *slog.Logger, stateDir string) error {
 	if _, err := docker.Run(ctx, "network", "rm", cluster.NetworkName); err != nil {
 		log.Debug("kind's docker network stays", "err", err)
 	}
-	errs = append(errs, os.RemoveAll(filepath.Join(kindDir, "nodes")))
+	errs = append(errs, os.RemoveAll(kindDir))
 	return errors.Join(errs...)
 }
