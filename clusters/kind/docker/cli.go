@@ -22,6 +22,18 @@ func RunEnv(ctx context.Context, env []string, args ...string) ([]byte, error) {
 	if env != nil {
 		cmd.Env = append(cmd.Environ(), env...)
 	}
+	return output(cmd, args)
+}
+
+// RunInput is Run with stdin as the command's standard input (docker
+// exec -i).
+func RunInput(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	return output(cmd, args)
+}
+
+func output(cmd *exec.Cmd, args []string) ([]byte, error) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

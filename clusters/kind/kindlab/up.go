@@ -1,7 +1,6 @@
 package kindlab
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/clusters/kind/cluster"
 	"github.com/chaosloop/chaosloop/clusters/kind/docker"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
@@ -205,16 +202,7 @@ func (c *Cluster) Kubectl(ctx context.Context, stdin []byte, args ...string) ([]
 
 // kubectlIn runs kubectl in a node container.
 func kubectlIn(ctx context.Context, container string, stdin []byte, args ...string) ([]byte, error) {
-	full := append([]string{"exec", "-i", container, "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf"}, args...)
-	cmd := exec.CommandContext(ctx, "docker", full...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, install.Tail(stderr.Bytes()))
-	}
-	return out, nil
+	return docker.RunInput(ctx, stdin, append([]string{"exec", "-i", container, "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf"}, args...)...)
 }
 
 // apiAnswers says whether the API is ready as seen from a node container.
