@@ -35,6 +35,16 @@ func TestConfig(t *testing.T) {
 	require.Equal(t, "worker", string(c.Nodes[1].Role))
 	require.Equal(t, "/b", c.Nodes[1].ExtraMounts[0].HostPath)
 	require.Contains(t, c.KubeadmConfigPatches[0], "cgroupDriver: cgroupfs")
+
+	s.KubeadmPatches = []string{"kind: ClusterConfiguration\n"}
+	s.Nodes = append(s.Nodes, cluster.Node{CNIConfig: "/c", KubeadmPatches: []string{"kind: JoinConfiguration\n"},
+		Mounts: []cluster.Mount{{Host: "/h", Container: "/etc/x"}}})
+	c = s.Config()
+	require.Equal(t, []string{c.KubeadmConfigPatches[0], "kind: ClusterConfiguration\n"}, c.KubeadmConfigPatches)
+	require.Equal(t, []string{"kind: JoinConfiguration\n"}, c.Nodes[2].KubeadmConfigPatches)
+	require.Len(t, c.Nodes[2].ExtraMounts, 2)
+	require.True(t, c.Nodes[2].ExtraMounts[1].Readonly)
+	require.Equal(t, []string{"c-control-plane", "c-worker", "c-worker2"}, s.ContainerNames())
 }
 
 // bridgeConf is a one-node CNI setup: a bridge, addresses from the

@@ -97,14 +97,15 @@ func (c *Cluster) attachAll(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			c.log.Debug("listing node containers", "err", err)
 		}
-		for name, pid := range pids {
+		for name, ct := range pids {
 			node, ok := pending[name]
 			if !ok {
 				continue
 			}
-			if err := c.Net.AttachHost(ctx, node, pid); err != nil {
+			if err := c.Net.AttachHost(ctx, node, ct.pid); err != nil {
 				return err
 			}
+			c.log.Info("node container on the lab", "node", node, "container", name, "after", time.Since(ct.started).Round(time.Millisecond))
 			delete(pending, name)
 		}
 		if len(pending) == 0 {
@@ -128,16 +129,22 @@ func (c *Cluster) Attach(ctx context.Context) error {
 	}
 	var errs []error
 	for _, n := range c.Plan.Nodes {
-		if pid, ok := pids[n.Container]; ok {
-			errs = append(errs, c.Net.AttachHost(ctx, n.Name, pid))
+		if ct, ok := pids[n.Container]; ok {
+			errs = append(errs, c.Net.AttachHost(ctx, n.Name, ct.pid))
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// running is a running container's main process and start.
+type running struct {
+	pid     int
+	started time.Time
+}
+
 // runningPIDs maps the running containers of a kind cluster to their
 // main process.
-func runningPIDs(ctx context.Context, clusterName string) (map[string]int, error) {
+func runningPIDs(ctx context.Context, clusterName string) (map[string]running, error) {
 	out, err := docker.Run(ctx, "ps", "--quiet", "--filter", "label="+cluster.ClusterLabel+"="+clusterName, "--filter", "status=running")
 	if err != nil {
 		return nil, err
@@ -146,21 +153,24 @@ func runningPIDs(ctx context.Context, clusterName string) (map[string]int, error
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	out, err = docker.Run(ctx, append([]string{"inspect", "--format", "{{.Name}} {{.State.Pid}}"}, ids...)...)
+	out, err = docker.Run(ctx, append([]string{"inspect", "--format", "{{.Name}} {{.State.Pid}} {{.State.StartedAt}}"}, ids...)...)
 	if err != nil {
 		return nil, err
 	}
-	pids := map[string]int{}
+	cts := map[string]running{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
-		if len(f) != 2 {
+		if len(f) != 3 {
 			continue
 		}
-		if pid, err := strconv.Atoi(f[1]); err == nil && pid > 0 {
-			pids[strings.TrimPrefix(f[0], "/")] = pid
+		pid, err := strconv.Atoi(f[1])
+		if err != nil || pid <= 0 {
+			continue
 		}
+		started, _ := time.Parse(time.RFC3339Nano, f[2])
+		cts[strings.TrimPrefix(f[0], "/")] = running{pid: pid, started: started}
 	}
-	return pids, nil
+	return cts, nil
 }
 
 // assignPodCIDRs records each node's pod /24 (its CNI configuration's) in
