@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
@@ -71,7 +72,7 @@ func (o Options) installing(ctx context.Context, service string) context.Context
 	if o.Progress == nil {
 		return ctx
 	}
-	return engines.WithSteps(ctx, func(detail string) {
+	return install.WithSteps(ctx, func(detail string) {
 		o.progress(lab.Progress{Service: service, Stage: "installing", Detail: detail})
 	})
 }

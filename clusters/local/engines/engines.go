@@ -1,19 +1,16 @@
 // Package engines holds what every engine of the local lab shares: the
-// description of a service's members on their hosts, the status an engine
-// reports, and installing Debian packages. Each engine (etcd, zookeeper,
-// galera, redis, kafka, docstore) is its own package under this one.
+// description of a service's members on their hosts and the status an
+// engine reports (installing Debian packages is package install's). Each
+// engine (etcd, zookeeper, galera, redis, kafka, docstore) is its own
+// package under this one.
 package engines
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -90,57 +87,6 @@ type Status struct {
 	Members []MemberStatus `json:"members"`
 	// Writable: the service accepts writes right now (quorum, Primary, ...).
 	Writable bool `json:"writable"`
-}
-
-// aptMu serialises apt-get: dpkg allows one run at a time.
-var aptMu sync.Mutex
-
-// AptInstall installs Debian packages that are missing ("name" or
-// "name=version"), running apt-get update first when a package is unknown.
-func AptInstall(ctx context.Context, log *slog.Logger, pkgs ...string) error {
-	aptMu.Lock()
-	defer aptMu.Unlock()
-	var missing []string
-	for _, p := range pkgs {
-		name, _, _ := strings.Cut(p, "=")
-		out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Status}", name).Output()
-		if err != nil || !bytes.Contains(out, []byte("install ok installed")) {
-			missing = append(missing, p)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("installing %s needs root", strings.Join(missing, " "))
-	}
-	log.Info("installing Debian packages", "packages", missing)
-	Step(ctx, "apt-get install "+strings.Join(missing, " "))
-	install := func() ([]byte, error) {
-		args := append([]string{"install", "-y", "--no-install-recommends", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"}, missing...)
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		return cmd.CombinedOutput()
-	}
-	if _, err := install(); err == nil {
-		return nil
-	}
-	Step(ctx, "apt-get update (a package was not in the lists)")
-	if out, err := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get update: %v\n%s", err, tail(out))
-	}
-	if out, err := install(); err != nil {
-		return fmt.Errorf("apt-get install %s: %v\n%s", strings.Join(missing, " "), err, tail(out))
-	}
-	return nil
-}
-
-func tail(b []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 15 {
-		lines = lines[len(lines)-15:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // ErrTimeout is wrapped by WaitFor when the condition never held.

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 )
@@ -33,7 +34,7 @@ func requireLab(tb testing.TB) {
 		if err := Install(ctx, enginetest.Log(tb)); err != nil {
 			return err
 		}
-		return engines.AptInstall(ctx, enginetest.Log(tb), pingPackage)
+		return install.Apt(ctx, enginetest.Log(tb), pingPackage)
 	}, "iptables", "ping")
 }
 

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/install"
 )
 
 // IptablesPackage is the Debian 12 package (pinned) that provides the
@@ -18,7 +18,7 @@ const IptablesPackage = "iptables=1.8.9-2"
 
 // Install installs what the rules need (iptables).
 func Install(ctx context.Context, log *slog.Logger) error {
-	return engines.AptInstall(ctx, log, IptablesPackage)
+	return install.Apt(ctx, log, IptablesPackage)
 }
 
 // Rule sends the packets that Match selects in a chain of the mangle table

@@ -50,9 +50,12 @@ var optionalSysctls = map[string]bool{
 // veth is one veth pair of the plan.
 type veth struct{ nsA, devA, nsB, devB string }
 
-func (p *Plan) veths() []veth {
+func (p *Plan) veths(detached map[string]bool) []veth {
 	var vs []veth
 	for _, h := range p.Hosts {
+		if detached[h.NetNS] {
+			continue
+		}
 		for _, port := range h.Ports {
 			vs = append(vs, veth{h.NetNS, port.Dev, p.SwitchNS, port.Port})
 		}
@@ -77,9 +80,11 @@ func (l *Lab) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	detached, detachedPorts := p.detached(existing)
+	present := slices.DeleteFunc(p.namespaces(), func(ns string) bool { return detached[ns] })
 	var add []string
 	fresh := map[string]bool{}
-	for _, ns := range p.namespaces() {
+	for _, ns := range present {
 		if !existing[ns] {
 			add = append(add, "netns add "+ns)
 			fresh[ns] = true
@@ -88,12 +93,12 @@ func (l *Lab) build(ctx context.Context) error {
 	if err := ipBatch(ctx, "", add); err != nil {
 		return err
 	}
-	for _, ns := range p.namespaces() {
+	for _, ns := range present {
 		kv := slices.Clone(commonSysctls)
 		switch {
 		case ns == p.SwitchNS:
 			kv = append(kv, switchSysctls...)
-		case strings.HasPrefix(ns, nsBase(p.Lab)+"r."):
+		case strings.HasPrefix(ns, p.base()+"r."):
 			kv = append(kv, routerSysctls...)
 		}
 		if err := writeSysctls(ns, kv, optionalSysctls); err != nil {
@@ -103,7 +108,7 @@ func (l *Lab) build(ctx context.Context) error {
 
 	// Devices: query only namespaces that existed before.
 	devs := map[string]map[string]ipLink{}
-	for _, ns := range p.namespaces() {
+	for _, ns := range present {
 		if fresh[ns] {
 			devs[ns] = map[string]ipLink{}
 			continue
@@ -116,7 +121,7 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	var create []string
 	del := map[string][]string{}
-	for _, v := range p.veths() {
+	for _, v := range p.veths(detached) {
 		_, hasA := devs[v.nsA][v.devA]
 		_, hasB := devs[v.nsB][v.devB]
 		if hasA && hasB {
@@ -158,7 +163,9 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	for _, h := range p.Hosts {
 		for _, port := range h.Ports {
-			sw = append(sw, "link set dev "+port.Port+" master "+port.Bridge)
+			if !detachedPorts[port.Port] {
+				sw = append(sw, "link set dev "+port.Port+" master "+port.Bridge)
+			}
 		}
 	}
 	for _, b := range p.Bridges {
@@ -168,19 +175,16 @@ func (l *Lab) build(ctx context.Context) error {
 		sw = append(sw, "link set dev "+lk.PortA+" master "+lk.Bridge, "link set dev "+lk.PortB+" master "+lk.Bridge)
 	}
 	for port, up := range l.desiredPorts() {
-		sw = append(sw, "link set dev "+port+" "+upDown(up))
+		if !detachedPorts[port] {
+			sw = append(sw, "link set dev "+port+" "+upDown(up))
+		}
 	}
 	batches[p.SwitchNS] = sw
 
 	for _, h := range p.Hosts {
-		cmds := []string{"link set dev lo up", fmt.Sprintf("addr replace %s/32 dev lo", h.Addr)}
-		for _, port := range h.Ports {
-			cmds = append(cmds,
-				"link set dev "+port.Dev+" up",
-				fmt.Sprintf("route replace %s dev %s src %s metric %d", h.Subnet, port.Dev, h.Addr, port.Metric),
-				fmt.Sprintf("route replace %s via %s dev %s onlink src %s metric %d", labPrefix, h.Gateway, port.Dev, h.Addr, port.Metric))
+		if !detached[h.NetNS] {
+			batches[h.NetNS] = p.hostCommands(&h)
 		}
-		batches[h.NetNS] = cmds
 	}
 	for _, r := range p.Routers {
 		cmds := []string{"link set dev lo up", fmt.Sprintf("addr replace %s/32 dev lo", r.Addr)}
@@ -191,6 +195,7 @@ func (l *Lab) build(ctx context.Context) error {
 					fmt.Sprintf("route replace %s dev %s src %s metric %d", b.Subnet, b.RouterDev, r.Addr, b.Metric))
 			}
 		}
+		cmds = append(cmds, p.routedToSite(&r)...)
 		for _, lk := range p.Links {
 			if lk.A == r.Site || lk.B == r.Site {
 				cmds = append(cmds, "link set dev "+lk.Dev+" up")
@@ -209,6 +214,64 @@ func (l *Lab) build(ctx context.Context) error {
 		return err
 	}
 	return l.repairRules(ctx)
+}
+
+// hostCommands configure a host: its address, ports and routes, and direct
+// routes to the prefixes routed to the other hosts of its rack.
+func (p *Plan) hostCommands(h *HostPlan) []string {
+	cmds := []string{"link set dev lo up", fmt.Sprintf("addr replace %s/32 dev lo", h.Addr)}
+	for _, port := range h.Ports {
+		cmds = append(cmds,
+			"link set dev "+port.Dev+" up",
+			fmt.Sprintf("route replace %s dev %s src %s metric %d", h.Subnet, port.Dev, h.Addr, port.Metric),
+			fmt.Sprintf("route replace %s via %s dev %s onlink src %s metric %d", labPrefix, h.Gateway, port.Dev, h.Addr, port.Metric))
+	}
+	for _, o := range p.Hosts {
+		if o.Node == h.Node || o.Subnet != h.Subnet {
+			continue
+		}
+		for _, pr := range o.Routed {
+			for _, port := range h.Ports {
+				cmds = append(cmds, fmt.Sprintf("route replace %s via %s dev %s onlink src %s metric %d", pr, o.Addr, port.Dev, h.Addr, port.Metric))
+			}
+		}
+	}
+	return cmds
+}
+
+// routedToSite are a site router's routes to the prefixes routed to its
+// own hosts: through each switch of the host's rack, as its subnet.
+func (p *Plan) routedToSite(r *RouterPlan) []string {
+	var cmds []string
+	for _, h := range p.Hosts {
+		if h.Site != r.Site {
+			continue
+		}
+		for _, b := range p.Bridges {
+			if b.Site != h.Site || b.Rack != h.Rack {
+				continue
+			}
+			for _, pr := range h.Routed {
+				cmds = append(cmds, fmt.Sprintf("route replace %s via %s dev %s onlink src %s metric %d", pr, h.Addr, b.RouterDev, r.Addr, b.Metric))
+			}
+		}
+	}
+	return cmds
+}
+
+// detached are the adopted hosts' namespaces not attached (yet), and
+// their switch ports: Up and the faults leave them alone until AttachHost.
+func (p *Plan) detached(existing map[string]bool) (map[string]bool, map[string]bool) {
+	ns, ports := map[string]bool{}, map[string]bool{}
+	for _, h := range p.Hosts {
+		if h.Adopted && !existing[h.NetNS] {
+			ns[h.NetNS] = true
+			for _, port := range h.Ports {
+				ports[port.Port] = true
+			}
+		}
+	}
+	return ns, ports
 }
 
 // removeDevices deletes lone veth ends and waits until their names are

@@ -35,7 +35,7 @@ func (l *Lab) Down(ctx context.Context) error {
 		// The shared parent goes when the last lab leaves it.
 		_ = os.Remove(filepath.Dir(st.CgroupRoot))
 	}
-	if err := removeNetNS(ctx, st.Plan.namespaces()); err != nil {
+	if err := removeNetNS(ctx, st.Plan.namespaces(), st.Plan.adopted()); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.Remove(filepath.Join(st.StateDir, StateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -100,9 +100,10 @@ func killRecorded(ctx context.Context, log *slog.Logger, dir string) error {
 	return errors.Join(errs...)
 }
 
-// removeNetNS kills what still lives in each namespace and deletes it and
-// its /etc/netns directory; missing namespaces are fine.
-func removeNetNS(ctx context.Context, names []string) error {
+// removeNetNS kills what still lives in each namespace (but the adopted
+// ones, which are only named) and deletes it and its /etc/netns
+// directory; missing namespaces are fine.
+func removeNetNS(ctx context.Context, names []string, adopted map[string]bool) error {
 	existing, err := namedNetNS()
 	if err != nil {
 		return err
@@ -110,10 +111,12 @@ func removeNetNS(ctx context.Context, names []string) error {
 	var errs []error
 	var del []string
 	for _, ns := range names {
-		if existing[ns] {
+		if existing[ns] && !adopted[ns] {
 			if err := killNetNSProcs(ctx, ns); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if existing[ns] {
 			del = append(del, "netns del "+ns)
 		}
 		if err := os.RemoveAll(filepath.Join("/etc/netns", ns)); err != nil {
@@ -188,7 +191,7 @@ func downAll(ctx context.Context, log *slog.Logger, root, nsPrefix, cgroups stri
 	if len(names) > 0 {
 		log.Info("removing namespaces", "count", len(names))
 	}
-	if err := removeNetNS(ctx, names); err != nil {
+	if err := removeNetNS(ctx, names, nil); err != nil {
 		errs = append(errs, err)
 	}
 	if err := removeCgroupTree(ctx, cgroups); err != nil {

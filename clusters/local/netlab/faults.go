@@ -3,6 +3,7 @@ package netlab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -120,6 +121,18 @@ func (l *Lab) wanRoutes(site string) []string {
 	p := &l.st.Plan
 	hops := l.nextHops(site)
 	self, _ := p.router(site)
+	route := func(dst netip.Prefix, dstSite string) string {
+		lk, ok := hops[dstSite]
+		if !ok {
+			return fmt.Sprintf("route replace blackhole %s", dst)
+		}
+		peer := lk.A
+		if peer == site {
+			peer = lk.B
+		}
+		pr, _ := p.router(peer)
+		return fmt.Sprintf("route replace %s via %s dev %s onlink src %s", dst, pr.Addr, lk.Dev, self.Addr)
+	}
 	var cmds []string
 	seen := map[string]bool{}
 	for _, b := range p.Bridges {
@@ -127,17 +140,16 @@ func (l *Lab) wanRoutes(site string) []string {
 			continue
 		}
 		seen[b.Subnet.String()] = true
-		lk, ok := hops[b.Site]
-		if !ok {
-			cmds = append(cmds, fmt.Sprintf("route replace blackhole %s", b.Subnet))
+		cmds = append(cmds, route(b.Subnet, b.Site))
+	}
+	// prefixes routed to hosts go where their host's rack does
+	for _, h := range p.Hosts {
+		if h.Site == site {
 			continue
 		}
-		peer := lk.A
-		if peer == site {
-			peer = lk.B
+		for _, pr := range h.Routed {
+			cmds = append(cmds, route(pr, h.Site))
 		}
-		pr, _ := p.router(peer)
-		cmds = append(cmds, fmt.Sprintf("route replace %s via %s dev %s onlink src %s", b.Subnet, pr.Addr, lk.Dev, self.Addr))
 	}
 	return cmds
 }
@@ -155,6 +167,9 @@ func (l *Lab) apply(ctx context.Context) error {
 	for _, port := range slices.Sorted(mapsKeys(want)) {
 		d, ok := cur[port]
 		if !ok {
+			if p.adoptedPort(port) {
+				continue // its host is not attached: AttachHost sets it
+			}
 			return fmt.Errorf("port %s missing in %s (run Up to repair)", port, p.SwitchNS)
 		}
 		if d.adminUp() != want[port] {

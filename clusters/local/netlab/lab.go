@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -25,7 +25,7 @@ var debianPackages = []string{"iproute2=6.1.0-3", "iptables=1.8.9-2"}
 
 // Install installs the Debian packages the lab needs (ip, iptables).
 func Install(ctx context.Context, log *slog.Logger) error {
-	return engines.AptInstall(ctx, log, debianPackages...)
+	return install.Apt(ctx, log, debianPackages...)
 }
 
 // Host is one node's machine in the lab.
@@ -63,8 +63,13 @@ func cgroupBase() string { return filepath.Join(CgroupV2Root, "chaosloop") }
 // lab repairs what is missing and keeps its recorded faults (isolations,
 // powered-off nodes, iptables rules); call HealAll for a clean slate.
 func Up(ctx context.Context, log *slog.Logger, sc *scenarios.Scenario, stateDir string) (*Lab, error) {
+	return UpWith(ctx, log, sc, stateDir, Options{})
+}
+
+// UpWith is Up for a lab with options (another backend's).
+func UpWith(ctx context.Context, log *slog.Logger, sc *scenarios.Scenario, stateDir string, o Options) (*Lab, error) {
 	t0 := time.Now()
-	plan, err := NewPlan(sc)
+	plan, err := NewPlanWith(sc, o)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +83,7 @@ func Up(ctx context.Context, log *slog.Logger, sc *scenarios.Scenario, stateDir 
 		// Namespaces of this lab without its state file belong to a run
 		// with another state directory (or one whose directory was lost):
 		// reusing them could disturb a live lab, so refuse.
-		if stray, err := labNamespaces(plan.Lab); err != nil {
+		if stray, err := labNamespaces(plan.base()); err != nil {
 			return nil, err
 		} else if len(stray) > 0 {
 			return nil, fmt.Errorf("netlab: namespaces of lab %s exist (%s, ...) but %s has no state for them: another run owns them; remove them with DownAll or use another scenario name", plan.Lab, stray[0], filepath.Join(dir, StateFile))
@@ -91,9 +96,12 @@ func Up(ctx context.Context, log *slog.Logger, sc *scenarios.Scenario, stateDir 
 	}
 	st.StateDir = dir
 	st.CgroupRoot = ""
-	if cgroupV2() {
+	switch {
+	case o.Adopt:
+		// an adopted host's processes live in its container's cgroups
+	case cgroupV2():
 		st.CgroupRoot = filepath.Join(cgroupBase(), plan.Lab)
-	} else {
+	default:
 		log.Warn("no cgroup v2 at "+CgroupV2Root+": power-off falls back to killing the node's processes by PID, freeze is unavailable", "lab", plan.Lab)
 	}
 	l := &Lab{log: log, st: st}
@@ -123,15 +131,16 @@ func Load(log *slog.Logger, stateDir string) (*Lab, error) {
 	return &Lab{log: log, st: st}, nil
 }
 
-// labNamespaces lists the existing namespaces of a lab.
-func labNamespaces(lab string) ([]string, error) {
+// labNamespaces lists the existing namespaces whose names start with base
+// (a lab's).
+func labNamespaces(base string) ([]string, error) {
 	all, err := namedNetNS()
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for ns := range all {
-		if strings.HasPrefix(ns, nsBase(lab)) {
+		if strings.HasPrefix(ns, base) {
 			out = append(out, ns)
 		}
 	}

@@ -22,7 +22,14 @@ import (
 // Address plan, all inside 198.18.0.0/15 (RFC 2544 benchmarking space):
 // 198.18.0.S+1 is site S's router; rack R (1-based over the whole scenario)
 // owns the /24 at 198.18.0.0 + R*256 and its n-th node is .10+n.
-var labPrefix = netip.MustParsePrefix("198.18.0.0/15")
+var (
+	labPrefix = netip.MustParsePrefix("198.18.0.0/15")
+	routerNet = netip.MustParsePrefix("198.18.0.0/24")
+)
+
+// LabPrefix is the address space of every lab: every host routes it
+// over its ports.
+func LabPrefix() netip.Prefix { return labPrefix }
 
 const (
 	maxRacks        = 511 // /24s in the /15 after the router /24
@@ -46,6 +53,11 @@ type HostPlan struct {
 	// CgroupName is the node's directory under the lab's cgroup.
 	CgroupName string     `json:"cgroupName"`
 	Ports      []HostPort `json:"ports"`
+	// Adopted: the namespace is another's (a container's), named and
+	// wired by AttachHost, never created, emptied or killed by the lab.
+	Adopted bool `json:"adopted,omitempty"`
+	// Routed are extra prefixes routed to this host (its pods).
+	Routed []netip.Prefix `json:"routed,omitempty"`
 }
 
 // HostPort is one veth of a host, plugged into one switch's bridge for its rack.
@@ -94,9 +106,12 @@ type LinkPlan struct {
 	PortB  string `json:"portB"`
 }
 
-// Plan is the whole network layout; it depends only on the scenario.
+// Plan is the whole network layout; it depends only on the scenario (and
+// the Options).
 type Plan struct {
-	Lab      string       `json:"lab"`
+	Lab string `json:"lab"`
+	// NSPrefix replaces the package's NSPrefix in namespace names.
+	NSPrefix string       `json:"nsPrefix,omitempty"`
 	SwitchNS string       `json:"switchNS"`
 	Hosts    []HostPlan   `json:"hosts"`
 	Bridges  []BridgePlan `json:"bridges"`
@@ -113,6 +128,35 @@ const NSPrefix = "cl-"
 // so the '.' after them keeps two labs' namespaces apart.
 func nsBase(lab string) string { return NSPrefix + lab + "." }
 
+// base is the prefix of the plan's namespaces.
+func (p *Plan) base() string {
+	if p.NSPrefix == "" {
+		return nsBase(p.Lab)
+	}
+	return p.NSPrefix + p.Lab + "."
+}
+
+// Options are how a lab differs from the local one; the zero value is the
+// local lab.
+type Options struct {
+	// NSPrefix replaces NSPrefix ("cl-") in namespace names, so that labs
+	// of another backend never share names with local ones (nor are swept
+	// by DownAll). It must match [a-z][a-z0-9]*-.
+	NSPrefix string
+	// Adopt makes every host an existing network namespace (a container's)
+	// that AttachHost names and wires; Up builds only the switches,
+	// routers and links, and no cgroups. Adopted hosts' ports are named
+	// lab0, lab1, ... (eth0 is the container's own).
+	Adopt bool
+	// Routed are extra prefixes routed to a node's host, by node name (a
+	// node's pod addresses): inside 198.18.0.0/15, clear of the address
+	// plan. Hosts of the same rack reach them directly, the site routers
+	// route them like the racks' subnets.
+	Routed map[string][]netip.Prefix
+}
+
+var nsPrefixRE = regexp.MustCompile(`^[a-z][a-z0-9]*-$`)
+
 // component names a node or site in a namespace or cgroup name: the name
 // itself when it is safe as a file name, else its index.
 func component(kind string, i int, name string) string {
@@ -123,15 +167,26 @@ func component(kind string, i int, name string) string {
 }
 
 // NewPlan lays out the network of a defaulted, validated scenario.
-func NewPlan(sc *scenarios.Scenario) (*Plan, error) {
+func NewPlan(sc *scenarios.Scenario) (*Plan, error) { return NewPlanWith(sc, Options{}) }
+
+// NewPlanWith is NewPlan for a lab with options.
+func NewPlanWith(sc *scenarios.Scenario, o Options) (*Plan, error) {
 	if !regexp.MustCompile(`^[a-z0-9-]{1,64}$`).MatchString(sc.Name) {
 		return nil, fmt.Errorf("netlab: lab name %q must match [a-z0-9-]{1,64}", sc.Name)
+	}
+	if o.NSPrefix != "" && !nsPrefixRE.MatchString(o.NSPrefix) {
+		return nil, fmt.Errorf("netlab: namespace prefix %q must match %s", o.NSPrefix, nsPrefixRE)
 	}
 	if len(sc.Sites) > maxSites {
 		return nil, fmt.Errorf("netlab: %d sites, at most %d fit the address plan", len(sc.Sites), maxSites)
 	}
-	base := nsBase(sc.Name)
-	p := &Plan{Lab: sc.Name, SwitchNS: base + "sw"}
+	p := &Plan{Lab: sc.Name, NSPrefix: o.NSPrefix}
+	base := p.base()
+	p.SwitchNS = base + "sw"
+	devPrefix := "eth"
+	if o.Adopt {
+		devPrefix = "lab"
+	}
 	siteIdx := map[string]int{}
 	rackNo, hostNo := 0, 0
 	for si, site := range sc.Sites {
@@ -172,11 +227,13 @@ func NewPlan(sc *scenarios.Scenario) (*Plan, error) {
 					Addr:       addr4(netBase + uint32(hostOffset+ni)),
 					Gateway:    r.Addr,
 					Subnet:     subnet,
+					Adopted:    o.Adopt,
+					Routed:     slices.Clone(o.Routed[node.Name]),
 				}
 				for k, b := range bridges {
 					h.Ports = append(h.Ports, HostPort{
 						Switch: b.Switch,
-						Dev:    fmt.Sprintf("eth%d", k),
+						Dev:    fmt.Sprintf("%s%d", devPrefix, k),
 						Port:   fmt.Sprintf("h%ds%d", hostNo, k),
 						Bridge: b.Bridge,
 						Metric: b.Metric,
@@ -232,7 +289,34 @@ func NewPlan(sc *scenarios.Scenario) (*Plan, error) {
 			PortB:  fmt.Sprintf("wz%d", i),
 		})
 	}
+	if err := p.checkRouted(); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// checkRouted refuses routed prefixes outside the lab's space, or that
+// overlap the address plan or each other.
+func (p *Plan) checkRouted() error {
+	taken := []netip.Prefix{routerNet}
+	for _, b := range p.Bridges {
+		taken = append(taken, b.Subnet)
+	}
+	for _, h := range p.Hosts {
+		for _, r := range h.Routed {
+			if !r.IsValid() || r.Addr().Is6() || !labPrefix.Contains(r.Addr()) || r.Bits() < labPrefix.Bits() {
+				return fmt.Errorf("netlab: prefix %s routed to %s is not inside %s", r, h.Node, labPrefix)
+			}
+			r = r.Masked()
+			for _, t := range taken {
+				if t.Overlaps(r) {
+					return fmt.Errorf("netlab: prefix %s routed to %s overlaps %s of the lab", r, h.Node, t)
+				}
+			}
+			taken = append(taken, r)
+		}
+	}
+	return nil
 }
 
 func addr4(v uint32) netip.Addr {
@@ -279,6 +363,16 @@ func (p *Plan) namespaces() []string {
 		ns = append(ns, h.NetNS)
 	}
 	return ns
+}
+
+// adoptedPort says whether a switch port belongs to an adopted host.
+func (p *Plan) adoptedPort(port string) bool {
+	for _, h := range p.Hosts {
+		if h.Adopted && slices.ContainsFunc(h.Ports, func(hp HostPort) bool { return hp.Port == port }) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Plan) hasSwitch(sw string) bool {

@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/install"
 )
 
 // Pinned versions (Debian 12 apt-cache policy; FerretDB module tag).
@@ -88,11 +88,11 @@ func (e *Engine) Install(ctx context.Context) error {
 }
 
 // aptInstall retries while another apt-get (outside this process) holds the
-// dpkg lock: engines.AptInstall serialises only this process's runs.
+// dpkg lock: install.Apt serialises only this process's runs.
 func aptInstall(ctx context.Context, log *slog.Logger, pkgs ...string) error {
 	var err error
 	for range 30 {
-		if err = engines.AptInstall(ctx, log, pkgs...); err == nil || !strings.Contains(err.Error(), "lock") {
+		if err = install.Apt(ctx, log, pkgs...); err == nil || !strings.Contains(err.Error(), "lock") {
 			return err
 		}
 		log.Info("dpkg is locked by another apt-get; waiting")
@@ -153,7 +153,7 @@ func (e *Engine) buildFerretDB(ctx context.Context) error {
 	}
 	e.log.Info("building FerretDB", "version", FerretDBVersion, "into", bin)
 	goEnv := append(os.Environ(), "GOWORK=off", "GOTOOLCHAIN=local", "GOFLAGS=-mod=readonly", "CGO_ENABLED=0")
-	engines.Step(ctx, "go mod download "+FerretDBModule+"@"+FerretDBVersion)
+	install.Step(ctx, "go mod download "+FerretDBModule+"@"+FerretDBVersion)
 	cmd := exec.CommandContext(ctx, goBin, "mod", "download", "-json", FerretDBModule+"@"+FerretDBVersion)
 	cmd.Env = goEnv
 	cmd.Dir = dir
@@ -190,7 +190,7 @@ func (e *Engine) buildFerretDB(ctx context.Context) error {
 		return err
 	}
 	tmp := bin + ".tmp"
-	engines.Step(ctx, "go build FerretDB "+FerretDBVersion+" (1-3 min on 2 cores)")
+	install.Step(ctx, "go build FerretDB "+FerretDBVersion+" (1-3 min on 2 cores)")
 	cmd = exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", tmp, "./cmd/ferretdb")
 	cmd.Env = goEnv
 	cmd.Dir = src

@@ -21,6 +21,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
@@ -68,7 +69,7 @@ func New(log *slog.Logger) *Engine {
 
 // Install installs etcd from Debian (etcdctl too, for humans debugging a lab).
 func (e *Engine) Install(ctx context.Context) error {
-	return engines.AptInstall(ctx, e.log, Packages...)
+	return install.Apt(ctx, e.log, Packages...)
 }
 
 var versionRE = regexp.MustCompile(`etcd Version:\s*(\S+)`)

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
 )
@@ -67,7 +68,7 @@ func New(log *slog.Logger) *Engine {
 
 // Install installs the pinned packages.
 func (e *Engine) Install(ctx context.Context) error {
-	return engines.AptInstall(ctx, e.log, Packages...)
+	return install.Apt(ctx, e.log, Packages...)
 }
 
 // Version reports the MariaDB server and Galera library versions.

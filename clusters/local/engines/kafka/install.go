@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/install"
 )
 
 // Pinned versions. Kafka publishes no runnable distribution anywhere the lab
@@ -122,7 +122,7 @@ func (e *Engine) Install(ctx context.Context, version string) error {
 
 	start := time.Now()
 	e.log.Info("kafka install: resolving jars with Maven", "version", version, "dir", verDir)
-	engines.Step(ctx, "Maven: resolving kafka_2.13 "+version+" and its jars")
+	install.Step(ctx, "Maven: resolving kafka_2.13 "+version+" and its jars")
 	if err := os.WriteFile(filepath.Join(verDir, "pom.xml"), []byte(pom(version)), 0o644); err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func (e *Engine) streamMaven(ctx context.Context, r io.Reader, version string) [
 			e.log.Debug("kafka install", "maven", line)
 			if n%25 == 0 {
 				e.log.Info("kafka install: downloading", "version", version, "files", n)
-				engines.Step(ctx, fmt.Sprintf("Maven: %d files downloaded", n))
+				install.Step(ctx, fmt.Sprintf("Maven: %d files downloaded", n))
 			}
 			continue
 		}

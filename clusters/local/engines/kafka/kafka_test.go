@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
@@ -328,7 +329,7 @@ var zkAddr = netip.MustParseAddr("127.0.0.39")
 const debianZooKeeper = "zookeeper=3.8.0-11+deb12u2"
 
 func startZooKeeper(t *testing.T, ctx context.Context, log *slog.Logger) string {
-	if err := engines.AptInstall(ctx, log, debianZooKeeper); err != nil {
+	if err := install.Apt(ctx, log, debianZooKeeper); err != nil {
 		enginetest.RequireLab(t, err.Error())
 	}
 	dir := t.TempDir()

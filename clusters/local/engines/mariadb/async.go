@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 )
 
@@ -57,7 +58,7 @@ const (
 
 // Install installs the pinned packages.
 func (e *Engine) Install(ctx context.Context) error {
-	return engines.AptInstall(ctx, e.log, Packages...)
+	return install.Apt(ctx, e.log, Packages...)
 }
 
 // Version reports the MariaDB server version.

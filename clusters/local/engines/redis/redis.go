@@ -28,6 +28,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 )
 
@@ -83,7 +84,7 @@ func New(log *slog.Logger) *Engine {
 
 // Install installs the pinned packages.
 func (e *Engine) Install(ctx context.Context) error {
-	return engines.AptInstall(ctx, e.log, Packages...)
+	return install.Apt(ctx, e.log, Packages...)
 }
 
 // Version reports redis-server's version.

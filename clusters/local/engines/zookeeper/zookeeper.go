@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 	"github.com/chaosloop/chaosloop/lab"
@@ -69,7 +70,7 @@ func New(log *slog.Logger) *Engine {
 
 // Install installs ZooKeeper (and with it a Java runtime) from Debian.
 func (e *Engine) Install(ctx context.Context) error {
-	return engines.AptInstall(ctx, e.log, Packages...)
+	return install.Apt(ctx, e.log, Packages...)
 }
 
 var versionRE = regexp.MustCompile(`(\d+\.\d+\.\d+)`)

@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chaosloop/chaosloop/clusters/install"
 	"github.com/chaosloop/chaosloop/clusters/local"
-	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/lab"
 )
@@ -49,10 +49,10 @@ func TestStepsPlainLines(t *testing.T) {
 	s.Lab(lab.Progress{Stage: "installing", Detail: "network tools"})
 	s.Lab(lab.Progress{Service: "bulk-db", Stage: "installing", Detail: "ferretdb-patroni"})
 	// An engine's install reports its own steps through the context.
-	ctx := engines.WithSteps(context.Background(), func(d string) {
+	ctx := install.WithSteps(context.Background(), func(d string) {
 		s.Lab(lab.Progress{Service: "bulk-db", Stage: "installing", Detail: d})
 	})
-	engines.Step(ctx, "go build FerretDB v1.24.2")
+	install.Step(ctx, "go build FerretDB v1.24.2")
 	s.Lab(lab.Progress{Stage: "network", Detail: "15 hosts"})
 	s.Lab(lab.Progress{Service: "kafka", Stage: "failed", Err: errors.New("no broker")})
 	time.Sleep(300 * time.Millisecond) // bulk-db and lab stay quiet

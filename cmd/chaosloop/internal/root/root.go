@@ -19,8 +19,10 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/enginescmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/fault"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/handler"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/imagescmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/initcmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/judge"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/ociruntime"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/run"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/schema"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/status"
@@ -90,12 +92,14 @@ cleanup a lab command does after the first (then 'chaosloop heal' or
 		fault.NewFaultCommand(env),
 		fault.NewHealCommand(env),
 		enginescmd.NewCommand(env),
+		imagescmd.NewCommand(env),
 		handler.NewCommand(env),
 		run.NewRunCommand(env),
 		run.NewReplayCommand(env),
 		judge.NewCommand(env),
 		versioncmd.NewCommand(env),
 		initcmd.NewCommand(env),
+		ociruntime.NewCommand(),
 	)
 	for _, c := range cmd.Commands() {
 		wrapArgs(c)

@@ -1,0 +1,142 @@
+// Package images builds, offline, every container image the kind backend
+// runs — nothing is ever pulled: no registry is reachable. A node image
+// holds a Debian root filesystem (systemd, containerd, runc, CNI plugins,
+// iptables from bookworm), kind's base files from the kind module, the
+// kubelet, kubeadm and kubectl built by package k8sbin, and the
+// control-plane images kubeadm expects, preloaded into the node's
+// containerd before kubelet starts. Each image is tagged by a hash of its
+// inputs (chaosloop/node:<hash>), so a build with the same inputs is a
+// cache hit that does nothing.
+//
+// Engine images (one per engine, from the same Debian packages and Kafka
+// jars as the local lab) are a later step: each is a debianImage, built and
+// cached the way the node's base is.
+package images
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/chaosloop/chaosloop/clusters/kind/docker"
+	"github.com/chaosloop/chaosloop/clusters/kind/k8sbin"
+)
+
+// Repository is the prefix of every image chaosloop builds.
+const Repository = "chaosloop/"
+
+// Builder builds the images into the Docker daemon that answers.
+type Builder struct {
+	// Cache holds what outlives an image: built binaries (bin/) and root
+	// filesystem tars (rootfs/), by content hash.
+	Cache string
+	Log   *slog.Logger
+	// Progress, when set, is told each step's stage ("cached",
+	// "building", "done", "failed") with a detail.
+	Progress func(step, stage, detail string)
+}
+
+// Built is what Build made or found.
+type Built struct {
+	// Node is the node image's tag, chaosloop/node:<hash>.
+	Node string
+	// Binaries are the Kubernetes, etcd, CoreDNS and pause binaries.
+	Binaries k8sbin.Set
+	Took     time.Duration
+}
+
+// Build builds every image missing from the daemon.
+func (b *Builder) Build(ctx context.Context) (*Built, error) {
+	start := time.Now()
+	// Debian first: it needs no binaries, and fails fast without a mirror.
+	base, err := nodeBase(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.rootfs(ctx, kubeProxyBase()); err != nil {
+		return nil, err
+	}
+	if _, err := b.ensureDebianImage(ctx, base); err != nil {
+		return nil, err
+	}
+	bins, err := (&k8sbin.Builder{Dir: filepath.Join(b.Cache, "bin"), Log: b.Log, Progress: b.Progress}).Build(ctx)
+	if err != nil {
+		return nil, err
+	}
+	node, err := b.node(ctx, base, bins)
+	if err != nil {
+		return nil, err
+	}
+	return &Built{Node: node, Binaries: bins, Took: time.Since(start)}, nil
+}
+
+func (b *Builder) progress(step, stage, detail string) {
+	if b.Progress != nil {
+		b.Progress(step, stage, detail)
+	}
+}
+
+// hashOf is the content key of its parts (16 hex digits).
+func hashOf(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s\x00", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// overlayKey hashes a file tree's paths, modes and contents.
+func overlayKey(files map[string]file) string {
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	parts := make([]string, 0, 3*len(paths))
+	for _, p := range paths {
+		parts = append(parts, p, files[p].mode.String(), files[p].content)
+	}
+	return hashOf(parts...)
+}
+
+// debianImage is an image made of a rootfs imported as it is, with the
+// image settings (Dockerfile instructions) docker import takes.
+type debianImage struct {
+	name    string
+	rootfs  rootfs
+	changes []string // ENV, ENTRYPOINT, STOPSIGNAL, ...
+}
+
+// tag names d by its content.
+func (d debianImage) tag() string {
+	return Repository + d.name + ":" + hashOf(d.rootfs.key(), strings.Join(d.changes, "\x00"))
+}
+
+// ensureDebianImage imports d's rootfs unless its tag is there already.
+func (b *Builder) ensureDebianImage(ctx context.Context, d debianImage) (string, error) {
+	tag := d.tag()
+	if docker.ImageExists(ctx, tag) {
+		b.progress("image "+d.name, "cached", tag)
+		return tag, nil
+	}
+	tarPath, err := b.rootfs(ctx, d.rootfs)
+	if err != nil {
+		return "", err
+	}
+	b.progress("image "+d.name, "building", "docker import")
+	args := []string{"import"}
+	for _, c := range d.changes {
+		args = append(args, "--change", c)
+	}
+	if _, err := docker.Run(ctx, append(args, tarPath, tag)...); err != nil {
+		return "", err
+	}
+	b.progress("image "+d.name, "done", tag)
+	return tag, nil
+}

@@ -1,0 +1,315 @@
+package kindlab_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/kind/cluster"
+	"github.com/chaosloop/chaosloop/clusters/kind/docker"
+	"github.com/chaosloop/chaosloop/clusters/kind/images"
+	"github.com/chaosloop/chaosloop/clusters/kind/k8sbin"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindtest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/clusters/local/netlab"
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+func TestMain(m *testing.M) { kindtest.Main(m) }
+
+// stateRoot holds the test's lab state at a fixed place, so that a run
+// killed half-way is removed by the next.
+const stateRoot = "/var/lib/chaosloop/kindlab-test"
+
+// TestScenarioCluster stands each test scenario up as a kind cluster on
+// its lab network: every node Ready under its scenario name on its lab
+// address, a pod on each, pods reaching each other across sites and
+// through a Service; then isolating dc2 cuts its pods off and turns its
+// node NotReady, and healing brings both back. With three control-plane
+// nodes, isolating the first leaves every other node Ready: their load
+// balancers moved to the other API servers.
+func TestScenarioCluster(t *testing.T) {
+	kindtest.Daemon(t)
+	built, err := (&images.Builder{Cache: kindtest.Cache, Log: enginetest.Log(t)}).Build(context.Background())
+	require.NoError(t, err)
+	for _, file := range []string{"two-sites.yaml", "three-control-planes.yaml"} {
+		t.Run(strings.TrimSuffix(file, ".yaml"), func(t *testing.T) {
+			testScenario(t, built.Node, filepath.Join("testdata", file))
+		})
+	}
+}
+
+func testScenario(t *testing.T, image, file string) {
+	ev := enginetest.NewEvidence(t)
+	log := enginetest.Log(t)
+	ctx := context.Background()
+	sc, err := scenarios.Parse(file)
+	require.NoError(t, err)
+	dir := filepath.Join(stateRoot, sc.Name)
+	if _, err := os.Stat(dir); err == nil {
+		t.Logf("removing a previous run's cluster: %v", kindlab.Down(ctx, log, dir))
+		require.NoError(t, os.RemoveAll(dir))
+	}
+	start := time.Now()
+	c, err := kindlab.Up(ctx, sc, kindlab.Options{Image: image, StateDir: dir, Log: log, Wait: 5 * time.Minute})
+	t.Cleanup(func() {
+		if t.Failed() && c != nil {
+			keepLogs(t, c, ev.Sub("logs"))
+		}
+		require.NoError(t, kindlab.Down(context.Background(), log, dir))
+		require.NoError(t, os.RemoveAll(dir))
+	})
+	require.NoError(t, err)
+	t.Logf("cluster up (every node Ready) in %s", time.Since(start).Round(time.Second))
+
+	checkNodes(t, c)
+	pods := runEchoPods(t, c)
+	for _, n := range c.Plan.Nodes {
+		require.True(t, n.PodCIDR.Contains(pods[n.Name].ip), "pod on %s has %s", n.Name, pods[n.Name].ip)
+	}
+	// pod to pod, both ways across the WAN, and through the Service
+	dc1, dc2 := siteNode(c, "dc1", 1), siteNode(c, "dc2", 0)
+	require.NoError(t, echo(ctx, c, pods[dc1].name, pods[dc2].ip.String(), 8080, dc2))
+	require.NoError(t, echo(ctx, c, pods[dc2].name, pods[c.Plan.Nodes[0].Name].ip.String(), 8080, c.Plan.Nodes[0].Name))
+	checkService(t, c, pods[c.Plan.Nodes[0].Name].name)
+	stats(t, c)
+
+	// cut dc2 off: its pod is out of reach at once, its node NotReady
+	// after the controller's grace period
+	isolated := time.Now()
+	require.NoError(t, c.Net.IsolatePath(ctx, "site/dc2"))
+	require.Error(t, echo(ctx, c, pods[dc1].name, pods[dc2].ip.String(), 8080, dc2))
+	notReady := waitReady(t, c, dc2, false, 3*time.Minute)
+	t.Logf("%s NotReady %s after the isolation of dc2", dc2, notReady.Sub(isolated).Round(time.Second))
+	requireReadyBut(t, c, dc2)
+
+	healed := time.Now()
+	require.NoError(t, c.Net.HealPath(ctx, "site/dc2"))
+	require.NoError(t, echo(ctx, c, pods[dc1].name, pods[dc2].ip.String(), 8080, dc2))
+	back := waitReady(t, c, dc2, true, 2*time.Minute)
+	t.Logf("%s Ready again %s after the heal", dc2, back.Sub(healed).Round(time.Second))
+
+	if len(c.Plan.ControlPlanes()) > 1 {
+		loseFirstControlPlane(t, c)
+	}
+}
+
+// loseFirstControlPlane isolates the node kubeadm init ran on: once the
+// controller (on another node now) marks it NotReady, every other node
+// is still Ready — their kubelets kept reaching an API server.
+func loseFirstControlPlane(t *testing.T, c *kindlab.Cluster) {
+	ctx := context.Background()
+	first := c.Plan.Nodes[0].Name
+	cut := time.Now()
+	require.NoError(t, c.Net.IsolatePath(ctx, "node/"+first))
+	notReady := waitReady(t, c, first, false, 3*time.Minute)
+	t.Logf("%s NotReady %s after its isolation", first, notReady.Sub(cut).Round(time.Second))
+	requireReadyBut(t, c, first)
+	healed := time.Now()
+	require.NoError(t, c.Net.HealPath(ctx, "node/"+first))
+	back := waitReady(t, c, first, true, 3*time.Minute)
+	t.Logf("%s Ready again %s after the heal", first, back.Sub(healed).Round(time.Second))
+}
+
+// siteNode is the i-th node of a site (the last when it has fewer).
+func siteNode(c *kindlab.Cluster, site string, i int) string {
+	var names []string
+	for _, n := range c.Plan.Nodes {
+		if n.Site == site {
+			names = append(names, n.Name)
+		}
+	}
+	return names[min(i, len(names)-1)]
+}
+
+// requireReadyBut: every node but one is Ready.
+func requireReadyBut(t *testing.T, c *kindlab.Cluster, but string) {
+	ready, err := c.Ready(context.Background())
+	require.NoError(t, err)
+	for _, n := range c.Plan.Nodes {
+		if n.Name != but {
+			require.True(t, ready[n.Name], "%s stays Ready: %v", n.Name, ready)
+		}
+	}
+}
+
+// checkNodes: every node has its scenario name, its lab address as its
+// only InternalIP, its labels and pod /24; dc2's node talks to the API
+// servers at lab addresses (its load balancer's connections) or on its
+// own loopback, never over docker's network.
+func checkNodes(t *testing.T, c *kindlab.Cluster) {
+	ctx := context.Background()
+	for _, n := range c.Plan.Nodes {
+		ip := kubectl(t, c, "get", "node", n.Name, "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
+		require.Equal(t, n.Addr.String(), ip, "node %s", n.Name)
+		zone := kubectl(t, c, "get", "node", n.Name, "-o", `jsonpath={.metadata.labels.topology\.kubernetes\.io/zone}`)
+		require.Equal(t, n.Labels["topology.kubernetes.io/zone"], zone)
+		cidr := kubectl(t, c, "get", "node", n.Name, "-o", "jsonpath={.spec.podCIDR}")
+		require.Equal(t, n.PodCIDR.String(), cidr)
+	}
+	cp := c.Plan.Nodes[0]
+	w, _ := c.Plan.Node(siteNode(c, "dc2", 0))
+	out, err := c.Net.Exec(ctx, w.Name, "ss", "-Htn", "state", "established", "( dport = :6443 )")
+	require.NoError(t, err)
+	var peers []netip.AddrPort
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			peers = append(peers, netip.MustParseAddrPort(f[len(f)-1]))
+		}
+	}
+	lab := 0
+	for _, p := range peers {
+		// a control-plane node's own components may use its loopback
+		require.True(t, p.Addr().IsLoopback() || netlab.LabPrefix().Contains(p.Addr()) && !cluster.NetworkSubnet.Contains(p.Addr()),
+			"%s reaches an API server at %s: not a lab address", w.Name, p)
+		if !p.Addr().IsLoopback() {
+			lab++
+		}
+	}
+	require.NotZero(t, lab, "%s has no connection to an API server's lab address: %v", w.Name, peers)
+	t.Logf("%s's connections to API servers: %v", w.Name, peers)
+	route, err := c.Net.Exec(ctx, w.Name, "ip", "-4", "route", "get", cp.PodCIDR.Addr().Next().String())
+	require.NoError(t, err)
+	t.Logf("%s → %s's pods: %s", w.Name, cp.Name, strings.TrimSpace(string(route)))
+	require.Contains(t, string(route), "dev lab0")
+}
+
+type pod struct {
+	name string
+	ip   netip.Addr
+}
+
+// echoManifest: a pod on every node (control plane included) answering
+// each TCP connection with its node's name (perl from the kube-proxy
+// image's Debian), and a Service over them.
+var echoManifest = `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: echo}
+spec:
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo}}
+    spec:
+      tolerations: [{operator: Exists}]
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: echo
+        image: registry.k8s.io/kube-proxy:` + k8sbin.KubernetesVersion + `
+        imagePullPolicy: Never
+        command: [perl, -MIO::Socket::INET, -e, '$s = IO::Socket::INET->new(LocalPort => 8080, Listen => 64, ReuseAddr => 1) or die "listen: $!"; while (1) { $c = $s->accept or next; print $c "$ENV{NODE}\n"; close $c }']
+        env: [{name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
+        ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  selector: {app: echo}
+  ports: [{port: 80, targetPort: 8080}]
+`
+
+func runEchoPods(t *testing.T, c *kindlab.Cluster) map[string]pod {
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		_, err := c.Kubectl(ctx, nil, "get", "serviceaccount", "default")
+		return err == nil
+	}, time.Minute, time.Second)
+	out, err := c.Kubectl(ctx, []byte(echoManifest), "apply", "-f", "-")
+	require.NoError(t, err, "%s", out)
+	kubectl(t, c, "rollout", "status", "daemonset/echo", "--timeout=180s")
+	lines := kubectl(t, c, "get", "pods", "-l", "app=echo", "-o", `jsonpath={range .items[*]}{.spec.nodeName} {.metadata.name} {.status.podIP}{"\n"}{end}`)
+	pods := map[string]pod{}
+	for _, l := range strings.Split(lines, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 {
+			pods[f[0]] = pod{name: f[1], ip: netip.MustParseAddr(f[2])}
+		}
+	}
+	require.Len(t, pods, len(c.Plan.Nodes), "pods: %s", lines)
+	return pods
+}
+
+// echo connects from inside a pod to addr:port and wants want back.
+func echo(ctx context.Context, c *kindlab.Cluster, from, addr string, port int, want string) error {
+	script := fmt.Sprintf("exec 3<>/dev/tcp/%s/%d && cat <&3", addr, port)
+	out, err := c.Kubectl(ctx, nil, "exec", from, "--", "timeout", "3", "bash", "-c", script)
+	if err != nil {
+		return err
+	}
+	if got := strings.TrimSpace(string(out)); want != "" && got != want {
+		return fmt.Errorf("%s:%d from %s answered %q, want %q", addr, port, from, got, want)
+	}
+	return nil
+}
+
+// checkService: the Service's ClusterIP reaches the pods of every node
+// (kube-proxy's rules, across sites), and CoreDNS turns Ready (it reaches
+// the API through the kubernetes Service).
+func checkService(t *testing.T, c *kindlab.Cluster, from string) {
+	ip := kubectl(t, c, "get", "service", "echo", "-o", "jsonpath={.spec.clusterIP}")
+	script := fmt.Sprintf("for i in $(seq 30); do timeout 3 bash -c 'exec 3<>/dev/tcp/%s/80 && cat <&3'; done | sort -u", ip)
+	got := kubectl(t, c, "exec", from, "--", "bash", "-c", script)
+	var all []string
+	for _, n := range c.Plan.Nodes {
+		all = append(all, n.Name)
+	}
+	require.ElementsMatch(t, all, strings.Fields(got), "answers through the Service")
+	kubectl(t, c, "-n", "kube-system", "wait", "--for=condition=Ready", "pod", "-l", "k8s-app=kube-dns", "--timeout=180s")
+}
+
+// waitReady waits for a node's Ready condition to become want and
+// returns when it was seen.
+func waitReady(t *testing.T, c *kindlab.Cluster, node string, want bool, wait time.Duration) time.Time {
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		ready, err := c.Ready(context.Background())
+		if err == nil && ready[node] == want {
+			return time.Now()
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("node %s not Ready=%v after %s", node, want, wait)
+	return time.Time{}
+}
+
+// stats logs each node container's memory.
+func stats(t *testing.T, c *kindlab.Cluster) {
+	args := []string{"stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"}
+	for _, n := range c.Plan.Nodes {
+		args = append(args, n.Container)
+	}
+	out, err := docker.Run(context.Background(), args...)
+	require.NoError(t, err)
+	t.Logf("memory:\n%s", out)
+}
+
+func kubectl(t *testing.T, c *kindlab.Cluster, args ...string) string {
+	t.Helper()
+	out, err := c.Kubectl(context.Background(), nil, args...)
+	require.NoError(t, err)
+	return strings.TrimSpace(string(out))
+}
+
+// keepLogs saves kind's logs of every node, each container's own output
+// (the entrypoint's lab wait) and the lab's state into dir.
+func keepLogs(t *testing.T, c *kindlab.Cluster, dir string) {
+	for _, n := range c.Plan.Nodes {
+		out, _ := exec.Command("docker", "logs", n.Container).CombinedOutput()
+		_ = os.WriteFile(filepath.Join(dir, n.Name+".docker.log"), out, 0o644)
+	}
+	if err := cluster.CollectLogs(enginetest.Log(t), c.Plan.Cluster, dir); err != nil {
+		t.Logf("collect logs: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(c.Net.StateDir(), "netlab.json")); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "netlab.json"), b, 0o644)
+	}
+}

@@ -1,0 +1,191 @@
+// Package imagescmd implements `chaosloop images build|list|prune`: the
+// container images of the kind backend, built here offline and cached by
+// content.
+package imagescmd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chaosloop/chaosloop/clusters/kind/docker"
+	"github.com/chaosloop/chaosloop/clusters/kind/images"
+	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/ociruntime"
+)
+
+// NewCommand returns the images command and its subcommands.
+func NewCommand(env *cli.Env) *cobra.Command {
+	var cache string
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "Build, list and prune the container images of the kind backend",
+		Long: `The kind backend runs only images built on this machine: no image registry is
+used. 'images build' builds the node image (a Debian bookworm root filesystem,
+kind's base files, kubelet/kubeadm/kubectl built from the k8s.io/kubernetes Go
+module) with the control-plane images preloaded (kube-apiserver and friends,
+etcd, CoreDNS, pause, under the tags kubeadm expects). Each image is tagged by
+a hash of its inputs, so building again with the same inputs does nothing.
+The first build takes 15-40 minutes on two cores (less on an idle machine);
+later ones, under a second.
+
+A Docker daemon is needed: the one that answers on /var/run/docker.sock, or
+else a dockerd chaosloop starts with its own settings (addresses from
+198.19.240.0/20, no IPv6).`,
+		Example: `  sudo chaosloop images build
+  chaosloop images list
+  sudo chaosloop images prune`,
+		Args: cobra.NoArgs,
+	}
+	cmd.PersistentFlags().StringVar(&cache, "cache-dir", local.DefaultCache, "directory holding downloaded and built engines and images")
+	_ = cmd.MarkPersistentFlagDirname("cache-dir")
+	builder := func() *images.Builder {
+		return &images.Builder{Cache: filepath.Join(cache, "kind"), Log: env.Log}
+	}
+	cmd.AddCommand(buildCommand(env, builder), listCommand(env, builder), pruneCommand(env, builder))
+	return cmd
+}
+
+func buildCommand(env *cli.Env, builder func() *images.Builder) *cobra.Command {
+	var keep bool
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build every image the kind backend needs, unless already built",
+		Example: `  sudo chaosloop images build
+  sudo chaosloop images build --keep-daemon`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			steps := cli.NewSteps(env.Err)
+			stop, err := daemon(ctx, env, steps, keep)
+			if err != nil {
+				steps.Close()
+				return err
+			}
+			defer stop()
+			b := builder()
+			b.Progress = func(step, stage, detail string) {
+				if stage == "cached" { // a step that ends as it starts
+					stage, detail = "done", "cached "+detail
+				}
+				steps.Update(step, stage, detail)
+			}
+			built, err := b.Build(ctx)
+			steps.Close()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Out, "node image %s (%s)\n", built.Node, built.Took.Round(time.Second))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&keep, "keep-daemon", false, "leave running a dockerd this command started (the next kind cluster uses it)")
+	return cmd
+}
+
+// daemon installs docker.io and makes sure a daemon answers; stop stops
+// one it started, unless keep.
+func daemon(ctx context.Context, env *cli.Env, steps *cli.Steps, keep bool) (stop func(), err error) {
+	steps.Update("docker", "installing", "docker.io")
+	if err := docker.EnsureInstalled(ctx, env.Log); err != nil {
+		steps.Update("docker", "failed", err.Error())
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	d := &docker.Daemon{StateDir: docker.DefaultStateDir, Runtime: []string{exe, ociruntime.Use}, Log: env.Log}
+	steps.Update("docker", "starting", "dockerd")
+	started, err := d.Ensure(ctx)
+	if err != nil {
+		steps.Update("docker", "failed", err.Error())
+		return nil, err
+	}
+	detail := "a daemon was running"
+	if started {
+		detail = "started dockerd"
+	}
+	steps.Update("docker", "done", detail)
+	return func() {
+		if started && !keep {
+			if err := d.Stop(context.WithoutCancel(ctx)); err != nil {
+				env.Log.Warn("stop dockerd", "err", err)
+			}
+		}
+	}, nil
+}
+
+func listCommand(env *cli.Env, builder func() *images.Builder) *cobra.Command {
+	var out cli.Output
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List chaosloop's images and image cache, and whether a build still makes them",
+		Example: `  chaosloop images list
+  chaosloop images list -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.Check(); err != nil {
+				return err
+			}
+			entries, err := builder().List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return show(env, &out, entries)
+		},
+	}
+	out.Add(cmd, cli.FormatText, cli.FormatJSON, cli.FormatYAML)
+	return cmd
+}
+
+func pruneCommand(env *cli.Env, builder func() *images.Builder) *cobra.Command {
+	var out cli.Output
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove the images and cache entries a build no longer makes",
+		Example: `  sudo chaosloop images prune
+  sudo chaosloop images prune -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.Check(); err != nil {
+				return err
+			}
+			removed, err := builder().Prune(cmd.Context())
+			if perr := show(env, &out, removed); err == nil {
+				err = perr
+			}
+			return err
+		},
+	}
+	out.Add(cmd, cli.FormatText, cli.FormatJSON, cli.FormatYAML)
+	return cmd
+}
+
+func show(env *cli.Env, out *cli.Output, entries []images.Entry) error {
+	if out.Structured() {
+		if entries == nil {
+			entries = []images.Entry{}
+		}
+		return out.Encode(env.Out, entries)
+	}
+	if docker.Ping(context.Background()) != nil {
+		fmt.Fprintln(env.Err, "no Docker daemon answers: images in it are not shown")
+	}
+	tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tNAME\tSIZE\tCURRENT")
+	for _, e := range entries {
+		cur := "no"
+		if e.Current {
+			cur = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f MB\t%s\n", e.Kind, e.Name, float64(e.Size)/1e6, cur)
+	}
+	return tw.Flush()
+}
