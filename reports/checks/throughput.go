@@ -2,7 +2,6 @@ package checks
 
 import (
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -45,14 +44,14 @@ func (r *run) throughput() (Result, []faultTP) {
 		// No fault was active: what the lab or the harness does here is not
 		// a fault's effect, and faults judged against it would be judged
 		// against a stall.
-		return r.baselineUnknown(b, out, from, to, fmt.Sprintf("baseline unstable: from %s to %s, with no fault active, only %.1f transfers/s were acknowledged (%s of the baseline mean %.1f/s; a stable baseline keeps ≥ %s over every %s)",
+		return r.baselineUnknown(b, out, from, to, "baseline unstable", fmt.Sprintf("from %s to %s, with no fault active, only %.1f transfers/s were acknowledged (%s of the baseline mean %.1f/s; a stable baseline keeps ≥ %s over every %s)",
 			fmtDur(from), fmtDur(to), rate, pct(rate/r.baseline), r.baseline, pct(baselineStallLevel), fmtDur(baselineStallWindow)))
 	}
 	if acked, offered, bad := r.baselineSaturated(); bad {
 		// A backlog that grows with no fault active: a fault's drop could
 		// not be told from it, and the baseline is not what the system
 		// sustains.
-		return r.baselineUnknown(b, out, ix.BaselineStart, ix.FirstFault, fmt.Sprintf("baseline saturated: with no fault active, %.1f transfers/s were acknowledged of %.1f/s offered (%s; a sustainable baseline acknowledges ≥ %s of what is offered): the lab or the harness could not keep up before any fault",
+		return r.baselineUnknown(b, out, ix.BaselineStart, ix.FirstFault, "baseline saturated", fmt.Sprintf("with no fault active, %.1f transfers/s were acknowledged of %.1f/s offered (%s; a sustainable baseline acknowledges ≥ %s of what is offered): the lab or the harness could not keep up before any fault",
 			acked, offered, pct(acked/offered), pct(baselineSaturationLevel)))
 	}
 	okBase := s.Sum(s.OK, ix.BaselineStart, ix.FirstFault)
@@ -139,14 +138,16 @@ func (r *run) throughput() (Result, []faultTP) {
 		r.baseline, failCount(b.res.Findings)+countSev(b.res.Findings, SevUnknown), pct(want), fmtDur(budget))), out
 }
 
-// baselineUnknown makes the check UNKNOWN for why, a baseline that faults
-// cannot be judged against, and every injected fault with it.
-func (r *run) baselineUnknown(b *builder, out []faultTP, from, to time.Duration, why string) (Result, []faultTP) {
+// baselineUnknown makes the check UNKNOWN, and every injected fault with
+// it, for a baseline that faults cannot be judged against: label names the
+// reason per fault, detail says what was measured.
+func (r *run) baselineUnknown(b *builder, out []faultTP, from, to time.Duration, label, detail string) (Result, []faultTP) {
+	why := label + ": " + detail
 	fs, ts := Sec(from), Sec(to)
 	b.add(Finding{Severity: SevUnknown, From: &fs, To: &ts, Message: why})
 	for i := range r.ix.Faults {
 		if r.ix.Faults[i].Injected {
-			b.faultStatus(i, Unknown, why[:strings.Index(why, ":")])
+			b.faultStatus(i, Unknown, label)
 		}
 	}
 	return b.finish("cannot tell: " + why), out
