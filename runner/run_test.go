@@ -63,6 +63,9 @@ func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *ru
 	}
 	for _, c := range res.Report.Checks {
 		t.Logf("%-24s %-7s %s", c.ID, c.Status, c.Summary)
+		for _, pf := range c.PerFault {
+			t.Logf("    fault %d %s: %s", pf.Fault+1, pf.Status, pf.Summary)
+		}
 		if c.Status != checks.Pass {
 			for _, f := range c.Findings {
 				t.Logf("    %s: %s", f.Severity, f.Message)

@@ -730,3 +730,45 @@ func TestNearlySaturatedBaselineIsJudged(t *testing.T) {
 	rep := judge(t, sc, run)
 	require.NotContains(t, rep.Check(checks.CheckThroughput).Summary, "saturated", dump(rep, checks.CheckThroughput))
 }
+
+// slowDown delays the acknowledgement of every n-th transfer acknowledged
+// in fault i's window by d, as a busy machine's hiccups do.
+func slowDown(t *testing.T, sc *scenarios.Scenario, run *synth.Run, i, n int, d time.Duration) int {
+	t.Helper()
+	f := judge(t, sc, run).Faults[i]
+	from, to := time.Duration(f.InjectAt), time.Duration(f.RecoverAt)
+	k, moved := 0, 0
+	for j, e := range run.Events {
+		if e.Op != history.OpTransfer || e.Type != history.OK || e.T < from+2*time.Second || e.T >= to-2*time.Second {
+			continue
+		}
+		if k++; k%n == 0 {
+			run.Events[j].T += d
+			moved++
+		}
+	}
+	require.Positive(t, moved)
+	slices.SortStableFunc(run.Events, func(a, b history.Event) int { return int(a.T - b.T) })
+	return moved
+}
+
+// A fault that changes nothing stays vacuous when a few of its window's
+// transfers are slow for another reason (2%: its p99 goes up fivefold,
+// which a p99 rule counted as the fault's effect); a fault that slows a
+// fifth of its transfers has an effect.
+func TestLatencyHiccupsAreNotAnEffect(t *testing.T) {
+	sc := quickstart(t)
+	run := generate(t, sc, synth.Config{Vacuous: map[int]bool{1: true}})
+	slowDown(t, sc, run, 1, 50, 200*time.Millisecond)
+	rep := judge(t, sc, run)
+	c := rep.Check(checks.CheckFaultEffect)
+	require.Equal(t, checks.Fail, c.PerFault[1].Status, dump(rep, checks.CheckFaultEffect))
+	require.Contains(t, c.PerFault[1].Summary, "changed nothing observable")
+
+	run = generate(t, sc, synth.Config{Vacuous: map[int]bool{1: true}})
+	slowDown(t, sc, run, 1, 5, 200*time.Millisecond)
+	rep = judge(t, sc, run)
+	c = rep.Check(checks.CheckFaultEffect)
+	require.Equal(t, checks.Pass, c.PerFault[1].Status, dump(rep, checks.CheckFaultEffect))
+	require.Contains(t, c.PerFault[1].Summary, "of transfers took")
+}

@@ -32,9 +32,12 @@ type Options struct {
 	// EffectThroughputDrop: a fault whose window's throughput falls by at
 	// least this fraction of baseline had an observable effect.
 	EffectThroughputDrop float64
-	// EffectLatencyFactor: likewise for a p99 at least this many times the
-	// baseline p99.
+	// EffectLatencyFactor: a transfer at least this many times the
+	// baseline p99 is slow (see EffectSlowShare).
 	EffectLatencyFactor float64
+	// EffectSlowShare: the share of a fault window's transfers that must
+	// be slow (see EffectLatencyFactor) for the slowdown to count.
+	EffectSlowShare float64
 	// InitialPositions: per currency, the sum of the participants'
 	// positions before the run (funding). Conservation checks that
 	// Σ positions = initial + reservations still pending.
@@ -54,6 +57,7 @@ func DefaultOptions() Options {
 		LossLookback:         2 * time.Second,
 		EffectThroughputDrop: 0.10,
 		EffectLatencyFactor:  2,
+		EffectSlowShare:      0.05,
 		MaxIDs:               20,
 	}
 }
@@ -83,6 +87,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.EffectLatencyFactor <= 0 {
 		o.EffectLatencyFactor = d.EffectLatencyFactor
+	}
+	if o.EffectSlowShare <= 0 {
+		o.EffectSlowShare = d.EffectSlowShare
 	}
 	if o.MaxIDs <= 0 {
 		o.MaxIDs = d.MaxIDs
