@@ -153,17 +153,21 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rec Recorder) (*Gene
 	}
 	g := &Generator{cfg: cfg, log: log, rec: rec}
 	var err error
-	kopts := wire.ClientOpts(cfg.Kafka.Brokers, cfg.Dial, log)
+	// Each client names itself in the log: the producer's account of a
+	// stall must not read as the notification consumer's.
+	kopts := func(role string) []kgo.Opt {
+		return wire.ClientOpts(cfg.Kafka.Brokers, cfg.Dial, log.With("kafkaClient", role))
+	}
 	// ml-api-adapter's producer (librdkafka defaults, see wire/mojaloop.go);
 	// a transfer still gives up on its notification after cfg.Timeout.
-	g.prod, err = kgo.NewClient(append(append(kopts, wire.ProducerOpts()...),
+	g.prod, err = kgo.NewClient(append(append(kopts("load-producer"), wire.ProducerOpts()...),
 		kgo.ClientID("chaosloop-load"),
 		kgo.MaxBufferedRecords(1<<16),
 	)...)
 	if err != nil {
 		return nil, err
 	}
-	g.notes, err = startNotifications(log, append(kopts, kgo.ClientID("chaosloop-load-notifications")))
+	g.notes, err = startNotifications(log, append(kopts("load-notifications"), kgo.ClientID("chaosloop-load-notifications")))
 	if err != nil {
 		g.Close()
 		return nil, err
