@@ -213,7 +213,7 @@ func TestJudgeStricterExpectation(t *testing.T) {
 	// The stored run kept 92% and 90% of baseline through its faults.
 	code, stdout, stderr := run(t, "judge", dir, "--expect", "throughput=0.99", "--out", out)
 	require.Equal(t, cli.ExitLiveness, code, stderr)
-	require.Contains(t, stderr, "throughput 0.5 → 0.99")
+	require.Contains(t, stderr, "throughput 0.1 → 0.99", "the stored run's scenario expects 0.1")
 	require.Contains(t, stdout, "FAIL (exit 4)")
 	rep := readReport(t, filepath.Join(out, reports.JSONFile))
 	require.Equal(t, checks.Fail, rep.Check(checks.CheckThroughput).Status)
