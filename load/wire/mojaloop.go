@@ -47,6 +47,12 @@ const (
 	// partitions the dead broker led). Bounding the dial at the lab's TCP
 	// user timeout gives franz-go librdkafka's reaction time.
 	DialTimeout = 4 * time.Second
+	// ReconnectBackoff and ReconnectBackoffMax: librdkafka
+	// reconnect.backoff.ms (100) and reconnect.backoff.max.ms (10000).
+	// librdkafka adds -25%..+50% jitter; the lab does not, so that a
+	// seeded run is repeatable.
+	ReconnectBackoff    = 100 * time.Millisecond
+	ReconnectBackoffMax = 10 * time.Second
 	// Linger: librdkafka queue.buffering.max.ms (5).
 	Linger = 5 * time.Millisecond
 	// FetchMaxWait: librdkafka fetch.wait.max.ms (500).

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kslog"
@@ -31,7 +32,8 @@ var Topics = []string{TopicPrepare, TopicPosition, TopicFulfil, TopicNotificatio
 // ClientOpts are the franz-go options the workload's client and handlers
 // share: librdkafka's defaults as central-ledger and ml-api-adapter run
 // with them (see mojaloop.go), and the client's own account of connections
-// and group sessions in the log (what explains a stall after a fault).
+// and group sessions in the log (what explains a stall after a fault), and
+// librdkafka's reconnect backoff (see reconnectBackoff).
 // dial opens every connection (nil: the default dialer).
 func ClientOpts(brokers []string, dial func(ctx context.Context, network, address string) (net.Conn, error), log *slog.Logger) []kgo.Opt {
 	opts := []kgo.Opt{
@@ -45,7 +47,7 @@ func ClientOpts(brokers []string, dial func(ctx context.Context, network, addres
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	opts = append(opts, kgo.Dialer(dialTimeoutsAsFailures(dial)))
+	opts = append(opts, kgo.Dialer(reconnectBackoff(dialTimeoutsAsFailures(dial), time.Now)))
 	return opts
 }
 
