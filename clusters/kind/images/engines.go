@@ -201,6 +201,17 @@ func linkTree(src, dst string) error {
 	})
 }
 
+// BuildEngine builds the named engine's image unless the daemon has it,
+// and returns its tag.
+func (b *Builder) BuildEngine(ctx context.Context, name string) (string, error) {
+	for _, e := range b.Engines() {
+		if e.Name == name {
+			return b.ensureEngine(ctx, e)
+		}
+	}
+	return "", fmt.Errorf("no engine image %q", name)
+}
+
 // buildEngines builds every engine image missing from the daemon.
 func (b *Builder) buildEngines(ctx context.Context) (map[string]string, error) {
 	tags := map[string]string{}
