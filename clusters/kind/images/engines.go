@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/chaosloop/chaosloop/clusters/install"
-	"github.com/chaosloop/chaosloop/clusters/kind/docker"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/docstore"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/galera"
@@ -143,41 +142,21 @@ func (b *Builder) ensureEngine(ctx context.Context, e EngineImage) (string, erro
 		return b.ensureDebianImage(ctx, e.base())
 	}
 	step := "image engine-" + e.Name
-	tag := e.Tag()
-	if docker.ImageExists(ctx, tag) {
-		b.progress(step, "cached", tag)
-		return tag, nil
-	}
-	baseTag, err := b.ensureDebianImage(ctx, e.base())
-	if err != nil {
-		return "", err
-	}
-	work, err := os.MkdirTemp(b.Cache, ".engine-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(work)
-	dockerfile := fmt.Sprintf(engineDockerfile, baseTag)
-	for i, x := range e.extras {
-		b.progress(step, "building", x.what)
-		if err := x.fetch(install.WithSteps(ctx, func(d string) { b.progress(step, "building", d) })); err != nil {
-			return "", fmt.Errorf("%s: %w", x.what, err)
+	return b.buildOn(ctx, step, e.Tag(), e.base(), func(dir, baseTag string) error {
+		dockerfile := fmt.Sprintf(engineDockerfile, baseTag)
+		for i, x := range e.extras {
+			b.progress(step, "building", x.what)
+			if err := x.fetch(install.WithSteps(ctx, func(d string) { b.progress(step, "building", d) })); err != nil {
+				return fmt.Errorf("%s: %w", x.what, err)
+			}
+			ctxDir := fmt.Sprintf("x%d", i)
+			if err := linkTree(x.dir, filepath.Join(dir, ctxDir)); err != nil {
+				return err
+			}
+			dockerfile += "COPY " + ctxDir + "/ " + x.dir + "/\n"
 		}
-		ctxDir := fmt.Sprintf("x%d", i)
-		if err := linkTree(x.dir, filepath.Join(work, ctxDir)); err != nil {
-			return "", err
-		}
-		dockerfile += "COPY " + ctxDir + "/ " + x.dir + "/\n"
-	}
-	if err := os.WriteFile(filepath.Join(work, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
-		return "", err
-	}
-	b.progress(step, "building", "docker build "+tag)
-	if _, err := docker.RunEnv(ctx, []string{"DOCKER_BUILDKIT=0"}, "build", "--quiet", "--tag", tag, work); err != nil {
-		return "", err
-	}
-	b.progress(step, "done", tag)
-	return tag, nil
+		return os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644)
+	})
 }
 
 // linkTree hard-links (or copies) the regular files of src into dst.

@@ -38,11 +38,7 @@ func TestMemberPods(t *testing.T) {
 	require.NoError(t, err)
 	sc, err := scenarios.Parse(filepath.Join("testdata", "engines.yaml"))
 	require.NoError(t, err)
-	dir := filepath.Join(stateRoot, sc.Name)
-	if _, err := os.Stat(dir); err == nil {
-		t.Logf("removing a previous run's cluster: %v", kindlab.Down(ctx, log, dir))
-		require.NoError(t, os.RemoveAll(dir))
-	}
+	dir := freshStateDir(t, sc.Name)
 	start := time.Now()
 	c, err := kindlab.Up(ctx, sc, kindlab.Options{Image: built.Node, StateDir: dir, Log: log, Wait: 5 * time.Minute})
 	t.Cleanup(func() {
