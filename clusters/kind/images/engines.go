@@ -115,8 +115,12 @@ func (e EngineImage) base() debianImage {
 		name += "-base"
 	}
 	return debianImage{
-		name:    name,
-		rootfs:  rootfs{name: "engine-" + e.Name, variant: "minbase", include: e.packages, script: e.script},
+		name: name,
+		rootfs: rootfs{name: "engine-" + e.Name, variant: "minbase", include: e.packages, script: e.script,
+			// Java's postinst links its man pages with update-alternatives,
+			// which fails where the directory is missing (the images leave
+			// /usr/share/man out)
+			essentialHooks: []string{`mkdir -p "$1/usr/share/man/man1"`}},
 		changes: []string{"ENV " + imagePath},
 	}
 }
