@@ -10,8 +10,8 @@ import (
 )
 
 // LoadImage puts an image of the Docker daemon into every node's
-// containerd, where it is missing (kind's `load docker-image`, through
-// docker cp: no registry).
+// containerd, where it is missing (kind's `load docker-image`: docker
+// save once, streamed into each node's ctr; no registry).
 func (c *Cluster) LoadImage(ctx context.Context, tag string) error {
 	var archive string
 	for _, n := range c.Plan.Nodes {
@@ -29,11 +29,12 @@ func (c *Cluster) LoadImage(ctx context.Context, tag string) error {
 				return err
 			}
 		}
-		const in = "/tmp/chaosloop-image.tar"
-		if _, err := docker.Run(ctx, "cp", archive, n.Container+":"+in); err != nil {
+		f, err := os.Open(archive)
+		if err != nil {
 			return err
 		}
-		_, err := docker.Run(ctx, "exec", n.Container, "sh", "-c", "ctr --namespace k8s.io images import "+in+"; s=$?; rm -f "+in+"; exit $s")
+		_, err = docker.RunReader(ctx, f, "exec", "-i", n.Container, "ctr", "--namespace", "k8s.io", "images", "import", "-")
+		f.Close()
 		if err != nil {
 			return fmt.Errorf("kind: load %s into %s: %w", tag, n.Name, err)
 		}

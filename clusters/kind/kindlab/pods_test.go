@@ -62,7 +62,9 @@ func TestMemberPods(t *testing.T) {
 			"--output", "jsonpath={.spec.nodeName} {.status.podIP}")
 		require.Equal(t, m.Node+" "+m.Addr.String(), node, "pinned to its node, on its lab address")
 	}
+	start = time.Now()
 	st := status(t, eng, cl)
+	t.Logf("one status (the engine's probes, each process's liveness from its node) in %s", time.Since(start).Round(time.Millisecond))
 	require.True(t, st.Writable, st.Summary())
 	primary := -1
 	for i, ms := range st.Members {
