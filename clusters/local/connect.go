@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -205,18 +204,5 @@ func (l *Lab) attachDialers() {
 // DialFromHostOf dials address from inside the namespace of the host that
 // owns it (falling back to the caller's namespace for other addresses).
 func (l *Lab) DialFromHostOf(ctx context.Context, network, address string) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return nil, err
-	}
-	ip, err := netip.ParseAddr(host)
-	if err == nil {
-		for _, h := range l.net.Hosts() {
-			if h.Addr == ip {
-				return netlab.DialIn(ctx, h.NetNS, &net.Dialer{}, network, address)
-			}
-		}
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, network, address)
+	return l.net.DialFromHostOf(ctx, network, address)
 }

@@ -65,12 +65,15 @@ type Node struct {
 	// KubeadmPatches are merge patches of this node's kubeadm
 	// configuration (kind applies them after the cluster's).
 	KubeadmPatches []string
-	// Mounts are more host paths mounted read-only into the node.
+	// Mounts are more host paths mounted into the node.
 	Mounts []Mount
 }
 
-// Mount is a host path mounted read-only into a node.
-type Mount struct{ Host, Container string }
+// Mount is a host path mounted into a node, read-only unless Writable.
+type Mount struct {
+	Host, Container string
+	Writable        bool
+}
 
 // Kubeconfig is where Create writes the cluster's kubeconfig.
 func (s Spec) Kubeconfig() string { return filepath.Join(s.StateDir, "kubeconfig") }
@@ -94,7 +97,7 @@ func (s Spec) Config() *v1alpha4.Cluster {
 		}
 		mounts := []v1alpha4.Mount{{HostPath: n.CNIConfig, ContainerPath: "/etc/cni/net.d/10-chaosloop.conflist", Readonly: true}}
 		for _, m := range n.Mounts {
-			mounts = append(mounts, v1alpha4.Mount{HostPath: m.Host, ContainerPath: m.Container, Readonly: true})
+			mounts = append(mounts, v1alpha4.Mount{HostPath: m.Host, ContainerPath: m.Container, Readonly: !m.Writable})
 		}
 		c.Nodes = append(c.Nodes, v1alpha4.Node{
 			Role: role, Image: s.Image, Labels: n.Labels,

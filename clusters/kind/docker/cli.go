@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 
@@ -28,8 +29,14 @@ func RunEnv(ctx context.Context, env []string, args ...string) ([]byte, error) {
 // RunInput is Run with stdin as the command's standard input (docker
 // exec -i).
 func RunInput(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	return RunReader(ctx, bytes.NewReader(stdin), args...)
+}
+
+// RunReader is Run with r as the command's standard input (an image
+// archive streamed into docker exec -i).
+func RunReader(ctx context.Context, r io.Reader, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Stdin = bytes.NewReader(stdin)
+	cmd.Stdin = r
 	return output(cmd, args)
 }
 

@@ -8,9 +8,9 @@
 // inputs (chaosloop/node:<hash>), so a build with the same inputs is a
 // cache hit that does nothing.
 //
-// Engine images (one per engine, from the same Debian packages and Kafka
-// jars as the local lab) are a later step: each is a debianImage, built and
-// cached the way the node's base is.
+// Engine images (chaosloop/engine-<name>, one per engine of the local lab)
+// hold the same Debian packages, Kafka jars and FerretDB build as the local
+// lab, at the same pinned versions and at the same paths.
 package images
 
 import (
@@ -36,7 +36,11 @@ type Builder struct {
 	// Cache holds what outlives an image: built binaries (bin/) and root
 	// filesystem tars (rootfs/), by content hash.
 	Cache string
-	Log   *slog.Logger
+	// EngineCache is the local lab's engine cache, where the Kafka jars
+	// and FerretDB an engine image carries are fetched and built ("" =
+	// Cache's parent, as chaosloop lays them out).
+	EngineCache string
+	Log         *slog.Logger
 	// Progress, when set, is told each step's stage ("cached",
 	// "building", "done", "failed") with a detail.
 	Progress func(step, stage, detail string)
@@ -46,6 +50,8 @@ type Builder struct {
 type Built struct {
 	// Node is the node image's tag, chaosloop/node:<hash>.
 	Node string
+	// Engines are the engine images' tags by engine name.
+	Engines map[string]string
 	// Binaries are the Kubernetes, etcd, CoreDNS and pause binaries.
 	Binaries k8sbin.Set
 	Took     time.Duration
@@ -73,7 +79,11 @@ func (b *Builder) Build(ctx context.Context) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Built{Node: node, Binaries: bins, Took: time.Since(start)}, nil
+	engines, err := b.buildEngines(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Built{Node: node, Engines: engines, Binaries: bins, Took: time.Since(start)}, nil
 }
 
 func (b *Builder) progress(step, stage, detail string) {

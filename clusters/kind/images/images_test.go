@@ -9,9 +9,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chaosloop/chaosloop/clusters/kind/docker"
 	"github.com/chaosloop/chaosloop/clusters/kind/k8sbin"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindtest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/docstore"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/galera"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
 )
 
 func TestMain(m *testing.M) { kindtest.Main(m) }
@@ -69,4 +73,55 @@ func TestBuild(t *testing.T) {
 	require.Equal(t, built.Node, again.Node)
 	t.Logf("cached Build: %s", again.Took.Round(time.Millisecond))
 	require.Less(t, again.Took, 30*time.Second, "a cache hit builds nothing")
+}
+
+func TestEngineImagesTakeTheEnginesPackages(t *testing.T) {
+	b := &Builder{Cache: "/var/cache/chaosloop/kind", Log: enginetest.Log(t)}
+	names := map[string]EngineImage{}
+	for _, e := range b.Engines() {
+		names[e.Name] = e
+		require.True(t, strings.HasPrefix(e.Tag(), Repository+"engine-"+e.Name+":"), e.Tag())
+		require.NotEmpty(t, e.Checks)
+	}
+	require.Len(t, names, 6)
+	require.Equal(t, galera.Packages, names["mariadb"].packages)
+	require.Contains(t, names["docstore"].packages, docstore.Packages[0])
+	require.Equal(t, "/var/cache/chaosloop/kafka/"+kafka.DefaultVersion+"/lib", names["kafka"].extras[0].dir,
+		"the jars where the kafka engine looks for them")
+	other := &Builder{Cache: "/srv/kind", Log: enginetest.Log(t)}
+	for _, e := range other.Engines() {
+		if e.Name == "kafka" {
+			require.NotEqual(t, names["kafka"].Tag(), e.Tag(), "another cache path is another image")
+		}
+	}
+}
+
+// TestEngineImages builds each engine's image (when missing) and runs its
+// engine's binaries in a container.
+func TestEngineImages(t *testing.T) {
+	kindtest.Daemon(t)
+	enginetest.RequireInstalled(t, nil, "go")
+	b := &Builder{Cache: kindtest.Cache, Log: enginetest.Log(t), Progress: func(step, stage, detail string) {
+		t.Logf("%-24s %-8s %s", step, stage, detail)
+	}}
+	ctx := context.Background()
+	want := map[string][]string{
+		"etcd": {"3.4.23"}, "mariadb": {"10.11.19", "libgalera_smm.so"}, "redis": {"v=7.0.15", "v=7.0.15"},
+		"zookeeper": {"3.8.0"}, "kafka": {kafka.DefaultVersion, kafka.DefaultZooKeeperVersion},
+		"docstore": {docstore.FerretDBVersion, "15.18", "patroni 3.0.2", "3.4.23"},
+	}
+	for _, e := range b.Engines() {
+		start := time.Now()
+		tag, err := b.ensureEngine(ctx, e)
+		require.NoError(t, err, e.Name)
+		size, err := docker.Run(ctx, "image", "inspect", "--format", "{{.Size}}", tag)
+		require.NoError(t, err)
+		t.Logf("%s: %s in %s, %s bytes", e.Name, tag, time.Since(start).Round(time.Second), strings.TrimSpace(string(size)))
+		for i, check := range e.Checks {
+			out, err := docker.Run(ctx, append([]string{"run", "--rm", "--network", "none", tag}, check...)...)
+			require.NoError(t, err, "%s: %v", e.Name, check)
+			t.Logf("%s: %s", e.Name, strings.TrimSpace(string(out)))
+			require.Contains(t, string(out), want[e.Name][i], "%v", check)
+		}
+	}
 }

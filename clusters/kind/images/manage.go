@@ -39,6 +39,9 @@ func (b *Builder) current(ctx context.Context) (map[string]bool, error) {
 	for _, d := range bins.Dirs() {
 		cur[d] = true
 	}
+	for _, e := range b.engineEntries() {
+		cur[e] = true
+	}
 	return cur, nil
 }
 
@@ -82,10 +85,12 @@ func (b *Builder) Prune(ctx context.Context) ([]Entry, error) {
 		return nil, err
 	}
 	var removed []Entry
-	// node images first: they are built on a base image
+	// node images and engine images with extras first: they are built on
+	// a base image
 	rank := func(e Entry) int {
 		switch {
-		case strings.HasPrefix(e.Name, Repository+"node:"):
+		case strings.HasPrefix(e.Name, Repository+"node:"),
+			e.Kind == "image" && strings.HasPrefix(e.Name, Repository+"engine-") && !strings.Contains(e.Name, "-base:"):
 			return 0
 		case e.Kind == "image":
 			return 1

@@ -118,29 +118,36 @@ STOPSIGNAL SIGRTMIN+3
 // node builds chaosloop/node:<hash> from the base and the binaries.
 func (b *Builder) node(ctx context.Context, base debianImage, bins k8sbin.Set) (string, error) {
 	cp := controlPlaneImages(bins)
-	tag := nodeTag(base, bins, cp)
+	return b.buildOn(ctx, "image node", nodeTag(base, bins, cp), base, func(dir, baseTag string) error {
+		return b.nodeContext(ctx, dir, baseTag, bins, cp)
+	})
+}
+
+// buildOn builds tag with docker build on base's image, unless the daemon
+// has it; fill lays the build context out in dir.
+func (b *Builder) buildOn(ctx context.Context, step, tag string, base debianImage, fill func(dir, baseTag string) error) (string, error) {
 	if docker.ImageExists(ctx, tag) {
-		b.progress("image node", "cached", tag)
+		b.progress(step, "cached", tag)
 		return tag, nil
 	}
 	baseTag, err := b.ensureDebianImage(ctx, base)
 	if err != nil {
 		return "", err
 	}
-	work, err := os.MkdirTemp(b.Cache, ".node-")
+	work, err := os.MkdirTemp(b.Cache, ".build-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(work)
-	if err := b.nodeContext(ctx, work, baseTag, bins, cp); err != nil {
+	if err := fill(work, baseTag); err != nil {
 		return "", err
 	}
-	b.progress("image node", "building", "docker build "+tag)
+	b.progress(step, "building", "docker build "+tag)
 	// The legacy builder: BuildKit is not part of Debian's docker.io.
 	if _, err := docker.RunEnv(ctx, []string{"DOCKER_BUILDKIT=0"}, "build", "--quiet", "--tag", tag, work); err != nil {
 		return "", err
 	}
-	b.progress("image node", "done", tag)
+	b.progress(step, "done", tag)
 	return tag, nil
 }
 

@@ -26,6 +26,9 @@ type rootfs struct {
 	// overlay is copied over the tree (sync-in) before script runs.
 	overlay map[string]file
 	script  string // run in the chroot at the end
+	// essentialHooks run once the Essential packages are in, before the
+	// rest are installed ("$1" is the root).
+	essentialHooks []string
 }
 
 // file is one file an image adds, with its mode.
@@ -35,7 +38,11 @@ type file struct {
 }
 
 func (r rootfs) key() string {
-	return hashOf("rootfs", r.name, Suite, r.variant, strings.Join(r.include, ","), overlayKey(r.overlay), r.script)
+	parts := []string{"rootfs", r.name, Suite, r.variant, strings.Join(r.include, ","), overlayKey(r.overlay), r.script}
+	if len(r.essentialHooks) > 0 { // keys from before hooks existed stay
+		parts = append(parts, strings.Join(r.essentialHooks, "\x00"))
+	}
+	return hashOf(parts...)
 }
 
 // rootfs returns the path of r's tar, running mmdebstrap unless the cache
@@ -65,6 +72,9 @@ func (b *Builder) rootfs(ctx context.Context, r rootfs) (string, error) {
 		// no documentation or translations: nothing reads them in a node
 		"--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
 		"--dpkgopt=path-exclude=/usr/share/locale/*",
+	}
+	for _, h := range r.essentialHooks {
+		args = append(args, "--essential-hook="+h)
 	}
 	if len(r.overlay) > 0 {
 		args = append(args, "--customize-hook=sync-in "+overlay+" /")

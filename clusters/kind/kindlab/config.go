@@ -68,6 +68,30 @@ func (p *Plan) Spec(image, dir string, wait time.Duration) (cluster.Spec, error)
 	return spec, nil
 }
 
+// MemberDirs are where the members on a scenario node keep their data and
+// logs, laid out as in the local lab (data/<node>/<service>,
+// logs/<node>/<service> under the lab's state directory).
+func MemberDirs(stateDir, node string) []string {
+	return []string{filepath.Join(stateDir, "data", node), filepath.Join(stateDir, "logs", node)}
+}
+
+// addMemberDirs mounts each node's MemberDirs, writable, into its
+// container at the same paths: a member pod's hostPath volume on the node
+// is then the host's directory, where chaosloop writes the member's
+// configuration, and what the member writes there outlives its node
+// container (a power-off keeps it; wiping it is destroy's).
+func (p *Plan) addMemberDirs(spec *cluster.Spec, stateDir string) error {
+	for i, n := range p.Nodes {
+		for _, d := range MemberDirs(stateDir, n.Name) {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			spec.Nodes[i].Mounts = append(spec.Nodes[i].Mounts, cluster.Mount{Host: d, Container: d, Writable: true})
+		}
+	}
+	return nil
+}
+
 // clusterPatch points every kubeconfig kubeadm writes at the node's own
 // load balancer, and leaves node CIDRs to chaosloop (each node's /24 is
 // fixed by its CNI configuration; the controller would hand them out in

@@ -54,11 +54,7 @@ func testScenario(t *testing.T, image, file string) {
 	ctx := context.Background()
 	sc, err := scenarios.Parse(file)
 	require.NoError(t, err)
-	dir := filepath.Join(stateRoot, sc.Name)
-	if _, err := os.Stat(dir); err == nil {
-		t.Logf("removing a previous run's cluster: %v", kindlab.Down(ctx, log, dir))
-		require.NoError(t, os.RemoveAll(dir))
-	}
+	dir := freshStateDir(t, sc.Name)
 	start := time.Now()
 	c, err := kindlab.Up(ctx, sc, kindlab.Options{Image: image, StateDir: dir, Log: log, Wait: 5 * time.Minute})
 	t.Cleanup(func() {
@@ -121,6 +117,17 @@ func loseFirstControlPlane(t *testing.T, c *kindlab.Cluster) {
 }
 
 // siteNode is the i-th node of a site (the last when it has fewer).
+// freshStateDir is a scenario's state directory under stateRoot, with
+// what a killed run left there removed.
+func freshStateDir(t *testing.T, scenario string) string {
+	dir := filepath.Join(stateRoot, scenario)
+	if _, err := os.Stat(dir); err == nil {
+		t.Logf("removing a previous run's cluster: %v", kindlab.Down(context.Background(), enginetest.Log(t), dir))
+		require.NoError(t, os.RemoveAll(dir))
+	}
+	return dir
+}
+
 func siteNode(c *kindlab.Cluster, site string, i int) string {
 	var names []string
 	for _, n := range c.Plan.Nodes {

@@ -65,6 +65,9 @@ func Up(ctx context.Context, sc *scenarios.Scenario, o Options) (*Cluster, error
 	}
 	c := &Cluster{Plan: plan, Net: net, log: o.Log, mgmt: plan.Nodes[0].Container}
 	spec, err := plan.Spec(o.Image, filepath.Join(o.StateDir, "kind"), o.Wait)
+	if err == nil {
+		err = plan.addMemberDirs(&spec, o.StateDir)
+	}
 	if err != nil {
 		return c, err
 	}

@@ -44,6 +44,9 @@ type Cluster struct {
 	Members []Member `json:"members"`
 	// StateDir is where process records live (see package proc).
 	StateDir string `json:"stateDir"`
+	// Launcher, when set, starts and ends the members' processes (the kind
+	// backend's pods); unset, they are processes on the lab host (Procs).
+	Launcher Launcher `json:"-"`
 	// Dial, when set, opens the connections an engine makes to its members
 	// (status probes): the lab dials from inside the member's own host
 	// namespace, since the lab's addresses are not routed from the caller's.

@@ -228,6 +228,26 @@ func (l *Lab) Dial(ctx context.Context, node, network, address string) (net.Conn
 	return DialIn(ctx, h.NetNS, nil, network, address)
 }
 
+// DialFromHostOf dials address from inside the namespace of the host that
+// owns it (falling back to the caller's namespace for other addresses):
+// an engine's probe of a member, from the member's own host.
+func (l *Lab) DialFromHostOf(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err == nil {
+		for _, h := range l.Hosts() {
+			if h.Addr == ip {
+				return DialIn(ctx, h.NetNS, &net.Dialer{}, network, address)
+			}
+		}
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
+}
+
 // Listen listens inside node's namespace.
 func (l *Lab) Listen(ctx context.Context, node, network, address string) (net.Listener, error) {
 	h, ok := l.Host(node)

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
@@ -105,7 +104,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 		return err
 	}
 	m := c.Members[i]
-	if !etcdMajorityRunning(c) {
+	if !etcdMajorityRunning(ctx, c) {
 		// Patroni serves nothing before its store (etcd, one member per
 		// node) has quorum: it starts when enough nodes are back.
 		e.log.Info("docstore: member started, waiting for its store's quorum", "member", m.Name)
@@ -141,37 +140,31 @@ func (e *Engine) Launch(ctx context.Context, c *engines.Cluster, i int) error {
 
 // etcdMajorityRunning reports whether a strict majority of the members'
 // etcd processes runs.
-func etcdMajorityRunning(c *engines.Cluster) bool {
+func etcdMajorityRunning(ctx context.Context, c *engines.Cluster) bool {
 	n := 0
 	for _, m := range c.Members {
-		if running(c, procName(m, "etcd")) {
+		if running(ctx, c, procName(m, "etcd")) {
 			n++
 		}
 	}
 	return 2*n > len(c.Members)
 }
 
-func running(c *engines.Cluster, name string) bool {
-	r, err := proc.Load(c.StateDir, name)
-	return err == nil && r.Alive()
+func running(ctx context.Context, c *engines.Cluster, name string) bool {
+	return c.Launch().Alive(ctx, name)
 }
 
-func (e *Engine) start(ctx context.Context, c *engines.Cluster, spec proc.Spec) error {
-	if r, err := proc.Load(c.StateDir, spec.Name); err == nil {
-		if r.Alive() {
-			return nil
-		}
-		// Killed but still exiting (a zombie leader whose threads are
-		// being torn down): it may hold its ports for a moment yet.
-		if err := endTree(ctx, []*proc.Record{r}, syscall.SIGKILL, killWait, nil); err != nil {
-			return fmt.Errorf("start %s: previous one: %w", spec.Name, err)
-		}
+// start starts spec's process for member m unless it runs. (A killed
+// process whose threads are still exiting runs: proc.Record.Alive.)
+func (e *Engine) start(ctx context.Context, c *engines.Cluster, m engines.Member, spec proc.Spec) error {
+	if running(ctx, c, spec.Name) {
+		return nil
 	}
-	r, err := proc.Start(c.StateDir, spec)
+	where, err := c.Launch().Start(ctx, m, spec)
 	if err != nil {
 		return err
 	}
-	e.log.Debug("started", "process", spec.Name, "pid", r.PID)
+	e.log.Debug("started", "process", spec.Name, "at", where)
 	return nil
 }
 
@@ -184,7 +177,7 @@ func (e *Engine) startEtcd(ctx context.Context, c *engines.Cluster, i int) error
 	}
 	client := "http://" + hostPort(m.Addr, EtcdClientPort)
 	peer := "http://" + hostPort(m.Addr, EtcdPeerPort)
-	return e.start(ctx, c, proc.Spec{
+	return e.start(ctx, c, m, proc.Spec{
 		Name: procName(m, "etcd"), NetNS: m.NetNS, Cgroup: m.Cgroup,
 		Path: "etcd",
 		Args: []string{
@@ -204,7 +197,7 @@ func (e *Engine) startEtcd(ctx context.Context, c *engines.Cluster, i int) error
 func (e *Engine) startPatroni(ctx context.Context, c *engines.Cluster, i int) error {
 	m := c.Members[i]
 	p := memberPaths(m)
-	return e.start(ctx, c, proc.Spec{
+	return e.start(ctx, c, m, proc.Spec{
 		Name: procName(m, "patroni"), NetNS: m.NetNS, Cgroup: m.Cgroup, User: "postgres",
 		Path: "patroni", Args: []string{p.patroniYAML},
 		Env: []string{"HOME=/var/lib/postgresql", "PGPASSFILE=" + p.pgpass},
@@ -220,7 +213,7 @@ func (e *Engine) startFerretDB(ctx context.Context, c *engines.Cluster, i int) e
 	}
 	m := c.Members[i]
 	p := memberPaths(m)
-	return e.start(ctx, c, proc.Spec{
+	return e.start(ctx, c, m, proc.Spec{
 		Name: procName(m, "ferretdb"), NetNS: m.NetNS, Cgroup: m.Cgroup,
 		Path: bin,
 		Args: []string{
@@ -255,6 +248,10 @@ func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) erro
 // stopPatroni stops member m's Patroni and then its PostgreSQL, in case
 // Patroni did not (SIGKILLed earlier, or after its grace).
 func stopPatroni(ctx context.Context, c *engines.Cluster, m engines.Member) error {
+	if c.Launcher != nil {
+		// the postmaster runs in Patroni's pod, which ends with it
+		return stopProc(ctx, c, procName(m, "patroni"), patroniGrace, nil)
+	}
 	return errors.Join(
 		stopProc(ctx, c, procName(m, "patroni"), patroniGrace, notPostmaster(m)),
 		stopPostgres(ctx, m),

@@ -79,7 +79,7 @@ func (e *Engine) Install(ctx context.Context) error {
 		return err
 	}
 	aptDone := time.Now()
-	if err := e.buildFerretDB(ctx); err != nil {
+	if err := e.BuildFerretDB(ctx); err != nil {
 		return err
 	}
 	e.log.Info("docstore installed", "apt", aptDone.Sub(start).Round(time.Millisecond),
@@ -122,10 +122,11 @@ func disableDefaultCluster() error {
 	return nil
 }
 
-// buildFerretDB builds FerretDB from its module source. A plain `go install`
-// gives a binary that panics at start (build/version/version.txt is not in
-// the module), so the source is copied and the file written first.
-func (e *Engine) buildFerretDB(ctx context.Context) error {
+// BuildFerretDB builds FerretDB from its module source into FerretDBPath
+// unless it is there. A plain `go install` gives a binary that panics at
+// start (build/version/version.txt is not in the module), so the source
+// is copied and the file written first.
+func (e *Engine) BuildFerretDB(ctx context.Context) error {
 	bin := e.FerretDBPath()
 	if _, err := os.Stat(bin); err == nil {
 		return nil

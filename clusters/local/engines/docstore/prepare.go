@@ -76,7 +76,7 @@ func (e *Engine) Prepare(ctx context.Context, c *engines.Cluster, db string, col
 	}
 	for i, m := range c.Members {
 		name := procName(m, "ferretdb")
-		if i == used || !running(c, name) {
+		if i == used || !running(ctx, c, name) {
 			continue
 		}
 		if err := stopProc(ctx, c, name, ferretGrace, nil); err != nil {

@@ -150,8 +150,8 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 			details = append(details, "patroni not answering")
 		}
 		// A running process that ran out of time answering is no evidence.
-		ms.TimedOut = running(c, procName(m, "patroni")) && (lab.IsTimeout(nodeErrs[i]) || lab.IsTimeout(clusterErrs[i])) ||
-			running(c, procName(m, "ferretdb")) && lab.IsTimeout(ferretErrs[i])
+		ms.TimedOut = running(ctx, c, procName(m, "patroni")) && (lab.IsTimeout(nodeErrs[i]) || lab.IsTimeout(clusterErrs[i])) ||
+			running(ctx, c, procName(m, "ferretdb")) && lab.IsTimeout(ferretErrs[i])
 		if view != nil {
 			for _, cm := range view.Members {
 				if cm.Name != m.Name {

@@ -132,8 +132,12 @@ func signal(r *proc.Record, sig syscall.Signal) {
 }
 
 // stopProc ends a recorded process (SIGTERM, SIGKILL after grace) with its
-// descendants, waits until all are gone and forgets the record.
+// descendants, waits until all are gone and forgets the record. A process
+// of a Launcher other than the host's (a pod) ends with its descendants.
 func stopProc(ctx context.Context, c *engines.Cluster, name string, grace time.Duration, skip func(pid int) bool) error {
+	if c.Launcher != nil {
+		return c.Launcher.Stop(ctx, name, grace)
+	}
 	r, err := proc.Load(c.StateDir, name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -117,12 +117,8 @@ func hasData(m engines.Member) bool {
 	return err == nil
 }
 
-func running(c *engines.Cluster, m engines.Member) (*proc.Record, bool) {
-	r, err := proc.Load(c.StateDir, procName(m))
-	if err != nil {
-		return nil, false
-	}
-	return r, r.Alive()
+func running(ctx context.Context, c *engines.Cluster, m engines.Member) bool {
+	return c.Launch().Alive(ctx, procName(m))
 }
 
 // Start starts every member that is not running and returns once all of
@@ -141,7 +137,7 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	began := time.Now()
 	var wiped []int
 	for i, m := range c.Members {
-		if _, ok := running(c, m); ok {
+		if running(ctx, c, m) {
 			continue
 		}
 		if !fresh && !hasData(m) {
@@ -149,7 +145,7 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 			wiped = append(wiped, i)
 			continue
 		}
-		if err := e.spawn(c, m, "new", initialCluster(c.Members)); err != nil {
+		if err := e.spawn(ctx, c, m, "new", initialCluster(c.Members)); err != nil {
 			return err
 		}
 	}
@@ -178,12 +174,12 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 		return fmt.Errorf("etcd %s: no member %d", c.Service, i)
 	}
 	m := c.Members[i]
-	if _, ok := running(c, m); ok {
+	if running(ctx, c, m) {
 		return nil
 	}
 	if hasData(m) {
 		// The initial-cluster flags are ignored once a member has data.
-		return e.spawn(c, m, "existing", initialCluster(c.Members))
+		return e.spawn(ctx, c, m, "existing", initialCluster(c.Members))
 	}
 	othersHaveData := false
 	for j, o := range c.Members {
@@ -193,7 +189,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 	}
 	if !othersHaveData {
 		// Nothing to rejoin: this member is part of a fresh bootstrap.
-		return e.spawn(c, m, "new", initialCluster(c.Members))
+		return e.spawn(ctx, c, m, "new", initialCluster(c.Members))
 	}
 	return e.rejoin(ctx, c, i)
 }
@@ -255,7 +251,7 @@ func (e *Engine) rejoin(ctx context.Context, c *engines.Cluster, i int) error {
 		}
 	}
 	e.log.Info("etcd: member re-added", "service", c.Service, "member", m.Name, "id", fmt.Sprintf("%x", add.Member.ID))
-	return e.spawn(c, m, "existing", strings.Join(parts, ","))
+	return e.spawn(ctx, c, m, "existing", strings.Join(parts, ","))
 }
 
 // Raft timing, etcd's defaults made explicit so that the failover budget
@@ -280,7 +276,7 @@ func initialCluster(ms []engines.Member) string {
 	return strings.Join(parts, ",")
 }
 
-func (e *Engine) spawn(c *engines.Cluster, m engines.Member, state, cluster string) error {
+func (e *Engine) spawn(ctx context.Context, c *engines.Cluster, m engines.Member, state, cluster string) error {
 	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
 		return err
 	}
@@ -308,7 +304,7 @@ func (e *Engine) spawn(c *engines.Cluster, m engines.Member, state, cluster stri
 		"--logger", "zap",
 		"--log-outputs", "stderr",
 	}
-	rec, err := proc.Start(c.StateDir, proc.Spec{
+	where, err := c.Launch().Start(ctx, m, proc.Spec{
 		Name:   procName(m),
 		NetNS:  m.NetNS,
 		Cgroup: m.Cgroup,
@@ -320,7 +316,7 @@ func (e *Engine) spawn(c *engines.Cluster, m engines.Member, state, cluster stri
 	if err != nil {
 		return fmt.Errorf("etcd %s: start %s: %w", c.Service, m.Name, err)
 	}
-	e.log.Info("etcd member started", "service", c.Service, "member", m.Name, "pid", rec.PID, "state", state)
+	e.log.Info("etcd member started", "service", c.Service, "member", m.Name, "process", where, "state", state)
 	return nil
 }
 
@@ -330,7 +326,7 @@ func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) erro
 	if err != nil {
 		return err
 	}
-	return proc.StopRecorded(ctx, c.StateDir, procName(m), stopGrace)
+	return c.Launch().Stop(ctx, procName(m), stopGrace)
 }
 
 // Stop stops every member and drops the Engine's connections to them.

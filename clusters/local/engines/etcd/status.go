@@ -106,7 +106,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 
 func (e *Engine) memberStatus(ctx context.Context, c *engines.Cluster, m engines.Member) (ms engines.MemberStatus, id, leader uint64, version string) {
 	ms.Name = m.Name
-	if _, ok := running(c, m); !ok {
+	if !running(ctx, c, m) {
 		ms.Detail = "not running"
 		return
 	}

@@ -155,6 +155,6 @@ func prepare(ctx context.Context, c *engines.Cluster, m engines.Member) error {
 	return mariadb.Prepare(ctx, m, config(c, m))
 }
 
-func (e *Engine) startProc(c *engines.Cluster, m engines.Member, extra ...string) error {
-	return mariadb.StartProc(e.log, c, m, extra...)
+func (e *Engine) startProc(ctx context.Context, c *engines.Cluster, m engines.Member, extra ...string) error {
+	return mariadb.StartProc(ctx, e.log, c, m, extra...)
 }

@@ -113,7 +113,7 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 	best, bestPos, bestRunning := -1, Position{Seqno: -1}, false
 	for i, m := range c.Members {
 		var p Position
-		running := mariadb.Record(c, m) != nil
+		running := mariadb.Running(ctx, c, m)
 		if running {
 			st, err := query(ctx, pw, m)
 			if err != nil {
@@ -134,7 +134,7 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 	if best < 0 {
 		allFresh := true
 		for _, m := range c.Members {
-			allFresh = allFresh && mariadb.Fresh(m) && mariadb.Record(c, m) == nil
+			allFresh = allFresh && mariadb.Fresh(m) && !mariadb.Running(ctx, c, m)
 		}
 		if !allFresh {
 			return fmt.Errorf("galera %s: no member has a recoverable position", c.Service)
@@ -154,7 +154,7 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 		if err := markSafeToBootstrap(m); err != nil {
 			return err
 		}
-		if err := e.startProc(c, m, "--wsrep-new-cluster", "--wsrep_start_position="+bestPos.String()); err != nil {
+		if err := e.startProc(ctx, c, m, "--wsrep-new-cluster", "--wsrep_start_position="+bestPos.String()); err != nil {
 			return err
 		}
 	}

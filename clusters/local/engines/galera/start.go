@@ -44,7 +44,7 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	running := false
 	allFresh := true
 	for _, m := range c.Members {
-		running = running || mariadb.Record(c, m) != nil
+		running = running || mariadb.Running(ctx, c, m)
 		allFresh = allFresh && mariadb.Fresh(m)
 	}
 	switch {
@@ -72,7 +72,7 @@ func (e *Engine) bootstrapFresh(ctx context.Context, c *engines.Cluster) error {
 	if err := mariadb.InstallDB(ctx, m); err != nil {
 		return err
 	}
-	if err := e.startProc(c, m, "--wsrep-new-cluster"); err != nil {
+	if err := e.startProc(ctx, c, m, "--wsrep-new-cluster"); err != nil {
 		return err
 	}
 	err := mariadb.WaitRunning(ctx, c, 0, mariadb.StartTimeout, "creating user", func(ctx context.Context) error {
@@ -95,7 +95,7 @@ func (e *Engine) primaryMember(ctx context.Context, c *engines.Cluster, d time.D
 	// d is at least a second, so that a zero d still checks every member.
 	_ = engines.WaitFor(ctx, max(d, time.Second), 250*time.Millisecond, "primary component", func(ctx context.Context) error {
 		for i, m := range c.Members {
-			if mariadb.Record(c, m) == nil {
+			if !mariadb.Running(ctx, c, m) {
 				continue
 			}
 			if st, err := query(ctx, pw, m); err == nil && st.primary() {
@@ -147,7 +147,7 @@ func (e *Engine) launch(ctx context.Context, c *engines.Cluster, i int) error {
 	if err := prepare(ctx, c, m); err != nil {
 		return err
 	}
-	if mariadb.Record(c, m) == nil {
+	if !mariadb.Running(ctx, c, m) {
 		var extra []string
 		if !mariadb.Fresh(m) {
 			if pos, err := e.position(ctx, m); err != nil {
@@ -156,7 +156,7 @@ func (e *Engine) launch(ctx context.Context, c *engines.Cluster, i int) error {
 				extra = append(extra, "--wsrep_start_position="+pos.String())
 			}
 		}
-		return e.startProc(c, m, extra...)
+		return e.startProc(ctx, c, m, extra...)
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 	for i, m := range c.Members {
 		go func() {
 			ms := engines.MemberStatus{Index: i, Name: m.Name}
-			if mariadb.Record(c, m) == nil {
+			if !mariadb.Running(ctx, c, m) {
 				ms.Detail = "not running"
 				ch <- res{i, ms}
 				return

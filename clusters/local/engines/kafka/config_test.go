@@ -79,9 +79,9 @@ func TestClusterIDIsStableAndValid(t *testing.T) {
 }
 
 func TestPomPinsBinding(t *testing.T) {
-	require.Contains(t, pom("4.1.1"), "log4j-slf4j-impl")
-	require.Contains(t, pom("3.9.1"), "slf4j-reload4j")
-	require.Contains(t, pom("3.9.1"), "<version>3.9.1</version>")
+	require.Contains(t, POM("4.1.1"), "log4j-slf4j-impl")
+	require.Contains(t, POM("3.9.1"), "slf4j-reload4j")
+	require.Contains(t, POM("3.9.1"), "<version>3.9.1</version>")
 }
 
 func TestInstallExplainsMissingTools(t *testing.T) {

@@ -52,10 +52,17 @@ func DefaultCacheDir() string {
 	return filepath.Join(os.TempDir(), "chaosloop-kafka")
 }
 
+// JavaPackages are the Java runtime the broker runs on (Install expects
+// it installed; the kind backend's image installs it from Debian).
+var JavaPackages = []string{"openjdk-17-jre-headless"}
+
 // libDir holds every runtime jar of a version: java -cp '<libDir>/*'.
 func (e *Engine) libDir(version string) string {
 	return filepath.Join(e.cacheDir, version, "lib")
 }
+
+// LibDir is where Install puts version's jars.
+func (e *Engine) LibDir(version string) string { return e.libDir(version) }
 
 func (e *Engine) installed(version string) bool {
 	_, err := os.Stat(filepath.Join(e.cacheDir, version, "installed"))
@@ -64,7 +71,10 @@ func (e *Engine) installed(version string) bool {
 
 func isKRaftOnly(version string) bool { return !strings.HasPrefix(version, "3.") }
 
-func pom(version string) string {
+// POM is the Maven project whose runtime dependencies are version's
+// classpath: with its pinned versions, it decides which jars Install
+// fetches (the kind backend keys its Kafka image by it).
+func POM(version string) string {
 	binding := fmt.Sprintf(`    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>%s</version></dependency>`, log4jSlf4jImpl)
 	if !isKRaftOnly(version) {
 		binding = fmt.Sprintf(`    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-reload4j</artifactId><version>%s</version></dependency>
@@ -96,7 +106,7 @@ func (e *Engine) Install(ctx context.Context, version string) error {
 		return fmt.Errorf("kafka: bad version %q (want X.Y.Z)", version)
 	}
 	if _, err := exec.LookPath("java"); err != nil {
-		return errors.New("kafka: java not found in PATH (install a JDK 17, e.g. apt-get install openjdk-17-jre-headless)")
+		return errors.New("kafka: java not found in PATH (install a JDK 17, e.g. apt-get install " + strings.Join(JavaPackages, " ") + ")")
 	}
 	if e.installed(version) {
 		e.setVersion(version)
@@ -123,7 +133,7 @@ func (e *Engine) Install(ctx context.Context, version string) error {
 	start := time.Now()
 	e.log.Info("kafka install: resolving jars with Maven", "version", version, "dir", verDir)
 	install.Step(ctx, "Maven: resolving kafka_2.13 "+version+" and its jars")
-	if err := os.WriteFile(filepath.Join(verDir, "pom.xml"), []byte(pom(version)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(verDir, "pom.xml"), []byte(POM(version)), 0o644); err != nil {
 		return err
 	}
 	tmp := filepath.Join(verDir, "lib.tmp")

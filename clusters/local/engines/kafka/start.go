@@ -62,7 +62,7 @@ func (e *Engine) prepare(ctx context.Context, c *engines.Cluster, o Options, i i
 // launch starts member i's broker unless it already runs.
 func (e *Engine) launch(ctx context.Context, c *engines.Cluster, o Options, i int) error {
 	m := c.Members[i]
-	if rec, err := proc.Load(c.StateDir, procName(m)); err == nil && rec.Alive() {
+	if c.Launch().Alive(ctx, procName(m)) {
 		return nil
 	}
 	props, jvm, err := e.prepare(ctx, c, o, i)
@@ -78,11 +78,11 @@ func (e *Engine) launch(ctx context.Context, c *engines.Cluster, o Options, i in
 		Dir:    m.DataDir,
 		Log:    filepath.Join(m.LogDir, "kafka.out"),
 	}
-	rec, err := proc.Start(c.StateDir, spec)
+	where, err := c.Launch().Start(ctx, m, spec)
 	if err != nil {
 		return err
 	}
-	e.log.Info("kafka: started broker", "member", m.Name, "pid", rec.PID, "addr", endpoint(m), "version", o.Version)
+	e.log.Info("kafka: started broker", "member", m.Name, "process", where, "addr", endpoint(m), "version", o.Version)
 	return nil
 }
 
@@ -115,7 +115,7 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster, o Options) error
 	adm := kadm.NewClient(cl)
 	// Ask every member itself: each must answer and list all brokers as
 	// registered (unfenced) before topics are created.
-	err = waitRunning(ctx, 3*time.Minute, "kafka brokers registered", func() error { return e.checkAlive(c) }, func(ctx context.Context) error {
+	err = waitRunning(ctx, 3*time.Minute, "kafka brokers registered", func() error { return e.checkAlive(ctx, c) }, func(ctx context.Context) error {
 		for i, p := range e.probeAll(ctx, c, []string{}, false) {
 			if p.err != nil {
 				return fmt.Errorf("%s: %w", c.Members[i].Name, p.err)
@@ -160,21 +160,17 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster, o Options) error
 }
 
 // checkAlive fails when a broker process is not running.
-func (e *Engine) checkAlive(c *engines.Cluster) error {
+func (e *Engine) checkAlive(ctx context.Context, c *engines.Cluster) error {
 	for _, m := range c.Members {
-		if err := memberAlive(c, m); err != nil {
+		if err := memberAlive(ctx, c, m); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func memberAlive(c *engines.Cluster, m engines.Member) error {
-	rec, err := proc.Load(c.StateDir, procName(m))
-	if err != nil {
-		return fmt.Errorf("kafka %s: %w", m.Name, err)
-	}
-	if !rec.Alive() {
+func memberAlive(ctx context.Context, c *engines.Cluster, m engines.Member) error {
+	if !c.Launch().Alive(ctx, procName(m)) {
 		return fmt.Errorf("kafka %s exited; see %s", m.Name, filepath.Join(m.LogDir, "kafka.out"))
 	}
 	return nil
@@ -236,13 +232,13 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, o Options,
 		return err
 	}
 	m := c.Members[i]
-	if o.ZooKeeper == "" && !votersRunning(c) {
+	if o.ZooKeeper == "" && !votersRunning(ctx, c) {
 		// It cannot answer before a majority of the KRaft voters runs: it
 		// waits for them (see initial.broker.registration.timeout.ms).
 		e.log.Info("kafka: broker started, waiting for its controller quorum", "member", m.Name)
 		return nil
 	}
-	alive := func() error { return memberAlive(c, m) }
+	alive := func() error { return memberAlive(ctx, c, m) }
 	return waitRunning(ctx, 2*time.Minute, "kafka "+m.Name+" answering", alive, func(ctx context.Context) error {
 		_, err := e.memberMetadata(ctx, c, m, nil)
 		return err
@@ -265,14 +261,14 @@ func (e *Engine) Launch(ctx context.Context, c *engines.Cluster, o Options, i in
 
 // votersRunning reports whether a strict majority of the KRaft voters'
 // processes runs.
-func votersRunning(c *engines.Cluster) bool {
+func votersRunning(ctx context.Context, c *engines.Cluster) bool {
 	voters, running := 0, 0
 	for j, m := range c.Members {
 		if !isController(c, j) {
 			continue
 		}
 		voters++
-		if memberAlive(c, m) == nil {
+		if memberAlive(ctx, c, m) == nil {
 			running++
 		}
 	}
@@ -309,7 +305,7 @@ func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, o Options, 
 }
 
 func stopMember(ctx context.Context, c *engines.Cluster, m engines.Member, grace time.Duration) error {
-	return proc.StopRecorded(ctx, c.StateDir, procName(m), grace)
+	return c.Launch().Stop(ctx, procName(m), grace)
 }
 
 // Stop stops every member at once. The grace is short: with the quorum

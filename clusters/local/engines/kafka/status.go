@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
-	"github.com/chaosloop/chaosloop/clusters/local/proc"
 	"github.com/chaosloop/chaosloop/lab"
 )
 
@@ -102,8 +101,7 @@ func (e *Engine) probeAll(ctx context.Context, c *engines.Cluster, topics []stri
 	var wg sync.WaitGroup
 	for i, m := range c.Members {
 		wg.Go(func() {
-			rec, err := proc.Load(c.StateDir, procName(m))
-			out[i].alive = err == nil && rec.Alive()
+			out[i].alive = c.Launch().Alive(ctx, procName(m))
 			if !out[i].alive {
 				out[i].err = errors.New("process not running")
 				return

@@ -179,7 +179,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 	if err := e.startReplica(ctx, c, i, pw); err != nil {
 		return err
 	}
-	if Record(c, c.Members[0]) == nil {
+	if !Running(ctx, c, c.Members[0]) {
 		return nil // no primary to replicate from: it resumes when that is back
 	}
 	return e.waitMember(ctx, c, i, catchUpTimeout, "replicating", replicating)
@@ -189,7 +189,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 // writes.
 func (e *Engine) startPrimary(ctx context.Context, c *engines.Cluster, pw string) error {
 	m := c.Members[0]
-	if Record(c, m) == nil {
+	if !Running(ctx, c, m) {
 		if err := e.bootPrimary(ctx, c, pw); err != nil {
 			return err
 		}
@@ -215,7 +215,7 @@ func (e *Engine) boot(ctx context.Context, c *engines.Cluster, i int, pw string,
 			return err
 		}
 	}
-	if err := StartProc(e.log, c, m, extra...); err != nil {
+	if err := StartProc(ctx, e.log, c, m, extra...); err != nil {
 		return err
 	}
 	// The accounts are created as root as soon as the server answers.
@@ -232,14 +232,14 @@ func (e *Engine) boot(ctx context.Context, c *engines.Cluster, i int, pw string,
 // GTID position.
 func (e *Engine) startReplica(ctx context.Context, c *engines.Cluster, i int, pw string) error {
 	m := c.Members[i]
-	if Record(c, m) != nil {
+	if Running(ctx, c, m) {
 		return nil
 	}
 	if seeded(m) {
 		return e.boot(ctx, c, i, pw)
 	}
 	src := 0
-	if Record(c, c.Members[0]) == nil {
+	if !Running(ctx, c, c.Members[0]) {
 		if src = e.mostAdvanced(ctx, c, pw); src < 0 {
 			return fmt.Errorf("mariadb %s: no member with data runs to seed %s from", c.Service, m.Name)
 		}

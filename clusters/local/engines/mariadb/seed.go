@@ -115,7 +115,7 @@ func (e *Engine) bootPrimary(ctx context.Context, c *engines.Cluster, pw string)
 // bootSeededReplicas starts the replicas that hold data and do not run.
 func (e *Engine) bootSeededReplicas(ctx context.Context, c *engines.Cluster, pw string) error {
 	for i := 1; i < len(c.Members); i++ {
-		if m := c.Members[i]; seeded(m) && Record(c, m) == nil {
+		if m := c.Members[i]; seeded(m) && !Running(ctx, c, m) {
 			if err := e.boot(ctx, c, i, pw); err != nil {
 				return err
 			}
@@ -130,7 +130,7 @@ func (e *Engine) mostAdvanced(ctx context.Context, c *engines.Cluster, pw string
 	best, bestSeq := -1, int64(-2)
 	for i := 1; i < len(c.Members); i++ {
 		m := c.Members[i]
-		if !seeded(m) || Record(c, m) == nil {
+		if !seeded(m) || !Running(ctx, c, m) {
 			continue
 		}
 		st, err := query(ctx, pw, m)
@@ -178,7 +178,7 @@ func (e *Engine) reattachReplicas(ctx context.Context, c *engines.Cluster, pos, 
 	var errs []error
 	for i := 1; i < len(c.Members); i++ {
 		m := c.Members[i]
-		if Record(c, m) != nil {
+		if Running(ctx, c, m) {
 			if st, err := query(ctx, pw, m); err == nil && domainSeqno(st.SlavePos) == domainSeqno(pos) {
 				_, err := RootSQL(ctx, m, "STOP SLAVE; START SLAVE;")
 				errs = append(errs, err)

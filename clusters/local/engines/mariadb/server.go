@@ -244,21 +244,17 @@ func InstallDB(ctx context.Context, m engines.Member) error {
 	return nil
 }
 
-// Record is the member's running mariadbd, nil when it does not run.
-func Record(c *engines.Cluster, m engines.Member) *proc.Record {
-	r, err := proc.Load(c.StateDir, ProcName(m))
-	if err != nil || !r.Alive() {
-		return nil
-	}
-	return r
+// Running reports whether the member's mariadbd runs.
+func Running(ctx context.Context, c *engines.Cluster, m engines.Member) bool {
+	return c.Launch().Alive(ctx, ProcName(m))
 }
 
 // StartProc starts the member's mariadbd as user mysql in its namespace
 // and cgroup, with extra arguments after the config file.
-func StartProc(log *slog.Logger, c *engines.Cluster, m engines.Member, extra ...string) error {
+func StartProc(ctx context.Context, log *slog.Logger, c *engines.Cluster, m engines.Member, extra ...string) error {
 	args := append([]string{"--defaults-file=" + CnfPath(m)}, extra...)
 	log.Info("starting mariadbd", "member", m.Name, "args", extra)
-	_, err := proc.Start(c.StateDir, proc.Spec{
+	_, err := c.Launch().Start(ctx, m, proc.Spec{
 		Name:   ProcName(m),
 		NetNS:  m.NetNS,
 		User:   RunUser,
@@ -277,7 +273,7 @@ func StopMember(ctx context.Context, c *engines.Cluster, i int) error {
 	if err != nil {
 		return err
 	}
-	return proc.StopRecorded(ctx, c.StateDir, ProcName(m), stopGrace)
+	return c.Launch().Stop(ctx, ProcName(m), stopGrace)
 }
 
 // RootSQL runs statements as MariaDB's root over the unix socket (root is

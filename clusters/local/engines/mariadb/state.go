@@ -120,7 +120,7 @@ func WaitRunning(ctx context.Context, c *engines.Cluster, i int, timeout time.Du
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	err := engines.WaitFor(ctx, timeout, 250*time.Millisecond, m.Name+" "+what, func(ctx context.Context) error {
-		if Record(c, m) == nil {
+		if !Running(ctx, c, m) {
 			err := fmt.Errorf("mariadbd of %s is not running (see %s)", m.Name, ErrLog(m))
 			cancel(err)
 			return err
@@ -182,7 +182,7 @@ func memberStatus(ctx context.Context, c *engines.Cluster, i int, m engines.Memb
 	if i == 0 {
 		ms.Role = "primary"
 	}
-	if Record(c, m) == nil {
+	if !Running(ctx, c, m) {
 		ms.Detail = "not running"
 		return ms, false
 	}

@@ -53,7 +53,7 @@ const (
 func (e *Engine) PreferPrimary(ctx context.Context, c *engines.Cluster) (err error) {
 	for _, m := range c.Members {
 		for _, name := range []string{redisName(m), sentinelName(m)} {
-			if !alive(c, name) {
+			if !alive(ctx, c, name) {
 				return fmt.Errorf("redis %s: not moving the primary to %s: %s is not running", c.Service, c.Members[0].Name, name)
 			}
 		}
@@ -178,7 +178,7 @@ func prioritiesSet(c *engines.Cluster, primary int, prios map[string]int) error 
 func (e *Engine) restorePriorities(ctx context.Context, c *engines.Cluster) error {
 	var errs []error
 	for _, m := range c.Members {
-		if alive(c, redisName(m)) {
+		if alive(ctx, c, redisName(m)) {
 			errs = append(errs, setPriority(ctx, m, replicaPriority, true))
 		}
 	}
@@ -187,7 +187,7 @@ func (e *Engine) restorePriorities(ctx context.Context, c *engines.Cluster) erro
 	}
 	return engines.WaitFor(ctx, preferSeen, 250*time.Millisecond, "Sentinels see replica-priority "+strconv.Itoa(replicaPriority), func(ctx context.Context) error {
 		for _, s := range c.Members {
-			if !alive(c, sentinelName(s)) {
+			if !alive(ctx, c, sentinelName(s)) {
 				continue
 			}
 			prios, err := sentinelPriorities(ctx, c, s)
@@ -196,7 +196,7 @@ func (e *Engine) restorePriorities(ctx context.Context, c *engines.Cluster) erro
 			}
 			// A stopped member keeps the value Sentinel last read.
 			for _, m := range c.Members {
-				if p, ok := prios[m.Addr.String()]; ok && p != replicaPriority && alive(c, redisName(m)) {
+				if p, ok := prios[m.Addr.String()]; ok && p != replicaPriority && alive(ctx, c, redisName(m)) {
 					return fmt.Errorf("sentinel %s: %s has replica-priority %d", s.Name, m.Name, p)
 				}
 			}
@@ -247,7 +247,7 @@ func sentinelPriorities(ctx context.Context, c *engines.Cluster, m engines.Membe
 func setPeriods(ctx context.Context, c *engines.Cluster, info, publish time.Duration) error {
 	var errs []error
 	for _, m := range c.Members {
-		if !alive(c, sentinelName(m)) {
+		if !alive(ctx, c, sentinelName(m)) {
 			continue
 		}
 		sc := sentinelClient(m, adminWait)

@@ -12,14 +12,13 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
-func alive(c *engines.Cluster, name string) bool {
-	r, err := proc.Load(c.StateDir, name)
-	return err == nil && r.Alive()
+func alive(ctx context.Context, c *engines.Cluster, name string) bool {
+	return c.Launch().Alive(ctx, name)
 }
 
-func (e *Engine) startProc(c *engines.Cluster, m engines.Member, name, conf string, extra ...string) error {
+func (e *Engine) startProc(ctx context.Context, c *engines.Cluster, m engines.Member, name, conf string, extra ...string) error {
 	e.log.Info("starting", "process", name)
-	_, err := proc.Start(c.StateDir, proc.Spec{
+	_, err := c.Launch().Start(ctx, m, proc.Spec{
 		Name:   name,
 		NetNS:  m.NetNS,
 		User:   runUser,
@@ -55,13 +54,13 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	}
 	for _, i := range order {
 		m := c.Members[i]
-		if alive(c, redisName(m)) {
+		if alive(ctx, c, redisName(m)) {
 			continue
 		}
 		if err := writeRedisConf(c, m, primary); err != nil {
 			return err
 		}
-		if err := e.startProc(c, m, redisName(m), redisConf(m)); err != nil {
+		if err := e.startProc(ctx, c, m, redisName(m), redisConf(m)); err != nil {
 			return err
 		}
 	}
@@ -80,13 +79,13 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	})
 	for _, i := range order {
 		m := c.Members[i]
-		if alive(c, sentinelName(m)) {
+		if alive(ctx, c, sentinelName(m)) {
 			continue
 		}
 		if err := writeSentinelConf(c, m, primary); err != nil {
 			return err
 		}
-		if err := e.startProc(c, m, sentinelName(m), sentinelConf(m), "--sentinel"); err != nil {
+		if err := e.startProc(ctx, c, m, sentinelName(m), sentinelConf(m), "--sentinel"); err != nil {
 			return err
 		}
 	}
@@ -113,7 +112,7 @@ func (e *Engine) waitHealthy(ctx context.Context, c *engines.Cluster) error {
 func (e *Engine) healthy(ctx context.Context, c *engines.Cluster) (int, error) {
 	for _, m := range c.Members {
 		for _, name := range []string{redisName(m), sentinelName(m)} {
-			if !alive(c, name) {
+			if !alive(ctx, c, name) {
 				return -1, fmt.Errorf("%s is not running", name)
 			}
 		}
@@ -154,7 +153,7 @@ func waitRunning(ctx context.Context, c *engines.Cluster, members []engines.Memb
 	err := engines.WaitFor(ctx, timeout, 250*time.Millisecond, what, func(ctx context.Context) error {
 		for _, m := range members {
 			for _, name := range []string{redisName(m), sentinelName(m)} {
-				if !alive(c, name) {
+				if !alive(ctx, c, name) {
 					err := fmt.Errorf("%s is not running (see %s)", name, m.LogDir)
 					cancel(err)
 					return err
@@ -199,19 +198,19 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 	if !ok {
 		primary = configuredPrimary(c)
 	}
-	if !alive(c, redisName(m)) {
+	if !alive(ctx, c, redisName(m)) {
 		if err := writeRedisConf(c, m, primary); err != nil {
 			return err
 		}
-		if err := e.startProc(c, m, redisName(m), redisConf(m)); err != nil {
+		if err := e.startProc(ctx, c, m, redisName(m), redisConf(m)); err != nil {
 			return err
 		}
 	}
-	if !alive(c, sentinelName(m)) {
+	if !alive(ctx, c, sentinelName(m)) {
 		if err := writeSentinelConf(c, m, primary); err != nil {
 			return err
 		}
-		if err := e.startProc(c, m, sentinelName(m), sentinelConf(m), "--sentinel"); err != nil {
+		if err := e.startProc(ctx, c, m, sentinelName(m), sentinelConf(m), "--sentinel"); err != nil {
 			return err
 		}
 	}
@@ -239,7 +238,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 }
 
 func stop(ctx context.Context, c *engines.Cluster, name string) error {
-	return proc.StopRecorded(ctx, c.StateDir, name, stopGrace)
+	return c.Launch().Stop(ctx, name, stopGrace)
 }
 
 // StopMember stops member i's Sentinel and redis-server (SIGTERM: redis

@@ -122,7 +122,7 @@ func sentinel(ctx context.Context, c *engines.Cluster, m engines.Member, full bo
 func (e *Engine) currentPrimary(ctx context.Context, c *engines.Cluster) (int, bool) {
 	votes := map[string]int{}
 	for _, m := range c.Members {
-		if !alive(c, sentinelName(m)) {
+		if !alive(ctx, c, sentinelName(m)) {
 			continue
 		}
 		if v, err := sentinel(ctx, c, m, false); err == nil && v.Primary != "" {
@@ -187,10 +187,10 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 	for i, m := range c.Members {
 		wg.Go(func() {
 			p := &probes[i]
-			if p.redisUp = alive(c, redisName(m)); p.redisUp {
+			if p.redisUp = alive(ctx, c, redisName(m)); p.redisUp {
 				p.info, p.infoErr = info(ctx, m)
 			}
-			if p.sentUp = alive(c, sentinelName(m)); p.sentUp {
+			if p.sentUp = alive(ctx, c, sentinelName(m)); p.sentUp {
 				p.view, p.sErr = sentinel(ctx, c, m, false)
 			}
 		})

@@ -107,12 +107,8 @@ func procName(m engines.Member) string { return m.Name + ".zookeeper" }
 // myid numbers servers from 1, in member order.
 func myid(i int) int { return i + 1 }
 
-func running(c *engines.Cluster, m engines.Member) (*proc.Record, bool) {
-	r, err := proc.Load(c.StateDir, procName(m))
-	if err != nil {
-		return nil, false
-	}
-	return r, r.Alive()
+func running(ctx context.Context, c *engines.Cluster, m engines.Member) bool {
+	return c.Launch().Alive(ctx, procName(m))
 }
 
 // Zab timing (zoo.cfg): a follower more than SyncLimit ticks behind or
@@ -189,7 +185,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 		return fmt.Errorf("zookeeper %s: no member %d", c.Service, i)
 	}
 	m := c.Members[i]
-	if _, ok := running(c, m); ok {
+	if running(ctx, c, m) {
 		return nil
 	}
 	if err := os.MkdirAll(m.DataDir, 0o755); err != nil {
@@ -219,7 +215,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 		args = append(args, "-Djava.net.preferIPv4Stack=true")
 	}
 	args = append(args, "-cp", classpath, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg)
-	rec, err := proc.Start(c.StateDir, proc.Spec{
+	where, err := c.Launch().Start(ctx, m, proc.Spec{
 		Name:   procName(m),
 		NetNS:  m.NetNS,
 		Cgroup: m.Cgroup,
@@ -231,7 +227,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 	if err != nil {
 		return fmt.Errorf("zookeeper %s: start %s: %w", c.Service, m.Name, err)
 	}
-	e.log.Info("zookeeper member started", "service", c.Service, "member", m.Name, "pid", rec.PID, "myid", myid(i))
+	e.log.Info("zookeeper member started", "service", c.Service, "member", m.Name, "process", where, "myid", myid(i))
 	return nil
 }
 
@@ -241,7 +237,7 @@ func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) erro
 	if err != nil {
 		return err
 	}
-	return proc.StopRecorded(ctx, c.StateDir, procName(m), stopGrace)
+	return c.Launch().Stop(ctx, procName(m), stopGrace)
 }
 
 // Stop stops every member.
@@ -286,7 +282,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 
 func memberStatus(ctx context.Context, c *engines.Cluster, m engines.Member) (ms engines.MemberStatus, version string) {
 	ms.Name = m.Name
-	if _, ok := running(c, m); !ok {
+	if !running(ctx, c, m) {
 		ms.Detail = "not running"
 		return
 	}

@@ -6,8 +6,10 @@ package imagescmd
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -30,7 +32,10 @@ func NewCommand(env *cli.Env) *cobra.Command {
 used. 'images build' builds the node image (a Debian bookworm root filesystem,
 kind's base files, kubelet/kubeadm/kubectl built from the k8s.io/kubernetes Go
 module) with the control-plane images preloaded (kube-apiserver and friends,
-etcd, CoreDNS, pause, under the tags kubeadm expects). Each image is tagged by
+etcd, CoreDNS, pause, under the tags kubeadm expects), and one image per engine
+of the local lab (chaosloop/engine-etcd, -mariadb, -redis, -zookeeper, -kafka,
+-docstore) from the same Debian packages, Kafka jars and FerretDB build, at the
+same pinned versions. Each image is tagged by
 a hash of its inputs, so building again with the same inputs does nothing.
 The first build takes 15-40 minutes on two cores (less on an idle machine);
 later ones, under a second.
@@ -46,7 +51,7 @@ else a dockerd chaosloop starts with its own settings (addresses from
 	cmd.PersistentFlags().StringVar(&cache, "cache-dir", local.DefaultCache, "directory holding downloaded and built engines and images")
 	_ = cmd.MarkPersistentFlagDirname("cache-dir")
 	builder := func() *images.Builder {
-		return &images.Builder{Cache: filepath.Join(cache, "kind"), Log: env.Log}
+		return &images.Builder{Cache: filepath.Join(cache, "kind"), EngineCache: cache, Log: env.Log}
 	}
 	cmd.AddCommand(buildCommand(env, builder), listCommand(env, builder), pruneCommand(env, builder))
 	return cmd
@@ -81,7 +86,12 @@ func buildCommand(env *cli.Env, builder func() *images.Builder) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(env.Out, "node image %s (%s)\n", built.Node, built.Took.Round(time.Second))
+			fmt.Fprintf(env.Out, "node image %s\n", built.Node)
+			names := slices.Sorted(maps.Keys(built.Engines))
+			for _, name := range names {
+				fmt.Fprintf(env.Out, "engine image %s\n", built.Engines[name])
+			}
+			fmt.Fprintf(env.Out, "built in %s\n", built.Took.Round(time.Second))
 			return nil
 		},
 	}

@@ -1,0 +1,137 @@
+package kindlab_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/kind/images"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindtest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+// TestMemberPods runs a Redis+Sentinel service as pods of a three-node
+// kind cluster through the redis engine's own code (the same Start,
+// Status and StartMember as on the local lab, with kindlab.Pods as its
+// launcher): every member healthy on its lab address; SIGKILL to the
+// primary's redis-server in its node shows it down in the engine's
+// status, Sentinel fails over to another member, and starting the member
+// again brings it back as a replica.
+func TestMemberPods(t *testing.T) {
+	kindtest.Daemon(t)
+	log := enginetest.Log(t)
+	eng := redis.New(log)
+	// the engine prepares a member's files on the host as user redis
+	enginetest.RequireInstalled(t, eng.Install, "redis-server")
+	ctx := context.Background()
+	built, err := (&images.Builder{Cache: kindtest.Cache, Log: log}).Build(ctx)
+	require.NoError(t, err)
+	sc, err := scenarios.Parse(filepath.Join("testdata", "engines.yaml"))
+	require.NoError(t, err)
+	dir := freshStateDir(t, sc.Name)
+	start := time.Now()
+	c, err := kindlab.Up(ctx, sc, kindlab.Options{Image: built.Node, StateDir: dir, Log: log, Wait: 5 * time.Minute})
+	t.Cleanup(func() {
+		require.NoError(t, kindlab.Down(context.Background(), log, dir))
+		require.NoError(t, os.RemoveAll(dir))
+	})
+	require.NoError(t, err)
+	t.Logf("cluster up in %s", time.Since(start).Round(time.Second))
+
+	pods := &kindlab.Pods{Cluster: c, Image: built.Engines["redis"], Service: "cache"}
+	start = time.Now()
+	require.NoError(t, pods.Prepare(ctx))
+	t.Logf("redis image in every node in %s", time.Since(start).Round(time.Second))
+	cl := memberCluster(t, c, dir, pods)
+	start = time.Now()
+	require.NoError(t, eng.Start(ctx, cl))
+	t.Logf("redis service started as pods in %s", time.Since(start).Round(time.Second))
+	t.Logf("pods:\n%s", kubectl(t, c, "get", "pods", "--namespace", kindlab.Namespace, "--output", "wide"))
+	for _, m := range cl.Members {
+		node := kubectl(t, c, "get", "pod", kindlab.PodName(m.Name+".redis"), "--namespace", kindlab.Namespace,
+			"--output", "jsonpath={.spec.nodeName} {.status.podIP}")
+		require.Equal(t, m.Node+" "+m.Addr.String(), node, "pinned to its node, on its lab address")
+	}
+	start = time.Now()
+	st := status(t, eng, cl)
+	t.Logf("one status (the engine's probes, each process's liveness from its node) in %s", time.Since(start).Round(time.Millisecond))
+	require.True(t, st.Writable, st.Summary())
+	primary := -1
+	for i, ms := range st.Members {
+		require.True(t, ms.Up && ms.Healthy, st.Summary())
+		if ms.Role == "primary" {
+			primary = i
+		}
+	}
+	require.GreaterOrEqual(t, primary, 0, st.Summary())
+
+	killed := time.Now()
+	name := cl.Members[primary].Name + ".redis"
+	require.NoError(t, pods.Signal(ctx, name, syscall.SIGKILL))
+	require.NoError(t, engines.WaitFor(ctx, 30*time.Second, 200*time.Millisecond, "killed member down", func(ctx context.Context) error {
+		if st := status(t, eng, cl); st.Members[primary].Up {
+			return fmt.Errorf("still up: %s", st.Summary())
+		}
+		return nil
+	}))
+	t.Logf("SIGKILL → member %d down in the engine's status after %s", primary, time.Since(killed).Round(time.Millisecond))
+	require.False(t, pods.Alive(ctx, name))
+	require.NoError(t, engines.WaitFor(ctx, 2*time.Minute, time.Second, "failover", func(ctx context.Context) error {
+		st := status(t, eng, cl)
+		for i, ms := range st.Members {
+			if i != primary && ms.Role == "primary" && st.Writable {
+				return nil
+			}
+		}
+		return fmt.Errorf("no new primary: %s", st.Summary())
+	}))
+	t.Logf("SIGKILL → Sentinel's new primary writable after %s", time.Since(killed).Round(time.Millisecond))
+
+	start = time.Now()
+	require.NoError(t, eng.StartMember(ctx, cl, primary))
+	require.NoError(t, engines.WaitFor(ctx, 2*time.Minute, time.Second, "member back", func(ctx context.Context) error {
+		st := status(t, eng, cl)
+		if ms := st.Members[primary]; !ms.Up || !ms.Healthy || ms.Role != "replica" {
+			return fmt.Errorf("not back as a replica: %s", st.Summary())
+		}
+		return nil
+	}))
+	t.Logf("member %d back as a replica in %s", primary, time.Since(start).Round(time.Millisecond))
+	stats(t, c)
+	start = time.Now()
+	require.NoError(t, eng.Stop(ctx, cl))
+	require.Empty(t, kubectl(t, c, "get", "pods", "--namespace", kindlab.Namespace, "--output", "name"))
+	t.Logf("stopped (pods deleted) in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// memberCluster is the cache service's members, one on each node, with
+// their directories where kindlab mounts them into the nodes.
+func memberCluster(t *testing.T, c *kindlab.Cluster, dir string, pods *kindlab.Pods) *engines.Cluster {
+	cl := &engines.Cluster{Service: "cache", StateDir: filepath.Join(dir, "engines"), Dial: c.Net.DialFromHostOf, Launcher: pods}
+	for i, node := range []string{"dc1-cp", "dc1-n2", "dc1-n3"} {
+		h, ok := c.Net.Host(node)
+		require.True(t, ok, node)
+		dirs := kindlab.MemberDirs(dir, node)
+		cl.Members = append(cl.Members, engines.Member{
+			Index: i, Name: fmt.Sprintf("cache-%d", i), Node: node, NetNS: h.NetNS, Addr: h.Addr,
+			DataDir: filepath.Join(dirs[0], "cache"), LogDir: filepath.Join(dirs[1], "cache"),
+		})
+	}
+	return cl
+}
+
+func status(t *testing.T, eng *redis.Engine, cl *engines.Cluster) engines.Status {
+	st, err := eng.Status(context.Background(), cl)
+	require.NoError(t, err)
+	return st
+}

@@ -1,0 +1,61 @@
+package kindlab
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
+)
+
+func TestPodName(t *testing.T) {
+	require.Equal(t, "cache-0.redis", PodName("cache-0.redis"))
+	require.Equal(t, "dc1-r1-n1.etcd", PodName("DC1_r1_n1.etcd"))
+}
+
+func TestHostDirsDropNested(t *testing.T) {
+	m := engines.Member{DataDir: "/lab/data/n1/svc", LogDir: "/lab/logs/n1/svc"}
+	spec := proc.Spec{Dir: "/lab/data/n1/svc/pg", Log: "/lab/logs/n1/svc/x.out"}
+	require.Equal(t, []string{"/lab/data/n1/svc", "/lab/logs/n1/svc"}, hostDirs(m, spec))
+}
+
+func TestPodCommandLogsAndUser(t *testing.T) {
+	cmd, err := podCommand(proc.Spec{Path: "etcd", Args: []string{"--name", "a b"}, Log: "/l/etcd.log"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"sh", "-c", `exec "$0" "$@" >>'/l/etcd.log' 2>&1`, "etcd", "--name", "a b"}, cmd)
+	cmd, err = podCommand(proc.Spec{Path: "id", User: "root"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"setpriv", "--reuid=0", "--regid=0", "--clear-groups", "--", "id"}, cmd)
+}
+
+func TestManifestPinsTheMember(t *testing.T) {
+	p := &Pods{Image: "chaosloop/engine-etcd:x", Service: "k3s-etcd"}
+	b, err := p.manifest(engines.Member{Name: "k3s-etcd-0", Node: "dc1-cp", DataDir: "/lab/data/dc1-cp/k3s-etcd"},
+		proc.Spec{Name: "k3s-etcd-0.etcd", Path: "etcd", Env: []string{"A=b=c"}})
+	require.NoError(t, err)
+	var pod struct {
+		Metadata struct{ Name string }
+		Spec     struct {
+			NodeName      string
+			HostNetwork   bool
+			RestartPolicy string
+			Containers    []struct {
+				Image, ImagePullPolicy string
+				Env                    []struct{ Name, Value string }
+			}
+			Volumes []struct {
+				HostPath struct{ Path string }
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal(b, &pod))
+	require.Equal(t, "k3s-etcd-0.etcd", pod.Metadata.Name)
+	require.Equal(t, "dc1-cp", pod.Spec.NodeName)
+	require.True(t, pod.Spec.HostNetwork)
+	require.Equal(t, "Never", pod.Spec.RestartPolicy)
+	require.Equal(t, "Never", pod.Spec.Containers[0].ImagePullPolicy)
+	require.Equal(t, "b=c", pod.Spec.Containers[0].Env[0].Value)
+	require.Equal(t, "/lab/data/dc1-cp/k3s-etcd", pod.Spec.Volumes[0].HostPath.Path)
+}
