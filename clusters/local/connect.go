@@ -64,7 +64,8 @@ func (l *Lab) PrepareDocstore(ctx context.Context, service, db string, collectio
 }
 
 // ClientUserTimeout bounds how long a client connection through the lab
-// survives on a path that went dark (see lab.FailFastDialer).
+// survives on a path that went dark (see lab.FailFastDialer and
+// lab.WatchPeer).
 const ClientUserTimeout = 4 * time.Second
 
 // entryHoldoff: a host a dial failed through is passed over this long, as a
@@ -135,7 +136,7 @@ func (l *Lab) DialFromAny(service string) (engines.DialFunc, error) {
 		c, err := netlab.DialIn(actx, h.NetNS, d, network, address)
 		cancel()
 		if err == nil {
-			return c, nil
+			return lab.WatchPeer(c, ClientUserTimeout), nil
 		}
 		mu.Lock()
 		failed[pick] = time.Now()

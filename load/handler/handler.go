@@ -83,7 +83,7 @@ func (c Config) withDefaults() Config {
 	if c.Dial == nil {
 		// A handler whose broker or database is cut off must notice and
 		// move on within seconds, not after the kernel's retransmissions.
-		c.Dial = lab.FailFastDialer(4 * time.Second).DialContext
+		c.Dial = lab.FailFastDial(4 * time.Second)
 	}
 	if c.Name == "" {
 		c.Name = "handler"

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	chaoslab "github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -716,4 +720,71 @@ func TestDarkSiteTransitsNothing(t *testing.T) {
 func requireNet(tb testing.TB) {
 	tb.Helper()
 	enginetest.RequireInstalled(tb, func(ctx context.Context) error { return Install(ctx, enginetest.Log(tb)) }, "ip", "iptables")
+}
+
+// The lab's client connections (lab.FailFastDial's watchdog) end within
+// seconds when the path goes dark, whether data was in flight or waiting
+// behind a peer's closed window; a busy peer keeping its window closed is
+// kept (lab's own TestWatchPeerKeepsABusyPeer).
+func TestWatchedConnectionsEndOnADarkPath(t *testing.T) {
+	lab, _, _ := upLab(t, "dark", testTopology)
+	ctx := context.Background()
+	n5 := mustHost(t, lab, "n5")
+	const silence = time.Second
+	for _, tc := range []struct {
+		name string
+		fill bool // fill the peer's window before the cut
+	}{{"data in flight", false}, {"closed window", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, lab.PowerOn(ctx, "n5"))
+			ln, err := lab.Listen(ctx, "n5", "tcp", fmt.Sprintf("%s:%d", n5.Addr, probePort+1))
+			require.NoError(t, err)
+			defer ln.Close()
+			acc := make(chan net.Conn, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err == nil {
+					acc <- c
+				}
+			}()
+			h4 := mustHost(t, lab, "n4")
+			raw, err := DialIn(ctx, h4.NetNS, chaoslab.FailFastDialer(silence), "tcp", fmt.Sprintf("%s:%d", n5.Addr, probePort+1))
+			require.NoError(t, err)
+			c := chaoslab.WatchPeer(raw, silence)
+			defer c.Close()
+			peer := <-acc
+			defer peer.Close()
+			werr := make(chan error, 1)
+			go func() {
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := c.Write(buf); err != nil {
+						werr <- err
+						return
+					}
+					if !tc.fill {
+						time.Sleep(50 * time.Millisecond)
+					}
+				}
+			}()
+			if tc.fill {
+				time.Sleep(2 * time.Second) // window closed, probes answered
+			} else {
+				go func() { _, _ = io.Copy(io.Discard, peer) }()
+				time.Sleep(500 * time.Millisecond)
+			}
+			select {
+			case err := <-werr:
+				t.Fatalf("connection ended before the cut: %v", err)
+			default:
+			}
+			require.NoError(t, lab.PowerOff(ctx, "n5"))
+			select {
+			case err := <-werr:
+				require.ErrorIs(t, err, syscall.ETIMEDOUT)
+			case <-time.After(60 * time.Second):
+				t.Fatal("connection over a dark path still open after 60 s")
+			}
+		})
+	}
 }
