@@ -785,6 +785,23 @@ func TestWatchedConnectionsEndOnADarkPath(t *testing.T) {
 			case <-time.After(60 * time.Second):
 				t.Fatal("connection over a dark path still open after 60 s")
 			}
+			// A new dial gives up too, without the caller's deadline
+			// (franz-go sets none on a custom dialer): the kernel's SYN
+			// retries alone would take minutes.
+			derr := make(chan error, 1)
+			go func() {
+				c, err := DialIn(context.Background(), h4.NetNS, chaoslab.FailFastDialer(silence), "tcp", fmt.Sprintf("%s:%d", n5.Addr, probePort+1))
+				if err == nil {
+					c.Close()
+				}
+				derr <- err
+			}()
+			select {
+			case err := <-derr:
+				require.Error(t, err)
+			case <-time.After(60 * time.Second):
+				t.Fatal("dial over a dark path still waiting after 60 s")
+			}
 		})
 	}
 }
