@@ -88,17 +88,16 @@ type watchedConn struct {
 func (w *watchedConn) watch(silence time.Duration) {
 	t := time.NewTicker(max(silence/8, 10*time.Millisecond))
 	defer t.Stop()
-	p := peerWatch{silence: silence}
 	for {
 		select {
 		case <-w.done:
 			return
-		case now := <-t.C:
+		case <-t.C:
 			info, err := tcpInfo(w.TCPConn)
 			if err != nil {
 				return
 			}
-			if p.dead(info, now) {
+			if peerGone(info, silence) {
 				w.silent.Store(true)
 				w.Close()
 				return
@@ -124,19 +123,15 @@ func tcpInfo(c *net.TCPConn) (*unix.TCPInfo, error) {
 	return info, gerr
 }
 
-// peerWatch decides from a connection's TCP_INFO samples whether its peer
-// is gone: no ACK of any kind (tcpi_last_ack_recv also counts the ACKs of
-// keepalive and window probes) for silence while data waits for it.
-type peerWatch struct {
-	silence time.Duration
-}
-
-func (p *peerWatch) dead(info *unix.TCPInfo, _ time.Time) bool {
+// peerGone decides from a connection's TCP_INFO whether its peer is gone:
+// no ACK of any kind (tcpi_last_ack_recv also counts the ACKs of keepalive
+// and window probes) for silence while data waits for it.
+func peerGone(info *unix.TCPInfo, silence time.Duration) bool {
 	sinceAck := time.Duration(info.Last_ack_recv) * time.Millisecond
 	switch {
 	case info.Unacked > 0:
 		// Data in flight: a live peer ACKs it within a round trip.
-		return sinceAck >= p.silence
+		return sinceAck >= silence
 	case info.Notsent_bytes > 0:
 		// Window closed. A busy peer may keep it closed for long and
 		// answers the kernel's probes of it, but not every one: the
@@ -145,7 +140,7 @@ func (p *peerWatch) dead(info *unix.TCPInfo, _ time.Time) bool {
 		// (net.ipv4.tcp_invalid_ratelimit), so one probe in a row may go
 		// unanswered, never two (the first two gaps already add up to
 		// 0.6 s). Two unanswered probes say the peer is gone.
-		return info.Probes >= 2 && sinceAck >= p.silence
+		return info.Probes >= 2 && sinceAck >= silence
 	default:
 		return false
 	}

@@ -730,6 +730,8 @@ func TestWatchedConnectionsEndOnADarkPath(t *testing.T) {
 	lab, _, _ := upLab(t, "dark", testTopology)
 	ctx := context.Background()
 	n5 := mustHost(t, lab, "n5")
+	h4 := mustHost(t, lab, "n4")
+	addr := fmt.Sprintf("%s:%d", n5.Addr, probePort+1)
 	const silence = time.Second
 	for _, tc := range []struct {
 		name string
@@ -737,7 +739,7 @@ func TestWatchedConnectionsEndOnADarkPath(t *testing.T) {
 	}{{"data in flight", false}, {"closed window", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.NoError(t, lab.PowerOn(ctx, "n5"))
-			ln, err := lab.Listen(ctx, "n5", "tcp", fmt.Sprintf("%s:%d", n5.Addr, probePort+1))
+			ln, err := lab.Listen(ctx, "n5", "tcp", addr)
 			require.NoError(t, err)
 			defer ln.Close()
 			acc := make(chan net.Conn, 1)
@@ -747,8 +749,7 @@ func TestWatchedConnectionsEndOnADarkPath(t *testing.T) {
 					acc <- c
 				}
 			}()
-			h4 := mustHost(t, lab, "n4")
-			raw, err := DialIn(ctx, h4.NetNS, chaoslab.FailFastDialer(silence), "tcp", fmt.Sprintf("%s:%d", n5.Addr, probePort+1))
+			raw, err := DialIn(ctx, h4.NetNS, chaoslab.FailFastDialer(silence), "tcp", addr)
 			require.NoError(t, err)
 			c := chaoslab.WatchPeer(raw, silence)
 			defer c.Close()
@@ -790,7 +791,7 @@ func TestWatchedConnectionsEndOnADarkPath(t *testing.T) {
 			// retries alone would take minutes.
 			derr := make(chan error, 1)
 			go func() {
-				c, err := DialIn(context.Background(), h4.NetNS, chaoslab.FailFastDialer(silence), "tcp", fmt.Sprintf("%s:%d", n5.Addr, probePort+1))
+				c, err := DialIn(context.Background(), h4.NetNS, chaoslab.FailFastDialer(silence), "tcp", addr)
 				if err == nil {
 					c.Close()
 				}
