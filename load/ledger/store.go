@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,10 +22,11 @@ import (
 // Options say how to reach the MySQL members (MariaDB Galera, or async
 // replication where only the primary takes writes).
 type Options struct {
-	// DSNs of every member (go-sql-driver/mysql), in preference order: all
-	// writes go to the first member that works, so that concurrent
-	// transactions on one position meet as lock waits on one member rather
-	// than as certification conflicts between members.
+	// DSNs of every member (go-sql-driver/mysql), in preference order. On
+	// Galera every Store writes through one member, the cluster's writer
+	// (see Store); the order says which member this Store proposes when
+	// the writer has left the cluster. On async replication the writable
+	// member is the writer.
 	DSNs []string
 	// Dial opens connections (nil: net.Dialer), e.g. from a lab node.
 	Dial lab.DialFunc
@@ -40,6 +42,17 @@ type Options struct {
 // certification conflicts and deadlocks and failing over between members;
 // or on async replication, where the read-only replicas stay out of
 // rotation and writes wait for the primary.
+//
+// On Galera every Store (one per handler process) writes through the same
+// member, as central-ledger writes to the single primary of MySQL group
+// replication: concurrent transactions on one position then meet as lock
+// waits on one member, never as writes to one row through two. The writer
+// is a row in the cluster itself (writerTable), so all Stores agree on it;
+// it changes only when it has left the cluster's Primary component (seen
+// from a Synced member), by a conditional update that Galera's
+// certification lets exactly one proposer win. A member that comes back
+// does not take the writes back (no failback), as a group replication
+// primary does not.
 type Store struct {
 	log        *slog.Logger
 	dbs        []*sql.DB
@@ -50,14 +63,18 @@ type Store struct {
 	closeOnce sync.Once
 	probes    sync.WaitGroup
 
-	mu  sync.Mutex
-	cur int
+	// electMu makes one election at a time per Store.
+	electMu sync.Mutex
+
+	mu sync.Mutex
+	// cur is the writer, valid when known.
+	cur   int
+	known bool
 	// bad members are out of rotation until a health probe passes, as a
 	// MySQL router would take them out: sending live transactions to a
 	// member to find out whether it is back costs a read timeout each time
 	// it is not.
-	bad      []bool
-	failedAt []time.Time
+	bad []bool
 
 	acctMu sync.Mutex
 	acct   map[string]map[string]int64 // currency → participant → account
@@ -78,7 +95,7 @@ func Open(o Options) (*Store, error) {
 		o.ProbeEvery = time.Second
 	}
 	s := &Store{log: o.Log, probeEvery: o.ProbeEvery, closed: make(chan struct{}),
-		bad: make([]bool, len(o.DSNs)), failedAt: make([]time.Time, len(o.DSNs))}
+		bad: make([]bool, len(o.DSNs))}
 	for _, dsn := range o.DSNs {
 		// A lock wait ends well before the DSN's read timeout: a batch
 		// queued behind others on the positions then gets 1205 and is
@@ -96,6 +113,8 @@ func Open(o Options) (*Store, error) {
 		s.dbs = append(s.dbs, db)
 		s.addrs = append(s.addrs, addr)
 	}
+	s.probes.Add(1)
+	go s.follow()
 	return s, nil
 }
 
@@ -138,38 +157,213 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// pick returns the member to use: the first in preference order that is
-// not out of rotation, else (all are) the one that failed longest ago.
-func (s *Store) pick() int {
+// pick returns the writer, electing one (see Store) when this Store does
+// not know it or has seen it fail; an error when no member can say.
+func (s *Store) pick(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	i, ok := s.cur, s.known && !s.bad[s.cur]
+	s.mu.Unlock()
+	if ok {
+		return i, nil
+	}
+	return s.elect(ctx)
+}
+
+// use makes member i the writer.
+func (s *Store) use(i int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	best := -1
+	if s.known && s.cur == i {
+		return
+	}
+	s.cur, s.known = i, true
+	s.log.Info("ledger: using member", "addr", s.addrs[i])
+}
+
+// elect learns the writer from the first member in preference order that
+// is in rotation, Synced and in the Primary component, electing that
+// member when the writer recorded has left the component.
+func (s *Store) elect(ctx context.Context) (int, error) {
+	s.electMu.Lock()
+	defer s.electMu.Unlock()
+	s.mu.Lock()
+	if s.known && !s.bad[s.cur] {
+		// Another transaction of this Store elected meanwhile.
+		i := s.cur
+		s.mu.Unlock()
+		return i, nil
+	}
+	var cands []int
 	for i := range s.dbs {
 		if !s.bad[i] {
-			best = i
-			break
+			cands = append(cands, i)
 		}
 	}
-	if best < 0 {
-		best = 0
-		for i := range s.dbs {
-			if s.failedAt[i].Before(s.failedAt[best]) {
-				best = i
+	s.mu.Unlock()
+	var errs []error
+	for _, j := range cands {
+		w, err := s.writerVia(ctx, j)
+		if err == nil {
+			s.use(w)
+			s.mu.Lock()
+			bad := s.bad[w]
+			s.mu.Unlock()
+			if bad {
+				// The cluster keeps a member this Store cannot use: wait
+				// for it (its probe) or for the cluster to drop it;
+				// writing elsewhere would make two writers.
+				return -1, fmt.Errorf("ledger: writer %s is still in the cluster but failed here", s.addrs[w])
 			}
+			return w, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", s.addrs[j], err))
+		if classify(err) == failover || errors.Is(err, errUnhealthy) {
+			s.markBad(j, err)
 		}
 	}
-	if best != s.cur {
-		s.log.Info("ledger: using member", "addr", s.addrs[best])
-		s.cur = best
+	if len(errs) == 0 {
+		return -1, errors.New("ledger: every member is out of rotation")
 	}
-	return best
+	return -1, errors.Join(errs...)
+}
+
+// writerTable records the cluster's writer; epoch orders the elections.
+const writerTable = "chaosloop_writer"
+
+var writerSchema = []string{
+	"CREATE TABLE IF NOT EXISTS " + writerTable + ` (
+		id TINYINT PRIMARY KEY,
+		addr VARCHAR(255) NOT NULL,
+		epoch BIGINT NOT NULL
+	) ENGINE=InnoDB`,
+	"INSERT IGNORE INTO " + writerTable + " (id, addr, epoch) VALUES (1, '', 0)",
+}
+
+// errUnhealthy marks a member that answers but must not take writes.
+var errUnhealthy = errors.New("ledger: member not ready for writes")
+
+// writerVia asks member j for the writer (j must be Synced and in the
+// Primary component), electing j when the recorded writer is not in j's
+// component. Without Galera, j itself is the writer (healthy refuses the
+// read-only replicas of async replication).
+func (s *Store) writerVia(ctx context.Context, j int) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	db := s.dbs[j]
+	if err := healthy(ctx, db); err != nil {
+		return -1, err
+	}
+	members, galera, err := component(ctx, db)
+	if err != nil || !galera {
+		return j, err
+	}
+	for range 20 {
+		addr, epoch, err := readWriter(ctx, db)
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1146 { // no such table
+			for _, q := range writerSchema {
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					return -1, err
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return -1, err
+		}
+		if members[addr] {
+			w := slices.Index(s.addrs, addr)
+			if w < 0 {
+				return -1, fmt.Errorf("ledger: the cluster's writer %s is not among this store's members %v", addr, s.addrs)
+			}
+			return w, nil
+		}
+		res, err := db.ExecContext(ctx, "UPDATE "+writerTable+" SET addr = ?, epoch = epoch + 1 WHERE id = 1 AND epoch = ?", s.addrs[j], epoch)
+		if err != nil {
+			if classify(err) == retrySame {
+				continue
+			}
+			return -1, err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			s.log.Warn("ledger: elected a new writer", "addr", s.addrs[j], "previous", addr, "epoch", epoch+1)
+			return j, nil
+		}
+		// Another Store elected first: read its choice.
+	}
+	return -1, errors.New("ledger: no writer after 20 tries")
+}
+
+// readWriter reads the writer row after every writeset this member has
+// received is applied (wsrep_sync_wait), so a member never answers with a
+// choice the cluster has already replaced.
+func readWriter(ctx context.Context, db *sql.DB) (addr string, epoch int64, err error) {
+	err = db.QueryRowContext(ctx, "SET STATEMENT wsrep_sync_wait = 1 FOR SELECT addr, epoch FROM "+writerTable+" WHERE id = 1").Scan(&addr, &epoch)
+	return addr, epoch, err
+}
+
+// component returns the client addresses of the members in the Primary
+// component member db belongs to, and false when db is not Galera.
+func component(ctx context.Context, db *sql.DB) (map[string]bool, bool, error) {
+	var name, value string
+	err := db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'wsrep_incoming_addresses'").Scan(&name, &value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if value == "" {
+		// A MariaDB built with wsrep but running without a provider.
+		return nil, false, nil
+	}
+	m := map[string]bool{}
+	for a := range strings.SplitSeq(value, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			m[a] = true
+		}
+	}
+	return m, true, nil
+}
+
+// follow re-reads the writer every probe period through the one in use,
+// so a Store that missed an election (its writer left the component and
+// came back while it was idle) moves within a period.
+func (s *Store) follow() {
+	defer s.probes.Done()
+	t := time.NewTicker(s.probeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		i, ok := s.cur, s.known && !s.bad[s.cur]
+		s.mu.Unlock()
+		if !ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.probeEvery)
+		addr, _, err := readWriter(ctx, s.dbs[i])
+		cancel()
+		if w := slices.Index(s.addrs, addr); err == nil && w >= 0 && w != i {
+			s.use(w)
+		}
+	}
 }
 
 // markBad takes member i out of rotation and starts its health probe.
 func (s *Store) markBad(i int, err error) {
 	s.mu.Lock()
 	was := s.bad[i]
-	s.bad[i], s.failedAt[i] = true, time.Now()
+	s.bad[i] = true
+	if s.known && s.cur == i {
+		// Ask the cluster again before the next write: by the time this
+		// member is back, another may have been elected.
+		s.known = false
+	}
 	s.mu.Unlock()
 	if was {
 		return
@@ -216,7 +410,7 @@ func healthy(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	if readOnly {
-		return errors.New("read_only (a replica)")
+		return fmt.Errorf("%w: read_only (a replica)", errUnhealthy)
 	}
 	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'wsrep_ready', 'wsrep_local_state')")
 	if err != nil {
@@ -235,9 +429,9 @@ func healthy(ctx context.Context, db *sql.DB) error {
 		case strings.EqualFold(name, "Uptime"):
 			answered = true
 		case strings.EqualFold(name, "wsrep_ready") && value != "ON":
-			return fmt.Errorf("wsrep_ready=%s", value)
+			return fmt.Errorf("%w: wsrep_ready=%s", errUnhealthy, value)
 		case strings.EqualFold(name, "wsrep_local_state") && value != "4":
-			return fmt.Errorf("wsrep_local_state=%s (not Synced)", value)
+			return fmt.Errorf("%w: wsrep_local_state=%s (not Synced)", errUnhealthy, value)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -305,10 +499,12 @@ func (s *Store) do(ctx context.Context, f func(ctx context.Context, db *sql.DB) 
 	backoff := 10 * time.Millisecond
 	var last error
 	for attempt := 0; ; attempt++ {
-		i := s.pick()
-		err := f(ctx, s.dbs[i])
+		i, err := s.pick(ctx)
 		if err == nil {
-			return nil
+			err = f(ctx, s.dbs[i])
+			if err == nil {
+				return nil
+			}
 		}
 		if ctx.Err() != nil {
 			if last == nil {
@@ -317,12 +513,14 @@ func (s *Store) do(ctx context.Context, f func(ctx context.Context, db *sql.DB) 
 			return fmt.Errorf("ledger: %w (last error: %v)", ctx.Err(), last)
 		}
 		last = err
-		switch classify(err) {
-		case permanent:
+		switch {
+		case i < 0:
+			// No writer yet: wait for the cluster or the probes.
+		case classify(err) == permanent:
 			return err
-		case failover:
+		case classify(err) == failover:
 			s.markBad(i, err)
-		case retrySame:
+		default:
 			if attempt > 0 && attempt%50 == 0 {
 				s.log.Warn("ledger: still retrying", "addr", s.addrs[i], "attempts", attempt, "err", err)
 			}
