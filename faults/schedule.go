@@ -27,6 +27,16 @@ type Injector interface {
 	Recover(ctx context.Context, f Fault) error
 }
 
+// Settler is an Injector that can wait, after heals, until the system is
+// back at full strength (health before each fault, as etcd's robustness
+// tests check it): the scheduler asks it before an inject that follows a
+// heal. It bounds its own wait and returns an error when the system is
+// still weakened; the fault then goes in anyway, and the error is
+// recorded.
+type Settler interface {
+	Settle(ctx context.Context) error
+}
+
 // Fault is one scheduled fault, realised: offsets from the end of warmup,
 // and a concrete target (a member index chosen for service/NAME).
 type Fault struct {
@@ -159,17 +169,23 @@ func insertStep(steps []step, st step) []step {
 // is a double failure the scenario did not describe, and analyze's
 // verdict for it would not apply (measured: Galera's member in dc1 had not
 // rejoined 30 s after the rack's power came back on a busy machine, and
-// the dc3 isolation then left one of three members: no primary). That
-// wait is a slip, recorded and reported like any other.
+// the dc3 isolation then left one of three members: no primary). For the
+// same reason a Settler injector is then asked to wait until the restarted
+// members are back in service (measured: a Kafka broker restarted after a
+// power-off was still out of the ISR of half its partitions when the next
+// isolation came, and those partitions refused writes for the whole
+// fault). These waits are slips, recorded and reported like any other.
 func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Duration, plan []Fault) error {
 	var steps []step
 	for _, f := range plan {
 		steps = insertStep(steps, step{f.At, true, f})
 	}
 	var (
-		heals sync.WaitGroup
-		errMu sync.Mutex
-		errs  []error
+		// healed: a heal ran since the last inject.
+		healed bool
+		heals  sync.WaitGroup
+		errMu  sync.Mutex
+		errs   []error
 	)
 	addErr := func(err error) {
 		errMu.Lock()
@@ -195,6 +211,7 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 		case <-time.After(time.Until(start.Add(st.at))):
 		}
 		if !st.inject {
+			healed = true
 			heals.Go(func() {
 				healed := time.Since(start)
 				late := healed - (st.f.At + st.f.For)
@@ -206,6 +223,10 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 			continue
 		}
 		heals.Wait()
+		if st, ok := s.Injector.(Settler); ok && healed {
+			s.settle(ctx, st)
+		}
+		healed = false
 		actual := time.Since(start)
 		if err := s.inject(ctx, st.f, actual-st.f.At); err != nil {
 			addErr(err)
@@ -221,6 +242,25 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 	case <-time.After(time.Until(start.Add(runEnd))):
 	}
 	return finish()
+}
+
+// settle waits for st to report full strength, recording a failure to
+// reach it (the next fault goes in regardless: the plan says when).
+func (s *Scheduler) settle(ctx context.Context, st Settler) {
+	var at time.Duration
+	if s.History != nil {
+		at = s.History.Since()
+	}
+	began := time.Now()
+	err := st.Settle(ctx)
+	if err == nil {
+		if d := time.Since(began); d > time.Second {
+			s.Log.Info("back at full strength before the next fault", "waited", d.Round(time.Millisecond))
+		}
+		return
+	}
+	s.Log.Warn("not back at full strength before the next fault", "waited", time.Since(began).Round(time.Millisecond), "err", err)
+	s.record(history.Event{T: at, Took: time.Since(began), Type: history.Fault, Phase: "settle", Error: err.Error()})
 }
 
 // inject puts f in place; late is how long after its planned time.

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -173,4 +174,62 @@ func TestSlowHealDelaysNextInjectNotNextHeal(t *testing.T) {
 	require.Empty(t, s.Active())
 	r := s.Realised()
 	require.GreaterOrEqual(t, r[2].InjectLate, 1200*time.Millisecond, "the wait is a recorded slip")
+}
+
+// settlingInjector is a fakeInjector that reports full strength only
+// settle after each heal, or never (settleErr).
+type settlingInjector struct {
+	fakeInjector
+	settle    time.Duration
+	settleErr error
+	settles   []time.Duration // when each Settle began
+}
+
+func (si *settlingInjector) Settle(ctx context.Context) error {
+	si.mu.Lock()
+	si.settles = append(si.settles, time.Since(si.start))
+	si.mu.Unlock()
+	time.Sleep(si.settle)
+	return si.settleErr
+}
+
+// An inject that follows a heal waits until the injector reports full
+// strength (the restarted members back in service): the first inject does
+// not, and a failure to settle is recorded and the fault still goes in.
+func TestInjectAfterHealWaitsForFullStrength(t *testing.T) {
+	for _, settleErr := range []error{nil, errors.New("kafka not healthy")} {
+		start := time.Now()
+		path := filepath.Join(t.TempDir(), "history.jsonl")
+		h, err := history.Create(path, start)
+		require.NoError(t, err)
+		si := &settlingInjector{fakeInjector: fakeInjector{start: start, slowIndex: -1, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}},
+			settle: time.Second, settleErr: settleErr}
+		plan := []Fault{
+			{Index: 0, At: 0, For: 100 * time.Millisecond, Fault: lab.Fault{Action: "power-off", Target: "rack/dc1/r1"}},
+			{Index: 1, At: 300 * time.Millisecond, For: 100 * time.Millisecond, Fault: lab.Fault{Action: "isolate", Target: "site/dc3"}},
+		}
+		s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: si, History: h}
+		require.NoError(t, s.Run(context.Background(), start, 3*time.Second, plan))
+		require.NoError(t, h.Close())
+		si.mu.Lock()
+		require.Len(t, si.settles, 1, "settled once, before the inject after a heal")
+		require.GreaterOrEqual(t, si.settles[0], 100*time.Millisecond)
+		require.GreaterOrEqual(t, si.injected[1], si.settles[0]+time.Second, "the inject waited for full strength")
+		si.mu.Unlock()
+		require.GreaterOrEqual(t, s.Realised()[1].InjectLate, 900*time.Millisecond, "the wait is a recorded slip")
+		evs, err := history.ReadFile(path)
+		require.NoError(t, err)
+		var settleEvents int
+		for _, e := range evs {
+			if e.Type == history.Fault && e.Phase == "settle" {
+				settleEvents++
+				require.Contains(t, e.Error, "kafka not healthy")
+			}
+		}
+		if settleErr == nil {
+			require.Zero(t, settleEvents)
+		} else {
+			require.Equal(t, 1, settleEvents, "a failure to settle is in the history")
+		}
+	}
 }

@@ -69,7 +69,7 @@ type Event struct {
 	Offset    int64  `json:"offset,omitempty"`
 
 	// Faults.
-	Phase  string `json:"phase,omitempty"` // inject | recover; or the run phase for PhaseChange
+	Phase  string `json:"phase,omitempty"` // inject | recover | settle (not back at full strength before an inject: Error); or the run phase for PhaseChange
 	Action string `json:"action,omitempty"`
 	Target string `json:"target,omitempty"`
 	// Late is how long after its planned time a fault went in or out

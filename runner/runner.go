@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chaosloop/chaosloop/faults"
@@ -331,7 +332,13 @@ func failoverBudgets(lb lab.Observer, sc *scenarios.Scenario) map[string]checks.
 type labInjector struct {
 	lb  lab.Lab
 	log *slog.Logger
+	// leaders are the preferred leader elections running after heals.
+	leaders sync.WaitGroup
 }
+
+// settleBound bounds the wait for full strength before a fault that
+// follows a heal: the recovery the throughput check allows after a heal.
+const settleBound = 45 * time.Second
 
 // preferLeadersAfterHeal bounds the preferred leader election that follows
 // each heal: a broker that was down leads again only once it is back in
@@ -341,7 +348,7 @@ const preferLeadersAfterHeal = 25 * time.Second
 // Inject injects at once: the scheduler stamps the fault when injecting
 // starts, so nothing may wait in between (an election before each inject
 // delayed a fault by 6.8 s, measured).
-func (li labInjector) Inject(ctx context.Context, f faults.Fault) (string, error) {
+func (li *labInjector) Inject(ctx context.Context, f faults.Fault) (string, error) {
 	af, err := li.lb.Inject(ctx, f.Fault)
 	return af.Target, err
 }
@@ -351,9 +358,9 @@ func (li labInjector) Inject(ctx context.Context, f faults.Fault) (string, error
 // assumes, retrying until the healed brokers are in sync again (bounded by
 // preferLeadersAfterHeal), so that the next fault finds the layout analyze
 // judged. The run also does it before the load starts.
-func (li labInjector) Recover(ctx context.Context, f faults.Fault) error {
+func (li *labInjector) Recover(ctx context.Context, f faults.Fault) error {
 	err := li.lb.Recover(ctx, lab.Fault{Action: f.Action, Target: f.Target})
-	go func() {
+	li.leaders.Go(func() {
 		pctx, cancel := context.WithTimeout(context.Background(), preferLeadersAfterHeal+5*time.Second)
 		defer cancel()
 		if err := li.lb.PreferLeaders(pctx, preferLeadersAfterHeal); err != nil {
@@ -361,8 +368,25 @@ func (li labInjector) Recover(ctx context.Context, f faults.Fault) error {
 		} else {
 			li.log.Info("preferred leaders after heal", "fault", f.Action+" "+f.Target)
 		}
-	}()
+	})
 	return err
+}
+
+// Settle waits, within settleBound, for the preferred leader elections
+// after the heals and for every service to be healthy (every member back,
+// Kafka's replicas in sync), so that the next fault finds the system
+// analyze judged.
+func (li *labInjector) Settle(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, settleBound)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { li.leaders.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("preferred leaders not elected within %s", settleBound)
+	}
+	return awaitHealthy(ctx, li.lb, settleBound)
 }
 
 // LoadSaved reads a run directory's scenario and plan, for replay.

@@ -198,7 +198,7 @@ func (w *work) drive(ctx context.Context, gen *load.Generator) (loadErr, schedEr
 	w.event("warmup", "")
 	w.phase("warmup", ld.Warmup.D().String())
 	loadStart := time.Now()
-	sched := &faults.Scheduler{Log: w.o.Log, Injector: labInjector{lb: w.lb, log: w.o.Log}, History: w.h}
+	sched := &faults.Scheduler{Log: w.o.Log, Injector: &labInjector{lb: w.lb, log: w.o.Log}, History: w.h}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	loadDone := make(chan error, 1)
@@ -278,10 +278,15 @@ func (w *work) saveRealised(r []faults.Realised) error {
 
 // awaitHealthy waits until every service is healthy.
 func (w *work) awaitHealthy(ctx context.Context) error {
-	deadline := time.Now().Add(w.o.Converge)
+	return awaitHealthy(ctx, w.lb, w.o.Converge)
+}
+
+// awaitHealthy waits up to bound until every service of lb is healthy.
+func awaitHealthy(ctx context.Context, lb lab.Observer, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
 	var last error
 	for time.Now().Before(deadline) {
-		st, err := w.lb.Status(ctx)
+		st, err := lb.Status(ctx)
 		if err != nil {
 			return err
 		}
@@ -297,9 +302,9 @@ func (w *work) awaitHealthy(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("not back at full strength: %w", last)
 		case <-time.After(time.Second):
 		}
 	}
-	return fmt.Errorf("not converged after %s: %w", w.o.Converge, last)
+	return fmt.Errorf("not healthy after %s: %w", bound, last)
 }
