@@ -250,12 +250,17 @@ func (s *Store) writerVia(ctx context.Context, j int) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	db := s.dbs[j]
-	if err := healthy(ctx, db); err != nil {
+	galera, err := healthy(ctx, db)
+	if err != nil {
 		return -1, err
 	}
-	members, galera, err := component(ctx, db)
-	if err != nil || !galera {
-		return j, err
+	if !galera {
+		// Async replication: the one writable member is the writer.
+		return j, nil
+	}
+	members, err := component(ctx, db)
+	if err != nil {
+		return -1, err
 	}
 	for range 20 {
 		addr, epoch, err := readWriter(ctx, db)
@@ -303,19 +308,11 @@ func readWriter(ctx context.Context, db *sql.DB) (addr string, epoch int64, err 
 }
 
 // component returns the client addresses of the members in the Primary
-// component member db belongs to, and false when db is not Galera.
-func component(ctx context.Context, db *sql.DB) (map[string]bool, bool, error) {
+// component Galera member db belongs to.
+func component(ctx context.Context, db *sql.DB) (map[string]bool, error) {
 	var name, value string
-	err := db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'wsrep_incoming_addresses'").Scan(&name, &value)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	if value == "" {
-		// A MariaDB built with wsrep but running without a provider.
-		return nil, false, nil
+	if err := db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'wsrep_incoming_addresses'").Scan(&name, &value); err != nil {
+		return nil, err
 	}
 	m := map[string]bool{}
 	for a := range strings.SplitSeq(value, ",") {
@@ -323,7 +320,7 @@ func component(ctx context.Context, db *sql.DB) (map[string]bool, bool, error) {
 			m[a] = true
 		}
 	}
-	return m, true, nil
+	return m, nil
 }
 
 // follow re-reads the writer every probe period through the one in use,
@@ -387,7 +384,7 @@ func (s *Store) probe(i int) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.probeEvery)
-		err := healthy(ctx, s.dbs[i])
+		_, err := healthy(ctx, s.dbs[i])
 		cancel()
 		if err != nil {
 			passed = 0
@@ -404,17 +401,34 @@ func (s *Store) probe(i int) {
 // healthy checks that a member answers, takes writes (read_only off: an
 // async replica never does) and, on Galera, is in the Primary component
 // and Synced (what a Galera-aware router checks before sending writes).
-func healthy(ctx context.Context, db *sql.DB) error {
+// galera says whether the member runs Galera replication (wsrep_on).
+func healthy(ctx context.Context, db *sql.DB) (galera bool, err error) {
 	var readOnly bool
 	if err := db.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&readOnly); err != nil {
-		return err
+		return false, err
 	}
 	if readOnly {
-		return fmt.Errorf("%w: read_only (a replica)", errUnhealthy)
+		return false, fmt.Errorf("%w: read_only (a replica)", errUnhealthy)
 	}
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'wsrep_ready', 'wsrep_local_state')")
+	rows, err := db.QueryContext(ctx, `SHOW GLOBAL VARIABLES WHERE Variable_name = 'wsrep_on'`)
 	if err != nil {
-		return err
+		return false, err
+	}
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			rows.Close()
+			return false, err
+		}
+		galera = strings.EqualFold(value, "ON")
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	rows, err = db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'wsrep_ready', 'wsrep_local_state')")
+	if err != nil {
+		return galera, err
 	}
 	defer rows.Close()
 	// Uptime is always there: requiring it makes a pass rest on a status
@@ -423,24 +437,27 @@ func healthy(ctx context.Context, db *sql.DB) error {
 	for rows.Next() {
 		var name, value string
 		if err := rows.Scan(&name, &value); err != nil {
-			return err
+			return galera, err
 		}
 		switch {
 		case strings.EqualFold(name, "Uptime"):
 			answered = true
+		case !galera:
+			// A MariaDB built with wsrep but not running it reports
+			// wsrep_ready OFF.
 		case strings.EqualFold(name, "wsrep_ready") && value != "ON":
-			return fmt.Errorf("%w: wsrep_ready=%s", errUnhealthy, value)
+			return galera, fmt.Errorf("%w: wsrep_ready=%s", errUnhealthy, value)
 		case strings.EqualFold(name, "wsrep_local_state") && value != "4":
-			return fmt.Errorf("%w: wsrep_local_state=%s (not Synced)", errUnhealthy, value)
+			return galera, fmt.Errorf("%w: wsrep_local_state=%s (not Synced)", errUnhealthy, value)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return err
+		return galera, err
 	}
 	if !answered {
-		return errors.New("no status returned")
+		return galera, errors.New("no status returned")
 	}
-	return nil
+	return galera, nil
 }
 
 // Error kinds of a failed attempt.
