@@ -222,7 +222,8 @@ func TestIdempotentPrepare(t *testing.T) {
 	require.NoError(t, store.Setup(ctx, ps))
 
 	// Direct: five concurrent prepares of one transfer, then two fulfils,
-	// one through another member.
+	// the second by another Store (another handler, preferring another
+	// member: it writes through the cluster's one writer too).
 	p := wire.Prepare{TransferID: "idem-direct", Payer: ps.Names[0], Payee: ps.Names[1], Amount: 1234, Currency: ps.Currency}
 	var wg sync.WaitGroup
 	outs := make([]ledger.Outcome, 5)
@@ -240,7 +241,7 @@ func TestIdempotentPrepare(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, fresh, "exactly one prepare reserved")
-	other, err := ledger.Open(ledger.Options{DSNs: []string{l.dsns[2]}, Log: log})
+	other, err := ledger.Open(ledger.Options{DSNs: []string{l.dsns[2], l.dsns[1], l.dsns[0]}, Log: log})
 	require.NoError(t, err)
 	defer other.Close()
 	o1, err := store.Fulfil(ctx, wire.Fulfil{TransferID: p.TransferID, Fulfilment: "f"})
