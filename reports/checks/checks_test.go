@@ -772,3 +772,39 @@ func TestLatencyHiccupsAreNotAnEffect(t *testing.T) {
 	require.Equal(t, checks.Pass, c.PerFault[1].Status, dump(rep, checks.CheckFaultEffect))
 	require.Contains(t, c.PerFault[1].Summary, "of transfers took")
 }
+
+// A fault that went in before the system was back at full strength (the
+// scheduler's settle event before it) is not judged against analyze's
+// prediction, which assumes every member back: what would FAIL its quorum
+// and throughput is UNKNOWN, with the reason.
+func TestFaultOnWeakenedSystemIsUnknown(t *testing.T) {
+	sc := quickstart(t)
+	run := generate(t, sc, synth.Config{ObservedDown: map[int]string{1: "central-ledger-db"}, Collapse: map[int]bool{1: true}})
+	var injectAt time.Duration
+	n := 0
+	for _, e := range run.Events {
+		if e.Type == history.Fault && e.Phase == "inject" {
+			if n == 1 {
+				injectAt = e.T
+			}
+			n++
+		}
+	}
+	require.NotZero(t, injectAt)
+	settle := history.Event{T: injectAt - time.Millisecond, Type: history.Fault, Phase: "settle", Error: "not healthy after 45s: kafka not healthy"}
+	i := slices.IndexFunc(run.Events, func(e history.Event) bool { return e.T >= settle.T })
+	run.Events = slices.Insert(run.Events, i, settle)
+
+	rep := judge(t, sc, run)
+	for _, id := range []string{checks.CheckQuorum, checks.CheckThroughput} {
+		c := rep.Check(id)
+		require.Equal(t, checks.Unknown, c.PerFault[1].Status, dump(rep, id))
+		require.Empty(t, findings(rep, id, checks.SevFail), dump(rep, id))
+		var why []string
+		for _, f := range findings(rep, id, checks.SevUnknown) {
+			why = append(why, f.Message)
+		}
+		require.Contains(t, strings.Join(why, "\n"), "fault 2 went in before the system was back at full strength (not healthy after 45s: kafka not healthy)")
+	}
+	require.Empty(t, rep.Problems, "a settle event is understood")
+}

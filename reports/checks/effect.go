@@ -169,6 +169,11 @@ const maxSlip = time.Second
 // slips warns about a fault injected or healed late; a slip changes no
 // status: what happened is judged where it happened.
 func (r *run) slips(b *builder, i int, f *evidence.Fault) {
+	if f.Weakened != "" {
+		at := Sec(f.Inject)
+		b.add(Finding{Severity: SevWarning, Fault: &i, From: &at,
+			Message: fmt.Sprintf("fault %d (%s) went in before the system was back at full strength after the heal before it: %s", i+1, f.Name(), f.Weakened)})
+	}
 	for _, sl := range []struct {
 		what string
 		late time.Duration

@@ -171,7 +171,14 @@ func (r *run) quorum() Result {
 				mmBetter:      "writes accepted where analyze predicts no quorum (a split brain, or the fault did not bite?)",
 			}[cl]
 			at := Sec(s.T)
-			cur = &Finding{Severity: sev, Service: sv.Name, From: &at, Fault: r.blame(s.T),
+			blamed := r.blame(s.T)
+			if w := r.weakened(blamed); w != "" && sev == SevFail {
+				// Analyze judged the fault on a system at full strength;
+				// this one met a system still missing what an earlier
+				// fault took.
+				sev, what = SevUnknown, what+"; "+w
+			}
+			cur = &Finding{Severity: sev, Service: sv.Name, From: &at, Fault: blamed,
 				Message: fmt.Sprintf("%s observed %s (%d up) where analyze predicts %s (%s), %%N: %s",
 					sv.Name, s.Observed, s.MembersUp, j.Verdict, active, what)}
 			curClass, curN, curObs, curPred = cl, 1, s.Observed, j.Verdict

@@ -281,6 +281,16 @@ func (r *run) blame(t time.Duration) *int {
 	return &i
 }
 
+// weakened is why fault *i went in before the system was back at full
+// strength ("" when it was, or i is nil): its liveness cannot be judged
+// against analyze's prediction, which assumes every member back.
+func (r *run) weakened(i *int) string {
+	if i == nil || *i < 0 || *i >= len(r.ix.Faults) || r.ix.Faults[*i].Weakened == "" {
+		return ""
+	}
+	return fmt.Sprintf("fault %d went in before the system was back at full strength (%s), so analyze's prediction does not apply", *i+1, r.ix.Faults[*i].Weakened)
+}
+
 // grouped adds one finding per fault (and one for unattributed) listing ids.
 func (b *builder) grouped(sev string, ids map[string]time.Duration, what func(n int, fault string) string) {
 	groups := map[int][]string{}

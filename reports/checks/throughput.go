@@ -82,7 +82,9 @@ func (r *run) throughput() (Result, []faultTP) {
 		msg := fmt.Sprintf("fault %d (%s): %.1f/s, %s of baseline %.1f/s (need %s), %d dropped",
 			i+1, f.Name(), rate, pct(ratio), r.baseline, pct(want), dropped)
 		from, to := Sec(f.Inject), Sec(f.Recover)
-		if ratio < want {
+		if w := r.weakened(&i); ratio < want && w != "" {
+			b.add(Finding{Severity: SevUnknown, Fault: &i, From: &from, To: &to, Message: "throughput too low: " + msg + "; " + w})
+		} else if ratio < want {
 			b.add(Finding{Severity: SevFail, Fault: &i, From: &from, To: &to, Message: "throughput too low: " + msg})
 		} else {
 			b.add(Finding{Severity: SevInfo, Fault: &i, From: &from, To: &to, Message: msg})

@@ -75,6 +75,10 @@ type Fault struct {
 	// InjectLate and RecoverLate: actual − planned, as the scheduler
 	// recorded them (zero in histories from before it did).
 	InjectLate, RecoverLate time.Duration
+	// Weakened says why the system was not back at full strength when the
+	// fault went in (the scheduler's settle event before it), "" when it
+	// was or the history does not say.
+	Weakened string
 }
 
 // Name is "action target", e.g. "power-off rack/dc1/r1".
@@ -139,7 +143,7 @@ func Build(events []history.Event, sc *scenarios.Scenario) *Index {
 
 	open := map[string][]*Op{} // kind+id → invocations not yet completed
 	var injects []history.Event
-	var recovers []history.Event
+	var recovers, settles []history.Event
 	for _, e := range ev {
 		ix.End = max(ix.End, e.T)
 		switch e.Type {
@@ -187,6 +191,8 @@ func Build(events []history.Event, sc *scenarios.Scenario) *Index {
 				injects = append(injects, e)
 			case "recover":
 				recovers = append(recovers, e)
+			case "settle":
+				settles = append(settles, e)
 			default:
 				ix.Problems = append(ix.Problems, fmt.Sprintf("fault event at %s with unknown phase %q", fmtT(e.T), e.Phase))
 			}
@@ -197,6 +203,7 @@ func Build(events []history.Event, sc *scenarios.Scenario) *Index {
 		}
 	}
 	ix.matchFaults(sc, injects, recovers)
+	ix.matchSettles(settles)
 	ix.BaselineStart = ix.baselineStart(sc)
 	ix.FirstFault = -1
 	for _, f := range ix.Faults {
@@ -233,6 +240,22 @@ func sample(e history.Event) Sample {
 
 // matchFaults pairs inject events with the scenario's faults (same action,
 // same target kind and name, in order) and recover events with injects.
+// matchSettles marks the fault injected next after each settle event as
+// having gone in on a weakened system.
+func (ix *Index) matchSettles(settles []history.Event) {
+	for _, e := range settles {
+		var next *Fault
+		for _, f := range ix.Faults {
+			if f.Injected && f.Inject >= e.T && (next == nil || f.Inject < next.Inject) {
+				next = f
+			}
+		}
+		if next != nil {
+			next.Weakened = e.Error
+		}
+	}
+}
+
 func (ix *Index) matchFaults(sc *scenarios.Scenario, injects, recovers []history.Event) {
 	var planned []*Fault
 	if sc != nil {
