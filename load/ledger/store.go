@@ -345,8 +345,15 @@ func (s *Store) follow() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.probeEvery)
 		addr, _, err := readWriter(ctx, s.dbs[i])
 		cancel()
-		if w := slices.Index(s.addrs, addr); err == nil && w >= 0 && w != i {
+		switch w := slices.Index(s.addrs, addr); {
+		case err == nil && w >= 0 && w != i:
 			s.use(w)
+		case err != nil && classify(err) == failover && !errors.Is(err, context.DeadlineExceeded):
+			// An idle Store must not write through a writer that
+			// failed (it may come back after another was elected):
+			// ask the cluster before the next write. A slow answer
+			// proves nothing on a busy machine.
+			s.markBad(i, err)
 		}
 	}
 }
