@@ -181,11 +181,11 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 		steps = insertStep(steps, step{f.At, true, f})
 	}
 	var (
-		// healed: a heal ran since the last inject.
-		healed bool
-		heals  sync.WaitGroup
-		errMu  sync.Mutex
-		errs   []error
+		// sinceHeal: a heal ran since the last inject.
+		sinceHeal bool
+		heals     sync.WaitGroup
+		errMu     sync.Mutex
+		errs      []error
 	)
 	addErr := func(err error) {
 		errMu.Lock()
@@ -211,7 +211,7 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 		case <-time.After(time.Until(start.Add(st.at))):
 		}
 		if !st.inject {
-			healed = true
+			sinceHeal = true
 			heals.Go(func() {
 				healed := time.Since(start)
 				late := healed - (st.f.At + st.f.For)
@@ -223,10 +223,10 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 			continue
 		}
 		heals.Wait()
-		if st, ok := s.Injector.(Settler); ok && healed {
+		if st, ok := s.Injector.(Settler); ok && sinceHeal {
 			s.settle(ctx, st)
 		}
-		healed = false
+		sinceHeal = false
 		actual := time.Since(start)
 		if err := s.inject(ctx, st.f, actual-st.f.At); err != nil {
 			addErr(err)

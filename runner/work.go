@@ -244,7 +244,7 @@ loop:
 func (w *work) converge(ctx context.Context) {
 	w.event("converge", "")
 	w.phase("converge", "waiting for every service to be healthy")
-	if err := w.awaitHealthy(ctx); err != nil {
+	if err := awaitHealthy(ctx, w.lb, w.o.Converge); err != nil {
 		w.event("converge", err.Error())
 	}
 }
@@ -276,11 +276,6 @@ func (w *work) saveRealised(r []faults.Realised) error {
 	return os.WriteFile(filepath.Join(w.dir, PlanFile), b, 0o644)
 }
 
-// awaitHealthy waits until every service is healthy.
-func (w *work) awaitHealthy(ctx context.Context) error {
-	return awaitHealthy(ctx, w.lb, w.o.Converge)
-}
-
 // awaitHealthy waits up to bound until every service of lb is healthy.
 func awaitHealthy(ctx context.Context, lb lab.Observer, bound time.Duration) error {
 	deadline := time.Now().Add(bound)
@@ -302,9 +297,9 @@ func awaitHealthy(ctx context.Context, lb lab.Observer, bound time.Duration) err
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("not back at full strength: %w", last)
+			return fmt.Errorf("%w (%v)", ctx.Err(), last)
 		case <-time.After(time.Second):
 		}
 	}
-	return fmt.Errorf("not healthy after %s: %w", bound, last)
+	return fmt.Errorf("not converged after %s: %w", bound, last)
 }

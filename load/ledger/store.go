@@ -160,13 +160,18 @@ func (s *Store) Close() error {
 // pick returns the writer, electing one (see Store) when this Store does
 // not know it or has seen it fail; an error when no member can say.
 func (s *Store) pick(ctx context.Context) (int, error) {
-	s.mu.Lock()
-	i, ok := s.cur, s.known && !s.bad[s.cur]
-	s.mu.Unlock()
-	if ok {
+	if i, ok := s.writer(); ok {
 		return i, nil
 	}
 	return s.elect(ctx)
+}
+
+// writer is the writer in use, ok when this Store knows it and has not
+// seen it fail.
+func (s *Store) writer() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur, s.known && !s.bad[s.cur]
 }
 
 // use makes member i the writer.
@@ -186,13 +191,11 @@ func (s *Store) use(i int) {
 func (s *Store) elect(ctx context.Context) (int, error) {
 	s.electMu.Lock()
 	defer s.electMu.Unlock()
-	s.mu.Lock()
-	if s.known && !s.bad[s.cur] {
+	if i, ok := s.writer(); ok {
 		// Another transaction of this Store elected meanwhile.
-		i := s.cur
-		s.mu.Unlock()
 		return i, nil
 	}
+	s.mu.Lock()
 	var cands []int
 	for i := range s.dbs {
 		if !s.bad[i] {
@@ -336,9 +339,7 @@ func (s *Store) follow() {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		i, ok := s.cur, s.known && !s.bad[s.cur]
-		s.mu.Unlock()
+		i, ok := s.writer()
 		if !ok {
 			continue
 		}
@@ -417,23 +418,14 @@ func healthy(ctx context.Context, db *sql.DB) (galera bool, err error) {
 	if readOnly {
 		return false, fmt.Errorf("%w: read_only (a replica)", errUnhealthy)
 	}
-	rows, err := db.QueryContext(ctx, `SHOW GLOBAL VARIABLES WHERE Variable_name = 'wsrep_on'`)
-	if err != nil {
+	var name, wsrepOn string
+	switch err := db.QueryRowContext(ctx, "SHOW GLOBAL VARIABLES LIKE 'wsrep_on'").Scan(&name, &wsrepOn); {
+	case errors.Is(err, sql.ErrNoRows): // a server built without wsrep
+	case err != nil:
 		return false, err
 	}
-	for rows.Next() {
-		var name, value string
-		if err := rows.Scan(&name, &value); err != nil {
-			rows.Close()
-			return false, err
-		}
-		galera = strings.EqualFold(value, "ON")
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return false, err
-	}
-	rows, err = db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'wsrep_ready', 'wsrep_local_state')")
+	galera = strings.EqualFold(wsrepOn, "ON")
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'wsrep_ready', 'wsrep_local_state')")
 	if err != nil {
 		return galera, err
 	}

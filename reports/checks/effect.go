@@ -34,6 +34,11 @@ func (r *run) faultEffect(infos []FaultInfo) Result {
 			continue
 		}
 		r.slips(b, i, f)
+		if f.Weakened != "" {
+			at := Sec(f.Inject)
+			b.add(Finding{Severity: SevWarning, Fault: &i, From: &at,
+				Message: fmt.Sprintf("fault %d (%s) went in before the system was back at full strength after the heal before it: %s", i+1, f.Name(), f.Weakened)})
+		}
 		var effects []string
 		observedSvc := map[string]bool{}
 		for _, sv := range r.t.Services {
@@ -169,11 +174,6 @@ const maxSlip = time.Second
 // slips warns about a fault injected or healed late; a slip changes no
 // status: what happened is judged where it happened.
 func (r *run) slips(b *builder, i int, f *evidence.Fault) {
-	if f.Weakened != "" {
-		at := Sec(f.Inject)
-		b.add(Finding{Severity: SevWarning, Fault: &i, From: &at,
-			Message: fmt.Sprintf("fault %d (%s) went in before the system was back at full strength after the heal before it: %s", i+1, f.Name(), f.Weakened)})
-	}
 	for _, sl := range []struct {
 		what string
 		late time.Duration

@@ -238,8 +238,6 @@ func sample(e history.Event) Sample {
 	return s
 }
 
-// matchFaults pairs inject events with the scenario's faults (same action,
-// same target kind and name, in order) and recover events with injects.
 // matchSettles marks the fault injected next after each settle event as
 // having gone in on a weakened system.
 func (ix *Index) matchSettles(settles []history.Event) {
@@ -256,6 +254,8 @@ func (ix *Index) matchSettles(settles []history.Event) {
 	}
 }
 
+// matchFaults pairs inject events with the scenario's faults (same action,
+// same target kind and name, in order) and recover events with injects.
 func (ix *Index) matchFaults(sc *scenarios.Scenario, injects, recovers []history.Event) {
 	var planned []*Fault
 	if sc != nil {
