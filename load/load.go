@@ -159,10 +159,12 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rec Recorder) (*Gene
 		return wire.ClientOpts(cfg.Kafka.Brokers, cfg.Dial, log.With("kafkaClient", role))
 	}
 	// ml-api-adapter's producer (librdkafka defaults, see wire/mojaloop.go);
-	// a transfer still gives up on its notification after cfg.Timeout.
+	// a transfer still gives up on its notification after cfg.Timeout. One
+	// produce request in flight per broker: see wire.ClientMaxInFlight.
 	g.prod, err = kgo.NewClient(append(append(kopts("load-producer"), wire.ProducerOpts()...),
 		kgo.ClientID("chaosloop-load"),
 		kgo.MaxBufferedRecords(1<<16),
+		kgo.MaxProduceRequestsInflightPerBroker(wire.ClientMaxInFlight),
 	)...)
 	if err != nil {
 		return nil, err
