@@ -187,10 +187,13 @@ type FaultInfo struct {
 
 // PhaseStats are load numbers for one stretch of the run.
 type PhaseStats struct {
-	Name       string  `json:"name"`
-	From       Sec     `json:"from"`
-	To         Sec     `json:"to"`
-	OK         int     `json:"ok"`
+	Name string `json:"name"`
+	From Sec    `json:"from"`
+	To   Sec    `json:"to"`
+	OK   int    `json:"ok"`
+	// Errors: failed or unknown-outcome transfers attributed to the phase
+	// as latencies are (by invocation, or the fault that went in while in
+	// flight), not by when they gave up.
 	Errors     int     `json:"errors"`
 	Dropped    int     `json:"dropped"`
 	Throughput float64 `json:"throughput"` // acknowledged transfers/s

@@ -409,7 +409,7 @@ func (r *run) phases() []PhaseStats {
 		lat := ix.Latencies(s.from, s.to)
 		rate, _ := r.series.Rate(s.from, s.to)
 		ps := PhaseStats{Name: s.name, From: Sec(s.from), To: Sec(s.to), Throughput: round3(rate), Latencies: len(lat),
-			OK: r.series.Sum(r.series.OK, s.from, s.to), Errors: r.series.Sum(r.series.Errors, s.from, s.to),
+			OK: r.series.Sum(r.series.OK, s.from, s.to), Errors: ix.Failures(s.from, s.to),
 			Dropped: r.series.Sum(r.series.Dropped, s.from, s.to)}
 		if len(lat) > 0 {
 			ps.P50, ps.P99, ps.Max = Sec(evidence.Percentile(lat, 0.5)), Sec(evidence.Percentile(lat, 0.99)), Sec(lat[len(lat)-1])

@@ -190,3 +190,31 @@ func TestLatenciesAttributeInFlightTransfersToTheFault(t *testing.T) {
 	require.Equal(t, []time.Duration{8 * s, 10 * s}, ix.Latencies(20*s, 30*s))
 	require.Equal(t, []time.Duration{s / 2}, ix.Latencies(30*s, 40*s))
 }
+
+// A transfer that gives up after the heal failed because of the fault it
+// was waiting out: the per-phase failure count follows Latencies, not the
+// time the client gave up.
+func TestFailuresAttributeToTheFaultTheyWaitedOut(t *testing.T) {
+	sc := scenario(fault(scenarios.ActionPowerOff, "rack/dc1/r1", 10*s, 10*s))
+	tr := func(id, outcome string, from, to time.Duration) []history.Event {
+		return []history.Event{
+			{T: from, Type: history.Invoke, Op: history.OpTransfer, ID: id},
+			{T: to, Type: outcome, Op: history.OpTransfer, ID: id},
+		}
+	}
+	ev := []history.Event{
+		{T: 1 * s, Type: history.PhaseChange, Phase: "warmup"},
+		{T: 3 * s, Type: history.PhaseChange, Phase: "baseline"},
+		{T: 20 * s, Type: history.Fault, Phase: "inject", Action: "power-off", Target: "rack/dc1/r1"},
+		{T: 30 * s, Type: history.Fault, Phase: "recover", Action: "power-off", Target: "rack/dc1/r1"},
+	}
+	ev = append(ev, tr("caught", history.Info, 15*s, 45*s)...)                                      // in flight at the inject, timed out after the heal
+	ev = append(ev, tr("during", history.Fail, 25*s, 55*s)...)                                      // invoked during, failed after the heal
+	ev = append(ev, tr("fine", history.OK, 22*s, 23*s)...)                                          // acknowledged: not a failure
+	ev = append(ev, tr("after", history.Fail, 35*s, 36*s)...)                                       // its own phase's
+	ev = append(ev, history.Event{T: 50 * s, Type: history.Invoke, Op: history.OpBulk, ID: "open"}) // never completed
+	ix := evidence.Build(ev, sc)
+	require.Equal(t, 0, ix.Failures(ix.BaselineStart, 20*s))
+	require.Equal(t, 2, ix.Failures(20*s, 30*s))
+	require.Equal(t, 2, ix.Failures(30*s, 60*s))
+}

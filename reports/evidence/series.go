@@ -130,6 +130,25 @@ func (ix *Index) Latencies(from, to time.Duration) []time.Duration {
 	return out
 }
 
+// Failures counts the failed or unknown-outcome transfers (single and
+// bulk) attributed to [from, to) as Latencies attributes acknowledged
+// ones: a transfer that timed out after a heal failed because of the
+// fault it was waiting out, not because of what came after.
+func (ix *Index) Failures(from, to time.Duration) int {
+	n := 0
+	for _, kind := range Goodput {
+		for _, op := range ix.Ops[kind] {
+			if op.Outcome == history.OK {
+				continue
+			}
+			if at := ix.attributed(op); at >= from && at < to {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // attributed is when op counts as having happened for per-phase figures:
 // the last fault inject strictly inside its flight, else its invocation.
 func (ix *Index) attributed(op *Op) time.Duration {
