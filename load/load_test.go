@@ -88,6 +88,7 @@ func runPipeline(tb testing.TB, l *testLab, ps ledger.Participants, cfg load.Con
 		})
 	}
 	defer func() { stopHandlers(); hwg.Wait() }()
+	require.NoError(tb, handler.AwaitGroups(ctx, log, handler.Config{Brokers: l.brokers}, nil, handlers, time.Minute))
 
 	dir := tb.TempDir()
 	start := time.Now()
@@ -142,6 +143,28 @@ func requireChecks(t *testing.T, rep *checks.Report, ids ...string) {
 		require.NotNil(t, c, id)
 		require.Equal(t, checks.Pass, c.Status, "%s: %s\n%+v", id, c.Summary, c.Findings)
 	}
+}
+
+// The load waits for the handlers: AwaitGroups returns once every handler
+// is in both groups with every partition assigned, and says what is
+// missing when one never comes.
+func TestAwaitGroupsWaitsForEveryHandler(t *testing.T) {
+	l := getLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	log := enginetest.ProcessLog()
+	cfg := handler.Config{Name: "await", Brokers: l.brokers, DSNs: l.dsns, Group: "await-test"}
+	hctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { _ = handler.Run(hctx, log, cfg) })
+	}
+	defer func() { stop(); wg.Wait() }()
+	require.NoError(t, handler.AwaitGroups(ctx, log, cfg, nil, 2, 2*time.Minute))
+	err := handler.AwaitGroups(ctx, log, cfg, nil, 3, 3*time.Second)
+	require.ErrorContains(t, err, "not ready after 3s")
+	require.ErrorContains(t, err, "await-test-prepare: 2 of 3 handlers")
+	require.ErrorContains(t, err, "await-test-fulfil: 2 of 3 handlers")
 }
 
 // A short real run through Galera, Kafka, Redis and in-process handlers

@@ -176,14 +176,27 @@ func (w *work) startHandlers(ctx context.Context, wr *wiring) (stop func(), err 
 	if err := w.lb.StartWorkers(ctx, w.roles.handlers, wk); err != nil {
 		return nil, fmt.Errorf("starting handlers: %w", err)
 	}
-	return func() {
+	stop = func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if err := w.lb.StopWorkers(sctx, w.roles.handlers); err != nil {
 			w.o.Log.Error("stopping handlers", "err", err)
 		}
-	}, nil
+	}
+	// The load starts once every handler consumes: load offered while
+	// they still join their groups only queues (see handler.AwaitGroups).
+	t0 := time.Now()
+	n := len(w.lb.Topology().Service(w.roles.handlers).Members)
+	if err := handler.AwaitGroups(ctx, w.o.Log, hcfg, wr.load.Dial, n, handlersReadyWait); err != nil {
+		stop()
+		return nil, err
+	}
+	w.o.Log.Info("handlers consuming", "handlers", n, "waited", time.Since(t0).Round(time.Millisecond))
+	return stop, nil
 }
+
+// handlersReadyWait bounds the wait for the handlers' consumer groups.
+const handlersReadyWait = 2 * time.Minute
 
 // event records a phase change; a write that fails is counted by the
 // history and reported at the end of the run (history.Writer.Lost).
