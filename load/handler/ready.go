@@ -30,20 +30,30 @@ func AwaitGroups(ctx context.Context, log *slog.Logger, cfg Config, dial lab.Dia
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	want := map[string]string{cfg.Group + "-prepare": cfg.Topics.Prepare, cfg.Group + "-fulfil": cfg.Topics.Fulfil}
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	var last error
+	deadline := time.Now().Add(wait)
 	for {
-		if last = groupsReady(ctx, adm, want, members); last == nil {
+		// Each look gets its own bound, so the last one before the
+		// deadline still ends with what it saw, not with the deadline.
+		actx, cancel := context.WithTimeout(ctx, groupLookTimeout)
+		last := groupsReady(actx, adm, want, members)
+		cancel()
+		switch {
+		case last == nil:
 			return nil
+		case ctx.Err() != nil:
+			return fmt.Errorf("handlers' consumer groups: %w (%v)", ctx.Err(), last)
+		case time.Now().After(deadline):
+			return fmt.Errorf("handlers' consumer groups not ready after %s: %w", wait, last)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("handlers' consumer groups not ready after %s: %w", wait, last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
+
+// groupLookTimeout bounds one look at the groups.
+const groupLookTimeout = 5 * time.Second
 
 // groupsReady says what keeps any of groups (name → its topic) from being
 // ready, nil when none.
