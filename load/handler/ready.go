@@ -88,12 +88,7 @@ func groupsReady(ctx context.Context, adm *kadm.Client, groups map[string]string
 		}
 		t := groups[g]
 		parts := len(td[t].Partitions)
-		assigned := 0
-		d.AssignedPartitions().Each(func(at string, _ int32) {
-			if at == t {
-				assigned++
-			}
-		})
+		assigned := len(d.AssignedPartitions()[t])
 		if parts == 0 || assigned < parts {
 			errs = append(errs, fmt.Errorf("%s: %d of %d partitions of %s assigned", g, assigned, parts, t))
 		}

@@ -329,57 +329,54 @@ func (l *tally) worker(s *Store, k, w int, parts Participants, stop *atomic.Bool
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		res := s.PrepareBatch(ctx, ps)
 		cancel()
-		var fs []wire.Fulfil
-		failed := false
-		l.mu.Lock()
-		for j, r := range res {
-			id := ps[j].TransferID
-			switch {
-			case r.Err != nil:
-				l.unknown[id] = "prepare: " + r.Err.Error()
-				l.errs["prepare: "+errClass(r.Err)]++
-				failed = true
-			case r.State == wire.StateReserved:
-				l.reserved[id] = amounts[id]
-				if r.Duplicate {
-					l.duplicates++
-				}
-				fs = append(fs, wire.Fulfil{TransferID: id, Fulfilment: "ok"})
-			default:
-				l.unexpected = append(l.unexpected, fmt.Sprintf("prepare %s: %+v", id, r.Outcome))
-			}
+		ids := make([]string, len(ps))
+		for j, p := range ps {
+			ids[j] = p.TransferID
 		}
-		l.mu.Unlock()
-		if len(fs) > 0 {
+		reserved, failed := l.record("prepare", wire.StateReserved, ids, res, amounts, l.reserved)
+		if len(reserved) > 0 {
+			fs := make([]wire.Fulfil, len(reserved))
+			for j, id := range reserved {
+				fs[j] = wire.Fulfil{TransferID: id, Fulfilment: "ok"}
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			res := s.FulfilBatch(ctx, fs)
 			cancel()
-			n := 0
-			l.mu.Lock()
-			for j, r := range res {
-				id := fs[j].TransferID
-				switch {
-				case r.Err != nil:
-					l.unknown[id] = "fulfil: " + r.Err.Error()
-					l.errs["fulfil: "+errClass(r.Err)]++
-					failed = true
-				case r.State == wire.StateCommitted:
-					l.committed[id] = amounts[id]
-					if r.Duplicate {
-						l.duplicates++
-					}
-					n++
-				default:
-					l.unexpected = append(l.unexpected, fmt.Sprintf("fulfil %s: %+v", id, r.Outcome))
-				}
-			}
-			l.mu.Unlock()
-			tl.committed(n)
+			committed, ffailed := l.record("fulfil", wire.StateCommitted, reserved, res, amounts, l.committed)
+			failed = failed || ffailed
+			tl.committed(len(committed))
 		}
 		if failed {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+}
+
+// record tallies the results of one batch (ids[j] is res[j]'s transfer):
+// the transfers answered want go into got with their amounts and are
+// returned; an error leaves its transfer unknown (it may have committed)
+// and makes failed true; any other answer is unexpected.
+func (l *tally) record(op, want string, ids []string, res []Result, amounts, got map[string]int64) (ok []string, failed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for j, r := range res {
+		id := ids[j]
+		switch {
+		case r.Err != nil:
+			l.unknown[id] = op + ": " + r.Err.Error()
+			l.errs[op+": "+errClass(r.Err)]++
+			failed = true
+		case r.State == want:
+			got[id] = amounts[id]
+			if r.Duplicate {
+				l.duplicates++
+			}
+			ok = append(ok, id)
+		default:
+			l.unexpected = append(l.unexpected, fmt.Sprintf("%s %s: %+v", op, id, r.Outcome))
+		}
+	}
+	return ok, failed
 }
 
 // errClass shortens an error for counting.
