@@ -76,6 +76,12 @@ func TestClusterIDIsStableAndValid(t *testing.T) {
 	a, b := clusterID(layout(3)), clusterID(layout(3))
 	require.Equal(t, a, b)
 	require.Len(t, a, 22) // a base64url UUID, as the storage tool wants
+	for i := range 1000 {
+		c := layout(3)
+		c.StateDir = fmt.Sprintf("/tmp/cl-%d/lab", i)
+		id := clusterID(c)
+		require.NotContains(t, "-_", id[:1], "%s would be read as an option by the storage tool", id)
+	}
 }
 
 func TestPomPinsBinding(t *testing.T) {
