@@ -74,7 +74,7 @@ func (e *Engine) position(ctx context.Context, m engines.Member) (Position, erro
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	out, err := exec.CommandContext(rctx, argv[0], argv[1:]...).CombinedOutput()
+	out, err := engines.OneShot(exec.CommandContext(rctx, argv[0], argv[1:]...), m)
 	logb, _ := os.ReadFile(logf)
 	if err != nil {
 		return Position{Seqno: -1}, fmt.Errorf("wsrep-recover %s: %v: %s %s", m.Name, err, out, logb)

@@ -52,7 +52,7 @@ func (e *Engine) prepare(ctx context.Context, c *engines.Cluster, o Options, i i
 		"format", "-t", clusterID(c), "-c", props, "--ignore-formatted")
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(fctx, "java", args...).CombinedOutput()
+	out, err := engines.OneShot(exec.CommandContext(fctx, "java", args...), m)
 	if err != nil {
 		return "", nil, fmt.Errorf("kafka %s: format storage: %v\n%s", m.Name, err, out)
 	}

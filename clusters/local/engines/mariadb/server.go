@@ -236,8 +236,8 @@ func Fresh(m engines.Member) bool {
 // InstallDB initialises a fresh member's datadir (root authenticated by
 // unix_socket, no test database).
 func InstallDB(ctx context.Context, m engines.Member) error {
-	out, err := exec.CommandContext(ctx, "mariadb-install-db", "--defaults-file="+CnfPath(m), "--user="+RunUser,
-		"--skip-test-db", "--auth-root-authentication-method=socket").CombinedOutput()
+	out, err := engines.OneShot(exec.CommandContext(ctx, "mariadb-install-db", "--defaults-file="+CnfPath(m), "--user="+RunUser,
+		"--skip-test-db", "--auth-root-authentication-method=socket"), m)
 	if err != nil {
 		return fmt.Errorf("mariadb-install-db %s: %v\n%s", m.Name, err, out)
 	}
