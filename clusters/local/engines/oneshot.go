@@ -2,9 +2,9 @@ package engines
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"syscall"
+
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
 // OneShot runs a short-lived command that works on member m's data (a data
@@ -16,16 +16,11 @@ import (
 // `down` was removing (CI: TestDownAfterCrash, "directory not empty").
 func OneShot(cmd *exec.Cmd, m Member) ([]byte, error) {
 	if m.Cgroup != "" {
-		cg, err := os.Open(m.Cgroup)
+		cg, err := proc.InCgroup(cmd, m.Cgroup)
 		if err != nil {
-			return nil, fmt.Errorf("%s: cgroup: %w", m.Name, err)
+			return nil, fmt.Errorf("%s: %w", m.Name, err)
 		}
 		defer cg.Close()
-		if cmd.SysProcAttr == nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{}
-		}
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(cg.Fd())
 	}
 	return cmd.CombinedOutput()
 }

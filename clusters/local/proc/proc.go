@@ -63,19 +63,14 @@ func Start(stateDir string, spec Spec) (*Record, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), spec.Env...)
 	cmd.Dir = spec.Dir
-	attr := &syscall.SysProcAttr{Setsid: true}
-	var cg *os.File
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if spec.Cgroup != "" {
-		f, err := os.Open(spec.Cgroup)
+		cg, err := InCgroup(cmd, spec.Cgroup)
 		if err != nil {
-			return nil, fmt.Errorf("start %s: cgroup: %w", spec.Name, err)
+			return nil, fmt.Errorf("start %s: %w", spec.Name, err)
 		}
-		cg = f
 		defer cg.Close()
-		attr.UseCgroupFD = true
-		attr.CgroupFD = int(f.Fd())
 	}
-	cmd.SysProcAttr = attr
 	if spec.Log != "" {
 		if err := os.MkdirAll(filepath.Dir(spec.Log), 0o755); err != nil {
 			return nil, err
@@ -100,6 +95,22 @@ func Start(stateDir string, spec Spec) (*Record, error) {
 		return nil, err
 	}
 	return rec, nil
+}
+
+// InCgroup makes cmd start inside the cgroup v2 directory dir, atomically
+// (so that nothing it forks escapes a later kill of the cgroup). The
+// returned file must stay open until cmd has started.
+func InCgroup(cmd *exec.Cmd, dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.UseCgroupFD = true
+	cmd.SysProcAttr.CgroupFD = int(f.Fd())
+	return f, nil
 }
 
 func recordPath(stateDir, name string) string {
