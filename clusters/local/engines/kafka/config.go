@@ -19,9 +19,9 @@ func isController(c *engines.Cluster, i int) bool {
 
 // clusterID derives a stable KRaft cluster id from the cluster's identity,
 // so a member whose data was wiped re-formats into the same cluster.
-// The top bit is cleared so the id never begins with '-' or '_': the storage
-// tool's argument parser reads "-t -Xy..." as a missing value and an option
-// (CI run 13: 1 state directory in 64 failed to format).
+// The top bit is cleared so the id never begins with '-' (nor '_'): the
+// storage tool's argument parser reads "-t -Xy..." as a missing value and an
+// option, so 1 state directory in 64 could not be formatted.
 func clusterID(c *engines.Cluster) string {
 	h := sha256.Sum256([]byte(c.Service + "\x00" + c.StateDir))
 	h[0] &= 0x7f
