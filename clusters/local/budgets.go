@@ -44,6 +44,14 @@ func (l *Lab) FailoverBudgets() map[string]engines.Budget {
 	out := make(map[string]engines.Budget, len(l.st.Services))
 	for _, ss := range l.st.Services {
 		out[ss.Name] = FailoverBudget(ss.Engine, ss.Controller != "")
+		if l.mach == nil {
+			continue
+		}
+		if e, err := l.mach.Engine(ss.Engine); err == nil {
+			if b, ok := e.(budgeter); ok {
+				out[ss.Name] = b.FailoverBudget()
+			}
+		}
 	}
 	return out
 }

@@ -14,6 +14,12 @@ import (
 // state. Faults are undone first so that no rule outlives the lab.
 func (l *Lab) Down(ctx context.Context) error {
 	var errs []error
+	if l.mach != nil {
+		// the machines go with everything in them; a graceful stop of
+		// each member through the API only makes down slower
+		errs = append(errs, l.mach.Down(ctx), os.RemoveAll(l.dir))
+		return errors.Join(errs...)
+	}
 	for _, ss := range l.st.Services {
 		if e, err := l.eng.get(ss.Engine, ss); err == nil {
 			// A graceful stop flushes what engines persist; errors do not
@@ -43,7 +49,14 @@ func DownByName(ctx context.Context, opts Options, name string) error {
 		return l.Down(ctx)
 	}
 	dir := opts.StateDir(name)
-	if nl, err := netlab.Load(opts.Log, dir); err == nil {
+	if m := opts.machines(dir); m != nil {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no lab named %q (no state in %s)", name, dir)
+		}
+		if err := m.Down(ctx); err != nil {
+			return err
+		}
+	} else if nl, err := netlab.Load(opts.Log, dir); err == nil {
 		if err := nl.Down(ctx); err != nil {
 			return err
 		}

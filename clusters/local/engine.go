@@ -87,6 +87,9 @@ type engineSet struct {
 	made map[string]engine
 	// kafkaOptions derives a kafka service's broker and topic options.
 	kafkaOptions func(*serviceState) (kafka.Options, error)
+	// backend makes the engines another backend stands for services
+	// with itself (see Machines.EngineFor).
+	backend func(name string) (Engine, error)
 }
 
 func newEngineSet(log *slog.Logger, cache string) *engineSet {
@@ -127,7 +130,13 @@ func (s *engineSet) get(name string, svc *serviceState) (engine, error) {
 		}
 		e = &kafkaEngine{e: kafka.New(s.log, s.cacheDir("kafka")), o: o}
 	default:
-		return nil, fmt.Errorf("service %s: the local lab has no %s engine yet", svc.Name, name)
+		if s.backend == nil {
+			return nil, fmt.Errorf("service %s: the local lab has no %s engine yet", svc.Name, name)
+		}
+		var err error
+		if e, err = s.backend(name); err != nil {
+			return nil, fmt.Errorf("service %s: %w", svc.Name, err)
+		}
 	}
 	s.made[key] = e
 	return e, nil

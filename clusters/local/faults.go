@@ -146,7 +146,7 @@ func (l *Lab) apply(ctx context.Context, af lab.Injected, inject bool) error {
 			return err
 		}
 		if inject {
-			return l.signalMember(ss, af.Member, syscall.SIGKILL)
+			return l.signalMember(ctx, ss, af.Member, syscall.SIGKILL)
 		}
 		return l.restartMember(ctx, ss, af.Member)
 	case scenarios.ActionPause:
@@ -155,9 +155,9 @@ func (l *Lab) apply(ctx context.Context, af lab.Injected, inject bool) error {
 			return err
 		}
 		if inject {
-			return l.signalMember(ss, af.Member, syscall.SIGSTOP)
+			return l.signalMember(ctx, ss, af.Member, syscall.SIGSTOP)
 		}
-		return l.signalMember(ss, af.Member, syscall.SIGCONT)
+		return l.signalMember(ctx, ss, af.Member, syscall.SIGCONT)
 	case scenarios.ActionLatency:
 		return l.latency(ctx, tg, af, inject)
 	}
@@ -218,6 +218,12 @@ func (l *Lab) powerTo(ctx context.Context, all []lab.Injected, wipe bool) error 
 	for _, n := range l.topo.Nodes {
 		switch {
 		case off[n.Name] && l.net.Powered(n.Name):
+			if l.mach != nil {
+				// the machine first: the network's power-off kills what
+				// is left in its namespace, which a container engine
+				// would take for a crash and restart
+				errs = append(errs, l.mach.PowerOff(ctx, n.Name))
+			}
 			if err := l.net.PowerOff(ctx, n.Name); err != nil {
 				errs = append(errs, err)
 			}
@@ -228,6 +234,12 @@ func (l *Lab) powerTo(ctx context.Context, all []lab.Injected, wipe bool) error 
 			if err := l.net.PowerOn(ctx, n.Name); err != nil {
 				errs = append(errs, err)
 				continue
+			}
+			if l.mach != nil {
+				if err := l.mach.PowerOn(ctx, n.Name); err != nil {
+					errs = append(errs, err)
+					continue
+				}
 			}
 			back = append(back, n.Name)
 		}
@@ -388,7 +400,10 @@ func (l *Lab) memberProcs(ss *serviceState, i int) ([]*proc.Record, error) {
 	return out, nil
 }
 
-func (l *Lab) signalMember(ss *serviceState, i int, sig syscall.Signal) error {
+func (l *Lab) signalMember(ctx context.Context, ss *serviceState, i int, sig syscall.Signal) error {
+	if pl, ok := ss.Cluster.Launcher.(ProcessLister); ok {
+		return signalListed(ctx, pl, ss, i, sig)
+	}
 	recs, err := l.memberProcs(ss, i)
 	if err != nil {
 		return err
@@ -430,4 +445,23 @@ func (l *Lab) resolveMember(ctx context.Context, tg scenarios.Target) (int, erro
 		return 0, fmt.Errorf("target %s: no such member", tg.String())
 	}
 	return i, nil
+}
+
+// signalListed signals every process of a member that a backend's
+// launcher names (kind: its pods' processes, in their nodes).
+func signalListed(ctx context.Context, pl ProcessLister, ss *serviceState, i int, sig syscall.Signal) error {
+	names, err := pl.Processes(ctx, ss.Cluster.Members[i])
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("%s member %d has no running process", ss.Name, i)
+	}
+	var errs []error
+	for _, n := range names {
+		if err := ss.Cluster.Launcher.Signal(ctx, n, sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -44,6 +44,9 @@ type Options struct {
 	Progress func(lab.Progress)
 	// Seed drives the random choices of faults (delay jitter, loss).
 	Seed uint64
+	// Machines, when set, makes another backend's machines the lab's
+	// nodes (see Machines), given the lab's state directory.
+	Machines func(stateDir string) Machines
 }
 
 func (o Options) withDefaults() Options {
@@ -107,6 +110,8 @@ type Lab struct {
 	topo *topology.Topology
 	net  *netlab.Lab
 	eng  *engineSet
+	// mach are the nodes' machines when another backend runs them.
+	mach Machines
 
 	mu       sync.Mutex // guards st and its file, and delayers
 	st       *labState
@@ -150,7 +155,7 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{opts: opts, dir: dir, topo: topo}
+	l := &Lab{opts: opts, dir: dir, topo: topo, mach: opts.machines(dir)}
 	l.eng = l.newEngines()
 	if prev, err := readState(dir); err == nil {
 		var stored scenarios.Scenario
@@ -183,12 +188,12 @@ func Up(ctx context.Context, opts Options, sc *scenarios.Scenario) (*Lab, error)
 		return nil, err
 	}
 	opts.progress(lab.Progress{Stage: "network", Detail: fmt.Sprintf("%d hosts", len(topo.Nodes))})
-	nl, err := netlab.Up(ctx, opts.Log, sc, dir)
+	nl, err := l.upNetwork(ctx, sc)
 	if err != nil {
 		return nil, fmt.Errorf("lab network: %w (run 'chaosloop down %s' to clean up)", err, sc.Name)
 	}
 	l.net = nl
-	if err := l.assignHosts(); err != nil {
+	if err := l.assignHosts(ctx); err != nil {
 		return nil, err
 	}
 	if err := l.save(); err != nil {
@@ -235,12 +240,19 @@ func Open(ctx context.Context, opts Options, name string) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	nl, err := netlab.Load(opts.Log, dir)
+	l := &Lab{opts: opts, dir: dir, topo: topo, st: st, mach: opts.machines(dir)}
+	if l.mach != nil {
+		l.net, err = l.mach.Open(ctx, sc)
+	} else {
+		l.net, err = netlab.Load(opts.Log, dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lab %s: %w", name, err)
 	}
-	l := &Lab{opts: opts, dir: dir, topo: topo, net: nl, st: st}
 	l.eng = l.newEngines()
+	if err := l.attachLaunchers(ctx); err != nil {
+		return nil, err
+	}
 	l.attachDialers()
 	return l, nil
 }

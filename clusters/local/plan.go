@@ -1,12 +1,14 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
+	"github.com/chaosloop/chaosloop/clusters/local/netlab"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -24,6 +26,11 @@ func (l *Lab) planServices() error {
 	used := map[string]string{} // node/engine -> service, to refuse port clashes
 	for _, sv := range l.topo.Services {
 		ss := &serviceState{Name: sv.Name, Kind: sv.Kind, Engine: engineFor(sv.Spec)}
+		if l.mach != nil {
+			if name := l.mach.EngineFor(l.topo, sv); name != "" {
+				ss.Engine = name
+			}
+		}
 		if sv.Kind == scenarios.KindKafka {
 			ss.Controller = sv.Spec.Controller
 			if ss.Controller == "" && len(zks) == 1 {
@@ -34,7 +41,7 @@ func (l *Lab) planServices() error {
 		ss.Cluster.Service = sv.Name
 		ss.Cluster.StateDir = l.dir
 		for i, n := range sv.Members {
-			for _, g := range portGroups[ss.Engine] {
+			for _, g := range l.portGroups(ss.Engine) {
 				key := n.Name + "/" + g
 				if other, clash := used[key]; clash {
 					return fmt.Errorf("services %s and %s both need the %s ports on node %s; the local lab gives each host one address, so they would clash", other, sv.Name, g, n.Name)
@@ -57,7 +64,51 @@ func (l *Lab) planServices() error {
 func (l *Lab) newEngines() *engineSet {
 	s := newEngineSet(l.opts.Log, l.opts.Cache)
 	s.kafkaOptions = l.kafkaOptions
+	if l.mach != nil {
+		s.backend = l.mach.Engine
+	}
 	return s
+}
+
+// portGroups are the port groups of an engine, a backend's own included.
+func (l *Lab) portGroups(engine string) []string {
+	if g, ok := portGroups[engine]; ok || l.mach == nil {
+		return g
+	}
+	if e, err := l.mach.Engine(engine); err == nil {
+		if pg, ok := e.(interface{ PortGroups() []string }); ok {
+			return pg.PortGroups()
+		}
+	}
+	return nil
+}
+
+// upNetwork builds the lab network: the local lab's hosts, or the
+// backend's machines adopted as hosts.
+func (l *Lab) upNetwork(ctx context.Context, sc *scenarios.Scenario) (*netlab.Lab, error) {
+	if l.mach != nil {
+		return l.mach.Up(ctx, sc)
+	}
+	return netlab.Up(ctx, l.opts.Log, sc, l.dir)
+}
+
+// attachLaunchers gives every service the backend's launcher of its
+// members' processes (none on the local lab: processes on its hosts).
+func (l *Lab) attachLaunchers(ctx context.Context) error {
+	if l.mach == nil {
+		return nil
+	}
+	for _, ss := range l.st.Services {
+		if ss.Engine == EngineNone {
+			continue
+		}
+		ln, err := l.mach.Launcher(ctx, ss.Name, ss.Engine)
+		if err != nil {
+			return fmt.Errorf("service %s: %w", ss.Name, err)
+		}
+		ss.Cluster.Launcher = ln
+	}
+	return nil
 }
 
 // kafkaOptions derives a kafka service's options from the scenario:
@@ -84,8 +135,8 @@ func (l *Lab) kafkaOptions(ss *serviceState) (kafka.Options, error) {
 }
 
 // assignHosts fills each member's namespace, address and cgroup from the
-// network, and the dialers that reach them.
-func (l *Lab) assignHosts() error {
+// network, and the launchers and dialers that reach them.
+func (l *Lab) assignHosts(ctx context.Context) error {
 	for _, ss := range l.st.Services {
 		for i := range ss.Cluster.Members {
 			m := &ss.Cluster.Members[i]
@@ -97,5 +148,5 @@ func (l *Lab) assignHosts() error {
 		}
 	}
 	l.attachDialers()
-	return nil
+	return l.attachLaunchers(ctx)
 }

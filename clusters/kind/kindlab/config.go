@@ -92,6 +92,11 @@ func (p *Plan) addMemberDirs(spec *cluster.Spec, stateDir string) error {
 	return nil
 }
 
+// EtcdReadyCheckTimeout bounds an API server's check of its etcd in
+// /readyz (2 s by default): chaosloop samples the API's availability with
+// /readyz, and a probe must answer within the lab's status timeout.
+const EtcdReadyCheckTimeout = "1s"
+
 // clusterPatch points every kubeconfig kubeadm writes at the node's own
 // load balancer, and leaves node CIDRs to chaosloop (each node's /24 is
 // fixed by its CNI configuration; the controller would hand them out in
@@ -102,7 +107,10 @@ controlPlaneEndpoint: "127.0.0.1:%d"
 controllerManager:
   extraArgs:
     allocate-node-cidrs: "false"
-`, LBPort)
+apiServer:
+  extraArgs:
+    etcd-readycheck-timeout: "%s"
+`, LBPort, EtcdReadyCheckTimeout)
 }
 
 // nodePatches name the node after the scenario's and put its kubelet, and

@@ -13,8 +13,14 @@ import (
 // containerd, where it is missing (kind's `load docker-image`: docker
 // save once, streamed into each node's ctr; no registry).
 func (c *Cluster) LoadImage(ctx context.Context, tag string) error {
+	return c.LoadImageInto(ctx, tag, c.Plan.Nodes)
+}
+
+// LoadImageInto is LoadImage into some nodes only (those of the members
+// that run the image).
+func (c *Cluster) LoadImageInto(ctx context.Context, tag string, nodes []NodePlan) error {
 	var archive string
-	for _, n := range c.Plan.Nodes {
+	for _, n := range nodes {
 		if _, err := docker.Run(ctx, "exec", n.Container, "crictl", "inspecti", tag); err == nil {
 			continue
 		}

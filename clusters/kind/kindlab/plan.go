@@ -87,10 +87,7 @@ func NewPlan(sc *scenarios.Scenario) (*Plan, error) {
 	if len(topo.Nodes) > maxNodes {
 		return nil, fmt.Errorf("kind: %d nodes, at most %d fit the pod range %s (a /24 each)", len(topo.Nodes), maxNodes, cluster.PodSubnet)
 	}
-	cps := topo.PoolNodes(ControlPlanePool)
-	if len(cps) == 0 {
-		cps = topo.Nodes[:1]
-	}
+	cps := ControlPlaneNodes(topo)
 	isCP := map[string]bool{}
 	for _, n := range cps {
 		isCP[n.Name] = true
@@ -132,6 +129,46 @@ func NewPlan(sc *scenarios.Scenario) (*Plan, error) {
 		p.Nodes[i].Container = names[i]
 	}
 	return p, nil
+}
+
+// ControlPlaneNodes are the scenario's control-plane nodes: the
+// K3S-CONTROL-PLANE pool's; without that pool, the nodes of the
+// scenario's first etcd service (the K3S datastore, which on kind is the
+// cluster's own etcd); without either, the first node.
+func ControlPlaneNodes(topo *topology.Topology) []*topology.Node {
+	if cps := topo.PoolNodes(ControlPlanePool); len(cps) > 0 {
+		return cps
+	}
+	for _, sv := range topo.Services {
+		if sv.Kind == scenarios.KindEtcd {
+			return sv.Members
+		}
+	}
+	return topo.Nodes[:1]
+}
+
+// APIService is the etcd service that is the cluster's own datastore: an
+// etcd service whose members are every control-plane node, one each
+// (kubeadm's etcd and API server run there); "" when there is none.
+func APIService(topo *topology.Topology) string {
+	cps := ControlPlaneNodes(topo)
+	for _, sv := range topo.Services {
+		if sv.Kind != scenarios.KindEtcd || len(sv.Members) != len(cps) {
+			continue
+		}
+		on := map[string]bool{}
+		for _, n := range sv.Members {
+			on[n.Name] = true
+		}
+		all := len(on) == len(cps)
+		for _, n := range cps {
+			all = all && on[n.Name]
+		}
+		if all {
+			return sv.Name
+		}
+	}
+	return ""
 }
 
 // podCIDR is the i-th /24 of the pod range.

@@ -317,6 +317,17 @@ func (p *Pods) Stop(ctx context.Context, name string, grace time.Duration) error
 	return nil
 }
 
+// Processes names the processes of a member that have a pod (running or
+// ended).
+func (p *Pods) Processes(ctx context.Context, m engines.Member) ([]string, error) {
+	out, err := p.Cluster.Kubectl(ctx, nil, "get", "pods", "--namespace", Namespace,
+		"--selector", LabelMember+"="+PodName(m.Name), "--output", "jsonpath={.items[*].metadata.name}")
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(out)), nil
+}
+
 // Prepare makes the cluster ready for members' pods: the namespace, and
 // the engine image in every node's container runtime (none is pulled:
 // the image comes from the Docker daemon the cluster runs in).

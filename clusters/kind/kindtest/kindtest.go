@@ -21,13 +21,13 @@ const StateDir = "/var/lib/chaosloop/docker"
 // reason.
 const Cache = "/var/cache/chaosloop/kind"
 
-// runtimeArg makes the test binary act as `chaosloop oci-runtime`.
-const runtimeArg = "oci-runtime"
+// RuntimeArg makes the test binary act as `chaosloop oci-runtime`.
+const RuntimeArg = "oci-runtime"
 
 // Main is TestMain of a package whose tests start dockerd: the test binary
-// is the daemon's OCI runtime wrapper when called with runtimeArg.
+// is the daemon's OCI runtime wrapper when called with RuntimeArg.
 func Main(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == runtimeArg {
+	if len(os.Args) > 1 && os.Args[1] == RuntimeArg {
 		err := docker.RunRuntime(os.Args[2:])
 		os.Stderr.WriteString(err.Error() + "\n")
 		os.Exit(1)
@@ -46,7 +46,7 @@ func Daemon(tb testing.TB) *docker.Daemon {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	d := &docker.Daemon{StateDir: StateDir, Runtime: []string{exe, runtimeArg}, Log: enginetest.Log(tb)}
+	d := &docker.Daemon{StateDir: StateDir, Runtime: []string{exe, RuntimeArg}, Log: enginetest.Log(tb)}
 	start := time.Now()
 	started, err := d.Ensure(context.Background())
 	if started {

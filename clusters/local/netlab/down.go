@@ -3,6 +3,7 @@ package netlab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -137,6 +138,15 @@ func DownAll(ctx context.Context, log *slog.Logger, root string) error {
 	return downAll(ctx, log, root, NSPrefix, cgroupBase())
 }
 
+// DownAllPrefix removes every namespace whose name begins with nsPrefix
+// (another backend's labs, NSPrefix in their Options), and no cgroup.
+func DownAllPrefix(ctx context.Context, log *slog.Logger, nsPrefix string) error {
+	if !nsPrefixRE.MatchString(nsPrefix) {
+		return fmt.Errorf("netlab: namespace prefix %q", nsPrefix)
+	}
+	return downAll(ctx, log, "", nsPrefix, "")
+}
+
 // downAll is DownAll limited to namespaces with nsPrefix and the cgroup tree
 // cgroups (tests use it on their own lab only: other labs may be running).
 func downAll(ctx context.Context, log *slog.Logger, root, nsPrefix, cgroups string) error {
@@ -194,8 +204,10 @@ func downAll(ctx context.Context, log *slog.Logger, root, nsPrefix, cgroups stri
 	if err := removeNetNS(ctx, names, nil); err != nil {
 		errs = append(errs, err)
 	}
-	if err := removeCgroupTree(ctx, cgroups); err != nil {
-		errs = append(errs, err)
+	if cgroups != "" {
+		if err := removeCgroupTree(ctx, cgroups); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return joinErrs("down all", errs)
 }

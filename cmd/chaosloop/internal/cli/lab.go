@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chaosloop/chaosloop/clusters/kind"
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -26,27 +27,35 @@ type LabFlags struct {
 
 // Add registers the flags on cmd.
 func (f *LabFlags) Add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.On, "on", "local", "where the lab runs: local (network namespaces on this machine); kind and k3s are not available yet")
-	cmd.Flags().StringVar(&f.Root, "state-dir", local.DefaultRoot, "directory holding the labs' state")
-	cmd.Flags().StringVar(&f.Cache, "cache-dir", local.DefaultCache, "directory holding downloaded and built engines")
+	cmd.Flags().StringVar(&f.On, "on", "local", "where the lab runs: local (network namespaces on this machine) or kind (a kind cluster on this machine, its nodes on the same network); k3s is not available yet")
+	cmd.Flags().StringVar(&f.Root, "state-dir", "", fmt.Sprintf("directory holding the labs' state (default %s; with --on kind %s)", local.DefaultRoot, kind.DefaultRoot))
+	cmd.Flags().StringVar(&f.Cache, "cache-dir", local.DefaultCache, "directory holding downloaded and built engines and images")
 	_ = cmd.RegisterFlagCompletionFunc("on", cobra.FixedCompletions([]string{"local", "kind", "k3s"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagDirname("state-dir")
 	_ = cmd.MarkFlagDirname("cache-dir")
 }
 
-// Options checks the provider and returns the local lab's options.
+// Options checks the provider and returns the local lab's options (also
+// the base of the kind backend's).
 func (f *LabFlags) Options(env *Env) (local.Options, error) {
 	switch f.On {
-	case "local":
-	case "kind", "k3s":
-		return local.Options{}, Usagef("--on %s is not available yet: kind needs a container engine and the kindest/node image, and k3s real nodes, neither of which this build can drive; use --on local", f.On)
+	case "local", "kind":
+	case "k3s":
+		return local.Options{}, Usagef("--on k3s is not available yet: it needs real nodes this build cannot drive; use --on local or --on kind")
 	default:
 		return local.Options{}, Usagef("--on must be local, kind or k3s, not %q", f.On)
 	}
 	if err := local.Supported(); err != nil {
 		return local.Options{}, err
 	}
-	return local.Options{Root: f.Root, Cache: f.Cache, Log: env.Log}, nil
+	root := f.Root
+	if root == "" {
+		root = local.DefaultRoot
+		if f.On == "kind" {
+			root = kind.DefaultRoot
+		}
+	}
+	return local.Options{Root: root, Cache: f.Cache, Log: env.Log}, nil
 }
 
 // Provider returns the backend --on names, configured from the flags: the
@@ -58,8 +67,26 @@ func (f *LabFlags) Provider(env *Env, seed uint64, progress func(lab.Progress)) 
 		return nil, err
 	}
 	opts.Seed, opts.Progress = seed, progress
+	if f.On == "kind" {
+		return KindProvider(opts)
+	}
 	return local.NewProvider(opts), nil
 }
+
+// KindProvider is the kind backend with the local lab's options; a
+// dockerd it starts uses this binary as its OCI runtime wrapper.
+func KindProvider(opts local.Options) (*kind.Provider, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return kind.NewProvider(kind.Options{Root: opts.Root, Cache: opts.Cache, Log: opts.Log, Progress: opts.Progress,
+		Seed: opts.Seed, Runtime: []string{exe, OCIRuntimeArg}}), nil
+}
+
+// OCIRuntimeArg is the hidden command that makes chaosloop the Docker
+// daemon's OCI runtime wrapper (package ociruntime).
+const OCIRuntimeArg = "oci-runtime"
 
 // LoadScenarioSource is LoadScenario that also returns the bytes read (run
 // keeps them beside its evidence).

@@ -2,10 +2,12 @@
 package down
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/chaosloop/chaosloop/clusters/kind"
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 )
@@ -40,7 +42,17 @@ without it, the only lab that is up.`,
 				if len(args) > 0 || ref.Named() {
 					return cli.Usagef("--all takes no lab name")
 				}
-				if err := local.DownAll(cmd.Context(), opts); err != nil {
+				// every backend's labs on this machine, whatever --on says
+				kp, err := cli.KindProvider(local.Options{Root: kind.DefaultRoot, Cache: opts.Cache, Log: env.Log})
+				if err != nil {
+					return err
+				}
+				if lf.Root != "" {
+					opts.Root = lf.Root
+				} else {
+					opts.Root = local.DefaultRoot
+				}
+				if err := errors.Join(local.DownAll(cmd.Context(), opts), kp.DownAll(cmd.Context())); err != nil {
 					return err
 				}
 				fmt.Fprintln(env.Out, "every chaosloop lab on this machine is down")

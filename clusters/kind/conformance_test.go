@@ -1,0 +1,136 @@
+package kind_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/kind"
+	"github.com/chaosloop/chaosloop/clusters/kind/cluster"
+	"github.com/chaosloop/chaosloop/clusters/kind/docker"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindtest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/lab/labtest"
+)
+
+func TestMain(m *testing.M) { kindtest.Main(m) }
+
+// TestConformance runs the provider conformance suite against the kind
+// backend: up (twice), status, every fault on the Raft service (here the
+// cluster's own etcd and API servers on its three control-plane nodes),
+// down, and a CLI killed part-way followed by down.
+func TestConformance(t *testing.T) {
+	kindtest.Daemon(t)
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	root := t.TempDir()
+	opts := kind.Options{Root: root, Cache: filepath.Dir(kindtest.Cache), Log: enginetest.ProcessLog(),
+		Runtime: []string{exe, kindtest.RuntimeArg}, DockerStateDir: kindtest.StateDir}
+	p := kind.NewProvider(opts)
+	name := "kconform"
+	t.Cleanup(func() {
+		if t.Failed() {
+			keep(t, root, name)
+		}
+		_ = p.Down(context.Background(), name)
+	})
+	labtest.Run(t, labtest.Harness{
+		Provider:  p,
+		Name:      name,
+		Leftovers: func(ctx context.Context, name string) ([]string, error) { return leftovers(ctx, root, name) },
+		Crash:     func(t *testing.T, name string, src []byte, sig os.Signal) { crashUp(t, root, opts.Cache, name, src, sig) },
+	})
+}
+
+// keep copies a failed test's lab state and node logs where CI keeps
+// evidence.
+func keep(t *testing.T, root, name string) {
+	dir := filepath.Join(enginetest.EvidenceRoot, fmt.Sprintf("%s-%s", t.Name(), time.Now().UTC().Format("20060102-150405")))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("keep evidence: %v", err)
+		return
+	}
+	_ = exec.Command("cp", "-a", filepath.Join(root, name), filepath.Join(dir, "state")).Run()
+	if err := cluster.CollectLogs(enginetest.ProcessLog(), kindlab.ClusterPrefix+name, filepath.Join(dir, "kind-logs")); err != nil {
+		t.Logf("kind logs: %v", err)
+	}
+	t.Logf("evidence kept in %s", dir)
+}
+
+// leftovers lists what of a kind lab is on the machine: its node
+// containers, its namespaces, its state, processes run from its state.
+func leftovers(ctx context.Context, root, name string) ([]string, error) {
+	var out []string
+	ids, err := docker.Run(ctx, "ps", "--all", "--quiet", "--filter", "label="+cluster.ClusterLabel+"="+kindlab.ClusterPrefix+name)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range strings.Fields(string(ids)) {
+		out = append(out, "container "+id)
+	}
+	ns, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range strings.Split(string(ns), "\n") {
+		if strings.HasPrefix(l, kindlab.NSPrefix+name+".") {
+			out = append(out, "namespace "+strings.Fields(l)[0])
+		}
+	}
+	dir := filepath.Join(root, name)
+	if _, err := os.Stat(dir); err == nil {
+		out = append(out, dir)
+	}
+	ipt, _ := exec.Command("iptables-save").Output()
+	if strings.Contains(string(ipt), kindlab.NSPrefix+name) {
+		out = append(out, "iptables rules of "+kindlab.NSPrefix+name)
+	}
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, c := range cmdlines {
+		b, err := os.ReadFile(c)
+		if err == nil && strings.Contains(string(b), dir+"/") {
+			out = append(out, fmt.Sprintf("process %s: %.80s", filepath.Base(filepath.Dir(c)), strings.ReplaceAll(string(b), "\x00", " ")))
+		}
+	}
+	return out, nil
+}
+
+// crashUp runs `chaosloop up --on kind` and ends it with sig once the
+// cluster's node containers exist.
+func crashUp(t *testing.T, root, cache, name string, src []byte, sig os.Signal) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "chaosloop")
+	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/chaosloop").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	file := filepath.Join(dir, name+".yaml")
+	require.NoError(t, os.WriteFile(file, src, 0o644))
+	up := exec.Command(bin, "up", file, "--on", "kind", "--state-dir", root, "--cache-dir", cache)
+	require.NoError(t, up.Start())
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		ids, _ := docker.Run(context.Background(), "ps", "--quiet", "--filter", "label="+cluster.ClusterLabel+"="+kindlab.ClusterPrefix+name)
+		if len(strings.Fields(string(ids))) > 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.NoError(t, up.Process.Signal(sig))
+	done := make(chan error, 1)
+	go func() { done <- up.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		_ = up.Process.Signal(syscall.SIGKILL)
+		<-done
+		t.Errorf("chaosloop up did not end within 2 minutes of %v", sig)
+	}
+}

@@ -1,0 +1,258 @@
+package kind
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chaosloop/chaosloop/clusters/kind/cluster"
+	"github.com/chaosloop/chaosloop/clusters/kind/docker"
+	"github.com/chaosloop/chaosloop/clusters/kind/images"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
+	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/netlab"
+	"github.com/chaosloop/chaosloop/scenarios"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// UpWait bounds the wait for the control plane and then for every node
+// to be Ready.
+const UpWait = 5 * time.Minute
+
+// imagesFile records, in a lab's state, the images its nodes and members
+// run: a later chaosloop (status, a heal) starts members from them.
+const imagesFile = "kind-images.json"
+
+// engineImages names the image of each of the local lab's engines.
+var engineImages = map[string]string{
+	local.EngineEtcd: "etcd", local.EngineZooKeeper: "zookeeper", local.EngineGalera: "mariadb",
+	local.EngineMariaDB: "mariadb", local.EngineRedis: "redis", local.EngineKafka: "kafka",
+	local.EngineDocstore: "docstore",
+}
+
+// machines are a kind lab's node containers, as local.Machines.
+type machines struct {
+	dir   string
+	log   *slog.Logger
+	built *images.Built // nil for a lab opened or removed
+
+	mu sync.Mutex
+	c  *kindlab.Cluster
+	// images are the node's and engines' image tags.
+	images recordedImages
+}
+
+type recordedImages struct {
+	Node    string            `json:"node"`
+	Engines map[string]string `json:"engines"`
+}
+
+var _ local.Machines = (*machines)(nil)
+
+func newMachines(dir string, log *slog.Logger, built *images.Built) *machines {
+	m := &machines{dir: dir, log: log, built: built}
+	if built != nil {
+		m.images = recordedImages{Node: built.Node, Engines: built.Engines}
+	}
+	return m
+}
+
+func (m *machines) Backend() string { return Name }
+
+func (m *machines) options() kindlab.Options {
+	return kindlab.Options{Image: m.images.Node, StateDir: m.dir, Log: m.log, Wait: UpWait}
+}
+
+// Up creates the cluster on the lab network, or repairs the one up (a
+// node container that is not powered off by a fault and does not run is
+// started again), and puts each engine's image into the nodes of its
+// members.
+func (m *machines) Up(ctx context.Context, sc *scenarios.Scenario) (*netlab.Lab, error) {
+	if m.built == nil {
+		return nil, errors.New("kind: no images to stand the lab up from")
+	}
+	if err := m.writeImages(); err != nil {
+		return nil, err
+	}
+	exists, err := clusterExists(ctx, kindlab.ClusterPrefix+sc.Name)
+	if err != nil {
+		return nil, err
+	}
+	var c *kindlab.Cluster
+	if exists {
+		if c, err = kindlab.Open(ctx, sc, m.options()); err == nil {
+			_, off, _ := c.Net.Faults()
+			offSet := map[string]bool{}
+			for _, n := range off {
+				offSet[n] = true
+			}
+			err = c.Repair(ctx, offSet, UpWait)
+		}
+	} else {
+		c, err = kindlab.Up(ctx, sc, m.options())
+	}
+	if c == nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.c = c
+	m.mu.Unlock()
+	if err != nil {
+		return c.Net, err
+	}
+	return c.Net, m.loadImages(ctx, sc)
+}
+
+// loadImages creates the members' namespace and loads each engine's
+// image into the nodes its members run on.
+func (m *machines) loadImages(ctx context.Context, sc *scenarios.Scenario) error {
+	ns := fmt.Sprintf(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":%q}}`, kindlab.Namespace)
+	if out, err := m.c.Kubectl(ctx, []byte(ns), "apply", "--filename", "-"); err != nil {
+		return fmt.Errorf("kind: namespace %s: %w: %s", kindlab.Namespace, err, out)
+	}
+	topo, err := topology.Build(sc)
+	if err != nil {
+		return err
+	}
+	api := kindlab.APIService(topo)
+	nodes := map[string][]kindlab.NodePlan{} // image → nodes
+	seen := map[string]bool{}
+	for _, sv := range topo.Services {
+		img := engineImages[local.EngineOf(sv.Spec)]
+		if sv.Name == api || img == "" {
+			continue
+		}
+		tag := m.images.Engines[img]
+		for _, n := range sv.Members {
+			if np, ok := m.c.Plan.Node(n.Name); ok && !seen[tag+" "+n.Name] {
+				seen[tag+" "+n.Name] = true
+				nodes[tag] = append(nodes[tag], np)
+			}
+		}
+	}
+	for tag, ns := range nodes {
+		if err := m.c.LoadImageInto(ctx, tag, ns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *machines) writeImages() error {
+	if err := os.MkdirAll(m.dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(m.images, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(m.dir, imagesFile), b, 0o644)
+}
+
+// clusterExists says whether kind has containers of the named cluster.
+func clusterExists(ctx context.Context, name string) (bool, error) {
+	out, err := docker.Run(ctx, "ps", "--all", "--quiet", "--filter", "label="+cluster.ClusterLabel+"="+name)
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimSpace(string(out)) != "", nil
+}
+
+// Open attaches to the cluster of a lab that is up.
+func (m *machines) Open(ctx context.Context, sc *scenarios.Scenario) (*netlab.Lab, error) {
+	b, err := os.ReadFile(filepath.Join(m.dir, imagesFile))
+	if err != nil {
+		return nil, fmt.Errorf("kind: %w", err)
+	}
+	if err := json.Unmarshal(b, &m.images); err != nil {
+		return nil, fmt.Errorf("kind: %s: %w", imagesFile, err)
+	}
+	c, err := kindlab.Open(ctx, sc, m.options())
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.c = c
+	m.mu.Unlock()
+	return c.Net, nil
+}
+
+// EngineFor: the etcd service on every control-plane node is the
+// cluster's own etcd and API servers.
+func (m *machines) EngineFor(topo *topology.Topology, sv *topology.Service) string {
+	if sv.Name == kindlab.APIService(topo) {
+		return EngineAPI
+	}
+	return ""
+}
+
+func (m *machines) Engine(name string) (local.Engine, error) {
+	if name == EngineAPI {
+		return &apiEngine{}, nil
+	}
+	return nil, fmt.Errorf("kind: no engine %s", name)
+}
+
+func (m *machines) cluster() (*kindlab.Cluster, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.c == nil {
+		return nil, errors.New("kind: the cluster is not open")
+	}
+	return m.c, nil
+}
+
+// Launcher: a service's members as pods from its engine's image; the API
+// service's are the control-plane nodes' static pods.
+func (m *machines) Launcher(ctx context.Context, service, engine string) (engines.Launcher, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	if engine == EngineAPI {
+		return &staticPods{c: c}, nil
+	}
+	tag := m.images.Engines[engineImages[engine]]
+	if tag == "" {
+		return nil, fmt.Errorf("kind: no image of engine %s", engine)
+	}
+	return &kindlab.Pods{Cluster: c, Image: tag, Service: service}, nil
+}
+
+func (m *machines) PowerOff(ctx context.Context, node string) error {
+	c, err := m.cluster()
+	if err != nil {
+		return err
+	}
+	return c.PowerOff(ctx, node)
+}
+
+func (m *machines) PowerOn(ctx context.Context, node string) error {
+	c, err := m.cluster()
+	if err != nil {
+		return err
+	}
+	return c.PowerOn(ctx, node)
+}
+
+// Down removes the cluster and the lab network; with no network state
+// left (chaosloop was killed before it was written), the cluster's
+// containers by name.
+func (m *machines) Down(ctx context.Context) error {
+	err := kindlab.Down(ctx, m.log, m.dir)
+	if err == nil {
+		return nil
+	}
+	if _, serr := os.Stat(filepath.Join(m.dir, "netlab")); errors.Is(serr, os.ErrNotExist) {
+		return cluster.Delete(m.log, kindlab.ClusterPrefix+filepath.Base(m.dir), filepath.Join(m.dir, "kind"))
+	}
+	return err
+}
