@@ -47,7 +47,9 @@ func TestConformance(t *testing.T) {
 		Provider:  p,
 		Name:      name,
 		Leftovers: func(ctx context.Context, name string) ([]string, error) { return leftovers(ctx, root, name) },
-		Crash:     func(t *testing.T, name string, src []byte, sig os.Signal) { crashUp(t, root, opts.Cache, name, src, sig) },
+		Crash: func(t *testing.T, name string, src []byte, sig os.Signal) {
+			crashUp(t, root, opts.Cache, name, src, sig)
+		},
 	})
 }
 
