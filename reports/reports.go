@@ -46,7 +46,9 @@ type Run struct {
 	Dir      string
 	Scenario *scenarios.Scenario
 	Seed     uint64
-	Started  time.Time
+	// Backend is where the lab ran (local, kind); "" when unknown.
+	Backend string
+	Started time.Time
 }
 
 // Generate judges the run in r.Dir and writes its reports there. A missing or unreadable final state is not an error (the checks
@@ -80,7 +82,7 @@ func Judge(ctx context.Context, log *slog.Logger, r Run, opts checks.Options) (*
 	if err != nil {
 		return nil, fmt.Errorf("reports: %w", err)
 	}
-	in := checks.Input{Scenario: r.Scenario, Events: events, Seed: r.Seed, Started: r.Started}
+	in := checks.Input{Scenario: r.Scenario, Events: events, Seed: r.Seed, Backend: r.Backend, Started: r.Started}
 	final := &history.Final{}
 	switch err := readEvidence(r.Dir, FinalFile, func(rd io.Reader) error { return json.NewDecoder(rd).Decode(final) }); {
 	case errors.Is(err, fs.ErrNotExist):

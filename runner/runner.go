@@ -75,7 +75,9 @@ const (
 
 // SavedPlan is plan.json: what a replay needs besides the scenario.
 type SavedPlan struct {
-	Seed    uint64         `json:"seed"`
+	Seed uint64 `json:"seed"`
+	// Backend is the backend the run stood its lab up on (--on).
+	Backend string         `json:"backend,omitempty"`
 	Started time.Time      `json:"started"`
 	Faults  []faults.Fault `json:"faults"`
 	// Realised: when each fault actually went in and out and how late,
@@ -208,7 +210,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, errors.Join(runErr, ctx.Err())
 	}
 	w.phase("judge", "checking the evidence")
-	rep, err := reports.Generate(context.WithoutCancel(ctx), w.o.Log, reports.Run{Dir: w.dir, Scenario: sc, Seed: o.Seed, Started: w.started}, checks.Options{})
+	rep, err := reports.Generate(context.WithoutCancel(ctx), w.o.Log, reports.Run{Dir: w.dir, Scenario: sc, Seed: o.Seed, Backend: o.Provider.Name(), Started: w.started}, checks.Options{})
 	res.Report = rep
 	return res, errors.Join(runErr, err)
 }
@@ -308,7 +310,7 @@ func saveRunFiles(dir string, o Options, plan []faults.Fault, started time.Time)
 	if err := os.WriteFile(filepath.Join(dir, ScenarioFile), src, 0o644); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(SavedPlan{Seed: o.Seed, Started: started, Faults: plan}, "", "  ")
+	b, err := json.MarshalIndent(SavedPlan{Seed: o.Seed, Backend: o.Provider.Name(), Started: started, Faults: plan}, "", "  ")
 	if err != nil {
 		return err
 	}

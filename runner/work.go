@@ -282,7 +282,7 @@ func (w *work) collect(ctx context.Context, wr *wiring) error {
 
 // saveRealised adds the realised schedule to plan.json.
 func (w *work) saveRealised(r []faults.Realised) error {
-	b, err := json.MarshalIndent(SavedPlan{Seed: w.o.Seed, Started: w.started, Faults: w.plan, Realised: r}, "", "  ")
+	b, err := json.MarshalIndent(SavedPlan{Seed: w.o.Seed, Backend: w.o.Provider.Name(), Started: w.started, Faults: w.plan, Realised: r}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -294,10 +294,12 @@ const ReportVersion = 2
 
 // Report is everything a run is judged on, as written to report.json.
 type Report struct {
-	Version  int        `json:"version"`
-	Scenario string     `json:"scenario"`
-	Seed     uint64     `json:"seed"`
-	Started  *time.Time `json:"started,omitempty"`
+	Version  int    `json:"version"`
+	Scenario string `json:"scenario"`
+	Seed     uint64 `json:"seed"`
+	// Backend is where the lab ran: local, kind.
+	Backend string     `json:"backend,omitempty"`
+	Started *time.Time `json:"started,omitempty"`
 	// Verdict: PASS, FAIL, or UNKNOWN (inconclusive).
 	Verdict  Status `json:"verdict"`
 	ExitCode int    `json:"exitCode"`

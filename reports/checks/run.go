@@ -26,6 +26,7 @@ type Input struct {
 	Final      *history.Final
 	FinalError string
 	Seed       uint64
+	Backend    string
 	Started    time.Time
 }
 
@@ -104,7 +105,7 @@ func Run(in Input, opts Options) (*Report, error) {
 	}
 
 	rep := &Report{
-		Version: ReportVersion, Scenario: sc.Name, Seed: in.Seed, Expect: r.expect, Options: o.json(),
+		Version: ReportVersion, Scenario: sc.Name, Seed: in.Seed, Backend: in.Backend, Expect: r.expect, Options: o.json(),
 		Timings: Timings{
 			LoadStart: Sec(r.ix.LoadStart), BaselineStart: Sec(r.ix.BaselineStart), FirstFault: Sec(r.ix.FirstFault),
 			LoadEnd: Sec(r.ix.LoadEnd), End: Sec(r.ix.End),

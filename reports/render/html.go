@@ -97,7 +97,7 @@ details{margin:2px 0}summary{cursor:pointer}.small{color:#666;font-size:12px}cod
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
 </style></head><body>
 <h1>chaosloop run: {{.R.Scenario}}</h1>
-<div class="small">seed {{.R.Seed}}{{with .R.Started}} · started {{.Format "2006-01-02 15:04:05 MST"}}{{end}} · report version {{.R.Version}} · exit code {{.R.ExitCode}}</div>
+<div class="small">{{with .R.Backend}}on {{.}} · {{end}}seed {{.R.Seed}}{{with .R.Started}} · started {{.Format "2006-01-02 15:04:05 MST"}}{{end}} · report version {{.R.Version}} · exit code {{.R.ExitCode}}</div>
 
 <div class="verdict {{lower .R.Verdict}}" id="scorecard">
 <div class="word">{{.Word}}</div>

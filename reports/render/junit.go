@@ -66,7 +66,7 @@ func JUnit(w io.Writer, rep *checks.Report) error {
 	total := fmt.Sprintf("%.3f", rep.Timings.End.D().Seconds())
 	all := junitSuites{Name: "chaosloop " + rep.Scenario, Time: total}
 	run := junitSuite{Name: rep.Scenario + ": run", Time: total, Properties: []junitProperty{
-		{"seed", fmt.Sprint(rep.Seed)}, {"verdict", string(rep.Verdict)}, {"exitCode", fmt.Sprint(rep.ExitCode)},
+		{"seed", fmt.Sprint(rep.Seed)}, {"backend", rep.Backend}, {"verdict", string(rep.Verdict)}, {"exitCode", fmt.Sprint(rep.ExitCode)},
 	}}
 	if rep.Started != nil {
 		run.Timestamp = rep.Started.Format("2006-01-02T15:04:05")

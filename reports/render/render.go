@@ -26,7 +26,11 @@ func JSON(w io.Writer, rep *checks.Report) error {
 // check with its status per fault, the faults, and the load per phase.
 func Text(w io.Writer, rep *checks.Report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaosloop run %s (seed %d): %s (exit %d)\n", rep.Scenario, rep.Seed, verdictWord(rep.Verdict), rep.ExitCode)
+	on := ""
+	if rep.Backend != "" {
+		on = " on " + rep.Backend
+	}
+	fmt.Fprintf(&b, "chaosloop run %s%s (seed %d): %s (exit %d)\n", rep.Scenario, on, rep.Seed, verdictWord(rep.Verdict), rep.ExitCode)
 	for i, line := range rep.Why {
 		if i == 0 {
 			fmt.Fprintf(&b, "  %s\n", line)

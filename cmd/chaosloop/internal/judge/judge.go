@@ -174,7 +174,7 @@ func identity(dir string) (reports.Run, error) {
 	r := reports.Run{Dir: dir}
 	_, plan, err := runner.LoadSaved(dir)
 	if err == nil {
-		r.Seed, r.Started = plan.Seed, plan.Started
+		r.Seed, r.Backend, r.Started = plan.Seed, plan.Backend, plan.Started
 		return r, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -186,7 +186,7 @@ func identity(dir string) (reports.Run, error) {
 		// rather than refuse; they only label the report.
 		return r, nil
 	}
-	r.Seed = old.Seed
+	r.Seed, r.Backend = old.Seed, old.Backend
 	if old.Started != nil {
 		r.Started = *old.Started
 	}
