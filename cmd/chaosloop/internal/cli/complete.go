@@ -44,7 +44,7 @@ func isScenarioFile(name string) bool {
 func CompleteLabs(lf *LabFlags) func(string) ([]string, cobra.ShellCompDirective) {
 	return func(toComplete string) ([]string, cobra.ShellCompDirective) {
 		var out []string
-		if names, err := local.List(local.Options{Root: lf.Root}); err == nil {
+		if names, err := local.List(local.Options{Root: lf.root()}); err == nil {
 			for _, n := range names {
 				if strings.HasPrefix(n, toComplete) {
 					out = append(out, n)

@@ -48,14 +48,19 @@ func (f *LabFlags) Options(env *Env) (local.Options, error) {
 	if err := local.Supported(); err != nil {
 		return local.Options{}, err
 	}
-	root := f.Root
-	if root == "" {
-		root = local.DefaultRoot
-		if f.On == "kind" {
-			root = kind.DefaultRoot
-		}
+	return local.Options{Root: f.root(), Cache: f.Cache, Log: env.Log}, nil
+}
+
+// root is the state directory of --on's labs: --state-dir, else the
+// backend's own.
+func (f *LabFlags) root() string {
+	switch {
+	case f.Root != "":
+		return f.Root
+	case f.On == "kind":
+		return kind.DefaultRoot
 	}
-	return local.Options{Root: root, Cache: f.Cache, Log: env.Log}, nil
+	return local.DefaultRoot
 }
 
 // Provider returns the backend --on names, configured from the flags: the
