@@ -224,7 +224,7 @@ func (m *machines) Launcher(ctx context.Context, service, engine string) (engine
 	if tag == "" {
 		return nil, fmt.Errorf("kind: no image of engine %s", engine)
 	}
-	return &kindlab.Pods{Cluster: c, Image: tag, Service: service}, nil
+	return &kindlab.Pods{Cluster: c, Image: tag, Service: service, StateDir: m.dir}, nil
 }
 
 func (m *machines) PowerOff(ctx context.Context, node string) error {

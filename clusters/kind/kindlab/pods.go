@@ -48,9 +48,13 @@ type Pods struct {
 	Cluster *Cluster
 	Image   string // the engine's image (images.EngineImage)
 	Service string
+	// StateDir, when set, keeps the container IDs of the pods' processes
+	// for a later chaosloop (see Alive).
+	StateDir string
 
 	mu    sync.Mutex
 	nodes map[string]string // process name → node, learned by Start
+	ids   map[string]string // process name → container ID, learned by Start
 }
 
 // PodName is the pod of a named process: a DNS subdomain (lower case,
@@ -73,6 +77,7 @@ func (p *Pods) Start(ctx context.Context, m engines.Member, spec proc.Spec) (str
 		return "", err
 	}
 	name := PodName(spec.Name)
+	p.forgetContainer(spec.Name)
 	if out, err := p.Cluster.Kubectl(ctx, nil, "delete", "pod", name, "--namespace", Namespace,
 		"--ignore-not-found", "--force", "--grace-period=0", "--wait=true"); err != nil {
 		return "", fmt.Errorf("kind: remove the ended pod %s: %w: %s", name, err, out)
@@ -89,6 +94,7 @@ func (p *Pods) Start(ctx context.Context, m engines.Member, spec proc.Spec) (str
 	if err := p.waitRunning(ctx, name, spec.Log); err != nil {
 		return "", err
 	}
+	p.recordContainer(ctx, spec.Name)
 	return "pod " + Namespace + "/" + name + " on " + n.Name, nil
 }
 
@@ -276,10 +282,14 @@ func (p *Pods) inNode(ctx context.Context, name, script string) ([]byte, error) 
 	return docker.Run(ctx, "exec", n.Container, "sh", "-c", find+script)
 }
 
-// Alive asks the node's container runtime, not the API: a pod on a
-// node that is down or cut off stays Running in the API, while the
-// question is whether its process runs.
+// Alive says whether the process runs: by its container's cgroup on this
+// machine when its container is known (alive.go), else by asking the
+// node's container runtime. Never the API: a pod on a node that is down
+// or cut off stays Running there.
 func (p *Pods) Alive(ctx context.Context, name string) bool {
+	if id := p.containerID(name); id != "" {
+		return p.Cluster.live.has(id)
+	}
 	out, err := p.inNode(ctx, name, `echo "$id"`)
 	return err == nil && strings.TrimSpace(string(out)) != ""
 }
@@ -303,6 +313,7 @@ kill -%d "$(crictl inspect --output go-template --template '{{.info.pid}}' "$id"
 // from the API without waiting for its node.
 func (p *Pods) Stop(ctx context.Context, name string, grace time.Duration) error {
 	pod := PodName(name)
+	p.forgetContainer(name)
 	secs := int(grace.Seconds())
 	timeout := grace + 30*time.Second
 	_, err := p.Cluster.Kubectl(ctx, nil, "delete", "pod", pod, "--namespace", Namespace, "--ignore-not-found",

@@ -40,6 +40,8 @@ type Cluster struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	mgmt string // the container Kubectl runs in
+	// live answers which pod containers have processes (alive.go).
+	live liveContainers
 }
 
 // attachEvery is how often Up looks for node containers to attach.
