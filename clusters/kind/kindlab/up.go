@@ -203,17 +203,36 @@ func (c *Cluster) Kubectl(ctx context.Context, stdin []byte, args ...string) ([]
 	if err == nil || apiAnswers(ctx, cur) {
 		return out, err
 	}
-	for _, n := range c.Plan.ControlPlanes() {
-		if n.Container != cur && apiAnswers(ctx, n.Container) {
-			c.mu.Lock()
-			c.mgmt = n.Container
-			c.mu.Unlock()
-			c.log.Info("kubectl moves to another control-plane node", "from", cur, "to", n.Container)
-			return kubectlIn(ctx, n.Container, stdin, args...)
+	// No control plane answers (they are powered off, or coming back
+	// from it): wait for one, as a client of the cluster would.
+	deadline := time.Now().Add(apiWait)
+	for first := true; ; first = false {
+		for _, n := range c.Plan.ControlPlanes() {
+			// cur just failed: the first pass asks the others
+			if (!first || n.Container != cur) && apiAnswers(ctx, n.Container) {
+				c.mu.Lock()
+				c.mgmt = n.Container
+				c.mu.Unlock()
+				if n.Container != cur {
+					c.log.Info("kubectl moves to another control-plane node", "from", cur, "to", n.Container)
+				}
+				return kubectlIn(ctx, n.Container, stdin, args...)
+			}
+		}
+		if time.Now().After(deadline) {
+			return out, fmt.Errorf("%w (no API server answered for %s)", err, apiWait)
+		}
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(time.Second):
 		}
 	}
-	return out, err
 }
+
+// apiWait bounds how long Kubectl waits for some API server to answer
+// when none does.
+const apiWait = 3 * time.Minute
 
 // kubectlIn runs kubectl in a node container.
 func kubectlIn(ctx context.Context, container string, stdin []byte, args ...string) ([]byte, error) {
