@@ -19,6 +19,7 @@ import (
 	"github.com/chaosloop/chaosloop/load/wire"
 	"github.com/chaosloop/chaosloop/reports/checks"
 	"github.com/chaosloop/chaosloop/runner"
+	"github.com/chaosloop/chaosloop/runner/runnertest"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -35,14 +36,7 @@ func binary(t testing.TB) string {
 	return bin
 }
 
-func parse(t *testing.T, name, src string) *scenarios.Scenario {
-	t.Helper()
-	s, err := scenarios.Decode(name+".yaml", []byte(src))
-	require.NoError(t, err)
-	d := s.WithDefaults()
-	require.NoError(t, d.Validate())
-	return d
-}
+func parse(t *testing.T, name, src string) *scenarios.Scenario { return runnertest.Parse(t, name, src) }
 
 // run runs sc on a fresh lab. The run directory and the lab's state live
 // in the test's evidence directory (enginetest.NewEvidence): when the test
@@ -57,21 +51,7 @@ func run(t testing.TB, sc *scenarios.Scenario, seed uint64) (*local.Options, *ru
 	})
 	require.NoError(t, err)
 	require.NotNil(t, res.Report)
-	for _, p := range res.Report.Phases {
-		t.Logf("phase %-28s %5.1f/s ok %d errors %d dropped %d p50 %v p99 %v",
-			p.Name, p.Throughput, p.OK, p.Errors, p.Dropped, p.P50, p.P99)
-	}
-	for _, c := range res.Report.Checks {
-		t.Logf("%-24s %-7s %s", c.ID, c.Status, c.Summary)
-		for _, pf := range c.PerFault {
-			t.Logf("    fault %d %s: %s", pf.Fault+1, pf.Status, pf.Summary)
-		}
-		if c.Status != checks.Pass {
-			for _, f := range c.Findings {
-				t.Logf("    %s: %s", f.Severity, f.Message)
-			}
-		}
-	}
+	runnertest.LogReport(t, res.Report)
 	return &lo, res
 }
 
@@ -131,40 +111,9 @@ func TestQuickstartPasses(t *testing.T) {
 // rack, the rack loses power: chaosloop must report FAIL on quorum.
 func TestGaleraTwoInOneRackFailsQuorum(t *testing.T) {
 	enginetest.RequireRoot(t)
-	sc := parse(t, "neg-galera", `name: neg-galera
-sites:
-  - name: a
-    racks:
-      - {name: r1, power: [a-p1], switches: [a-s1], nodes: [{name: a1, pools: [DB]}, {name: a2, pools: [DB]}]}
-      - {name: r2, power: [a-p2], switches: [a-s2], nodes: [{name: a3, pools: [K, R, APP]}]}
-  - {name: b, racks: [{name: r1, power: [b-p], switches: [b-s], nodes: [{name: b1, pools: [DB, K, R, APP]}]}]}
-  - {name: c, racks: [{name: r1, power: [c-p], switches: [c-s], nodes: [{name: c1, pools: [K, R, APP]}]}]}
-services:
-  - {name: ledger, kind: mysql, pool: DB, placement: [a1, a2, b1]}
-  - {name: kafka, kind: kafka, pool: K, spread: site, partitions: 3}
-  - {name: cache, kind: redis, pool: R, spread: site}
-  - {name: handlers, kind: stateless, pool: APP, spread: site}
-load: {rate: 30, duration: 75s, warmup: 15s, participants: 4}
-faults:
-  - {at: 15s, for: 35s, action: power-off, target: rack/a/r1}
-expect: {quorum: held, throughput: 0.3, recovery: 60s}
-`)
+	sc := parse(t, "neg-galera", runnertest.GaleraRack("neg-galera", ""))
 	_, res := run(t, sc, 7)
-	rep := res.Report
-	q := rep.Check("quorum")
-	require.NotNil(t, q)
-	require.Equal(t, checks.Fail, q.Status, q.Summary)
-	require.Equal(t, 4, rep.ExitCode, "liveness violated: %v", rep.Why)
-	found := false
-	for _, f := range q.Findings {
-		if f.Service == "ledger" && f.Severity == checks.SevFail {
-			found = true
-		}
-	}
-	require.True(t, found, "the ledger's quorum loss is the finding: %+v", q.Findings)
-	// Losing quorum must not lose acknowledged money.
-	require.Equal(t, checks.Pass, rep.Check("acknowledged-transfers").Status)
-	require.Equal(t, checks.Pass, rep.Check("money-conserved").Status)
+	runnertest.RequireGaleraQuorumFail(t, res.Report)
 }
 
 // TestPartitionedRedisLosesWritesAndIdleFaultIsFlagged: site a, holding the

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -96,43 +95,15 @@ func leftovers(ctx context.Context, root, name string) ([]string, error) {
 	if strings.Contains(string(ipt), kindlab.NSPrefix+name) {
 		out = append(out, "iptables rules of "+kindlab.NSPrefix+name)
 	}
-	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, c := range cmdlines {
-		b, err := os.ReadFile(c)
-		if err == nil && strings.Contains(string(b), dir+"/") {
-			out = append(out, fmt.Sprintf("process %s: %.80s", filepath.Base(filepath.Dir(c)), strings.ReplaceAll(string(b), "\x00", " ")))
-		}
-	}
+	out = append(out, labtest.ProcessesUnder(dir)...)
 	return out, nil
 }
 
 // crashUp runs `chaosloop up --on kind` and ends it with sig once the
 // cluster's node containers exist.
 func crashUp(t *testing.T, root, cache, name string, src []byte, sig os.Signal) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "chaosloop")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/chaosloop").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	file := filepath.Join(dir, name+".yaml")
-	require.NoError(t, os.WriteFile(file, src, 0o644))
-	up := exec.Command(bin, "up", file, "--on", "kind", "--state-dir", root, "--cache-dir", cache)
-	require.NoError(t, up.Start())
-	deadline := time.Now().Add(5 * time.Minute)
-	for time.Now().Before(deadline) {
+	labtest.CrashCLI(t, "../../cmd/chaosloop", name, src, sig, 5*time.Minute, func() bool {
 		ids, _ := docker.Run(context.Background(), "ps", "--quiet", "--filter", "label="+cluster.ClusterLabel+"="+kindlab.ClusterPrefix+name)
-		if len(strings.Fields(string(ids))) > 0 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	require.NoError(t, up.Process.Signal(sig))
-	done := make(chan error, 1)
-	go func() { done <- up.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-		_ = up.Process.Signal(syscall.SIGKILL)
-		<-done
-		t.Errorf("chaosloop up did not end within 2 minutes of %v", sig)
-	}
+		return len(strings.Fields(string(ids))) > 0
+	}, "--on", "kind", "--state-dir", root, "--cache-dir", cache)
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/kind"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindtest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
-	"github.com/chaosloop/chaosloop/reports/checks"
 	"github.com/chaosloop/chaosloop/runner"
+	"github.com/chaosloop/chaosloop/runner/runnertest"
 	"github.com/chaosloop/chaosloop/scenarios"
 )
 
@@ -45,26 +45,8 @@ func runOnKind(t *testing.T, sc *scenarios.Scenario, seed uint64) *runner.Result
 	require.NoError(t, err)
 	require.NotNil(t, res.Report)
 	require.Equal(t, kind.Name, res.Report.Backend)
-	for _, ph := range res.Report.Phases {
-		t.Logf("phase %-28s %5.1f/s ok %d errors %d dropped %d p50 %v p99 %v",
-			ph.Name, ph.Throughput, ph.OK, ph.Errors, ph.Dropped, ph.P50, ph.P99)
-	}
-	for _, c := range res.Report.Checks {
-		t.Logf("%-24s %-7s %s", c.ID, c.Status, c.Summary)
-		for _, f := range c.Findings {
-			t.Logf("    %s: %s", f.Severity, f.Message)
-		}
-	}
+	runnertest.LogReport(t, res.Report)
 	return res
-}
-
-func parse(t *testing.T, name, src string) *scenarios.Scenario {
-	t.Helper()
-	s, err := scenarios.Decode(name+".yaml", []byte(src))
-	require.NoError(t, err)
-	d := s.WithDefaults()
-	require.NoError(t, d.Validate())
-	return d
 }
 
 // TestGaleraTwoInOneRackFailsOnKind is the local lab's Galera negative
@@ -73,36 +55,6 @@ func parse(t *testing.T, name, src string) *scenarios.Scenario {
 // FAIL on quorum, and lose no acknowledged money. The control plane is a
 // node of its own in another site, so the API is not what fails.
 func TestGaleraTwoInOneRackFailsOnKind(t *testing.T) {
-	sc := parse(t, "kneg-galera", `name: kneg-galera
-sites:
-  - name: a
-    racks:
-      - {name: r1, power: [a-p1], switches: [a-s1], nodes: [{name: a1, pools: [DB]}, {name: a2, pools: [DB]}]}
-      - {name: r2, power: [a-p2], switches: [a-s2], nodes: [{name: a3, pools: [K, R, APP]}]}
-  - {name: b, racks: [{name: r1, power: [b-p], switches: [b-s], nodes: [{name: b1, pools: [DB, K, R, APP]}]}]}
-  - {name: c, racks: [{name: r1, power: [c-p], switches: [c-s], nodes: [{name: c1, pools: [K, R, APP]}, {name: cp, pools: [K3S-CONTROL-PLANE]}]}]}
-services:
-  - {name: ledger, kind: mysql, pool: DB, placement: [a1, a2, b1]}
-  - {name: kafka, kind: kafka, pool: K, spread: site, partitions: 3}
-  - {name: cache, kind: redis, pool: R, spread: site}
-  - {name: handlers, kind: stateless, pool: APP, spread: site}
-load: {rate: 30, duration: 75s, warmup: 15s, participants: 4}
-faults:
-  - {at: 15s, for: 35s, action: power-off, target: rack/a/r1}
-expect: {quorum: held, throughput: 0.3, recovery: 60s}
-`)
-	rep := runOnKind(t, sc, 7).Report
-	q := rep.Check("quorum")
-	require.NotNil(t, q)
-	require.Equal(t, checks.Fail, q.Status, q.Summary)
-	require.Equal(t, 4, rep.ExitCode, "liveness violated: %v", rep.Why)
-	found := false
-	for _, f := range q.Findings {
-		if f.Service == "ledger" && f.Severity == checks.SevFail {
-			found = true
-		}
-	}
-	require.True(t, found, "the ledger's quorum loss is the finding: %+v", q.Findings)
-	require.Equal(t, checks.Pass, rep.Check("acknowledged-transfers").Status)
-	require.Equal(t, checks.Pass, rep.Check("money-conserved").Status)
+	sc := runnertest.Parse(t, "kneg-galera", runnertest.GaleraRack("kneg-galera", ", {name: cp, pools: [K3S-CONTROL-PLANE]}"))
+	runnertest.RequireGaleraQuorumFail(t, runOnKind(t, sc, 7).Report)
 }

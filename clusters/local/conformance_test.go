@@ -2,16 +2,12 @@ package local_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
@@ -61,42 +57,15 @@ func leftovers(opts local.Options, name string) ([]string, error) {
 	if strings.Contains(string(ipt), "cl-"+name) {
 		out = append(out, "iptables rules of cl-"+name)
 	}
-	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, c := range cmdlines {
-		b, err := os.ReadFile(c)
-		if err == nil && strings.Contains(string(b), opts.StateDir(name)+"/") {
-			out = append(out, fmt.Sprintf("process %s: %.80s", filepath.Base(filepath.Dir(c)), strings.ReplaceAll(string(b), "\x00", " ")))
-		}
-	}
+	out = append(out, labtest.ProcessesUnder(opts.StateDir(name))...)
 	return out, nil
 }
 
 // crashUp runs `chaosloop up` on the scenario source and ends it with sig
 // once its engines are starting (process records exist).
 func crashUp(t *testing.T, opts local.Options, name string, src []byte, sig os.Signal) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "chaosloop")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/chaosloop").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	file := filepath.Join(dir, name+".yaml")
-	require.NoError(t, os.WriteFile(file, src, 0o644))
-	up := exec.Command(bin, "up", file, "--state-dir", opts.Root, "--cache-dir", opts.Cache)
-	require.NoError(t, up.Start())
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		if recs, _ := proc.List(opts.StateDir(name)); len(recs) >= 2 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	require.NoError(t, up.Process.Signal(sig))
-	done := make(chan error, 1)
-	go func() { done <- up.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-		_ = up.Process.Signal(syscall.SIGKILL)
-		<-done
-		t.Errorf("chaosloop up did not end within 2 minutes of %v", sig)
-	}
+	labtest.CrashCLI(t, "../../cmd/chaosloop", name, src, sig, 90*time.Second, func() bool {
+		recs, _ := proc.List(opts.StateDir(name))
+		return len(recs) >= 2
+	}, "--state-dir", opts.Root, "--cache-dir", opts.Cache)
 }

@@ -44,27 +44,7 @@ func (c *Cluster) Repair(ctx context.Context, off map[string]bool, wait time.Dur
 	if err := c.Attach(ctx); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(wait)
-	for {
-		ready, err := c.Ready(ctx)
-		var not []string
-		for _, n := range c.Plan.Nodes {
-			if !off[n.Name] && !ready[n.Name] {
-				not = append(not, n.Name)
-			}
-		}
-		if err == nil && len(not) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("kind: nodes not Ready after %s: %s (%v)", wait, strings.Join(not, ", "), err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
+	return c.waitReady(ctx, wait, off)
 }
 
 // PowerOff kills a node's container at once: SIGKILL to every process in

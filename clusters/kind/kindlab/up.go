@@ -275,12 +275,18 @@ func (c *Cluster) Ready(ctx context.Context) (map[string]bool, error) {
 
 // WaitReady returns once every node of the plan is Ready.
 func (c *Cluster) WaitReady(ctx context.Context, wait time.Duration) error {
+	return c.waitReady(ctx, wait, nil)
+}
+
+// waitReady returns once every node of the plan but those in off is
+// Ready.
+func (c *Cluster) waitReady(ctx context.Context, wait time.Duration, off map[string]bool) error {
 	deadline := time.Now().Add(wait)
 	for {
 		ready, err := c.Ready(ctx)
 		var not []string
 		for _, n := range c.Plan.Nodes {
-			if !ready[n.Name] {
+			if !off[n.Name] && !ready[n.Name] {
 				not = append(not, n.Name)
 			}
 		}
