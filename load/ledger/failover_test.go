@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +77,16 @@ func TestFailedMemberStaysOutUntilHealthy(t *testing.T) {
 	require.NotNil(t, rec, "member 0's mariadbd")
 	require.NoError(t, rec.Signal(syscall.SIGSTOP))
 	defer func() { _ = rec.Signal(syscall.SIGCONT) }()
+	// kill(2) returns before the stop takes effect: the kernel wakes one
+	// thread, which then stops the others. Until every thread is stopped
+	// mariadbd still answers, and the next transaction would succeed on
+	// member 0 and the one after it be the one to time out.
+	sent, polls := time.Now(), 0
+	for ; !allStopped(rec.PID); polls++ {
+		require.Less(t, time.Since(sent), 10*time.Second, "member 0's mariadbd stops")
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("member 0's mariadbd stopped %s after SIGSTOP (%d polls found a thread running)", time.Since(sent), polls)
 	// The pooled connection to it times out (the DSN's read timeout); the
 	// transaction is retried on member 1.
 	require.NoError(t, ping(), "fails over to member 1")
@@ -116,4 +127,24 @@ func TestFailedMemberStaysOutUntilHealthy(t *testing.T) {
 	w, err := other.pick(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, w, "a new Store joins the cluster's writer, not its own first choice")
+}
+
+// allStopped says whether every thread of process pid is stopped (state T;
+// a thread that has exited counts too).
+func allStopped(pid int) bool {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		f, err := proc.StatFields(dir + "/" + task.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		if f[0] != "T" && f[0] != "Z" && f[0] != "X" {
+			return false
+		}
+	}
+	return true
 }
