@@ -207,16 +207,19 @@ func (s *Store) elect(ctx context.Context) (int, error) {
 	for _, j := range cands {
 		w, err := s.writerVia(ctx, j)
 		if err == nil {
-			s.use(w)
 			s.mu.Lock()
 			bad := s.bad[w]
 			s.mu.Unlock()
 			if bad {
 				// The cluster keeps a member this Store cannot use: wait
 				// for it (its probe) or for the cluster to drop it;
-				// writing elsewhere would make two writers.
+				// writing elsewhere would make two writers. Not made the
+				// writer in use: once its probe passes, the next write
+				// must ask the cluster again, which may have elected
+				// another meanwhile.
 				return -1, fmt.Errorf("ledger: writer %s is still in the cluster but failed here", s.addrs[w])
 			}
+			s.use(w)
 			return w, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", s.addrs[j], err))
