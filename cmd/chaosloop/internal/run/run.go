@@ -101,8 +101,9 @@ func NewReplayCommand(env *cli.Env) *cobra.Command {
 		Short: "Run a saved run again: same scenario, same seed, same realised fault schedule",
 		Long: `Replay reads a run directory written by 'chaosloop run' (scenario.yaml and
 plan.json) and runs it again: the same scenario, the same seed and the same
-realised fault schedule, into a new run directory. Use it to check that a
-failure reproduces, or that a fix holds. Exit status as for run.`,
+realised fault schedule, into a new run directory, on the backend the run
+was on (plan.json's; --on overrides it). Use it to check that a failure
+reproduces, or that a fix holds. Exit status as for run.`,
 		Example: `  sudo chaosloop replay runs/20261125-120000-quickstart
   sudo chaosloop replay runs/20261125-120000-quickstart --down`,
 		Args:              cobra.ExactArgs(1),
@@ -116,10 +117,14 @@ failure reproduces, or that a fix holds. Exit status as for run.`,
 			if err != nil {
 				return err
 			}
+			if !cmd.Flags().Changed("on") && saved.Backend != "" {
+				// where the run was, unless told otherwise
+				f.lab.On = saved.Backend
+			}
 			if _, err := f.lab.Options(env); err != nil {
 				return err // before saying it replays
 			}
-			fmt.Fprintf(env.Err, "replaying %s: seed %d, %d faults\n", args[0], saved.Seed, len(saved.Faults))
+			fmt.Fprintf(env.Err, "replaying %s on %s: seed %d, %d faults\n", args[0], f.lab.On, saved.Seed, len(saved.Faults))
 			return execute(cmd, env, &f, runner.Options{Scenario: sc, ScenarioSource: src, RunsDir: f.runsDir, Seed: saved.Seed, Plan: saved.Faults})
 		},
 	}
