@@ -17,6 +17,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/kind/k8sbin"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
+	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 	"github.com/chaosloop/chaosloop/lab"
@@ -50,9 +51,7 @@ const (
 // the member, Stop and StopMember do nothing.
 type apiEngine struct{}
 
-var _ interface {
-	Status(context.Context, *engines.Cluster) (engines.Status, error)
-} = (*apiEngine)(nil)
+var _ local.Engine = (*apiEngine)(nil)
 
 func (*apiEngine) Install(context.Context) error { return nil }
 

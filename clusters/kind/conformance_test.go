@@ -2,7 +2,6 @@ package kind_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,15 +30,20 @@ func TestConformance(t *testing.T) {
 	kindtest.Daemon(t)
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	root := t.TempDir()
+	ev := enginetest.NewEvidence(t)
+	root := ev.WorkDir("lab")
 	opts := kind.Options{Root: root, Cache: filepath.Dir(kindtest.Cache), Log: enginetest.ProcessLog(),
 		Runtime: []string{exe, kindtest.RuntimeArg}, DockerStateDir: kindtest.StateDir}
 	p := kind.NewProvider(opts)
 	name := "kconform"
 	t.Cleanup(func() {
 		if t.Failed() {
-			keep(t, root, name)
+			// the nodes' logs, before down removes them
+			if err := cluster.CollectLogs(enginetest.ProcessLog(), kindlab.ClusterPrefix+name, ev.Sub("kind-logs")); err != nil {
+				t.Logf("kind logs: %v", err)
+			}
 		}
+		ev.Save(filepath.Join(root, name, "logs"), "logs")
 		_ = p.Down(context.Background(), name)
 	})
 	labtest.Run(t, labtest.Harness{
@@ -50,21 +54,6 @@ func TestConformance(t *testing.T) {
 			crashUp(t, root, opts.Cache, name, src, sig)
 		},
 	})
-}
-
-// keep copies a failed test's lab state and node logs where CI keeps
-// evidence.
-func keep(t *testing.T, root, name string) {
-	dir := filepath.Join(enginetest.EvidenceRoot, fmt.Sprintf("%s-%s", t.Name(), time.Now().UTC().Format("20060102-150405")))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Logf("keep evidence: %v", err)
-		return
-	}
-	_ = exec.Command("cp", "-a", filepath.Join(root, name), filepath.Join(dir, "state")).Run()
-	if err := cluster.CollectLogs(enginetest.ProcessLog(), kindlab.ClusterPrefix+name, filepath.Join(dir, "kind-logs")); err != nil {
-		t.Logf("kind logs: %v", err)
-	}
-	t.Logf("evidence kept in %s", dir)
 }
 
 // leftovers lists what of a kind lab is on the machine: its node
