@@ -137,6 +137,11 @@ type Worker struct {
 	Env  []string `json:"env,omitempty"`
 	// MemberFlag, when set, is passed with the member index (e.g. --member).
 	MemberFlag string `json:"memberFlag,omitempty"`
+	// Files are files the worker reads, named by path in Args. A backend
+	// whose machines do not see this machine's files (kind's pods) runs
+	// the worker from copies of its binary and Files on the member's node,
+	// and Args name the copies.
+	Files []string `json:"files,omitempty"`
 }
 
 // Budget is how long a service may refuse writes after a fault before its

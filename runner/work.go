@@ -172,7 +172,8 @@ func (w *work) startHandlers(ctx context.Context, wr *wiring) (stop func(), err 
 	if err := os.WriteFile(hpath, b, 0o600); err != nil {
 		return nil, err
 	}
-	wk := lab.Worker{Path: w.o.Binary, Args: []string{"internal", "handler", "-v", "--config", hpath}, MemberFlag: "--member"}
+	wk := lab.Worker{Path: w.o.Binary, Args: []string{"internal", "handler", "-v", "--config", hpath}, MemberFlag: "--member",
+		Files: []string{hpath}}
 	if err := w.lb.StartWorkers(ctx, w.roles.handlers, wk); err != nil {
 		return nil, fmt.Errorf("starting handlers: %w", err)
 	}

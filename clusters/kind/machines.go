@@ -36,6 +36,8 @@ var engineImages = map[string]string{
 	local.EngineEtcd: "etcd", local.EngineZooKeeper: "zookeeper", local.EngineGalera: "mariadb",
 	local.EngineMariaDB: "mariadb", local.EngineRedis: "redis", local.EngineKafka: "kafka",
 	local.EngineDocstore: "docstore",
+	// a stateless service's workers: chaosloop's handlers
+	local.EngineNone: images.WorkerImage,
 }
 
 // machines are a kind lab's node containers, as local.Machines.
@@ -108,21 +110,27 @@ func (m *machines) Up(ctx context.Context, sc *scenarios.Scenario) (*netlab.Lab,
 	if err != nil {
 		return c.Net, err
 	}
-	return c.Net, m.loadImages(ctx, sc)
+	return c.Net, m.prepare(ctx, sc)
 }
 
-// loadImages creates the members' namespace and loads each engine's
-// image into the nodes its members run on.
-func (m *machines) loadImages(ctx context.Context, sc *scenarios.Scenario) error {
-	ns := fmt.Sprintf(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":%q}}`, kindlab.Namespace)
-	if out, err := m.c.Kubectl(ctx, []byte(ns), "apply", "--filename", "-"); err != nil {
-		return fmt.Errorf("kind: namespace %s: %w: %s", kindlab.Namespace, err, out)
-	}
+// prepare creates the members' namespace and a headless Service per
+// service, and loads each engine's image into the nodes its members run
+// on.
+func (m *machines) prepare(ctx context.Context, sc *scenarios.Scenario) error {
 	topo, err := topology.Build(sc)
 	if err != nil {
 		return err
 	}
 	api := kindlab.APIService(topo)
+	var services []string
+	for _, sv := range topo.Services {
+		if sv.Name != api {
+			services = append(services, sv.Name)
+		}
+	}
+	if out, err := m.c.Kubectl(ctx, kindlab.ServiceObjects(services), "apply", "--filename", "-"); err != nil {
+		return fmt.Errorf("kind: namespace %s and its services: %w: %s", kindlab.Namespace, err, out)
+	}
 	nodes := map[string][]kindlab.NodePlan{} // image → nodes
 	seen := map[string]bool{}
 	for _, sv := range topo.Services {
@@ -210,8 +218,9 @@ func (m *machines) cluster() (*kindlab.Cluster, error) {
 	return m.c, nil
 }
 
-// Launcher: a service's members as pods from its engine's image; the API
-// service's are the control-plane nodes' static pods.
+// Launcher: a service's members as pods from its engine's image (a
+// stateless service's workers from the worker image); the API service's
+// are the control-plane nodes' static pods.
 func (m *machines) Launcher(ctx context.Context, service, engine string) (engines.Launcher, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -242,6 +251,18 @@ func (m *machines) PowerOn(ctx context.Context, node string) error {
 	}
 	return c.PowerOn(ctx, node)
 }
+
+// Wipe loses a node's own data with its disk: a control-plane node's
+// etcd (its member is replaced when the node is back, see kindlab).
+func (m *machines) Wipe(_ context.Context, node string) error {
+	c, err := m.cluster()
+	if err != nil {
+		return err
+	}
+	return c.Wipe(node)
+}
+
+var _ local.Wiper = (*machines)(nil)
 
 // Down removes the cluster and the lab network; with no network state
 // left (chaosloop was killed before it was written), the cluster's

@@ -229,6 +229,9 @@ func (l *Lab) powerTo(ctx context.Context, all []lab.Injected, wipe bool) error 
 			}
 			if wipe {
 				errs = append(errs, l.wipe(n.Name))
+				if w, ok := l.mach.(Wiper); ok {
+					errs = append(errs, w.Wipe(ctx, n.Name))
+				}
 			}
 		case !off[n.Name] && !l.net.Powered(n.Name):
 			if err := l.net.PowerOn(ctx, n.Name); err != nil {
@@ -350,7 +353,7 @@ func (l *Lab) restartNodes(ctx context.Context, nodes []string) error {
 
 func (l *Lab) restartMember(ctx context.Context, ss *serviceState, i int) error {
 	if ss.Engine == EngineNone {
-		return l.startWorker(ss, i)
+		return l.startWorker(ctx, ss, i)
 	}
 	e, err := l.eng.get(ss.Engine, ss)
 	if err != nil {

@@ -30,7 +30,8 @@ type Machines interface {
 	EngineFor(topo *topology.Topology, sv *topology.Service) string
 	// Engine returns an engine EngineFor named.
 	Engine(name string) (Engine, error)
-	// Launcher starts a service's member processes on its machines.
+	// Launcher starts a service's member processes on its machines (a
+	// stateless service's: its workers).
 	Launcher(ctx context.Context, service, engine string) (engines.Launcher, error)
 	// PowerOff cuts a node's power: every process of the machine dies at
 	// once. It is called before the network marks the node off.
@@ -40,6 +41,13 @@ type Machines interface {
 	PowerOn(ctx context.Context, node string) error
 	// Down removes the machines and the lab network, also after a crash.
 	Down(ctx context.Context) error
+}
+
+// Wiper is Machines whose nodes keep data of their own on their disks
+// (kind: a control-plane node's etcd), which destroy loses with the
+// members' data. Wipe is called with the node off.
+type Wiper interface {
+	Wipe(ctx context.Context, node string) error
 }
 
 // Engine is what the lab needs of every engine (see the engine packages);

@@ -93,15 +93,13 @@ func (l *Lab) upNetwork(ctx context.Context, sc *scenarios.Scenario) (*netlab.La
 }
 
 // attachLaunchers gives every service the backend's launcher of its
-// members' processes (none on the local lab: processes on its hosts).
+// members' processes, a stateless service's workers included (none on
+// the local lab: processes on its hosts).
 func (l *Lab) attachLaunchers(ctx context.Context) error {
 	if l.mach == nil {
 		return nil
 	}
 	for _, ss := range l.st.Services {
-		if ss.Engine == EngineNone {
-			continue
-		}
 		ln, err := l.mach.Launcher(ctx, ss.Name, ss.Engine)
 		if err != nil {
 			return fmt.Errorf("service %s: %w", ss.Name, err)

@@ -58,7 +58,7 @@ func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) lab.ServiceSt
 	si := lab.ServiceStatus{Name: ss.Name, Kind: ss.Kind, Engine: ss.Engine, Substitute: substitute(ss.Kind, ss.Engine)}
 	var st engines.Status
 	if ss.Engine == EngineNone {
-		st = l.statelessStatus(ss)
+		st = l.statelessStatus(ctx, ss)
 	} else {
 		e, err := l.eng.get(ss.Engine, ss)
 		if err != nil {
@@ -91,12 +91,12 @@ func (l *Lab) serviceStatus(ctx context.Context, ss *serviceState) lab.ServiceSt
 
 // statelessStatus: a stateless member is up while its node has power and,
 // when the service has a worker, while the worker runs.
-func (l *Lab) statelessStatus(ss *serviceState) engines.Status {
+func (l *Lab) statelessStatus(ctx context.Context, ss *serviceState) engines.Status {
 	st := engines.Status{Engine: EngineNone}
 	for i, m := range ss.Cluster.Members {
 		up := l.net.Powered(m.Node)
 		if ss.Worker != nil {
-			up = up && l.workerAlive(ss, i)
+			up = up && l.workerAlive(ctx, ss, i)
 		}
 		st.Members = append(st.Members, engines.MemberStatus{Index: m.Index, Name: m.Name, Up: up, Healthy: up})
 		st.Writable = st.Writable || up

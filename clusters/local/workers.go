@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -33,12 +35,15 @@ func (l *Lab) StartWorkers(ctx context.Context, service string, w lab.Worker) er
 	}
 	var errs []error
 	for i := range ss.Cluster.Members {
-		errs = append(errs, l.startWorker(ss, i))
+		errs = append(errs, l.startWorker(ctx, ss, i))
 	}
 	return errors.Join(errs...)
 }
 
-func (l *Lab) startWorker(ss *serviceState, i int) error {
+// startWorker starts member i's worker through the service's launcher: a
+// process in the member's namespace and cgroup on the local lab, a pod on
+// the member's node on kind.
+func (l *Lab) startWorker(ctx context.Context, ss *serviceState, i int) error {
 	if ss.Worker == nil {
 		return nil
 	}
@@ -47,19 +52,87 @@ func (l *Lab) startWorker(ss *serviceState, i int) error {
 		return nil
 	}
 	name := workerName(ss, i)
-	if rec, err := proc.Load(l.dir, name); err == nil && rec.Alive() {
+	ln := ss.Cluster.Launch()
+	if ln.Alive(ctx, name) {
 		return nil
 	}
-	args := slices.Clone(ss.Worker.Args)
-	if ss.Worker.MemberFlag != "" {
-		args = append(args, ss.Worker.MemberFlag, fmt.Sprint(i))
+	w := *ss.Worker
+	if ss.Cluster.Launcher != nil {
+		staged, err := stageWorker(w, filepath.Join(m.DataDir, "worker"))
+		if err != nil {
+			return fmt.Errorf("worker of %s: %w", m.Name, err)
+		}
+		w = staged
 	}
-	_, err := proc.Start(l.dir, proc.Spec{
+	args := slices.Clone(w.Args)
+	if w.MemberFlag != "" {
+		args = append(args, w.MemberFlag, fmt.Sprint(i))
+	}
+	where, err := ln.Start(ctx, m, proc.Spec{
 		Name: name, NetNS: m.NetNS, Cgroup: m.Cgroup,
-		Path: ss.Worker.Path, Args: args, Env: ss.Worker.Env,
+		Path: w.Path, Args: args, Env: w.Env,
 		Log: filepath.Join(m.LogDir, "worker.log"),
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	l.opts.Log.Debug("worker started", "member", m.Name, "where", where)
+	return nil
+}
+
+// stageWorker copies w's binary and files into dir (on the member's node:
+// its data directory is mounted there) and returns w naming the copies.
+func stageWorker(w lab.Worker, dir string) (lab.Worker, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return w, err
+	}
+	moved := map[string]string{}
+	for _, src := range append([]string{w.Path}, w.Files...) {
+		dst := filepath.Join(dir, filepath.Base(src))
+		if err := linkOrCopy(src, dst); err != nil {
+			return w, err
+		}
+		moved[src] = dst
+	}
+	out := w
+	out.Path = moved[w.Path]
+	out.Args = slices.Clone(w.Args)
+	for i, a := range out.Args {
+		if to, ok := moved[a]; ok {
+			out.Args[i] = to
+		}
+	}
+	out.Files = nil
+	return out, nil
+}
+
+// linkOrCopy puts src's content at dst: a hard link where both are on one
+// file system (a binary of tens of MB, once per member), else a copy.
+func linkOrCopy(src, dst string) error {
+	if err := os.Remove(dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fi.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // StopWorkers stops a stateless service's workers and forgets them.
@@ -68,13 +141,10 @@ func (l *Lab) StopWorkers(ctx context.Context, service string) error {
 	if err != nil {
 		return err
 	}
+	ln := ss.Cluster.Launch()
 	var errs []error
 	for i := range ss.Cluster.Members {
-		rec, err := proc.Load(l.dir, workerName(ss, i))
-		if err != nil {
-			continue
-		}
-		errs = append(errs, rec.Stop(ctx, 5*time.Second), proc.Forget(l.dir, rec.Name))
+		errs = append(errs, ln.Stop(ctx, workerName(ss, i), 5*time.Second))
 	}
 	l.mu.Lock()
 	ss.Worker = nil
@@ -84,7 +154,6 @@ func (l *Lab) StopWorkers(ctx context.Context, service string) error {
 }
 
 // workerAlive reports whether member i's worker runs.
-func (l *Lab) workerAlive(ss *serviceState, i int) bool {
-	rec, err := proc.Load(l.dir, workerName(ss, i))
-	return err == nil && rec.Alive()
+func (l *Lab) workerAlive(ctx context.Context, ss *serviceState, i int) bool {
+	return ss.Cluster.Launch().Alive(ctx, workerName(ss, i))
 }

@@ -38,8 +38,9 @@ type Harness struct {
 	Crash func(t *testing.T, name string, source []byte, sig os.Signal)
 }
 
-// Run runs the suite: up, status, every supported fault, down, and a
-// killed CLI followed by down.
+// Run runs the suite: up, status, a stateless service's workers through
+// a power cycle, every supported fault, down, and a killed CLI followed
+// by down.
 func Run(t *testing.T, h Harness) {
 	src := Source(h.Name)
 	sc, err := Parse(h.Name, src)
@@ -53,6 +54,7 @@ func Run(t *testing.T, h Harness) {
 		t.FailNow()
 	}
 	t.Run("StatusNamesEveryMember", func(t *testing.T) { statusNamesEveryMember(t, l) })
+	t.Run("WorkersFollowTheirNodesPower", func(t *testing.T) { workersFollowPower(t, l) })
 	caps := h.Provider.Capabilities()
 	for _, c := range FaultCases(sc) {
 		t.Run(strings.ReplaceAll(c.Fault.Key(), "/", "_"), func(t *testing.T) {

@@ -32,6 +32,9 @@ type EngineImage struct {
 	// Checks run the engine's binaries in the image (their versions), for
 	// a test that the image works.
 	Checks [][]string
+	// from, when set, is the image's root file system instead of one made
+	// of packages.
+	from *rootfs
 }
 
 // extra is a directory the local lab fetches or builds outside Debian,
@@ -89,8 +92,16 @@ func (b *Builder) Engines() []EngineImage {
 			}},
 			Checks: [][]string{{ferret.FerretDBPath(), "--version"}, {"/usr/lib/postgresql/15/bin/postgres", "-V"},
 				{"patroni", "--version"}, {"etcd", "--version"}}},
+		// A stateless service's workers (the handlers) are chaosloop's own
+		// binary, put on the node when they start: they need only a C
+		// library, which kube-proxy's root file system (built for the node
+		// image anyway) has.
+		{Name: WorkerImage, from: new(kubeProxyBase()), Checks: [][]string{{"ldd", "--version"}}},
 	}
 }
+
+// WorkerImage names the image that runs a stateless service's workers.
+const WorkerImage = "worker"
 
 // kafkaChecks ask each Kafka version's broker class for its version.
 func kafkaChecks(e *kafka.Engine) [][]string {
@@ -114,15 +125,15 @@ func (e EngineImage) base() debianImage {
 	if len(e.extras) > 0 {
 		name += "-base"
 	}
-	return debianImage{
-		name: name,
-		rootfs: rootfs{name: "engine-" + e.Name, variant: "minbase", include: e.packages, script: e.script,
-			// Java's postinst links its man pages with update-alternatives,
-			// which fails where the directory is missing (the images leave
-			// /usr/share/man out)
-			essentialHooks: []string{`mkdir -p "$1/usr/share/man/man1"`}},
-		changes: []string{"ENV " + imagePath},
+	fs := rootfs{name: "engine-" + e.Name, variant: "minbase", include: e.packages, script: e.script,
+		// Java's postinst links its man pages with update-alternatives,
+		// which fails where the directory is missing (the images leave
+		// /usr/share/man out)
+		essentialHooks: []string{`mkdir -p "$1/usr/share/man/man1"`}}
+	if e.from != nil {
+		fs = *e.from
 	}
+	return debianImage{name: name, rootfs: fs, changes: []string{"ENV " + imagePath}}
 }
 
 // Tag names e's image by its inputs.

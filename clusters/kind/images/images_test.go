@@ -83,7 +83,7 @@ func TestEngineImagesTakeTheEnginesPackages(t *testing.T) {
 		require.True(t, strings.HasPrefix(e.Tag(), Repository+"engine-"+e.Name+":"), e.Tag())
 		require.NotEmpty(t, e.Checks)
 	}
-	require.Len(t, names, 6)
+	require.Len(t, names, 7)
 	require.Equal(t, galera.Packages, names["mariadb"].packages)
 	require.Contains(t, names["docstore"].packages, docstore.Packages[0])
 	require.Equal(t, "/var/cache/chaosloop/kafka/"+kafka.DefaultVersion+"/lib", names["kafka"].extras[0].dir,
@@ -108,7 +108,8 @@ func TestEngineImages(t *testing.T) {
 	want := map[string][]string{
 		"etcd": {"3.4.23"}, "mariadb": {"10.11.19", "libgalera_smm.so"}, "redis": {"v=7.0.15", "v=7.0.15"},
 		"zookeeper": {"3.8.0"}, "kafka": {kafka.DefaultVersion, kafka.DefaultZooKeeperVersion},
-		"docstore": {docstore.FerretDBVersion, "15.18", "patroni 3.0.2", "3.4.23"},
+		"docstore":  {docstore.FerretDBVersion, "15.18", "patroni 3.0.2", "3.4.23"},
+		WorkerImage: {"GLIBC 2.36"},
 	}
 	for _, e := range b.Engines() {
 		start := time.Now()

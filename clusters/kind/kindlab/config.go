@@ -79,7 +79,8 @@ func MemberDirs(stateDir, node string) []string {
 // container at the same paths: a member pod's hostPath volume on the node
 // is then the host's directory, where chaosloop writes the member's
 // configuration, and what the member writes there outlives its node
-// container (a power-off keeps it; wiping it is destroy's).
+// container (a power-off keeps it; wiping it is destroy's). A
+// control-plane node's etcd data is on the host too (EtcdDir).
 func (p *Plan) addMemberDirs(spec *cluster.Spec, stateDir string) error {
 	for i, n := range p.Nodes {
 		for _, d := range MemberDirs(stateDir, n.Name) {
@@ -87,6 +88,13 @@ func (p *Plan) addMemberDirs(spec *cluster.Spec, stateDir string) error {
 				return err
 			}
 			spec.Nodes[i].Mounts = append(spec.Nodes[i].Mounts, cluster.Mount{Host: d, Container: d, Writable: true})
+		}
+		if n.ControlPlane {
+			d := EtcdDir(stateDir, n.Name)
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return err
+			}
+			spec.Nodes[i].Mounts = append(spec.Nodes[i].Mounts, cluster.Mount{Host: d, Container: etcdDataDir, Writable: true})
 		}
 	}
 	return nil

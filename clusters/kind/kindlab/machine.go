@@ -23,7 +23,7 @@ func Open(ctx context.Context, sc *scenarios.Scenario, o Options) (*Cluster, err
 	if err != nil {
 		return nil, err
 	}
-	return &Cluster{Plan: plan, Net: net, log: o.Log, mgmt: plan.Nodes[0].Container}, nil
+	return &Cluster{Plan: plan, Net: net, log: o.Log, dir: o.StateDir, mgmt: plan.Nodes[0].Container}, nil
 }
 
 // Repair brings a cluster that is up back to what Up leaves: every node
@@ -66,13 +66,20 @@ func (c *Cluster) PowerOff(ctx context.Context, node string) error {
 const powerOnWait = 30 * time.Second
 
 // PowerOn starts a node's container again and adopts its new network
-// namespace as the node's lab host, which its entrypoint waits for. The
+// namespace as the node's lab host, which its entrypoint waits for; a
+// control-plane node whose disk was wiped gets its etcd member replaced
+// first (rejoin.go). The
 // node's kubelet then rejoins by itself; PowerOn does not wait for it
 // (with its control planes dark it never could).
 func (c *Cluster) PowerOn(ctx context.Context, node string) error {
 	n, ok := c.Plan.Node(node)
 	if !ok {
 		return fmt.Errorf("kind: no node %s", node)
+	}
+	if c.etcdWiped(n) {
+		if err := c.rejoinEtcd(ctx, n); err != nil {
+			return err
+		}
 	}
 	if _, err := docker.Run(ctx, "start", n.Container); err != nil {
 		return fmt.Errorf("kind: power on %s: %w", node, err)

@@ -339,13 +339,12 @@ func (p *Pods) Processes(ctx context.Context, m engines.Member) ([]string, error
 	return strings.Fields(string(out)), nil
 }
 
-// Prepare makes the cluster ready for members' pods: the namespace, and
-// the engine image in every node's container runtime (none is pulled:
+// Prepare makes the cluster ready for members' pods: the namespace, the
+// service's headless Service, and the engine image in every node's container runtime (none is pulled:
 // the image comes from the Docker daemon the cluster runs in).
 func (p *Pods) Prepare(ctx context.Context) error {
-	ns := fmt.Sprintf(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":%q}}`, Namespace)
-	if out, err := p.Cluster.Kubectl(ctx, []byte(ns), "apply", "--filename", "-"); err != nil {
-		return fmt.Errorf("kind: namespace %s: %w: %s", Namespace, err, out)
+	if out, err := p.Cluster.Kubectl(ctx, ServiceObjects([]string{p.Service}), "apply", "--filename", "-"); err != nil {
+		return fmt.Errorf("kind: namespace %s and service %s: %w: %s", Namespace, p.Service, err, out)
 	}
 	return p.Cluster.LoadImage(ctx, p.Image)
 }

@@ -38,6 +38,7 @@ type Cluster struct {
 	Plan *Plan
 	Net  *netlab.Lab
 	log  *slog.Logger
+	dir  string // the lab's state directory
 	mu   sync.Mutex
 	mgmt string // the container Kubectl runs in
 	// live answers which pod containers have processes (alive.go).
@@ -65,7 +66,7 @@ func Up(ctx context.Context, sc *scenarios.Scenario, o Options) (*Cluster, error
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Plan: plan, Net: net, log: o.Log, mgmt: plan.Nodes[0].Container}
+	c := &Cluster{Plan: plan, Net: net, log: o.Log, dir: o.StateDir, mgmt: plan.Nodes[0].Container}
 	spec, err := plan.Spec(o.Image, filepath.Join(o.StateDir, "kind"), o.Wait)
 	if err == nil {
 		err = plan.addMemberDirs(&spec, o.StateDir)
