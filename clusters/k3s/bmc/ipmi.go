@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/client"
@@ -53,6 +54,11 @@ func newIPMI(ctx context.Context, log *slog.Logger, b BMC, pw Secret) (*ipmiCont
 		if _, err = c.PowerState(ctx); err == nil {
 			log.Debug("IPMI cipher suite chosen", "suite", int(s))
 			return c, nil
+		}
+		// The step before any suite is used failed: no BMC answers there,
+		// and each further suite would wait 5 s for nothing.
+		if strings.Contains(err.Error(), "Get Channel Authentication Capabilities") {
+			break
 		}
 	}
 	return nil, err

@@ -2,6 +2,7 @@ package bmc_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -76,4 +77,22 @@ func TestIPMIPowerHooks(t *testing.T) {
 	err = c.PowerOff(t.Context())
 	require.ErrorContains(t, err, "node node-1: IPMI "+broken.Addr+": chassis power off: ")
 	t.Logf("a power-off the BMC could not do, as the operator reads it: %v", err)
+}
+
+// A lanplus BMC that does not answer fails New once, not once per cipher
+// suite (5 s each, eleven suites). The socket is held and never read: a
+// BMC that is down, as a black hole, not a refusal.
+func TestIPMINoBMC(t *testing.T) {
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer conn.Close()
+	addr := conn.LocalAddr().String()
+	t.Setenv("BMC_PASSWORD", randomPassword(t))
+	log, _ := testLog(t)
+	start := time.Now()
+	_, err = bmc.New(t.Context(), log, inventoryOf(t, "protocol: ipmi, address: '"+addr+"', username: u, passwordEnv: BMC_PASSWORD"))
+	require.ErrorContains(t, err, "node node-1: no IPMI lanplus session with "+addr)
+	took := time.Since(start)
+	t.Logf("New gave up after %s: %v", took.Round(time.Millisecond), err)
+	require.Less(t, took, 15*time.Second)
 }
