@@ -32,6 +32,10 @@ const (
 	LabelService = "chaosloop.io/service"
 )
 
+// MainContainer is the name of a member pod's only container (an
+// exported Chaos Mesh container-kill names it).
+const MainContainer = "main"
+
 // podStartTimeout bounds the wait from creating a pod to its process
 // running (an image already in the node: seconds).
 const podStartTimeout = 2 * time.Minute
@@ -116,7 +120,7 @@ func (p *Pods) manifest(m engines.Member, spec proc.Spec) ([]byte, error) {
 		mounts = append(mounts, map[string]any{"name": vol, "mountPath": dir})
 	}
 	container := map[string]any{
-		"name": "main", "image": p.Image, "imagePullPolicy": "Never",
+		"name": MainContainer, "image": p.Image, "imagePullPolicy": "Never",
 		"command": command, "env": env, "volumeMounts": mounts,
 	}
 	if spec.Dir != "" {
