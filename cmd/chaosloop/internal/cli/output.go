@@ -28,10 +28,16 @@ type Output struct {
 // Add registers -o/--output (and --format, its older name, hidden) with
 // the formats the command supports, and their completion.
 func (o *Output) Add(cmd *cobra.Command, allowed ...string) {
+	o.AddDefault(cmd, FormatText, allowed...)
+}
+
+// AddDefault is Add for a command whose default format is not text (an
+// export, whose output is for programs).
+func (o *Output) AddDefault(cmd *cobra.Command, def string, allowed ...string) {
 	o.allowed = allowed
 	help := "output format: " + strings.Join(allowed, ", ")
-	cmd.Flags().StringVarP(&o.Format, "output", "o", FormatText, help)
-	cmd.Flags().StringVar(&o.Format, "format", FormatText, "the same as --output")
+	cmd.Flags().StringVarP(&o.Format, "output", "o", def, help)
+	cmd.Flags().StringVar(&o.Format, "format", def, "the same as --output")
 	_ = cmd.Flags().MarkHidden("format")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(allowed, cobra.ShellCompDirectiveNoFileComp))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/crash"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/down"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/enginescmd"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/export"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/fault"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/handler"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/imagescmd"
@@ -99,6 +100,7 @@ cleanup a lab command does after the first (then 'chaosloop heal' or
 		judge.NewCommand(env),
 		versioncmd.NewCommand(env),
 		initcmd.NewCommand(env),
+		export.NewCommand(env),
 		ociruntime.NewCommand(),
 	)
 	for _, c := range cmd.Commands() {
@@ -107,8 +109,12 @@ cleanup a lab command does after the first (then 'chaosloop heal' or
 	return cmd
 }
 
-// wrapArgs turns argument-count errors into usage errors (exit 2).
+// wrapArgs turns argument-count errors into usage errors (exit 2), in c
+// and its subcommands (export chaos-mesh).
 func wrapArgs(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		wrapArgs(sub)
+	}
 	if c.Args == nil {
 		return
 	}
