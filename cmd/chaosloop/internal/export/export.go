@@ -32,6 +32,7 @@ configuration (kind-config FILE). Both print YAML (-o json: JSON) on
 standard output, or into --out FILE.`,
 		Example: `  chaosloop export chaos-mesh scenarios/quickstart.yaml | kubectl apply -f -
   chaosloop export kind-config scenarios/kind-quickstart.yaml --out kind.yaml`,
+		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newChaosMesh(env), newKindConfig(env))
 	return cmd
