@@ -43,6 +43,14 @@ func (l *liveContainers) has(id string) bool {
 	return l.live[id]
 }
 
+// stale makes the next question scan again: after chaosloop signalled,
+// started or stopped a process, a scan from before says nothing.
+func (l *liveContainers) stale() {
+	l.mu.Lock()
+	l.at = time.Time{}
+	l.mu.Unlock()
+}
+
 func scanContainers() map[string]bool {
 	live := map[string]bool{}
 	files, _ := filepath.Glob("/proc/[0-9]*/cgroup")

@@ -99,6 +99,7 @@ func (p *Pods) Start(ctx context.Context, m engines.Member, spec proc.Spec) (str
 		return "", err
 	}
 	p.recordContainer(ctx, spec.Name)
+	p.Cluster.live.stale()
 	return "pod " + Namespace + "/" + name + " on " + n.Name, nil
 }
 
@@ -301,6 +302,7 @@ func (p *Pods) Alive(ctx context.Context, name string) bool {
 // Signal signals the process in its node (its PID there, from the
 // container runtime), as the local lab signals a member's process.
 func (p *Pods) Signal(ctx context.Context, name string, sig syscall.Signal) error {
+	defer p.Cluster.live.stale()
 	out, err := p.inNode(ctx, name, fmt.Sprintf(`[ -n "$id" ] || { echo not running; exit 0; }
 kill -%d "$(crictl inspect --output go-template --template '{{.info.pid}}' "$id")"`, int(sig)))
 	if err != nil {
@@ -316,6 +318,7 @@ kill -%d "$(crictl inspect --output go-template --template '{{.info.pid}}' "$id"
 // waits until it is gone; on a node that does not answer, the pod goes
 // from the API without waiting for its node.
 func (p *Pods) Stop(ctx context.Context, name string, grace time.Duration) error {
+	defer p.Cluster.live.stale()
 	pod := PodName(name)
 	p.forgetContainer(name)
 	secs := int(grace.Seconds())
