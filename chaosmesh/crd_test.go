@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 )
 
 // crdModule is the Chaos Mesh module whose CRDs the workflows are checked
@@ -25,7 +28,7 @@ const crdModule = "github.com/chaos-mesh/chaos-mesh@v0.9.1-0.20260902003049-4741
 // server applies it with strict field validation (kubectl apply's
 // default): a field the schema does not list is an error. The CRD comes
 // from the Chaos Mesh module (Go's module cache, downloaded when missing);
-// the test is skipped where it cannot be had.
+// the test is skipped where it cannot be had, except in CI.
 func workflowSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
 	out, err := exec.Command("go", "mod", "download", "-json", crdModule).Output()
@@ -34,7 +37,8 @@ func workflowSchema(t *testing.T) *jsonschema.Schema {
 		err = json.Unmarshal(out, &mod)
 	}
 	if err != nil || mod.Dir == "" {
-		t.Skipf("the Chaos Mesh CRDs (%s) cannot be had here: %v %s", crdModule, err, mod.Error)
+		// CI must check the schema: a skip there is a failure
+		enginetest.RequireLab(t, fmt.Sprintf("the Chaos Mesh CRDs (%s) cannot be had here: %v %s", crdModule, err, mod.Error))
 	}
 	data, err := os.ReadFile(filepath.Join(mod.Dir, "config/crd/bases/chaos-mesh.org_workflows.yaml"))
 	require.NoError(t, err)
