@@ -15,6 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
 	"github.com/chaosloop/chaosloop/clusters/kind/k8sbin"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
 	"github.com/chaosloop/chaosloop/clusters/local"
@@ -28,8 +32,9 @@ import (
 // node, judged by what the cluster's users see, the API.
 const EngineAPI = "kubernetes-api"
 
-// apiPort is the API servers' port on their nodes' lab addresses.
-const apiPort = 6443
+// apiPort is the API servers' port on their nodes' lab addresses, and
+// etcdClientPort their etcd's.
+const apiPort, etcdClientPort = 6443, 2379
 
 // Timeouts of the API engine's probes and waits.
 const (
@@ -49,7 +54,11 @@ const (
 // while some member is healthy. kubelet runs the members (static pods),
 // so starting and stopping them is its business: StartMember waits for
 // the member, Stop and StopMember do nothing.
-type apiEngine struct{}
+type apiEngine struct {
+	mu    sync.Mutex
+	tls   *tls.Config // see etcdTLS
+	tlsAt time.Time
+}
 
 var _ local.Engine = (*apiEngine)(nil)
 
@@ -155,8 +164,65 @@ func (e *apiEngine) member(ctx context.Context, c *engines.Cluster, m engines.Me
 		ms.Healthy, ms.Detail = true, "readyz ok"
 		return ms
 	}
-	ms.Detail = fmt.Sprintf("readyz %d: %s", resp.StatusCode, failedChecks(string(body)))
+	failed := failedChecks(string(body))
+	ms.Detail = fmt.Sprintf("readyz %d: %s", resp.StatusCode, failed)
+	if strings.Contains(failed, "etcd") {
+		var why string
+		ms.TimedOut, why = e.etcdVerdict(ctx, c, m)
+		ms.Detail += "; " + why
+	}
 	return ms
+}
+
+// etcdVerdict tells an API server that is only slow from one whose etcd
+// has lost its quorum. /readyz fails its etcd check when a linearizable
+// read takes over kindlab.EtcdReadyCheckTimeout, which a cluster with a
+// quorum exceeds on a busy machine (a rack's restart on two cores: all
+// three API servers failed it at once, 22-34 s after the heal, with their
+// etcd electing nothing). So the member's etcd is asked directly, in what
+// is left of the probe's time: a leader means a quorum, and the failed
+// check is no evidence either way (timed out, unknown); no leader, or an
+// etcd that refuses, is evidence.
+func (e *apiEngine) etcdVerdict(ctx context.Context, c *engines.Cluster, m engines.Member) (timedOut bool, why string) {
+	tlsConf, err := e.etcdTLS(c.StateDir)
+	if err != nil {
+		return false, "etcd not asked: " + err.Error()
+	}
+	dial := c.Dialer()
+	ep := netip.AddrPortFrom(m.Addr, etcdClientPort).String()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: []string{ep}, TLS: tlsConf, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dial(ctx, "tcp", addr)
+		})},
+	})
+	if err != nil {
+		return false, "etcd not asked: " + err.Error()
+	}
+	defer cli.Close()
+	st, err := cli.Status(ctx, ep)
+	switch {
+	case err != nil:
+		return lab.IsTimeout(err) || ctx.Err() != nil, "etcd: " + err.Error()
+	case st.Leader == 0:
+		return false, "etcd has no leader"
+	}
+	return true, fmt.Sprintf("etcd has leader %x: the API server's check of it was slow", st.Leader)
+}
+
+// etcdTLS is the client certificate the API engine asks etcd with, made
+// once an hour's validity is half spent.
+func (e *apiEngine) etcdTLS(stateDir string) (*tls.Config, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.tls == nil || time.Since(e.tlsAt) > 30*time.Minute {
+		conf, err := kindlab.EtcdClientTLS(stateDir)
+		if err != nil {
+			return nil, err
+		}
+		e.tls, e.tlsAt = conf, time.Now()
+	}
+	return e.tls, nil
 }
 
 // failedChecks are the failed checks of a /readyz answer ("[-]etcd

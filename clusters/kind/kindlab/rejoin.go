@@ -207,7 +207,7 @@ func (c *Cluster) etcdClient(except string) (*clientv3.Client, error) {
 	if len(eps) == 0 {
 		return nil, fmt.Errorf("kind: %s is the only control-plane node: its etcd data is gone with no member to rejoin", except)
 	}
-	tlsConf, err := etcdClientTLS(filepath.Join(c.dir, "kind", "pki"))
+	tlsConf, err := EtcdClientTLS(c.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -219,9 +219,11 @@ func (c *Cluster) etcdClient(except string) (*clientv3.Client, error) {
 	})
 }
 
-// etcdClientTLS is a short-lived client certificate signed by the
-// cluster's etcd CA (which chaosloop made, see writePKI), trusting it.
-func etcdClientTLS(pki string) (*tls.Config, error) {
+// EtcdClientTLS is a client certificate (valid for an hour) signed by the
+// etcd CA of the cluster whose lab state is in stateDir (chaosloop made
+// the CA, see writePKI), trusting that CA.
+func EtcdClientTLS(stateDir string) (*tls.Config, error) {
+	pki := filepath.Join(stateDir, "kind", "pki")
 	caPEM, err := os.ReadFile(filepath.Join(pki, "etcd", "ca.crt"))
 	if err != nil {
 		return nil, err
