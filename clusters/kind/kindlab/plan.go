@@ -9,14 +9,12 @@
 package kindlab
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/chaosloop/chaosloop/clusters/kind/cluster"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
+	"github.com/chaosloop/chaosloop/clusters/nodelabels"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -38,22 +36,6 @@ const LBPort = 6444
 
 // maxNodes: one pod /24 per node in cluster.PodSubnet (a /20).
 const maxNodes = 16
-
-// Label keys of a node (besides topology.kubernetes.io/region and zone).
-// Feeds, switches and pools are one key each, valued "true": a rack has
-// several of each. Pool names are upper case ([A-Z0-9-]); their keys hold
-// them in lower case (pool.chaosloop.io/k3s-control-plane), Kubernetes'
-// convention — upper-casing the key's name gives the pool back.
-const (
-	LabelSite     = "chaosloop.io/site"
-	LabelRack     = "chaosloop.io/rack"
-	FeedPrefix    = "feed.chaosloop.io/"
-	SwitchPrefix  = "switch.chaosloop.io/"
-	PoolPrefix    = "pool.chaosloop.io/"
-	regionLabel   = "topology.kubernetes.io/region"
-	zoneLabel     = "topology.kubernetes.io/zone"
-	maxLabelValue = 63
-)
 
 // Plan is a scenario's cluster: its nodes in kind's order (the node kind
 // runs kubeadm init on first, then the other control-plane nodes, then the
@@ -102,7 +84,7 @@ func NewPlan(sc *scenarios.Scenario) (*Plan, error) {
 	for _, n := range topo.Nodes {
 		np := NodePlan{
 			Name: n.Name, ControlPlane: isCP[n.Name], Site: n.Site().Name, Rack: n.Rack.Name,
-			PodCIDR: podCIDR(n.Index), Labels: Labels(n),
+			PodCIDR: podCIDR(n.Index), Labels: nodelabels.For(n),
 		}
 		p.Options.Routed[n.Name] = []netip.Prefix{np.PodCIDR}
 		byName[n.Name] = np
@@ -176,40 +158,6 @@ func podCIDR(i int) netip.Prefix {
 	a := cluster.PodSubnet.Addr().As4()
 	a[2] += byte(i)
 	return netip.PrefixFrom(netip.AddrFrom4(a), 24)
-}
-
-// Labels are a scenario node's Kubernetes labels: its site as the region,
-// its site and rack as the zone (rack names repeat across sites), and
-// chaosloop's for its site, rack, feeds, switches and pools.
-func Labels(n *topology.Node) map[string]string {
-	site, rack := n.Site().Name, n.Rack.Name
-	l := map[string]string{
-		regionLabel: site,
-		zoneLabel:   zone(site, rack),
-		LabelSite:   site,
-		LabelRack:   rack,
-	}
-	for _, f := range n.Rack.Feeds {
-		l[FeedPrefix+f.Name] = "true"
-	}
-	for _, s := range n.Rack.Switches {
-		l[SwitchPrefix+s.Name] = "true"
-	}
-	for _, pool := range n.Pools {
-		l[PoolPrefix+strings.ToLower(pool)] = "true"
-	}
-	return l
-}
-
-// zone is SITE-RACK, or when longer than a label value may be, its start
-// and a hash of the whole.
-func zone(site, rack string) string {
-	z := site + "-" + rack
-	if len(z) <= maxLabelValue {
-		return z
-	}
-	sum := sha256.Sum256([]byte(z))
-	return strings.TrimRight(z[:maxLabelValue-9], "-") + "-" + hex.EncodeToString(sum[:4])
 }
 
 // ControlPlanes are the control-plane nodes, the init node first.

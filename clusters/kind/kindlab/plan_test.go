@@ -90,10 +90,3 @@ func TestPlanOfThreeControlPlanes(t *testing.T) {
 		require.Contains(t, lb, "server "+n.Name+" "+n.Addr.String()+":6443")
 	}
 }
-
-func TestZoneFitsALabel(t *testing.T) {
-	long := strings.Repeat("a", 63)
-	z := zone(long, long)
-	require.LessOrEqual(t, len(z), 63)
-	require.NotEqual(t, z, zone(long, long[:62]+"b"))
-}
