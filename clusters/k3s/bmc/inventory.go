@@ -98,10 +98,10 @@ func Load(path string) (*Inventory, error) {
 func Parse(file string, data []byte) (*Inventory, error) {
 	inv, errs := decode(file, data)
 	if inv == nil {
-		return nil, errs.err()
+		return nil, errs.Err()
 	}
 	inv.validate(errs)
-	if err := errs.err(); err != nil {
+	if err := errs.Err(); err != nil {
 		return nil, err
 	}
 	return inv, nil
@@ -111,7 +111,7 @@ func Parse(file string, data []byte) (*Inventory, error) {
 func (inv *Inventory) Validate() error {
 	errs := &problems{}
 	inv.validate(errs)
-	return errs.err()
+	return errs.Err()
 }
 
 // Lookup returns the BMC of a scenario node.

@@ -20,11 +20,11 @@ var systemPath = regexp.MustCompile(`^/redfish/v1/Systems/[^/]+/?$`)
 
 // validate adds every problem of the inventory to errs. It only reads inv.
 func (inv *Inventory) validate(errs *problems) {
-	if errs.file == "" {
-		errs.file = inv.File
+	if errs.File == "" {
+		errs.File = inv.File
 	}
-	if len(inv.BMCs) == 0 && len(errs.list) == 0 {
-		errs.add(scenarios.Pos{Line: 1, Column: 1}, "the inventory lists no BMCs: add a bmcs list with one entry a node")
+	if len(inv.BMCs) == 0 && len(errs.List) == 0 {
+		errs.Add(scenarios.Pos{Line: 1, Column: 1}, "the inventory lists no BMCs: add a bmcs list with one entry a node")
 	}
 	first := map[string]scenarios.Pos{}
 	for i, b := range inv.BMCs {
@@ -34,7 +34,7 @@ func (inv *Inventory) validate(errs *problems) {
 			continue
 		}
 		if at, dup := first[b.Node]; dup {
-			errs.add(b.at("node"), "%s: node %q already has a BMC (line %d); a node has one", path, b.Node, at.Line)
+			errs.Add(b.at("node"), "%s: node %q already has a BMC (line %d); a node has one", path, b.Node, at.Line)
 			continue
 		}
 		first[b.Node] = b.at("node")
@@ -55,12 +55,12 @@ func (b BMC) validate(errs *problems, path string) {
 	}
 	need := func(field, v string) bool {
 		if v == "" && !b.failed[field] {
-			errs.add(b.at(field), "%s: %s is missing", path, field)
+			errs.Add(b.at(field), "%s: %s is missing", path, field)
 		}
 		return v != ""
 	}
 	if need("node", b.Node) && !dnsLabel.MatchString(b.Node) {
-		errs.add(b.at("node"), "%s: node %q is not a scenario node name (a DNS-1123 label: lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)", path, b.Node)
+		errs.Add(b.at("node"), "%s: node %q is not a scenario node name (a DNS-1123 label: lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)", path, b.Node)
 	}
 	need("username", b.Username)
 	b.validatePassword(errs, path)
@@ -73,7 +73,7 @@ func (b BMC) validate(errs *problems, path string) {
 	case IPMI:
 		b.validateIPMI(errs, path)
 	default:
-		errs.add(b.at("protocol"), "%s: protocol %q is not redfish or ipmi", path, b.Protocol)
+		errs.Add(b.at("protocol"), "%s: protocol %q is not redfish or ipmi", path, b.Protocol)
 	}
 }
 
@@ -82,64 +82,64 @@ func (b BMC) validate(errs *problems, path string) {
 func (b BMC) validatePassword(errs *problems, path string) {
 	switch {
 	case b.PasswordEnv != "" && b.PasswordFile != "":
-		errs.add(b.at("passwordFile"), "%s: passwordEnv and passwordFile are both given; name one source of the password", path)
+		errs.Add(b.at("passwordFile"), "%s: passwordEnv and passwordFile are both given; name one source of the password", path)
 	case b.PasswordEnv == "" && b.PasswordFile == "" && !b.failed["passwordEnv"] && !b.failed["passwordFile"]:
-		errs.add(b.pos[""], "%s: the password's source is missing: give passwordEnv (an environment variable) or passwordFile (a file)", path)
+		errs.Add(b.pos[""], "%s: the password's source is missing: give passwordEnv (an environment variable) or passwordFile (a file)", path)
 	case b.PasswordEnv != "" && !envName.MatchString(b.PasswordEnv):
-		errs.add(b.at("passwordEnv"), "%s: passwordEnv must be an environment variable's name (letters, digits and '_', not starting with a digit), not the password", path)
+		errs.Add(b.at("passwordEnv"), "%s: passwordEnv must be an environment variable's name (letters, digits and '_', not starting with a digit), not the password", path)
 	}
 }
 
 func (b BMC) validateRedfish(errs *problems, path string) {
 	if b.Interface != "" {
-		errs.add(b.at("interface"), "%s: interface is for IPMI BMCs; a Redfish BMC has none", path)
+		errs.Add(b.at("interface"), "%s: interface is for IPMI BMCs; a Redfish BMC has none", path)
 	}
 	if b.System != "" && strings.Contains(b.System, "/") && !systemPath.MatchString(b.System) {
-		errs.add(b.at("system"), "%s: system %q is neither a system Id nor a path /redfish/v1/Systems/ID", path, b.System)
+		errs.Add(b.at("system"), "%s: system %q is neither a system Id nor a path /redfish/v1/Systems/ID", path, b.System)
 	}
 	if b.Address == "" {
 		if b.failed["address"] {
 			return
 		}
-		errs.add(b.at("address"), "%s: address is missing (the Redfish service's URL, https://HOST[:PORT])", path)
+		errs.Add(b.at("address"), "%s: address is missing (the Redfish service's URL, https://HOST[:PORT])", path)
 		return
 	}
 	u, err := url.Parse(b.Address)
 	switch {
 	case err == nil && u.User != nil, strings.Contains(b.Address, "@"):
 		// Not quoted: what precedes '@' may be a password.
-		errs.add(b.at("address"), "%s: address may not hold credentials; use username and passwordEnv or passwordFile", path)
+		errs.Add(b.at("address"), "%s: address may not hold credentials; use username and passwordEnv or passwordFile", path)
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-		errs.add(b.at("address"), "%s: address %q is not a Redfish URL (https://HOST[:PORT])", path, b.Address)
+		errs.Add(b.at("address"), "%s: address %q is not a Redfish URL (https://HOST[:PORT])", path, b.Address)
 	case strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "":
-		errs.add(b.at("address"), "%s: address %q must be the service's root (https://HOST[:PORT]), without a path; /redfish/v1 is added", path, b.Address)
+		errs.Add(b.at("address"), "%s: address %q must be the service's root (https://HOST[:PORT]), without a path; /redfish/v1 is added", path, b.Address)
 	case b.InsecureSkipVerify && u.Scheme == "http":
-		errs.add(b.at("insecureSkipVerify"), "%s: insecureSkipVerify is for https addresses; %s has no certificate to check", path, b.Address)
+		errs.Add(b.at("insecureSkipVerify"), "%s: insecureSkipVerify is for https addresses; %s has no certificate to check", path, b.Address)
 	}
 }
 
 func (b BMC) validateIPMI(errs *problems, path string) {
 	if b.System != "" {
-		errs.add(b.at("system"), "%s: system is for Redfish BMCs; an IPMI BMC controls one chassis", path)
+		errs.Add(b.at("system"), "%s: system is for Redfish BMCs; an IPMI BMC controls one chassis", path)
 	}
 	if b.InsecureSkipVerify {
-		errs.add(b.at("insecureSkipVerify"), "%s: insecureSkipVerify is for Redfish over https; IPMI has no certificates", path)
+		errs.Add(b.at("insecureSkipVerify"), "%s: insecureSkipVerify is for Redfish over https; IPMI has no certificates", path)
 	}
 	if b.Interface != "" && b.Interface != Lanplus && b.Interface != Lan {
-		errs.add(b.at("interface"), "%s: interface %q is not lanplus (IPMI 2.0, the default) or lan (IPMI 1.5)", path, b.Interface)
+		errs.Add(b.at("interface"), "%s: interface %q is not lanplus (IPMI 2.0, the default) or lan (IPMI 1.5)", path, b.Interface)
 	}
 	if len(b.Username) > 16 {
-		errs.add(b.at("username"), "%s: an IPMI username is at most 16 bytes", path)
+		errs.Add(b.at("username"), "%s: an IPMI username is at most 16 bytes", path)
 	}
 	if b.Address == "" {
 		if b.failed["address"] {
 			return
 		}
-		errs.add(b.at("address"), "%s: address is missing (the BMC's HOST or HOST:PORT; the port defaults to %d)", path, DefaultIPMIPort)
+		errs.Add(b.at("address"), "%s: address is missing (the BMC's HOST or HOST:PORT; the port defaults to %d)", path, DefaultIPMIPort)
 		return
 	}
 	if _, _, err := b.HostPort(); err != nil {
-		errs.add(b.at("address"), "%s: %v", path, err)
+		errs.Add(b.at("address"), "%s: %v", path, err)
 	}
 }
 
