@@ -172,3 +172,10 @@ func isReady(cn *corev1.Node) (bool, string) {
 	}
 	return false, "no Ready condition reported"
 }
+
+// Failed reports whether the cluster cannot run the scenario as it is: a
+// node with an error, or labels that differ (a nil report, no cluster
+// checked, has not failed).
+func (r *Report) Failed() bool {
+	return r != nil && (r.Count(Error) > 0 || r.Count(Drift) > 0)
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/imagescmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/initcmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/judge"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/label"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/ociruntime"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/run"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/schema"
@@ -101,6 +102,7 @@ cleanup a lab command does after the first (then 'chaosloop heal' or
 		versioncmd.NewCommand(env),
 		initcmd.NewCommand(env),
 		export.NewCommand(env),
+		label.NewCommand(env),
 		ociruntime.NewCommand(),
 	)
 	for _, c := range cmd.Commands() {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
@@ -26,6 +27,10 @@ type Result struct {
 	Unlisted int                `json:"unlisted"`
 	Findings []lint.Finding     `json:"findings"`
 	Summary  Summary            `json:"summary"`
+	// Cluster is the --on k3s cluster checked against the scenario.
+	Cluster *k3s.Report `json:"cluster,omitempty"`
+	// topo is the valid scenario's topology, for the cluster check.
+	topo *topology.Topology
 	// more is the text output's last line of a capped list, "and N more
 	// problems, not listed", at the first problem left out.
 	more *scenarios.Error
@@ -43,6 +48,7 @@ func NewCommand(env *cli.Env) *cobra.Command {
 	var (
 		out cli.Output
 		in  cli.Inputs
+		on  onFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
@@ -57,12 +63,22 @@ Files are FILE arguments or -f FILE; - reads standard input. With several
 files every file is checked and reported; -o json then prints an array of
 results, one per file. -o wide adds each finding's field path.
 
-Exit status: 0 when no finding is an error, 1 when one is, 2 when a file is
-invalid (or cannot be read).`,
+With --on k3s (one FILE, --context required) the cluster is checked against
+the scenario too: every scenario node's cluster node (the same name, or the
+one --node-map names) exists, is Ready and has the cores and memory the
+scenario gives it (errors); it carries the scenario's topology and
+chaosloop labels (drift, which 'chaosloop label' fixes); it is not cordoned
+nor tainted for a pool it lacks (warnings). Nothing is changed.
+
+Exit status: 0 when no finding is an error (and, with --on k3s, no node has
+an error or label drift), 1 when one is (or the cluster cannot be read), 2
+when a file is invalid (or cannot be read), or on a usage error (an unnamed
+or unknown context, an invalid node map).`,
 		Example: `  chaosloop validate scenarios/three-site.yaml
   chaosloop validate scenarios/*.yaml
   chaosloop validate -o json scenarios/reference.yaml
-  chaosloop init --sites 2 | chaosloop validate -`,
+  chaosloop init --sites 2 | chaosloop validate -
+  chaosloop validate site.yaml --on k3s --context prod-dc --node-map nodes.yaml`,
 		ValidArgsFunction: cli.AnyArg(cli.CompleteScenarioFiles),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.Check(); err != nil {
@@ -72,22 +88,31 @@ invalid (or cannot be read).`,
 			if err != nil {
 				return err
 			}
-			// Decoding and linting do not clean anything up: Ctrl-C
-			// abandons them at once.
-			return cli.Interruptible(cmd.Context(), func() error { return run(cmd.Context(), env, files, &out) })
+			if err := on.check(files); err != nil {
+				return err
+			}
+			// Decoding, linting and reading the cluster do not clean
+			// anything up: Ctrl-C abandons them at once.
+			return cli.Interruptible(cmd.Context(), func() error { return run(cmd.Context(), env, files, &out, &on) })
 		},
 	}
 	out.Add(cmd, cli.FormatText, cli.FormatWide, cli.FormatJSON, cli.FormatYAML)
 	in.Add(cmd)
+	on.add(cmd)
 	return cmd
 }
 
-func run(ctx context.Context, env *cli.Env, files []string, out *cli.Output) error {
+func run(ctx context.Context, env *cli.Env, files []string, out *cli.Output, on *onFlags) error {
 	results := make([]Result, 0, len(files))
 	for _, file := range files {
 		res, err := check(ctx, env, file)
 		if err != nil {
 			return err
+		}
+		if on.k3s() && res.Valid {
+			if res.Cluster, err = on.checkCluster(ctx, env, res.topo); err != nil {
+				return err
+			}
 		}
 		results = append(results, res)
 		if !out.Structured() {
@@ -108,7 +133,7 @@ func run(ctx context.Context, env *cli.Env, files []string, out *cli.Output) err
 		switch {
 		case !res.Valid:
 			code = cli.ExitInvalid
-		case res.Summary.Errors > 0 && code == cli.ExitOK:
+		case (res.Summary.Errors > 0 || res.Cluster.Failed()) && code == cli.ExitOK:
 			code = cli.ExitFail
 		}
 	}
@@ -143,6 +168,7 @@ func check(ctx context.Context, env *cli.Env, file string) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	res.topo = t
 	res.Findings, err = lint.CheckContext(ctx, t)
 	if err != nil {
 		return res, err
@@ -177,6 +203,7 @@ func writeText(env *cli.Env, res Result, wide bool) {
 	}
 	if res.Valid {
 		fmt.Fprintf(env.Out, "%s: valid; %d error(s), %d warning(s), %d info\n", res.File, res.Summary.Errors, res.Summary.Warnings, res.Summary.Info)
+		writeCluster(env, res)
 	} else {
 		fmt.Fprintf(env.Err, "%s: %s\n", res.File, invalidSummary(res))
 	}

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// ClusterFlags name the cluster of --on k3s (a kubeconfig and one of its
+// contexts, which must be named) and how the scenario's nodes map to its
+// nodes.
+type ClusterFlags struct {
+	Kubeconfig, Context, NodeMap string
+}
+
+// Add registers the flags on cmd.
+func (f *ClusterFlags) Add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.Kubeconfig, "kubeconfig", "", "with --on k3s: the kubeconfig file (default: the files $KUBECONFIG lists, else ~/.kube/config, as kubectl)")
+	cmd.Flags().StringVar(&f.Context, "context", "", "with --on k3s: the kubeconfig context of the cluster; required, the current context is never used unless named")
+	cmd.Flags().StringVar(&f.NodeMap, "node-map", "", "with --on k3s: a YAML `FILE` of \"scenarioNode: clusterNode\" lines, for cluster nodes not named as the scenario's")
+	_ = cmd.MarkFlagFilename("kubeconfig")
+	_ = cmd.MarkFlagFilename("node-map", "yaml", "yml")
+}
+
+// Given reports whether any of the flags was set (they are only for
+// --on k3s).
+func (f *ClusterFlags) Given() bool { return f.Kubeconfig != "" || f.Context != "" || f.NodeMap != "" }
+
+// Connect loads the node map for the scenario's topology and makes a
+// client for the named context; nothing is asked of the cluster yet. An
+// unnamed or unknown context, a missing kubeconfig and an invalid node map
+// are the user's to fix (exit 2: the node map's problems on stderr).
+func (f *ClusterFlags) Connect(ctx context.Context, env *Env, topo *topology.Topology) (*k3s.Cluster, k3s.NodeMap, error) {
+	var m k3s.NodeMap
+	if f.NodeMap != "" {
+		var err error
+		if m, err = k3s.LoadNodeMap(f.NodeMap, topo); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, nil, Invalid(err)
+			}
+			return nil, nil, reportInvalid(ctx, env, err)
+		}
+	}
+	c, err := k3s.Connect(env.Log, k3s.Access{Kubeconfig: f.Kubeconfig, Context: f.Context})
+	switch {
+	case k3s.IsContextError(err):
+		return nil, nil, Usagef("%v", err)
+	case err != nil:
+		return nil, nil, Invalid(err)
+	}
+	return c, m, nil
+}
