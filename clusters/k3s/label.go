@@ -99,7 +99,7 @@ func labelAction(n *topology.Node, cn *corev1.Node) *Action {
 // changed (with the old value), - removed.
 func (p *Plan) WriteText(w io.Writer) {
 	if p.Empty() {
-		fmt.Fprintf(w, "context %s: every node already carries the scenario's labels\n", p.Context)
+		fmt.Fprintf(w, "context %s: no label to change\n", p.Context)
 		return
 	}
 	n := 0

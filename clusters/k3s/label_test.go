@@ -55,7 +55,7 @@ func TestLabelIsIdempotentAndLeavesOthersAlone(t *testing.T) {
 	require.Empty(t, again.Findings)
 	text.Reset()
 	again.Plan.WriteText(&text)
-	require.Equal(t, "context lab: every node already carries the scenario's labels\n", text.String())
+	require.Equal(t, "context lab: no label to change\n", text.String())
 }
 
 func nodeLabels(t *testing.T, c *Cluster, name string) map[string]string {
