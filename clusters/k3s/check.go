@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -33,18 +34,19 @@ const (
 // Finding is one problem of one node.
 type Finding struct {
 	Severity Severity `json:"severity"`
-	// Node is the scenario node, ClusterNode the cluster node it maps to.
+	// Node is the scenario node ("" for a stray cluster node), ClusterNode
+	// the cluster node it maps to.
 	Node        string `json:"node"`
 	ClusterNode string `json:"clusterNode"`
 	// Check names what was checked: exists, ready, cpu, memory, label,
-	// taint, schedulable.
+	// taint, schedulable, stray.
 	Check   string `json:"check"`
 	Message string `json:"message"`
 }
 
 func (f Finding) String() string {
 	name := "node/" + f.ClusterNode
-	if f.ClusterNode != f.Node {
+	if f.Node != "" && f.ClusterNode != f.Node {
 		name += " (scenario node " + f.Node + ")"
 	}
 	return fmt.Sprintf("%s: %s: %s", f.Severity, name, f.Message)
@@ -103,8 +105,32 @@ func Check(ctx context.Context, log *slog.Logger, c *Cluster, topo *topology.Top
 			}
 			r.Plan.Actions = append(r.Plan.Actions, *a)
 		}
+		delete(nodes, name)
 	}
+	r.Findings = append(r.Findings, strays(nodes)...)
 	return r, nil
+}
+
+// strays are the cluster nodes no scenario node maps to that still carry
+// chaosloop's site, rack, feed, switch or pool labels (from an older
+// scenario, or a node renamed): label leaves them as they are, and
+// anything that selects nodes by those labels would find them.
+func strays(rest map[string]*corev1.Node) []Finding {
+	var out []Finding
+	for _, name := range slices.Sorted(maps.Keys(rest)) {
+		var keys []string
+		for k := range rest[name].Labels {
+			if nodelabels.Owned(k) && k != nodelabels.Region && k != nodelabels.Zone {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) > 0 {
+			slices.Sort(keys)
+			out = append(out, Finding{Severity: Warning, ClusterNode: name, Check: "stray",
+				Message: fmt.Sprintf("no scenario node's, but carries chaosloop's labels %s: label leaves it as it is", strings.Join(keys, ", "))})
+		}
+	}
+	return out
 }
 
 // finder records a finding about the node being checked.
@@ -140,7 +166,7 @@ func checkNode(n *topology.Node, cn *corev1.Node, find finder) {
 	if n.HasMemory {
 		got := cn.Status.Capacity[corev1.ResourceMemory]
 		if float64(got.Value()) < memorySlack*float64(n.Memory) {
-			find(Error, "memory", "%s of memory, the scenario gives it %s", got.String(), resource.NewQuantity(n.Memory, resource.BinarySI).String())
+			find(Error, "memory", "%s of memory, the scenario gives it %s", got.String(), size(n.Memory))
 		}
 	}
 	for _, t := range cn.Spec.Taints {
@@ -149,6 +175,15 @@ func checkNode(n *topology.Node, cn *corev1.Node, find finder) {
 			find(Warning, "taint", "tainted %s:%s, pool %s's taint, but the scenario does not give it that pool: its own pools' workloads would be kept off it", t.Key, t.Effect, strings.ToUpper(pool))
 		}
 	}
+}
+
+// size writes bytes as the scenario most likely did: 32G, or else 32Gi.
+func size(b int64) string {
+	format := resource.BinarySI
+	if b%1_000_000 == 0 {
+		format = resource.DecimalSI
+	}
+	return resource.NewQuantity(b, format).String()
 }
 
 // isReady reads the node's Ready condition; a node without one (never

@@ -90,7 +90,8 @@ func TestCheckFindings(t *testing.T) {
 	}))
 	delete(small.Labels, nodelabels.Zone)
 	small.Spec.Taints = []corev1.Taint{{Key: "pool.chaosloop.io/kafka-data-plane", Effect: corev1.TaintEffectNoSchedule}}
-	c := fakeCluster(notReady, small) // dc2-w is missing
+	stray := clusterNode("old-w", "4", "32Gi", map[string]string{nodelabels.PoolPrefix + "core-handlers": "true", nodelabels.Region: "dc9"})
+	c := fakeCluster(notReady, small, stray, clusterNode("other", "1", "1Gi", nil)) // dc2-w is missing
 	r, err := Check(context.Background(), quiet(), c, topo, nil)
 	require.NoError(t, err)
 	var got bytes.Buffer
@@ -100,7 +101,7 @@ func TestCheckFindings(t *testing.T) {
 	golden(t, "testdata/findings.golden", got.String())
 	require.Equal(t, 4, r.Count(Error), "NotReady, cpu, memory, missing")
 	require.Equal(t, 3, r.Count(Drift))
-	require.Equal(t, 2, r.Count(Warning), "cordoned, a foreign pool's taint")
+	require.Equal(t, 3, r.Count(Warning), "cordoned, a foreign pool's taint, a stray node")
 	require.Len(t, r.Plan.Actions, 1, "only the node with drift; a missing node cannot be labelled")
 }
 
