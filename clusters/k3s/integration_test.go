@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,14 +20,15 @@ import (
 	"github.com/chaosloop/chaosloop/topology"
 )
 
-// TestRealCluster runs Check, Apply and Check again against the cluster
-// of $CHAOSLOOP_K3S_KUBECONFIG (context $CHAOSLOOP_K3S_CONTEXT, else that
-// file's current context, named here by the test): a scenario made of the
-// cluster's own nodes, one rack each, is checked (every node Ready, no
-// error), labelled, and checked again (no drift, no change the second
-// time); the adopter's labels are untouched. Each node's chaosloop keys
-// are restored afterwards. It changes nodes' labels, nothing else: run it
-// on a test cluster.
+// TestRealCluster runs Check (validate's), Apply (label's) and Check
+// again against the cluster of $CHAOSLOOP_K3S_KUBECONFIG (context
+// $CHAOSLOOP_K3S_CONTEXT, else that file's current context, named here by
+// the test; unnamed, Connect must refuse it). A scenario of as many nodes
+// as the cluster has, one rack each, mapped onto them by a node map, is
+// checked (every node Ready, no error, nothing changed), labelled, and
+// checked again (no drift, nothing left to change); the adopter's labels
+// are untouched. Each node's chaosloop keys are restored afterwards. It
+// changes nodes' labels and nothing else: run it on a test cluster.
 func TestRealCluster(t *testing.T) {
 	file := os.Getenv("CHAOSLOOP_K3S_KUBECONFIG")
 	if file == "" {
@@ -39,8 +42,8 @@ func TestRealCluster(t *testing.T) {
 	before := allLabels(t, c)
 	t.Cleanup(func() { restoreLabels(t, c, before) })
 
-	topo := scenarioOf(t, before)
-	r, err := Check(ctx, quiet(), c, topo, nil)
+	topo, m := scenarioOf(t, before)
+	r, err := Check(ctx, quiet(), c, topo, m)
 	require.NoError(t, err)
 	require.Zero(t, r.Count(Error), "%v", r.Findings)
 	require.Equal(t, before, allLabels(t, c), "Check changes nothing")
@@ -53,11 +56,11 @@ func TestRealCluster(t *testing.T) {
 				require.Equal(t, v, after[name][k], "node %s: the adopter's label %s is kept", name, k)
 			}
 		}
-		for k, v := range nodelabels.For(topo.Node(name)) {
+		for k, v := range nodelabels.For(topo.Node(m.scenarioNode(name))) {
 			require.Equal(t, v, after[name][k], "node %s: %s", name, k)
 		}
 	}
-	again, err := Check(ctx, quiet(), c, topo, nil)
+	again, err := Check(ctx, quiet(), c, topo, m)
 	require.NoError(t, err)
 	require.Zero(t, again.Count(Drift), "%v", again.Findings)
 	require.True(t, again.Plan.Empty())
@@ -84,22 +87,33 @@ func allLabels(t *testing.T, c *Cluster) map[string]map[string]string {
 	return out
 }
 
-// scenarioOf is a scenario whose nodes are the cluster's, each node its
-// own rack of one site (node names are DNS-1123 labels on kind and K3S).
-func scenarioOf(t *testing.T, nodes map[string]map[string]string) *topology.Topology {
+// scenarioOf is a scenario of as many nodes as the cluster has, each its
+// own rack of one site, mapped to the cluster's nodes by a node map (a
+// real cluster's node names need not be DNS-1123 labels).
+func scenarioOf(t *testing.T, nodes map[string]map[string]string) (*topology.Topology, NodeMap) {
 	var b strings.Builder
 	b.WriteString("name: k3s-integration\nsites:\n  - name: it\n    racks:\n")
-	i := 0
-	for name := range nodes {
-		i++
-		fmt.Fprintf(&b, "      - {name: r%d, power: [pdu-%d], switches: [tor-%d], nodes: [{name: %s, pools: [CORE-HANDLERS]}]}\n", i, i, i, name)
+	m := NodeMap{}
+	for i, name := range slices.Sorted(maps.Keys(nodes)) {
+		fmt.Fprintf(&b, "      - {name: r%d, power: [pdu-%d], switches: [tor-%d], nodes: [{name: n%d, pools: [CORE-HANDLERS]}]}\n", i, i, i, i)
+		m[fmt.Sprintf("n%d", i)] = name
 	}
 	b.WriteString("services:\n  - {name: handlers, kind: stateless, replicas: 1, pool: CORE-HANDLERS}\n")
 	sc, err := scenarios.ParseBytes(context.Background(), "k3s-integration.yaml", []byte(b.String()))
 	require.NoError(t, err, b.String())
 	topo, err := topology.Build(sc)
 	require.NoError(t, err)
-	return topo
+	return topo, m
+}
+
+// scenarioNode is the scenario node a cluster node stands for.
+func (m NodeMap) scenarioNode(cluster string) string {
+	for s, c := range m {
+		if c == cluster {
+			return s
+		}
+	}
+	return cluster
 }
 
 // restoreLabels puts every chaosloop key of every node back as it was.
