@@ -200,9 +200,6 @@ var rules = func() []Rule {
 		{Path: "expect.failover", Noun: "expect.failover", Min: sMin, Max: sMax, Exclusive: true,
 			Default: "derived from each engine's own timeouts",
 			Doc:     "Maximum write outage per service after a fault: a duration for every service, or a map {service: duration}."},
-		{Path: "cluster", Doc: "The existing cluster `--on k3s` works on (the other backends make their own and ignore it)."},
-		{Path: "cluster.context", Noun: "cluster.context",
-			Doc: "The kubeconfig context of the cluster. chaosloop uses a context only when the scenario or --context names it, never the kubeconfig's current one by default; when both name one, they must agree."},
 	}
 }()
 

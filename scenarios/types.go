@@ -14,7 +14,6 @@ type Scenario struct {
 	Load        *Load     `yaml:"load,omitempty" json:"load,omitempty"`
 	Faults      []Fault   `yaml:"faults,omitempty" json:"faults,omitempty"`
 	Expect      *Expect   `yaml:"expect,omitempty" json:"expect,omitempty"`
-	Cluster     *Cluster  `yaml:"cluster,omitempty" json:"cluster,omitempty"`
 
 	// File is the path the scenario was read from ("" for in-memory input).
 	File string `yaml:"-" json:"-"`
@@ -140,12 +139,4 @@ type Expect struct {
 	Recovery         *Duration `yaml:"recovery,omitempty" json:"recovery,omitempty"`
 	// Failover is optional and has no default here: see FailoverFor.
 	Failover *Failover `yaml:"failover,omitempty" json:"failover,omitempty"`
-}
-
-// Cluster is where the k3s backend (`--on k3s`) runs the scenario; the
-// other backends make their own cluster and ignore it.
-type Cluster struct {
-	// Context is the kubeconfig context of the cluster. chaosloop uses a
-	// context only when the scenario or the command names it.
-	Context string `yaml:"context,omitempty" json:"context,omitempty"`
 }

@@ -29,9 +29,8 @@ type Access struct {
 	// Kubeconfig is the file; empty means kubectl's: the files $KUBECONFIG
 	// lists, else ~/.kube/config.
 	Kubeconfig string
-	// Context must be named (by --context or the scenario's
-	// cluster.context): the kubeconfig's current context is never used by
-	// default, so that chaosloop cannot act on whichever cluster
+	// Context must be named: the kubeconfig's current context is never
+	// used by default, so that chaosloop cannot act on whichever cluster
 	// the user last switched kubectl to.
 	Context string
 }
@@ -59,7 +58,7 @@ type ContextError struct {
 func (e *ContextError) Error() string {
 	var b strings.Builder
 	if e.Name == "" {
-		b.WriteString("no context named: chaosloop uses a cluster only through a context named by --context or by the scenario's cluster.context")
+		b.WriteString("no context named: chaosloop uses a cluster only through a context named with --context")
 		if e.Current != "" {
 			fmt.Fprintf(&b, " (the kubeconfig's current context, %q, is not used unless named)", e.Current)
 		}

@@ -10,7 +10,7 @@ import (
 func TestConnectNeedsANamedContext(t *testing.T) {
 	_, err := Connect(quiet(), Access{Kubeconfig: "testdata/kubeconfig.yaml"})
 	require.True(t, IsContextError(err), "%v", err)
-	require.EqualError(t, err, `no context named: chaosloop uses a cluster only through a context named by --context or by the scenario's cluster.context (the kubeconfig's current context, "prod", is not used unless named); contexts in testdata/kubeconfig.yaml: lab, prod`)
+	require.EqualError(t, err, `no context named: chaosloop uses a cluster only through a context named with --context (the kubeconfig's current context, "prod", is not used unless named); contexts in testdata/kubeconfig.yaml: lab, prod`)
 
 	_, err = Connect(quiet(), Access{Kubeconfig: "testdata/kubeconfig.yaml", Context: "staging"})
 	require.True(t, IsContextError(err))

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"io/fs"
@@ -9,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
-	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
 
@@ -23,7 +21,7 @@ type ClusterFlags struct {
 // Add registers the flags on cmd.
 func (f *ClusterFlags) Add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.Kubeconfig, "kubeconfig", "", "with --on k3s: the kubeconfig file (default: the files $KUBECONFIG lists, else ~/.kube/config, as kubectl)")
-	cmd.Flags().StringVar(&f.Context, "context", "", "with --on k3s: the kubeconfig context of the cluster (else the scenario's cluster.context); the current context is never used unless named")
+	cmd.Flags().StringVar(&f.Context, "context", "", "with --on k3s: the kubeconfig context of the cluster; required, the current context is never used unless named")
 	cmd.Flags().StringVar(&f.NodeMap, "node-map", "", "with --on k3s: a YAML `FILE` of \"scenarioNode: clusterNode\" lines, for cluster nodes not named as the scenario's")
 	_ = cmd.MarkFlagFilename("kubeconfig")
 	_ = cmd.MarkFlagFilename("node-map", "yaml", "yml")
@@ -32,19 +30,6 @@ func (f *ClusterFlags) Add(cmd *cobra.Command) {
 // Given reports whether any of the flags was set (they are only for
 // --on k3s).
 func (f *ClusterFlags) Given() bool { return f.Kubeconfig != "" || f.Context != "" || f.NodeMap != "" }
-
-// contextOf is the context --context or the scenario names; naming two
-// different ones is a usage error, not a choice chaosloop makes.
-func (f *ClusterFlags) contextOf(sc *scenarios.Scenario) (string, error) {
-	named := ""
-	if sc != nil && sc.Cluster != nil {
-		named = sc.Cluster.Context
-	}
-	if f.Context != "" && named != "" && f.Context != named {
-		return "", Usagef("the scenario names context %q (cluster.context) and --context names %q: they must agree (or give one of them)", named, f.Context)
-	}
-	return cmp.Or(f.Context, named), nil
-}
 
 // Connect loads the node map for the scenario's topology and makes a
 // client for the named context; nothing is asked of the cluster yet. An
@@ -61,11 +46,7 @@ func (f *ClusterFlags) Connect(ctx context.Context, env *Env, topo *topology.Top
 			return nil, nil, reportInvalid(ctx, env, err)
 		}
 	}
-	name, err := f.contextOf(topo.Scenario)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := k3s.Connect(env.Log, k3s.Access{Kubeconfig: f.Kubeconfig, Context: name})
+	c, err := k3s.Connect(env.Log, k3s.Access{Kubeconfig: f.Kubeconfig, Context: f.Context})
 	switch {
 	case k3s.IsContextError(err):
 		return nil, nil, Usagef("%v", err)

@@ -46,9 +46,8 @@ touches any other label.
 
 It prints the changes first (+ added, ~ changed, - removed) and makes them
 only with --yes; without it nothing is changed. A second run finds nothing
-to change. The context must be named, by --context or by the scenario's
-cluster.context (both given, they must agree): the kubeconfig's current
-context is never used unless named.
+to change. The context must be named with --context: the kubeconfig's
+current context is never used unless named.
 
 Exit status: 0 labelled, nothing to change, or changes shown without --yes;
 1 a scenario node has no cluster node (the others are labelled), or the

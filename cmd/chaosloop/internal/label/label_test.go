@@ -181,7 +181,7 @@ func TestClusterRails(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"label", scenario, "--on", "k3s", "--kubeconfig", kc}, `no context named: chaosloop uses a cluster only through a context named by --context or by the scenario's cluster.context (the kubeconfig's current context, "other", is not used unless named); contexts in ` + kc + `: lab, other`},
+		{[]string{"label", scenario, "--on", "k3s", "--kubeconfig", kc}, `no context named: chaosloop uses a cluster only through a context named with --context (the kubeconfig's current context, "other", is not used unless named); contexts in ` + kc + `: lab, other`},
 		{[]string{"validate", scenario, "--on", "k3s", "--kubeconfig", kc, "--context", "prod"}, `no context "prod" in the kubeconfig; contexts in ` + kc + `: lab, other`},
 		{[]string{"label", scenario, "--kubeconfig", kc, "--context", "lab"}, "label works on --on k3s only"},
 		{[]string{"label", scenario, "--on", "kind", "--context", "lab"}, "label works on --on k3s only"},
@@ -204,26 +204,4 @@ func TestUnreachableCluster(t *testing.T) {
 	code, _, errs := run("validate", scenario, "--on", "k3s", "--kubeconfig", kc, "--context", "other")
 	require.Equal(t, cli.ExitFail, code)
 	require.Contains(t, errs, "listing the cluster's nodes")
-}
-
-// The scenario may name the context instead of --context; naming two
-// different ones is refused.
-func TestScenarioNamesTheContext(t *testing.T) {
-	api, kc := newAPIServer(t, "dc1-cp", "dc1-w", "dc2-w")
-	data, err := os.ReadFile(scenario)
-	require.NoError(t, err)
-	named := filepath.Join(t.TempDir(), "named.yaml")
-	require.NoError(t, os.WriteFile(named, append(data, "cluster: {context: lab}\n"...), 0o644))
-
-	code, out, errs := run("label", named, "--on", "k3s", "--kubeconfig", kc, "--yes")
-	require.Equal(t, cli.ExitOK, code, errs)
-	require.Contains(t, out, "labelled 3 node(s)")
-	require.Equal(t, 3, api.patches)
-
-	code, _, errs = run("validate", named, "--on", "k3s", "--kubeconfig", kc, "--context", "other")
-	require.Equal(t, cli.ExitInvalid, code)
-	require.Contains(t, errs, `the scenario names context "lab" (cluster.context) and --context names "other": they must agree`)
-	code, _, errs = run("validate", named, "--on", "k3s", "--kubeconfig", kc, "--context", "lab")
-	require.Equal(t, cli.ExitFail, code, "the lint's errors only")
-	require.NotContains(t, errs, "context")
 }

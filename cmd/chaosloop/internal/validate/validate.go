@@ -63,14 +63,12 @@ Files are FILE arguments or -f FILE; - reads standard input. With several
 files every file is checked and reported; -o json then prints an array of
 results, one per file. -o wide adds each finding's field path.
 
-With --on k3s (one FILE; the context named by --context or by the
-scenario's cluster.context, never the kubeconfig's current one by default)
-the cluster is checked against the scenario too: every scenario node's
-cluster node (the same name, or the one --node-map names) exists, is Ready
-and has the cores and memory the scenario gives it (errors); it carries the
-scenario's topology and chaosloop labels (drift, which 'chaosloop label'
-fixes); it is not cordoned nor tainted for a pool it lacks (warnings).
-Nothing is changed.
+With --on k3s (one FILE, --context required) the cluster is checked against
+the scenario too: every scenario node's cluster node (the same name, or the
+one --node-map names) exists, is Ready and has the cores and memory the
+scenario gives it (errors); it carries the scenario's topology and
+chaosloop labels (drift, which 'chaosloop label' fixes); it is not cordoned
+nor tainted for a pool it lacks (warnings). Nothing is changed.
 
 Exit status: 0 when no finding is an error (and, with --on k3s, no node has
 an error or label drift), 1 when one is (or the cluster cannot be read), 2
