@@ -154,7 +154,7 @@ type Budget struct {
 // Progress is one step of bringing a lab up, for the CLI to show.
 type Progress struct {
 	Service string // "" for the network and installs
-	Stage   string // installing, network, starting, healthy, failed, done
+	Stage   string // installing, waiting, network, starting, healthy, failed, done
 	Detail  string
 	Err     error
 }

@@ -28,6 +28,13 @@ func (l *Lab) install(ctx context.Context) error {
 			return fmt.Errorf("installing %s: %w", ss.Engine, err)
 		}
 	}
+	// Installed, the services wait for the network (on kind: the cluster,
+	// minutes), which "still installing" misnamed.
+	for _, ss := range l.st.Services {
+		if ss.Engine != EngineNone {
+			l.opts.progress(lab.Progress{Service: ss.Name, Stage: "waiting", Detail: "installed; the lab network comes up first"})
+		}
+	}
 	return nil
 }
 
