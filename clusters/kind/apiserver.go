@@ -15,10 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
-
 	"github.com/chaosloop/chaosloop/clusters/kind/k8sbin"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
 	"github.com/chaosloop/chaosloop/clusters/local"
@@ -188,14 +184,8 @@ func (e *apiEngine) etcdVerdict(ctx context.Context, c *engines.Cluster, m engin
 	if err != nil {
 		return false, "etcd not asked: " + err.Error()
 	}
-	dial := c.Dialer()
 	ep := netip.AddrPortFrom(m.Addr, etcdClientPort).String()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: []string{ep}, TLS: tlsConf, Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return dial(ctx, "tcp", addr)
-		})},
-	})
+	cli, err := kindlab.EtcdClient(tlsConf, []string{ep}, c.Dialer())
 	if err != nil {
 		return false, "etcd not asked: " + err.Error()
 	}

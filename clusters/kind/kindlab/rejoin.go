@@ -211,10 +211,16 @@ func (c *Cluster) etcdClient(except string) (*clientv3.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return EtcdClient(tlsConf, eps, c.Net.DialFromHostOf)
+}
+
+// EtcdClient is a client of the cluster's etcd members at eps, reached
+// through dial (the lab's: from the members' own hosts).
+func EtcdClient(tlsConf *tls.Config, eps []string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
 		Endpoints: eps, TLS: tlsConf, Logger: zap.NewNop(), DialTimeout: 5 * time.Second,
 		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return c.Net.DialFromHostOf(ctx, "tcp", addr)
+			return dial(ctx, "tcp", addr)
 		})},
 	})
 }
