@@ -233,3 +233,40 @@ func TestInjectAfterHealWaitsForFullStrength(t *testing.T) {
 		}
 	}
 }
+
+// A late inject moves the run's end by its lateness, so that the fault
+// lasts its For and the time after it keeps its planned length (measured
+// on kind: a 76 s heal made the next fault 50 s late, and the planned end
+// cut it to 20 s of 30 and left no time to see the recovery). Extend is
+// told the new end.
+func TestLateInjectMovesTheRunsEnd(t *testing.T) {
+	start := time.Now()
+	fi := &fakeInjector{start: start, slowIndex: -1, slowHeal: 700 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	plan := []Fault{
+		{Index: 0, At: 0, For: 100 * time.Millisecond, Fault: lab.Fault{Action: "power-off", Target: "rack/dc1/r1"}},
+		{Index: 1, At: 200 * time.Millisecond, For: 300 * time.Millisecond, Fault: lab.Fault{Action: "isolate", Target: "site/dc3"}},
+	}
+	var (
+		mu      sync.Mutex
+		extends []time.Duration
+	)
+	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi, Extend: func(end time.Duration) {
+		mu.Lock()
+		extends = append(extends, end)
+		mu.Unlock()
+	}}
+	runEnd := 600 * time.Millisecond
+	require.NoError(t, s.Run(context.Background(), start, runEnd, plan))
+	returned := time.Since(start)
+	r := s.Realised()
+	require.Len(t, r, 2)
+	late := r[1].InjectLate
+	require.GreaterOrEqual(t, late, 500*time.Millisecond, "fault 1 waited for fault 0's 700 ms heal")
+	require.Equal(t, runEnd+late, s.End(), "the end moved by the lateness")
+	mu.Lock()
+	require.Equal(t, []time.Duration{runEnd + late}, extends)
+	mu.Unlock()
+	require.NotZero(t, r[1].Healed, "healed by the schedule, not cut at the end")
+	require.InDelta(t, float64(300*time.Millisecond), float64(r[1].Healed-r[1].Injected), float64(50*time.Millisecond), "the late fault lasted its For")
+	require.GreaterOrEqual(t, returned, runEnd+late, "the run went on after the late fault's heal")
+}

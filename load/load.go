@@ -139,6 +139,26 @@ type Generator struct {
 	redis *goredis.Client
 	bulk  *bulkWriter
 	stats Stats
+	// until is how long the arrivals last when ExtendTo moved it past
+	// cfg.Duration (nanoseconds; 0: cfg.Duration).
+	until atomic.Int64
+}
+
+// ExtendTo makes the arrivals last until d after Run started, if that is
+// later than the configured Duration (or an earlier ExtendTo). Safe while
+// Run runs: a fault schedule that slipped extends the load it measures.
+func (g *Generator) ExtendTo(d time.Duration) {
+	for {
+		cur := g.until.Load()
+		if int64(d) <= cur || g.until.CompareAndSwap(cur, int64(d)) {
+			return
+		}
+	}
+}
+
+// Until is how long the arrivals last, after ExtendTo.
+func (g *Generator) Until() time.Duration {
+	return max(g.cfg.Duration, time.Duration(g.until.Load()))
 }
 
 // New connects the clients. The notification consumer starts at once, so
@@ -260,7 +280,7 @@ func (g *Generator) Run(ctx context.Context) error {
 		}
 		g.add(history.Event{Type: history.Dropped, Op: op, ID: a.id, Payer: a.payer, Payee: a.payee, Amount: a.amount, Currency: g.cfg.Currency})
 	}
-	return arrival.Run(ctx, arrival.Config{Rate: g.cfg.Rate, Duration: g.cfg.Duration, VUs: g.cfg.MaxInFlight}, &g.stats.Stats, plan, work, dropped)
+	return arrival.Run(ctx, arrival.Config{Rate: g.cfg.Rate, Duration: g.cfg.Duration, Extended: g.Until, VUs: g.cfg.MaxInFlight}, &g.stats.Stats, plan, work, dropped)
 }
 
 func (g *Generator) add(e history.Event) {

@@ -83,6 +83,10 @@ type SavedPlan struct {
 	// Realised: when each fault actually went in and out and how late,
 	// added once the faults are done (replay uses Faults, the plan).
 	Realised []faults.Realised `json:"realised,omitempty"`
+	// End is when the load ended, as an offset from the end of warmup,
+	// when a late inject moved it past the scenario's duration (so that
+	// every fault and the time after it kept their planned length).
+	End time.Duration `json:"end,omitempty"`
 }
 
 // roles are the services the workload uses, picked by kind and pool.

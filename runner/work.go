@@ -213,6 +213,12 @@ func (w *work) drive(ctx context.Context, gen *load.Generator) (loadErr, schedEr
 	w.phase("warmup", ld.Warmup.D().String())
 	loadStart := time.Now()
 	sched := &faults.Scheduler{Log: w.o.Log, Injector: &labInjector{lb: w.lb, log: w.o.Log}, History: w.h}
+	var schedStart time.Time // written before sched.Run, which alone calls Extend
+	sched.Extend = func(end time.Duration) {
+		gen.ExtendTo(schedStart.Sub(loadStart) + end)
+		w.o.Log.Warn("the fault schedule slipped: the load goes on so that every fault and the time after it keep their planned length",
+			"until", (schedStart.Sub(loadStart) + end).Round(time.Millisecond), "planned", (ld.Warmup.D() + ld.Duration.D()))
+	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	loadDone := make(chan error, 1)
@@ -228,10 +234,10 @@ func (w *work) drive(ctx context.Context, gen *load.Generator) (loadErr, schedEr
 		}
 		w.event("baseline", "")
 		w.phase("load", fmt.Sprintf("%.0f transfers/s for %s, %d faults", *ld.Rate, ld.Duration.D(), len(w.plan)))
-		schedDone <- sched.Run(ctx, time.Now(), ld.Duration.D(), w.plan)
+		schedStart = time.Now()
+		schedDone <- sched.Run(ctx, schedStart, ld.Duration.D(), w.plan)
 	}()
 
-	total := ld.Warmup.D() + ld.Duration.D()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 loop:
@@ -241,13 +247,17 @@ loop:
 			break loop
 		case <-tick.C:
 			if w.o.Progress != nil {
-				w.o.Progress.Load(time.Since(loadStart), total, gen.Stats(), sched.Active())
+				w.o.Progress.Load(time.Since(loadStart), gen.Until(), gen.Stats(), sched.Active())
 			}
 		}
 	}
 	schedErr = <-schedDone
 	sched.RecoverAll()
-	if err := w.saveRealised(sched.Realised()); err != nil {
+	var end time.Duration
+	if e := sched.End(); e > ld.Duration.D() {
+		end = e
+	}
+	if err := w.saveRealised(sched.Realised(), end); err != nil {
 		w.o.Log.Error("plan.json: realised schedule", "err", err)
 	}
 	return loadErr, schedErr
@@ -282,8 +292,8 @@ func (w *work) collect(ctx context.Context, wr *wiring) error {
 }
 
 // saveRealised adds the realised schedule to plan.json.
-func (w *work) saveRealised(r []faults.Realised) error {
-	b, err := json.MarshalIndent(SavedPlan{Seed: w.o.Seed, Backend: w.o.Provider.Name(), Started: w.started, Faults: w.plan, Realised: r}, "", "  ")
+func (w *work) saveRealised(r []faults.Realised, end time.Duration) error {
+	b, err := json.MarshalIndent(SavedPlan{Seed: w.o.Seed, Backend: w.o.Provider.Name(), Started: w.started, Faults: w.plan, Realised: r, End: end}, "", "  ")
 	if err != nil {
 		return err
 	}

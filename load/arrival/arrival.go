@@ -20,6 +20,10 @@ type Config struct {
 	Rate float64
 	// Duration of the arrivals (in-flight work then completes).
 	Duration time.Duration
+	// Extended, when set, is asked before each arrival past Duration: the
+	// arrivals go on while it says they may (a run whose fault schedule
+	// slipped keeps its planned tail).
+	Extended func() time.Duration
 	// VUs bounds the work in flight (k6's maxVUs); all are started up
 	// front, so none is created under load.
 	VUs int
@@ -34,7 +38,7 @@ type Stats struct {
 }
 
 // Run schedules arrival i at start + i/Rate for i = 0, 1, ... while within
-// Duration. For each it calls plan(i) — sequentially, in order, also for
+// Duration (or Extended). For each it calls plan(i) — sequentially, in order, also for
 // arrivals that will be dropped, so that a seeded plan is the same whatever
 // the timing — and hands the item to a free VU, which calls work; with no
 // free VU it calls dropped instead. Run returns when every arrival was
@@ -72,7 +76,7 @@ func Run[T any](ctx context.Context, cfg Config, st *Stats, plan func(i int64) T
 	<-timer.C
 	for i := int64(0); ; i++ {
 		off := time.Duration(float64(i) * float64(time.Second) / cfg.Rate)
-		if off >= cfg.Duration {
+		if off >= cfg.Duration && (cfg.Extended == nil || off >= cfg.Extended()) {
 			return nil
 		}
 		// Behind schedule (a slow plan, GC): start late arrivals at once
