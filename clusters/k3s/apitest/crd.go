@@ -46,6 +46,10 @@ func EnsureCRDs(tb testing.TB, cfg *rest.Config, manifests ...[]byte) []string {
 		}
 		names = append(names, name)
 		_, err := crds.Create(ctx, crd, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
+		if apierrors.IsAlreadyExists(err) && gone(tb, crds, name) {
+			// one being deleted (a previous run's cleanup): its successor
+			_, err = crds.Create(ctx, crd, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
+		}
 		switch {
 		case apierrors.IsAlreadyExists(err):
 			tb.Logf("CRD %s: the cluster has it already: kept as it is", name)
@@ -77,6 +81,27 @@ func EnsureCRDs(tb testing.TB, cfg *rest.Config, manifests ...[]byte) []string {
 		}
 	}
 	return created
+}
+
+// gone waits until the CRD name, if it is being deleted, is gone, and
+// says whether it was being deleted.
+func gone(tb testing.TB, crds dynamic.ResourceInterface, name string) bool {
+	tb.Helper()
+	deadline := time.Now().Add(EstablishTimeout)
+	for deleting := false; ; deleting = true {
+		got, err := crds.Get(context.Background(), name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return true
+		case err != nil:
+			tb.Fatalf("CRD %s: %v", name, err)
+		case got.GetDeletionTimestamp() == nil:
+			return deleting
+		case time.Now().After(deadline):
+			tb.Fatalf("CRD %s still being deleted after %s", name, EstablishTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func conditions(crd *unstructured.Unstructured) []any {
