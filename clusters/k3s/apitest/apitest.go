@@ -77,9 +77,12 @@ type Server struct {
 
 // Start runs etcd and kube-apiserver on free loopback ports and waits for
 // /readyz. Call it from the test (or a subtest) that owns the server: its
-// cleanup stops both.
+// cleanup stops both. With -short it skips the test.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("starts etcd and kube-apiserver")
+	}
 	bins := binaries(tb)
 	ev := enginetest.NewEvidence(tb)
 	dir := ev.WorkDir("apiserver")
