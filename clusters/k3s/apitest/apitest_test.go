@@ -3,7 +3,9 @@ package apitest
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -55,9 +57,12 @@ func TestServer(t *testing.T) {
 	v, err := cs.Discovery().ServerVersion()
 	require.NoError(t, err)
 	require.Equal(t, k8sbin.KubernetesVersion, v.GitVersion)
-	svc, err := cs.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
-	require.NoError(t, err)
-	require.Equal(t, "198.19.240.1", svc.Spec.ClusterIP, "the Service range is %s", ServiceRange)
+	// the API server makes its own Service soon after /readyz
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		svc, err := cs.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		require.NoError(c, err)
+		require.Equal(c, "198.19.240.1", svc.Spec.ClusterIP, "the Service range is %s", ServiceRange)
+	}, time.Minute, 100*time.Millisecond)
 
 	require.Equal(t, []string{"widgets.test.chaosloop.io"}, EnsureCRDs(t, s.Config, []byte(widgetCRD)))
 	require.Empty(t, EnsureCRDs(t, s.Config, []byte(widgetCRD)), "a CRD the cluster has is kept")
