@@ -117,6 +117,7 @@ func Start(tb testing.TB) *Server {
 	etcd.waitUntil(tb, deadline, func() bool {
 		return httpOK(http.DefaultClient, etcdURL+"/health")
 	})
+	etcdTook := time.Since(start)
 
 	apiPort := freePort(tb)
 	url := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
@@ -156,8 +157,9 @@ func Start(tb testing.TB) *Server {
 	hc.CloseIdleConnections()
 
 	s := &Server{Kubeconfig: file, Context: ContextName, Config: cfg, URL: url, Dir: dir, Took: time.Since(start)}
-	tb.Logf("kube-apiserver %s (etcd %s) ready at %s in %s; kubeconfig %s",
-		k8sbin.KubernetesVersion, k8sbin.EtcdVersion, url, s.Took.Round(time.Millisecond), file)
+	tb.Logf("kube-apiserver %s ready at %s in %s (etcd %s ready in %s); kubeconfig %s",
+		k8sbin.KubernetesVersion, url, s.Took.Round(time.Millisecond),
+		k8sbin.EtcdVersion, etcdTook.Round(time.Millisecond), file)
 	return s
 }
 
