@@ -2,7 +2,8 @@
 // sushy-tools' Redfish emulator (its fake driver: no libvirt or cloud
 // behind it) and OpenIPMI's ipmi_sim. Each installs on first use (PyPI,
 // Debian) and is killed by PID at cleanup; its logs and configuration are
-// kept with the test's evidence when the test fails.
+// kept with the test's evidence when the test fails. Either can power a
+// docker container (StartContainer) as a BMC powers its server.
 package bmctest
 
 import (

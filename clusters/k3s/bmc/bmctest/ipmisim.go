@@ -23,6 +23,10 @@ type IPMISimOptions struct {
 	// chassis off or on, before the new state is recorded; one that fails
 	// fails the client's request. Empty: the chassis only records it.
 	PowerOff, PowerOn string
+	// Container makes the chassis that docker container (StartContainer):
+	// its power is on while the container runs, power-off SIGKILLs it and
+	// power-on starts it. Not with PowerOff or PowerOn.
+	Container string
 }
 
 // StartIPMISim runs ipmi_sim on a free loopback UDP port with one
@@ -33,10 +37,21 @@ func StartIPMISim(tb testing.TB, user, password string, opt IPMISimOptions) *Ser
 	require(tb, InstallIPMISim, "ipmi_sim")
 	dir := workDir(tb, "ipmi_sim")
 	port := freePort(tb, "udp")
-	chassis := filepath.Join(dir, "chassis")
-	if err := os.WriteFile(chassis, []byte(chassisScript(filepath.Join(dir, "power"), opt)), 0o755); err != nil {
-		tb.Fatal(err)
+	var power string
+	switch {
+	case opt.Container != "" && (opt.PowerOff != "" || opt.PowerOn != ""):
+		tb.Fatal("bmctest: IPMISimOptions.Container with PowerOff or PowerOn")
+	case opt.Container != "":
+		power = dockerPower(tb, opt.Container)
+	default:
+		// The power state is kept in a file (absent: on).
+		power = fmt.Sprintf(`state=%q
+power() { cat "$state" 2>/dev/null || echo 1; }
+power_off() { { %s; } && echo 0 > "$state"; }
+power_on() { { %s; } && echo 1 > "$state"; }
+`, filepath.Join(dir, "power"), orTrue(opt.PowerOff), orTrue(opt.PowerOn))
 	}
+	chassis := writeChassis(tb, filepath.Join(dir, "chassis"), power)
 	writeFile(tb, filepath.Join(dir, "lan.conf"), lanConf(port, user, password, chassis))
 	// The BMC itself (management controller 0x20), enabled.
 	writeFile(tb, filepath.Join(dir, "bmc.emu"), "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n")
@@ -68,20 +83,23 @@ func lanConf(port int, user, password, chassis string) string {
 	return b.String()
 }
 
-// chassisScript is ipmi_sim's chassis_control program: it is called as
-// "PROG MC get PARM..." (print PARM:VALUE for each) and "PROG MC set PARM
-// VALUE...", power being 1 or 0. The power state lives in the file state
-// (absent: on).
-func chassisScript(state string, opt IPMISimOptions) string {
-	return fmt.Sprintf(`#!/bin/sh
-state=%q
+// writeChassis writes path, a chassis_control program (ipmi_lan(5)),
+// called as "PROG MC get PARM..." (it prints PARM:VALUE for each) and
+// "PROG MC set PARM VALUE...", power being 1 or 0; the sushy-tools driver
+// of sushyDriver calls it the same way. power defines the shell functions
+// power (prints 1 or 0), power_off and power_on, whose failure fails the
+// request. Each power set is logged to path.log.
+func writeChassis(tb testing.TB, path, power string) string {
+	tb.Helper()
+	script := fmt.Sprintf(`#!/bin/sh
+%slog=%q
 shift
 op=$1; shift
 case $op in
 get)
 	for p in "$@"; do
 		case $p in
-		power) echo "power:$(cat "$state" 2>/dev/null || echo 1)" ;;
+		power) v=$(power) || exit 1; echo "power:$v" ;;
 		boot) echo "boot:default" ;;
 		*) echo "invalid parameter: $p"; exit 1 ;;
 		esac
@@ -89,14 +107,20 @@ get)
 set)
 	while [ $# -ge 2 ]; do
 		if [ "$1" = power ]; then
-			if [ "$2" = 0 ]; then { %s; } || exit 1; else { %s; } || exit 1; fi
-			echo "$2" > "$state"
+			if [ "$2" = 0 ]; then f=power_off; else f=power_on; fi
+			if $f; then r=ok; else r=failed; fi
+			echo "$(date -u +%%T.%%N) set power $2: $r" >> "$log"
+			[ $r = ok ] || exit 1
 		fi
 		shift 2
 	done ;;
 *) echo "unknown operation: $op"; exit 1 ;;
 esac
-`, state, orTrue(opt.PowerOff), orTrue(opt.PowerOn))
+`, power, path+".log")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
 
 func orTrue(cmd string) string {

@@ -69,6 +69,10 @@ func InstallSushy(ctx context.Context, log *slog.Logger) error {
 type FakeSystem struct {
 	UUID, Name string
 	On         bool
+	// Container makes the system's power that docker container's
+	// (StartContainer), through sushyDriver: on while it runs, ForceOff
+	// SIGKILLs it, On starts it. On is then ignored.
+	Container string
 }
 
 // StartSushy runs sushy-emulator with the fake driver on a free loopback
@@ -83,7 +87,13 @@ func StartSushy(tb testing.TB, user, password string, systems ...FakeSystem) *Se
 	}
 	port := freePort(tb, "tcp")
 	writeFile(tb, filepath.Join(dir, "htpasswd"), user+":"+string(hash)+"\n")
-	writeFile(tb, filepath.Join(dir, "emulator.conf"), sushyConfig(dir, port, systems))
+	chassis := map[string]string{}
+	for _, sys := range systems {
+		if sys.Container != "" {
+			chassis[sys.UUID] = writeChassis(tb, filepath.Join(dir, "chassis-"+sys.UUID), dockerPower(tb, sys.Container))
+		}
+	}
+	writeFile(tb, filepath.Join(dir, "emulator.conf"), sushyConfig(dir, port, systems, chassis))
 	s := start(tb, dir, SushyEmulator(), "--config", filepath.Join(dir, "emulator.conf"))
 	s.Addr = fmt.Sprintf("http://127.0.0.1:%d", port)
 	// The service root answers without credentials once Flask is up.
@@ -101,7 +111,8 @@ func StartSushy(tb testing.TB, user, password string, systems ...FakeSystem) *Se
 // sushyConfig is the emulator's Python config file: the fake driver (its
 // systems take 1-11 s, at random, to reach a requested power state), the
 // state in dir rather than the shared /tmp/sushy-emulator, basic auth.
-func sushyConfig(dir string, port int, systems []FakeSystem) string {
+// With chassis programs (by system UUID), sushyDriver too.
+func sushyConfig(dir string, port int, systems []FakeSystem, chassis map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = %d\n", port)
 	fmt.Fprintf(&b, "SUSHY_EMULATOR_FAKE_DRIVER = True\nSUSHY_EMULATOR_STATE_DIR = %q\n", filepath.Join(dir, "state"))
@@ -114,8 +125,59 @@ func sushyConfig(dir string, port int, systems []FakeSystem) string {
 		fmt.Fprintf(&b, "  {'uuid': %q, 'name': %q, 'power_state': %q, 'nics': []},\n", s.UUID, s.Name, state)
 	}
 	b.WriteString("]\n")
+	if len(chassis) > 0 {
+		b.WriteString("CHAOSLOOP_CHASSIS = {\n")
+		for uuid, prog := range chassis {
+			fmt.Fprintf(&b, "  %q: %q,\n", uuid, prog)
+		}
+		b.WriteString("}\n" + sushyDriver)
+	}
 	return b.String()
 }
+
+// sushyDriver, Python in the config file, powers the systems named in
+// CHAOSLOOP_CHASSIS through their chassis program (writeChassis: the one
+// ipmi_sim runs): PowerState is what "get power" says, ForceOff is "set
+// power 0" and On "set power 1", done before the Reset is answered, and a
+// failure is the Reset's (HTTP 500). Every other system, and everything
+// but power, is the fake driver's. sushy-tools 2.2.0 has no setting for a
+// driver class: it builds fakedriver.FakeDriver at the first request, after
+// reading this file, so the file puts its subclass there.
+const sushyDriver = `
+import subprocess
+from sushy_tools import error
+from sushy_tools.emulator.resources.systems import fakedriver
+
+class ChassisDriver(fakedriver.FakeDriver):
+    def _prog(self, identity):
+        return self._config['CHAOSLOOP_CHASSIS'].get(self.uuid(identity))
+
+    def _run(self, prog, *args):
+        r = subprocess.run([prog, 'sushy', *args], capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise error.FishyError(f'{prog} {" ".join(args)}: exit {r.returncode}: {r.stdout}{r.stderr}')
+        return r.stdout.strip()
+
+    def get_power_state(self, identity):
+        prog = self._prog(identity)
+        if prog is None:
+            return super().get_power_state(identity)
+        out = self._run(prog, 'get', 'power')
+        if out not in ('power:1', 'power:0'):
+            raise error.FishyError(f'{prog} get power: {out}')
+        return 'On' if out == 'power:1' else 'Off'
+
+    def set_power_state(self, identity, state):
+        prog = self._prog(identity)
+        if prog is None:
+            return super().set_power_state(identity, state)
+        power = {'On': '1', 'ForceOn': '1', 'ForceOff': '0'}.get(state)
+        if power is None:
+            raise error.NotSupportedError(f'Power state {state} is not supported')
+        self._run(prog, 'set', 'power', power)
+
+fakedriver.FakeDriver = ChassisDriver
+`
 
 func writeFile(tb testing.TB, path, content string) {
 	tb.Helper()
