@@ -17,6 +17,9 @@ import (
 // answer it.
 const ipmiCloseWait = 500 * time.Millisecond
 
+// ipmiSessionCloseWait bounds the Close Session of a session that worked.
+const ipmiSessionCloseWait = 5 * time.Second
+
 // ipmiController runs chassis control on one BMC, opening a session for
 // each call: BMCs have a handful of session slots and drop idle sessions
 // after about a minute, shorter than the gap between a fault's power-off
@@ -108,7 +111,16 @@ func (c *ipmiController) session(ctx context.Context, fn func(*client.Client) er
 			c.b.Node, c.b.IPMIInterface(), c.host, c.port, c.b.Username, c.b.passwordSource(), c.pw.scrub(err))
 	}
 	defer func() {
-		if err := cl.Close(context.WithoutCancel(ctx)); err != nil {
+		// Closing frees one of the BMC's few session slots, worth a few
+		// seconds; but once the caller's time is up it must not hold
+		// the caller (a slow BMC held WaitFor 2.5 s past its deadline).
+		wait := ipmiSessionCloseWait
+		if ctx.Err() != nil {
+			wait = ipmiCloseWait
+		}
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
+		defer cancel()
+		if err := cl.Close(closeCtx); err != nil {
 			c.log.Debug("IPMI close session failed", "err", c.pw.scrub(err))
 		}
 	}()

@@ -40,7 +40,10 @@ func TestIPMI(t *testing.T) {
 		took, err := bmc.WaitFor(ctx, log, c, bmc.Off)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		require.ErrorContains(t, err, "power state still on after")
-		require.Less(t, took, 3*time.Second)
+		// Bounded, not timed: a session in flight at the deadline ends
+		// with it, and its close is cut to ipmiCloseWait (a busy machine
+		// adds its own delay; an unbounded close held 2.5 s more).
+		require.Less(t, took, 5*time.Second)
 	})
 	t.Run("wrong password", func(t *testing.T) {
 		_, err := bmc.New(t.Context(), log, inventoryOf(t, entry+"passwordEnv: BMC_WRONG_PASSWORD"))
