@@ -1,6 +1,7 @@
 package kind
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
 	"github.com/chaosloop/chaosloop/clusters/kind/cluster"
 	"github.com/chaosloop/chaosloop/clusters/kind/docker"
 	"github.com/chaosloop/chaosloop/clusters/kind/images"
@@ -45,9 +47,14 @@ type machines struct {
 	dir   string
 	log   *slog.Logger
 	built *images.Built // nil for a lab opened or removed
+	// power, when set, powers the nodes it lists through their BMCs
+	// (Options.Power).
+	power *bmc.Inventory
 
 	mu sync.Mutex
 	c  *kindlab.Cluster
+	// bmcs are the controllers of power's nodes, made on first use.
+	bmcs map[string]bmc.Controller
 	// images are the node's and engines' image tags.
 	images recordedImages
 }
@@ -59,8 +66,8 @@ type recordedImages struct {
 
 var _ local.Machines = (*machines)(nil)
 
-func newMachines(dir string, log *slog.Logger, built *images.Built) *machines {
-	m := &machines{dir: dir, log: log, built: built}
+func newMachines(dir string, log *slog.Logger, built *images.Built, power *bmc.Inventory) *machines {
+	m := &machines{dir: dir, log: log, built: built, power: power}
 	if built != nil {
 		m.images = recordedImages{Node: built.Node, Engines: built.Engines}
 	}
@@ -241,7 +248,11 @@ func (m *machines) PowerOff(ctx context.Context, node string) error {
 	if err != nil {
 		return err
 	}
-	return c.PowerOff(ctx, node)
+	ctl, err := m.bmcOf(ctx, node)
+	if err != nil || ctl == nil {
+		return cmp.Or(err, c.PowerOff(ctx, node))
+	}
+	return m.powerBy(ctx, node, ctl, bmc.Off)
 }
 
 func (m *machines) PowerOn(ctx context.Context, node string) error {
@@ -249,7 +260,61 @@ func (m *machines) PowerOn(ctx context.Context, node string) error {
 	if err != nil {
 		return err
 	}
-	return c.PowerOn(ctx, node)
+	ctl, err := m.bmcOf(ctx, node)
+	if err != nil || ctl == nil {
+		return cmp.Or(err, c.PowerOn(ctx, node))
+	}
+	return c.PowerOnBy(ctx, node, func(ctx context.Context) error { return m.powerBy(ctx, node, ctl, bmc.On) })
+}
+
+// bmcWait bounds a BMC's power transition, from the request to the BMC
+// reporting the new state (a real server's BMC: seconds).
+const bmcWait = time.Minute
+
+// bmcOf is the controller of node's BMC, nil when Options.Power does not
+// list the node (its container is then killed and started by docker).
+func (m *machines) bmcOf(ctx context.Context, node string) (bmc.Controller, error) {
+	if m.power == nil {
+		return nil, nil
+	}
+	b, ok := m.power.Lookup(node)
+	if !ok {
+		return nil, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ctl, ok := m.bmcs[node]; ok {
+		return ctl, nil
+	}
+	ctl, err := bmc.New(ctx, m.log, b)
+	if err != nil {
+		return nil, fmt.Errorf("kind: the BMC of %s: %w", node, err)
+	}
+	if m.bmcs == nil {
+		m.bmcs = map[string]bmc.Controller{}
+	}
+	m.bmcs[node] = ctl
+	return ctl, nil
+}
+
+// powerBy asks node's BMC for a power state (ForceOff: every process
+// killed at once, as docker kill; On) and waits until it reports it.
+func (m *machines) powerBy(ctx context.Context, node string, ctl bmc.Controller, to bmc.State) error {
+	ask := ctl.PowerOn
+	if to == bmc.Off {
+		ask = ctl.PowerOff
+	}
+	if err := ask(ctx); err != nil {
+		return fmt.Errorf("kind: power %s %s through its BMC: %w", to, node, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, bmcWait)
+	defer cancel()
+	took, err := bmc.WaitFor(wctx, m.log, ctl, to)
+	if err != nil {
+		return fmt.Errorf("kind: power %s %s through its BMC: %w", to, node, err)
+	}
+	m.log.Info("node powered through its BMC", "node", node, "state", to, "took", took.Round(time.Millisecond))
+	return nil
 }
 
 // Wipe loses a node's own data with its disk: a control-plane node's

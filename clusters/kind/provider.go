@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
 	"github.com/chaosloop/chaosloop/clusters/kind/docker"
 	"github.com/chaosloop/chaosloop/clusters/kind/images"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
@@ -51,6 +52,11 @@ type Options struct {
 	Runtime []string
 	// DockerStateDir is the state of a dockerd chaosloop starts.
 	DockerStateDir string
+	// Power, when set, powers the nodes it lists through their BMCs
+	// (Redfish or IPMI) instead of killing and starting their containers
+	// with docker: BMCs that power kind's node containers (emulators, see
+	// package bmctest) try a real cluster's power path on this machine.
+	Power *bmc.Inventory
 }
 
 func (o Options) withDefaults() Options {
@@ -138,7 +144,7 @@ func (p *Provider) ensureImages(ctx context.Context) (*images.Built, error) {
 // state).
 func (p *Provider) local(built *images.Built) *local.Provider {
 	o := local.Options{Root: p.opts.Root, Cache: p.opts.Cache, Log: p.opts.Log, Progress: p.opts.Progress, Seed: p.opts.Seed}
-	o.Machines = func(dir string) local.Machines { return newMachines(dir, p.opts.Log, built) }
+	o.Machines = func(dir string) local.Machines { return newMachines(dir, p.opts.Log, built, p.opts.Power) }
 	return local.NewProvider(o)
 }
 

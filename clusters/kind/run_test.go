@@ -2,14 +2,21 @@ package kind_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc/bmctest"
 	"github.com/chaosloop/chaosloop/clusters/kind"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindtest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/runner"
@@ -21,7 +28,7 @@ import (
 // engines in pods, real faults on the node containers, transfer load,
 // the checks. The lab's state and the run directory are kept with the
 // evidence when the test fails.
-func runOnKind(t *testing.T, sc *scenarios.Scenario, seed uint64) *runner.Result {
+func runOnKind(t *testing.T, sc *scenarios.Scenario, seed uint64, power *bmc.Inventory) *runner.Result {
 	t.Helper()
 	kindtest.Daemon(t)
 	exe, err := os.Executable()
@@ -29,7 +36,7 @@ func runOnKind(t *testing.T, sc *scenarios.Scenario, seed uint64) *runner.Result
 	ev := enginetest.NewEvidence(t)
 	root := ev.WorkDir("lab")
 	p := kind.NewProvider(kind.Options{Root: root, Cache: filepath.Dir(kindtest.Cache), Log: enginetest.ProcessLog(),
-		Runtime: []string{exe, kindtest.RuntimeArg}, DockerStateDir: kindtest.StateDir, Seed: seed})
+		Runtime: []string{exe, kindtest.RuntimeArg}, DockerStateDir: kindtest.StateDir, Seed: seed, Power: power})
 	t.Cleanup(func() {
 		ev.Save(filepath.Join(root, sc.Name, "logs"), "logs")
 		if err := p.Down(context.Background(), sc.Name); err != nil {
@@ -52,9 +59,53 @@ func runOnKind(t *testing.T, sc *scenarios.Scenario, seed uint64) *runner.Result
 // TestGaleraTwoInOneRackFailsOnKind is the local lab's Galera negative
 // control on kind: two of three Galera members share a rack, the rack
 // loses power (its node containers are killed): chaosloop must report
-// FAIL on quorum, and lose no acknowledged money. The control plane is a
-// node of its own in another site, so the API is not what fails.
+// FAIL on quorum, as the local lab does, and lose no acknowledged money.
+// The control plane is a node of its own in another site, so the API is
+// not what fails.
+//
+// The rack's power goes through Redfish, as a real cluster's would: a
+// BMC emulator (sushy-tools) whose systems are the rack's node
+// containers, ForceOff killing and On starting them.
 func TestGaleraTwoInOneRackFailsOnKind(t *testing.T) {
 	sc := runnertest.Parse(t, "kneg-galera", runnertest.GaleraRack("kneg-galera", ", {name: cp, pools: [K3S-CONTROL-PLANE]}"))
-	runnertest.RequireGaleraQuorumFail(t, runOnKind(t, sc, 7).Report)
+	kindtest.Daemon(t)
+	power, logs := redfishPower(t, sc, "a1", "a2")
+	runnertest.RequireGaleraQuorumFail(t, runOnKind(t, sc, 7, power).Report)
+	for node, log := range logs {
+		b, err := os.ReadFile(log)
+		require.NoError(t, err, "node %s: its BMC never powered its container", node)
+		require.Regexp(t, `(?s)set power 0: ok.*set power 1: ok`, string(b), "node %s went off and on through its BMC", node)
+	}
+}
+
+// redfishPower starts one sushy-tools Redfish service with a system per
+// node, each powering the node's kind container, and returns the
+// inventory naming them, with the chassis programs' logs by node.
+func redfishPower(t *testing.T, sc *scenarios.Scenario, nodes ...string) (*bmc.Inventory, map[string]string) {
+	t.Helper()
+	plan, err := kindlab.NewPlan(sc)
+	require.NoError(t, err)
+	const user = "chaosloop"
+	pw := "pw-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	t.Setenv("CHAOSLOOP_TEST_BMC_PASSWORD", pw)
+	var systems []bmctest.FakeSystem
+	for i, node := range nodes {
+		n, ok := plan.Node(node)
+		require.True(t, ok, node)
+		systems = append(systems, bmctest.FakeSystem{UUID: fmt.Sprintf("6c0b6a1e-0000-4000-8000-%012d", i+1), Name: node, Container: n.Container})
+	}
+	srv := bmctest.StartSushy(t, user, pw, systems...)
+	var inv strings.Builder
+	logs := map[string]string{}
+	inv.WriteString("bmcs:\n")
+	for _, sys := range systems {
+		fmt.Fprintf(&inv, "  - {node: %s, protocol: redfish, address: '%s', system: '%s', username: %s, passwordEnv: CHAOSLOOP_TEST_BMC_PASSWORD}\n",
+			sys.Name, srv.Addr, sys.UUID, user)
+		logs[sys.Name] = filepath.Join(srv.Dir, "chassis-"+sys.UUID+".log")
+	}
+	path := filepath.Join(t.TempDir(), "bmcs.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(inv.String()), 0o600))
+	power, err := bmc.Load(path)
+	require.NoError(t, err)
+	return power, logs
 }

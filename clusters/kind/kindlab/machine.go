@@ -72,6 +72,13 @@ const powerOnWait = 30 * time.Second
 // node's kubelet then rejoins by itself; PowerOn does not wait for it
 // (with its control planes dark it never could).
 func (c *Cluster) PowerOn(ctx context.Context, node string) error {
+	return c.PowerOnBy(ctx, node, nil)
+}
+
+// PowerOnBy is PowerOn with the node's container started by start (a
+// BMC's power-on, when an emulator powers the container) instead of
+// docker start; start returns once the BMC reports the power on.
+func (c *Cluster) PowerOnBy(ctx context.Context, node string, start func(context.Context) error) error {
 	n, ok := c.Plan.Node(node)
 	if !ok {
 		return fmt.Errorf("kind: no node %s", node)
@@ -81,7 +88,13 @@ func (c *Cluster) PowerOn(ctx context.Context, node string) error {
 			return err
 		}
 	}
-	if _, err := docker.Run(ctx, "start", n.Container); err != nil {
+	if start == nil {
+		start = func(ctx context.Context) error {
+			_, err := docker.Run(ctx, "start", n.Container)
+			return err
+		}
+	}
+	if err := start(ctx); err != nil {
 		return fmt.Errorf("kind: power on %s: %w", node, err)
 	}
 	deadline := time.Now().Add(powerOnWait)

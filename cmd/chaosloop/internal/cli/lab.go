@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
 	"github.com/chaosloop/chaosloop/clusters/kind"
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/lab"
@@ -23,6 +24,8 @@ type LabFlags struct {
 	On    string
 	Root  string
 	Cache string
+	// BMC is a BMC inventory that powers kind's node containers (--on kind).
+	BMC string
 }
 
 // Add registers the flags on cmd.
@@ -30,6 +33,8 @@ func (f *LabFlags) Add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.On, "on", "local", "where the lab runs: local (network namespaces on this machine) or kind (a kind cluster on this machine, its nodes on the same network); k3s (an existing cluster) works with validate and label so far")
 	cmd.Flags().StringVar(&f.Root, "state-dir", "", fmt.Sprintf("directory holding the labs' state (default %s; with --on kind %s)", local.DefaultRoot, kind.DefaultRoot))
 	cmd.Flags().StringVar(&f.Cache, "cache-dir", local.DefaultCache, "directory holding downloaded and built engines and images")
+	cmd.Flags().StringVar(&f.BMC, "bmc", "", "with --on kind: a BMC inventory `FILE` (Redfish or IPMI, as for a real cluster) whose BMCs power the nodes it lists: power faults go through them instead of docker (BMC emulators that power kind's node containers)")
+	_ = cmd.MarkFlagFilename("bmc", "yaml", "yml")
 	_ = cmd.RegisterFlagCompletionFunc("on", cobra.FixedCompletions([]string{"local", "kind", "k3s"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagDirname("state-dir")
 	_ = cmd.MarkFlagDirname("cache-dir")
@@ -73,20 +78,29 @@ func (f *LabFlags) Provider(env *Env, seed uint64, progress func(lab.Progress)) 
 	}
 	opts.Seed, opts.Progress = seed, progress
 	if f.On == "kind" {
-		return KindProvider(opts)
+		var power *bmc.Inventory
+		if f.BMC != "" {
+			if power, err = bmc.Load(f.BMC); err != nil {
+				return nil, err
+			}
+		}
+		return KindProvider(opts, power)
+	}
+	if f.BMC != "" {
+		return nil, Usagef("--bmc works with --on kind (its node containers' power); a local lab's nodes have no BMC")
 	}
 	return local.NewProvider(opts), nil
 }
 
 // KindProvider is the kind backend with the local lab's options; a
 // dockerd it starts uses this binary as its OCI runtime wrapper.
-func KindProvider(opts local.Options) (*kind.Provider, error) {
+func KindProvider(opts local.Options, power *bmc.Inventory) (*kind.Provider, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	return kind.NewProvider(kind.Options{Root: opts.Root, Cache: opts.Cache, Log: opts.Log, Progress: opts.Progress,
-		Seed: opts.Seed, Runtime: []string{exe, OCIRuntimeArg}}), nil
+		Seed: opts.Seed, Runtime: []string{exe, OCIRuntimeArg}, Power: power}), nil
 }
 
 // OCIRuntimeArg is the hidden command that makes chaosloop the Docker

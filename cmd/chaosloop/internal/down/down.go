@@ -43,7 +43,7 @@ without it, the only lab that is up.`,
 					return cli.Usagef("--all takes no lab name")
 				}
 				// every backend's labs on this machine, whatever --on says
-				kp, err := cli.KindProvider(local.Options{Root: kind.DefaultRoot, Cache: opts.Cache, Log: env.Log})
+				kp, err := cli.KindProvider(local.Options{Root: kind.DefaultRoot, Cache: opts.Cache, Log: env.Log}, nil)
 				if err != nil {
 					return err
 				}
