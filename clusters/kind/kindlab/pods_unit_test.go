@@ -2,6 +2,7 @@ package kindlab
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -58,4 +59,21 @@ func TestManifestPinsTheMember(t *testing.T) {
 	require.Equal(t, "Never", pod.Spec.Containers[0].ImagePullPolicy)
 	require.Equal(t, "b=c", pod.Spec.Containers[0].Env[0].Value)
 	require.Equal(t, "/lab/data/dc1-cp/k3s-etcd", pod.Spec.Volumes[0].HostPath.Path)
+}
+
+// Kubectl makes a request again only when an API server that was not
+// ready refused it, never after one that may have been carried out.
+func TestNotCarriedOut(t *testing.T) {
+	exit := errors.New("exit status 1")
+	for out, want := range map[string]bool{
+		`E1202 18:55:17.163216 memcache.go:265] "Unhandled Error" err="couldn't get current server API group list: unknown"` + "\nError from server (Forbidden): unknown: ": true,
+		"The connection to the server 127.0.0.1:6444 was refused - did you specify the right host or port?\ndial tcp 127.0.0.1:6444: connect: connection refused":           true,
+		"Error from server (ServiceUnavailable): the server is currently unable to handle the request":                                                                      true,
+		`Error from server (Forbidden): pods "x" is forbidden: unable to create new content in namespace chaosloop because it is being terminated`:                          false,
+		"Error from server (Timeout): the server was unable to return a response in the time allotted":                                                                      false,
+		`Error from server (AlreadyExists): pods "x" already exists`:                                                                                                        false,
+		"Unable to connect to the server: net/http: TLS handshake timeout":                                                                                                  false,
+	} {
+		require.Equal(t, want, notCarriedOut(exit, []byte(out)), out)
+	}
 }

@@ -196,7 +196,54 @@ func (c *Cluster) assignPodCIDRs(ctx context.Context) error {
 // node's load balancer reaches the API servers over it). When the API
 // does not answer there, it moves to the first control-plane node where
 // it does and runs the command again.
+//
+// A request an API server refused while it started (RBAC not loaded yet:
+// "Forbidden: unknown"; no discovery; refused connections) was not
+// carried out, so it is made again, for up to apiWait: a node's load
+// balancer that has just started itself takes every API server for up
+// until its first checks, and a conformance run's worker restart failed
+// on a control-plane node's API server 1 s into its start.
 func (c *Cluster) Kubectl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	deadline := time.Now().Add(apiWait)
+	for {
+		out, err := c.kubectlOnce(ctx, stdin, args...)
+		if err == nil || !notCarriedOut(err, out) || time.Now().After(deadline) {
+			return out, err
+		}
+		c.log.Debug("kubectl: an API server not ready refused the request; again", "args", args, "err", err)
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// notCarriedOut says whether kubectl failed on an API server that was not
+// ready, before the request was carried out. A timeout is not one: the
+// request may have been carried out.
+func notCarriedOut(err error, out []byte) bool {
+	msg := err.Error() + "\n" + string(out)
+	if strings.Contains(msg, "because it is being terminated") { // a real Forbidden
+		return false
+	}
+	for _, s := range []string{
+		"couldn't get current server API group list",
+		"Error from server (Forbidden)", // the admin's credentials: only while RBAC loads
+		"connect: connection refused",
+		"Error from server (ServiceUnavailable)",
+		"the server is currently unable to handle the request",
+	} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// kubectlOnce runs kubectl in the management node, or, when no API server
+// answers there, in the first control-plane node where one does.
+func (c *Cluster) kubectlOnce(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
 	c.mu.Lock()
 	cur := c.mgmt
 	c.mu.Unlock()
