@@ -53,7 +53,9 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		cfg.Resync = DefaultResync
 	}
 	log = log.With("node", cfg.Node)
-	factory := informers.NewSharedInformerFactoryWithOptions(cfg.Kube, cfg.Resync,
+	// No informer resync: with no desired state there is no object to
+	// resync, so the loop below has a ticker of its own.
+	factory := informers.NewSharedInformerFactoryWithOptions(cfg.Kube, 0,
 		informers.WithNamespace(Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ConfigMapName(cfg.Node)).String()
@@ -66,8 +68,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		default:
 		}
 	}
-	// Every event, and the informer's resync (an update with the same
-	// object), is a reason to reconcile; what changed does not matter.
+	// Every event is a reason to reconcile; what changed does not matter.
 	if _, err := cms.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { poke() },
 		UpdateFunc: func(any, any) { poke() },
@@ -85,6 +86,9 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	if !cache.WaitForCacheSync(ctx.Done(), cms.Informer().HasSynced) {
 		return nil
 	}
+	poke() // the first reconcile: adopt or remove what is in place
+	tick := time.NewTicker(cfg.Resync)
+	defer tick.Stop()
 	var last *Status
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
@@ -96,6 +100,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 			return nil
 		case <-kick:
 		case <-retry.C:
+		case <-tick.C:
 		}
 		start := time.Now()
 		st := rc.once(ctx, cms.Lister().ConfigMaps(Namespace), cfg.Node)
