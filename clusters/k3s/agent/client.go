@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 )
@@ -77,6 +78,14 @@ func (c *Client) RecoverAll(ctx context.Context) (map[string]int64, error) {
 	return gens, errors.Join(errs...)
 }
 
+// editBackoff spaces retries after a conflict. client-go's DefaultRetry
+// (5 tries in ~50 ms) loses to a handful of concurrent writers (a
+// scenario injecting on many links of one node at once); with jitter and
+// more tries each round lets at least one writer through.
+func editBackoff() wait.Backoff {
+	return wait.Backoff{Steps: 16, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 1, Cap: time.Second}
+}
+
 // Rules returns node's desired rules and generation.
 func (c *Client) Rules(ctx context.Context, node string) ([]Rule, int64, error) {
 	cm, err := c.Kube.CoreV1().ConfigMaps(Namespace).Get(ctx, ConfigMapName(node), metav1.GetOptions{})
@@ -95,7 +104,7 @@ func (c *Client) Rules(ctx context.Context, node string) ([]Rule, int64, error) 
 func (c *Client) edit(ctx context.Context, node string, change func([]Rule) []Rule) (int64, error) {
 	var gen int64
 	cms := c.Kube.CoreV1().ConfigMaps(Namespace)
-	err := retry.OnError(retry.DefaultRetry, func(err error) bool {
+	err := retry.OnError(editBackoff(), func(err error) bool {
 		return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
 	}, func() error {
 		cm, err := cms.Get(ctx, ConfigMapName(node), metav1.GetOptions{})

@@ -30,10 +30,12 @@ const (
 	queueSpan = 4096
 )
 
-// hooks are the built-in chains that jump to baseChain, per table.
-var hooks = map[string][]string{
-	"filter": {"INPUT", "OUTPUT", "FORWARD"},
-	"mangle": {"POSTROUTING"},
+// hooks are the built-in chains of table that jump to baseChain.
+func hooks(table string) []string {
+	if table == "mangle" {
+		return []string{"POSTROUTING"}
+	}
+	return []string{"INPUT", "OUTPUT", "FORWARD"}
 }
 
 func tableOf(k Kind) string {
@@ -142,7 +144,7 @@ func (t ipt) ensureBase(ctx context.Context, table string, st tableState) error 
 			return err
 		}
 	}
-	for _, h := range hooks[table] {
+	for _, h := range hooks(table) {
 		if t.check(ctx, table, h, []string{"-j", baseChain}) {
 			continue
 		}
@@ -236,7 +238,7 @@ func Cleanup(ctx context.Context, log *slog.Logger) error {
 			errs = append(errs, err)
 			continue
 		}
-		for _, h := range hooks[table] {
+		for _, h := range hooks(table) {
 			for t.check(ctx, table, h, []string{"-j", baseChain}) {
 				if _, err := t.run(ctx, table, "-D", h, "-j", baseChain); err != nil {
 					errs = append(errs, err)

@@ -360,7 +360,7 @@ func TestAgentLab(t *testing.T) {
 	require.Equal(t, []string{"cut"}, st.Applied)
 	require.Equal(t, 1, l.count("filter", "-N "+chainPrefix), "one rule chain:\n%s", l.iptablesS("filter"))
 	require.Equal(t, 1, l.count("filter", "-A "+baseChain+" ", "-j "+chainPrefix), "one jump:\n%s", l.iptablesS("filter"))
-	for _, h := range hooks["filter"] {
+	for _, h := range hooks("filter") {
 		require.Equal(t, 1, l.count("filter", "-A "+h+" ", "-j "+baseChain), "one hook in %s", h)
 	}
 	_, err = l.connect(time.Second)
@@ -392,6 +392,17 @@ func TestAgentLab(t *testing.T) {
 	require.Greater(t, slow, base+delay*6/10, "clearly delayed")
 	require.Less(t, slow, base+delay*5, "about the delay, not a timeout")
 
+	// a crash while delaying: the new agent binds the chain's queue again
+	a3.kill(t)
+	a4 := l.startAgent("agent-4")
+	st = l.wait(gen, time.Now(), "agent-4")
+	require.Equal(t, []string{"slow"}, st.Applied)
+	require.Equal(t, 1, l.count("mangle", "-N "+chainPrefix), "one chain after a restart:\n%s", l.iptablesS("mangle"))
+	require.Equal(t, 1, l.count("mangle", "-A POSTROUTING ", "-j "+baseChain), "one hook")
+	slow = l.medianRTT(5)
+	t.Logf("handshake after the restart: %s", slow)
+	require.Greater(t, slow, base+delay*6/10, "delayed again by the new agent")
+
 	// changing the rule replaces its chain, with no second one left
 	gen, err = l.client.Inject(ctx, node, Rule{ID: "slow", Kind: Latency, Peers: []string{l.addrB}, Delay: Duration(delay / 2)})
 	require.NoError(t, err)
@@ -410,7 +421,7 @@ func TestAgentLab(t *testing.T) {
 	l.wait(gen, time.Now(), "")
 	_, err = l.connect(time.Second)
 	require.Error(t, err)
-	a3.signal(t, syscall.SIGTERM)
+	a4.signal(t, syscall.SIGTERM)
 	l.cleanup()
 	for _, table := range []string{"filter", "mangle"} {
 		s := l.iptablesS(table)
