@@ -156,6 +156,9 @@ func (rc *reconciler) once(ctx context.Context, l interface {
 		}
 	}
 	applied, err := rc.apply(ctx, rules)
+	if applied == nil {
+		applied = []string{} // "applied": [] rather than null
+	}
 	st := Status{Generation: gen, Applied: applied, Time: time.Now()}
 	if err != nil {
 		st.Error = err.Error()

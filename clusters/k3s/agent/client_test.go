@@ -88,3 +88,32 @@ func TestClient(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, gens, again, "idempotent")
 }
+
+// TestManifestAdmitted creates the manifest's objects, and a pod from the
+// DaemonSet's template (what the DaemonSet controller would create), on a
+// real API server: its validation and admission accept them.
+func TestManifestAdmitted(t *testing.T) {
+	api := apitest.Start(t)
+	kube, err := kubernetes.NewForConfig(api.Config)
+	require.NoError(t, err)
+	ctx := t.Context()
+	m := NewManifest("registry.example/chaosloop:v1")
+	opts := metav1.CreateOptions{FieldValidation: "Strict", FieldManager: FieldManager}
+	_, err = kube.CoreV1().Namespaces().Create(ctx, m.Namespace, opts)
+	require.NoError(t, err)
+	_, err = kube.CoreV1().ServiceAccounts(Namespace).Create(ctx, m.ServiceAccount, opts)
+	require.NoError(t, err)
+	_, err = kube.RbacV1().Roles(Namespace).Create(ctx, m.Role, opts)
+	require.NoError(t, err)
+	_, err = kube.RbacV1().RoleBindings(Namespace).Create(ctx, m.RoleBinding, opts)
+	require.NoError(t, err)
+	_, err = kube.AppsV1().DaemonSets(Namespace).Create(ctx, m.DaemonSet, opts)
+	require.NoError(t, err)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: Name + "-x", Namespace: Namespace, Labels: m.DaemonSet.Spec.Template.Labels},
+		Spec:       *m.DaemonSet.Spec.Template.Spec.DeepCopy(),
+	}
+	pod.Spec.NodeName = "node-a"
+	_, err = kube.CoreV1().Pods(Namespace).Create(ctx, pod, opts)
+	require.NoError(t, err)
+}

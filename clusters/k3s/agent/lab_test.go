@@ -366,6 +366,14 @@ func TestAgentLab(t *testing.T) {
 	_, err = l.connect(time.Second)
 	require.Error(t, err, "still isolated under the new agent")
 
+	// drift: a hook removed by hand (a firewall reload) is put back at
+	// the next resync (5 s here)
+	sh(t, "ip", "netns", "exec", l.a, "iptables", "-w", "-D", "INPUT", "-j", baseChain)
+	require.Eventually(t, func() bool { return l.count("filter", "-A INPUT ", "-j "+baseChain) == 1 },
+		30*time.Second, 200*time.Millisecond, "the hook is repaired")
+	_, err = l.connect(time.Second)
+	require.Error(t, err, "isolated again after the repair")
+
 	// recovered while no agent runs: the next agent removes it at start
 	a2.signal(t, syscall.SIGTERM)
 	_, err = l.connect(time.Second)
