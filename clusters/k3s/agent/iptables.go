@@ -158,9 +158,9 @@ func (t ipt) ensureBase(ctx context.Context, table string, st tableState) error 
 
 // fill makes chain hold exactly lines, creating it if need be. A chain
 // found complete (an adopted one) is left alone; one that is not (an
-// agent killed while filling it) is flushed and filled again, which is
-// safe because nothing jumps to an incomplete chain yet... unless an
-// operator edited it, then the gap is a flush's length.
+// agent killed while filling it) is flushed and filled again. Nothing
+// jumps to a chain before it is complete, so the flush opens no gap,
+// except in a chain an operator edited by hand.
 func (t ipt) fill(ctx context.Context, table, chain string, have []string, exists bool, lines [][]string) error {
 	if exists && len(have) == len(lines) {
 		ok := true
