@@ -10,12 +10,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/agentcmd"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/load/handler"
 )
 
-// NewCommand returns the hidden `internal` command with its `handler`
-// subcommand.
+// NewCommand returns the hidden `internal` command with its `handler` and
+// `agent` subcommands.
 func NewCommand(env *cli.Env) *cobra.Command {
 	internal := &cobra.Command{
 		Use:    "internal",
@@ -53,6 +54,6 @@ func NewCommand(env *cli.Env) *cobra.Command {
 	}
 	run.Flags().StringVar(&config, "config", "", "handler configuration (JSON, see load/handler.Config)")
 	run.Flags().IntVar(&member, "member", -1, "the stateless service member this worker is (names its Kafka client)")
-	internal.AddCommand(run)
+	internal.AddCommand(run, agentcmd.NewCommand(env))
 	return internal
 }

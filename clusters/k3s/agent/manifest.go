@@ -1,0 +1,106 @@
+package agent
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Name names the agent's DaemonSet, ServiceAccount and Role.
+const Name = "chaosloop-agent"
+
+// Manifest is what deploys the agent: apply in this order.
+type Manifest struct {
+	Namespace      *corev1.Namespace
+	ServiceAccount *corev1.ServiceAccount
+	Role           *rbacv1.Role
+	RoleBinding    *rbacv1.RoleBinding
+	DaemonSet      *appsv1.DaemonSet
+}
+
+// NewManifest returns the agent's objects for image (an image holding the
+// chaosloop binary and iptables).
+func NewManifest(image string) Manifest {
+	lbl := map[string]string{ManagedByLabel: ManagedBy, ComponentLabel: ComponentAgent, "app.kubernetes.io/name": Name}
+	meta := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: Namespace, Labels: lbl}
+	}
+	yes := true
+	root := int64(0)
+	return Manifest{
+		Namespace: &corev1.Namespace{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+			ObjectMeta: metav1.ObjectMeta{Name: Namespace, Labels: map[string]string{ManagedByLabel: ManagedBy}},
+		},
+		ServiceAccount: &corev1.ServiceAccount{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			ObjectMeta: meta(Name),
+		},
+		// The agent reads its node's desired state and writes its status:
+		// ConfigMaps of its own namespace, nothing else.
+		Role: &rbacv1.Role{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+			ObjectMeta: meta(Name),
+			Rules: []rbacv1.PolicyRule{{
+				APIGroups: []string{""},
+				Resources: []string{"configmaps"},
+				Verbs:     []string{"get", "list", "watch", "create", "update"},
+			}},
+		},
+		RoleBinding: &rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+			ObjectMeta: meta(Name),
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: Name},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: Name, Namespace: Namespace}},
+		},
+		DaemonSet: &appsv1.DaemonSet{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
+			ObjectMeta: meta(Name),
+			Spec: appsv1.DaemonSetSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": Name}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+					Spec: corev1.PodSpec{
+						ServiceAccountName: Name,
+						// the node's own network namespace is the one to cut
+						HostNetwork: true,
+						DNSPolicy:   corev1.DNSClusterFirstWithHostNet,
+						// faults are injected on every node, masters included
+						Tolerations: []corev1.Toleration{
+							{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+							{Key: "node-role.kubernetes.io/master", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+							{Key: "CriticalAddonsOnly", Operator: corev1.TolerationOpExists},
+						},
+						PriorityClassName: "system-node-critical",
+						Containers: []corev1.Container{{
+							Name:    "agent",
+							Image:   image,
+							Command: []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)"},
+							Env: []corev1.EnvVar{
+								{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+								{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+							},
+							SecurityContext: &corev1.SecurityContext{
+								RunAsUser: &root,
+								// iptables and NFQUEUE need NET_ADMIN, nothing more
+								Capabilities:           &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}, Drop: []corev1.Capability{"ALL"}},
+								ReadOnlyRootFilesystem: &yes,
+							},
+							VolumeMounts: []corev1.VolumeMount{{Name: "xtables-lock", MountPath: "/run/xtables.lock"}},
+						}},
+						// iptables takes the xtables lock under /run
+						Volumes: []corev1.Volume{{Name: "xtables-lock", VolumeSource: corev1.VolumeSource{
+							HostPath: &corev1.HostPathVolumeSource{Path: "/run/xtables.lock", Type: ptr(corev1.HostPathFileOrCreate)},
+						}}},
+					},
+				},
+				// one agent per node at a time: a new agent binds the NFQUEUEs
+				// the old one held only once it is gone
+				UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType},
+			},
+		},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestRuleValidate(t *testing.T) {
+	r, err := Rule{ID: "cut-1", Kind: Isolate, Peers: []string{"198.18.0.9", "198.18.1.0/24", "198.18.0.9/32", "198.18.1.7/24"}}.Validate()
+	require.NoError(t, err)
+	require.Equal(t, []string{"198.18.0.9/32", "198.18.1.0/24"}, r.Peers, "normalised: CIDRs, masked, sorted, unique")
+
+	for name, bad := range map[string]Rule{
+		"no id":          {Kind: Isolate, Peers: []string{"198.18.0.1"}},
+		"id with space":  {ID: "a b", Kind: Isolate, Peers: []string{"198.18.0.1"}},
+		"kind":           {ID: "a", Kind: "partition", Peers: []string{"198.18.0.1"}},
+		"no peers":       {ID: "a", Kind: Isolate},
+		"bad peer":       {ID: "a", Kind: Isolate, Peers: []string{"dc2"}},
+		"ipv6":           {ID: "a", Kind: Isolate, Peers: []string{"2001:db8::1"}},
+		"isolate delay":  {ID: "a", Kind: Isolate, Peers: []string{"198.18.0.1"}, Delay: Duration(time.Millisecond)},
+		"latency empty":  {ID: "a", Kind: Latency, Peers: []string{"198.18.0.1"}},
+		"latency loss>1": {ID: "a", Kind: Latency, Peers: []string{"198.18.0.1"}, Loss: 1.5},
+	} {
+		_, err := bad.Validate()
+		require.Error(t, err, name)
+	}
+}
+
+func TestRuleJSONAndChain(t *testing.T) {
+	r := Rule{ID: "slow", Kind: Latency, Peers: []string{"198.18.0.0/16"}, Delay: Duration(50 * time.Millisecond), Jitter: Duration(5 * time.Millisecond), Loss: 0.01}
+	b, err := json.Marshal([]Rule{r})
+	require.NoError(t, err)
+	require.JSONEq(t, `[{"id":"slow","kind":"latency","peers":["198.18.0.0/16"],"delay":"50ms","jitter":"5ms","loss":0.01}]`, string(b))
+	back, err := parseRules(string(b))
+	require.NoError(t, err)
+	require.Equal(t, []Rule{r}, back)
+
+	c := r.chain()
+	require.LessOrEqual(t, len(c), 28, "iptables chain names are at most 28 characters")
+	require.True(t, strings.HasPrefix(c, chainPrefix))
+	require.Equal(t, c, r.chain(), "deterministic")
+	r2 := r
+	r2.Delay = Duration(60 * time.Millisecond)
+	require.NotEqual(t, c, r2.chain(), "a changed rule is a new chain")
+	require.Equal(t, c[:len(chainPrefix)+8], r2.chain()[:len(chainPrefix)+8], "same id, same first half")
+
+	_, err = parseRules(`[{"id":"a","kind":"isolate","peers":["198.18.0.1"]},{"id":"a","kind":"isolate","peers":["198.18.0.2"]}]`)
+	require.ErrorContains(t, err, "twice")
+}
+
+func TestAllocQueue(t *testing.T) {
+	used := map[uint16]bool{}
+	a, err := allocQueue("x", used)
+	require.NoError(t, err)
+	b, err := allocQueue("x", used)
+	require.NoError(t, err)
+	require.NotEqual(t, a, b, "a used number is skipped")
+	for _, q := range []uint16{a, b} {
+		require.GreaterOrEqual(t, int(q), queueBase)
+		require.Less(t, int(q), queueBase+queueSpan)
+	}
+}
+
+func TestQueueOf(t *testing.T) {
+	q, ok := queueOf([]string{"-d 198.18.0.2/32 -j NFQUEUE --queue-num 49408 --queue-bypass"})
+	require.True(t, ok)
+	require.Equal(t, uint16(49408), q)
+	_, ok = queueOf([]string{"-s 198.18.0.2/32 -j DROP"})
+	require.False(t, ok)
+}
+
+func TestManifest(t *testing.T) {
+	m := NewManifest("registry.example/chaosloop:v1")
+	ds := m.DaemonSet
+	require.Equal(t, Namespace, ds.Namespace)
+	require.Equal(t, ManagedBy, ds.Labels[ManagedByLabel])
+	require.Equal(t, ds.Spec.Selector.MatchLabels["app.kubernetes.io/name"], ds.Spec.Template.Labels["app.kubernetes.io/name"], "the selector selects the pods")
+	spec := ds.Spec.Template.Spec
+	require.True(t, spec.HostNetwork, "the node's network namespace")
+	require.Equal(t, Name, spec.ServiceAccountName)
+	tolerated := func(key string) bool {
+		return slices.ContainsFunc(spec.Tolerations, func(tl corev1.Toleration) bool {
+			return tl.Key == key && tl.Operator == corev1.TolerationOpExists
+		})
+	}
+	require.True(t, tolerated("node-role.kubernetes.io/control-plane"))
+	require.True(t, tolerated("node-role.kubernetes.io/master"))
+	require.Len(t, spec.Containers, 1)
+	c := spec.Containers[0]
+	require.Equal(t, "registry.example/chaosloop:v1", c.Image)
+	require.Contains(t, c.SecurityContext.Capabilities.Add, corev1.Capability("NET_ADMIN"))
+	require.Equal(t, []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)"}, c.Command)
+	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "NODE_NAME" })
+	require.GreaterOrEqual(t, i, 0)
+	require.Equal(t, "spec.nodeName", c.Env[i].ValueFrom.FieldRef.FieldPath, "NODE_NAME from the downward API")
+
+	r := m.Role.Rules
+	require.Len(t, r, 1)
+	require.Equal(t, []string{"configmaps"}, r[0].Resources)
+	for _, v := range []string{"get", "list", "watch", "update"} {
+		require.Contains(t, r[0].Verbs, v)
+	}
+	require.Equal(t, Name, m.RoleBinding.RoleRef.Name)
+	require.Equal(t, Name, m.RoleBinding.Subjects[0].Name)
+	for _, l := range []map[string]string{m.ServiceAccount.Labels, m.Role.Labels, m.RoleBinding.Labels, m.Namespace.Labels} {
+		require.Equal(t, ManagedBy, l[ManagedByLabel])
+	}
+}

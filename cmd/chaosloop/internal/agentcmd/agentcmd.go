@@ -1,0 +1,83 @@
+// Package agentcmd implements the hidden `chaosloop internal agent`: the
+// node agent of `--on k3s` (package clusters/k3s/agent), which its
+// DaemonSet runs on every node.
+package agentcmd
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+)
+
+// NewCommand returns `agent`, a subcommand of `internal`.
+func NewCommand(env *cli.Env) *cobra.Command {
+	var (
+		access    k3s.Access
+		inCluster bool
+		node      string
+	)
+	cmd := &cobra.Command{
+		Use:   "agent (--in-cluster | --kubeconfig FILE --context NAME) --node NAME",
+		Short: "Apply this node's chaosloop network faults (iptables) until killed",
+		Long: `Watches the node's desired faults (ConfigMap chaosloop/chaosloop-agent-NODE)
+and applies them to this network namespace's iptables. Stopping the agent
+leaves the faults in place: recovering them (chaosloop's heal) or cleaning
+the node up (down) ends them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if node == "" {
+				node = os.Getenv("NODE_NAME")
+			}
+			if node == "" {
+				return cli.Usagef("--node is required (or NODE_NAME)")
+			}
+			var kube kubernetes.Interface
+			if inCluster {
+				if access.Kubeconfig != "" || access.Context != "" {
+					return cli.Usagef("--in-cluster excludes --kubeconfig and --context")
+				}
+				rc, err := rest.InClusterConfig()
+				if err != nil {
+					return fmt.Errorf("in-cluster config: %w", err)
+				}
+				if kube, err = kubernetes.NewForConfig(rc); err != nil {
+					return err
+				}
+			} else {
+				c, err := k3s.Connect(env.Log, access)
+				if k3s.IsContextError(err) {
+					return cli.Usagef("%v", err)
+				}
+				if err != nil {
+					return err
+				}
+				kube = c.Client
+			}
+			name := os.Getenv("POD_NAME")
+			if name == "" {
+				name, _ = os.Hostname()
+			}
+			err := agent.Run(cmd.Context(), env.Log, agent.Config{Kube: kube, Node: node, Agent: name})
+			if cmd.Context().Err() != nil {
+				return nil // stopped by a signal; the faults stay
+			}
+			if err == nil {
+				err = errors.New("agent stopped")
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&inCluster, "in-cluster", false, "use the pod's ServiceAccount")
+	cmd.Flags().StringVar(&access.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: kubectl's)")
+	cmd.Flags().StringVar(&access.Context, "context", "", "kubeconfig context (required without --in-cluster)")
+	cmd.Flags().StringVar(&node, "node", "", "the node this agent runs on (default: $NODE_NAME)")
+	return cmd
+}
