@@ -80,9 +80,9 @@ func resources(c *Cluster) (res []metav1.APIResource, partial error, err error) 
 	return res, partial, nil
 }
 
-// listIn lists every object of every resource in the namespace that the
-// selector matches ("" for all).
-func listIn(ctx context.Context, c *Cluster, res []metav1.APIResource, selector string) ([]OwnedObject, map[types.UID][]metav1.OwnerReference, error) {
+// listIn lists every object of every resource in the namespace, with
+// each one's owners.
+func listIn(ctx context.Context, c *Cluster, res []metav1.APIResource) ([]OwnedObject, map[types.UID][]metav1.OwnerReference, error) {
 	if c.Dynamic == nil {
 		return nil, nil, errors.New("k3s: no dynamic client")
 	}
@@ -91,7 +91,7 @@ func listIn(ctx context.Context, c *Cluster, res []metav1.APIResource, selector 
 	seen := map[types.UID]bool{}
 	for _, r := range res {
 		gvr := schema.GroupVersionResource{Group: r.Group, Version: r.Version, Resource: r.Name}
-		list, err := c.Dynamic.Resource(gvr).Namespace(Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		list, err := c.Dynamic.Resource(gvr).Namespace(Namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return nil, nil, fmt.Errorf("listing %s in namespace %s: %w", gvr.GroupResource(), Namespace, err)
 		}
@@ -119,8 +119,7 @@ func owned(u *unstructured.Unstructured, gvr schema.GroupVersionResource, kind s
 // PlanDown lists the scenario's objects and decides the namespace's fate.
 // It only reads.
 func PlanDown(ctx context.Context, log *slog.Logger, c *Cluster, scenario string) (*Teardown, error) {
-	sel, err := OwnedSelector(scenario)
-	if err != nil {
+	if _, err := OwnedLabels(scenario); err != nil {
 		return nil, err
 	}
 	t := &Teardown{Context: c.Context, Scenario: scenario, Namespace: Namespace, Objects: []OwnedObject{}}
@@ -137,37 +136,33 @@ func PlanDown(ctx context.Context, log *slog.Logger, c *Cluster, scenario string
 	if err != nil {
 		return nil, err
 	}
-	objs, _, err := listIn(ctx, c, res, sel)
+	// one list a resource serves both the selection and the namespace's
+	// fate; only objects with both labels are ever selected
+	all, owners, err := listIn(ctx, c, res)
 	if err != nil {
 		return nil, err
 	}
-	// the server selected them; checked again here, as nothing without
-	// both labels may ever be deleted
-	for _, o := range objs {
+	for _, o := range all {
 		if o.labels[LabelManagedBy] == ManagedBy && o.labels[LabelScenario] == scenario {
 			t.Objects = append(t.Objects, o)
 		}
 	}
 	log.Info("k3s: down", "context", c.Context, "scenario", scenario, "objects", len(t.Objects))
-	t.KeepNamespace, err = keepNamespace(ctx, c, ns.Labels, res, partial, t.Objects)
+	t.KeepNamespace = keepNamespace(ns.Labels, partial, all, owners, t.Objects)
 	t.DeleteNamespace = t.KeepNamespace == ""
-	return t, err
+	return t, nil
 }
 
 // keepNamespace says why the namespace must stay ("" when it may go): it
 // is not chaosloop's, or holds anything but gone (being deleted, or to be
 // deleted, or owned by one of those) and what Kubernetes puts in every
 // namespace.
-func keepNamespace(ctx context.Context, c *Cluster, labels map[string]string, res []metav1.APIResource, partial error, gone []OwnedObject) (string, error) {
+func keepNamespace(labels map[string]string, partial error, all []OwnedObject, owners map[types.UID][]metav1.OwnerReference, gone []OwnedObject) string {
 	if labels[LabelManagedBy] != ManagedBy {
-		return fmt.Sprintf("namespace %s is not labelled %s=%s: chaosloop did not create it", Namespace, LabelManagedBy, ManagedBy), nil
+		return fmt.Sprintf("namespace %s is not labelled %s=%s: chaosloop did not create it", Namespace, LabelManagedBy, ManagedBy)
 	}
 	if partial != nil {
-		return fmt.Sprintf("some of the cluster's APIs could not be listed (%v): what the namespace holds is not known", partial), nil
-	}
-	all, owners, err := listIn(ctx, c, res, "")
-	if err != nil {
-		return "", err
+		return fmt.Sprintf("some of the cluster's APIs could not be listed (%v): what the namespace holds is not known", partial)
 	}
 	goneUID := map[types.UID]bool{}
 	for _, o := range gone {
@@ -181,14 +176,14 @@ func keepNamespace(ctx context.Context, c *Cluster, labels map[string]string, re
 		others = append(others, o.Kind+"/"+o.Name)
 	}
 	if len(others) == 0 {
-		return "", nil
+		return ""
 	}
 	shown := others[:min(len(others), 5)]
 	more := ""
 	if len(others) > len(shown) {
 		more = fmt.Sprintf(" and %d more", len(others)-len(shown))
 	}
-	return fmt.Sprintf("namespace %s holds objects that are not this scenario's: %s%s", Namespace, strings.Join(shown, ", "), more), nil
+	return fmt.Sprintf("namespace %s holds objects that are not this scenario's: %s%s", Namespace, strings.Join(shown, ", "), more)
 }
 
 // isDefault is what Kubernetes itself puts in every namespace (and events
@@ -237,9 +232,13 @@ func (t *Teardown) Apply(ctx context.Context, log *slog.Logger, c *Cluster) erro
 	if err != nil {
 		return err
 	}
-	if t.KeepNamespace, err = keepNamespace(ctx, c, ns.Labels, res, partial, t.Objects); err != nil || t.KeepNamespace != "" {
-		t.DeleteNamespace = false
+	all, owners, err := listIn(ctx, c, res)
+	if err != nil {
 		return err
+	}
+	if t.KeepNamespace = keepNamespace(ns.Labels, partial, all, owners, t.Objects); t.KeepNamespace != "" {
+		t.DeleteNamespace = false
+		return nil
 	}
 	err = c.Client.CoreV1().Namespaces().Delete(ctx, Namespace, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &t.nsUID}})
 	if err != nil && !apierrors.IsNotFound(err) {
