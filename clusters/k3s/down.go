@@ -126,7 +126,7 @@ func PlanDown(ctx context.Context, log *slog.Logger, c *Cluster, scenario string
 	ns, err := c.Client.CoreV1().Namespaces().Get(ctx, Namespace, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		t.KeepNamespace = "there is no namespace " + Namespace
+		t.KeepNamespace = "there is none"
 		return t, nil
 	case err != nil:
 		return nil, fmt.Errorf("reading namespace %s: %w", Namespace, err)
@@ -159,7 +159,7 @@ func PlanDown(ctx context.Context, log *slog.Logger, c *Cluster, scenario string
 // namespace.
 func keepNamespace(labels map[string]string, partial error, all []OwnedObject, owners map[types.UID][]metav1.OwnerReference, gone []OwnedObject) string {
 	if labels[LabelManagedBy] != ManagedBy {
-		return fmt.Sprintf("namespace %s is not labelled %s=%s: chaosloop did not create it", Namespace, LabelManagedBy, ManagedBy)
+		return fmt.Sprintf("it is not labelled %s=%s: chaosloop did not create it", LabelManagedBy, ManagedBy)
 	}
 	if partial != nil {
 		return fmt.Sprintf("some of the cluster's APIs could not be listed (%v): what the namespace holds is not known", partial)
@@ -183,7 +183,7 @@ func keepNamespace(labels map[string]string, partial error, all []OwnedObject, o
 	if len(others) > len(shown) {
 		more = fmt.Sprintf(" and %d more", len(others)-len(shown))
 	}
-	return fmt.Sprintf("namespace %s holds objects that are not this scenario's: %s%s", Namespace, strings.Join(shown, ", "), more)
+	return fmt.Sprintf("it holds objects that are not this scenario's: %s%s", strings.Join(shown, ", "), more)
 }
 
 // isDefault is what Kubernetes itself puts in every namespace (and events
@@ -262,7 +262,7 @@ func (t *Teardown) WriteText(w io.Writer) {
 	if t.DeleteNamespace {
 		fmt.Fprintf(w, "%s namespace %s (chaosloop's, and holding nothing else)\n", verb, t.Namespace)
 	} else {
-		fmt.Fprintf(w, "keeping namespace: %s\n", t.KeepNamespace)
+		fmt.Fprintf(w, "keeping namespace %s: %s\n", t.Namespace, t.KeepNamespace)
 	}
 	fmt.Fprintln(w, "node labels are left as they are: `chaosloop label` owns them")
 }

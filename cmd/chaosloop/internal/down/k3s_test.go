@@ -140,7 +140,7 @@ func TestDownKeepsAForeignNamespace(t *testing.T) {
 	require.NoError(t, err)
 	code, out, errs := run("down", scenario, "--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context, "--yes")
 	require.Equal(t, cli.ExitOK, code, errs)
-	require.Contains(t, out, "deleted ConfigMap chaosloop/x\nkeeping namespace: namespace chaosloop is not labelled app.kubernetes.io/managed-by=chaosloop: chaosloop did not create it\n")
+	require.Contains(t, out, "deleted ConfigMap chaosloop/x\nkeeping namespace chaosloop: it is not labelled app.kubernetes.io/managed-by=chaosloop: chaosloop did not create it\n")
 	got, err := cs.CoreV1().Namespaces().Get(ctx, k3s.Namespace, metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Nil(t, got.DeletionTimestamp)
