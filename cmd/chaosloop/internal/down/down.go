@@ -102,6 +102,8 @@ usage (with --on k3s: an unnamed or unknown context).`,
 	lf.Add(cmd)
 	ref.Add(cmd)
 	kf.cluster.Add(cmd)
+	// down never touches nodes, so it has no use for a node map
+	_ = cmd.Flags().MarkHidden("node-map")
 	cmd.Flags().BoolVarP(&kf.yes, "yes", "y", false, "with --on k3s: delete (without it what would be deleted is only shown)")
 	return cmd
 }

@@ -145,3 +145,24 @@ func TestDownKeepsAForeignNamespace(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, got.DeletionTimestamp)
 }
+
+// down's k3s flags are refused where they would be ignored, before any
+// cluster is asked anything (usage errors, 2).
+func TestDownK3sUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"down", "x", "--yes"}, "--kubeconfig, --context, --node-map and --yes are for --on k3s"},
+		{[]string{"down", "x", "--context", "lab"}, "--kubeconfig, --context, --node-map and --yes are for --on k3s"},
+		{[]string{"down", "--all", "--on", "k3s", "--context", "lab"}, "--all is for labs on this machine"},
+		{[]string{"down", "--on", "k3s", "--context", "lab"}, "down --on k3s needs the scenario: its FILE or NAME"},
+		{[]string{"down", "x", "--on", "k3s", "--context", "lab", "--node-map", "m.yaml"}, "takes no --node-map"},
+		{[]string{"down", "-f", scenario, "--on", "k3s", "--context", "lab"}, "not -f or --lab"},
+	} {
+		code, out, errs := run(tc.args...)
+		require.Equal(t, cli.ExitInvalid, code, "%v: %s", tc.args, errs)
+		require.Contains(t, errs, tc.want, "%v", tc.args)
+		require.Empty(t, out)
+	}
+}
