@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -38,6 +39,9 @@ type Access struct {
 // Cluster is a connection to the cluster a context names.
 type Cluster struct {
 	Client kubernetes.Interface
+	// Dynamic reaches every resource, for `down`, which must find
+	// chaosloop's objects of whatever kind; nil in tests that need none.
+	Dynamic dynamic.Interface
 	// Context is the context used, Server its API server (for messages).
 	Context, Server string
 }
@@ -115,12 +119,21 @@ func newCluster(log *slog.Logger, rc *rest.Config, context string) (*Cluster, er
 	if rc.Timeout == 0 {
 		rc.Timeout = requestTimeout
 	}
+	// client-go's default (5 a second) makes down's list of every kind in
+	// its namespace take 20 s; kubectl allows 50 for the same reason
+	if rc.QPS == 0 {
+		rc.QPS, rc.Burst = 50, 100
+	}
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig context %q: %w", context, err)
 	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig context %q: %w", context, err)
+	}
 	log.Info("k3s: cluster", "context", context, "server", rc.Host)
-	return &Cluster{Client: client, Context: context, Server: rc.Host}, nil
+	return &Cluster{Client: client, Dynamic: dyn, Context: context, Server: rc.Host}, nil
 }
 
 // IsContextError reports whether err is a context that was not named or

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
 	"github.com/chaosloop/chaosloop/topology"
 )
 
@@ -54,4 +55,20 @@ func (f *ClusterFlags) Connect(ctx context.Context, env *Env, topo *topology.Top
 		return nil, nil, Invalid(err)
 	}
 	return c, m, nil
+}
+
+// LoadBMC reads a BMC inventory (--bmc); "" is none. A missing or invalid
+// file is the user's to fix (exit 2: each problem on stderr).
+func LoadBMC(ctx context.Context, env *Env, file string) (*bmc.Inventory, error) {
+	if file == "" {
+		return nil, nil
+	}
+	inv, err := bmc.Load(file)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, Invalid(err)
+		}
+		return nil, reportInvalid(ctx, env, err)
+	}
+	return inv, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/judge"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/label"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/ociruntime"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/plan"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/run"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/schema"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/status"
@@ -103,6 +104,7 @@ cleanup a lab command does after the first (then 'chaosloop heal' or
 		initcmd.NewCommand(env),
 		export.NewCommand(env),
 		label.NewCommand(env),
+		plan.NewCommand(env),
 		ociruntime.NewCommand(),
 	)
 	for _, c := range cmd.Commands() {
