@@ -5,10 +5,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
 )
 
 // Name names the agent's DaemonSet, ServiceAccount and Role.
-const Name = "chaosloop-agent"
+const Name = k3s.AgentName
 
 // Manifest is what deploys the agent: apply in this order.
 type Manifest struct {

@@ -28,15 +28,18 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
 )
 
-// Namespace holds the agent, its desired states and its status.
-const Namespace = "chaosloop"
+// Namespace holds the agent, its desired states and its status: what
+// chaosloop owns on a cluster (package k3s).
+const Namespace = k3s.Namespace
 
 const (
 	// ManagedBy is the label on everything chaosloop creates.
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	ManagedBy      = "chaosloop"
+	ManagedByLabel = k3s.LabelManagedBy
+	ManagedBy      = k3s.ManagedBy
 	// ComponentLabel tells the desired states (ComponentFaults) from the
 	// agent's status (ComponentStatus) and its workload (ComponentAgent).
 	ComponentLabel  = "app.kubernetes.io/component"
@@ -56,7 +59,7 @@ const (
 )
 
 // ConfigMapName is the desired state of node's faults.
-func ConfigMapName(node string) string { return "chaosloop-agent-" + node }
+func ConfigMapName(node string) string { return k3s.AgentConfigMap(node) }
 
 // StatusName is where node's agent reports what it applied.
 func StatusName(node string) string { return "chaosloop-agent-status-" + node }
