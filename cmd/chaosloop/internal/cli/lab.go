@@ -78,11 +78,10 @@ func (f *LabFlags) Provider(env *Env, seed uint64, progress func(lab.Progress)) 
 	}
 	opts.Seed, opts.Progress = seed, progress
 	if f.On == "kind" {
-		var power *bmc.Inventory
-		if f.BMC != "" {
-			if power, err = bmc.Load(f.BMC); err != nil {
-				return nil, err
-			}
+		// every problem of the inventory at once, exit 2, as for a scenario
+		power, err := LoadBMC(context.Background(), env, f.BMC)
+		if err != nil {
+			return nil, err
 		}
 		return KindProvider(opts, power)
 	}
