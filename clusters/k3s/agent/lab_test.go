@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/clusters/local/netlab"
 )
 
 // The lab test runs the agent as a child process of the test binary
@@ -91,50 +90,13 @@ func childAgent() int {
 func hostDial(nsPath string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
-		err := inNetNS(nsPath, func() error {
+		err := netlab.InNetNSAt(nsPath, func() error {
 			var err error
 			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 			return err
 		})
 		return c, err
 	}
-}
-
-// inNetNS runs fn on an OS thread moved into the network namespace at
-// nsPath; sockets fn creates live there. A thread that cannot move back
-// is discarded (its goroutine exits still locked).
-func inNetNS(nsPath string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(nsPath)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", nsPath, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- ferr // stays locked: the thread ends with the goroutine
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 var nsCounter atomic.Int32
@@ -183,7 +145,7 @@ func newLab(t *testing.T) *lab {
 
 	// a listener on A that accepts and closes: the TCP handshake is the probe
 	var ln net.Listener
-	require.NoError(t, inNetNS(l.nsPath(l.a), func() error {
+	require.NoError(t, netlab.InNetNSAt(l.nsPath(l.a), func() error {
 		var err error
 		ln, err = net.Listen("tcp4", l.addrA+":0")
 		return err
@@ -263,7 +225,7 @@ func (p *agentProc) signal(t testing.TB, sig syscall.Signal) {
 // the error.
 func (l *lab) connect(timeout time.Duration) (time.Duration, error) {
 	var took time.Duration
-	err := inNetNS(l.nsPath(l.b), func() error {
+	err := netlab.InNetNSAt(l.nsPath(l.b), func() error {
 		start := time.Now()
 		c, err := net.DialTimeout("tcp4", l.listenAddr, timeout)
 		took = time.Since(start)

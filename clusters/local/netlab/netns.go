@@ -15,14 +15,21 @@ import (
 // netnsDir is where iproute2 keeps named namespaces.
 const netnsDir = "/run/netns"
 
-// inNetNS runs fn on an OS thread switched into the named network namespace.
-// Sockets fn creates stay in that namespace for their whole life, and files
-// under /proc/sys/net it opens are that namespace's. If the thread cannot be
-// switched back it is left locked, so the runtime retires it.
+// inNetNS runs fn on an OS thread switched into the named network
+// namespace (see InNetNSAt).
 func inNetNS(name string, fn func() error) error {
-	target, err := os.Open(filepath.Join(netnsDir, name))
+	return InNetNSAt(filepath.Join(netnsDir, name), fn)
+}
+
+// InNetNSAt runs fn on an OS thread switched into the network namespace
+// whose file is at path (/run/netns/NAME, /proc/PID/ns/net). Sockets fn
+// creates stay in that namespace for their whole life, and files under
+// /proc/sys/net it opens are that namespace's. If the thread cannot be
+// switched back it is left locked, so the runtime retires it.
+func InNetNSAt(path string, fn func() error) error {
+	target, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("netns %s: %w", name, err)
+		return fmt.Errorf("netns %s: %w", path, err)
 	}
 	defer target.Close()
 	errc := make(chan error, 1)
@@ -37,13 +44,13 @@ func inNetNS(name string, fn func() error) error {
 		defer self.Close()
 		if err := setns(target); err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", name, err)
+			errc <- fmt.Errorf("setns %s: %w", path, err)
 			return
 		}
 		ferr := fn()
 		if err := setns(self); err != nil {
 			// Leave the thread locked: it dies with this goroutine.
-			errc <- errors.Join(ferr, fmt.Errorf("setns back from %s: %w", name, err))
+			errc <- errors.Join(ferr, fmt.Errorf("setns back from %s: %w", path, err))
 			return
 		}
 		runtime.UnlockOSThread()
