@@ -1,7 +1,6 @@
 package kind
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,10 +52,13 @@ type machines struct {
 
 	mu sync.Mutex
 	c  *kindlab.Cluster
-	// bmcs are the controllers of power's nodes, made on first use.
-	bmcs map[string]bmc.Controller
 	// images are the node's and engines' image tags.
 	images recordedImages
+
+	// bmcs are the controllers of power's nodes, made on first use
+	// (under bmcMu: making one talks to the BMC, which must not hold mu).
+	bmcMu sync.Mutex
+	bmcs  map[string]bmc.Controller
 }
 
 type recordedImages struct {
@@ -249,8 +251,11 @@ func (m *machines) PowerOff(ctx context.Context, node string) error {
 		return err
 	}
 	ctl, err := m.bmcOf(ctx, node)
-	if err != nil || ctl == nil {
-		return cmp.Or(err, c.PowerOff(ctx, node))
+	switch {
+	case err != nil:
+		return err
+	case ctl == nil:
+		return c.PowerOff(ctx, node)
 	}
 	return m.powerBy(ctx, node, ctl, bmc.Off)
 }
@@ -261,8 +266,11 @@ func (m *machines) PowerOn(ctx context.Context, node string) error {
 		return err
 	}
 	ctl, err := m.bmcOf(ctx, node)
-	if err != nil || ctl == nil {
-		return cmp.Or(err, c.PowerOn(ctx, node))
+	switch {
+	case err != nil:
+		return err
+	case ctl == nil:
+		return c.PowerOn(ctx, node)
 	}
 	return c.PowerOnBy(ctx, node, func(ctx context.Context) error { return m.powerBy(ctx, node, ctl, bmc.On) })
 }
@@ -281,8 +289,8 @@ func (m *machines) bmcOf(ctx context.Context, node string) (bmc.Controller, erro
 	if !ok {
 		return nil, nil
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.bmcMu.Lock()
+	defer m.bmcMu.Unlock()
 	if ctl, ok := m.bmcs[node]; ok {
 		return ctl, nil
 	}
