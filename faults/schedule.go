@@ -258,8 +258,7 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 		}
 		s.note(st.f.Index, true, actual, actual-st.f.At)
 		if late := actual - st.f.At; late > minExtend && runEnd+late > end {
-			e := runEnd + late
-			end = e
+			end = runEnd + late
 			s.mu.Lock()
 			s.end = end
 			s.mu.Unlock()

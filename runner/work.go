@@ -215,9 +215,10 @@ func (w *work) drive(ctx context.Context, gen *load.Generator) (loadErr, schedEr
 	sched := &faults.Scheduler{Log: w.o.Log, Injector: &labInjector{lb: w.lb, log: w.o.Log}, History: w.h}
 	var schedStart time.Time // written before sched.Run, which alone calls Extend
 	sched.Extend = func(end time.Duration) {
-		gen.ExtendTo(schedStart.Sub(loadStart) + end)
+		until := schedStart.Sub(loadStart) + end
+		gen.ExtendTo(until)
 		w.o.Log.Warn("the fault schedule slipped: the load goes on so that every fault and the time after it keep their planned length",
-			"until", (schedStart.Sub(loadStart) + end).Round(time.Millisecond), "planned", (ld.Warmup.D() + ld.Duration.D()))
+			"until", until.Round(time.Millisecond), "planned", ld.Warmup.D()+ld.Duration.D())
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
