@@ -43,11 +43,19 @@ func OwnedSelector(scenario string) (string, error) {
 	return LabelManagedBy + "=" + ManagedBy + "," + LabelScenario + "=" + scenario, nil
 }
 
-// AgentConfigMap is the name of the agent's ConfigMap for a cluster node.
-// A node name is a DNS-1123 subdomain of up to 253 characters, so the
-// prefix could make it too long: such a name is cut and ends in a hash.
-func AgentConfigMap(node string) string {
-	name := AgentName + "-" + node
+// AgentConfigMap is the name of the agent's ConfigMap of rules for a
+// cluster node.
+func AgentConfigMap(node string) string { return nodeObject(AgentName+"-", node) }
+
+// AgentStatusConfigMap is where the agent on a cluster node reports what
+// it applied.
+func AgentStatusConfigMap(node string) string { return nodeObject(AgentName+"-status-", node) }
+
+// nodeObject names a node's object prefix+node. A node name is a DNS-1123
+// subdomain of up to 253 characters, so the prefix could make it too
+// long: such a name is cut and ends in a hash of the node's name.
+func nodeObject(prefix, node string) string {
+	name := prefix + node
 	if len(name) <= validation.DNS1123SubdomainMaxLength {
 		return name
 	}

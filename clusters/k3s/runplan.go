@@ -163,8 +163,10 @@ func NewRunPlan(in RunPlanInput) (*RunPlan, error) {
 	return p, nil
 }
 
-// objects are what a run creates: the namespace, the node agent and one
-// ConfigMap of rules per cluster node (only nodes the cluster has).
+// objects are what a run creates: the namespace, the node agent (its
+// DaemonSet and the ServiceAccount and Role it runs with) and per cluster
+// node (only nodes the cluster has) a ConfigMap of rules and one the
+// agent reports in.
 func objects(topo *topology.Topology, m NodeMap, r *Report) []Object {
 	missing := map[string]bool{}
 	for _, f := range r.Findings {
@@ -173,7 +175,10 @@ func objects(topo *topology.Topology, m NodeMap, r *Report) []Object {
 		}
 	}
 	out := []Object{
-		{Kind: "Namespace", Name: Namespace, Purpose: "holds every object chaosloop creates"},
+		{Kind: "Namespace", Name: Namespace, Purpose: "holds every object chaosloop creates (labelled managed-by only: every scenario shares it)"},
+		{Kind: "ServiceAccount", Namespace: Namespace, Name: AgentName, Purpose: "the node agent's identity"},
+		{Kind: "Role", Namespace: Namespace, Name: AgentName, Purpose: "the node agent may read and write ConfigMaps of this namespace, nothing else"},
+		{Kind: "RoleBinding", Namespace: Namespace, Name: AgentName, Purpose: "grants the Role to the node agent"},
 		{Kind: "DaemonSet", Namespace: Namespace, Name: AgentName, Purpose: "node agent: iptables/NFQUEUE for isolate and latency"},
 	}
 	for _, n := range topo.Nodes {
@@ -181,7 +186,8 @@ func objects(topo *topology.Topology, m NodeMap, r *Report) []Object {
 			continue
 		}
 		cn := m.ClusterNode(n.Name)
-		out = append(out, Object{Kind: "ConfigMap", Namespace: Namespace, Name: AgentConfigMap(cn), Purpose: "the agent's rules for node/" + cn})
+		out = append(out, Object{Kind: "ConfigMap", Namespace: Namespace, Name: AgentConfigMap(cn), Purpose: "the agent's rules for node/" + cn},
+			Object{Kind: "ConfigMap", Namespace: Namespace, Name: AgentStatusConfigMap(cn), Purpose: "what the agent on node/" + cn + " applied"})
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -76,4 +77,8 @@ func TestOwnedNames(t *testing.T) {
 	long := AgentConfigMap(strings.Repeat("n", 250))
 	require.LessOrEqual(t, len(long), 253)
 	require.NotEqual(t, long, AgentConfigMap(strings.Repeat("n", 249)+"m"))
+	status := AgentStatusConfigMap(strings.Repeat("n", 253))
+	require.LessOrEqual(t, len(status), 253)
+	require.Empty(t, validation.IsDNS1123Subdomain(status))
+	require.Equal(t, "chaosloop-agent-status-dc1-cp", AgentStatusConfigMap("dc1-cp"))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/local/netdelay"
 )
 
@@ -38,6 +40,9 @@ type Config struct {
 	Node string
 	// Agent names this agent in its status (its pod's name).
 	Agent string
+	// Scenario labels the status the agent writes (k3s.OwnedLabels), so
+	// that down removes it with the rest of the scenario's objects.
+	Scenario string
 	// Resync is DefaultResync when 0.
 	Resync time.Duration
 }
@@ -48,6 +53,10 @@ type Config struct {
 func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	if cfg.Node == "" {
 		return errors.New("agent: no node name")
+	}
+	owned, err := k3s.OwnedLabels(cfg.Scenario)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = DefaultResync
@@ -111,7 +120,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		}
 		if last == nil || last.Generation != st.Generation || !slices.Equal(last.Applied, st.Applied) || last.Error != st.Error {
 			log.Info("agent: applied", "generation", st.Generation, "rules", st.Applied, "took", time.Since(start).Round(time.Millisecond))
-			if err := writeStatus(ctx, cfg.Kube, cfg.Node, st); err != nil {
+			if err := writeStatus(ctx, cfg.Kube, cfg.Node, owned, st); err != nil {
 				log.Warn("agent: status not written; retrying", "err", err)
 				retry.Reset(retryAfter)
 				continue
@@ -304,7 +313,7 @@ func (rc *reconciler) stopAll() {
 }
 
 // writeStatus creates or updates node's status ConfigMap.
-func writeStatus(ctx context.Context, kube kubernetes.Interface, node string, st Status) error {
+func writeStatus(ctx context.Context, kube kubernetes.Interface, node string, owned map[string]string, st Status) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -315,11 +324,10 @@ func writeStatus(ctx context.Context, kube kubernetes.Interface, node string, st
 	}, func() error {
 		cm, err := cms.Get(ctx, StatusName(node), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
+			lbl := labels.Set{ComponentLabel: ComponentStatus, NodeLabel: node}
+			maps.Copy(lbl, owned)
 			cm = &corev1.ConfigMap{
-				ObjectMeta: metav1.ObjectMeta{
-					Name: StatusName(node), Namespace: Namespace,
-					Labels: labels.Set{ManagedByLabel: ManagedBy, ComponentLabel: ComponentStatus, NodeLabel: node},
-				},
+				ObjectMeta: metav1.ObjectMeta{Name: StatusName(node), Namespace: Namespace, Labels: lbl},
 				Data: map[string]string{StatusKey: string(b)},
 			}
 			_, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})

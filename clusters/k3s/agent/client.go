@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
 )
 
 // Client edits nodes' desired states: what the chaosloop CLI uses to
@@ -24,6 +27,10 @@ import (
 type Client struct {
 	Kube kubernetes.Interface
 	Log  *slog.Logger
+	// Scenario is the scenario the faults are the faults of: the desired
+	// states it creates carry its owned labels (down removes them), and
+	// RecoverAll recovers only its desired states.
+	Scenario string
 }
 
 // Inject puts r on node, replacing a rule with the same id. It returns the
@@ -55,8 +62,13 @@ func (c *Client) Recover(ctx context.Context, node, id string) (int64, error) {
 // RecoverAll removes every rule from every node, returning each node's
 // generation without them.
 func (c *Client) RecoverAll(ctx context.Context) (map[string]int64, error) {
+	owned, err := k3s.OwnedLabels(c.Scenario)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	owned[ComponentLabel] = ComponentFaults
 	list, err := c.Kube.CoreV1().ConfigMaps(Namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.Set{ManagedByLabel: ManagedBy, ComponentLabel: ComponentFaults}.String(),
+		LabelSelector: labels.Set(owned).String(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: listing desired states: %w", err)
@@ -102,9 +114,13 @@ func (c *Client) Rules(ctx context.Context, node string) ([]Rule, int64, error) 
 // edit applies change to node's rules, creating the desired state if need
 // be, retrying on conflicts. An edit that changes nothing writes nothing.
 func (c *Client) edit(ctx context.Context, node string, change func([]Rule) []Rule) (int64, error) {
+	owned, err := k3s.OwnedLabels(c.Scenario)
+	if err != nil {
+		return 0, fmt.Errorf("agent: %w", err)
+	}
 	var gen int64
 	cms := c.Kube.CoreV1().ConfigMaps(Namespace)
-	err := retry.OnError(editBackoff(), func(err error) bool {
+	err = retry.OnError(editBackoff(), func(err error) bool {
 		return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
 	}, func() error {
 		cm, err := cms.Get(ctx, ConfigMapName(node), metav1.GetOptions{})
@@ -113,10 +129,9 @@ func (c *Client) edit(ctx context.Context, node string, change func([]Rule) []Ru
 			return err
 		}
 		if create {
-			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
-				Name: ConfigMapName(node), Namespace: Namespace,
-				Labels: labels.Set{ManagedByLabel: ManagedBy, ComponentLabel: ComponentFaults, NodeLabel: node},
-			}}
+			lbl := labels.Set{ComponentLabel: ComponentFaults, NodeLabel: node}
+			maps.Copy(lbl, owned)
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName(node), Namespace: Namespace, Labels: lbl}}
 		}
 		old, err := parseRules(cm.Data[RulesKey])
 		if err != nil {

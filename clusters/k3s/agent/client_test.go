@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 )
@@ -23,7 +24,9 @@ func TestClient(t *testing.T) {
 	ctx := t.Context()
 	_, err = kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	c := &Client{Kube: kube, Log: enginetest.Log(t)}
+	c := &Client{Kube: kube, Log: enginetest.Log(t), Scenario: "agent-test"}
+	_, err = (&Client{Kube: kube}).Inject(ctx, "n1", Rule{ID: "cut", Kind: Isolate, Peers: []string{"198.18.0.2"}})
+	require.ErrorContains(t, err, "cannot label chaosloop's objects", "a client names its scenario")
 
 	st, err := c.Applied(ctx, "n1")
 	require.NoError(t, err)
@@ -53,6 +56,7 @@ func TestClient(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ManagedBy, cm.Labels[ManagedByLabel])
 	require.Equal(t, "n1", cm.Labels[NodeLabel])
+	require.Equal(t, "agent-test", cm.Labels[k3s.LabelScenario], "down finds it")
 
 	_, err = c.Inject(ctx, "n1", Rule{ID: "bad", Kind: Isolate})
 	require.Error(t, err, "invalid rules are refused before writing")
@@ -75,9 +79,17 @@ func TestClient(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rules, 8)
 
+	// another scenario's desired state, which RecoverAll leaves alone
+	other := &Client{Kube: kube, Log: enginetest.Log(t), Scenario: "other"}
+	_, err = other.Inject(ctx, "n3", cut)
+	require.NoError(t, err)
+
 	gens, err := c.RecoverAll(ctx)
 	require.NoError(t, err)
 	require.Len(t, gens, 2)
+	rules, _, err = other.Rules(ctx, "n3")
+	require.NoError(t, err)
+	require.Len(t, rules, 1, "another scenario's faults stay")
 	for _, n := range []string{"n1", "n2"} {
 		rules, gen, err := c.Rules(ctx, n)
 		require.NoError(t, err)
@@ -97,7 +109,8 @@ func TestManifestAdmitted(t *testing.T) {
 	kube, err := kubernetes.NewForConfig(api.Config)
 	require.NoError(t, err)
 	ctx := t.Context()
-	m := NewManifest("registry.example/chaosloop:v1")
+	m, err := NewManifest("registry.example/chaosloop:v1", "agent-test")
+	require.NoError(t, err)
 	opts := metav1.CreateOptions{FieldValidation: "Strict", FieldManager: FieldManager}
 	_, err = kube.CoreV1().Namespaces().Create(ctx, m.Namespace, opts)
 	require.NoError(t, err)

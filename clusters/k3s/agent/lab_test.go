@@ -37,6 +37,7 @@ const (
 	childEnv      = "CHAOSLOOP_AGENT_TEST_CHILD" // "agent" or "cleanup"
 	kubeconfigEnv = "CHAOSLOOP_AGENT_TEST_KUBECONFIG"
 	nodeEnv       = "CHAOSLOOP_AGENT_TEST_NODE"
+	labScenario   = "agent-lab"
 	agentNameEnv  = "CHAOSLOOP_AGENT_TEST_NAME"
 	hostNSEnv     = "CHAOSLOOP_AGENT_TEST_HOSTNS"
 )
@@ -78,7 +79,7 @@ func childAgent() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := Run(ctx, log, Config{Kube: kube, Node: os.Getenv(nodeEnv), Agent: os.Getenv(agentNameEnv), Resync: 5 * time.Second}); err != nil {
+	if err := Run(ctx, log, Config{Kube: kube, Node: os.Getenv(nodeEnv), Agent: os.Getenv(agentNameEnv), Scenario: labScenario, Resync: 5 * time.Second}); err != nil {
 		log.Error("agent", "err", err)
 		return 1
 	}
@@ -165,7 +166,8 @@ func newLab(t *testing.T) *lab {
 	kube, err := kubernetes.NewForConfig(api.Config)
 	require.NoError(t, err)
 	ctx := t.Context()
-	m := NewManifest("chaosloop:test")
+	m, err := NewManifest("chaosloop:test", labScenario)
+	require.NoError(t, err)
 	_, err = kube.CoreV1().Namespaces().Create(ctx, m.Namespace, metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = kube.CoreV1().ServiceAccounts(Namespace).Create(ctx, m.ServiceAccount, metav1.CreateOptions{})
@@ -177,7 +179,7 @@ func newLab(t *testing.T) *lab {
 	// the API server validates the DaemonSet (nothing runs it here)
 	_, err = kube.AppsV1().DaemonSets(Namespace).Create(ctx, m.DaemonSet, metav1.CreateOptions{})
 	require.NoError(t, err)
-	l.client = &Client{Kube: kube, Log: enginetest.Log(t)}
+	l.client = &Client{Kube: kube, Log: enginetest.Log(t), Scenario: labScenario}
 	return l
 }
 

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"maps"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -22,15 +24,25 @@ type Manifest struct {
 }
 
 // NewManifest returns the agent's objects for image (an image holding the
-// chaosloop binary and iptables).
-func NewManifest(image string) Manifest {
-	lbl := map[string]string{ManagedByLabel: ManagedBy, ComponentLabel: ComponentAgent, "app.kubernetes.io/name": Name}
+// chaosloop binary and iptables), deployed for scenario: each carries its
+// owned labels (k3s.OwnedLabels), which down selects, and the agent labels
+// the status it writes with them too. The namespace carries managed-by
+// only, being every scenario's.
+func NewManifest(image, scenario string) (Manifest, error) {
+	owned, err := k3s.OwnedLabels(scenario)
+	if err != nil {
+		return Manifest{}, err
+	}
+	lbl := map[string]string{ComponentLabel: ComponentAgent, "app.kubernetes.io/name": Name}
+	maps.Copy(lbl, owned)
 	meta := func(name string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: name, Namespace: Namespace, Labels: lbl}
 	}
 	yes := true
 	root := int64(0)
 	return Manifest{
+		// the namespace is every scenario's: managed-by only, so that down
+		// deletes it once no scenario's object is left in it
 		Namespace: &corev1.Namespace{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
 			ObjectMeta: metav1.ObjectMeta{Name: Namespace, Labels: map[string]string{ManagedByLabel: ManagedBy}},
@@ -78,7 +90,7 @@ func NewManifest(image string) Manifest {
 						Containers: []corev1.Container{{
 							Name:    "agent",
 							Image:   image,
-							Command: []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)"},
+							Command: []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)", "--scenario", scenario},
 							Env: []corev1.EnvVar{
 								{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
 								{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
@@ -102,7 +114,7 @@ func NewManifest(image string) Manifest {
 				UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType},
 			},
 		},
-	}
+	}, nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -62,7 +62,7 @@ const (
 func ConfigMapName(node string) string { return k3s.AgentConfigMap(node) }
 
 // StatusName is where node's agent reports what it applied.
-func StatusName(node string) string { return "chaosloop-agent-status-" + node }
+func StatusName(node string) string { return k3s.AgentStatusConfigMap(node) }
 
 // Kind is what a rule does.
 type Kind string

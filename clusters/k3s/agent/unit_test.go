@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
 )
 
 func TestRuleValidate(t *testing.T) {
@@ -76,7 +78,10 @@ func TestQueueOf(t *testing.T) {
 }
 
 func TestManifest(t *testing.T) {
-	m := NewManifest("registry.example/chaosloop:v1")
+	_, err := NewManifest("registry.example/chaosloop:v1", "Not_A_Label")
+	require.ErrorContains(t, err, "cannot label chaosloop's objects")
+	m, err := NewManifest("registry.example/chaosloop:v1", "sc1")
+	require.NoError(t, err)
 	ds := m.DaemonSet
 	require.Equal(t, Namespace, ds.Namespace)
 	require.Equal(t, ManagedBy, ds.Labels[ManagedByLabel])
@@ -95,7 +100,7 @@ func TestManifest(t *testing.T) {
 	c := spec.Containers[0]
 	require.Equal(t, "registry.example/chaosloop:v1", c.Image)
 	require.Contains(t, c.SecurityContext.Capabilities.Add, corev1.Capability("NET_ADMIN"))
-	require.Equal(t, []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)"}, c.Command)
+	require.Equal(t, []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)", "--scenario", "sc1"}, c.Command)
 	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "NODE_NAME" })
 	require.GreaterOrEqual(t, i, 0)
 	require.Equal(t, "spec.nodeName", c.Env[i].ValueFrom.FieldRef.FieldPath, "NODE_NAME from the downward API")
@@ -111,4 +116,8 @@ func TestManifest(t *testing.T) {
 	for _, l := range []map[string]string{m.ServiceAccount.Labels, m.Role.Labels, m.RoleBinding.Labels, m.Namespace.Labels} {
 		require.Equal(t, ManagedBy, l[ManagedByLabel])
 	}
+	for _, l := range []map[string]string{m.ServiceAccount.Labels, m.Role.Labels, m.RoleBinding.Labels, ds.Labels} {
+		require.Equal(t, "sc1", l[k3s.LabelScenario], "down selects the scenario's objects")
+	}
+	require.Empty(t, m.Namespace.Labels[k3s.LabelScenario], "the namespace is every scenario's")
 }

@@ -23,9 +23,10 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		access    k3s.Access
 		inCluster bool
 		node      string
+		scenario  string
 	)
 	cmd := &cobra.Command{
-		Use:   "agent (--in-cluster | --kubeconfig FILE --context NAME) --node NAME",
+		Use:   "agent (--in-cluster | --kubeconfig FILE --context NAME) --node NAME --scenario NAME",
 		Short: "Apply this node's chaosloop network faults (iptables) until killed",
 		Long: `Watches the node's desired faults (ConfigMap chaosloop/chaosloop-agent-NODE)
 and applies them to this network namespace's iptables. Stopping the agent
@@ -38,6 +39,9 @@ the node up (down) ends them.`,
 			}
 			if node == "" {
 				return cli.Usagef("--node is required (or NODE_NAME)")
+			}
+			if scenario == "" {
+				return cli.Usagef("--scenario is required: the status the agent writes is labelled with it")
 			}
 			var kube kubernetes.Interface
 			if inCluster {
@@ -65,7 +69,7 @@ the node up (down) ends them.`,
 			if name == "" {
 				name, _ = os.Hostname()
 			}
-			err := agent.Run(cmd.Context(), env.Log, agent.Config{Kube: kube, Node: node, Agent: name})
+			err := agent.Run(cmd.Context(), env.Log, agent.Config{Kube: kube, Node: node, Agent: name, Scenario: scenario})
 			if cmd.Context().Err() != nil {
 				return nil // stopped by a signal; the faults stay
 			}
@@ -79,5 +83,6 @@ the node up (down) ends them.`,
 	cmd.Flags().StringVar(&access.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: kubectl's)")
 	cmd.Flags().StringVar(&access.Context, "context", "", "kubeconfig context (required without --in-cluster)")
 	cmd.Flags().StringVar(&node, "node", "", "the node this agent runs on (default: $NODE_NAME)")
+	cmd.Flags().StringVar(&scenario, "scenario", "", "the scenario whose faults these are (labels the agent's status)")
 	return cmd
 }
