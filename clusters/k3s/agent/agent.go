@@ -328,7 +328,7 @@ func writeStatus(ctx context.Context, kube kubernetes.Interface, node string, ow
 			maps.Copy(lbl, owned)
 			cm = &corev1.ConfigMap{
 				ObjectMeta: metav1.ObjectMeta{Name: StatusName(node), Namespace: Namespace, Labels: lbl},
-				Data: map[string]string{StatusKey: string(b)},
+				Data:       map[string]string{StatusKey: string(b)},
 			}
 			_, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
 			return err
