@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
@@ -16,39 +12,15 @@ import (
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/chaosmesh/meshtest"
 )
-
-// crdModule is the Chaos Mesh module whose CRDs the workflows are checked
-// against: the one the Go module proxy serves nearest the api module
-// chaosloop builds with (go.mod).
-const crdModule = "github.com/chaos-mesh/chaos-mesh@v0.9.1-0.20260902003049-47411975a8cb"
-
-// crdManifest is the CRD config/crd/bases/chaos-mesh.org_PLURAL.yaml of
-// the Chaos Mesh module (Go's module cache, downloaded when missing); the
-// test is skipped where it cannot be had, except in CI.
-func crdManifest(t *testing.T, plural string) []byte {
-	t.Helper()
-	out, err := exec.Command("go", "mod", "download", "-json", crdModule).Output()
-	var mod struct{ Dir, Error string }
-	if err == nil {
-		err = json.Unmarshal(out, &mod)
-	}
-	if err != nil || mod.Dir == "" {
-		// CI must check the schema: a skip there is a failure
-		enginetest.RequireLab(t, fmt.Sprintf("the Chaos Mesh CRDs (%s) cannot be had here: %v %s", crdModule, err, mod.Error))
-	}
-	data, err := os.ReadFile(filepath.Join(mod.Dir, "config/crd/bases/chaos-mesh.org_"+plural+".yaml"))
-	require.NoError(t, err)
-	return data
-}
 
 // workflowSchema compiles the Workflow CRD's openAPIV3Schema as the API
 // server applies it with strict field validation (kubectl apply's
 // default): a field the schema does not list is an error.
 func workflowSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
-	data := crdManifest(t, "workflows")
+	data := meshtest.CRDManifest(t, "workflows")
 	var crd struct {
 		Spec struct {
 			Versions []struct {

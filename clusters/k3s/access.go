@@ -99,7 +99,7 @@ func Connect(log *slog.Logger, a Access) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig context %q: %w", a.Context, err)
 	}
-	return newCluster(log, rc, a.Context)
+	return NewCluster(log, rc, a.Context)
 }
 
 // checkContext refuses an unnamed context and one the kubeconfig lacks.
@@ -115,7 +115,9 @@ func checkContext(raw *clientcmdapi.Config, name string, files []string) error {
 	return &ContextError{Name: name, Current: raw.CurrentContext, Available: names, Files: files}
 }
 
-func newCluster(log *slog.Logger, rc *rest.Config, context string) (*Cluster, error) {
+// NewCluster makes a client of rc, named context in messages; Connect is
+// the way in from a kubeconfig (a test wraps rc's transport).
+func NewCluster(log *slog.Logger, rc *rest.Config, context string) (*Cluster, error) {
 	if rc.Timeout == 0 {
 		rc.Timeout = requestTimeout
 	}
@@ -124,6 +126,9 @@ func newCluster(log *slog.Logger, rc *rest.Config, context string) (*Cluster, er
 	if rc.QPS == 0 {
 		rc.QPS, rc.Burst = 50, 100
 	}
+	// down lists every kind, deprecated ones (v1 Endpoints) too: the
+	// server's deprecation warnings about them are not the user's
+	rc.WarningHandler = rest.NoWarnings{}
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig context %q: %w", context, err)

@@ -29,6 +29,9 @@ type OwnedObject struct {
 	labels map[string]string
 }
 
+// GVR is the object's resource.
+func (o OwnedObject) GVR() schema.GroupVersionResource { return o.gvr }
+
 func (o OwnedObject) String() string {
 	return fmt.Sprintf("%s %s/%s", o.Kind, o.Namespace, o.Name)
 }

@@ -12,7 +12,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/chaosloop/chaosloop/chaosmesh"
+	"github.com/chaosloop/chaosloop/chaosmesh/meshtest"
+	"github.com/chaosloop/chaosloop/clusters/k3s/k3stest"
 	"github.com/chaosloop/chaosloop/clusters/kind/cluster"
 	"github.com/chaosloop/chaosloop/clusters/kind/docker"
 	"github.com/chaosloop/chaosloop/clusters/kind/images"
@@ -41,14 +45,16 @@ func TestScenarioCluster(t *testing.T) {
 	kindtest.Daemon(t)
 	built, err := (&images.Builder{Cache: kindtest.Cache, Log: enginetest.Log(t)}).Build(context.Background())
 	require.NoError(t, err)
-	for _, file := range []string{"two-sites.yaml", "three-control-planes.yaml"} {
+	for i, file := range []string{"two-sites.yaml", "three-control-planes.yaml"} {
 		t.Run(strings.TrimSuffix(file, ".yaml"), func(t *testing.T) {
-			testScenario(t, built.Node, filepath.Join("testdata", file))
+			testScenario(t, built.Node, filepath.Join("testdata", file), i == 0)
 		})
 	}
 }
 
-func testScenario(t *testing.T, image, file string) {
+// testScenario stands file's cluster up and checks it; asReal also uses
+// it as "a real cluster" through its kubeconfig (asARealCluster).
+func testScenario(t *testing.T, image, file string, asReal bool) {
 	ev := enginetest.NewEvidence(t)
 	log := enginetest.Log(t)
 	ctx := context.Background()
@@ -78,6 +84,9 @@ func testScenario(t *testing.T, image, file string) {
 	require.NoError(t, echo(ctx, c, pods[dc2].name, pods[c.Plan.Nodes[0].Name].ip.String(), 8080, c.Plan.Nodes[0].Name))
 	checkService(t, c, pods[c.Plan.Nodes[0].Name].name)
 	stats(t, c)
+	if asReal {
+		t.Run("AsARealCluster", func(t *testing.T) { asARealCluster(t, c) })
+	}
 
 	// cut dc2 off: its pod is out of reach at once, its node NotReady
 	// after the controller's grace period
@@ -319,4 +328,31 @@ func keepLogs(t *testing.T, c *kindlab.Cluster, dir string) {
 	if b, err := os.ReadFile(filepath.Join(c.Net.StateDir(), "netlab.json")); err == nil {
 		_ = os.WriteFile(filepath.Join(dir, "netlab.json"), b, 0o644)
 	}
+}
+
+// asARealCluster uses the cluster as --on k3s would use an adopter's,
+// through the kubeconfig on this machine: a context must be named, plan
+// only reads, label round-trips, down deletes only the scenario's own
+// objects (k3stest); and with Chaos Mesh's CRDs installed, every object
+// the Chaos Mesh export makes is accepted and stored as sent, and
+// hand-broken ones are refused (meshtest).
+func asARealCluster(t *testing.T, c *kindlab.Cluster) {
+	t.Run("Safety", func(t *testing.T) { k3stest.RealCluster(t, c.Kubeconfig(), c.KubeContext()) })
+	t.Run("ChaosMeshExport", func(t *testing.T) {
+		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+			&clientcmd.ClientConfigLoadingRules{ExplicitPath: c.Kubeconfig()},
+			&clientcmd.ConfigOverrides{CurrentContext: c.KubeContext()}).ClientConfig()
+		require.NoError(t, err)
+		meshtest.Accepts(t, cfg, func(t *testing.T, ns string) []meshtest.Case {
+			var cases []meshtest.Case
+			for _, file := range []string{"../../../scenarios/quickstart.yaml", "../../../scenarios/kind-quickstart.yaml", "../../../chaosmesh/testdata/every-action.yaml"} {
+				sc, err := scenarios.Parse(file)
+				require.NoError(t, err)
+				ex, err := chaosmesh.Build(sc, chaosmesh.Options{Namespace: ns})
+				require.NoError(t, err)
+				cases = append(cases, meshtest.Case{Name: sc.Name, Workflow: ex.Workflow, Manifest: ex.Manifest()})
+			}
+			return cases
+		})
+	})
 }

@@ -45,6 +45,15 @@ type Cluster struct {
 	live liveContainers
 }
 
+// Kubeconfig is the cluster's admin kubeconfig on this machine, as kind
+// wrote it: its context (KubeContext) reaches the API server from here
+// through the first control-plane node's port on loopback. With it the
+// cluster serves as "a real cluster" for --on k3s.
+func (c *Cluster) Kubeconfig() string { return filepath.Join(c.dir, "kind", "kubeconfig") }
+
+// KubeContext is the context kind names in Kubeconfig, its current one.
+func (c *Cluster) KubeContext() string { return "kind-" + c.Plan.Cluster }
+
 // attachEvery is how often Up looks for node containers to attach.
 const attachEvery = 100 * time.Millisecond
 
