@@ -7,15 +7,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/chaosloop/chaosloop/chaosmesh"
 	"github.com/chaosloop/chaosloop/chaosmesh/meshtest"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3stest"
 	"github.com/chaosloop/chaosloop/clusters/kind/cluster"
 	"github.com/chaosloop/chaosloop/clusters/kind/docker"
@@ -86,6 +91,7 @@ func testScenario(t *testing.T, image, file string, asReal bool) {
 	stats(t, c)
 	if asReal {
 		t.Run("AsARealCluster", func(t *testing.T) { asARealCluster(t, c) })
+		t.Run("NodeAgent", func(t *testing.T) { nodeAgent(t, c, pods) })
 	}
 
 	// cut dc2 off: its pod is out of reach at once, its node NotReady
@@ -355,4 +361,134 @@ func asARealCluster(t *testing.T, c *kindlab.Cluster) {
 			return cases
 		})
 	})
+}
+
+// agentScenario labels the node agent's objects in nodeAgent.
+const agentScenario = "kindlab"
+
+// nodeAgent deploys the node agent as --on k3s would on an adopter's
+// cluster (its image built here and loaded into the nodes, its
+// DaemonSet, ServiceAccount and Role through the kubeconfig) and cuts
+// and delays pod traffic through it: an isolate rule on dc2-w against
+// dc1-w's address and pods cuts dc1-w's pod off dc2-w's while dc1-cp's
+// still reaches it, and survives the agent's pod being deleted; a
+// latency rule delays the TCP handshake by at least its delay; each is
+// gone once recovered.
+func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
+	ctx := t.Context()
+	bin := filepath.Join(t.TempDir(), "chaosloop")
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../../cmd/chaosloop").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	start := time.Now()
+	tag, err := (&images.Builder{Cache: kindtest.Cache, Log: enginetest.Log(t)}).BuildAgent(ctx, bin)
+	require.NoError(t, err)
+	require.NoError(t, c.LoadImage(ctx, tag))
+	t.Logf("agent image %s built and loaded in %s", tag, time.Since(start).Round(time.Millisecond))
+
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: c.Kubeconfig()},
+		&clientcmd.ConfigOverrides{CurrentContext: c.KubeContext()}).ClientConfig()
+	require.NoError(t, err)
+	kube, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	m, err := agent.NewManifest(tag, agentScenario)
+	require.NoError(t, err)
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, m.Namespace, metav1.CreateOptions{}); err != nil {
+		require.True(t, apierrors.IsAlreadyExists(err), "%v", err)
+	}
+	_, err = kube.CoreV1().ServiceAccounts(agent.Namespace).Create(ctx, m.ServiceAccount, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = kube.RbacV1().Roles(agent.Namespace).Create(ctx, m.Role, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = kube.RbacV1().RoleBindings(agent.Namespace).Create(ctx, m.RoleBinding, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = kube.AppsV1().DaemonSets(agent.Namespace).Create(ctx, m.DaemonSet, metav1.CreateOptions{})
+	require.NoError(t, err)
+	start = time.Now()
+	require.Eventually(t, func() bool {
+		ds, err := kube.AppsV1().DaemonSets(agent.Namespace).Get(ctx, agent.Name, metav1.GetOptions{})
+		return err == nil && ds.Status.DesiredNumberScheduled == int32(len(c.Plan.Nodes)) && ds.Status.NumberReady == ds.Status.DesiredNumberScheduled
+	}, 3*time.Minute, time.Second, "an agent runs on every node")
+	t.Logf("agent ready on %d nodes in %s", len(c.Plan.Nodes), time.Since(start).Round(time.Millisecond))
+
+	client := &agent.Client{Kube: kube, Log: enginetest.Log(t), Scenario: agentScenario}
+	t.Cleanup(func() {
+		// the lab's own faults come next: no rule may stay
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		gens, err := client.RecoverAll(ctx)
+		require.NoError(t, err)
+		for node, gen := range gens {
+			_, err := client.WaitApplied(ctx, node, gen)
+			require.NoError(t, err)
+		}
+		require.NoError(t, kube.AppsV1().DaemonSets(agent.Namespace).Delete(ctx, agent.Name, metav1.DeleteOptions{}))
+	})
+	apply := func(what string, gen int64, err error) {
+		t.Helper()
+		require.NoError(t, err)
+		start := time.Now()
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		st, err := client.WaitApplied(wctx, "dc2-w", gen)
+		require.NoError(t, err)
+		t.Logf("%s: applied by %s in %s (rules %v)", what, st.Agent, time.Since(start).Round(time.Millisecond), st.Applied)
+	}
+	var peerNode kindlab.NodePlan
+	for _, n := range c.Plan.Nodes {
+		if n.Name == "dc1-w" {
+			peerNode = n
+		}
+	}
+	peers := []string{peerNode.Addr.String(), peerNode.PodCIDR.String()}
+	from, to := pods["dc1-w"].name, pods["dc2-w"].ip.String()
+
+	gen, err := client.Inject(ctx, "dc2-w", agent.Rule{ID: "cut", Kind: agent.Isolate, Peers: peers})
+	apply("isolate dc2-w from dc1-w", gen, err)
+	require.Error(t, echo(ctx, c, from, to, 8080, "dc2-w"), "dc1-w's pod is cut off dc2-w's")
+	require.NoError(t, echo(ctx, c, pods["dc1-cp"].name, to, 8080, "dc2-w"), "dc1-cp's pod still reaches it")
+
+	// a new agent adopts the rule: the cut holds while it restarts
+	old, err := client.Applied(ctx, "dc2-w")
+	require.NoError(t, err)
+	require.NoError(t, kube.CoreV1().Pods(agent.Namespace).DeleteCollection(ctx, metav1.DeleteOptions{},
+		metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + agent.Name, FieldSelector: "spec.nodeName=dc2-w"}))
+	require.Error(t, echo(ctx, c, from, to, 8080, "dc2-w"), "the cut stays while the agent is replaced")
+	require.Eventually(t, func() bool {
+		st, err := client.Applied(ctx, "dc2-w")
+		return err == nil && st.Error == "" && st.Agent != old.Agent && len(st.Applied) == 1
+	}, 2*time.Minute, 200*time.Millisecond, "the new agent reports the rule applied")
+	require.Error(t, echo(ctx, c, from, to, 8080, "dc2-w"), "the new agent keeps the cut")
+
+	gen, err = client.Recover(ctx, "dc2-w", "cut")
+	apply("recover the isolate", gen, err)
+	require.NoError(t, echo(ctx, c, from, to, 8080, "dc2-w"))
+
+	base := connectTime(t, c, from, to)
+	const delay = 200 * time.Millisecond
+	gen, err = client.Inject(ctx, "dc2-w", agent.Rule{ID: "slow", Kind: agent.Latency, Peers: peers, Delay: agent.Duration(delay)})
+	apply("delay dc2-w's packets to dc1-w by 200ms", gen, err)
+	delayed := connectTime(t, c, from, to)
+	require.GreaterOrEqual(t, delayed, delay-5*time.Millisecond, "the SYN-ACK waits its delay")
+	gen, err = client.Recover(ctx, "dc2-w", "slow")
+	apply("recover the latency", gen, err)
+	after := connectTime(t, c, from, to)
+	require.Less(t, after, delay/2, "undelayed again")
+	t.Logf("TCP handshake dc1-w pod -> dc2-w pod, fastest of 5: %s before, %s with the 200ms rule, %s after", base, delayed, after)
+}
+
+// connectTime is the fastest of five TCP handshakes from a pod to addr's
+// echo port, timed in the pod (kubectl exec's own time is not in it).
+func connectTime(t *testing.T, c *kindlab.Cluster, from, addr string) time.Duration {
+	t.Helper()
+	script := fmt.Sprintf(`for i in 1 2 3 4 5; do s=$(date +%%s%%N); exec 3<>/dev/tcp/%s/8080 || exit 1; e=$(date +%%s%%N); exec 3<&-; echo $(( (e-s)/1000 )); done`, addr)
+	out, err := c.Kubectl(t.Context(), nil, "exec", from, "--", "timeout", "20", "bash", "-c", script)
+	require.NoError(t, err, "%s", out)
+	best := time.Hour
+	for _, f := range strings.Fields(string(out)) {
+		us, err := strconv.Atoi(f)
+		require.NoError(t, err, "%s", out)
+		best = min(best, time.Duration(us)*time.Microsecond)
+	}
+	return best
 }
