@@ -24,18 +24,25 @@ func agentBase() debianImage {
 // BuildAgent builds the node agent's image of binary (a chaosloop
 // binary), tagged by the binary's content, unless the daemon has it.
 func (b *Builder) BuildAgent(ctx context.Context, binary string) (string, error) {
-	sum, err := fileSum(binary)
+	tag, err := agentTag(binary)
 	if err != nil {
-		return "", fmt.Errorf("agent image: %w", err)
+		return "", err
 	}
-	base := agentBase()
-	tag := Repository + "agent:" + hashOf(base.tag(), agentDockerfile, sum)
-	return b.buildOn(ctx, "image agent", tag, base, func(dir, baseTag string) error {
+	return b.buildOn(ctx, "image agent", tag, agentBase(), func(dir, baseTag string) error {
 		if err := copyFile(binary, filepath.Join(dir, "chaosloop")); err != nil {
 			return err
 		}
 		return os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(fmt.Sprintf(agentDockerfile, baseTag)), 0o644)
 	})
+}
+
+// agentTag names the agent's image of binary by its inputs.
+func agentTag(binary string) (string, error) {
+	sum, err := fileSum(binary)
+	if err != nil {
+		return "", fmt.Errorf("agent image: %w", err)
+	}
+	return Repository + "agent:" + hashOf(agentBase().tag(), agentDockerfile, sum), nil
 }
 
 // fileSum is the SHA-256 of a file's content.

@@ -44,6 +44,10 @@ type Builder struct {
 	// Progress, when set, is told each step's stage ("cached",
 	// "building", "done", "failed") with a detail.
 	Progress func(step, stage, detail string)
+	// AgentBinary, when set, is a chaosloop binary Build makes the node
+	// agent's image of (BuildAgent): the running chaosloop's, for --on
+	// k3s.
+	AgentBinary string
 }
 
 // Built is what Build made or found.
@@ -52,6 +56,8 @@ type Built struct {
 	Node string
 	// Engines are the engine images' tags by engine name.
 	Engines map[string]string
+	// Agent is the node agent's image, "" without an AgentBinary.
+	Agent string
 	// Binaries are the Kubernetes, etcd, CoreDNS and pause binaries.
 	Binaries k8sbin.Set
 	Took     time.Duration
@@ -83,7 +89,14 @@ func (b *Builder) Build(ctx context.Context) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Built{Node: node, Engines: engines, Binaries: bins, Took: time.Since(start)}, nil
+	built := &Built{Node: node, Engines: engines, Binaries: bins}
+	if b.AgentBinary != "" {
+		if built.Agent, err = b.BuildAgent(ctx, b.AgentBinary); err != nil {
+			return nil, err
+		}
+	}
+	built.Took = time.Since(start)
+	return built, nil
 }
 
 func (b *Builder) progress(step, stage, detail string) {

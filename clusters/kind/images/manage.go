@@ -42,6 +42,15 @@ func (b *Builder) current(ctx context.Context) (map[string]bool, error) {
 	for _, e := range b.engineEntries() {
 		cur[e] = true
 	}
+	agent := agentBase()
+	cur[agent.tag()], cur[b.rootfsPath(agent.rootfs)] = true, true
+	if b.AgentBinary != "" {
+		tag, err := agentTag(b.AgentBinary)
+		if err != nil {
+			return nil, err
+		}
+		cur[tag] = true
+	}
 	return cur, nil
 }
 

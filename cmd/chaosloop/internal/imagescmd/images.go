@@ -35,7 +35,8 @@ module) with the control-plane images preloaded (kube-apiserver and friends,
 etcd, CoreDNS, pause, under the tags kubeadm expects), and one image per engine
 of the local lab (chaosloop/engine-etcd, -mariadb, -redis, -zookeeper, -kafka,
 -docstore) from the same Debian packages, Kafka jars and FerretDB build, at the
-same pinned versions. Each image is tagged by
+same pinned versions, and the node agent's image (chaosloop/agent: Debian's
+iptables and this chaosloop binary; --on k3s deploys it). Each image is tagged by
 a hash of its inputs, so building again with the same inputs does nothing.
 The first build takes 15-40 minutes on two cores (less on an idle machine);
 later ones, under a second.
@@ -51,7 +52,12 @@ else a dockerd chaosloop starts with its own settings (addresses from
 	cmd.PersistentFlags().StringVar(&cache, "cache-dir", local.DefaultCache, "directory holding downloaded and built engines and images")
 	_ = cmd.MarkPersistentFlagDirname("cache-dir")
 	builder := func() *images.Builder {
-		return &images.Builder{Cache: filepath.Join(cache, "kind"), EngineCache: cache, Log: env.Log}
+		b := &images.Builder{Cache: filepath.Join(cache, "kind"), EngineCache: cache, Log: env.Log}
+		// the node agent's image is of this very binary (--on k3s)
+		if exe, err := os.Executable(); err == nil {
+			b.AgentBinary = exe
+		}
+		return b
 	}
 	cmd.AddCommand(buildCommand(env, builder), listCommand(env, builder), pruneCommand(env, builder))
 	return cmd
@@ -90,6 +96,9 @@ func buildCommand(env *cli.Env, builder func() *images.Builder) *cobra.Command {
 			names := slices.Sorted(maps.Keys(built.Engines))
 			for _, name := range names {
 				fmt.Fprintf(env.Out, "engine image %s\n", built.Engines[name])
+			}
+			if built.Agent != "" {
+				fmt.Fprintf(env.Out, "agent image %s\n", built.Agent)
 			}
 			fmt.Fprintf(env.Out, "built in %s\n", built.Took.Round(time.Second))
 			return nil
