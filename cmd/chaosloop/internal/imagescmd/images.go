@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -59,7 +60,7 @@ else a dockerd chaosloop starts with its own settings (addresses from
 		}
 		return b
 	}
-	cmd.AddCommand(buildCommand(env, builder), listCommand(env, builder), pruneCommand(env, builder))
+	cmd.AddCommand(buildCommand(env, builder), listCommand(env, builder), pruneCommand(env, builder), pushCommand(env, builder))
 	return cmd
 }
 
@@ -207,4 +208,67 @@ func show(env *cli.Env, out *cli.Output, entries []images.Entry) error {
 		fmt.Fprintf(tw, "%s\t%s\t%.0f MB\t%s\n", e.Kind, e.Name, float64(e.Size)/1e6, cur)
 	}
 	return tw.Flush()
+}
+
+func pushCommand(env *cli.Env, builder func() *images.Builder) *cobra.Command {
+	var (
+		out      cli.Output
+		registry string
+	)
+	cmd := &cobra.Command{
+		Use:   "push --registry HOST[:PORT][/PATH] [IMAGE...]",
+		Short: "Put the images a cluster runs (engines, workers, the node agent) in a registry",
+		Long: `Tags each image as REGISTRY/NAME:HASH (the tag it has here, so a cluster runs
+exactly what was built here) and pushes it with the Docker daemon, whose
+credentials (docker login) are used. IMAGE is one of etcd, mariadb, redis,
+zookeeper, kafka, docstore, worker, agent; without any, all are pushed. Every
+image must be built first ('images build'). A registry on loopback may be plain
+HTTP; any other must be HTTPS or listed in the daemon's insecure-registries.
+--on k3s's deploy mode takes the same --registry.`,
+		Example: `  sudo chaosloop images push --registry registry.example.org/chaosloop
+  sudo chaosloop images push --registry 127.0.0.1:5000 agent etcd -o json`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.Check(); err != nil {
+				return err
+			}
+			if registry == "" {
+				return cli.Usagef("--registry is required: the registry to push to, HOST[:PORT][/PATH]")
+			}
+			b := builder()
+			if _, err := images.RemoteRef(registry, images.Repository+"agent:x"); err != nil {
+				return cli.Usagef("%v", err)
+			}
+			for _, a := range args {
+				if !slices.Contains(b.Pushable(), a) {
+					return cli.Usagef("no image %q: chaosloop's images are %s", a, strings.Join(b.Pushable(), ", "))
+				}
+			}
+			ctx := cmd.Context()
+			steps := cli.NewSteps(env.Err)
+			stop, err := daemon(ctx, env, steps, false)
+			if err != nil {
+				steps.Close()
+				return err
+			}
+			defer stop()
+			b.Progress = func(step, stage, detail string) { steps.Update(step, stage, detail) }
+			pushed, err := b.Push(ctx, registry, args...)
+			steps.Close()
+			if err != nil {
+				return err
+			}
+			if out.Structured() {
+				return out.Encode(env.Out, pushed)
+			}
+			tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "IMAGE\tPUSHED AS\tDIGEST")
+			for _, p := range pushed {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.Remote, p.Digest)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&registry, "registry", "", "registry to push to: HOST[:PORT][/PATH]")
+	out.Add(cmd, cli.FormatText, cli.FormatJSON, cli.FormatYAML)
+	return cmd
 }
