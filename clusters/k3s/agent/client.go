@@ -224,3 +224,67 @@ func (c *Client) WaitApplied(ctx context.Context, node string, gen int64) (Statu
 		}
 	}
 }
+
+// Recovery is what RecoverBeforeDown did.
+type Recovery struct {
+	// Recovered are the nodes whose agent applied their empty desired
+	// state: no rule of the scenario is left there.
+	Recovered []string
+	// Stranded are nodes with a desired state but no running agent: any
+	// rule an agent applied there before stays until an agent runs again
+	// (or `chaosloop internal agent --cleanup` is run on the node).
+	Stranded []string
+}
+
+// RecoverBeforeDown empties every desired state of the scenario and waits,
+// up to wait, for each node's running agent to report it applied: what
+// down must do before it deletes the agent, which would otherwise leave
+// its rules in place (an agent that stops keeps them). A running agent
+// that does not report in time is an error: deleting it then could strand
+// a cut node.
+func (c *Client) RecoverBeforeDown(ctx context.Context, wait time.Duration) (Recovery, error) {
+	var r Recovery
+	gens, err := c.RecoverAll(ctx)
+	if err != nil {
+		return r, err
+	}
+	running, err := c.runningAgents(ctx)
+	if err != nil {
+		return r, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var errs []error
+	for _, node := range slices.Sorted(maps.Keys(gens)) {
+		if !running[node] {
+			r.Stranded = append(r.Stranded, node)
+			continue
+		}
+		if _, err := c.WaitApplied(wctx, node, gens[node]); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.Recovered = append(r.Recovered, node)
+	}
+	return r, errors.Join(errs...)
+}
+
+// runningAgents are the nodes where an agent pod of the scenario runs.
+func (c *Client) runningAgents(ctx context.Context) (map[string]bool, error) {
+	owned, err := k3s.OwnedLabels(c.Scenario)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	owned[ComponentLabel] = ComponentAgent
+	pods, err := c.Kube.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.Set(owned).String()})
+	if err != nil {
+		return nil, fmt.Errorf("agent: listing the agents: %w", err)
+	}
+	out := map[string]bool{}
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			out[p.Spec.NodeName] = true
+		}
+	}
+	return out, nil
+}

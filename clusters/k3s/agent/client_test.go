@@ -130,3 +130,52 @@ func TestManifestAdmitted(t *testing.T) {
 	_, err = kube.CoreV1().Pods(Namespace).Create(ctx, pod, opts)
 	require.NoError(t, err)
 }
+
+// RecoverBeforeDown empties the scenario's desired states and waits for
+// the agents that run: a node without one is stranded (reported, not
+// waited for), a running agent that does not confirm is an error, and one
+// that reports the empty state is recovered.
+func TestRecoverBeforeDown(t *testing.T) {
+	api := apitest.Start(t)
+	kube, err := kubernetes.NewForConfig(api.Config)
+	require.NoError(t, err)
+	ctx := t.Context()
+	_, err = kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	c := &Client{Kube: kube, Log: enginetest.Log(t), Scenario: "agent-test"}
+	cut := Rule{ID: "cut", Kind: Isolate, Peers: []string{"198.18.0.2"}}
+	for _, n := range []string{"n1", "n2"} {
+		_, err := c.Inject(ctx, n, cut)
+		require.NoError(t, err)
+	}
+	// an agent pod on n2 only, running (no kubelet here: its status is set)
+	m, err := NewManifest("registry.example/chaosloop:v1", "agent-test")
+	require.NoError(t, err)
+	_, err = kube.CoreV1().ServiceAccounts(Namespace).Create(ctx, m.ServiceAccount, metav1.CreateOptions{})
+	require.NoError(t, err)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: Name + "-n2", Namespace: Namespace, Labels: m.DaemonSet.Spec.Template.Labels},
+		Spec: *m.DaemonSet.Spec.Template.Spec.DeepCopy()}
+	pod.Spec.NodeName = "n2"
+	pod, err = kube.CoreV1().Pods(Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	require.NoError(t, err)
+	pod.Status.Phase = corev1.PodRunning
+	_, err = kube.CoreV1().Pods(Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	r, err := c.RecoverBeforeDown(ctx, time.Second)
+	require.ErrorContains(t, err, "agent on n2: generation", "n2's agent never confirmed")
+	require.Equal(t, []string{"n1"}, r.Stranded)
+	require.Empty(t, r.Recovered)
+	rules, gen, err := c.Rules(ctx, "n2")
+	require.NoError(t, err)
+	require.Empty(t, rules, "the desired state is empty all the same")
+
+	// n2's agent applies it
+	owned, err := k3s.OwnedLabels("agent-test")
+	require.NoError(t, err)
+	require.NoError(t, writeStatus(ctx, kube, "n2", owned, Status{Generation: gen, Applied: []string{}, Time: time.Now()}))
+	r, err = c.RecoverBeforeDown(ctx, time.Second)
+	require.NoError(t, err)
+	require.Equal(t, []string{"n2"}, r.Recovered)
+	require.Equal(t, []string{"n1"}, r.Stranded)
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/chaosmesh"
 	"github.com/chaosloop/chaosloop/chaosmesh/meshtest"
+	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3stest"
 	"github.com/chaosloop/chaosloop/clusters/kind/cluster"
@@ -422,7 +423,9 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 			_, err := client.WaitApplied(ctx, node, gen)
 			require.NoError(t, err)
 		}
-		require.NoError(t, kube.AppsV1().DaemonSets(agent.Namespace).Delete(ctx, agent.Name, metav1.DeleteOptions{}))
+		if err := kube.AppsV1().DaemonSets(agent.Namespace).Delete(ctx, agent.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			require.NoError(t, err)
+		}
 	})
 	apply := func(what string, gen int64, err error) {
 		t.Helper()
@@ -475,6 +478,25 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	after := connectTime(t, c, from, to)
 	require.Less(t, after, delay/2, "undelayed again")
 	t.Logf("TCP handshake dc1-w pod -> dc2-w pod, fastest of 5: %s before, %s with the 200ms rule, %s after", base, delayed, after)
+
+	// down with a fault in place: the agents lift it before they go
+	gen, err = client.Inject(ctx, "dc2-w", agent.Rule{ID: "cut", Kind: agent.Isolate, Peers: peers})
+	apply("isolate dc2-w from dc1-w again", gen, err)
+	require.Error(t, echo(ctx, c, from, to, 8080, "dc2-w"))
+	kc, err := k3s.Connect(enginetest.Log(t), k3s.Access{Kubeconfig: c.Kubeconfig(), Context: c.KubeContext()})
+	require.NoError(t, err)
+	rec, err := client.RecoverBeforeDown(ctx, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, agent.Recovery{Recovered: []string{"dc2-w"}}, rec)
+	td, err := k3s.PlanDown(ctx, enginetest.Log(t), kc, agentScenario)
+	require.NoError(t, err)
+	require.NoError(t, td.Apply(ctx, enginetest.Log(t), kc))
+	require.NoError(t, echo(ctx, c, from, to, 8080, "dc2-w"), "down left no cut behind")
+	require.Eventually(t, func() bool {
+		pods, err := kube.CoreV1().Pods(agent.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + agent.Name})
+		return err == nil && len(pods.Items) == 0
+	}, 2*time.Minute, time.Second, "down removed the agents")
+	require.NoError(t, echo(ctx, c, from, to, 8080, "dc2-w"), "and their going left no cut either")
 }
 
 // connectTime is the fastest of five TCP handshakes from a pod to addr's

@@ -24,6 +24,7 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		inCluster bool
 		node      string
 		scenario  string
+		cleanup   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "agent (--in-cluster | --kubeconfig FILE --context NAME) --node NAME --scenario NAME",
@@ -34,6 +35,10 @@ leaves the faults in place: recovering them (chaosloop's heal) or cleaning
 the node up (down) ends them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cleanup {
+				// a node whose agent is gone: its rules stay until removed here
+				return agent.Cleanup(cmd.Context(), env.Log)
+			}
 			if node == "" {
 				node = os.Getenv("NODE_NAME")
 			}
@@ -83,6 +88,7 @@ the node up (down) ends them.`,
 	cmd.Flags().StringVar(&access.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: kubectl's)")
 	cmd.Flags().StringVar(&access.Context, "context", "", "kubeconfig context (required without --in-cluster)")
 	cmd.Flags().StringVar(&node, "node", "", "the node this agent runs on (default: $NODE_NAME)")
+	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove every chaosloop agent rule from this network namespace and exit (a node whose agent is gone)")
 	cmd.Flags().StringVar(&scenario, "scenario", "", "the scenario whose faults these are (labels the agent's status)")
 	return cmd
 }

@@ -34,9 +34,11 @@ With --on k3s it removes what chaosloop created on the cluster --context
 names for the scenario (FILE or NAME): only objects in namespace chaosloop
 labelled both app.kubernetes.io/managed-by=chaosloop and
 chaosloop.io/scenario=NAME, then the namespace if chaosloop created it
-(labelled) and it holds nothing else. Node labels are never touched:
-'chaosloop label' owns them. It lists what it would delete and deletes it
-only with --yes.
+(labelled) and it holds nothing else. Before deleting the node agent it
+recovers the scenario's network faults and waits for every running agent to
+report its rules gone (an agent that stops leaves its rules in place). Node
+labels are never touched: 'chaosloop label' owns them. It lists what it would
+delete and deletes it only with --yes.
 
 Exit status: 0 down (or, --on k3s without --yes, shown); 1 a failure; 2
 usage (with --on k3s: an unnamed or unknown context).`,

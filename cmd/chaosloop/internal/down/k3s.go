@@ -3,8 +3,10 @@ package down
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 )
 
@@ -38,6 +40,11 @@ func k3sDown(ctx context.Context, env *cli.Env, f *k3sFlags, args []string) erro
 	if err != nil {
 		return err
 	}
+	if f.yes && len(t.Objects) > 0 {
+		if err := recoverFaults(ctx, env, c, name); err != nil {
+			return err
+		}
+	}
 	if f.yes && (len(t.Objects) > 0 || t.DeleteNamespace) {
 		err = t.Apply(ctx, env.Log, c)
 	}
@@ -47,6 +54,28 @@ func k3sDown(ctx context.Context, env *cli.Env, f *k3sFlags, args []string) erro
 	}
 	if !f.yes && (len(t.Objects) > 0 || t.DeleteNamespace) {
 		fmt.Fprintln(env.Out, "nothing deleted; re-run with --yes to delete these")
+	}
+	return nil
+}
+
+// recoverWait bounds the wait for the agents to lift the scenario's rules
+// (they apply a change within a second or two; a node under load, longer).
+const recoverWait = 2 * time.Minute
+
+// recoverFaults lifts the scenario's network faults through its agents
+// before they are deleted; it refuses to go on when a running agent does
+// not confirm, since deleting it would leave its node cut.
+func recoverFaults(ctx context.Context, env *cli.Env, c *k3s.Cluster, scenario string) error {
+	cl := &agent.Client{Kube: c.Client, Log: env.Log, Scenario: scenario}
+	r, err := cl.RecoverBeforeDown(ctx, recoverWait)
+	for _, n := range r.Recovered {
+		fmt.Fprintf(env.Out, "recovered the network faults on node %s\n", n)
+	}
+	for _, n := range r.Stranded {
+		fmt.Fprintf(env.Err, "warning: node %s: no agent runs there to lift its rules; any it applied stay until an agent runs on it again, or `chaosloop internal agent --cleanup` is run on the node\n", n)
+	}
+	if err != nil {
+		return fmt.Errorf("the agents did not confirm their faults lifted; nothing deleted (deleting them now could leave nodes cut off): %w", err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
 	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/root"
@@ -165,4 +166,22 @@ func TestDownK3sUsage(t *testing.T) {
 		require.Contains(t, errs, tc.want, "%v", tc.args)
 		require.Empty(t, out)
 	}
+}
+
+// down --yes lifts the scenario's network faults before it deletes the
+// agent: a node whose rules no agent can lift is named on stderr.
+func TestDownRecoversFaultsFirst(t *testing.T) {
+	s := apitest.Start(t)
+	ctx := context.Background()
+	cs, err := kubernetes.NewForConfig(s.Config)
+	require.NoError(t, err)
+	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: k3s.Namespace, Labels: labels("")}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	c := &agent.Client{Kube: cs, Scenario: "k3stest"}
+	_, err = c.Inject(ctx, "dc1-w", agent.Rule{ID: "cut", Kind: agent.Isolate, Peers: []string{"198.18.0.2"}})
+	require.NoError(t, err)
+	code, out, errs := run("down", scenario, "--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context, "--yes")
+	require.Equal(t, cli.ExitOK, code, errs)
+	require.Contains(t, errs, "warning: node dc1-w: no agent runs there to lift its rules")
+	require.Contains(t, out, "deleted ConfigMap chaosloop/chaosloop-agent-dc1-w\n")
 }
