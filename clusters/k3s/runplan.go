@@ -192,6 +192,21 @@ func objects(topo *topology.Topology, m NodeMap, r *Report) []Object {
 	return out
 }
 
+// PlanFault resolves one fault to its steps on the cluster: what a run
+// (or `fault --on k3s`) does for it. A power fault on nodes without a BMC
+// is a *NoBMCError.
+func PlanFault(topo *topology.Topology, m NodeMap, inv *bmc.Inventory, f faults.Fault) (PlannedFault, error) {
+	pf, missing, err := planFault(topo, m, inv, f)
+	if err == nil && len(missing) > 0 {
+		e := &NoBMCError{Nodes: missing}
+		if inv != nil {
+			e.Inventory = inv.File
+		}
+		err = e
+	}
+	return pf, err
+}
+
 // planFault resolves one fault to its steps; missing are the scenario
 // nodes a power fault needs a BMC for and has none.
 func planFault(topo *topology.Topology, m NodeMap, inv *bmc.Inventory, f faults.Fault) (PlannedFault, []string, error) {

@@ -102,6 +102,11 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	// expiry fires when the next rule with an expiry time runs out: an
+	// agent cut off from the API server by its own rules lifts them then
+	expiry := time.NewTimer(time.Hour)
+	expiry.Stop()
+	defer expiry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -110,15 +115,19 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		case <-kick:
 		case <-retry.C:
 		case <-tick.C:
+		case <-expiry.C:
 		}
 		start := time.Now()
 		st := rc.once(ctx, cms.Lister().ConfigMaps(Namespace), cfg.Node)
 		st.Agent = cfg.Agent
+		if !rc.nextExpiry.IsZero() {
+			expiry.Reset(time.Until(rc.nextExpiry))
+		}
 		if st.Error != "" {
 			log.Warn("agent: reconcile failed; retrying", "err", st.Error, "in", retryAfter)
 			retry.Reset(retryAfter)
 		}
-		if last == nil || last.Generation != st.Generation || !slices.Equal(last.Applied, st.Applied) || last.Error != st.Error {
+		if last == nil || last.Generation != st.Generation || !slices.Equal(last.Applied, st.Applied) || !slices.Equal(last.Expired, st.Expired) || last.Error != st.Error {
 			log.Info("agent: applied", "generation", st.Generation, "rules", st.Applied, "took", time.Since(start).Round(time.Millisecond))
 			if err := writeStatus(ctx, cfg.Kube, cfg.Node, owned, st); err != nil {
 				log.Warn("agent: status not written; retrying", "err", err)
@@ -130,6 +139,34 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	}
 }
 
+// expire splits rules into those still in force at now and the ids of
+// those whose expiry time has passed, and says when the next of the live
+// ones expires (zero when none has an expiry time).
+func expire(rules []Rule, now time.Time) (live []Rule, expired []string, next time.Time) {
+	for _, r := range rules {
+		switch {
+		case r.Expires == nil:
+			live = append(live, r)
+		case !now.Before(*r.Expires):
+			expired = append(expired, r.ID)
+		default:
+			live = append(live, r)
+			if next.IsZero() || r.Expires.Before(next) {
+				next = *r.Expires
+			}
+		}
+	}
+	slices.Sort(expired)
+	return live, expired, next
+}
+
+func (rc *reconciler) clock() time.Time {
+	if rc.now != nil {
+		return rc.now()
+	}
+	return time.Now()
+}
+
 // reconciler holds what the agent runs besides iptables: the delayers of
 // latency rules, by chain.
 type reconciler struct {
@@ -137,6 +174,11 @@ type reconciler struct {
 	log      *slog.Logger
 	delayers map[string]*delayer
 	poke     func()
+	// nextExpiry is when the next rule of the last desired state expires
+	// (zero: none will).
+	nextExpiry time.Time
+	// now is time.Now, or a test's clock.
+	now func() time.Time
 }
 
 type delayer struct {
@@ -164,11 +206,13 @@ func (rc *reconciler) once(ctx context.Context, l interface {
 			return Status{Generation: gen, Error: err.Error(), Time: time.Now()}
 		}
 	}
-	applied, err := rc.apply(ctx, rules)
+	live, expired, next := expire(rules, rc.clock())
+	rc.nextExpiry = next
+	applied, err := rc.apply(ctx, live)
 	if applied == nil {
 		applied = []string{} // "applied": [] rather than null
 	}
-	st := Status{Generation: gen, Applied: applied, Time: time.Now()}
+	st := Status{Generation: gen, Applied: applied, Expired: expired, Time: time.Now()}
 	if err != nil {
 		st.Error = err.Error()
 	}

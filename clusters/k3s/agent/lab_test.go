@@ -387,6 +387,26 @@ func TestAgentLab(t *testing.T) {
 	l.wait(gens[node], time.Now(), "")
 	require.Less(t, l.medianRTT(5), base+delay/4, "undelayed after RecoverAll")
 
+	// a rule with an expiry time is lifted then by the agent itself, with
+	// no Recover (what frees a node its own rules cut off the API server)
+	expires := time.Now().Add(2 * time.Second)
+	gen, err = l.client.Inject(ctx, node, Rule{ID: "temp", Kind: Isolate, Peers: []string{l.addrB}, Expires: &expires})
+	require.NoError(t, err)
+	st = l.wait(gen, time.Now(), "")
+	require.Equal(t, []string{"temp"}, st.Applied)
+	_, err = l.connect(time.Second)
+	require.Error(t, err, "cut until it expires")
+	require.Eventually(t, func() bool { _, err := l.connect(200 * time.Millisecond); return err == nil }, 15*time.Second, 100*time.Millisecond,
+		"the agent lifts an expired rule by itself")
+	t.Logf("an isolate lifted %s after its expiry time", time.Since(expires).Round(time.Millisecond))
+	require.Eventually(t, func() bool {
+		st, err := l.client.Applied(ctx, node)
+		return err == nil && slices.Equal(st.Expired, []string{"temp"}) && len(st.Applied) == 0
+	}, 10*time.Second, 100*time.Millisecond, "the status says it expired")
+	gen, err = l.client.Recover(ctx, node, "temp")
+	require.NoError(t, err)
+	l.wait(gen, time.Now(), "")
+
 	// Cleanup removes every chain: leave one fault, stop the agent, clean
 	gen, err = l.client.Inject(ctx, node, Rule{ID: "cut", Kind: Isolate, Peers: []string{l.addrB}})
 	require.NoError(t, err)

@@ -106,6 +106,10 @@ type Rule struct {
 	Jitter Duration `json:"jitter,omitempty"`
 	// Loss is the probability (0..1) a latency rule drops a packet.
 	Loss float64 `json:"loss,omitempty"`
+	// Expires, when set, is when the agent lifts the rule by itself, even
+	// cut off from the API server (by this very rule, say: it then cannot
+	// learn of a Recover). The desired state still lists it until Recover.
+	Expires *time.Time `json:"expires,omitempty"`
 }
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
@@ -153,6 +157,11 @@ func (r Rule) Validate() (Rule, error) {
 	}
 	slices.Sort(peers)
 	r.Peers = slices.Compact(peers)
+	if r.Expires != nil {
+		// one form, so that equal rules hash (and chain) the same
+		t := r.Expires.UTC().Truncate(time.Millisecond)
+		r.Expires = &t
+	}
 	return r, nil
 }
 
@@ -201,6 +210,9 @@ type Status struct {
 	Generation int64 `json:"generation"`
 	// Applied are the ids of the rules in place, sorted.
 	Applied []string `json:"applied"`
+	// Expired are the ids of desired rules the agent lifted because
+	// their expiry time passed, sorted.
+	Expired []string `json:"expired,omitempty"`
 	// Error is why the last reconcile failed ("" when it did not).
 	Error string `json:"error,omitempty"`
 	// Time is when the agent wrote this status.

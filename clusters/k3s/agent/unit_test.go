@@ -121,3 +121,26 @@ func TestManifest(t *testing.T) {
 	}
 	require.Empty(t, m.Namespace.Labels[k3s.LabelScenario], "the namespace is every scenario's")
 }
+
+func TestExpire(t *testing.T) {
+	now := time.Date(2026, 12, 3, 3, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
+	rules := []Rule{
+		{ID: "forever", Kind: Isolate, Peers: []string{"198.18.0.1"}},
+		{ID: "gone", Kind: Isolate, Peers: []string{"198.18.0.1"}, Expires: at(-time.Second)},
+		{ID: "now", Kind: Isolate, Peers: []string{"198.18.0.1"}, Expires: at(0)},
+		{ID: "later", Kind: Isolate, Peers: []string{"198.18.0.1"}, Expires: at(time.Minute)},
+		{ID: "soon", Kind: Isolate, Peers: []string{"198.18.0.1"}, Expires: at(time.Second)},
+	}
+	live, expired, next := expire(rules, now)
+	require.Equal(t, []string{"gone", "now"}, expired)
+	require.Len(t, live, 3)
+	require.Equal(t, now.Add(time.Second), next)
+	_, _, next = expire(rules[:1], now)
+	require.True(t, next.IsZero())
+
+	local := time.Date(2026, 12, 3, 4, 0, 0, 123456789, time.FixedZone("x", 3600))
+	r, err := Rule{ID: "r", Kind: Isolate, Peers: []string{"198.18.0.1"}, Expires: &local}.Validate()
+	require.NoError(t, err)
+	require.Equal(t, "2026-12-03T03:00:00.123Z", r.Expires.Format(time.RFC3339Nano), "one form: UTC, milliseconds")
+}

@@ -1,0 +1,354 @@
+// Package nemesis injects a scenario's faults into a real cluster and
+// recovers them (Jepsen's nemesis; Chaos Mesh's Inject/Recover): isolate
+// and latency as rules the node agent applies on each node (package
+// agent), power-off and destroy as BMC ForceOff/On (package bmc). What is
+// done for a fault is k3s.PlanFault's plan, the one `plan` prints.
+//
+// Every fault is recorded in the cluster (ConfigMap
+// chaosloop-faults-SCENARIO, labelled as the scenario's) before it acts,
+// so a later chaosloop — after a crash, or `heal` in another shell — knows
+// what is in place and recovers it; Inject and Recover are idempotent.
+package nemesis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
+	"github.com/chaosloop/chaosloop/faults"
+	"github.com/chaosloop/chaosloop/lab"
+	"github.com/chaosloop/chaosloop/scenarios"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// DefaultWait bounds how long a fault's agents may take to report its
+// rules applied, and a BMC to report the power state asked for.
+const DefaultWait = time.Minute
+
+// stateKey holds the active faults (JSON) in the state ConfigMap.
+const stateKey = "faults.json"
+
+// Nemesis is a scenario's faults on one cluster.
+type Nemesis struct {
+	Cluster  *k3s.Cluster
+	Topology *topology.Topology
+	NodeMap  k3s.NodeMap
+	// BMC is the BMC inventory; nil refuses power faults.
+	BMC *bmc.Inventory
+	Log *slog.Logger
+	// Wait is DefaultWait when 0.
+	Wait time.Duration
+}
+
+func (n *Nemesis) agents() *agent.Client {
+	return &agent.Client{Kube: n.Cluster.Client, Log: n.Log, Scenario: n.Topology.Name}
+}
+
+func (n *Nemesis) wait() time.Duration {
+	if n.Wait > 0 {
+		return n.Wait
+	}
+	return DefaultWait
+}
+
+// StateName is the ConfigMap that records scenario's active faults.
+func StateName(scenario string) string { return "chaosloop-faults-" + scenario }
+
+// Inject puts f in place and returns it as recorded; a fault already in
+// place is returned as it is. It records the fault first, then acts: a
+// failure part-way leaves it recorded, so Recover (or RecoverAll) undoes
+// what was done.
+func (n *Nemesis) Inject(ctx context.Context, f lab.Fault) (lab.Injected, error) {
+	pf, err := n.plan(f)
+	if err != nil {
+		return lab.Injected{}, err
+	}
+	active, err := n.ActiveFaults(ctx)
+	if err != nil {
+		return lab.Injected{}, err
+	}
+	if i := slices.IndexFunc(active, func(a lab.Injected) bool { return a.Key() == f.Key() }); i >= 0 {
+		return active[i], nil
+	}
+	inj := lab.Injected{Fault: f, Since: time.Now().UTC()}
+	if err := n.record(ctx, func(a []lab.Injected) []lab.Injected { return append(a, inj) }); err != nil {
+		return lab.Injected{}, err
+	}
+	n.Log.Info("nemesis: inject", "action", f.Action, "target", f.Target)
+	return inj, n.act(ctx, f, pf, true)
+}
+
+// Recover undoes f (nothing to do when it is not in place) and forgets it
+// once undone.
+func (n *Nemesis) Recover(ctx context.Context, f lab.Fault) error {
+	active, err := n.ActiveFaults(ctx)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(active, func(a lab.Injected) bool { return a.Key() == f.Key() })
+	if i < 0 {
+		return nil
+	}
+	f = active[i].Fault // with its delay, as injected
+	pf, err := n.plan(f)
+	if err != nil {
+		return err
+	}
+	n.Log.Info("nemesis: recover", "action", f.Action, "target", f.Target)
+	if err := n.act(ctx, f, pf, false); err != nil {
+		return err
+	}
+	return n.record(ctx, func(a []lab.Injected) []lab.Injected {
+		return slices.DeleteFunc(a, func(x lab.Injected) bool { return x.Key() == f.Key() })
+	})
+}
+
+// RecoverAll undoes every fault in place, the newest first.
+func (n *Nemesis) RecoverAll(ctx context.Context) error {
+	active, err := n.ActiveFaults(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, a := range slices.Backward(active) {
+		if err := n.Recover(ctx, a.Fault); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", a.Action, a.Target, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ActiveFaults are the faults recorded in place, oldest first.
+func (n *Nemesis) ActiveFaults(ctx context.Context) ([]lab.Injected, error) {
+	cm, err := n.Cluster.Client.CoreV1().ConfigMaps(k3s.Namespace).Get(ctx, StateName(n.Topology.Name), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nemesis: reading the faults in place: %w", err)
+	}
+	return parseState(cm)
+}
+
+func parseState(cm *corev1.ConfigMap) ([]lab.Injected, error) {
+	var out []lab.Injected
+	if s := cm.Data[stateKey]; s != "" {
+		if err := json.Unmarshal([]byte(s), &out); err != nil {
+			return nil, fmt.Errorf("nemesis: %s/%s: %w", cm.Namespace, cm.Name, err)
+		}
+	}
+	return out, nil
+}
+
+// record changes the recorded faults, creating the ConfigMap (and the
+// namespace) when need be; conflicts are retried.
+func (n *Nemesis) record(ctx context.Context, change func([]lab.Injected) []lab.Injected) error {
+	owned, err := k3s.OwnedLabels(n.Topology.Name)
+	if err != nil {
+		return err
+	}
+	if err := ensureNamespace(ctx, n.Cluster); err != nil {
+		return err
+	}
+	cms := n.Cluster.Client.CoreV1().ConfigMaps(k3s.Namespace)
+	return retry.OnError(retry.DefaultBackoff, func(err error) bool {
+		return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+	}, func() error {
+		cm, err := cms.Get(ctx, StateName(n.Topology.Name), metav1.GetOptions{})
+		create := apierrors.IsNotFound(err)
+		if err != nil && !create {
+			return err
+		}
+		if create {
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: StateName(n.Topology.Name), Namespace: k3s.Namespace, Labels: owned}}
+		}
+		old, err := parseState(cm)
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(change(old))
+		if err != nil {
+			return err
+		}
+		cm.Data = map[string]string{stateKey: string(b)}
+		if create {
+			_, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: agent.FieldManager})
+		} else {
+			_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: agent.FieldManager})
+		}
+		return err
+	})
+}
+
+// ensureNamespace creates namespace chaosloop, labelled as chaosloop's,
+// unless it exists.
+func ensureNamespace(ctx context.Context, c *k3s.Cluster) error {
+	_, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: k3s.Namespace, Labels: map[string]string{k3s.LabelManagedBy: k3s.ManagedBy}}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("nemesis: namespace %s: %w", k3s.Namespace, err)
+	}
+	return nil
+}
+
+// plan is what is done for f on this cluster; a fault the backend cannot
+// carry out yet is an error before anything is recorded.
+func (n *Nemesis) plan(f lab.Fault) (k3s.PlannedFault, error) {
+	tg, err := scenarios.ParseTarget(f.Target)
+	if err != nil {
+		return k3s.PlannedFault{}, err
+	}
+	if !slices.Contains(scenarios.ActionTargets(f.Action), tg.Kind) {
+		return k3s.PlannedFault{}, fmt.Errorf("%s cannot target a %s (it takes %s)", f.Action, tg.Kind, strings.Join(scenarios.ActionTargets(f.Action), ", "))
+	}
+	if f.Action == scenarios.ActionKill || f.Action == scenarios.ActionPause {
+		return k3s.PlannedFault{}, fmt.Errorf("%s %s: not available on --on k3s yet: a member's pod is known only once chaosloop deploys the services or attaches to them", f.Action, f.Target)
+	}
+	return k3s.PlanFault(n.Topology, n.NodeMap, n.BMC, faults.Fault{Fault: f})
+}
+
+// act carries out (on) or undoes (!on) a planned fault's steps: the agent
+// rules, then waits until every node's agent reports them; the power
+// steps, each waited for.
+func (n *Nemesis) act(ctx context.Context, f lab.Fault, pf k3s.PlannedFault, on bool) error {
+	var errs []error
+	id := RuleID(f)
+	gens := map[string]int64{}
+	for _, st := range pf.Steps {
+		switch st.Mechanism {
+		case k3s.MechanismAgent:
+			var rule agent.Rule
+			if on {
+				peers, err := n.addresses(ctx, st.Peers)
+				if err != nil {
+					return err
+				}
+				rule = agent.Rule{ID: id, Kind: agent.Isolate, Peers: peers}
+				if f.Action == scenarios.ActionLatency {
+					rule.Kind, rule.Delay, rule.Jitter, rule.Loss = agent.Latency, agent.Duration(f.Delay), agent.Duration(f.Jitter), f.Loss
+				}
+			}
+			for _, node := range st.Nodes {
+				var g int64
+				var err error
+				if on {
+					g, err = n.agents().Inject(ctx, node, rule)
+				} else {
+					g, err = n.agents().Recover(ctx, node, id)
+				}
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				gens[node] = g
+			}
+		case k3s.MechanismBMC:
+			if err := n.power(ctx, st.Nodes[0], on); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, n.wait())
+	defer cancel()
+	for _, node := range slices.Sorted(maps.Keys(gens)) {
+		if _, err := n.agents().WaitApplied(wctx, node, gens[node]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// addresses are the cluster nodes' addresses (InternalIP) and pod ranges:
+// what a cut from them must drop.
+func (n *Nemesis) addresses(ctx context.Context, nodes []string) ([]string, error) {
+	var out []string
+	for _, name := range nodes {
+		cn, err := n.Cluster.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("nemesis: node %s: %w", name, err)
+		}
+		for _, a := range cn.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP && !strings.Contains(a.Address, ":") {
+				out = append(out, a.Address)
+			}
+		}
+		for _, c := range cn.Spec.PodCIDRs {
+			if !strings.Contains(c, ":") {
+				out = append(out, c)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("nemesis: nodes %s have no IPv4 address", strings.Join(nodes, ", "))
+	}
+	return out, nil
+}
+
+// power turns a cluster node off (on=true: the fault) or on through its
+// BMC and waits until the BMC reports it.
+func (n *Nemesis) power(ctx context.Context, node string, off bool) error {
+	b, ok := n.bmcOf(node)
+	if !ok {
+		return fmt.Errorf("nemesis: node %s has no BMC", node)
+	}
+	ctl, err := bmc.New(ctx, n.Log, b)
+	if err != nil {
+		return fmt.Errorf("nemesis: BMC of %s: %w", node, err)
+	}
+	want, ask := bmc.On, ctl.PowerOn
+	if off {
+		want, ask = bmc.Off, ctl.PowerOff
+	}
+	if err := ask(ctx); err != nil {
+		return fmt.Errorf("nemesis: power %s %s through its BMC: %w", want, node, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, n.wait())
+	defer cancel()
+	if _, err := bmc.WaitFor(wctx, n.Log, ctl, want); err != nil {
+		return fmt.Errorf("nemesis: power %s %s through its BMC: %w", want, node, err)
+	}
+	return nil
+}
+
+// bmcOf is the BMC of a cluster node: the inventory lists scenario nodes.
+func (n *Nemesis) bmcOf(clusterNode string) (bmc.BMC, bool) {
+	if n.BMC == nil {
+		return bmc.BMC{}, false
+	}
+	for _, sn := range n.Topology.Nodes {
+		if n.NodeMap.ClusterNode(sn.Name) == clusterNode {
+			return n.BMC.Lookup(sn.Name)
+		}
+	}
+	return bmc.BMC{}, false
+}
+
+var ruleChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// RuleID names a fault's agent rules: its action and target, readable,
+// cut to the agent's 63 characters with a hash of the whole when longer.
+func RuleID(f lab.Fault) string {
+	id := ruleChars.ReplaceAllString(f.Action+"."+strings.ReplaceAll(f.Target, "/", "."), "-")
+	if len(id) <= 63 {
+		return id
+	}
+	h := fnv.New32a()
+	h.Write([]byte(f.Key()))
+	return fmt.Sprintf("%s-%08x", id[:54], h.Sum32())
+}
