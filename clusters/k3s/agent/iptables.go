@@ -45,9 +45,24 @@ func tableOf(k Kind) string {
 	return "filter"
 }
 
+// ExemptMark is the packet mark (one bit) of the agent's own connection to
+// the API server (its sockets carry it: ExemptDialer). An isolate lets the
+// connections that carry it through, both ways (the mark is saved on the
+// connection when its packets leave), so that an agent whose node its
+// rules cut off the control plane still hears Recover; everything else
+// of the node, its kubelet included, is cut.
+const ExemptMark = 0x100000
+
+var exemptMark = fmt.Sprintf("0x%x/0x%x", ExemptMark, ExemptMark)
+
 // lines are the iptables arguments (after "-A CHAIN") of r's chain.
 func (r Rule) lines(queue uint16) [][]string {
 	var out [][]string
+	if r.Kind == Isolate {
+		out = append(out,
+			[]string{"-m", "mark", "--mark", exemptMark, "-j", "CONNMARK", "--set-xmark", exemptMark},
+			[]string{"-m", "connmark", "--mark", exemptMark, "-j", "RETURN"})
+	}
 	for _, p := range r.Peers {
 		switch r.Kind {
 		case Isolate:

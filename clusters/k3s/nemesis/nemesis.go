@@ -54,6 +54,11 @@ type Nemesis struct {
 	Log *slog.Logger
 	// Wait is DefaultWait when 0.
 	Wait time.Duration
+	// Lifetime, when set, is how long after injection a node's agent
+	// lifts a network fault's rules by itself (agent.Rule.Expires): the
+	// bound on a fault whose nodes it cut off the API server, which then
+	// cannot learn of its recovery. 0: until recovered.
+	Lifetime time.Duration
 }
 
 func (n *Nemesis) agents() *agent.Client {
@@ -240,6 +245,10 @@ func (n *Nemesis) act(ctx context.Context, f lab.Fault, pf k3s.PlannedFault, on 
 					return err
 				}
 				rule = agent.Rule{ID: id, Kind: agent.Isolate, Peers: peers}
+				if n.Lifetime > 0 {
+					exp := time.Now().Add(n.Lifetime)
+					rule.Expires = &exp
+				}
 				if f.Action == scenarios.ActionLatency {
 					rule.Kind, rule.Delay, rule.Jitter, rule.Loss = agent.Latency, agent.Duration(f.Delay), agent.Duration(f.Jitter), f.Loss
 				}
@@ -259,6 +268,7 @@ func (n *Nemesis) act(ctx context.Context, f lab.Fault, pf k3s.PlannedFault, on 
 				gens[node] = g
 			}
 		case k3s.MechanismBMC:
+			// injecting turns the node off; recovering, on
 			if err := n.power(ctx, st.Nodes[0], on); err != nil {
 				errs = append(errs, err)
 			}

@@ -57,6 +57,8 @@ the node up (down) ends them.`,
 				if err != nil {
 					return fmt.Errorf("in-cluster config: %w", err)
 				}
+				// the agent's own connection passes its isolate rules
+				rc.Dial = agent.ExemptDialer().DialContext
 				if kube, err = kubernetes.NewForConfig(rc); err != nil {
 					return err
 				}

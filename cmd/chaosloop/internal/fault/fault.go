@@ -21,6 +21,7 @@ func NewFaultCommand(env *cli.Env) *cobra.Command {
 	var (
 		lf            cli.LabFlags
 		ref           cli.LabRef
+		kf            k3sFlags
 		delay, jitter time.Duration
 		loss          float64
 	)
@@ -34,12 +35,22 @@ service/NAME/INDEX or service/NAME/leader. The fault is recorded in the lab's
 state, so heal (or down) undoes it even after chaosloop was restarted.
 
 LAB is the lab's name or the scenario file it was stood up from; without it,
-the only lab that is up.`,
+the only lab that is up.
+
+With --on k3s (a real cluster; --context names it) LAB is the scenario FILE:
+isolate and latency become rules the node agent applies on each node it
+concerns (the agent must run: see 'chaosloop plan --on k3s'), each lifted by
+the agents themselves --for after injection at the latest (a node cut off
+the API server cannot learn of heal); power-off and destroy a BMC ForceOff
+(--bmc FILE); kill and pause are not available there yet. The fault is
+recorded in the cluster (ConfigMap chaosloop/chaosloop-faults-NAME), so heal
+works from any shell.`,
 		Example: `  chaosloop fault power-off rack/dc1/r1
   chaosloop fault quickstart isolate site/dc3
   chaosloop fault scenarios/quickstart.yaml isolate site/dc3
   chaosloop fault latency link/dc1/dc2 --delay 50ms --jitter 5ms
-  chaosloop fault kill service/kafka/leader`,
+  chaosloop fault kill service/kafka/leader
+  chaosloop fault site.yaml isolate site/dc3 --on k3s --context prod-dc --for 5m`,
 		Args:              cobra.RangeArgs(2, 3),
 		ValidArgsFunction: completeFault(&lf),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -57,6 +68,26 @@ the only lab that is up.`,
 			}
 			if action == scenarios.ActionLatency && delay == 0 && loss == 0 {
 				return cli.Usagef("latency needs --delay (and optionally --jitter, --loss)")
+			}
+			if err := kf.check(lf.On); err != nil {
+				return err
+			}
+			f := lab.Fault{Action: action, Target: target, Delay: delay, Jitter: jitter, Loss: loss}
+			if lf.On == "k3s" {
+				if kf.lifetime <= 0 {
+					return cli.Usagef("--for must be positive")
+				}
+				n, err := k3sNemesis(cmd.Context(), env, &lf, &kf, labArg)
+				if err != nil {
+					return err
+				}
+				af, err := n.Inject(cmd.Context(), f)
+				if err != nil {
+					return k3sErr(err)
+				}
+				fmt.Fprintf(env.Out, "%s %s: in place on context %s (chaosloop heal %s %s %s --on k3s --context %s to recover)\n",
+					af.Action, af.Target, n.Cluster.Context, labArg, af.Action, af.Target, n.Cluster.Context)
+				return nil
 			}
 			l, err := open(cmd, env, &lf, &ref, labArg)
 			if err != nil {
@@ -87,8 +118,10 @@ the only lab that is up.`,
 	cmd.Flags().DurationVar(&delay, "delay", 0, "latency: added delay per packet")
 	cmd.Flags().DurationVar(&jitter, "jitter", 0, "latency: jitter (uniform ±)")
 	cmd.Flags().Float64Var(&loss, "loss", 0, "latency: packet loss probability (0-1)")
+	cmd.Flags().DurationVar(&kf.lifetime, "for", defaultLifetime, "with --on k3s: the agents lift a network fault by themselves this long after it is injected")
 	lf.Add(cmd)
 	ref.Add(cmd)
+	kf.cluster.Add(cmd)
 	return cmd
 }
 
@@ -97,6 +130,7 @@ func NewHealCommand(env *cli.Env) *cobra.Command {
 	var (
 		lf  cli.LabFlags
 		ref cli.LabRef
+		kf  k3sFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "heal [LAB] [ACTION TARGET]",
@@ -108,8 +142,10 @@ latency rules go. Faults are read from the lab's state, so heal works also
 after the chaosloop that injected them was killed.
 
 LAB is the lab's name or the scenario file it was stood up from; without it,
-the only lab that is up.`,
+the only lab that is up. With --on k3s, LAB is the scenario FILE and the
+faults are those recorded on the cluster --context names.`,
 		Example: `  chaosloop heal
+  chaosloop heal site.yaml --on k3s --context prod-dc --bmc bmc.yaml
   chaosloop heal power-off rack/dc1/r1
   chaosloop heal scenarios/quickstart.yaml isolate site/dc3`,
 		Args:              cobra.RangeArgs(0, 3),
@@ -120,19 +156,31 @@ the only lab that is up.`,
 				// One argument alone is the lab.
 				labArg, args = args[0], nil
 			}
-			l, err := open(cmd, env, &lf, &ref, labArg)
+			if err := kf.check(lf.On); err != nil {
+				return err
+			}
+			var l interface {
+				Recover(context.Context, lab.Fault) error
+				RecoverAll(context.Context) error
+			}
+			var err error
+			if lf.On == "k3s" {
+				l, err = k3sNemesis(cmd.Context(), env, &lf, &kf, labArg)
+			} else {
+				l, err = open(cmd, env, &lf, &ref, labArg)
+			}
 			if err != nil {
 				return err
 			}
 			if len(args) == 0 {
 				if err := l.RecoverAll(cmd.Context()); err != nil {
-					return err
+					return k3sErr(err)
 				}
 				fmt.Fprintln(env.Out, "every fault recovered")
 				return nil
 			}
 			if err := l.Recover(cmd.Context(), lab.Fault{Action: args[0], Target: args[1]}); err != nil {
-				return err
+				return k3sErr(err)
 			}
 			fmt.Fprintf(env.Out, "%s %s: recovered\n", args[0], args[1])
 			return nil
@@ -140,6 +188,7 @@ the only lab that is up.`,
 	}
 	lf.Add(cmd)
 	ref.Add(cmd)
+	kf.cluster.Add(cmd)
 	return cmd
 }
 
