@@ -141,7 +141,12 @@ func (n *Nemesis) RecoverAll(ctx context.Context) error {
 
 // ActiveFaults are the faults recorded in place, oldest first.
 func (n *Nemesis) ActiveFaults(ctx context.Context) ([]lab.Injected, error) {
-	cm, err := n.Cluster.Client.CoreV1().ConfigMaps(k3s.Namespace).Get(ctx, StateName(n.Topology.Name), metav1.GetOptions{})
+	return Active(ctx, n.Cluster, n.Topology.Name)
+}
+
+// Active are the faults recorded in place for scenario on c.
+func Active(ctx context.Context, c *k3s.Cluster, scenario string) ([]lab.Injected, error) {
+	cm, err := c.Client.CoreV1().ConfigMaps(k3s.Namespace).Get(ctx, StateName(scenario), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

@@ -3,11 +3,14 @@ package down
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
+	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/scenarios"
 )
 
 // k3sFlags are down's flags for --on k3s.
@@ -41,6 +44,9 @@ func k3sDown(ctx context.Context, env *cli.Env, f *k3sFlags, args []string) erro
 		return err
 	}
 	if f.yes && len(t.Objects) > 0 {
+		if err := refusePowerFaults(ctx, c, name, args[0]); err != nil {
+			return err
+		}
 		if err := recoverFaults(ctx, env, c, name); err != nil {
 			return err
 		}
@@ -76,6 +82,27 @@ func recoverFaults(ctx context.Context, env *cli.Env, c *k3s.Cluster, scenario s
 	}
 	if err != nil {
 		return fmt.Errorf("the agents did not confirm their faults lifted; nothing deleted (deleting them now could leave nodes cut off): %w", err)
+	}
+	return nil
+}
+
+// refusePowerFaults stops down while a power fault of the scenario is in
+// place: its record is what heal needs to power the nodes on again, and
+// down would delete it.
+func refusePowerFaults(ctx context.Context, c *k3s.Cluster, scenario, ref string) error {
+	active, err := nemesis.Active(ctx, c, scenario)
+	if err != nil {
+		return err
+	}
+	var power []string
+	for _, a := range active {
+		if a.Action == scenarios.ActionPowerOff || a.Action == scenarios.ActionDestroy {
+			power = append(power, a.Action+" "+a.Target)
+		}
+	}
+	if len(power) > 0 {
+		return fmt.Errorf("power faults are in place (%s); nothing deleted: heal them first (chaosloop heal %s --on k3s --context %s --bmc FILE), or their record goes and the nodes stay off",
+			strings.Join(power, ", "), ref, c.Context)
 	}
 	return nil
 }

@@ -1,0 +1,164 @@
+package nemesis
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
+	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/lab"
+	"github.com/chaosloop/chaosloop/scenarios"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// nodes of testdata/faults.yaml with their addresses and pod ranges.
+var nodes = map[string][2]string{
+	"dc1-cp": {"198.18.10.1", "198.19.128.0/24"},
+	"dc1-w":  {"198.18.10.2", "198.19.129.0/24"},
+	"dc2-w":  {"198.18.20.1", "198.19.130.0/24"},
+}
+
+func setup(t *testing.T) (*Nemesis, kubernetes.Interface) {
+	s := apitest.Start(t)
+	ctx := t.Context()
+	cs, err := kubernetes.NewForConfig(s.Config)
+	require.NoError(t, err)
+	for name, a := range nodes {
+		n, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.NodeSpec{PodCIDR: a[1], PodCIDRs: []string{a[1]}}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: a[0]}, {Type: corev1.NodeHostName, Address: name}}
+		_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+	c, err := k3s.Connect(enginetest.Log(t), k3s.Access{Kubeconfig: s.Kubeconfig, Context: s.Context})
+	require.NoError(t, err)
+	sc, err := scenarios.Parse("../testdata/faults.yaml")
+	require.NoError(t, err)
+	topo, err := topology.Build(sc)
+	require.NoError(t, err)
+	return &Nemesis{Cluster: c, Topology: topo, Log: enginetest.Log(t), Wait: 5 * time.Second, Lifetime: time.Hour}, cs
+}
+
+// confirm stands in for the nodes' agents (this test has none): it
+// reports each desired state's generation applied, as an agent does once
+// its rules are in place.
+func confirm(t *testing.T, cs kubernetes.Interface, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		list, err := cs.CoreV1().ConfigMaps(k3s.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: agent.ComponentLabel + "=" + agent.ComponentFaults})
+		if err != nil {
+			continue
+		}
+		for _, cm := range list.Items {
+			gen, _ := strconv.ParseInt(cm.Annotations[agent.GenerationAnnotation], 10, 64)
+			var rules []agent.Rule
+			_ = json.Unmarshal([]byte(cm.Data[agent.RulesKey]), &rules)
+			applied := []string{}
+			for _, r := range rules {
+				applied = append(applied, r.ID)
+			}
+			b, _ := json.Marshal(agent.Status{Generation: gen, Applied: applied, Time: time.Now()})
+			node := cm.Labels[agent.NodeLabel]
+			st := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: agent.StatusName(node), Namespace: k3s.Namespace}, Data: map[string]string{agent.StatusKey: string(b)}}
+			if _, err := cs.CoreV1().ConfigMaps(k3s.Namespace).Update(context.Background(), st, metav1.UpdateOptions{}); err != nil {
+				_, _ = cs.CoreV1().ConfigMaps(k3s.Namespace).Create(context.Background(), st, metav1.CreateOptions{})
+			}
+		}
+	}
+}
+
+// An isolation is recorded, then becomes agent rules on both sides
+// against the other side's addresses and pod ranges, each expiring after
+// the Lifetime; injecting it again changes nothing; recovering it empties
+// the rules and forgets it.
+func TestIsolateThroughTheAgents(t *testing.T) {
+	n, cs := setup(t)
+	ctx := t.Context()
+	stop := make(chan struct{})
+	defer close(stop)
+	go confirm(t, cs, stop)
+
+	f := lab.Fault{Action: "isolate", Target: "site/dc2"}
+	before := time.Now()
+	inj, err := n.Inject(ctx, f)
+	require.NoError(t, err)
+	require.Equal(t, f, inj.Fault)
+	ac := &agent.Client{Kube: cs, Scenario: "k3stest"}
+	rules, _, err := ac.Rules(ctx, "dc2-w")
+	require.NoError(t, err)
+	require.Len(t, rules, 1)
+	require.Equal(t, "isolate.site.dc2", rules[0].ID)
+	require.Equal(t, []string{"198.18.10.1/32", "198.18.10.2/32", "198.19.128.0/24", "198.19.129.0/24"}, rules[0].Peers)
+	require.WithinRange(t, *rules[0].Expires, before.Add(time.Hour-time.Second), time.Now().Add(time.Hour+time.Second))
+	rules, _, err = ac.Rules(ctx, "dc1-w")
+	require.NoError(t, err)
+	require.Equal(t, []string{"198.18.20.1/32", "198.19.130.0/24"}, rules[0].Peers)
+
+	again, err := n.Inject(ctx, f)
+	require.NoError(t, err)
+	require.Equal(t, inj.Since.Unix(), again.Since.Unix(), "already in place")
+	active, err := n.ActiveFaults(ctx)
+	require.NoError(t, err)
+	require.Len(t, active, 1)
+
+	require.NoError(t, n.Recover(ctx, f))
+	for node := range nodes {
+		rules, _, err := ac.Rules(ctx, node)
+		require.NoError(t, err)
+		require.Empty(t, rules, node)
+	}
+	active, err = n.ActiveFaults(ctx)
+	require.NoError(t, err)
+	require.Empty(t, active)
+	require.NoError(t, n.Recover(ctx, f), "recovering what is not in place is nothing")
+}
+
+// Without agents to confirm, an injection fails but stays recorded, so
+// that heal undoes what was done; kill and pause, and power without a
+// BMC, are refused before anything is recorded.
+func TestUnconfirmedAndRefused(t *testing.T) {
+	n, _ := setup(t)
+	ctx := t.Context()
+	n.Wait = 300 * time.Millisecond
+	f := lab.Fault{Action: "latency", Target: "link/dc1/dc2", Delay: 50 * time.Millisecond}
+	_, err := n.Inject(ctx, f)
+	require.ErrorContains(t, err, "not applied")
+	active, err := n.ActiveFaults(ctx)
+	require.NoError(t, err)
+	require.Len(t, active, 1, "recorded before it acts")
+	require.Equal(t, 50*time.Millisecond, active[0].Delay)
+
+	_, err = n.Inject(ctx, lab.Fault{Action: "kill", Target: "service/handlers/0"})
+	require.ErrorContains(t, err, "not available on --on k3s yet")
+	_, err = n.Inject(ctx, lab.Fault{Action: "power-off", Target: "rack/dc1/r1"})
+	var noBMC *k3s.NoBMCError
+	require.ErrorAs(t, err, &noBMC)
+	require.Equal(t, []string{"dc1-cp", "dc1-w"}, noBMC.Nodes)
+	_, err = n.Inject(ctx, lab.Fault{Action: "isolate", Target: "service/handlers/0"})
+	require.ErrorContains(t, err, "isolate cannot target a service")
+	active, err = n.ActiveFaults(ctx)
+	require.NoError(t, err)
+	require.Len(t, active, 1, "refused faults are not recorded")
+}
+
+func TestRuleID(t *testing.T) {
+	require.Equal(t, "latency.link.dc1.dc2", RuleID(lab.Fault{Action: "latency", Target: "link/dc1/dc2"}))
+	long := RuleID(lab.Fault{Action: "isolate", Target: "rack/a-very-long-site-name-indeed/a-very-long-rack-name-as-well-x"})
+	require.Len(t, long, 63)
+	require.NotEqual(t, long, RuleID(lab.Fault{Action: "isolate", Target: "rack/a-very-long-site-name-indeed/a-very-long-rack-name-as-well-y"}))
+}
