@@ -16,15 +16,22 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 )
 
-// TestClient edits desired states on a real API server (no root needed).
-func TestClient(t *testing.T) {
+// clientOnAPIServer is a Client of scenario agent-test on a real API
+// server of the test's own, with namespace chaosloop made.
+func clientOnAPIServer(t *testing.T) (kubernetes.Interface, *Client) {
 	api := apitest.Start(t)
 	kube, err := kubernetes.NewForConfig(api.Config)
 	require.NoError(t, err)
-	ctx := t.Context()
-	_, err = kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
+	_, err = kube.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	c := &Client{Kube: kube, Log: enginetest.Log(t), Scenario: "agent-test"}
+	return kube, &Client{Kube: kube, Log: enginetest.Log(t), Scenario: "agent-test"}
+}
+
+// TestClient edits desired states on a real API server (no root needed).
+func TestClient(t *testing.T) {
+	kube, c := clientOnAPIServer(t)
+	ctx := t.Context()
+	var err error
 	_, err = (&Client{Kube: kube}).Inject(ctx, "n1", Rule{ID: "cut", Kind: Isolate, Peers: []string{"198.18.0.2"}})
 	require.ErrorContains(t, err, "cannot label chaosloop's objects", "a client names its scenario")
 
@@ -136,13 +143,9 @@ func TestManifestAdmitted(t *testing.T) {
 // waited for), a running agent that does not confirm is an error, and one
 // that reports the empty state is recovered.
 func TestRecoverBeforeDown(t *testing.T) {
-	api := apitest.Start(t)
-	kube, err := kubernetes.NewForConfig(api.Config)
-	require.NoError(t, err)
+	kube, c := clientOnAPIServer(t)
 	ctx := t.Context()
-	_, err = kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	c := &Client{Kube: kube, Log: enginetest.Log(t), Scenario: "agent-test"}
+	var err error
 	cut := Rule{ID: "cut", Kind: Isolate, Peers: []string{"198.18.0.2"}}
 	for _, n := range []string{"n1", "n2"} {
 		_, err := c.Inject(ctx, n, cut)
