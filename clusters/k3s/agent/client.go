@@ -248,7 +248,7 @@ func (c *Client) RecoverBeforeDown(ctx context.Context, wait time.Duration) (Rec
 	if err != nil {
 		return r, err
 	}
-	running, err := c.runningAgents(ctx)
+	running, err := c.RunningAgents(ctx)
 	if err != nil {
 		return r, err
 	}
@@ -269,8 +269,8 @@ func (c *Client) RecoverBeforeDown(ctx context.Context, wait time.Duration) (Rec
 	return r, errors.Join(errs...)
 }
 
-// runningAgents are the nodes where an agent pod of the scenario runs.
-func (c *Client) runningAgents(ctx context.Context) (map[string]bool, error) {
+// RunningAgents are the nodes where an agent pod of the scenario runs.
+func (c *Client) RunningAgents(ctx context.Context) (map[string]bool, error) {
 	owned, err := k3s.OwnedLabels(c.Scenario)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

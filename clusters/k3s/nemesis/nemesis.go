@@ -91,6 +91,9 @@ func (n *Nemesis) Inject(ctx context.Context, f lab.Fault) (lab.Injected, error)
 	if i := slices.IndexFunc(active, func(a lab.Injected) bool { return a.Key() == f.Key() }); i >= 0 {
 		return active[i], nil
 	}
+	if err := n.requireAgents(ctx, pf); err != nil {
+		return lab.Injected{}, err
+	}
 	inj := lab.Injected{Fault: f, Since: time.Now().UTC()}
 	if err := n.record(ctx, func(a []lab.Injected) []lab.Injected { return append(a, inj) }); err != nil {
 		return lab.Injected{}, err
@@ -231,6 +234,32 @@ func (n *Nemesis) plan(f lab.Fault) (k3s.PlannedFault, error) {
 		return k3s.PlannedFault{}, fmt.Errorf("%s %s: not available on --on k3s yet: a member's pod is known only once chaosloop deploys the services or attaches to them", f.Action, f.Target)
 	}
 	return k3s.PlanFault(n.Topology, n.NodeMap, n.BMC, faults.Fault{Fault: f})
+}
+
+// requireAgents refuses a fault whose rules no agent would apply, before
+// anything is recorded or written.
+func (n *Nemesis) requireAgents(ctx context.Context, pf k3s.PlannedFault) error {
+	running, err := n.agents().RunningAgents(ctx)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, st := range pf.Steps {
+		if st.Mechanism != k3s.MechanismAgent {
+			continue
+		}
+		for _, node := range st.Nodes {
+			if !running[node] {
+				missing = append(missing, node)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("%s %s: no chaosloop agent of scenario %s runs on node(s) %s: deploy the agent first (its image: chaosloop images push)",
+			pf.Action, pf.Target, n.Topology.Name, strings.Join(slices.Compact(missing), ", "))
+	}
+	return nil
 }
 
 // act carries out (on) or undoes (!on) a planned fault's steps: the agent

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -50,6 +51,30 @@ func setup(t *testing.T) (*Nemesis, kubernetes.Interface) {
 	return &Nemesis{Cluster: c, Topology: topo, Log: enginetest.Log(t), Wait: 5 * time.Second, Lifetime: time.Hour}, cs
 }
 
+// runAgents makes an agent pod of scenario k3stest on each node, Running
+// (no kubelet here: its status is set).
+func runAgents(t *testing.T, cs kubernetes.Interface, nodes ...string) {
+	ctx := t.Context()
+	m, err := agent.NewManifest("registry.example/chaosloop:v1", "k3stest")
+	require.NoError(t, err)
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, m.Namespace, metav1.CreateOptions{}); err != nil {
+		require.True(t, apierrors.IsAlreadyExists(err), "%v", err)
+	}
+	if _, err := cs.CoreV1().ServiceAccounts(k3s.Namespace).Create(ctx, m.ServiceAccount, metav1.CreateOptions{}); err != nil {
+		require.True(t, apierrors.IsAlreadyExists(err), "%v", err)
+	}
+	for _, node := range nodes {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: agent.Name + "-" + node, Namespace: k3s.Namespace, Labels: m.DaemonSet.Spec.Template.Labels},
+			Spec: *m.DaemonSet.Spec.Template.Spec.DeepCopy()}
+		pod.Spec.NodeName = node
+		pod, err = cs.CoreV1().Pods(k3s.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		require.NoError(t, err)
+		pod.Status.Phase = corev1.PodRunning
+		_, err = cs.CoreV1().Pods(k3s.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+}
+
 // confirm stands in for the nodes' agents (this test has none): it
 // reports each desired state's generation applied, as an agent does once
 // its rules are in place.
@@ -89,6 +114,7 @@ func confirm(t *testing.T, cs kubernetes.Interface, stop <-chan struct{}) {
 func TestIsolateThroughTheAgents(t *testing.T) {
 	n, cs := setup(t)
 	ctx := t.Context()
+	runAgents(t, cs, "dc1-cp", "dc1-w", "dc2-w")
 	stop := make(chan struct{})
 	defer close(stop)
 	go confirm(t, cs, stop)
@@ -132,13 +158,21 @@ func TestIsolateThroughTheAgents(t *testing.T) {
 // that heal undoes what was done; kill and pause, and power without a
 // BMC, are refused before anything is recorded.
 func TestUnconfirmedAndRefused(t *testing.T) {
-	n, _ := setup(t)
+	n, cs := setup(t)
 	ctx := t.Context()
 	n.Wait = 300 * time.Millisecond
 	f := lab.Fault{Action: "latency", Target: "link/dc1/dc2", Delay: 50 * time.Millisecond}
+	runAgents(t, cs, "dc1-cp")
 	_, err := n.Inject(ctx, f)
-	require.ErrorContains(t, err, "not applied")
+	require.ErrorContains(t, err, "no chaosloop agent of scenario k3stest runs on node(s) dc1-w: deploy the agent first")
 	active, err := n.ActiveFaults(ctx)
+	require.NoError(t, err)
+	require.Empty(t, active, "refused before it is recorded")
+
+	runAgents(t, cs, "dc1-w")
+	_, err = n.Inject(ctx, f)
+	require.ErrorContains(t, err, "not applied")
+	active, err = n.ActiveFaults(ctx)
 	require.NoError(t, err)
 	require.Len(t, active, 1, "recorded before it acts")
 	require.Equal(t, 50*time.Millisecond, active[0].Delay)
