@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// ExemptDialer dials with ExemptMark on every socket (SO_MARK, which
-// NET_ADMIN allows): the agent's client to the API server uses it, so its
-// own isolate rules never cut it off (see ExemptMark).
+// ExemptDialer dials with ExemptMark (SO_MARK, which NET_ADMIN allows) and
+// DSCP ExemptDSCP on every socket: the agent's client to the API server
+// uses it, so no agent's isolate rules cut it off (see ExemptMark).
 func ExemptDialer() *net.Dialer {
 	return &net.Dialer{
 		Timeout:   30 * time.Second,
@@ -17,6 +17,9 @@ func ExemptDialer() *net.Dialer {
 			var serr error
 			if err := c.Control(func(fd uintptr) {
 				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_MARK, ExemptMark)
+				if serr == nil {
+					serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_TOS, ExemptDSCP<<2)
+				}
 			}); err != nil {
 				return err
 			}

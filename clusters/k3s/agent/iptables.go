@@ -45,15 +45,23 @@ func tableOf(k Kind) string {
 	return "filter"
 }
 
-// ExemptMark is the packet mark (one bit) of the agent's own connection to
-// the API server (its sockets carry it: ExemptDialer). An isolate lets the
-// connections that carry it through, both ways (the mark is saved on the
-// connection when its packets leave), so that an agent whose node its
-// rules cut off the control plane still hears Recover; everything else
-// of the node, its kubelet included, is cut.
-const ExemptMark = 0x100000
+// The agent's own connection to the API server passes its isolate rules,
+// both ways and on both ends, so that an agent whose node its rules cut
+// off the control plane still hears Recover (everything else of the node,
+// its kubelet included, is cut). Its sockets carry ExemptMark (SO_MARK:
+// the node's end) and DSCP ExemptDSCP (IP_TOS, on the wire: the API
+// server's end, another node). An isolate chain saves either on the
+// connection as its CONNMARK and lets every packet of a connection so
+// marked through, the replies included (see ExemptDialer).
+const (
+	ExemptMark = 0x100000
+	ExemptDSCP = 0x2d
+)
 
-var exemptMark = fmt.Sprintf("0x%x/0x%x", ExemptMark, ExemptMark)
+var (
+	exemptMark = fmt.Sprintf("0x%x/0x%x", ExemptMark, ExemptMark)
+	exemptDSCP = fmt.Sprintf("0x%02x", ExemptDSCP)
+)
 
 // lines are the iptables arguments (after "-A CHAIN") of r's chain.
 func (r Rule) lines(queue uint16) [][]string {
@@ -61,6 +69,7 @@ func (r Rule) lines(queue uint16) [][]string {
 	if r.Kind == Isolate {
 		out = append(out,
 			[]string{"-m", "mark", "--mark", exemptMark, "-j", "CONNMARK", "--set-xmark", exemptMark},
+			[]string{"-m", "dscp", "--dscp", exemptDSCP, "-j", "CONNMARK", "--set-xmark", exemptMark},
 			[]string{"-m", "connmark", "--mark", exemptMark, "-j", "RETURN"})
 	}
 	for _, p := range r.Peers {

@@ -2,8 +2,11 @@ package agent
 
 import (
 	"encoding/json"
+	"net"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 )
 
 func TestRuleValidate(t *testing.T) {
@@ -143,4 +147,27 @@ func TestExpire(t *testing.T) {
 	r, err := Rule{ID: "r", Kind: Isolate, Peers: []string{"198.18.0.1"}, Expires: &local}.Validate()
 	require.NoError(t, err)
 	require.Equal(t, "2026-12-03T03:00:00.123Z", r.Expires.Format(time.RFC3339Nano), "one form: UTC, milliseconds")
+}
+
+// The agent's dialer marks its sockets so its own isolate rules (and
+// other nodes') let them through: SO_MARK and the DSCP.
+func TestExemptDialer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		enginetest.RequireLab(t, "SO_MARK needs CAP_NET_ADMIN (root)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	c, err := ExemptDialer().DialContext(t.Context(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	require.NoError(t, err)
+	var mark, tos int
+	require.NoError(t, raw.Control(func(fd uintptr) {
+		mark, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_MARK)
+		tos, _ = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_TOS)
+	}))
+	require.Equal(t, ExemptMark, mark)
+	require.Equal(t, ExemptDSCP, tos>>2)
 }
