@@ -151,7 +151,7 @@ func listNodes(ctx context.Context, client kubernetes.Interface) (map[string]*co
 // checkNode checks one node's readiness, size and taints (labels are the
 // label plan's).
 func checkNode(n *topology.Node, cn *corev1.Node, find finder) {
-	if ready, why := isReady(cn); !ready {
+	if ready, why := IsReady(cn); !ready {
 		find(Error, "ready", "not Ready (%s)", why)
 	}
 	if cn.Spec.Unschedulable {
@@ -186,9 +186,9 @@ func size(b int64) string {
 	return resource.NewQuantity(b, format).String()
 }
 
-// isReady reads the node's Ready condition; a node without one (never
+// IsReady reads the node's Ready condition; a node without one (never
 // reported) is not Ready.
-func isReady(cn *corev1.Node) (bool, string) {
+func IsReady(cn *corev1.Node) (bool, string) {
 	for _, c := range cn.Status.Conditions {
 		if c.Type != corev1.NodeReady {
 			continue

@@ -1,20 +1,17 @@
 package nemesis
 
 import (
-	"context"
-	"encoding/json"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent/agenttest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/lab"
@@ -51,62 +48,6 @@ func setup(t *testing.T) (*Nemesis, kubernetes.Interface) {
 	return &Nemesis{Cluster: c, Topology: topo, Log: enginetest.Log(t), Wait: 5 * time.Second, Lifetime: time.Hour}, cs
 }
 
-// runAgents makes an agent pod of scenario k3stest on each node, Running
-// (no kubelet here: its status is set).
-func runAgents(t *testing.T, cs kubernetes.Interface, nodes ...string) {
-	ctx := t.Context()
-	m, err := agent.NewManifest("registry.example/chaosloop:v1", "k3stest")
-	require.NoError(t, err)
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, m.Namespace, metav1.CreateOptions{}); err != nil {
-		require.True(t, apierrors.IsAlreadyExists(err), "%v", err)
-	}
-	if _, err := cs.CoreV1().ServiceAccounts(k3s.Namespace).Create(ctx, m.ServiceAccount, metav1.CreateOptions{}); err != nil {
-		require.True(t, apierrors.IsAlreadyExists(err), "%v", err)
-	}
-	for _, node := range nodes {
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: agent.Name + "-" + node, Namespace: k3s.Namespace, Labels: m.DaemonSet.Spec.Template.Labels},
-			Spec: *m.DaemonSet.Spec.Template.Spec.DeepCopy()}
-		pod.Spec.NodeName = node
-		pod, err = cs.CoreV1().Pods(k3s.Namespace).Create(ctx, pod, metav1.CreateOptions{})
-		require.NoError(t, err)
-		pod.Status.Phase = corev1.PodRunning
-		_, err = cs.CoreV1().Pods(k3s.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
-		require.NoError(t, err)
-	}
-}
-
-// confirm stands in for the nodes' agents (this test has none): it
-// reports each desired state's generation applied, as an agent does once
-// its rules are in place.
-func confirm(t *testing.T, cs kubernetes.Interface, stop <-chan struct{}) {
-	for {
-		select {
-		case <-stop:
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-		list, err := cs.CoreV1().ConfigMaps(k3s.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: agent.ComponentLabel + "=" + agent.ComponentFaults})
-		if err != nil {
-			continue
-		}
-		for _, cm := range list.Items {
-			gen, _ := strconv.ParseInt(cm.Annotations[agent.GenerationAnnotation], 10, 64)
-			var rules []agent.Rule
-			_ = json.Unmarshal([]byte(cm.Data[agent.RulesKey]), &rules)
-			applied := []string{}
-			for _, r := range rules {
-				applied = append(applied, r.ID)
-			}
-			b, _ := json.Marshal(agent.Status{Generation: gen, Applied: applied, Time: time.Now()})
-			node := cm.Labels[agent.NodeLabel]
-			st := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: agent.StatusName(node), Namespace: k3s.Namespace}, Data: map[string]string{agent.StatusKey: string(b)}}
-			if _, err := cs.CoreV1().ConfigMaps(k3s.Namespace).Update(context.Background(), st, metav1.UpdateOptions{}); err != nil {
-				_, _ = cs.CoreV1().ConfigMaps(k3s.Namespace).Create(context.Background(), st, metav1.CreateOptions{})
-			}
-		}
-	}
-}
-
 // An isolation is recorded, then becomes agent rules on both sides
 // against the other side's addresses and pod ranges, each expiring after
 // the Lifetime; injecting it again changes nothing; recovering it empties
@@ -114,10 +55,8 @@ func confirm(t *testing.T, cs kubernetes.Interface, stop <-chan struct{}) {
 func TestIsolateThroughTheAgents(t *testing.T) {
 	n, cs := setup(t)
 	ctx := t.Context()
-	runAgents(t, cs, "dc1-cp", "dc1-w", "dc2-w")
-	stop := make(chan struct{})
-	defer close(stop)
-	go confirm(t, cs, stop)
+	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
+	agenttest.Confirm(t, cs)
 
 	f := lab.Fault{Action: "isolate", Target: "site/dc2"}
 	before := time.Now()
@@ -162,14 +101,14 @@ func TestUnconfirmedAndRefused(t *testing.T) {
 	ctx := t.Context()
 	n.Wait = 300 * time.Millisecond
 	f := lab.Fault{Action: "latency", Target: "link/dc1/dc2", Delay: 50 * time.Millisecond}
-	runAgents(t, cs, "dc1-cp")
+	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp")
 	_, err := n.Inject(ctx, f)
 	require.ErrorContains(t, err, "no chaosloop agent of scenario k3stest runs on node(s) dc1-w: deploy the agent first")
 	active, err := n.ActiveFaults(ctx)
 	require.NoError(t, err)
 	require.Empty(t, active, "refused before it is recorded")
 
-	runAgents(t, cs, "dc1-w")
+	agenttest.RunAgents(t, cs, "k3stest", "dc1-w")
 	_, err = n.Inject(ctx, f)
 	require.ErrorContains(t, err, "not applied")
 	active, err = n.ActiveFaults(ctx)

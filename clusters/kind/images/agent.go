@@ -24,7 +24,7 @@ func agentBase() debianImage {
 // BuildAgent builds the node agent's image of binary (a chaosloop
 // binary), tagged by the binary's content, unless the daemon has it.
 func (b *Builder) BuildAgent(ctx context.Context, binary string) (string, error) {
-	tag, err := agentTag(binary)
+	tag, err := AgentTag(binary)
 	if err != nil {
 		return "", err
 	}
@@ -36,8 +36,9 @@ func (b *Builder) BuildAgent(ctx context.Context, binary string) (string, error)
 	})
 }
 
-// agentTag names the agent's image of binary by its inputs.
-func agentTag(binary string) (string, error) {
+// AgentTag names the agent's image of binary by its inputs: what
+// BuildAgent makes and images push puts in a registry (RemoteRef).
+func AgentTag(binary string) (string, error) {
 	sum, err := fileSum(binary)
 	if err != nil {
 		return "", fmt.Errorf("agent image: %w", err)

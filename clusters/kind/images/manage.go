@@ -45,7 +45,7 @@ func (b *Builder) current(ctx context.Context) (map[string]bool, error) {
 	agent := agentBase()
 	cur[agent.tag()], cur[b.rootfsPath(agent.rootfs)] = true, true
 	if b.AgentBinary != "" {
-		tag, err := agentTag(b.AgentBinary)
+		tag, err := AgentTag(b.AgentBinary)
 		if err != nil {
 			return nil, err
 		}

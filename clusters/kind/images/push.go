@@ -68,7 +68,7 @@ func (b *Builder) localTag(img string) (string, error) {
 		if b.AgentBinary == "" {
 			return "", fmt.Errorf("no agent binary to make the agent's image of")
 		}
-		return agentTag(b.AgentBinary)
+		return AgentTag(b.AgentBinary)
 	}
 	for _, e := range b.Engines() {
 		if e.Name == img {

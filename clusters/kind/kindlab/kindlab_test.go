@@ -24,6 +24,7 @@ import (
 	"github.com/chaosloop/chaosloop/chaosmesh/meshtest"
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
+	"github.com/chaosloop/chaosloop/clusters/k3s/guard"
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3stest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/clusters/kind/cluster"
@@ -418,25 +419,22 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	require.NoError(t, err)
 	m, err := agent.NewManifest(tag, agentScenario)
 	require.NoError(t, err)
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, m.Namespace, metav1.CreateOptions{}); err != nil {
-		require.True(t, apierrors.IsAlreadyExists(err), "%v", err)
-	}
-	_, err = kube.CoreV1().ServiceAccounts(agent.Namespace).Create(ctx, m.ServiceAccount, metav1.CreateOptions{})
-	require.NoError(t, err)
-	_, err = kube.RbacV1().Roles(agent.Namespace).Create(ctx, m.Role, metav1.CreateOptions{})
-	require.NoError(t, err)
-	_, err = kube.RbacV1().RoleBindings(agent.Namespace).Create(ctx, m.RoleBinding, metav1.CreateOptions{})
-	require.NoError(t, err)
-	_, err = kube.AppsV1().DaemonSets(agent.Namespace).Create(ctx, m.DaemonSet, metav1.CreateOptions{})
-	require.NoError(t, err)
+	// as `up --on k3s` deploys it
 	start = time.Now()
+	require.NoError(t, agent.Deploy(ctx, kube, m))
+	client := &agent.Client{Kube: kube, Log: enginetest.Log(t), Scenario: agentScenario}
+	var names []string
+	for _, n := range c.Plan.Nodes {
+		names = append(names, n.Name)
+	}
+	require.NoError(t, client.WaitRunning(ctx, names, 3*time.Minute, nil), "an agent runs on every node")
+	t.Logf("agent running on %d nodes in %s", len(c.Plan.Nodes), time.Since(start).Round(time.Millisecond))
 	require.Eventually(t, func() bool {
 		ds, err := kube.AppsV1().DaemonSets(agent.Namespace).Get(ctx, agent.Name, metav1.GetOptions{})
 		return err == nil && ds.Status.DesiredNumberScheduled == int32(len(c.Plan.Nodes)) && ds.Status.NumberReady == ds.Status.DesiredNumberScheduled
-	}, 3*time.Minute, time.Second, "an agent runs on every node")
+	}, 3*time.Minute, time.Second, "and is Ready")
 	t.Logf("agent ready on %d nodes in %s", len(c.Plan.Nodes), time.Since(start).Round(time.Millisecond))
-
-	client := &agent.Client{Kube: kube, Log: enginetest.Log(t), Scenario: agentScenario}
+	require.NoError(t, agent.Deploy(ctx, kube, m), "deploying again changes nothing")
 	t.Cleanup(func() {
 		// the lab's own faults come next: no rule may stay
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -515,6 +513,14 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	require.NoError(t, err)
 	nm := &nemesis.Nemesis{Cluster: kc, Topology: topo, Log: enginetest.Log(t), Lifetime: 10 * time.Minute, Wait: time.Minute}
 	cut := lab.Fault{Action: "isolate", Target: "node/dc2-w"}
+	// the stop conditions watch throughout (fault --hold's guard): dc2-w
+	// cut off the control plane may turn NotReady, dc1-w may not
+	g := &guard.Guard{Cluster: kc, Topology: topo, Log: enginetest.Log(t), Interval: time.Second,
+		Faults: func() []lab.Injected { return []lab.Injected{{Fault: cut}} }}
+	gctx, gcancel := context.WithCancel(ctx)
+	defer gcancel()
+	gdone := make(chan error, 1)
+	go func() { gdone <- g.Watch(gctx) }()
 	start = time.Now()
 	_, err = nm.Inject(ctx, cut)
 	require.NoError(t, err)
@@ -523,12 +529,33 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	require.Error(t, echo(ctx, c, pods["dc1-cp"].name, to, 8080, "dc2-w"), "cut off the control plane's node too")
 	notReady := waitReady(t, c, "dc2-w", false, 3*time.Minute)
 	t.Logf("dc2-w NotReady %s after the isolation: its kubelet is cut off", notReady.Sub(start).Round(time.Second))
+	select {
+	case err := <-gdone:
+		t.Fatalf("the guard stopped for a node the fault cuts off: %v", err)
+	default:
+	}
+	// a node outside the fault NotReady (its kubelet stopped) is a stop
+	stopped := time.Now()
+	_, err = c.Exec(ctx, "dc1-w", "systemctl stop kubelet")
+	require.NoError(t, err)
+	var stop *guard.Stop
+	select {
+	case err := <-gdone:
+		require.ErrorAs(t, err, &stop)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the guard did not stop within 3 min of dc1-w's kubelet stopping")
+	}
+	require.Equal(t, []string{"dc1-w"}, stop.Nodes, "dc2-w, NotReady too, is the fault's")
+	t.Logf("guard: stopped %s after dc1-w's kubelet stopped: %s", stop.At.Sub(stopped).Round(time.Second), stop.Reason)
+	_, err = c.Exec(ctx, "dc1-w", "systemctl start kubelet")
+	require.NoError(t, err)
 	active, err := nm.ActiveFaults(ctx)
 	require.NoError(t, err)
 	require.Len(t, active, 1, "the fault is recorded in the cluster")
 	start = time.Now()
 	require.NoError(t, nm.Recover(ctx, cut))
 	t.Logf("nemesis: recovered (every agent confirmed, dc2-w's through its exempt connection) in %s", time.Since(start).Round(time.Millisecond))
+	waitReady(t, c, "dc1-w", true, 3*time.Minute)
 	require.NoError(t, echo(ctx, c, from, to, 8080, "dc2-w"))
 	back := waitReady(t, c, "dc2-w", true, 3*time.Minute)
 	t.Logf("dc2-w Ready again %s after the recovery", back.Sub(start).Round(time.Second))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chaosloop/chaosloop/clusters/k3s/guard"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -44,13 +45,20 @@ the agents themselves --for after injection at the latest (a node cut off
 the API server cannot learn of heal); power-off and destroy a BMC ForceOff
 (--bmc FILE); kill and pause are not available there yet. The fault is
 recorded in the cluster (ConfigMap chaosloop/chaosloop-faults-NAME), so heal
-works from any shell.`,
+works from any shell.
+
+With --hold, fault stays and watches the cluster's stop conditions until --for
+has passed or Ctrl-C, then recovers the fault: a node no fault concerns turning
+NotReady (or deleted), or the API server not answering for --api-budget when
+the faults do not take the control plane's quorum, recovers every fault of
+the scenario at once and exits 5 with the reason.`,
 		Example: `  chaosloop fault power-off rack/dc1/r1
   chaosloop fault quickstart isolate site/dc3
   chaosloop fault scenarios/quickstart.yaml isolate site/dc3
   chaosloop fault latency link/dc1/dc2 --delay 50ms --jitter 5ms
   chaosloop fault kill service/kafka/leader
-  chaosloop fault site.yaml isolate site/dc3 --on k3s --context prod-dc --for 5m`,
+  chaosloop fault site.yaml isolate site/dc3 --on k3s --context prod-dc --for 5m
+  chaosloop fault site.yaml isolate node/w7 --on k3s --context prod-dc --for 2m --hold`,
 		Args:              cobra.RangeArgs(2, 3),
 		ValidArgsFunction: completeFault(&lf),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -84,6 +92,9 @@ works from any shell.`,
 				af, err := n.Inject(cmd.Context(), f)
 				if err != nil {
 					return k3sErr(err)
+				}
+				if kf.hold {
+					return hold(cmd.Context(), env, n, af, &kf)
 				}
 				fmt.Fprintf(env.Out, "%s %s: in place on context %s (chaosloop heal %s %s %s --on k3s --context %s to recover)\n",
 					af.Action, af.Target, n.Cluster.Context, labArg, af.Action, af.Target, n.Cluster.Context)
@@ -119,6 +130,8 @@ works from any shell.`,
 	cmd.Flags().DurationVar(&jitter, "jitter", 0, "latency: jitter (uniform ±)")
 	cmd.Flags().Float64Var(&loss, "loss", 0, "latency: packet loss probability (0-1)")
 	cmd.Flags().DurationVar(&kf.lifetime, "for", defaultLifetime, "with --on k3s: the agents lift a network fault by themselves this long after it is injected")
+	cmd.Flags().BoolVar(&kf.hold, "hold", false, "with --on k3s: stay until --for has passed (or Ctrl-C), watching the stop conditions, then recover the fault; a stop condition recovers every fault of the scenario and exits 5")
+	cmd.Flags().DurationVar(&kf.apiBudget, "api-budget", guard.DefaultAPIBudget, "with --hold: how long the API server may not answer before that stops the fault, unless the fault takes the control plane's quorum")
 	lf.Add(cmd)
 	ref.Add(cmd)
 	kf.cluster.Add(cmd)

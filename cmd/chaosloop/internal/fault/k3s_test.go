@@ -3,8 +3,11 @@ package fault_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent/agenttest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
@@ -75,4 +80,132 @@ func TestFaultAndHealOnK3s(t *testing.T) {
 	require.Contains(t, errs, "power faults are in place (power-off rack/dc1/r1); nothing deleted: heal them first")
 	_, err = cs.CoreV1().ConfigMaps(k3s.Namespace).Get(ctx, nemesis.StateName("k3stest"), metav1.GetOptions{})
 	require.NoError(t, err, "kept")
+}
+
+// lockedBuffer is a Buffer a test reads while a command writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// holdCluster is an API server with testdata/faults.yaml's nodes Ready
+// (dc1-cp the control plane), one node the scenario does not name, and
+// stand-ins for the agents of scenario k3stest.
+func holdCluster(t *testing.T) (*apitest.Server, kubernetes.Interface) {
+	s := apitest.Start(t)
+	cs, err := kubernetes.NewForConfig(s.Config)
+	require.NoError(t, err)
+	ips := map[string]string{"dc1-cp": "198.18.10.1", "dc1-w": "198.18.10.2", "dc2-w": "198.18.20.1", "other": "198.18.30.1"}
+	for name, ip := range ips {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if name == "dc1-cp" {
+			n.Labels = map[string]string{"node-role.kubernetes.io/control-plane": ""}
+		}
+		n, err := cs.CoreV1().Nodes().Create(t.Context(), n, metav1.CreateOptions{})
+		require.NoError(t, err)
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}}
+		_, err = cs.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
+	agenttest.Confirm(t, cs)
+	return s, cs
+}
+
+// holding runs fault --hold in the background; the returned function
+// waits for its end.
+func holding(t *testing.T, args ...string) (out, errs *lockedBuffer, wait func() int) {
+	out, errs = &lockedBuffer{}, &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- root.Run(context.Background(), cli.Streams{In: strings.NewReader(""), Out: out, Err: errs}, args)
+	}()
+	return out, errs, func() int {
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("fault --hold did not end; stdout:\n%s\nstderr:\n%s", out, errs)
+			return -1
+		}
+	}
+}
+
+// fault --hold: a node the fault does not concern turning NotReady stops
+// it, recovers every fault of the scenario (one injected before too) and
+// exits 5 with the reason; a node the fault cuts off turning NotReady
+// does not.
+func TestHoldStopsOnANodeOutsideTheFault(t *testing.T) {
+	s, cs := holdCluster(t)
+	flags := []string{"--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context}
+	code, _, errs := run(append([]string{"fault", scenario, "latency", "link/dc1/dc2", "--delay", "20ms"}, flags...)...)
+	require.Equal(t, cli.ExitOK, code, errs)
+
+	out, stderr, wait := holding(t, append([]string{"fault", scenario, "isolate", "site/dc2", "--hold", "--for", "10m"}, flags...)...)
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "watching 4 nodes") }, time.Minute, 50*time.Millisecond, "%s", stderr)
+	setReady(t, cs, "dc2-w", corev1.ConditionUnknown)
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "node/dc2-w NotReady (Ready=Unknown") }, time.Minute, 50*time.Millisecond)
+	setReady(t, cs, "other", corev1.ConditionFalse)
+	require.Equal(t, cli.ExitStopped, wait(), "stdout:\n%s\nstderr:\n%s", out, stderr)
+	require.Contains(t, stderr.String(), "stop condition at ")
+	require.Contains(t, stderr.String(), "node/other (Ready=False) NotReady, and no fault in place concerns it")
+	require.Contains(t, stderr.String(), "every fault of the scenario recovered")
+
+	active, err := nemesis.Active(t.Context(), mustConnect(t, s), "k3stest")
+	require.NoError(t, err)
+	require.Empty(t, active, "both faults recovered")
+	ac := &agent.Client{Kube: cs, Scenario: "k3stest"}
+	for _, node := range []string{"dc1-cp", "dc1-w", "dc2-w"} {
+		rules, _, err := ac.Rules(t.Context(), node)
+		require.NoError(t, err)
+		require.Empty(t, rules, node)
+	}
+}
+
+// fault --hold with nothing outside the plan: the fault is recovered once
+// --for has passed, exit 0; a usage check refuses --hold off k3s.
+func TestHoldRecoversAfterFor(t *testing.T) {
+	s, cs := holdCluster(t)
+	flags := []string{"--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context}
+	out, stderr, wait := holding(t, append([]string{"fault", scenario, "isolate", "node/dc1-w", "--hold", "--for", "3s"}, flags...)...)
+	require.Equal(t, cli.ExitOK, wait(), "stdout:\n%s\nstderr:\n%s", out, stderr)
+	require.Contains(t, out.String(), "isolate node/dc1-w: in place on context")
+	require.Contains(t, out.String(), "isolate node/dc1-w: recovered")
+	active, err := nemesis.Active(t.Context(), mustConnect(t, s), "k3stest")
+	require.NoError(t, err)
+	require.Empty(t, active)
+	rules, _, err := (&agent.Client{Kube: cs, Scenario: "k3stest"}).Rules(t.Context(), "dc1-w")
+	require.NoError(t, err)
+	require.Empty(t, rules)
+
+	code, _, errs := run("fault", "isolate", "node/dc1-w", "--hold")
+	require.Equal(t, cli.ExitInvalid, code)
+	require.Contains(t, errs, "--hold is for --on k3s")
+}
+
+func setReady(t *testing.T, cs kubernetes.Interface, node string, st corev1.ConditionStatus) {
+	n, err := cs.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{})
+	require.NoError(t, err)
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st}}
+	_, err = cs.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{})
+	require.NoError(t, err)
+}
+
+func mustConnect(t *testing.T, s *apitest.Server) *k3s.Cluster {
+	c, err := k3s.Connect(slog.New(slog.DiscardHandler), k3s.Access{Kubeconfig: s.Kubeconfig, Context: s.Context})
+	require.NoError(t, err)
+	return c
 }

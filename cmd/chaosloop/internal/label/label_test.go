@@ -188,7 +188,11 @@ func TestClusterRails(t *testing.T) {
 		{[]string{"validate", scenario, "--context", "lab"}, "--kubeconfig, --context and --node-map are for --on k3s"},
 		{[]string{"validate", scenario, scenario, "--on", "k3s", "--context", "lab"}, "--on k3s checks one scenario FILE against the cluster, not 2"},
 		{[]string{"label", scenario, "--on", "k3s", "--kubeconfig", kc, "--context", "lab", "--node-map", badMap}, badMap + `:1:1: "dc9" is not a node of the scenario`},
-		{[]string{"up", scenario, "--on", "k3s"}, "--on k3s is not available for this command yet"},
+		{[]string{"up", scenario, "--on", "k3s"}, "--on k3s needs --registry (where 'chaosloop images push' put the images) or --agent-image"},
+		{[]string{"up", scenario, "--on", "k3s", "--kubeconfig", kc, "--registry", "registry"}, `registry "registry": want HOST[:PORT][/PATH]`},
+		{[]string{"up", scenario, "--on", "k3s", "--kubeconfig", kc, "--registry", "registry.lab:5000"}, "no context named"},
+		{[]string{"up", scenario, "--registry", "registry.lab:5000"}, "--registry and --agent-image are for --on k3s"},
+		{[]string{"run", scenario, "--on", "k3s"}, "--on k3s is not available for this command yet"},
 	} {
 		code, _, errs := run(tc.args...)
 		require.Equal(t, cli.ExitInvalid, code, "%v: %s", tc.args, errs)

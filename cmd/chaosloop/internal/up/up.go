@@ -15,6 +15,7 @@ func NewCommand(env *cli.Env) *cobra.Command {
 	var (
 		lf cli.LabFlags
 		in cli.Inputs
+		kf k3sFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "up FILE",
@@ -28,16 +29,31 @@ with Sentinel, and FerretDB over Patroni/PostgreSQL for mongodb. Missing engines
 
 Up is idempotent: run again, it repairs and reuses the lab. It returns once
 every service is healthy. Needs root. FILE may be given as -f FILE, or - to
-read the scenario from standard input.`,
+read the scenario from standard input.
+
+With --on k3s (an existing cluster; --context names it) up deploys the
+scenario's node agent — a DaemonSet in namespace chaosloop, labelled with the
+scenario, its image from --registry (where 'chaosloop images push' put this
+binary's) — and waits until it runs on every scenario node the cluster has
+and is Ready: what fault and heal --on k3s need. It does not deploy the
+services nor attach to them yet. Idempotent; an agent of another scenario, or
+an object of its name chaosloop did not make, is refused. Needs no root.`,
 		Example: `  sudo chaosloop up scenarios/quickstart.yaml
   sudo chaosloop status quickstart
-  sudo chaosloop down quickstart`,
+  sudo chaosloop down quickstart
+  chaosloop up site.yaml --on k3s --context prod-dc --registry registry.lab:5000`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: cli.FirstArg(cli.CompleteScenarioFiles),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			names, err := in.Names(args, 1)
 			if err != nil {
 				return err
+			}
+			if err := kf.check(lf.On); err != nil {
+				return err
+			}
+			if lf.On == "k3s" {
+				return upK3s(cmd.Context(), env, &kf, names[0])
 			}
 			sc, err := cli.LoadScenario(cmd.Context(), env, names[0])
 			if err != nil {
@@ -62,5 +78,6 @@ read the scenario from standard input.`,
 	}
 	lf.Add(cmd)
 	in.Add(cmd)
+	kf.add(cmd)
 	return cmd
 }
