@@ -3,6 +3,7 @@ package fault_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -208,4 +209,44 @@ func mustConnect(t *testing.T, s *apitest.Server) *k3s.Cluster {
 	c, err := k3s.Connect(slog.New(slog.DiscardHandler), k3s.Access{Kubeconfig: s.Kubeconfig, Context: s.Context})
 	require.NoError(t, err)
 	return c
+}
+
+// status --on k3s shows what fault put in place: the rule on each node,
+// applied, with its expiry, and the fault recorded; exit 1 once a
+// scenario node is not Ready. It changes nothing.
+func TestStatusShowsWhatIsInPlace(t *testing.T) {
+	s, cs := holdCluster(t)
+	flags := []string{"--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context}
+	code, out, errs := run(append([]string{"status", scenario}, flags...)...)
+	require.Equal(t, cli.ExitOK, code, errs)
+	require.Contains(t, out, "no fault in place")
+
+	code, _, errs = run(append([]string{"fault", scenario, "isolate", "node/dc1-w", "--for", "7m"}, flags...)...)
+	require.Equal(t, cli.ExitOK, code, errs)
+	code, out, errs = run(append([]string{"status", scenario}, flags...)...)
+	require.Equal(t, cli.ExitOK, code, errs)
+	require.Regexp(t, `dc1-w +dc1-w +Ready +running +isolate\.node\.dc1-w \(applied, expires \d\d:\d\d:\d\d\)`, out)
+	require.Regexp(t, `(?m)^isolate node/dc1-w +\d{4}-`, out)
+
+	code, out, errs = run(append([]string{"status", scenario, "-o", "json"}, flags...)...)
+	require.Equal(t, cli.ExitOK, code, errs)
+	var st nemesis.Status
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	require.Len(t, st.Faults, 1)
+	require.Len(t, st.Nodes, 3)
+	for _, n := range st.Nodes {
+		require.True(t, n.Agent, n.Node)
+		require.Len(t, n.Rules, 1, n.Node)
+		require.True(t, n.Rules[0].Applied, n.Node)
+		require.WithinDuration(t, st.Faults[0].Since.Add(7*time.Minute), *n.Rules[0].Expires, 5*time.Second)
+	}
+
+	setReady(t, cs, "dc2-w", corev1.ConditionUnknown)
+	code, out, _ = run(append([]string{"status", scenario}, flags...)...)
+	require.Equal(t, cli.ExitFail, code)
+	require.Regexp(t, `dc2-w +dc2-w +Ready=Unknown`, out)
+
+	code, _, errs = run("status", scenario, "--context", s.Context)
+	require.Equal(t, cli.ExitInvalid, code)
+	require.Contains(t, errs, "are for --on k3s")
 }

@@ -20,6 +20,7 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		lf  cli.LabFlags
 		ref cli.LabRef
 		out cli.Output
+		cf  cli.ClusterFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "status [LAB]",
@@ -29,15 +30,29 @@ its role (leader, follower, primary, replica), whether it is up and healthy,
 the engine and its version, and the faults in place (-o wide adds the engine,
 address and detail columns). LAB is the lab's name or the scenario file it was
 stood up from; without it, the only lab that is up. Exit status 1 when a
-service is not healthy.`,
+service is not healthy.
+
+With --on k3s (a real cluster; --context names it) LAB is the scenario FILE:
+status shows each scenario node's cluster node and whether it is Ready,
+whether the scenario's node agent runs there, the rules chaosloop wants on
+it (applied, pending, or lifted at their expiry), and the faults recorded in
+place. It changes nothing. Exit status 1 when a scenario node is missing or
+not Ready.`,
 		Example: `  sudo chaosloop status
   sudo chaosloop status scenarios/quickstart.yaml -o wide
-  sudo chaosloop status quickstart -o json | jq '.services[] | select(.healthy | not)'`,
+  sudo chaosloop status quickstart -o json | jq '.services[] | select(.healthy | not)'
+  chaosloop status site.yaml --on k3s --context prod-dc`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: cli.FirstArg(cli.CompleteLabs(&lf)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.Check(); err != nil {
 				return err
+			}
+			if lf.On != "k3s" && cf.Given() {
+				return cli.Usagef("--kubeconfig, --context and --node-map are for --on k3s")
+			}
+			if lf.On == "k3s" {
+				return statusK3s(cmd.Context(), env, &cf, &out, cli.Arg(args, 0))
 			}
 			p, err := lf.Provider(env, 0, nil)
 			if err != nil {
@@ -73,6 +88,7 @@ service is not healthy.`,
 	out.Add(cmd, cli.FormatText, cli.FormatWide, cli.FormatJSON, cli.FormatYAML)
 	lf.Add(cmd)
 	ref.Add(cmd)
+	cf.Add(cmd)
 	return cmd
 }
 

@@ -1,0 +1,101 @@
+package status
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
+	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// statusK3s shows what is in place for the scenario FILE on the cluster
+// --context names: its nodes, the agents and their rules, the faults
+// recorded. Exit 1 when a scenario node is missing or not Ready.
+func statusK3s(ctx context.Context, env *cli.Env, cf *cli.ClusterFlags, out *cli.Output, file string) error {
+	if file == "" {
+		return cli.Usagef("--on k3s needs the scenario FILE: its nodes are what status looks at")
+	}
+	sc, err := cli.LoadScenario(ctx, env, file)
+	if err != nil {
+		return err
+	}
+	topo, err := topology.Build(sc)
+	if err != nil {
+		return cli.Invalid(err)
+	}
+	c, m, err := cf.Connect(ctx, env, topo)
+	if err != nil {
+		return err
+	}
+	st, err := (&nemesis.Nemesis{Cluster: c, Topology: topo, NodeMap: m, Log: env.Log}).Status(ctx)
+	if err != nil {
+		return err
+	}
+	if out.Structured() {
+		if err := out.Encode(env.Out, st); err != nil {
+			return err
+		}
+	} else {
+		PrintK3s(env.Out, st)
+	}
+	if !st.Healthy() {
+		return cli.Exit(cli.ExitFail)
+	}
+	return nil
+}
+
+// PrintK3s writes a cluster's status for a scenario as tables.
+func PrintK3s(w io.Writer, st *nemesis.Status) {
+	fmt.Fprintf(w, "scenario %s on context %s\n", st.Scenario, st.Context)
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tCLUSTER NODE\tREADY\tAGENT\tRULES")
+	for _, n := range st.Nodes {
+		ready := "Ready"
+		if !n.Ready {
+			ready = n.NotReady
+		}
+		agent := "none"
+		switch {
+		case n.Agent && n.AgentError != "":
+			agent = "running, error: " + n.AgentError
+		case n.Agent:
+			agent = "running"
+		}
+		var rules []string
+		for _, r := range n.Rules {
+			state := "pending"
+			switch {
+			case r.Expired:
+				state = "expired"
+			case r.Applied:
+				state = "applied"
+			}
+			if r.Expires != nil {
+				state += ", expires " + r.Expires.Local().Format(time.TimeOnly)
+			}
+			rules = append(rules, fmt.Sprintf("%s (%s)", r.ID, state))
+		}
+		if len(rules) == 0 {
+			rules = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Node, n.ClusterNode, ready, agent, strings.Join(rules, ", "))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	if len(st.Faults) == 0 {
+		fmt.Fprintln(w, "no fault in place")
+	} else {
+		tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+		fmt.Fprintln(tw, "FAULT\tSINCE")
+		for _, f := range st.Faults {
+			fmt.Fprintf(tw, "%s %s\t%s\n", f.Action, f.Target, f.Since.Local().Format(time.DateTime))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "services: neither deployed nor attached by chaosloop on --on k3s yet")
+}
