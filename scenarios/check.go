@@ -136,6 +136,15 @@ func (v *validator) str(r *Rule, path, s string) bool {
 			v.badName(path, noun, s, "is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit)")
 			return false
 		}
+	case FormatSelector:
+		if !validName(FormatSelector, s) {
+			if len(s) > MaxSelectorLen {
+				v.add(path, "selector is too long: %d characters, at most %d", len(s), MaxSelectorLen)
+			} else {
+				v.add(path, "selector %q is not an equality-based label selector (key=value pairs separated by commas, Kubernetes' label syntax)", s)
+			}
+			return false
+		}
 	}
 	if len(r.Enum) > 0 && !slices.Contains(r.Enum, s) {
 		v.add(path, "unknown %s %q%s", r.Noun, s, ours(paren(oneOf(r.Enum))))

@@ -61,7 +61,7 @@ func TestRulesCoverFields(t *testing.T) {
 			switch {
 			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
 				walk(ft.Elem(), p+"[]")
-			case ft == reflect.TypeFor[*scenarios.Load](), ft == reflect.TypeFor[*scenarios.Expect]():
+			case ft == reflect.TypeFor[*scenarios.Load](), ft == reflect.TypeFor[*scenarios.Expect](), ft == reflect.TypeFor[*scenarios.Attach]():
 				walk(ft.Elem(), p)
 			}
 		}

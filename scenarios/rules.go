@@ -57,6 +57,9 @@ const (
 	FormatLabel         // a DNS-1123 label
 	FormatPool          // a DNS-1123 label in upper case
 	FormatTarget        // a target path (section 2 of the spec)
+	// FormatSelector is an equality-based Kubernetes label selector:
+	// key=value pairs separated by commas.
+	FormatSelector
 )
 
 // Cond holds when a sibling field has one of Values; Says names the objects
@@ -165,6 +168,11 @@ var rules = func() []Rule {
 		{Path: "services[].controller", Noun: "service", Format: FormatLabel, Only: kafkaOnly,
 			Default: "the scenario's only zookeeper service, else KRaft",
 			Doc:     "kafka only: the zookeeper service kafka keeps its metadata in (ZooKeeper mode). Required when the scenario has several zookeeper services; without one, kafka runs a KRaft controller quorum on its own brokers."},
+		{Path: "services[].attach", Default: "chaosloop deploys the service (--on local, kind)",
+			Doc: "--on k3s: the adopter's own pods of this service, which chaosloop observes (and whose placement it checks against the scenario's) instead of deploying its own. Member i is the i-th pod by name, a StatefulSet's ordinal order."},
+		{Path: "services[].attach.namespace", Required: true, Noun: "namespace", Format: FormatLabel, Doc: "The pods' namespace."},
+		{Path: "services[].attach.selector", Required: true, Noun: "selector", Format: FormatSelector,
+			Doc: "The pods' labels, as an equality-based Kubernetes label selector: key=value pairs separated by commas (app.kubernetes.io/name=kafka,app.kubernetes.io/instance=switch)."},
 		{Path: "load", Doc: "The offered transfer workload: optional for analyze, required for run."},
 		{Path: "load.rate", Noun: "load.rate", Min: 0, Exclusive: true, Max: MaxRate, Default: strconv.Itoa(DefaultRate),
 			Doc: "Transfers per second offered (open loop)."},

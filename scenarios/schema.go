@@ -200,6 +200,8 @@ func stringSchema(r *Rule) *Schema {
 		s.Pattern, s.MaxLength = PoolPattern, MaxNameLen
 	case FormatTarget:
 		s.Pattern = TargetPattern()
+	case FormatSelector:
+		s.Pattern, s.MaxLength = SelectorPattern, MaxSelectorLen
 	}
 	return s
 }
@@ -261,6 +263,8 @@ func allowed(r *Rule, t reflect.Type) string {
 		out = append(out, "upper-case DNS-1123 labels")
 	case r.Format == FormatTarget:
 		out = append(out, "a target of a kind the action takes")
+	case r.Format == FormatSelector:
+		out = append(out, "key=value, …")
 	}
 	if r.MinItems > 0 && r.MinItems == r.MaxItems {
 		out = append(out, fmt.Sprintf("exactly %d", r.MinItems))

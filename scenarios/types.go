@@ -96,6 +96,18 @@ type Service struct {
 	// (ZooKeeper mode); without it kafka runs KRaft, unless the scenario has
 	// exactly one zookeeper service (the seed's v15 layout). An extension.
 	Controller string `yaml:"controller,omitempty" json:"controller,omitempty"`
+	// Attach names the adopter's own pods of the service on a real cluster
+	// (--on k3s), which chaosloop observes instead of deploying its own.
+	// An extension.
+	Attach *Attach `yaml:"attach,omitempty" json:"attach,omitempty"`
+}
+
+// Attach finds a service's pods on a real cluster: those in Namespace
+// matching Selector, member i being the i-th by name (a StatefulSet's
+// ordinal order).
+type Attach struct {
+	Namespace string `yaml:"namespace" json:"namespace"`
+	Selector  string `yaml:"selector" json:"selector"`
 }
 
 // Load is the offered transfer workload.

@@ -21,24 +21,43 @@ import (
 const (
 	LabelPattern = `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	PoolPattern  = `^[A-Z0-9]([-A-Z0-9]*[A-Z0-9])?$`
+	// SelectorPattern is an equality-based label selector: each key an
+	// optional DNS subdomain prefix and a name, each value empty or a name
+	// (Kubernetes' label syntax), pairs joined by commas.
+	SelectorPattern = `^` + selectorPair + `(,` + selectorPair + `)*$`
 )
 
 var (
 	labelName = regexp.MustCompile(LabelPattern)
+	selector  = regexp.MustCompile(SelectorPattern)
 	poolName  = regexp.MustCompile(PoolPattern)
 )
 
 // MaxNameLen is the longest name a DNS-1123 label allows.
 const MaxNameLen = 63
 
+// MaxSelectorLen bounds a label selector: a few labels of Kubernetes'
+// longest keys and values.
+const MaxSelectorLen = 1024
+
 // validName reports whether s is a name of the format (a label or a pool).
 func validName(f Format, s string) bool {
 	re := labelName
-	if f == FormatPool {
+	switch f {
+	case FormatPool:
 		re = poolName
+	case FormatSelector:
+		return len(s) <= MaxSelectorLen && selector.MatchString(s)
 	}
 	return len(s) <= MaxNameLen && re.MatchString(s)
 }
+
+// selectorPair is one key=value (or ==, !=) of a label selector.
+const (
+	labelValue   = `[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?`
+	selectorKey  = `([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?` + labelValue
+	selectorPair = selectorKey + `(=|==|!=)(` + labelValue + `)?`
+)
 
 // unit is a suffix of a duration or a size and what it multiplies by.
 type unit struct {

@@ -352,3 +352,45 @@ func removeLeftovers(t *testing.T, c *k3s.Cluster, scenario string) {
 		require.NoError(t, td.Apply(t.Context(), quiet(), c))
 	}
 }
+
+// AdopterPods makes, in namespace adopter, for testdata/attach.yaml, pods chaosloop did not create
+// (no kubelet here: their status is set): etcd-0 Ready on dc1-cp as the
+// scenario places it; handlers-0 Ready on dc1-w, handlers-1 on dc1-w
+// (the scenario has it on dc2-w) not Ready, and handlers-10, an extra;
+// pods the selectors do not match beside them.
+func AdopterPods(t *testing.T, cs kubernetes.Interface) {
+	ctx := t.Context()
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "adopter"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	// no controller manager makes it here
+	_, err = cs.CoreV1().ServiceAccounts("adopter").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	for _, p := range []struct {
+		name, node string
+		labels     map[string]string
+		ready      bool
+	}{
+		{"handlers-10", "dc2-w", map[string]string{"app": "handlers"}, true},
+		{"etcd-0", "dc1-cp", map[string]string{"app.kubernetes.io/name": "etcd"}, true},
+		{"etcd-backup", "dc1-cp", map[string]string{"app.kubernetes.io/name": "etcd", "tier": "backup"}, true},
+		{"handlers-1", "dc1-w", map[string]string{"app": "handlers"}, false},
+		{"handlers-0", "dc1-w", map[string]string{"app": "handlers"}, true},
+		{"other-0", "dc1-w", map[string]string{"app": "other"}, true},
+	} {
+		pod, err := cs.CoreV1().Pods("adopter").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: p.name, Labels: p.labels},
+			Spec:       corev1.PodSpec{NodeName: p.node, Containers: []corev1.Container{{Name: "c", Image: "registry.example/x:1"}}},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		pod.Status.Phase = corev1.PodRunning
+		st := corev1.ConditionTrue
+		if !p.ready {
+			st = corev1.ConditionFalse
+		}
+		pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: st, Reason: map[bool]string{false: "ContainersNotReady"}[p.ready]}}
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "c", RestartCount: map[bool]int32{false: 4}[p.ready]}}
+		_, err = cs.CoreV1().Pods("adopter").UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+}
+

@@ -20,6 +20,11 @@ type Status struct {
 	Nodes    []NodeStatus `json:"nodes"`
 	// Faults are the faults recorded in place, oldest first.
 	Faults []lab.Injected `json:"faults"`
+	// Services are the scenario's attached services (services[].attach)
+	// as the cluster runs them.
+	Services []k3s.AttachedService `json:"services"`
+	// replicas are each attached service's member count, for Healthy.
+	replicas map[string]int
 }
 
 // NodeStatus is one scenario node on the cluster.
@@ -53,10 +58,16 @@ type RuleStatus struct {
 	Expired bool `json:"expired,omitempty"`
 }
 
-// Healthy reports whether every scenario node exists and is Ready.
+// Healthy reports whether every scenario node exists and is Ready, and
+// every attached service has its members' pods, each Ready.
 func (s *Status) Healthy() bool {
 	for _, n := range s.Nodes {
 		if !n.Exists || !n.Ready {
+			return false
+		}
+	}
+	for _, sv := range s.Services {
+		if !sv.Healthy(s.replicas[sv.Service]) {
 			return false
 		}
 	}
@@ -104,6 +115,13 @@ func (n *Nemesis) Status(ctx context.Context) (*Status, error) {
 				Applied: slices.Contains(applied.Applied, r.ID), Expired: slices.Contains(applied.Expired, r.ID)})
 		}
 		st.Nodes = append(st.Nodes, ns)
+	}
+	if st.Services, err = k3s.Attached(ctx, n.Cluster, n.Topology, n.NodeMap); err != nil {
+		return nil, err
+	}
+	st.replicas = map[string]int{}
+	for _, sv := range n.Topology.Services {
+		st.replicas[sv.Name] = len(sv.Members)
 	}
 	return st, nil
 }

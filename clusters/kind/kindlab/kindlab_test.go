@@ -556,6 +556,15 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	require.NoError(t, nm.Recover(ctx, cut))
 	t.Logf("nemesis: recovered (every agent confirmed, dc2-w's through its exempt connection) in %s", time.Since(start).Round(time.Millisecond))
 	waitReady(t, c, "dc1-w", true, 3*time.Minute)
+	// a restarted kubelet reports Ready before it has taken its pods back
+	// ("unable to upgrade connection: pod does not exist"): exec into the
+	// pod works again first
+	start = time.Now()
+	require.Eventually(t, func() bool {
+		_, err := c.Kubectl(ctx, nil, "exec", from, "--", "true")
+		return err == nil
+	}, 2*time.Minute, time.Second, "dc1-w's kubelet serves its pod again")
+	t.Logf("dc1-w's kubelet serves exec into its pod %s after Ready", time.Since(start).Round(time.Second))
 	require.NoError(t, echo(ctx, c, from, to, 8080, "dc2-w"))
 	back := waitReady(t, c, "dc2-w", true, 3*time.Minute)
 	t.Logf("dc2-w Ready again %s after the recovery", back.Sub(start).Round(time.Second))

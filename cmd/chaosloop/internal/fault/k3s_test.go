@@ -19,6 +19,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent/agenttest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
+	"github.com/chaosloop/chaosloop/clusters/k3s/k3stest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/root"
@@ -249,4 +250,28 @@ func TestStatusShowsWhatIsInPlace(t *testing.T) {
 	code, _, errs = run("status", scenario, "--context", s.Context)
 	require.Equal(t, cli.ExitInvalid, code)
 	require.Contains(t, errs, "are for --on k3s")
+}
+
+// status --on k3s of a scenario with attached services: each member's pod,
+// its node against the scenario's, Ready and restarts; the differences as
+// findings; exit 1 while a member is not Ready.
+func TestStatusOfAttachedServices(t *testing.T) {
+	s, cs := holdCluster(t)
+	k3stest.AdopterPods(t, cs)
+	const attach = "../../../../clusters/k3s/testdata/attach.yaml"
+	flags := []string{"--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context}
+	code, out, errs := run(append([]string{"status", attach}, flags...)...)
+	require.Equal(t, cli.ExitFail, code, errs)
+	require.Regexp(t, `etcd +0 +adopter/etcd-0 +dc1-cp +dc1-cp +Ready +0`, out)
+	require.Regexp(t, `handlers +1 +adopter/handlers-1 +dc1-w +dc2-w +Ready=False, ContainersNotReady +4`, out)
+	require.Regexp(t, `handlers +2 +adopter/handlers-10 +dc2-w +- +Ready +0`, out)
+	require.Contains(t, out, "handlers: 3 pods match, the scenario has 2 members\n")
+	require.Contains(t, out, "handlers: member 1 (pod handlers-1) runs on node/dc1-w, the scenario places it on node/dc2-w\n")
+
+	code, out, errs = run(append([]string{"status", attach, "-o", "json"}, flags...)...)
+	require.Equal(t, cli.ExitFail, code, errs)
+	var st nemesis.Status
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	require.Len(t, st.Services, 2)
+	require.Equal(t, "handlers-10", st.Services[1].Members[2].Pod)
 }

@@ -97,5 +97,33 @@ func PrintK3s(w io.Writer, st *nemesis.Status) {
 		}
 		tw.Flush()
 	}
-	fmt.Fprintln(w, "services: neither deployed nor attached by chaosloop on --on k3s yet")
+	fmt.Fprintln(w)
+	if len(st.Services) == 0 {
+		fmt.Fprintln(w, "no attached service (services[].attach); chaosloop does not deploy services on --on k3s yet")
+		return
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tMEMBER\tPOD\tNODE\tSCENARIO NODE\tREADY\tRESTARTS")
+	for _, sv := range st.Services {
+		for _, m := range sv.Members {
+			ready := "Ready"
+			if !m.Ready {
+				ready = m.NotReady
+			}
+			want := m.Want
+			if want == "" {
+				want = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s/%s\t%s\t%s\t%s\t%d\n", sv.Service, m.Index, sv.Namespace, m.Pod, m.Node, want, ready, m.Restarts)
+		}
+		if len(sv.Members) == 0 {
+			fmt.Fprintf(tw, "%s\t-\tno pod in %s matches %s\t\t\t\t\n", sv.Service, sv.Namespace, sv.Selector)
+		}
+	}
+	tw.Flush()
+	for _, sv := range st.Services {
+		for _, f := range sv.Findings {
+			fmt.Fprintf(w, "%s: %s\n", sv.Service, f)
+		}
+	}
 }

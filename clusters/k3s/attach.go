@@ -1,0 +1,144 @@
+package k3s
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// AttachedService is a service of the adopter's own (the scenario's
+// services[].attach) as the cluster runs it: chaosloop observes it and
+// created none of it.
+type AttachedService struct {
+	Service   string           `json:"service"`
+	Namespace string           `json:"namespace"`
+	Selector  string           `json:"selector"`
+	Members   []AttachedMember `json:"members"`
+	// Findings are where the cluster differs from the scenario: a member
+	// count, a member on another node than the scenario places it on.
+	// Analyze's verdicts hold for the cluster only without them.
+	Findings []string `json:"findings"`
+}
+
+// AttachedMember is member Index's pod: the Index-th by name.
+type AttachedMember struct {
+	Index int    `json:"index"`
+	Pod   string `json:"pod"`
+	// Node is the cluster node the pod runs on; Want, the cluster node of
+	// the scenario node the member is placed on.
+	Node string `json:"node"`
+	Want string `json:"want"`
+	// Ready is the pod's Ready condition; NotReady says why not.
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"notReady,omitempty"`
+	Restarts int32  `json:"restarts"`
+}
+
+// Healthy reports whether every member's pod is Ready and the service has
+// as many as the scenario says.
+func (s *AttachedService) Healthy(replicas int) bool {
+	if len(s.Members) != replicas {
+		return false
+	}
+	for _, m := range s.Members {
+		if !m.Ready {
+			return false
+		}
+	}
+	return true
+}
+
+// Attached observes the scenario's attached services: each one's pods
+// (namespace and selector), in member order, where they run against where
+// the scenario places them, and whether they are Ready. It only reads.
+func Attached(ctx context.Context, c *Cluster, topo *topology.Topology, m NodeMap) ([]AttachedService, error) {
+	out := []AttachedService{}
+	for _, sv := range topo.Services {
+		a := sv.Spec.Attach
+		if a == nil {
+			continue
+		}
+		sel, err := labels.Parse(a.Selector)
+		if err != nil {
+			return nil, fmt.Errorf("%s.attach.selector: %w", sv.Src, err)
+		}
+		pods, err := c.Client.CoreV1().Pods(a.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			return nil, fmt.Errorf("service %s: listing pods %s in namespace %s: %w", sv.Name, a.Selector, a.Namespace, err)
+		}
+		items := slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
+		slices.SortFunc(items, func(x, y corev1.Pod) int { return compareOrdinal(x.Name, y.Name) })
+		as := AttachedService{Service: sv.Name, Namespace: a.Namespace, Selector: a.Selector, Members: []AttachedMember{}, Findings: []string{}}
+		if len(items) != len(sv.Members) {
+			as.Findings = append(as.Findings, fmt.Sprintf("%d pods match, the scenario has %d members", len(items), len(sv.Members)))
+		}
+		for i, p := range items {
+			am := AttachedMember{Index: i, Pod: p.Name, Node: p.Spec.NodeName, Restarts: restarts(&p)}
+			am.Ready, am.NotReady = podReady(&p)
+			if i < len(sv.Members) {
+				am.Want = m.ClusterNode(sv.Members[i].Name)
+				if am.Node != am.Want {
+					on := "no node yet"
+					if am.Node != "" {
+						on = "node/" + am.Node
+					}
+					as.Findings = append(as.Findings, fmt.Sprintf("member %d (pod %s) runs on %s, the scenario places it on node/%s", i, p.Name, on, am.Want))
+				}
+			}
+			as.Members = append(as.Members, am)
+		}
+		out = append(out, as)
+	}
+	return out, nil
+}
+
+var ordinal = regexp.MustCompile(`^(.*?)(\d+)$`)
+
+// compareOrdinal orders pod names as a StatefulSet numbers them: kafka-2
+// before kafka-10.
+func compareOrdinal(a, b string) int {
+	ma, mb := ordinal.FindStringSubmatch(a), ordinal.FindStringSubmatch(b)
+	if ma != nil && mb != nil && ma[1] == mb[1] {
+		na, _ := strconv.Atoi(ma[2])
+		nb, _ := strconv.Atoi(mb[2])
+		if c := cmp.Compare(na, nb); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(a, b)
+}
+
+func podReady(p *corev1.Pod) (bool, string) {
+	if p.Status.Phase != corev1.PodRunning {
+		return false, string(p.Status.Phase)
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			if c.Status == corev1.ConditionTrue {
+				return true, ""
+			}
+			if c.Reason != "" {
+				return false, "Ready=" + string(c.Status) + ", " + c.Reason
+			}
+			return false, "Ready=" + string(c.Status)
+		}
+	}
+	return false, "no Ready condition"
+}
+
+func restarts(p *corev1.Pod) int32 {
+	var n int32
+	for _, cs := range p.Status.ContainerStatuses {
+		n += cs.RestartCount
+	}
+	return n
+}
