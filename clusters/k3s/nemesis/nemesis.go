@@ -230,8 +230,13 @@ func (n *Nemesis) plan(f lab.Fault) (k3s.PlannedFault, error) {
 	if !slices.Contains(scenarios.ActionTargets(f.Action), tg.Kind) {
 		return k3s.PlannedFault{}, fmt.Errorf("%s cannot target a %s (it takes %s)", f.Action, tg.Kind, strings.Join(scenarios.ActionTargets(f.Action), ", "))
 	}
-	if f.Action == scenarios.ActionKill || f.Action == scenarios.ActionPause {
-		return k3s.PlannedFault{}, fmt.Errorf("%s %s: not available on --on k3s yet: a member's pod is known only once chaosloop deploys the services or attaches to them", f.Action, f.Target)
+	if f.Action == scenarios.ActionPause {
+		return k3s.PlannedFault{}, fmt.Errorf("%s %s: not available on --on k3s yet", f.Action, f.Target)
+	}
+	if f.Action == scenarios.ActionKill {
+		if err := n.killable(tg); err != nil {
+			return k3s.PlannedFault{}, fmt.Errorf("%s %s: %w", f.Action, f.Target, err)
+		}
 	}
 	return k3s.PlanFault(n.Topology, n.NodeMap, n.BMC, faults.Fault{Fault: f})
 }
@@ -300,6 +305,13 @@ func (n *Nemesis) act(ctx context.Context, f lab.Fault, pf k3s.PlannedFault, on 
 					continue
 				}
 				gens[node] = g
+			}
+		case k3s.MechanismPod:
+			// a kill is not undone: the pod's controller makes a new one
+			if on {
+				if err := n.deletePod(ctx, f); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		case k3s.MechanismBMC:
 			// injecting turns the node off; recovering, on
@@ -381,6 +393,61 @@ func (n *Nemesis) bmcOf(clusterNode string) (bmc.BMC, bool) {
 		}
 	}
 	return bmc.BMC{}, false
+}
+
+// killable says why a kill of tg cannot be done on this cluster: only a
+// numbered member of an attached service has a pod chaosloop can name (it
+// deploys no service yet, and knows no leader without engine probes).
+func (n *Nemesis) killable(tg scenarios.Target) error {
+	sv := n.Topology.Service(tg.Name)
+	switch {
+	case sv == nil:
+		return fmt.Errorf("unknown service %q", tg.Name)
+	case sv.Spec.Attach == nil:
+		return fmt.Errorf("service %s is not attached (services[].attach): only an attached service's pods are known on --on k3s yet", tg.Name)
+	case tg.Member == "" || tg.Member == "leader":
+		return fmt.Errorf("name the member (service/%s/INDEX): which pod is %s is not known on --on k3s yet", tg.Name, map[bool]string{true: "the leader", false: "drawn"}[tg.Member == "leader"])
+	}
+	return nil
+}
+
+// deletePod kills an attached member: its pod is deleted (with its UID as
+// a precondition, so a pod made meanwhile is not), and its controller
+// makes a new one, as when a node's kubelet loses a container for good.
+func (n *Nemesis) deletePod(ctx context.Context, f lab.Fault) error {
+	tg, err := scenarios.ParseTarget(f.Target)
+	if err != nil {
+		return err
+	}
+	var i int
+	if _, err := fmt.Sscan(tg.Member, &i); err != nil {
+		return fmt.Errorf("nemesis: %s: member %q", f.Target, tg.Member)
+	}
+	attached, err := k3s.Attached(ctx, n.Cluster, n.Topology, n.NodeMap)
+	if err != nil {
+		return err
+	}
+	for _, sv := range attached {
+		if sv.Service != tg.Name {
+			continue
+		}
+		if i >= len(sv.Members) {
+			return fmt.Errorf("nemesis: %s: service %s has %d pods (%s in namespace %s)", f.Target, sv.Service, len(sv.Members), sv.Selector, sv.Namespace)
+		}
+		m := sv.Members[i]
+		pods := n.Cluster.Client.CoreV1().Pods(sv.Namespace)
+		pod, err := pods.Get(ctx, m.Pod, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("nemesis: %s: pod %s/%s: %w", f.Target, sv.Namespace, m.Pod, err)
+		}
+		n.Log.Info("nemesis: kill: deleting the member's pod", "target", f.Target, "pod", sv.Namespace+"/"+m.Pod, "node", m.Node)
+		err = pods.Delete(ctx, m.Pod, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("nemesis: %s: deleting pod %s/%s: %w", f.Target, sv.Namespace, m.Pod, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("nemesis: %s: service %s is not attached", f.Target, tg.Name)
 }
 
 var ruleChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

@@ -117,7 +117,7 @@ func TestUnconfirmedAndRefused(t *testing.T) {
 	require.Equal(t, 50*time.Millisecond, active[0].Delay)
 
 	_, err = n.Inject(ctx, lab.Fault{Action: "kill", Target: "service/handlers/0"})
-	require.ErrorContains(t, err, "not available on --on k3s yet")
+	require.ErrorContains(t, err, "service handlers is not attached (services[].attach)")
 	_, err = n.Inject(ctx, lab.Fault{Action: "power-off", Target: "rack/dc1/r1"})
 	var noBMC *k3s.NoBMCError
 	require.ErrorAs(t, err, &noBMC)

@@ -43,7 +43,9 @@ isolate and latency become rules the node agent applies on each node it
 concerns (the agent must run: see 'chaosloop plan --on k3s'), each lifted by
 the agents themselves --for after injection at the latest (a node cut off
 the API server cannot learn of heal); power-off and destroy a BMC ForceOff
-(--bmc FILE); kill and pause are not available there yet. The fault is
+(--bmc FILE); kill service/NAME/INDEX of an attached service (the
+scenario's services[].attach) deletes that member's pod, which its
+controller makes again; pause is not available there yet. The fault is
 recorded in the cluster (ConfigMap chaosloop/chaosloop-faults-NAME), so heal
 works from any shell.
 
