@@ -393,4 +393,3 @@ func AdopterPods(t *testing.T, cs kubernetes.Interface) {
 		require.NoError(t, err)
 	}
 }
-
