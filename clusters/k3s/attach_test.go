@@ -48,5 +48,19 @@ func TestAttached(t *testing.T) {
 		"member 1 (pod handlers-1) runs on node/dc1-w, the scenario places it on node/dc2-w",
 	}, handlers.Findings)
 	require.False(t, handlers.Healthy(2))
+
+	// validate --on k3s's check says the same, as errors
+	r, err := k3s.Check(t.Context(), enginetest.Log(t), c, topo, nil)
+	require.NoError(t, err)
+	var found []string
+	for _, f := range r.Findings {
+		if f.Check == "attach" {
+			found = append(found, f.String())
+		}
+	}
+	require.Equal(t, []string{
+		"error: service/handlers: 3 pods match, the scenario has 2 members (analyze's verdicts describe the scenario, not this cluster)",
+		"error: service/handlers: member 1 (pod handlers-1) runs on node/dc1-w, the scenario places it on node/dc2-w (analyze's verdicts describe the scenario, not this cluster)",
+	}, found)
 	require.Empty(t, before.Diff(apitest.StableSnapshot(t, s.Config)), "observing writes nothing")
 }

@@ -39,12 +39,17 @@ type Finding struct {
 	Node        string `json:"node"`
 	ClusterNode string `json:"clusterNode"`
 	// Check names what was checked: exists, ready, cpu, memory, label,
-	// taint, schedulable, stray.
+	// taint, schedulable, stray, attach.
 	Check   string `json:"check"`
 	Message string `json:"message"`
+	// Service is an attached service's (check attach); Node is then "".
+	Service string `json:"service,omitempty"`
 }
 
 func (f Finding) String() string {
+	if f.Service != "" {
+		return fmt.Sprintf("%s: service/%s: %s", f.Severity, f.Service, f.Message)
+	}
 	name := "node/" + f.ClusterNode
 	if f.Node != "" && f.ClusterNode != f.Node {
 		name += " (scenario node " + f.Node + ")"
@@ -108,6 +113,16 @@ func Check(ctx context.Context, log *slog.Logger, c *Cluster, topo *topology.Top
 		delete(nodes, name)
 	}
 	r.Findings = append(r.Findings, strays(nodes)...)
+	attached, err := Attached(ctx, c, topo, m)
+	if err != nil {
+		return nil, err
+	}
+	for _, sv := range attached {
+		for _, f := range sv.Findings {
+			r.Findings = append(r.Findings, Finding{Severity: Error, Service: sv.Service, Check: "attach",
+				Message: f + " (analyze's verdicts describe the scenario, not this cluster)"})
+		}
+	}
 	return r, nil
 }
 
