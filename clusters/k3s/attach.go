@@ -19,10 +19,12 @@ import (
 // services[].attach) as the cluster runs it: chaosloop observes it and
 // created none of it.
 type AttachedService struct {
-	Service   string           `json:"service"`
-	Namespace string           `json:"namespace"`
-	Selector  string           `json:"selector"`
-	Members   []AttachedMember `json:"members"`
+	Service   string `json:"service"`
+	Namespace string `json:"namespace"`
+	Selector  string `json:"selector"`
+	// Replicas is the scenario's member count.
+	Replicas int              `json:"replicas"`
+	Members  []AttachedMember `json:"members"`
 	// Findings are where the cluster differs from the scenario: a member
 	// count, a member on another node than the scenario places it on.
 	// Analyze's verdicts hold for the cluster only without them.
@@ -45,8 +47,8 @@ type AttachedMember struct {
 
 // Healthy reports whether every member's pod is Ready and the service has
 // as many as the scenario says.
-func (s *AttachedService) Healthy(replicas int) bool {
-	if len(s.Members) != replicas {
+func (s *AttachedService) Healthy() bool {
+	if len(s.Members) != s.Replicas {
 		return false
 	}
 	for _, m := range s.Members {
@@ -77,7 +79,7 @@ func Attached(ctx context.Context, c *Cluster, topo *topology.Topology, m NodeMa
 		}
 		items := slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
 		slices.SortFunc(items, func(x, y corev1.Pod) int { return compareOrdinal(x.Name, y.Name) })
-		as := AttachedService{Service: sv.Name, Namespace: a.Namespace, Selector: a.Selector, Members: []AttachedMember{}, Findings: []string{}}
+		as := AttachedService{Service: sv.Name, Namespace: a.Namespace, Selector: a.Selector, Replicas: len(sv.Members), Members: []AttachedMember{}, Findings: []string{}}
 		if len(items) != len(sv.Members) {
 			as.Findings = append(as.Findings, fmt.Sprintf("%d pods match, the scenario has %d members", len(items), len(sv.Members)))
 		}

@@ -36,7 +36,8 @@ func TestAttached(t *testing.T) {
 	etcd, handlers := got[0], got[1]
 	require.Equal(t, []k3s.AttachedMember{{Index: 0, Pod: "etcd-0", Node: "dc1-cp", Want: "dc1-cp", Ready: true}}, etcd.Members)
 	require.Empty(t, etcd.Findings)
-	require.True(t, etcd.Healthy(1))
+	require.Equal(t, 1, etcd.Replicas)
+	require.True(t, etcd.Healthy())
 
 	require.Equal(t, []k3s.AttachedMember{
 		{Index: 0, Pod: "handlers-0", Node: "dc1-w", Want: "dc1-w", Ready: true},
@@ -47,7 +48,8 @@ func TestAttached(t *testing.T) {
 		"3 pods match, the scenario has 2 members",
 		"member 1 (pod handlers-1) runs on node/dc1-w, the scenario places it on node/dc2-w",
 	}, handlers.Findings)
-	require.False(t, handlers.Healthy(2))
+	require.Equal(t, 2, handlers.Replicas)
+	require.False(t, handlers.Healthy())
 
 	// validate --on k3s's check says the same, as errors
 	r, err := k3s.Check(t.Context(), enginetest.Log(t), c, topo, nil)

@@ -23,8 +23,6 @@ type Status struct {
 	// Services are the scenario's attached services (services[].attach)
 	// as the cluster runs them.
 	Services []k3s.AttachedService `json:"services"`
-	// replicas are each attached service's member count, for Healthy.
-	replicas map[string]int
 }
 
 // NodeStatus is one scenario node on the cluster.
@@ -67,7 +65,7 @@ func (s *Status) Healthy() bool {
 		}
 	}
 	for _, sv := range s.Services {
-		if !sv.Healthy(s.replicas[sv.Service]) {
+		if !sv.Healthy() {
 			return false
 		}
 	}
@@ -118,10 +116,6 @@ func (n *Nemesis) Status(ctx context.Context) (*Status, error) {
 	}
 	if st.Services, err = k3s.Attached(ctx, n.Cluster, n.Topology, n.NodeMap); err != nil {
 		return nil, err
-	}
-	st.replicas = map[string]int{}
-	for _, sv := range n.Topology.Services {
-		st.replicas[sv.Name] = len(sv.Members)
 	}
 	return st, nil
 }
