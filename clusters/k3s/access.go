@@ -42,6 +42,9 @@ type Cluster struct {
 	// Dynamic reaches every resource, for `down`, which must find
 	// chaosloop's objects of whatever kind; nil in tests that need none.
 	Dynamic dynamic.Interface
+	// Config is the client configuration, for the streams the clientsets
+	// do not open (port-forward to an attached member's pod).
+	Config *rest.Config
 	// Context is the context used, Server its API server (for messages).
 	Context, Server string
 }
@@ -138,7 +141,7 @@ func NewCluster(log *slog.Logger, rc *rest.Config, context string) (*Cluster, er
 		return nil, fmt.Errorf("kubeconfig context %q: %w", context, err)
 	}
 	log.Info("k3s: cluster", "context", context, "server", rc.Host)
-	return &Cluster{Client: client, Dynamic: dyn, Context: context, Server: rc.Host}, nil
+	return &Cluster{Client: client, Dynamic: dyn, Config: rc, Context: context, Server: rc.Host}, nil
 }
 
 // IsContextError reports whether err is a context that was not named or

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/topology"
 )
 
@@ -29,6 +30,10 @@ type AttachedService struct {
 	// count, a member on another node than the scenario places it on.
 	// Analyze's verdicts hold for the cluster only without them.
 	Findings []string `json:"findings"`
+	// Engine is what the engine's probe observed of the members (package
+	// probe); nil when they were not probed, and NotProbed says why.
+	Engine    *engines.Status `json:"engine,omitempty"`
+	NotProbed string          `json:"notProbed,omitempty"`
 }
 
 // AttachedMember is member Index's pod: the Index-th by name.
@@ -39,17 +44,33 @@ type AttachedMember struct {
 	// the scenario node the member is placed on.
 	Node string `json:"node"`
 	Want string `json:"want"`
+	// IP is the pod's address, "" before it has one.
+	IP string `json:"ip,omitempty"`
+	// Running: the pod runs and so does every one of its containers (its
+	// processes may answer, Ready or not).
+	Running bool `json:"running"`
 	// Ready is the pod's Ready condition; NotReady says why not.
 	Ready    bool   `json:"ready"`
 	NotReady string `json:"notReady,omitempty"`
 	Restarts int32  `json:"restarts"`
 }
 
-// Healthy reports whether every member's pod is Ready and the service has
-// as many as the scenario says.
+// Healthy reports whether every member's pod is Ready, the service has as
+// many as the scenario says and, when its engine was probed, it takes
+// writes with every member healthy.
 func (s *AttachedService) Healthy() bool {
 	if len(s.Members) != s.Replicas {
 		return false
+	}
+	if s.Engine != nil {
+		if !s.Engine.Writable {
+			return false
+		}
+		for _, m := range s.Engine.Members {
+			if !m.Healthy {
+				return false
+			}
+		}
 	}
 	for _, m := range s.Members {
 		if !m.Ready {
@@ -84,7 +105,7 @@ func Attached(ctx context.Context, c *Cluster, topo *topology.Topology, m NodeMa
 			as.Findings = append(as.Findings, fmt.Sprintf("%d pods match, the scenario has %d members", len(items), len(sv.Members)))
 		}
 		for i, p := range items {
-			am := AttachedMember{Index: i, Pod: p.Name, Node: p.Spec.NodeName, Restarts: restarts(&p)}
+			am := AttachedMember{Index: i, Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, Running: running(&p), Restarts: restarts(&p)}
 			am.Ready, am.NotReady = podReady(&p)
 			if i < len(sv.Members) {
 				am.Want = m.ClusterNode(sv.Members[i].Name)
@@ -135,6 +156,19 @@ func podReady(p *corev1.Pod) (bool, string) {
 		}
 	}
 	return false, "no Ready condition"
+}
+
+// running: the pod's phase is Running and so is each of its containers.
+func running(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 {
+		return false
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Running == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func restarts(p *corev1.Pod) int32 {

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
 	"github.com/chaosloop/chaosloop/lab"
 )
 
@@ -57,7 +58,8 @@ type RuleStatus struct {
 }
 
 // Healthy reports whether every scenario node exists and is Ready, and
-// every attached service has its members' pods, each Ready.
+// every attached service has its members' pods, each Ready, and takes
+// writes with every member healthy where its engine was probed.
 func (s *Status) Healthy() bool {
 	for _, n := range s.Nodes {
 		if !n.Exists || !n.Ready {
@@ -117,5 +119,6 @@ func (n *Nemesis) Status(ctx context.Context) (*Status, error) {
 	if st.Services, err = k3s.Attached(ctx, n.Cluster, n.Topology, n.NodeMap); err != nil {
 		return nil, err
 	}
+	probe.New(n.Cluster, n.Log).ProbeAll(ctx, n.Topology, st.Services)
 	return st, nil
 }

@@ -513,6 +513,8 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	require.NoError(t, err)
 	nm := &nemesis.Nemesis{Cluster: kc, Topology: topo, Log: enginetest.Log(t), Lifetime: 10 * time.Minute, Wait: time.Minute}
 	cut := lab.Fault{Action: "isolate", Target: "node/dc2-w"}
+	// attach mode observes an etcd of the adopter's own through the fault
+	observeEtcd := adopterEtcd(t, c, kc)
 	// the stop conditions watch throughout (fault --hold's guard): dc2-w
 	// cut off the control plane may turn NotReady, dc1-w may not
 	g := &guard.Guard{Cluster: kc, Topology: topo, Log: enginetest.Log(t), Interval: time.Second,
@@ -527,6 +529,15 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	t.Logf("nemesis: isolate node/dc2-w in place (every agent confirmed) in %s", time.Since(start).Round(time.Millisecond))
 	require.Error(t, echo(ctx, c, from, to, 8080, "dc2-w"))
 	require.Error(t, echo(ctx, c, pods["dc1-cp"].name, to, 8080, "dc2-w"), "cut off the control plane's node too")
+	// as analyze has it (isolate node/dc2-w: etcd degraded), the two
+	// members in dc1 keep the quorum; dc2-w's answers no probe
+	var etcdSeen k3s.AttachedService
+	require.Eventually(t, func() bool {
+		etcdSeen = observeEtcd()
+		e := etcdSeen.Engine
+		return e != nil && len(e.Members) == 3 && e.Writable && e.Members[0].Healthy && e.Members[1].Healthy && !e.Members[2].Healthy
+	}, time.Minute, time.Second, "the adopter's etcd keeps its quorum in dc1: %s", describe(etcdSeen))
+	t.Logf("adopter's etcd with dc2-w cut off, %s after the isolation: %s", time.Since(start).Round(time.Second), describe(etcdSeen))
 	notReady := waitReady(t, c, "dc2-w", false, 3*time.Minute)
 	t.Logf("dc2-w NotReady %s after the isolation: its kubelet is cut off", notReady.Sub(start).Round(time.Second))
 	select {
@@ -568,6 +579,11 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	require.NoError(t, echo(ctx, c, from, to, 8080, "dc2-w"))
 	back := waitReady(t, c, "dc2-w", true, 3*time.Minute)
 	t.Logf("dc2-w Ready again %s after the recovery", back.Sub(start).Round(time.Second))
+	require.Eventually(t, func() bool {
+		etcdSeen = observeEtcd()
+		return etcdSeen.Healthy()
+	}, 3*time.Minute, time.Second, "the adopter's etcd whole again: %s", describe(etcdSeen))
+	t.Logf("adopter's etcd whole again %s after the recovery: %s", time.Since(start).Round(time.Second), describe(etcdSeen))
 
 	// down with a fault in place: the agents lift it before they go
 	gen, err = client.Inject(ctx, "dc2-w", agent.Rule{ID: "cut", Kind: agent.Isolate, Peers: peers})

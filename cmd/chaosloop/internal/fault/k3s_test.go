@@ -263,7 +263,10 @@ func TestStatusOfAttachedServices(t *testing.T) {
 	flags := []string{"--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context}
 	code, out, errs := run(append([]string{"status", attach}, flags...)...)
 	require.Equal(t, cli.ExitFail, code, errs)
-	require.Regexp(t, `etcd +0 +adopter/etcd-0 +dc1-cp +dc1-cp +Ready +0`, out)
+	// no kubelet here runs the pods' containers: the probe finds none
+	// running (kindlab's test probes a real one through port-forward)
+	require.Regexp(t, `etcd +0 +adopter/etcd-0 +dc1-cp +dc1-cp +Ready +0 +down: not running\n`, out)
+	require.Contains(t, out, "etcd: etcd does NOT take writes\n")
 	require.Regexp(t, `handlers +1 +adopter/handlers-1 +dc1-w +dc2-w +Ready=False, ContainersNotReady +4`, out)
 	require.Regexp(t, `handlers +2 +adopter/handlers-10 +dc2-w +- +Ready +0`, out)
 	require.Contains(t, out, "handlers: 3 pods match, the scenario has 2 members\n")
@@ -275,6 +278,10 @@ func TestStatusOfAttachedServices(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &st))
 	require.Len(t, st.Services, 2)
 	require.Equal(t, "handlers-10", st.Services[1].Members[2].Pod)
+	require.NotNil(t, st.Services[0].Engine, "etcd is probed")
+	require.False(t, st.Services[0].Engine.Writable)
+	require.Nil(t, st.Services[1].Engine, "a stateless service has no engine to probe")
+	require.Empty(t, st.Services[1].NotProbed)
 }
 
 // fault kill --on k3s of an attached member deletes its pod, only its;

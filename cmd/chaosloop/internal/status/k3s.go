@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -103,7 +104,7 @@ func PrintK3s(w io.Writer, st *nemesis.Status) {
 		return
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tMEMBER\tPOD\tNODE\tSCENARIO NODE\tREADY\tRESTARTS")
+	fmt.Fprintln(tw, "SERVICE\tMEMBER\tPOD\tNODE\tSCENARIO NODE\tREADY\tRESTARTS\tENGINE")
 	for _, sv := range st.Services {
 		for _, m := range sv.Members {
 			ready := "Ready"
@@ -114,16 +115,53 @@ func PrintK3s(w io.Writer, st *nemesis.Status) {
 			if want == "" {
 				want = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s/%s\t%s\t%s\t%s\t%d\n", sv.Service, m.Index, sv.Namespace, m.Pod, m.Node, want, ready, m.Restarts)
+			fmt.Fprintf(tw, "%s\t%d\t%s/%s\t%s\t%s\t%s\t%d\t%s\n", sv.Service, m.Index, sv.Namespace, m.Pod, m.Node, want, ready, m.Restarts, engineState(sv.Engine, m.Index))
 		}
 		if len(sv.Members) == 0 {
-			fmt.Fprintf(tw, "%s\t-\tno pod in %s matches %s\t\t\t\t\n", sv.Service, sv.Namespace, sv.Selector)
+			fmt.Fprintf(tw, "%s\t-\tno pod in %s matches %s\t\t\t\t\t\n", sv.Service, sv.Namespace, sv.Selector)
 		}
 	}
 	tw.Flush()
 	for _, sv := range st.Services {
+		switch {
+		case sv.Engine != nil && sv.Engine.Writable:
+			fmt.Fprintf(w, "%s: %s takes writes\n", sv.Service, strings.TrimSpace(sv.Engine.Engine+" "+sv.Engine.Version))
+		case sv.Engine != nil:
+			fmt.Fprintf(w, "%s: %s does NOT take writes\n", sv.Service, strings.TrimSpace(sv.Engine.Engine+" "+sv.Engine.Version))
+		case sv.NotProbed != "":
+			fmt.Fprintf(w, "%s: not probed: %s\n", sv.Service, sv.NotProbed)
+		}
 		for _, f := range sv.Findings {
 			fmt.Fprintf(w, "%s: %s\n", sv.Service, f)
 		}
 	}
+}
+
+// engineState is member i as its engine's probe saw it: its role and
+// whether it is healthy, "timed out" when the probe had no answer in
+// time (no evidence either way), "-" when it was not probed.
+func engineState(st *engines.Status, i int) string {
+	if st == nil {
+		return "-"
+	}
+	for _, m := range st.Members {
+		if m.Index != i {
+			continue
+		}
+		switch {
+		case m.TimedOut:
+			return "timed out"
+		case !m.Up:
+			return "down: " + m.Detail
+		}
+		role := m.Role
+		if role == "" {
+			role = "member"
+		}
+		if !m.Healthy {
+			return role + ", unhealthy: " + m.Detail
+		}
+		return role + ", healthy"
+	}
+	return "-"
 }

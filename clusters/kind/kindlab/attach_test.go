@@ -1,0 +1,128 @@
+package kindlab_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
+	"github.com/chaosloop/chaosloop/clusters/kind/k8sbin"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/scenarios"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// adopterEtcdNodes are the nodes of testdata/attach-etcd.yaml's etcd, in
+// member order.
+var adopterEtcdNodes = []string{"dc1-cp", "dc1-w", "dc2-w"}
+
+// adopterEtcd deploys an etcd of "the adopter's" on three nodes, the way
+// an adopter's own manifests would (a headless Service, pods that find
+// their peers by DNS, the etcd image the cluster's control plane runs),
+// and waits until chaosloop's probe sees it whole. chaosloop creates none
+// of it: it attaches (testdata/attach-etcd.yaml). It returns an observe
+// func: the service as k3s.Attached finds it, probed.
+func adopterEtcd(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster) func() k3s.AttachedService {
+	ctx := t.Context()
+	sc, err := scenarios.Parse("testdata/attach-etcd.yaml")
+	require.NoError(t, err)
+	topo, err := topology.Build(sc)
+	require.NoError(t, err)
+	out, err := c.Kubectl(ctx, []byte(adopterEtcdManifest()), "apply", "-f", "-")
+	require.NoError(t, err, "%s", out)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := c.Kubectl(ctx, nil, "delete", "namespace", "adopter", "--timeout=2m")
+		require.NoError(t, err, "%s", out)
+	})
+	prober := probe.New(kc, enginetest.Log(t))
+	// observe runs in Eventually's goroutine: a failed list is a service
+	// seen with no pod, not a FailNow
+	observe := func() k3s.AttachedService {
+		services, err := k3s.Attached(ctx, kc, topo, nil)
+		if err != nil || len(services) != 1 {
+			return k3s.AttachedService{Service: "etcd", NotProbed: fmt.Sprintf("%d services attached, %v", len(services), err)}
+		}
+		prober.ProbeAll(ctx, topo, services)
+		return services[0]
+	}
+	start := time.Now()
+	var last k3s.AttachedService
+	require.Eventually(t, func() bool {
+		last = observe()
+		return last.Healthy()
+	}, 3*time.Minute, time.Second, "the adopter's etcd turns whole: %s", describe(last))
+	require.Empty(t, last.Findings, "its pods are where the scenario places them")
+	t.Logf("adopter's etcd whole in %s: %s", time.Since(start).Round(time.Second), describe(last))
+	return observe
+}
+
+// describe is an attached service's probe, one member a field.
+func describe(as k3s.AttachedService) string {
+	if as.Engine == nil {
+		return fmt.Sprintf("%d pods, not probed: %s", len(as.Members), as.NotProbed)
+	}
+	return fmt.Sprintf("writable=%v %s", as.Engine.Writable, as.Engine.Summary())
+}
+
+// adopterEtcdManifest: a pod per node (pinned, as a StatefulSet with a
+// node affinity per ordinal would be) named etcd-0.. in the scenario's
+// member order, each reachable as etcd-N.etcd.adopter.svc.
+func adopterEtcdManifest() string {
+	var peers []string
+	for i := range adopterEtcdNodes {
+		peers = append(peers, fmt.Sprintf("etcd-%d=http://etcd-%d.etcd.adopter.svc.cluster.local:2380", i, i))
+	}
+	var b strings.Builder
+	b.WriteString(`apiVersion: v1
+kind: Namespace
+metadata: {name: adopter}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: etcd, namespace: adopter}
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector: {app.kubernetes.io/name: etcd}
+  ports: [{name: client, port: 2379}, {name: peer, port: 2380}]
+`)
+	for i, node := range adopterEtcdNodes {
+		host := fmt.Sprintf("etcd-%d.etcd.adopter.svc.cluster.local", i)
+		fmt.Fprintf(&b, `---
+apiVersion: v1
+kind: Pod
+metadata: {name: etcd-%d, namespace: adopter, labels: {app.kubernetes.io/name: etcd}}
+spec:
+  nodeName: %s
+  hostname: etcd-%d
+  subdomain: etcd
+  tolerations: [{operator: Exists}]
+  containers:
+    - name: etcd
+      image: registry.k8s.io/etcd:%s-0
+      imagePullPolicy: Never
+      command:
+        - etcd
+        - --name=etcd-%d
+        - --data-dir=/data/etcd
+        - --listen-client-urls=http://0.0.0.0:2379
+        - --advertise-client-urls=http://%s:2379
+        - --listen-peer-urls=http://0.0.0.0:2380
+        - --initial-advertise-peer-urls=http://%s:2380
+        - --initial-cluster=%s
+        - --initial-cluster-state=new
+        - --initial-cluster-token=adopter
+      volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, emptyDir: {}}]
+`, i, node, i, k8sbin.EtcdVersion, i, host, host, strings.Join(peers, ","))
+	}
+	return b.String()
+}
