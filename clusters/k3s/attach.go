@@ -86,42 +86,54 @@ func (s *AttachedService) Healthy() bool {
 func Attached(ctx context.Context, c *Cluster, topo *topology.Topology, m NodeMap) ([]AttachedService, error) {
 	out := []AttachedService{}
 	for _, sv := range topo.Services {
-		a := sv.Spec.Attach
-		if a == nil {
+		if sv.Spec.Attach == nil {
 			continue
 		}
-		sel, err := labels.Parse(a.Selector)
+		as, err := AttachedOf(ctx, c, sv, m)
 		if err != nil {
-			return nil, fmt.Errorf("%s.attach.selector: %w", sv.Src, err)
-		}
-		pods, err := c.Client.CoreV1().Pods(a.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-		if err != nil {
-			return nil, fmt.Errorf("service %s: listing pods %s in namespace %s: %w", sv.Name, a.Selector, a.Namespace, err)
-		}
-		items := slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
-		slices.SortFunc(items, func(x, y corev1.Pod) int { return compareOrdinal(x.Name, y.Name) })
-		as := AttachedService{Service: sv.Name, Namespace: a.Namespace, Selector: a.Selector, Replicas: len(sv.Members), Members: []AttachedMember{}, Findings: []string{}}
-		if len(items) != len(sv.Members) {
-			as.Findings = append(as.Findings, fmt.Sprintf("%d pods match, the scenario has %d members", len(items), len(sv.Members)))
-		}
-		for i, p := range items {
-			am := AttachedMember{Index: i, Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, Running: running(&p), Restarts: restarts(&p)}
-			am.Ready, am.NotReady = podReady(&p)
-			if i < len(sv.Members) {
-				am.Want = m.ClusterNode(sv.Members[i].Name)
-				if am.Node != am.Want {
-					on := "no node yet"
-					if am.Node != "" {
-						on = "node/" + am.Node
-					}
-					as.Findings = append(as.Findings, fmt.Sprintf("member %d (pod %s) runs on %s, the scenario places it on node/%s", i, p.Name, on, am.Want))
-				}
-			}
-			as.Members = append(as.Members, am)
+			return nil, err
 		}
 		out = append(out, as)
 	}
 	return out, nil
+}
+
+// AttachedOf observes one attached service, sv, as Attached does.
+func AttachedOf(ctx context.Context, c *Cluster, sv *topology.Service, m NodeMap) (AttachedService, error) {
+	a := sv.Spec.Attach
+	if a == nil {
+		return AttachedService{}, fmt.Errorf("service %s is not attached (services[].attach)", sv.Name)
+	}
+	sel, err := labels.Parse(a.Selector)
+	if err != nil {
+		return AttachedService{}, fmt.Errorf("%s.attach.selector: %w", sv.Src, err)
+	}
+	pods, err := c.Client.CoreV1().Pods(a.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return AttachedService{}, fmt.Errorf("service %s: listing pods %s in namespace %s: %w", sv.Name, a.Selector, a.Namespace, err)
+	}
+	items := slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
+	slices.SortFunc(items, func(x, y corev1.Pod) int { return compareOrdinal(x.Name, y.Name) })
+	as := AttachedService{Service: sv.Name, Namespace: a.Namespace, Selector: a.Selector, Replicas: len(sv.Members), Members: []AttachedMember{}, Findings: []string{}}
+	if len(items) != len(sv.Members) {
+		as.Findings = append(as.Findings, fmt.Sprintf("%d pods match, the scenario has %d members", len(items), len(sv.Members)))
+	}
+	for i, p := range items {
+		am := AttachedMember{Index: i, Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, Running: running(&p), Restarts: restarts(&p)}
+		am.Ready, am.NotReady = podReady(&p)
+		if i < len(sv.Members) {
+			am.Want = m.ClusterNode(sv.Members[i].Name)
+			if am.Node != am.Want {
+				on := "no node yet"
+				if am.Node != "" {
+					on = "node/" + am.Node
+				}
+				as.Findings = append(as.Findings, fmt.Sprintf("member %d (pod %s) runs on %s, the scenario places it on node/%s", i, p.Name, on, am.Want))
+			}
+		}
+		as.Members = append(as.Members, am)
+	}
+	return as, nil
 }
 
 var ordinal = regexp.MustCompile(`^(.*?)(\d+)$`)

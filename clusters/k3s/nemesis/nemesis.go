@@ -423,31 +423,29 @@ func (n *Nemesis) deletePod(ctx context.Context, f lab.Fault) error {
 	if _, err := fmt.Sscan(tg.Member, &i); err != nil {
 		return fmt.Errorf("nemesis: %s: member %q", f.Target, tg.Member)
 	}
-	attached, err := k3s.Attached(ctx, n.Cluster, n.Topology, n.NodeMap)
+	topoSv := n.Topology.Service(tg.Name)
+	if topoSv == nil || topoSv.Spec.Attach == nil {
+		return fmt.Errorf("nemesis: %s: service %s is not attached", f.Target, tg.Name)
+	}
+	sv, err := k3s.AttachedOf(ctx, n.Cluster, topoSv, n.NodeMap)
 	if err != nil {
 		return err
 	}
-	for _, sv := range attached {
-		if sv.Service != tg.Name {
-			continue
-		}
-		if i >= len(sv.Members) {
-			return fmt.Errorf("nemesis: %s: service %s has %d pods (%s in namespace %s)", f.Target, sv.Service, len(sv.Members), sv.Selector, sv.Namespace)
-		}
-		m := sv.Members[i]
-		pods := n.Cluster.Client.CoreV1().Pods(sv.Namespace)
-		pod, err := pods.Get(ctx, m.Pod, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("nemesis: %s: pod %s/%s: %w", f.Target, sv.Namespace, m.Pod, err)
-		}
-		n.Log.Info("nemesis: kill: deleting the member's pod", "target", f.Target, "pod", sv.Namespace+"/"+m.Pod, "node", m.Node)
-		err = pods.Delete(ctx, m.Pod, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("nemesis: %s: deleting pod %s/%s: %w", f.Target, sv.Namespace, m.Pod, err)
-		}
-		return nil
+	if i >= len(sv.Members) {
+		return fmt.Errorf("nemesis: %s: service %s has %d pods (%s in namespace %s)", f.Target, sv.Service, len(sv.Members), sv.Selector, sv.Namespace)
 	}
-	return fmt.Errorf("nemesis: %s: service %s is not attached", f.Target, tg.Name)
+	m := sv.Members[i]
+	pods := n.Cluster.Client.CoreV1().Pods(sv.Namespace)
+	pod, err := pods.Get(ctx, m.Pod, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("nemesis: %s: pod %s/%s: %w", f.Target, sv.Namespace, m.Pod, err)
+	}
+	n.Log.Info("nemesis: kill: deleting the member's pod", "target", f.Target, "pod", sv.Namespace+"/"+m.Pod, "node", m.Node)
+	err = pods.Delete(ctx, m.Pod, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("nemesis: %s: deleting pod %s/%s: %w", f.Target, sv.Namespace, m.Pod, err)
+	}
+	return nil
 }
 
 var ruleChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

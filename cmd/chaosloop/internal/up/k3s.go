@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
@@ -80,16 +80,22 @@ func upK3s(ctx context.Context, env *cli.Env, f *k3sFlags, file string) error {
 	if err != nil {
 		return err
 	}
+	// one list, not a Get per node: a cluster of hundreds of nodes
+	list, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	byName := map[string]*corev1.Node{}
+	for i := range list.Items {
+		byName[list.Items[i].Name] = &list.Items[i]
+	}
 	var nodes []string
 	for _, n := range topo.Nodes {
 		cn := nm.ClusterNode(n.Name)
-		node, err := c.Client.CoreV1().Nodes().Get(ctx, cn, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
+		node, ok := byName[cn]
+		if !ok {
 			fmt.Fprintf(env.Err, "chaosloop: scenario node %s: no cluster node %s (name it in --node-map); no agent waited for there\n", n.Name, cn)
 			continue
-		}
-		if err != nil {
-			return err
 		}
 		if ready, why := k3s.IsReady(node); !ready {
 			fmt.Fprintf(env.Err, "chaosloop: node/%s is not Ready (%s); no agent waited for there\n", cn, why)
