@@ -14,6 +14,11 @@ import (
 // failpoints say whether they are Available on a cluster.
 type Capabilities struct {
 	Actions map[string][]string
+	// Observing, when set, says why a run on the backend drives no load
+	// (attach mode on a real cluster: the services are the adopter's
+	// own): it samples the services through the faults and judges quorum
+	// alone.
+	Observing string
 }
 
 // Supports reports whether the backend can apply action to a target kind.

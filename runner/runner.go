@@ -180,9 +180,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if sc.Load == nil {
 		return nil, fmt.Errorf("scenario %s has no load: section; run needs one (rate, duration, warmup, participants)", sc.Name)
 	}
-	r, err := pickRoles(sc)
-	if err != nil {
-		return nil, err
+	var r roles
+	if o.Provider.Capabilities().Observing == "" {
+		// the load's roles; a run that only observes has none
+		if r, err = pickRoles(sc); err != nil {
+			return nil, err
+		}
 	}
 	w := &work{o: o, roles: r, started: time.Now().UTC()}
 	w.dir = filepath.Join(o.RunsDir, w.started.Format("20060102-150405")+"-"+sc.Name)
@@ -282,7 +285,12 @@ func (w *work) record(ctx context.Context) error {
 	}
 	defer h.Close()
 	w.h = h
-	runErr := w.run(ctx)
+	var runErr error
+	if why := w.o.Provider.Capabilities().Observing; why != "" {
+		runErr = w.observe(ctx, why)
+	} else {
+		runErr = w.run(ctx)
+	}
 	if err := h.Lost(); err != nil {
 		w.o.Log.Error("history", "err", err)
 		runErr = errors.Join(runErr, err)

@@ -213,6 +213,11 @@ func (r *run) quorum() Result {
 		}
 		b.faultSummary(i, "every service as analyze predicts")
 	}
+	if compared == 0 && unsampled == 0 && r.ix.Observing() != "" {
+		// without load the samples are the only evidence: none compared
+		// is no pass
+		b.add(Finding{Severity: SevUnknown, Message: "no sample could be compared with analyze (all timed out, invalid or within a failover budget)"})
+	}
 	b.counts["samplesCompared"] = int64(compared)
 	b.counts["samplesMismatched"] = int64(mismatched)
 	b.counts["servicesUnsampled"] = int64(unsampled)

@@ -312,6 +312,9 @@ type Report struct {
 	Faults  []FaultInfo  `json:"faults"`
 	Phases  []PhaseStats `json:"phases"`
 	Series  Series       `json:"series"`
+	// Observing, when set, says why the run drove no load (attach mode):
+	// only the quorum check is judged.
+	Observing string `json:"observing,omitempty"`
 	// Budgets: each service's failover budget as applied.
 	Budgets  map[string]Budget `json:"budgets"`
 	Problems []string          `json:"historyProblems,omitempty"`

@@ -119,6 +119,18 @@ func Run(in Input, opts Options) (*Report, error) {
 	rep.Faults = r.faultInfos()
 	tp, recov := r.throughput()
 	rep.Checks = []Result{r.acknowledged(), r.money(), r.kafka(), r.replicas(), r.quorum(), r.failover(), tp, r.faultEffect(rep.Faults)}
+	if why := r.ix.Observing(); why != "" {
+		rep.Observing = why
+		// Without load only the probes' samples are evidence: every check
+		// built on transfers, messages and the final state is skipped,
+		// saying why, and quorum alone is judged.
+		for i, c := range rep.Checks {
+			if c.ID != CheckQuorum {
+				rep.Checks[i] = r.skipped(c, why)
+			}
+		}
+		recov = make([]faultTP, len(rep.Faults))
+	}
 	for i := range rep.Faults {
 		rep.Faults[i].ThroughputRatio = recov[i].ratio
 		rep.Faults[i].Recovery = recov[i].recovery
@@ -133,6 +145,17 @@ func Run(in Input, opts Options) (*Report, error) {
 	rep.Series = r.seriesJSON()
 	score(rep)
 	return rep, nil
+}
+
+// skipped is check c not judged, for why: SKIP, for every fault too.
+func (r *run) skipped(c Result, why string) Result {
+	b := r.newResult(c.ID, c.Title, c.Class)
+	b.res.Status = Skip
+	for i := range b.fst {
+		b.fst[i] = Skip
+		b.fmsg[i] = "not judged: " + why
+	}
+	return b.finish("not judged: " + why)
 }
 
 // score sets the verdict and exit code: a safety FAIL gives 3; else a

@@ -364,6 +364,25 @@ func (ix *Index) baselineStart(sc *scenarios.Scenario) time.Duration {
 	return ix.LoadStart + warm
 }
 
+// PhaseObserve is the phase change a run that drives no load records
+// first (attach mode: the services are the adopter's own), its Detail
+// saying why: the checks then judge only what probes observe.
+const PhaseObserve = "observe"
+
+// Observing returns why the run only observed (the PhaseObserve event's
+// Detail), or "" for a run that drove load.
+func (ix *Index) Observing() string {
+	for _, p := range ix.Phases {
+		if p.Phase == PhaseObserve {
+			if p.Detail == "" {
+				return "the run drove no load"
+			}
+			return p.Detail
+		}
+	}
+	return ""
+}
+
 // Active returns the faults in effect at t.
 func (ix *Index) Active(t time.Duration) []*Fault {
 	var out []*Fault

@@ -3,6 +3,7 @@ package kindlab_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,10 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/k3slab"
 	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
 	"github.com/chaosloop/chaosloop/clusters/kind/k8sbin"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/reports/checks"
+	"github.com/chaosloop/chaosloop/runner"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -125,4 +129,51 @@ spec:
 `, i, node, i, k8sbin.EtcdVersion, i, host, host, strings.Join(peers, ","))
 	}
 	return b.String()
+}
+
+// attachedRuns is `chaosloop run --on k3s` in attach mode on the
+// adopter's etcd (adopterEtcd; the scenario's agents running): no load,
+// the etcd sampled through the scenario's faults and its quorum judged
+// against analyze. testdata/attach-etcd.yaml isolates node/dc2-w, which
+// analyze says leaves the etcd writable (degraded): PASS.
+// testdata/attach-etcd-kills.yaml, the negative control, kills two of the
+// three members at once (their pods deleted, gone for good: no controller
+// makes them anew), which leaves no quorum: FAIL. It runs last, since it
+// breaks the etcd.
+func attachedRuns(t *testing.T, kc *k3s.Cluster) {
+	ev := enginetest.NewEvidence(t)
+	for _, tc := range []struct {
+		file string
+		want checks.Status
+	}{
+		{"attach-etcd.yaml", checks.Pass},
+		{"attach-etcd-kills.yaml", checks.Fail},
+	} {
+		sc, err := scenarios.Parse(filepath.Join("testdata", tc.file))
+		require.NoError(t, err)
+		p := k3slab.NewProvider(k3slab.Options{Cluster: kc, Log: enginetest.Log(t)})
+		start := time.Now()
+		res, err := runner.Run(t.Context(), runner.Options{Scenario: sc, Provider: p, RunsDir: ev.Sub("runs"), Seed: 1,
+			Log: enginetest.Log(t), Converge: 20 * time.Second})
+		require.NoError(t, err)
+		rep := res.Report
+		quorum := rep.Check(checks.CheckQuorum)
+		require.NotNil(t, quorum)
+		t.Logf("run --on k3s %s: %s in %s (exit %d); quorum %s: %s", tc.file, rep.Verdict, time.Since(start).Round(time.Second), rep.ExitCode, quorum.Status, quorum.Summary)
+		for _, f := range quorum.Findings {
+			t.Logf("  %s: %s", f.Severity, f.Message)
+		}
+		require.Equal(t, tc.want, rep.Verdict, "%s", strings.Join(rep.Why, "\n"))
+		require.Equal(t, tc.want, quorum.Status)
+		require.Equal(t, k3slab.Observing, rep.Observing)
+		for _, c := range rep.Checks {
+			if c.ID != checks.CheckQuorum {
+				require.Equal(t, checks.Skip, c.Status, "%s: %s", c.ID, c.Summary)
+			}
+		}
+		require.NotZero(t, quorum.Counts["samplesCompared"])
+		for _, f := range rep.Faults {
+			require.True(t, f.Injected, "%s %s went in", f.Action, f.Target)
+		}
+	}
 }

@@ -585,6 +585,9 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	}, 3*time.Minute, time.Second, "the adopter's etcd whole again: %s", describe(etcdSeen))
 	t.Logf("adopter's etcd whole again %s after the recovery: %s", time.Since(start).Round(time.Second), describe(etcdSeen))
 
+	// run --on k3s in attach mode: the etcd sampled through a schedule
+	attachedRuns(t, kc)
+
 	// down with a fault in place: the agents lift it before they go
 	gen, err = client.Inject(ctx, "dc2-w", agent.Rule{ID: "cut", Kind: agent.Isolate, Peers: peers})
 	apply("isolate dc2-w from dc1-w again", gen, err)

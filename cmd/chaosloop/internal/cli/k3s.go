@@ -9,6 +9,9 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
+	"github.com/chaosloop/chaosloop/clusters/k3s/k3slab"
+	"github.com/chaosloop/chaosloop/lab"
+	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
 
@@ -71,4 +74,27 @@ func LoadBMC(ctx context.Context, env *Env, file string) (*bmc.Inventory, error)
 		return nil, reportInvalid(ctx, env, err)
 	}
 	return inv, nil
+}
+
+// K3sProvider is the k3s backend (attach mode: the scenario's services are
+// the adopter's own, observed) on the cluster the flags name, with the
+// BMC inventory of --bmc for power faults. A scenario whose services it
+// cannot observe is the user's to fix (exit 2).
+func K3sProvider(ctx context.Context, env *Env, lf *LabFlags, cf *ClusterFlags, sc *scenarios.Scenario, progress func(lab.Progress)) (*k3slab.Provider, error) {
+	topo, err := topology.Build(sc)
+	if err != nil {
+		return nil, Invalid(err)
+	}
+	if err := k3slab.Observable(topo); err != nil {
+		return nil, Invalid(err)
+	}
+	c, m, err := cf.Connect(ctx, env, topo)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := LoadBMC(ctx, env, lf.BMC)
+	if err != nil {
+		return nil, err
+	}
+	return k3slab.NewProvider(k3slab.Options{Cluster: c, NodeMap: m, BMC: inv, Log: env.Log, Progress: progress}), nil
 }

@@ -29,6 +29,7 @@ import (
 
 type flags struct {
 	lab     cli.LabFlags
+	cluster cli.ClusterFlags
 	in      cli.Inputs
 	runsDir string
 	seed    uint64
@@ -37,6 +38,7 @@ type flags struct {
 
 func (f *flags) add(cmd *cobra.Command, withSeed bool) {
 	f.lab.Add(cmd)
+	f.cluster.Add(cmd)
 	cmd.Flags().StringVar(&f.runsDir, "runs-dir", "runs", "directory for run directories (report.json, junit.xml, report.html, history.jsonl)")
 	if withSeed {
 		cmd.Flags().Uint64Var(&f.seed, "seed", 0, "seed of every random choice (fault members, arrivals, jitter); 0 picks one and prints it")
@@ -121,8 +123,10 @@ reproduces, or that a fix holds. Exit status as for run.`,
 				// where the run was, unless told otherwise
 				f.lab.On = saved.Backend
 			}
-			if _, err := f.lab.Options(env); err != nil {
-				return err // before saying it replays
+			if f.lab.On != "k3s" {
+				if _, err := f.lab.Options(env); err != nil {
+					return err // before saying it replays
+				}
 			}
 			fmt.Fprintf(env.Err, "replaying %s on %s: seed %d, %d faults\n", args[0], f.lab.On, saved.Seed, len(saved.Faults))
 			return execute(cmd, env, &f, runner.Options{Scenario: sc, ScenarioSource: src, RunsDir: f.runsDir, Seed: saved.Seed, Plan: saved.Faults})
@@ -136,7 +140,16 @@ func execute(cmd *cobra.Command, env *cli.Env, f *flags, o runner.Options) error
 	o.Log = env.Log
 	prog := newProgress(env.Err)
 	o.Progress = prog
-	p, err := f.lab.Provider(env, o.Seed, prog.Lab)
+	var p lab.Provider
+	var err error
+	if f.lab.On == "k3s" {
+		p, err = cli.K3sProvider(cmd.Context(), env, &f.lab, &f.cluster, o.Scenario, prog.Lab)
+	} else {
+		if f.cluster.Given() {
+			return cli.Usagef("--kubeconfig, --context and --node-map work with --on k3s")
+		}
+		p, err = f.lab.Provider(env, o.Seed, prog.Lab)
+	}
 	if err != nil {
 		return err
 	}

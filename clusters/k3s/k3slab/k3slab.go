@@ -1,0 +1,384 @@
+// Package k3slab is the k3s backend behind the lab seam, in attach mode:
+// the scenario's services are the adopter's own on a real cluster
+// (services[].attach), which chaosloop observes with its engine probes
+// (package probe) and injects faults into through the node agents and the
+// BMCs (package nemesis). It deploys nothing and drives no load there
+// (lab.Capabilities.Observing): a run samples the services through the
+// scenario's faults and judges their quorum against analyze.
+package k3slab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
+	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
+	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
+	"github.com/chaosloop/chaosloop/lab"
+	"github.com/chaosloop/chaosloop/scenarios"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// Name is the backend's name, what --on selects.
+const Name = "k3s"
+
+// Observing is why a run on the backend drives no load.
+const Observing = "attach mode: the services are the adopter's own, which chaosloop observes and does not load"
+
+// Options configure the backend.
+type Options struct {
+	// Cluster is the cluster the command named (k3s.Connect).
+	Cluster *k3s.Cluster
+	// NodeMap maps scenario nodes to cluster nodes (nil: same names).
+	NodeMap k3s.NodeMap
+	// BMC is the nodes' BMC inventory; nil refuses power faults.
+	BMC *bmc.Inventory
+	Log *slog.Logger
+	// Ready bounds Up's wait for every service to be healthy (default 2m).
+	Ready time.Duration
+	// Progress, when set, is told what Up does.
+	Progress func(lab.Progress)
+}
+
+// Provider is the k3s backend.
+type Provider struct {
+	o Options
+}
+
+var _ lab.Provider = (*Provider)(nil)
+
+// NewProvider returns the backend on o.Cluster.
+func NewProvider(o Options) *Provider {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Ready == 0 {
+		o.Ready = 2 * time.Minute
+	}
+	return &Provider{o: o}
+}
+
+// Name is "k3s".
+func (p *Provider) Name() string { return Name }
+
+// Capabilities: the network faults through the node agents, kill of an
+// attached member (its pod deleted), power through the BMCs when an
+// inventory is given; pause is not available yet.
+func (p *Provider) Capabilities() lab.Capabilities {
+	c := lab.Capabilities{Actions: map[string][]string{}, Observing: Observing}
+	for _, a := range scenarios.Actions {
+		switch a {
+		case scenarios.ActionPause:
+			continue
+		case scenarios.ActionPowerOff, scenarios.ActionDestroy:
+			if p.o.BMC == nil {
+				continue
+			}
+		}
+		c.Actions[a] = scenarios.ActionTargets(a)
+	}
+	return c
+}
+
+// Up checks that every service of sc is attached and observable, then
+// returns once each one is healthy (within Options.Ready). A cluster that
+// differs from the scenario (a member on another node) is logged: the run
+// judges the cluster against the scenario, and the difference may be why
+// it fails.
+func (p *Provider) Up(ctx context.Context, sc *scenarios.Scenario) (lab.Lab, error) {
+	if p.o.Cluster == nil {
+		return nil, errors.New("k3s: no cluster")
+	}
+	topo, err := topology.Build(sc)
+	if err != nil {
+		return nil, err
+	}
+	if err := Observable(topo); err != nil {
+		return nil, err
+	}
+	l := &Lab{topo: topo, cluster: p.o.Cluster, nm: p.o.NodeMap, log: p.o.Log, prober: probe.New(p.o.Cluster, p.o.Log)}
+	l.nemesis = &nemesis.Nemesis{Cluster: p.o.Cluster, Topology: topo, NodeMap: p.o.NodeMap, BMC: p.o.BMC, Log: p.o.Log,
+		Lifetime: lifetime(sc)}
+	if err := l.refresh(ctx); err != nil {
+		return nil, err
+	}
+	for _, sv := range topo.Services {
+		p.progress(sv.Name, "waiting", "until its members are healthy")
+		if err := l.awaitHealthy(ctx, sv, p.o.Ready); err != nil {
+			p.progress(sv.Name, "failed", err.Error())
+			return l, err
+		}
+		p.progress(sv.Name, "healthy", "")
+	}
+	return l, nil
+}
+
+func (p *Provider) progress(service, stage, detail string) {
+	if p.o.Progress != nil {
+		p.o.Progress(lab.Progress{Service: service, Stage: stage, Detail: detail})
+	}
+}
+
+// lifetime bounds the agents' rules of a run's faults: the run's length
+// and a margin, so that rules chaosloop could not lift (it crashed, the
+// API server went silent) go by themselves soon after the run.
+func lifetime(sc *scenarios.Scenario) time.Duration {
+	d := 10 * time.Minute
+	if sc.Load != nil {
+		d += sc.Load.Warmup.D() + sc.Load.Duration.D()
+	}
+	return d
+}
+
+// Observable says why a scenario's services cannot be observed on a
+// cluster, or nil: each must be attached (deploy mode is not built yet),
+// and each stateful one must have a probe of attached members.
+func Observable(topo *topology.Topology) error {
+	var errs []error
+	for _, sv := range topo.Services {
+		switch {
+		case sv.Spec.Attach == nil:
+			errs = append(errs, fmt.Errorf("%s: service %s is not attached: on --on k3s chaosloop does not deploy services yet; name the adopter's pods of it (services[].attach)", sv.Src, sv.Name))
+		case sv.Kind == scenarios.KindStateless:
+		default:
+			if err := probe.Supported(sv); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w: its quorum could not be judged", sv.Src, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Open is not available: a run's lab is the cluster, stood up by Up.
+func (p *Provider) Open(context.Context, string) (lab.Lab, error) {
+	return nil, errors.New("k3s: the lab is the cluster: name the scenario FILE and the context")
+}
+
+// List: the k3s backend keeps no labs.
+func (p *Provider) List(context.Context) ([]string, error) { return nil, nil }
+
+// Down is `chaosloop down FILE --on k3s`'s, which deletes only the
+// scenario's own objects: not the run's to do.
+func (p *Provider) Down(context.Context, string) error {
+	return errors.New("k3s: a run deploys nothing on the cluster; chaosloop down FILE --on k3s removes the scenario's agents")
+}
+
+// Lab is a scenario's attached services on a cluster.
+type Lab struct {
+	topo    *topology.Topology
+	cluster *k3s.Cluster
+	nm      k3s.NodeMap
+	log     *slog.Logger
+	prober  *probe.Prober
+	nemesis *nemesis.Nemesis
+
+	mu     sync.Mutex
+	active []lab.Injected
+}
+
+var _ lab.Lab = (*Lab)(nil)
+
+// Name is the scenario's.
+func (l *Lab) Name() string { return l.topo.Name }
+
+// Topology is the scenario's placed model.
+func (l *Lab) Topology() *topology.Topology { return l.topo }
+
+// refresh reads the faults recorded in place.
+func (l *Lab) refresh(ctx context.Context) error {
+	active, err := l.nemesis.ActiveFaults(ctx)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.active = active
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *Lab) awaitHealthy(ctx context.Context, sv *topology.Service, bound time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	for {
+		si, err := l.ServiceStatus(ctx, sv.Name)
+		if err == nil && si.Healthy && si.Writable {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("service %s not healthy within %s: %w", sv.Name, bound, err)
+			}
+			return fmt.Errorf("service %s not healthy within %s: %s", sv.Name, bound, describe(si))
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func describe(si lab.ServiceStatus) string {
+	if si.Error != "" {
+		return si.Error
+	}
+	var b []string
+	for _, m := range si.Members {
+		s := fmt.Sprintf("%s up=%v healthy=%v", m.Name, m.Up, m.Healthy)
+		if m.Detail != "" {
+			s += " (" + m.Detail + ")"
+		}
+		b = append(b, s)
+	}
+	return fmt.Sprintf("writable=%v: %s", si.Writable, strings.Join(b, "; "))
+}
+
+// probeTimeout bounds one service's observation: the pod list and the
+// engine's probe (twice when its connections were new, see probe.Probe).
+const probeTimeout = 10 * time.Second
+
+// Status observes every service.
+func (l *Lab) Status(ctx context.Context) (*lab.Status, error) {
+	st := &lab.Status{Name: l.topo.Name, Dir: "context " + l.cluster.Context, Hosts: len(l.topo.Nodes), Faults: l.ActiveFaults()}
+	out := make([]lab.ServiceStatus, len(l.topo.Services))
+	var wg sync.WaitGroup
+	for i, sv := range l.topo.Services {
+		wg.Go(func() {
+			si, err := l.ServiceStatus(ctx, sv.Name)
+			if err != nil {
+				si = lab.ServiceStatus{Name: sv.Name, Kind: sv.Kind, Error: err.Error()}
+			}
+			out[i] = si
+		})
+	}
+	wg.Wait()
+	st.Services = out
+	return st, nil
+}
+
+// ServiceStatus observes one service: its members' pods and, for a
+// stateful one, its engine's probe. A member whose pod is missing is down;
+// a stateless member is up while its pod is Ready.
+func (l *Lab) ServiceStatus(ctx context.Context, service string) (lab.ServiceStatus, error) {
+	sv := l.topo.Service(service)
+	if sv == nil {
+		return lab.ServiceStatus{}, fmt.Errorf("unknown service %q", service)
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	si := lab.ServiceStatus{Name: sv.Name, Kind: sv.Kind, Engine: "pods"}
+	as, err := k3s.AttachedOf(ctx, l.cluster, sv, l.nm)
+	if err != nil {
+		si.Error, si.TimedOut = err.Error(), lab.IsTimeout(err)
+		return si, nil
+	}
+	byIndex := map[int]lab.Member{}
+	for _, m := range as.Members {
+		byIndex[m.Index] = lab.Member{Index: m.Index, Name: m.Pod, Node: m.Node, Addr: m.IP, Up: m.Ready, Healthy: m.Ready, Detail: m.NotReady}
+	}
+	if sv.Kind != scenarios.KindStateless {
+		st, err := l.prober.Probe(ctx, sv, as)
+		if err != nil {
+			si.Error, si.TimedOut = err.Error(), lab.IsTimeout(err)
+		}
+		si.Engine, si.Version, si.Writable = st.Engine, st.Version, st.Writable
+		for _, ms := range st.Members {
+			m := byIndex[ms.Index]
+			m.Role, m.Up, m.Healthy, m.Detail, m.TimedOut = ms.Role, ms.Up, ms.Healthy, ms.Detail, ms.TimedOut
+			byIndex[ms.Index] = m
+		}
+	}
+	si.Healthy = si.Error == ""
+	for i, want := range sv.Members {
+		m, ok := byIndex[i]
+		if !ok {
+			m = lab.Member{Index: i, Name: fmt.Sprintf("%s-%d", sv.Name, i), Detail: "no pod"}
+		}
+		m.Node = want.Name // the scenario's node: what analyze judges
+		si.Members = append(si.Members, m)
+		si.Healthy = si.Healthy && m.Healthy
+		if sv.Kind == scenarios.KindStateless {
+			si.Writable = si.Writable || m.Up
+		}
+	}
+	return si, nil
+}
+
+// FailoverBudgets: etcd's as chaosloop runs it (the adopter's settings are
+// not read; expect.failover overrides it); none for a stateless service.
+func (l *Lab) FailoverBudgets() map[string]lab.Budget {
+	out := map[string]lab.Budget{}
+	for _, sv := range l.topo.Services {
+		if sv.Kind == scenarios.KindStateless {
+			out[sv.Name] = lab.Budget{Derivation: "no election: members are up with their pods"}
+			continue
+		}
+		b := etcd.FailoverBudget()
+		b.Derivation += " (etcd's defaults as chaosloop runs it; the adopter's settings are not read: set expect.failover for theirs)"
+		out[sv.Name] = b
+	}
+	return out
+}
+
+// errObserving: what a run that drives load needs is not there.
+var errObserving = errors.New("k3s: " + Observing)
+
+func (l *Lab) Endpoints(string) ([]string, error)                     { return nil, errObserving }
+func (l *Lab) MySQLDSNs(string) ([]string, error)                     { return nil, errObserving }
+func (l *Lab) RedisSentinels(string) (string, []string, error)        { return "", nil, errObserving }
+func (l *Lab) DialFromAny(string) (lab.DialFunc, error)               { return nil, errObserving }
+func (l *Lab) StartWorkers(context.Context, string, lab.Worker) error { return errObserving }
+func (l *Lab) StopWorkers(context.Context, string) error              { return nil }
+func (l *Lab) PrepareDocstore(context.Context, string, string, []string) error {
+	return errObserving
+}
+
+// DialFromHostOf is not available: the members are reached through probes.
+func (l *Lab) DialFromHostOf(context.Context, string, string) (lab.Conn, error) {
+	return nil, errObserving
+}
+
+// PreferPrimaries and PreferLeaders change nothing: the adopter's leaders
+// are theirs to place.
+func (l *Lab) PreferPrimaries(context.Context) error              { return nil }
+func (l *Lab) PreferLeaders(context.Context, time.Duration) error { return nil }
+
+// Inject puts f in place through the nemesis (recorded on the cluster
+// before it acts).
+func (l *Lab) Inject(ctx context.Context, f lab.Fault) (lab.Injected, error) {
+	af, err := l.nemesis.Inject(ctx, f)
+	if rerr := l.refresh(context.WithoutCancel(ctx)); rerr != nil {
+		l.log.Warn("k3s: reading the faults in place", "err", rerr)
+	}
+	return af, err
+}
+
+// Recover undoes f.
+func (l *Lab) Recover(ctx context.Context, f lab.Fault) error {
+	err := l.nemesis.Recover(ctx, f)
+	if rerr := l.refresh(context.WithoutCancel(ctx)); rerr != nil {
+		l.log.Warn("k3s: reading the faults in place", "err", rerr)
+	}
+	return err
+}
+
+// RecoverAll undoes every fault recorded for the scenario.
+func (l *Lab) RecoverAll(ctx context.Context) error {
+	err := l.nemesis.RecoverAll(ctx)
+	if rerr := l.refresh(context.WithoutCancel(ctx)); rerr != nil {
+		l.log.Warn("k3s: reading the faults in place", "err", rerr)
+	}
+	return err
+}
+
+// ActiveFaults are the faults in place as last read from the cluster.
+func (l *Lab) ActiveFaults() []lab.Injected {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.active)
+}

@@ -1,0 +1,58 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/chaosloop/chaosloop/faults"
+	"github.com/chaosloop/chaosloop/history"
+	"github.com/chaosloop/chaosloop/reports/evidence"
+)
+
+// observe is a run on a lab whose services are not chaosloop's to load
+// (lab.Observing: the adopter's own, in attach mode): no setup, handlers,
+// load nor final state; the services are sampled throughout while the
+// scenario's faults go in on schedule, as in a run with load, so that the
+// quorum check compares what the probes saw with analyze. The scenario's
+// load section gives the timeline only: warmup before the schedule starts,
+// duration after it; its rate is not used.
+func (w *work) observe(ctx context.Context, why string) error {
+	if err := w.h.Add(history.Event{Type: history.PhaseChange, Phase: evidence.PhaseObserve, Detail: why}); err != nil {
+		return err
+	}
+	services := make([]string, 0, len(w.o.Scenario.Services))
+	for _, sv := range w.o.Scenario.Services {
+		services = append(services, sv.Name)
+	}
+	smp := startSampler(ctx, w.lb, w.h, services)
+	defer smp.Stop()
+
+	ld := w.o.Scenario.Load
+	w.event("warmup", "")
+	w.phase("observe", fmt.Sprintf("no load (%s); sampling every service for %s before the first fault", why, ld.Warmup.D()))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(ld.Warmup.D()):
+	}
+	w.event("baseline", "")
+	w.phase("faults", fmt.Sprintf("%d faults over %s, the services sampled throughout", len(w.plan), ld.Duration.D()))
+	sched := &faults.Scheduler{Log: w.o.Log, Injector: &labInjector{lb: w.lb, log: w.o.Log}, History: w.h}
+	schedErr := sched.Run(ctx, time.Now(), ld.Duration.D(), w.plan)
+	sched.RecoverAll()
+	var end time.Duration
+	if e := sched.End(); e > ld.Duration.D() {
+		end = e
+	}
+	if err := w.saveRealised(sched.Realised(), end); err != nil {
+		w.o.Log.Error("plan.json: realised schedule", "err", err)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	w.converge(ctx)
+	smp.Stop()
+	w.event("check", "")
+	return schedErr
+}
