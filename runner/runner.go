@@ -178,6 +178,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	sc := o.Scenario
 	if sc.Load == nil {
+		if o.Provider.Capabilities().Observing != "" {
+			return nil, fmt.Errorf("scenario %s has no load: section; a run that only observes takes its warmup and duration from it (its rate is not used)", sc.Name)
+		}
 		return nil, fmt.Errorf("scenario %s has no load: section; run needs one (rate, duration, warmup, participants)", sc.Name)
 	}
 	var r roles

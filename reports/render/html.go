@@ -103,6 +103,7 @@ details{margin:2px 0}summary{cursor:pointer}.small{color:#666;font-size:12px}cod
 <div class="word">{{.Word}}</div>
 <div>{{first .R.Why}}</div>
 <ul>{{range rest .R.Why}}<li>{{.}}</li>{{end}}</ul>
+{{if .R.Observing}}<p>No load was driven ({{.R.Observing}}): only quorum is judged, from the probes' samples.</p>{{end}}
 </div>
 
 <table><tr><th>check</th><th>class</th><th>run</th>{{range $i, $f := .R.Faults}}<th>fault {{inc $i}}</th>{{end}}<th>summary</th></tr>

@@ -38,6 +38,9 @@ func Text(w io.Writer, rep *checks.Report) error {
 			fmt.Fprintf(&b, "    - %s\n", line)
 		}
 	}
+	if rep.Observing != "" {
+		fmt.Fprintf(&b, "  No load was driven (%s): only quorum is judged, from the probes' samples.\n", rep.Observing)
+	}
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "CHECK\tCLASS\tRUN")

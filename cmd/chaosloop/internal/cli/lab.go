@@ -30,7 +30,7 @@ type LabFlags struct {
 
 // Add registers the flags on cmd.
 func (f *LabFlags) Add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.On, "on", "local", "where the lab runs: local (network namespaces on this machine) or kind (a kind cluster on this machine, its nodes on the same network); k3s (an existing cluster) works with validate, label, plan, up (the node agent only), status, down, fault and heal so far")
+	cmd.Flags().StringVar(&f.On, "on", "local", "where the lab runs: local (network namespaces on this machine) or kind (a kind cluster on this machine, its nodes on the same network); k3s (an existing cluster) works with validate, label, plan, up (the node agent only), status, down, fault, heal, and run in attach mode (the scenario's services the adopter's own, observed, no load) so far")
 	cmd.Flags().StringVar(&f.Root, "state-dir", "", fmt.Sprintf("directory holding the labs' state (default %s; with --on kind %s)", local.DefaultRoot, kind.DefaultRoot))
 	cmd.Flags().StringVar(&f.Cache, "cache-dir", local.DefaultCache, "directory holding downloaded and built engines and images")
 	cmd.Flags().StringVar(&f.BMC, "bmc", "", "with --on kind: a BMC inventory `FILE` (Redfish or IPMI, as for a real cluster) whose BMCs power the nodes it lists: power faults go through them instead of docker (BMC emulators that power kind's node containers); with --on k3s: the cluster nodes' BMCs, for power faults")
@@ -46,7 +46,7 @@ func (f *LabFlags) Options(env *Env) (local.Options, error) {
 	switch f.On {
 	case "local", "kind":
 	case "k3s":
-		return local.Options{}, Usagef("--on k3s is not available for this command yet: only validate, label, plan, up (the node agent only), status, down, fault and heal work on a k3s cluster so far; use --on local or --on kind")
+		return local.Options{}, Usagef("--on k3s is not available for this command yet: only validate, label, plan, up (the node agent only), status, down, fault, heal and run (attach mode) work on a k3s cluster so far; use --on local or --on kind")
 	default:
 		return local.Options{}, Usagef("--on must be local, kind or k3s, not %q", f.On)
 	}

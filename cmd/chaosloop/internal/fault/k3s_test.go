@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -327,4 +328,33 @@ func TestKillAnAttachedMember(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, active)
 	require.Len(t, pods(), 5, "heal deletes nothing")
+}
+
+// run --on k3s (attach mode) refuses, before it touches the cluster, a
+// scenario whose services it cannot observe, and an unnamed context.
+func TestRunOnK3sRefusals(t *testing.T) {
+	s := apitest.Start(t)
+	const attach = "../../../../clusters/k3s/testdata/attach.yaml"
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"run", scenario, "--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context, "--runs-dir", dir}, cli.ExitInvalid,
+			[]string{"service handlers is not attached: on --on k3s chaosloop does not deploy services yet"}},
+		{[]string{"run", "../../../../scenarios/quickstart.yaml", "--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context, "--runs-dir", dir}, cli.ExitInvalid,
+			[]string{"service central-ledger-db is not attached", "service kafka is not attached"}},
+		{[]string{"run", attach, "--on", "k3s", "--kubeconfig", s.Kubeconfig, "--runs-dir", dir}, cli.ExitInvalid, []string{"no context named"}},
+		{[]string{"run", attach, "--context", s.Context, "--runs-dir", dir}, cli.ExitInvalid, []string{"--kubeconfig, --context and --node-map work with --on k3s"}},
+	} {
+		code, _, errs := run(tc.args...)
+		require.Equal(t, tc.code, code, "%v: %s", tc.args, errs)
+		for _, w := range tc.want {
+			require.Contains(t, errs, w, "%v", tc.args)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "no run directory for a refused run")
 }

@@ -69,7 +69,13 @@ happens), final-state.json, report.json, junit.xml and report.html.
 Exit status: 0 pass; 1 chaosloop error; 2 invalid scenario; 3 safety violated
 (loss, conservation); 4 liveness violated (quorum, throughput, recovery) or
 inconclusive. Every fault is recovered on any exit, also on Ctrl-C; after a
-crash, 'chaosloop down' (or 'heal') undoes them.`,
+crash, 'chaosloop down' (or 'heal') undoes them.
+
+With --on k3s (--context C) every service must be attached (services[].attach:
+the adopter's own pods) and chaosloop deploys nothing and drives no load: it
+samples the services with its probes while the scenario's faults go in (the
+load section gives the warmup and duration) and judges quorum alone; the
+other checks are SKIP. The scenario's node agents must run (up --on k3s).`,
 		Example: `  sudo chaosloop run scenarios/quickstart.yaml --seed 42
   sudo chaosloop replay runs/20261125-120000-quickstart`,
 		Args:              cobra.MaximumNArgs(1),
