@@ -53,6 +53,12 @@ type Lab interface {
 	Injector
 }
 
+// Closer is a Lab that holds connections of its own (the k3s backend's
+// probes): Close releases them when its user is done; the lab stays up.
+type Closer interface {
+	Close() error
+}
+
 // Observer sees the lab's services as they are now.
 type Observer interface {
 	// Status observes every service in parallel; each probe is bounded,

@@ -40,14 +40,7 @@ func (w *work) observe(ctx context.Context, why string) error {
 	w.phase("faults", fmt.Sprintf("%d faults over %s, the services sampled throughout", len(w.plan), ld.Duration.D()))
 	sched := &faults.Scheduler{Log: w.o.Log, Injector: &labInjector{lb: w.lb, log: w.o.Log}, History: w.h}
 	schedErr := sched.Run(ctx, time.Now(), ld.Duration.D(), w.plan)
-	sched.RecoverAll()
-	var end time.Duration
-	if e := sched.End(); e > ld.Duration.D() {
-		end = e
-	}
-	if err := w.saveRealised(sched.Realised(), end); err != nil {
-		w.o.Log.Error("plan.json: realised schedule", "err", err)
-	}
+	w.endSchedule(sched)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -212,7 +212,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := saveRunFiles(w.dir, o, w.plan, w.started); err != nil {
 		return res, err
 	}
-	if err := w.up(ctx); err != nil {
+	err = w.up(ctx)
+	if c, ok := w.lb.(lab.Closer); ok {
+		defer c.Close()
+	}
+	if err != nil {
 		return res, err
 	}
 	runErr := w.record(ctx)

@@ -253,15 +253,22 @@ loop:
 		}
 	}
 	schedErr = <-schedDone
+	w.endSchedule(sched)
+	return loadErr, schedErr
+}
+
+// endSchedule recovers what the schedule left in place and adds the
+// realised schedule, and the run's end when a late inject moved it, to
+// plan.json.
+func (w *work) endSchedule(sched *faults.Scheduler) {
 	sched.RecoverAll()
 	var end time.Duration
-	if e := sched.End(); e > ld.Duration.D() {
+	if e := sched.End(); e > w.o.Scenario.Load.Duration.D() {
 		end = e
 	}
 	if err := w.saveRealised(sched.Realised(), end); err != nil {
 		w.o.Log.Error("plan.json: realised schedule", "err", err)
 	}
-	return loadErr, schedErr
 }
 
 // converge waits for every service to be healthy again, recording a

@@ -114,6 +114,7 @@ func (p *Provider) Up(ctx context.Context, sc *scenarios.Scenario) (lab.Lab, err
 		p.progress(sv.Name, "waiting", "until its members are healthy")
 		if err := l.awaitHealthy(ctx, sv, p.o.Ready); err != nil {
 			p.progress(sv.Name, "failed", err.Error())
+			l.Close() // the lab is returned for inspection, not used
 			return l, err
 		}
 		p.progress(sv.Name, "healthy", "")
@@ -184,7 +185,10 @@ type Lab struct {
 	active []lab.Injected
 }
 
-var _ lab.Lab = (*Lab)(nil)
+var (
+	_ lab.Lab    = (*Lab)(nil)
+	_ lab.Closer = (*Lab)(nil)
+)
 
 // Name is the scenario's.
 func (l *Lab) Name() string { return l.topo.Name }
@@ -375,6 +379,10 @@ func (l *Lab) RecoverAll(ctx context.Context) error {
 	}
 	return err
 }
+
+// Close ends the probes' connections (lab.Closer); the faults and the
+// cluster are as they were.
+func (l *Lab) Close() error { return l.prober.Close() }
 
 // ActiveFaults are the faults in place as last read from the cluster.
 func (l *Lab) ActiveFaults() []lab.Injected {

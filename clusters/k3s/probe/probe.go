@@ -55,6 +55,22 @@ func New(c *k3s.Cluster, log *slog.Logger) *Prober {
 	return &Prober{cluster: c, log: log, engines: map[string]engine{}, forwarders: map[string]*forwarder{}}
 }
 
+// Close ends the engines' client connections (their port-forwards with
+// them); the Prober may be used again after.
+func (p *Prober) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for name, e := range p.engines {
+		if c, ok := e.(interface{ Close() error }); ok {
+			errs = append(errs, c.Close())
+		}
+		delete(p.engines, name)
+		delete(p.forwarders, name)
+	}
+	return errors.Join(errs...)
+}
+
 // Supported says whether sv's engine has a probe of attached members: an
 // etcd (or another Raft service, as the lab stands etcd in for it),
 // reached at etcd's client port without TLS.

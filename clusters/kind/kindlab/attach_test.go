@@ -46,7 +46,9 @@ func adopterEtcd(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster) func() k3s.A
 		out, err := c.Kubectl(ctx, nil, "delete", "namespace", "adopter", "--timeout=2m")
 		require.NoError(t, err, "%s", out)
 	})
-	prober := probe.New(kc, enginetest.Log(t))
+	// its etcd clients may log after the test: not through t
+	prober := probe.New(kc, enginetest.ProcessLog())
+	t.Cleanup(func() { require.NoError(t, prober.Close()) })
 	// observe runs in Eventually's goroutine: a failed list is a service
 	// seen with no pod, not a FailNow
 	observe := func() k3s.AttachedService {
@@ -151,10 +153,10 @@ func attachedRuns(t *testing.T, kc *k3s.Cluster) {
 	} {
 		sc, err := scenarios.Parse(filepath.Join("testdata", tc.file))
 		require.NoError(t, err)
-		p := k3slab.NewProvider(k3slab.Options{Cluster: kc, Log: enginetest.Log(t)})
+		p := k3slab.NewProvider(k3slab.Options{Cluster: kc, Log: enginetest.ProcessLog()})
 		start := time.Now()
 		res, err := runner.Run(t.Context(), runner.Options{Scenario: sc, Provider: p, RunsDir: ev.Sub("runs"), Seed: 1,
-			Log: enginetest.Log(t), Converge: 20 * time.Second})
+			Log: enginetest.ProcessLog(), Converge: 20 * time.Second})
 		require.NoError(t, err)
 		rep := res.Report
 		quorum := rep.Check(checks.CheckQuorum)
