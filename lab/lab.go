@@ -12,6 +12,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -51,6 +52,19 @@ type Lab interface {
 	Preparer
 	Workers
 	Injector
+}
+
+// ErrStopped is wrapped by the error a Guarded lab's Stopped delivers.
+var ErrStopped = errors.New("stop condition")
+
+// Guarded is a Lab that watches what its faults must not do (a real
+// cluster's stop conditions: a node outside the faults NotReady, the API
+// server silent too long). Stopped delivers, once, why it stopped (an
+// error wrapping ErrStopped); by then it has recovered every fault and
+// refuses new ones. A run stops its schedule there and is judged on what
+// it saw.
+type Guarded interface {
+	Stopped() <-chan error
 }
 
 // Closer is a Lab that holds connections of its own (the k3s backend's

@@ -7,6 +7,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/faults"
 	"github.com/chaosloop/chaosloop/history"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/reports/evidence"
 )
 
@@ -39,13 +40,50 @@ func (w *work) observe(ctx context.Context, why string) error {
 	w.event("baseline", "")
 	w.phase("faults", fmt.Sprintf("%d faults over %s, the services sampled throughout", len(w.plan), ld.Duration.D()))
 	sched := &faults.Scheduler{Log: w.o.Log, Injector: &labInjector{lb: w.lb, log: w.o.Log}, History: w.h}
-	schedErr := sched.Run(ctx, time.Now(), ld.Duration.D(), w.plan)
+	schedCtx, stopped := w.guard(ctx)
+	schedErr := sched.Run(schedCtx, time.Now(), ld.Duration.D(), w.plan)
 	w.endSchedule(sched)
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if err := stopped(); err != nil {
+		// the lab recovered every fault; the run is judged on what it saw
+		schedErr = err
 	}
 	w.converge(ctx)
 	smp.Stop()
 	w.event("check", "")
 	return schedErr
+}
+
+// guard returns the schedule's context, which a Guarded lab's stop
+// condition ends (recorded in the history as the phase "stopped"), and a
+// func that says, once the schedule is over, why it was stopped (nil: it
+// was not).
+func (w *work) guard(ctx context.Context) (context.Context, func() error) {
+	g, ok := w.lb.(lab.Guarded)
+	if !ok {
+		return ctx, func() error { return nil }
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	var stop error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case stop = <-g.Stopped():
+			w.o.Log.Warn("run stopped", "err", stop)
+			w.phase("stopped", stop.Error())
+			if err := w.h.Add(history.Event{Type: history.PhaseChange, Phase: "stopped", Error: stop.Error()}); err != nil {
+				w.o.Log.Error("history", "err", err)
+			}
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	return sctx, func() error {
+		cancel()
+		<-done
+		return stop
+	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
+	"github.com/chaosloop/chaosloop/clusters/k3s/guard"
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
@@ -44,6 +45,10 @@ type Options struct {
 	Log *slog.Logger
 	// Ready bounds Up's wait for every service to be healthy (default 2m).
 	Ready time.Duration
+	// APIBudget is how long the API server may be silent before that
+	// stops the run (guard.DefaultAPIBudget when 0); Interval, how often
+	// the guard looks (guard.DefaultInterval when 0).
+	APIBudget, Interval time.Duration
 	// Progress, when set, is told what Up does.
 	Progress func(lab.Progress)
 }
@@ -119,6 +124,7 @@ func (p *Provider) Up(ctx context.Context, sc *scenarios.Scenario) (lab.Lab, err
 		}
 		p.progress(sv.Name, "healthy", "")
 	}
+	l.watch(p.o.APIBudget, p.o.Interval)
 	return l, nil
 }
 
@@ -183,11 +189,23 @@ type Lab struct {
 
 	mu     sync.Mutex
 	active []lab.Injected
+	// recovering are faults recovered whose nodes may still be coming
+	// back (NotReady for a while): the guard excuses them until a look
+	// finds every node Ready.
+	recovering []lab.Injected
+	// stop is the stop condition met, nil until then.
+	stop *guard.Stop
+
+	stopped    chan error
+	endWatch   context.CancelFunc
+	watchDone  chan struct{}
+	closeWatch sync.Once
 }
 
 var (
-	_ lab.Lab    = (*Lab)(nil)
-	_ lab.Closer = (*Lab)(nil)
+	_ lab.Lab     = (*Lab)(nil)
+	_ lab.Closer  = (*Lab)(nil)
+	_ lab.Guarded = (*Lab)(nil)
 )
 
 // Name is the scenario's.
@@ -355,6 +373,12 @@ func (l *Lab) PreferLeaders(context.Context, time.Duration) error { return nil }
 // Inject puts f in place through the nemesis (recorded on the cluster
 // before it acts).
 func (l *Lab) Inject(ctx context.Context, f lab.Fault) (lab.Injected, error) {
+	l.mu.Lock()
+	stop := l.stop
+	l.mu.Unlock()
+	if stop != nil {
+		return lab.Injected{Fault: f}, fmt.Errorf("%s %s not injected: %w: %s", f.Action, f.Target, lab.ErrStopped, stop.Reason)
+	}
 	af, err := l.nemesis.Inject(ctx, f)
 	if rerr := l.refresh(context.WithoutCancel(ctx)); rerr != nil {
 		l.log.Warn("k3s: reading the faults in place", "err", rerr)
@@ -364,6 +388,7 @@ func (l *Lab) Inject(ctx context.Context, f lab.Fault) (lab.Injected, error) {
 
 // Recover undoes f.
 func (l *Lab) Recover(ctx context.Context, f lab.Fault) error {
+	l.comingBack(func(in lab.Injected) bool { return in.Key() == f.Key() })
 	err := l.nemesis.Recover(ctx, f)
 	if rerr := l.refresh(context.WithoutCancel(ctx)); rerr != nil {
 		l.log.Warn("k3s: reading the faults in place", "err", rerr)
@@ -373,6 +398,7 @@ func (l *Lab) Recover(ctx context.Context, f lab.Fault) error {
 
 // RecoverAll undoes every fault recorded for the scenario.
 func (l *Lab) RecoverAll(ctx context.Context) error {
+	l.comingBack(func(lab.Injected) bool { return true })
 	err := l.nemesis.RecoverAll(ctx)
 	if rerr := l.refresh(context.WithoutCancel(ctx)); rerr != nil {
 		l.log.Warn("k3s: reading the faults in place", "err", rerr)
@@ -380,9 +406,79 @@ func (l *Lab) RecoverAll(ctx context.Context) error {
 	return err
 }
 
-// Close ends the probes' connections (lab.Closer); the faults and the
-// cluster are as they were.
-func (l *Lab) Close() error { return l.prober.Close() }
+// Close ends the guard's watch and the probes' connections (lab.Closer);
+// the faults and the cluster are as they were.
+func (l *Lab) Close() error {
+	l.closeWatch.Do(func() {
+		if l.endWatch != nil {
+			l.endWatch()
+			<-l.watchDone
+		}
+	})
+	return l.prober.Close()
+}
+
+// Stopped delivers the stop condition, once (lab.Guarded).
+func (l *Lab) Stopped() <-chan error { return l.stopped }
+
+// watch starts the stop conditions' guard (package guard), from a lab
+// whose services are healthy until Close: when something outside the
+// faults goes wrong, every fault is recovered, new ones are refused, and
+// Stopped says why.
+func (l *Lab) watch(apiBudget, interval time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stopped, l.endWatch, l.watchDone = make(chan error, 1), cancel, make(chan struct{})
+	g := &guard.Guard{Cluster: l.cluster, Topology: l.topo, NodeMap: l.nm, Log: l.log, APIBudget: apiBudget, Interval: interval,
+		Faults: l.guarded, Looked: l.looked}
+	go func() {
+		defer close(l.watchDone)
+		var stop *guard.Stop
+		if err := g.Watch(ctx); !errors.As(err, &stop) {
+			return
+		}
+		l.mu.Lock()
+		l.stop = stop
+		l.mu.Unlock()
+		l.log.Warn("k3s: stop condition: recovering every fault", "reason", stop.Reason)
+		rctx, rcancel := context.WithTimeout(context.Background(), 2*nemesis.DefaultWait)
+		err := l.RecoverAll(rctx)
+		rcancel()
+		if err != nil {
+			l.stopped <- fmt.Errorf("%w: %s; not every fault recovered: %v", lab.ErrStopped, stop.Reason, err)
+			return
+		}
+		l.stopped <- fmt.Errorf("%w: %s; every fault recovered", lab.ErrStopped, stop.Reason)
+	}()
+}
+
+// guarded are the faults the guard excuses nodes for: those in place and
+// those recovered whose nodes may still be coming back.
+func (l *Lab) guarded() []lab.Injected {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append(slices.Clone(l.active), l.recovering...)
+}
+
+// looked forgets the recovered faults once every node is Ready again.
+func (l *Lab) looked(lk guard.Look) {
+	if lk.Nodes > 0 && len(lk.NotReady) == 0 {
+		l.mu.Lock()
+		l.recovering = nil
+		l.mu.Unlock()
+	}
+}
+
+// comingBack moves the active faults which says to recovering, before
+// they are recovered: their nodes may come back slowly.
+func (l *Lab) comingBack(which func(lab.Injected) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, in := range l.active {
+		if which(in) {
+			l.recovering = append(l.recovering, in)
+		}
+	}
+}
 
 // ActiveFaults are the faults in place as last read from the cluster.
 func (l *Lab) ActiveFaults() []lab.Injected {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,10 +13,12 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3slab"
+	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
 	"github.com/chaosloop/chaosloop/clusters/kind/k8sbin"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/reports/checks"
 	"github.com/chaosloop/chaosloop/runner"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -142,15 +145,20 @@ spec:
 // three members at once (their pods deleted, gone for good: no controller
 // makes them anew), which leaves no quorum: FAIL. It runs last, since it
 // breaks the etcd.
-func attachedRuns(t *testing.T, kc *k3s.Cluster) {
+func attachedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, observe func() k3s.AttachedService, from string) {
 	ev := enginetest.NewEvidence(t)
 	for _, tc := range []struct {
 		file string
 		want checks.Status
 	}{
 		{"attach-etcd.yaml", checks.Pass},
+		{"stop", ""},
 		{"attach-etcd-kills.yaml", checks.Fail},
 	} {
+		if tc.file == "stop" {
+			stoppedRun(t, c, kc, ev.Sub("runs"), observe, from)
+			continue
+		}
 		sc, err := scenarios.Parse(filepath.Join("testdata", tc.file))
 		require.NoError(t, err)
 		p := k3slab.NewProvider(k3slab.Options{Cluster: kc, Log: enginetest.ProcessLog()})
@@ -178,4 +186,54 @@ func attachedRuns(t *testing.T, kc *k3s.Cluster) {
 			require.True(t, f.Injected, "%s %s went in", f.Action, f.Target)
 		}
 	}
+}
+
+// stoppedRun: the stop conditions watch a run on a real cluster. During
+// testdata/attach-etcd-stop.yaml's isolation of dc2-w, dc1-w's kubelet is
+// stopped once the run has found the etcd healthy: dc1-w NotReady, which
+// no fault concerns, stops the run (lab.ErrStopped, exit 5 in the CLI)
+// with every fault recovered; dc2-w NotReady, the fault's, does not.
+func stoppedRun(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, runs string, observe func() k3s.AttachedService, from string) {
+	ctx := t.Context()
+	sc, err := scenarios.Parse("testdata/attach-etcd-stop.yaml")
+	require.NoError(t, err)
+	var once sync.Once
+	var stoppedAt time.Time
+	kubeletStopped := make(chan error, 1)
+	p := k3slab.NewProvider(k3slab.Options{Cluster: kc, Log: enginetest.ProcessLog(), Progress: func(pr lab.Progress) {
+		if pr.Service == "etcd" && pr.Stage == "healthy" {
+			once.Do(func() {
+				stoppedAt = time.Now()
+				_, err := c.Exec(ctx, "dc1-w", "systemctl stop kubelet")
+				kubeletStopped <- err
+			})
+		}
+	}})
+	start := time.Now()
+	res, err := runner.Run(ctx, runner.Options{Scenario: sc, Provider: p, RunsDir: runs, Seed: 1,
+		Log: enginetest.ProcessLog(), Converge: 20 * time.Second})
+	require.NoError(t, <-kubeletStopped)
+	require.ErrorIs(t, err, lab.ErrStopped)
+	require.Contains(t, err.Error(), "node/dc1-w")
+	require.NotContains(t, err.Error(), "node/dc2-w", "dc2-w is the fault's")
+	require.Contains(t, err.Error(), "every fault recovered")
+	t.Logf("run --on k3s stopped %s after dc1-w's kubelet stopped (run %s): %v", time.Since(stoppedAt).Round(time.Second), time.Since(start).Round(time.Second), err)
+	require.NotNil(t, res.Report, "judged on what it saw")
+	active, err := nemesis.Active(ctx, kc, sc.Name)
+	require.NoError(t, err)
+	require.Empty(t, active, "every fault recovered")
+
+	_, err = c.Exec(ctx, "dc1-w", "systemctl start kubelet")
+	require.NoError(t, err)
+	waitReady(t, c, "dc1-w", true, 3*time.Minute)
+	waitReady(t, c, "dc2-w", true, 3*time.Minute)
+	require.Eventually(t, func() bool {
+		_, err := c.Kubectl(ctx, nil, "exec", from, "--", "true")
+		return err == nil
+	}, 2*time.Minute, time.Second, "dc1-w's kubelet serves its pods again")
+	var seen k3s.AttachedService
+	require.Eventually(t, func() bool {
+		seen = observe()
+		return seen.Healthy()
+	}, 3*time.Minute, time.Second, "the adopter's etcd whole again: %s", describe(seen))
 }

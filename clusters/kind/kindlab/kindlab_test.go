@@ -586,7 +586,7 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	t.Logf("adopter's etcd whole again %s after the recovery: %s", time.Since(start).Round(time.Second), describe(etcdSeen))
 
 	// run --on k3s in attach mode: the etcd sampled through a schedule
-	attachedRuns(t, kc)
+	attachedRuns(t, c, kc, observeEtcd, from)
 
 	// down with a fault in place: the agents lift it before they go
 	gen, err = client.Inject(ctx, "dc2-w", agent.Rule{ID: "cut", Kind: agent.Isolate, Peers: peers})

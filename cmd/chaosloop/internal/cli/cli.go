@@ -19,7 +19,7 @@ const (
 	ExitInvalid  = 2 // invalid scenario file or usage
 	ExitSafety   = 3 // run: acknowledged loss or money not conserved
 	ExitLiveness = 4 // run: quorum, throughput or recovery not as expected
-	ExitStopped  = 5 // fault --hold on a real cluster: a stop condition was met, every fault recovered
+	ExitStopped  = 5 // fault --hold or run on a real cluster: a stop condition was met, every fault recovered
 )
 
 // ExitError carries the exit status a command wants. A nil Err means the

@@ -194,6 +194,12 @@ func execute(cmd *cobra.Command, env *cli.Env, f *flags, o runner.Options) error
 		if res != nil {
 			fmt.Fprintf(env.Err, "run directory: %s\n", res.Dir)
 		}
+		if errors.Is(err, lab.ErrStopped) {
+			// a stop condition on a real cluster: the faults are recovered
+			// and the report says what was seen until then
+			fmt.Fprintf(env.Err, "chaosloop: run stopped: %v\n", err)
+			return cli.Exit(cli.ExitStopped)
+		}
 		return err
 	}
 	if res.Report.ExitCode != 0 {

@@ -1,0 +1,161 @@
+package k3slab
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent/agenttest"
+	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
+	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/lab"
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+// A real API server with testdata/handlers.yaml's nodes, agents that
+// confirm every rule, and the adopter's handler pods, one per worker
+// node, Ready. There is no kubelet: the tests set Ready themselves. The
+// etcd probe through port-forward needs one: the kind test runs it.
+func cluster(t *testing.T) (*k3s.Cluster, kubernetes.Interface) {
+	s := apitest.Start(t)
+	cs, err := kubernetes.NewForConfig(s.Config)
+	require.NoError(t, err)
+	ips := map[string]string{"dc1-cp": "198.18.10.1", "dc1-w": "198.18.10.2", "dc2-w": "198.18.20.1"}
+	for _, name := range []string{"dc1-cp", "dc1-w", "dc2-w"} {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if name == "dc1-cp" {
+			n.Labels = map[string]string{"node-role.kubernetes.io/control-plane": ""}
+		}
+		n, err := cs.CoreV1().Nodes().Create(t.Context(), n, metav1.CreateOptions{})
+		require.NoError(t, err)
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ips[name]}}
+		_, err = cs.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{})
+		require.NoError(t, err)
+		setReady(t, cs, name, corev1.ConditionTrue)
+	}
+	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
+	agenttest.Confirm(t, cs)
+	_, err = cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "adopter"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = cs.CoreV1().ServiceAccounts("adopter").Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	for name, node := range map[string]string{"handlers-0": "dc1-w", "handlers-1": "dc2-w"} {
+		pod, err := cs.CoreV1().Pods("adopter").Create(t.Context(), &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "handlers"}},
+			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "registry.example/x:1"}}},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		pod.Status.Phase = corev1.PodRunning
+		pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		_, err = cs.CoreV1().Pods("adopter").UpdateStatus(t.Context(), pod, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+	c, err := k3s.NewCluster(enginetest.Log(t), s.Config, s.Context)
+	require.NoError(t, err)
+	return c, cs
+}
+
+func setReady(t *testing.T, cs kubernetes.Interface, node string, st corev1.ConditionStatus) {
+	n, err := cs.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{})
+	require.NoError(t, err)
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st, Reason: "KubeletReady",
+		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}}
+	_, err = cs.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{})
+	require.NoError(t, err)
+}
+
+func up(t *testing.T, c *k3s.Cluster) *Lab {
+	sc, err := scenarios.Parse("testdata/handlers.yaml")
+	require.NoError(t, err)
+	p := NewProvider(Options{Cluster: c, Log: enginetest.Log(t), Ready: 10 * time.Second, Interval: 100 * time.Millisecond})
+	require.Equal(t, Observing, p.Capabilities().Observing)
+	require.NotContains(t, p.Capabilities().Actions, scenarios.ActionPause)
+	require.NotContains(t, p.Capabilities().Actions, scenarios.ActionPowerOff, "no BMC inventory")
+	lb, err := p.Up(t.Context(), sc)
+	require.NoError(t, err)
+	l := lb.(*Lab)
+	t.Cleanup(func() { require.NoError(t, l.Close()) })
+	return l
+}
+
+// The handlers observed from their pods, in the scenario's member order
+// and on its nodes; a pod that turns NotReady is a member down.
+func TestObserveAttachedPods(t *testing.T) {
+	c, cs := cluster(t)
+	l := up(t, c)
+	si, err := l.ServiceStatus(t.Context(), "handlers")
+	require.NoError(t, err)
+	require.True(t, si.Healthy)
+	require.True(t, si.Writable)
+	require.Len(t, si.Members, 2)
+	require.Equal(t, "handlers-1", si.Members[1].Name)
+	require.Equal(t, "dc2-w", si.Members[1].Node)
+	obs, up, _ := lab.Observe(si)
+	require.Equal(t, "ok", obs)
+	require.Equal(t, 2, up)
+
+	require.NoError(t, cs.CoreV1().Pods("adopter").Delete(t.Context(), "handlers-1", metav1.DeleteOptions{}))
+	si, err = l.ServiceStatus(t.Context(), "handlers")
+	require.NoError(t, err)
+	require.False(t, si.Healthy)
+	require.Equal(t, "no pod", si.Members[1].Detail)
+	obs, _, _ = lab.Observe(si)
+	require.Equal(t, "degraded", obs)
+
+	_, err = l.ServiceStatus(t.Context(), "ledger")
+	require.Error(t, err)
+	for _, call := range []error{
+		func() error { _, err := l.Endpoints("handlers"); return err }(),
+		l.StartWorkers(t.Context(), "handlers", lab.Worker{}),
+	} {
+		require.ErrorContains(t, call, "attach mode")
+	}
+}
+
+// The stop conditions watch the lab: a node the fault cuts off may turn
+// NotReady, also for a while after its recovery; a node outside the
+// faults NotReady stops everything: every fault recovered, Stopped says
+// why, and new faults are refused.
+func TestStopConditionRecoversEveryFault(t *testing.T) {
+	c, cs := cluster(t)
+	l := up(t, c)
+	cut := lab.Fault{Action: scenarios.ActionIsolate, Target: "node/dc2-w"}
+	_, err := l.Inject(t.Context(), cut)
+	require.NoError(t, err)
+	require.Len(t, l.ActiveFaults(), 1)
+	setReady(t, cs, "dc2-w", corev1.ConditionUnknown)
+	require.NoError(t, l.Recover(t.Context(), cut))
+	require.Empty(t, l.ActiveFaults())
+	// dc2-w still NotReady after the recovery: coming back, not a stop
+	select {
+	case err := <-l.Stopped():
+		t.Fatalf("stopped for the node of a recovered fault: %v", err)
+	case <-time.After(time.Second):
+	}
+	setReady(t, cs, "dc2-w", corev1.ConditionTrue)
+
+	_, err = l.Inject(t.Context(), cut)
+	require.NoError(t, err)
+	setReady(t, cs, "dc1-w", corev1.ConditionUnknown)
+	var stop error
+	select {
+	case stop = <-l.Stopped():
+	case <-time.After(30 * time.Second):
+		t.Fatal("no stop within 30 s of dc1-w NotReady")
+	}
+	require.ErrorIs(t, stop, lab.ErrStopped)
+	require.ErrorContains(t, stop, "node/dc1-w")
+	require.ErrorContains(t, stop, "every fault recovered")
+	active, err := nemesis.Active(t.Context(), c, "k3stest")
+	require.NoError(t, err)
+	require.Empty(t, active, "recovered on the cluster")
+	_, err = l.Inject(t.Context(), lab.Fault{Action: scenarios.ActionIsolate, Target: "node/dc1-w"})
+	require.True(t, errors.Is(err, lab.ErrStopped), "%v", err)
+}
