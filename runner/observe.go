@@ -12,7 +12,7 @@ import (
 )
 
 // observe is a run on a lab whose services are not chaosloop's to load
-// (lab.Observing: the adopter's own, in attach mode): no setup, handlers,
+// (lab.Capabilities.Observing: the adopter's own, in attach mode): no setup, handlers,
 // load nor final state; the services are sampled throughout while the
 // scenario's faults go in on schedule, as in a run with load, so that the
 // quorum check compares what the probes saw with analyze. The scenario's
