@@ -144,7 +144,7 @@ spec:
 // testdata/attach-etcd-kills.yaml, the negative control, kills two of the
 // three members at once (their pods deleted, gone for good: no controller
 // makes them anew), which leaves no quorum: FAIL. It runs last, since it
-// breaks the etcd.
+// breaks the etcd. Between them, stoppedRun: a stop condition ends a run.
 func attachedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, observe func() k3s.AttachedService, from string) {
 	ev := enginetest.NewEvidence(t)
 	for _, tc := range []struct {
@@ -212,7 +212,12 @@ func stoppedRun(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, runs string, 
 	start := time.Now()
 	res, err := runner.Run(ctx, runner.Options{Scenario: sc, Provider: p, RunsDir: runs, Seed: 1,
 		Log: enginetest.ProcessLog(), Converge: 20 * time.Second})
-	require.NoError(t, <-kubeletStopped)
+	select {
+	case kerr := <-kubeletStopped:
+		require.NoError(t, kerr)
+	default:
+		t.Fatalf("the run never found the etcd healthy, so dc1-w's kubelet was not stopped: %v", err)
+	}
 	require.ErrorIs(t, err, lab.ErrStopped)
 	require.Contains(t, err.Error(), "node/dc1-w")
 	require.NotContains(t, err.Error(), "node/dc2-w", "dc2-w is the fault's")
