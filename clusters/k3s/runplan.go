@@ -354,7 +354,8 @@ func shaping(f faults.Fault) string {
 }
 
 // memberStep is a kill (the member's pod deleted; its controller makes a
-// new one) or a pause (SIGSTOP of the member's container, SIGCONT at heal).
+// new one) or a pause (the node's agent freezes the member's pod, thaws it
+// at heal).
 func memberStep(topo *topology.Topology, m NodeMap, tg scenarios.Target, action string) (Step, error) {
 	sv := topo.Service(tg.Name)
 	if sv == nil {
@@ -366,13 +367,11 @@ func memberStep(topo *topology.Topology, m NodeMap, tg scenarios.Target, action 
 	}
 	cn := m.ClusterNode(sv.Members[i].Name)
 	member := tg.String()
-	st := Step{Mechanism: MechanismPod, Nodes: []string{cn}, Member: member}
 	if action == scenarios.ActionKill {
-		st.Action = fmt.Sprintf("delete pod of %s on node/%s", member, cn)
-	} else {
-		st.Action = fmt.Sprintf("SIGSTOP the member container of %s on node/%s (SIGCONT at heal)", member, cn)
+		return Step{Mechanism: MechanismPod, Nodes: []string{cn}, Member: member, Action: fmt.Sprintf("delete pod of %s on node/%s", member, cn)}, nil
 	}
-	return st, nil
+	return Step{Mechanism: MechanismAgent, Nodes: []string{cn}, Member: member,
+		Action: fmt.Sprintf("freeze the pod of %s on node/%s (its cgroup's freezer, as SIGSTOP; thawed at heal)", member, cn)}, nil
 }
 
 // WriteText prints the plan as a person reads it: the objects as a

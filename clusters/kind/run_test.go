@@ -2,14 +2,10 @@ package kind_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -69,43 +65,19 @@ func runOnKind(t *testing.T, sc *scenarios.Scenario, seed uint64, power *bmc.Inv
 func TestGaleraTwoInOneRackFailsOnKind(t *testing.T) {
 	sc := runnertest.Parse(t, "kneg-galera", runnertest.GaleraRack("kneg-galera", ", {name: cp, pools: [K3S-CONTROL-PLANE]}"))
 	kindtest.Daemon(t)
-	power, logs := redfishPower(t, sc, "a1", "a2")
-	runnertest.RequireGaleraQuorumFail(t, runOnKind(t, sc, 7, power).Report)
-	for node, log := range logs {
-		b, err := os.ReadFile(log)
-		require.NoError(t, err, "node %s: its BMC never powered its container", node)
-		require.Regexp(t, `(?s)set power 0: ok.*set power 1: ok`, string(b), "node %s went off and on through its BMC", node)
-	}
-}
-
-// redfishPower starts one sushy-tools Redfish service with a system per
-// node, each powering the node's kind container, and returns the
-// inventory naming them, with the chassis programs' logs by node.
-func redfishPower(t *testing.T, sc *scenarios.Scenario, nodes ...string) (*bmc.Inventory, map[string]string) {
-	t.Helper()
 	plan, err := kindlab.NewPlan(sc)
 	require.NoError(t, err)
-	const user = "chaosloop"
-	pw := "pw-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	t.Setenv("CHAOSLOOP_TEST_BMC_PASSWORD", pw)
-	var systems []bmctest.FakeSystem
-	for i, node := range nodes {
+	var machines []bmctest.Machine
+	for _, node := range []string{"a1", "a2"} {
 		n, ok := plan.Node(node)
 		require.True(t, ok, node)
-		systems = append(systems, bmctest.FakeSystem{UUID: fmt.Sprintf("6c0b6a1e-0000-4000-8000-%012d", i+1), Name: node, Container: n.Container})
+		machines = append(machines, bmctest.Machine{Node: node, Container: n.Container})
 	}
-	srv := bmctest.StartSushy(t, user, pw, systems...)
-	var inv strings.Builder
-	logs := map[string]string{}
-	inv.WriteString("bmcs:\n")
-	for _, sys := range systems {
-		fmt.Fprintf(&inv, "  - {node: %s, protocol: redfish, address: '%s', system: '%s', username: %s, passwordEnv: CHAOSLOOP_TEST_BMC_PASSWORD}\n",
-			sys.Name, srv.Addr, sys.UUID, user)
-		logs[sys.Name] = filepath.Join(srv.Dir, "chassis-"+sys.UUID+".log")
+	power, logs := bmctest.RedfishInventory(t, machines...)
+	runnertest.RequireGaleraQuorumFail(t, runOnKind(t, sc, 7, power).Report)
+	for node, log := range logs {
+		cycled, err := bmctest.PowerCycled(log)
+		require.NoError(t, err, "node %s: its BMC never powered its container", node)
+		require.True(t, cycled, "node %s went off and on through its BMC", node)
 	}
-	path := filepath.Join(t.TempDir(), "bmcs.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(inv.String()), 0o600))
-	power, err := bmc.Load(path)
-	require.NoError(t, err)
-	return power, logs
 }

@@ -45,6 +45,10 @@ type Config struct {
 	Scenario string
 	// Resync is DefaultResync when 0.
 	Resync time.Duration
+	// Cgroups is the node's cgroup root (its /sys/fs/cgroup) and StateDir
+	// a directory on the node for the agent's marks of frozen pods: freeze
+	// rules need both ("": refused).
+	Cgroups, StateDir string
 }
 
 // Run reconciles the current network namespace's iptables to the node's
@@ -86,6 +90,9 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	rc := &reconciler{t: ipt{log: log}, log: log, delayers: map[string]*delayer{}, poke: poke}
+	if cfg.Cgroups != "" && cfg.StateDir != "" {
+		rc.fz = &freezer{cgroups: cfg.Cgroups, state: cfg.StateDir}
+	}
 	defer rc.stopAll()
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
@@ -174,6 +181,8 @@ type reconciler struct {
 	log      *slog.Logger
 	delayers map[string]*delayer
 	poke     func()
+	// fz applies freeze rules (nil: refused).
+	fz *freezer
 	// nextExpiry is when the next rule of the last desired state expires
 	// (zero: none will).
 	nextExpiry time.Time
@@ -280,8 +289,30 @@ func (rc *reconciler) apply(ctx context.Context, rules []Rule) ([]string, error)
 			rc.stop(c, d)
 		}
 	}
+	ids, err := rc.freeze(rules)
+	applied = append(applied, ids...)
+	errs = append(errs, err)
 	slices.Sort(applied)
 	return applied, errors.Join(errs...)
+}
+
+// freeze applies the freeze rules among rules, thawing what is no
+// longer wanted.
+func (rc *reconciler) freeze(rules []Rule) ([]string, error) {
+	var freezes []Rule
+	for _, r := range rules {
+		if r.Kind == Freeze {
+			freezes = append(freezes, r)
+		}
+	}
+	if rc.fz != nil {
+		return rc.fz.apply(freezes)
+	}
+	var errs []error
+	for _, r := range freezes {
+		errs = append(errs, fmt.Errorf("rule %s: %w", r.ID, errNoFreezer))
+	}
+	return nil, errors.Join(errs...)
 }
 
 // put makes r's chain complete, its delayer bound and the chain hooked.

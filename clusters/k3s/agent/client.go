@@ -62,20 +62,13 @@ func (c *Client) Recover(ctx context.Context, node, id string) (int64, error) {
 // RecoverAll removes every rule from every node, returning each node's
 // generation without them.
 func (c *Client) RecoverAll(ctx context.Context) (map[string]int64, error) {
-	owned, err := k3s.OwnedLabels(c.Scenario)
+	list, err := c.desiredStates(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	owned[ComponentLabel] = ComponentFaults
-	list, err := c.Kube.CoreV1().ConfigMaps(Namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.Set(owned).String(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("agent: listing desired states: %w", err)
+		return nil, err
 	}
 	gens := map[string]int64{}
 	var errs []error
-	for _, cm := range list.Items {
+	for _, cm := range list {
 		node := cm.Labels[NodeLabel]
 		if node == "" {
 			continue
@@ -88,6 +81,42 @@ func (c *Client) RecoverAll(ctx context.Context) (map[string]int64, error) {
 		gens[node] = g
 	}
 	return gens, errors.Join(errs...)
+}
+
+// NodesWith returns the nodes whose desired state has rule id, sorted.
+func (c *Client) NodesWith(ctx context.Context, id string) ([]string, error) {
+	list, err := c.desiredStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var nodes []string
+	for _, cm := range list {
+		rules, err := parseRules(cm.Data[RulesKey])
+		if err != nil {
+			return nil, fmt.Errorf("agent: desired state %s: %w", cm.Name, err)
+		}
+		if node := cm.Labels[NodeLabel]; node != "" && slices.ContainsFunc(rules, func(r Rule) bool { return r.ID == id }) {
+			nodes = append(nodes, node)
+		}
+	}
+	slices.Sort(nodes)
+	return nodes, nil
+}
+
+// desiredStates lists the scenario's desired states.
+func (c *Client) desiredStates(ctx context.Context) ([]corev1.ConfigMap, error) {
+	owned, err := k3s.OwnedLabels(c.Scenario)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	owned[ComponentLabel] = ComponentFaults
+	list, err := c.Kube.CoreV1().ConfigMaps(Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.Set(owned).String(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: listing desired states: %w", err)
+	}
+	return list.Items, nil
 }
 
 // editBackoff spaces retries after a conflict. client-go's DefaultRetry

@@ -38,11 +38,15 @@ func hooks(table string) []string {
 	return []string{"INPUT", "OUTPUT", "FORWARD"}
 }
 
+// tableOf is the table of a rule's chain ("": a freeze, which has none).
 func tableOf(k Kind) string {
-	if k == Latency {
+	switch k {
+	case Latency:
 		return "mangle"
+	case Isolate:
+		return "filter"
 	}
-	return "filter"
+	return ""
 }
 
 // The agent's own connection to the API server passes its isolate rules,
@@ -250,12 +254,16 @@ func allocQueue(id string, used map[uint16]bool) (uint16, error) {
 }
 
 // Cleanup removes every chaosloop chain, and the jumps to them, from the
-// current network namespace: for `chaosloop down`, with no agent running
-// (a running one would put its rules back). Absent chains are not an
-// error.
-func Cleanup(ctx context.Context, log *slog.Logger) error {
+// current network namespace, and thaws every pod marked frozen in
+// stateDir ("": none; cgroups is the node's cgroup root, as for Run): for
+// `chaosloop down`, with no agent running (a running one would put its
+// rules back). Absent chains are not an error.
+func Cleanup(ctx context.Context, log *slog.Logger, cgroups, stateDir string) error {
 	t := ipt{log: log}
 	var errs []error
+	if stateDir != "" {
+		errs = append(errs, (&freezer{cgroups: cgroups, state: stateDir}).thawAll())
+	}
 	for _, table := range []string{"filter", "mangle"} {
 		st, err := t.read(ctx, table)
 		if err != nil {

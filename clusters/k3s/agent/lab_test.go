@@ -50,7 +50,7 @@ func TestMain(m *testing.M) {
 		os.Exit(childAgent())
 	case "cleanup":
 		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-		if err := Cleanup(context.Background(), log); err != nil {
+		if err := Cleanup(context.Background(), log, "", ""); err != nil {
 			log.Error("cleanup", "err", err)
 			os.Exit(1)
 		}

@@ -14,6 +14,14 @@ import (
 // Name names the agent's DaemonSet, ServiceAccount and Role.
 const Name = k3s.AgentName
 
+// CgroupsMount is where the agent sees the node's /sys/fs/cgroup, and
+// StateDir the node's directory (the same path in the agent) where it
+// marks the pods it froze.
+const (
+	CgroupsMount = "/host/sys/fs/cgroup"
+	StateDir     = "/var/lib/chaosloop-agent"
+)
+
 // Manifest is what deploys the agent: apply in this order.
 type Manifest struct {
 	Namespace      *corev1.Namespace
@@ -88,25 +96,40 @@ func NewManifest(image, scenario string) (Manifest, error) {
 						},
 						PriorityClassName: "system-node-critical",
 						Containers: []corev1.Container{{
-							Name:    "agent",
-							Image:   image,
-							Command: []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)", "--scenario", scenario},
+							Name:  "agent",
+							Image: image,
+							Command: []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)", "--scenario", scenario,
+								"--cgroups", CgroupsMount, "--state-dir", StateDir},
 							Env: []corev1.EnvVar{
 								{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
 								{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 							},
 							SecurityContext: &corev1.SecurityContext{
 								RunAsUser: &root,
-								// iptables and NFQUEUE need NET_ADMIN, nothing more
+								// iptables and NFQUEUE need NET_ADMIN, nothing more; a
+								// freeze is a write to a root-owned cgroup file
 								Capabilities:           &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}, Drop: []corev1.Capability{"ALL"}},
 								ReadOnlyRootFilesystem: &yes,
 							},
-							VolumeMounts: []corev1.VolumeMount{{Name: "xtables-lock", MountPath: "/run/xtables.lock"}},
+							VolumeMounts: []corev1.VolumeMount{
+								{Name: "xtables-lock", MountPath: "/run/xtables.lock"},
+								{Name: "cgroups", MountPath: CgroupsMount},
+								{Name: "state", MountPath: StateDir},
+							},
 						}},
-						// iptables takes the xtables lock under /run
-						Volumes: []corev1.Volume{{Name: "xtables-lock", VolumeSource: corev1.VolumeSource{
-							HostPath: &corev1.HostPathVolumeSource{Path: "/run/xtables.lock", Type: ptr(corev1.HostPathFileOrCreate)},
-						}}},
+						Volumes: []corev1.Volume{
+							// iptables takes the xtables lock under /run
+							{Name: "xtables-lock", VolumeSource: corev1.VolumeSource{
+								HostPath: &corev1.HostPathVolumeSource{Path: "/run/xtables.lock", Type: ptr(corev1.HostPathFileOrCreate)},
+							}},
+							// pause freezes a pod's cgroup (freeze.go)
+							{Name: "cgroups", VolumeSource: corev1.VolumeSource{
+								HostPath: &corev1.HostPathVolumeSource{Path: "/sys/fs/cgroup", Type: ptr(corev1.HostPathDirectory)},
+							}},
+							{Name: "state", VolumeSource: corev1.VolumeSource{
+								HostPath: &corev1.HostPathVolumeSource{Path: StateDir, Type: ptr(corev1.HostPathDirectoryOrCreate)},
+							}},
+						},
 					},
 				},
 				// one agent per node at a time: a new agent binds the NFQUEUEs

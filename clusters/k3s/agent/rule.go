@@ -75,6 +75,9 @@ const (
 	// forwards to the peers: its egress only, so a round trip between
 	// the node and a peer grows by Delay.
 	Latency Kind = "latency"
+	// Freeze stops every process of the pod Pod on the node, as SIGSTOP
+	// does (a pause), through its cgroup freezer; no peers.
+	Freeze Kind = "freeze"
 )
 
 // Duration is a time.Duration written as "50ms" in JSON.
@@ -100,8 +103,10 @@ type Rule struct {
 	// ID names the rule among the node's rules; Recover takes it.
 	ID   string `json:"id"`
 	Kind Kind   `json:"kind"`
-	// Peers are IPv4 addresses or CIDRs.
-	Peers  []string `json:"peers"`
+	// Peers are IPv4 addresses or CIDRs (isolate, latency).
+	Peers []string `json:"peers,omitempty"`
+	// Pod is the UID of a freeze rule's pod.
+	Pod    string   `json:"pod,omitempty"`
 	Delay  Duration `json:"delay,omitempty"`
 	Jitter Duration `json:"jitter,omitempty"`
 	// Loss is the probability (0..1) a latency rule drops a packet.
@@ -134,8 +139,26 @@ func (r Rule) Validate() (Rule, error) {
 		case r.Delay == 0 && r.Jitter == 0 && r.Loss == 0:
 			return r, fmt.Errorf("rule %s: latency needs a delay, jitter or loss", r.ID)
 		}
+	case Freeze:
+		switch {
+		case r.Delay != 0 || r.Jitter != 0 || r.Loss != 0 || len(r.Peers) > 0:
+			return r, fmt.Errorf("rule %s: freeze takes no peers, delay, jitter or loss", r.ID)
+		case !podUIDRE.MatchString(r.Pod):
+			return r, fmt.Errorf("rule %s: freeze: pod %q is not a pod UID", r.ID, r.Pod)
+		}
 	default:
-		return r, fmt.Errorf("rule %s: kind %q: want %s or %s", r.ID, r.Kind, Isolate, Latency)
+		return r, fmt.Errorf("rule %s: kind %q: want %s, %s or %s", r.ID, r.Kind, Isolate, Latency, Freeze)
+	}
+	if r.Kind != Freeze && r.Pod != "" {
+		return r, fmt.Errorf("rule %s: %s takes no pod", r.ID, r.Kind)
+	}
+	if r.Expires != nil {
+		// one form, so that equal rules hash (and chain) the same
+		t := r.Expires.UTC().Truncate(time.Millisecond)
+		r.Expires = &t
+	}
+	if r.Kind == Freeze {
+		return r, nil
 	}
 	if len(r.Peers) == 0 {
 		return r, fmt.Errorf("rule %s: no peers", r.ID)
@@ -157,11 +180,6 @@ func (r Rule) Validate() (Rule, error) {
 	}
 	slices.Sort(peers)
 	r.Peers = slices.Compact(peers)
-	if r.Expires != nil {
-		// one form, so that equal rules hash (and chain) the same
-		t := r.Expires.UTC().Truncate(time.Millisecond)
-		r.Expires = &t
-	}
 	return r, nil
 }
 

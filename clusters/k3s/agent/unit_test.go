@@ -104,7 +104,18 @@ func TestManifest(t *testing.T) {
 	c := spec.Containers[0]
 	require.Equal(t, "registry.example/chaosloop:v1", c.Image)
 	require.Contains(t, c.SecurityContext.Capabilities.Add, corev1.Capability("NET_ADMIN"))
-	require.Equal(t, []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)", "--scenario", "sc1"}, c.Command)
+	require.Equal(t, []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)", "--scenario", "sc1",
+		"--cgroups", CgroupsMount, "--state-dir", StateDir}, c.Command)
+	// pause: the node's cgroups and a state directory that outlives the pod
+	hostPaths := map[string]string{}
+	for _, v := range spec.Volumes {
+		hostPaths[v.Name] = v.HostPath.Path
+	}
+	for _, vm := range c.VolumeMounts {
+		hostPaths[vm.MountPath] = hostPaths[vm.Name]
+	}
+	require.Equal(t, "/sys/fs/cgroup", hostPaths[CgroupsMount])
+	require.Equal(t, StateDir, hostPaths[StateDir])
 	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "NODE_NAME" })
 	require.GreaterOrEqual(t, i, 0)
 	require.Equal(t, "spec.nodeName", c.Env[i].ValueFrom.FieldRef.FieldPath, "NODE_NAME from the downward API")

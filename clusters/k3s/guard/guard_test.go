@@ -17,6 +17,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
+	"github.com/chaosloop/chaosloop/clusters/k3s/k3stest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/lab"
 )
@@ -35,18 +36,8 @@ func newCluster(t *testing.T) *cluster {
 	s := apitest.Start(t)
 	cs, err := kubernetes.NewForConfig(s.Config)
 	require.NoError(t, err)
-	for _, name := range []string{"dc1-cp", "dc1-w", "dc2-w", "other"} {
-		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if name == "dc1-cp" {
-			n.Labels = map[string]string{"node-role.kubernetes.io/control-plane": ""}
-		}
-		_, err := cs.CoreV1().Nodes().Create(t.Context(), n, metav1.CreateOptions{})
-		require.NoError(t, err)
-	}
+	k3stest.Nodes(t, cs, append(k3stest.TwoSites(), k3stest.Node{Name: "other", IP: "198.18.30.1"})...)
 	cl := &cluster{cs: cs, proxy: newProxy(t, s.URL)}
-	for _, name := range []string{"dc1-cp", "dc1-w", "dc2-w", "other"} {
-		cl.setReady(t, name, corev1.ConditionTrue)
-	}
 	rc := rest.CopyConfig(s.Config)
 	rc.Host = "https://" + cl.proxy.addr
 	rc.Timeout = 2 * time.Second
@@ -56,16 +47,7 @@ func newCluster(t *testing.T) *cluster {
 }
 
 func (cl *cluster) setReady(t *testing.T, node string, st corev1.ConditionStatus) {
-	n, err := cl.cs.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{})
-	require.NoError(t, err)
-	reason := "KubeletReady"
-	if st != corev1.ConditionTrue {
-		reason = "NodeStatusUnknown"
-	}
-	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st, Reason: reason,
-		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}}
-	_, err = cl.cs.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{})
-	require.NoError(t, err)
+	k3stest.SetReady(t, cl.cs, node, st)
 }
 
 // watching is a Watch running in the background, its looks in a channel.

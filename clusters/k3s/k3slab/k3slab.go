@@ -75,18 +75,13 @@ func NewProvider(o Options) *Provider {
 func (p *Provider) Name() string { return Name }
 
 // Capabilities: the network faults through the node agents, kill of an
-// attached member (its pod deleted), power through the BMCs when an
-// inventory is given; pause is not available yet.
+// attached member (its pod deleted) and pause (its pod frozen by its
+// node's agent), power through the BMCs when an inventory is given.
 func (p *Provider) Capabilities() lab.Capabilities {
 	c := lab.Capabilities{Actions: map[string][]string{}, Observing: Observing}
 	for _, a := range scenarios.Actions {
-		switch a {
-		case scenarios.ActionPause:
+		if (a == scenarios.ActionPowerOff || a == scenarios.ActionDestroy) && p.o.BMC == nil {
 			continue
-		case scenarios.ActionPowerOff, scenarios.ActionDestroy:
-			if p.o.BMC == nil {
-				continue
-			}
 		}
 		c.Actions[a] = scenarios.ActionTargets(a)
 	}

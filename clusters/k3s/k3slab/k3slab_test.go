@@ -11,8 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
-	"github.com/chaosloop/chaosloop/clusters/k3s/agent/agenttest"
-	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
+	"github.com/chaosloop/chaosloop/clusters/k3s/k3stest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/lab"
@@ -24,51 +23,14 @@ import (
 // node, Ready. There is no kubelet: the tests set Ready themselves. The
 // etcd probe through port-forward needs one: the kind test runs it.
 func cluster(t *testing.T) (*k3s.Cluster, kubernetes.Interface) {
-	s := apitest.Start(t)
-	cs, err := kubernetes.NewForConfig(s.Config)
-	require.NoError(t, err)
-	ips := map[string]string{"dc1-cp": "198.18.10.1", "dc1-w": "198.18.10.2", "dc2-w": "198.18.20.1"}
-	for _, name := range []string{"dc1-cp", "dc1-w", "dc2-w"} {
-		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if name == "dc1-cp" {
-			n.Labels = map[string]string{"node-role.kubernetes.io/control-plane": ""}
-		}
-		n, err := cs.CoreV1().Nodes().Create(t.Context(), n, metav1.CreateOptions{})
-		require.NoError(t, err)
-		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ips[name]}}
-		_, err = cs.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{})
-		require.NoError(t, err)
-		setReady(t, cs, name, corev1.ConditionTrue)
-	}
-	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
-	agenttest.Confirm(t, cs)
-	_, err = cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "adopter"}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	_, err = cs.CoreV1().ServiceAccounts("adopter").Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
-	require.NoError(t, err)
+	s, cs := k3stest.WithAgents(t, "k3stest", k3stest.TwoSites(), "dc1-cp", "dc1-w", "dc2-w")
+	k3stest.AdopterNamespace(t, cs)
 	for name, node := range map[string]string{"handlers-0": "dc1-w", "handlers-1": "dc2-w"} {
-		pod, err := cs.CoreV1().Pods("adopter").Create(t.Context(), &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "handlers"}},
-			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "registry.example/x:1"}}},
-		}, metav1.CreateOptions{})
-		require.NoError(t, err)
-		pod.Status.Phase = corev1.PodRunning
-		pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-		_, err = cs.CoreV1().Pods("adopter").UpdateStatus(t.Context(), pod, metav1.UpdateOptions{})
-		require.NoError(t, err)
+		k3stest.AdopterPod(t, cs, k3stest.Pod{Name: name, Node: node, Labels: map[string]string{"app": "handlers"}, Ready: true})
 	}
 	c, err := k3s.NewCluster(enginetest.Log(t), s.Config, s.Context)
 	require.NoError(t, err)
 	return c, cs
-}
-
-func setReady(t *testing.T, cs kubernetes.Interface, node string, st corev1.ConditionStatus) {
-	n, err := cs.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{})
-	require.NoError(t, err)
-	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st, Reason: "KubeletReady",
-		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}}
-	_, err = cs.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{})
-	require.NoError(t, err)
 }
 
 func up(t *testing.T, c *k3s.Cluster) *Lab {
@@ -76,7 +38,7 @@ func up(t *testing.T, c *k3s.Cluster) *Lab {
 	require.NoError(t, err)
 	p := NewProvider(Options{Cluster: c, Log: enginetest.Log(t), Ready: 10 * time.Second, Interval: 100 * time.Millisecond})
 	require.Equal(t, Observing, p.Capabilities().Observing)
-	require.NotContains(t, p.Capabilities().Actions, scenarios.ActionPause)
+	require.Contains(t, p.Capabilities().Actions, scenarios.ActionPause, "the node agents freeze a member's pod")
 	require.NotContains(t, p.Capabilities().Actions, scenarios.ActionPowerOff, "no BMC inventory")
 	lb, err := p.Up(t.Context(), sc)
 	require.NoError(t, err)
@@ -130,7 +92,7 @@ func TestStopConditionRecoversEveryFault(t *testing.T) {
 	_, err := l.Inject(t.Context(), cut)
 	require.NoError(t, err)
 	require.Len(t, l.ActiveFaults(), 1)
-	setReady(t, cs, "dc2-w", corev1.ConditionUnknown)
+	k3stest.SetReady(t, cs, "dc2-w", corev1.ConditionUnknown)
 	require.NoError(t, l.Recover(t.Context(), cut))
 	require.Empty(t, l.ActiveFaults())
 	// dc2-w still NotReady after the recovery: coming back, not a stop
@@ -139,11 +101,11 @@ func TestStopConditionRecoversEveryFault(t *testing.T) {
 		t.Fatalf("stopped for the node of a recovered fault: %v", err)
 	case <-time.After(time.Second):
 	}
-	setReady(t, cs, "dc2-w", corev1.ConditionTrue)
+	k3stest.SetReady(t, cs, "dc2-w", corev1.ConditionTrue)
 
 	_, err = l.Inject(t.Context(), cut)
 	require.NoError(t, err)
-	setReady(t, cs, "dc1-w", corev1.ConditionUnknown)
+	k3stest.SetReady(t, cs, "dc1-w", corev1.ConditionUnknown)
 	var stop error
 	select {
 	case stop = <-l.Stopped():

@@ -26,6 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
@@ -230,10 +231,7 @@ func (n *Nemesis) plan(f lab.Fault) (k3s.PlannedFault, error) {
 	if !slices.Contains(scenarios.ActionTargets(f.Action), tg.Kind) {
 		return k3s.PlannedFault{}, fmt.Errorf("%s cannot target a %s (it takes %s)", f.Action, tg.Kind, strings.Join(scenarios.ActionTargets(f.Action), ", "))
 	}
-	if f.Action == scenarios.ActionPause {
-		return k3s.PlannedFault{}, fmt.Errorf("%s %s: not available on --on k3s yet", f.Action, f.Target)
-	}
-	if f.Action == scenarios.ActionKill {
+	if f.Action == scenarios.ActionKill || f.Action == scenarios.ActionPause {
 		if err := n.killable(tg); err != nil {
 			return k3s.PlannedFault{}, fmt.Errorf("%s %s: %w", f.Action, f.Target, err)
 		}
@@ -278,21 +276,38 @@ func (n *Nemesis) act(ctx context.Context, f lab.Fault, pf k3s.PlannedFault, on 
 		switch st.Mechanism {
 		case k3s.MechanismAgent:
 			var rule agent.Rule
-			if on {
+			nodes := st.Nodes
+			switch {
+			case on && f.Action == scenarios.ActionPause:
+				// the node the member's pod runs on, wherever that is
+				m, err := n.memberPod(ctx, f)
+				if err != nil {
+					return err
+				}
+				rule, nodes = agent.Rule{ID: id, Kind: agent.Freeze, Pod: string(m.uid)}, []string{m.node}
+				n.Log.Info("nemesis: pause: freezing the member's pod", "target", f.Target, "pod", m.namespace+"/"+m.name, "node", m.node)
+			case on:
 				peers, err := n.addresses(ctx, st.Peers)
 				if err != nil {
 					return err
 				}
 				rule = agent.Rule{ID: id, Kind: agent.Isolate, Peers: peers}
-				if n.Lifetime > 0 {
-					exp := time.Now().Add(n.Lifetime)
-					rule.Expires = &exp
-				}
 				if f.Action == scenarios.ActionLatency {
 					rule.Kind, rule.Delay, rule.Jitter, rule.Loss = agent.Latency, agent.Duration(f.Delay), agent.Duration(f.Jitter), f.Loss
 				}
+			case f.Action == scenarios.ActionPause:
+				// recovered on whichever node holds it (the pod's)
+				var err error
+				if nodes, err = n.agents().NodesWith(ctx, id); err != nil {
+					errs = append(errs, err)
+					continue
+				}
 			}
-			for _, node := range st.Nodes {
+			if on && n.Lifetime > 0 {
+				exp := time.Now().Add(n.Lifetime)
+				rule.Expires = &exp
+			}
+			for _, node := range nodes {
 				var g int64
 				var err error
 				if on {
@@ -415,37 +430,55 @@ func (n *Nemesis) killable(tg scenarios.Target) error {
 // a precondition, so a pod made meanwhile is not), and its controller
 // makes a new one, as when a node's kubelet loses a container for good.
 func (n *Nemesis) deletePod(ctx context.Context, f lab.Fault) error {
-	tg, err := scenarios.ParseTarget(f.Target)
+	m, err := n.memberPod(ctx, f)
 	if err != nil {
 		return err
+	}
+	n.Log.Info("nemesis: kill: deleting the member's pod", "target", f.Target, "pod", m.namespace+"/"+m.name, "node", m.node)
+	err = n.Cluster.Client.CoreV1().Pods(m.namespace).Delete(ctx, m.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &m.uid}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("nemesis: %s: deleting pod %s/%s: %w", f.Target, m.namespace, m.name, err)
+	}
+	return nil
+}
+
+// member is an attached member's pod as it is now.
+type member struct {
+	namespace, name, node string
+	uid                   types.UID
+}
+
+// memberPod finds the pod of f's member (service/NAME/INDEX of an
+// attached service) and the cluster node it runs on.
+func (n *Nemesis) memberPod(ctx context.Context, f lab.Fault) (member, error) {
+	tg, err := scenarios.ParseTarget(f.Target)
+	if err != nil {
+		return member{}, err
 	}
 	var i int
 	if _, err := fmt.Sscan(tg.Member, &i); err != nil {
-		return fmt.Errorf("nemesis: %s: member %q", f.Target, tg.Member)
+		return member{}, fmt.Errorf("nemesis: %s: member %q", f.Target, tg.Member)
 	}
 	topoSv := n.Topology.Service(tg.Name)
 	if topoSv == nil || topoSv.Spec.Attach == nil {
-		return fmt.Errorf("nemesis: %s: service %s is not attached", f.Target, tg.Name)
+		return member{}, fmt.Errorf("nemesis: %s: service %s is not attached", f.Target, tg.Name)
 	}
 	sv, err := k3s.AttachedOf(ctx, n.Cluster, topoSv, n.NodeMap)
 	if err != nil {
-		return err
+		return member{}, err
 	}
 	if i >= len(sv.Members) {
-		return fmt.Errorf("nemesis: %s: service %s has %d pods (%s in namespace %s)", f.Target, sv.Service, len(sv.Members), sv.Selector, sv.Namespace)
+		return member{}, fmt.Errorf("nemesis: %s: service %s has %d pods (%s in namespace %s)", f.Target, sv.Service, len(sv.Members), sv.Selector, sv.Namespace)
 	}
 	m := sv.Members[i]
-	pods := n.Cluster.Client.CoreV1().Pods(sv.Namespace)
-	pod, err := pods.Get(ctx, m.Pod, metav1.GetOptions{})
+	pod, err := n.Cluster.Client.CoreV1().Pods(sv.Namespace).Get(ctx, m.Pod, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("nemesis: %s: pod %s/%s: %w", f.Target, sv.Namespace, m.Pod, err)
+		return member{}, fmt.Errorf("nemesis: %s: pod %s/%s: %w", f.Target, sv.Namespace, m.Pod, err)
 	}
-	n.Log.Info("nemesis: kill: deleting the member's pod", "target", f.Target, "pod", sv.Namespace+"/"+m.Pod, "node", m.Node)
-	err = pods.Delete(ctx, m.Pod, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("nemesis: %s: deleting pod %s/%s: %w", f.Target, sv.Namespace, m.Pod, err)
+	if pod.Spec.NodeName == "" {
+		return member{}, fmt.Errorf("nemesis: %s: pod %s/%s is not scheduled on a node", f.Target, sv.Namespace, m.Pod)
 	}
-	return nil
+	return member{namespace: sv.Namespace, name: pod.Name, node: pod.Spec.NodeName, uid: pod.UID}, nil
 }
 
 var ruleChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

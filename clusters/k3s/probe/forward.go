@@ -56,6 +56,9 @@ func (f *forwarder) dial(ctx context.Context, network, address string) (net.Conn
 	if f.cluster.Config == nil {
 		return nil, fmt.Errorf("dial %s: no client configuration to forward through", address)
 	}
+	// A round tripper per dial: client-go's SPDY round tripper keeps the
+	// one connection it upgraded (SpdyRoundTripper.conn), so it cannot
+	// serve two forwards.
 	rt, upgrader, err := spdy.RoundTripperFor(f.cluster.Config)
 	if err != nil {
 		return nil, err

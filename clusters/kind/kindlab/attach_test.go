@@ -3,7 +3,9 @@ package kindlab_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc/bmctest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3slab"
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
@@ -63,11 +68,7 @@ func adopterEtcd(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster) func() k3s.A
 		return services[0]
 	}
 	start := time.Now()
-	var last k3s.AttachedService
-	require.Eventually(t, func() bool {
-		last = observe()
-		return last.Healthy()
-	}, 3*time.Minute, time.Second, "the adopter's etcd turns whole: %s", describe(last))
+	last := waitWhole(t, observe, "the adopter's etcd turns whole")
 	require.Empty(t, last.Findings, "its pods are where the scenario places them")
 	t.Logf("adopter's etcd whole in %s: %s", time.Since(start).Round(time.Second), describe(last))
 	return observe
@@ -140,52 +141,114 @@ spec:
 // adopter's etcd (adopterEtcd; the scenario's agents running): no load,
 // the etcd sampled through the scenario's faults and its quorum judged
 // against analyze. testdata/attach-etcd.yaml isolates node/dc2-w, which
-// analyze says leaves the etcd writable (degraded): PASS.
-// testdata/attach-etcd-kills.yaml, the negative control, kills two of the
-// three members at once (their pods deleted, gone for good: no controller
-// makes them anew), which leaves no quorum: FAIL. It runs last, since it
-// breaks the etcd. Between them, stoppedRun: a stop condition ends a run.
-func attachedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, observe func() k3s.AttachedService, from string) {
-	ev := enginetest.NewEvidence(t)
-	for _, tc := range []struct {
-		file string
-		want checks.Status
-	}{
-		{"attach-etcd.yaml", checks.Pass},
-		{"stop", ""},
-		{"attach-etcd-kills.yaml", checks.Fail},
-	} {
-		if tc.file == "stop" {
-			stoppedRun(t, c, kc, ev.Sub("runs"), observe, from)
-			continue
-		}
-		sc, err := scenarios.Parse(filepath.Join("testdata", tc.file))
-		require.NoError(t, err)
-		p := k3slab.NewProvider(k3slab.Options{Cluster: kc, Log: enginetest.ProcessLog()})
-		start := time.Now()
-		res, err := runner.Run(t.Context(), runner.Options{Scenario: sc, Provider: p, RunsDir: ev.Sub("runs"), Seed: 1,
-			Log: enginetest.ProcessLog(), Converge: 20 * time.Second})
-		require.NoError(t, err)
-		rep := res.Report
-		quorum := rep.Check(checks.CheckQuorum)
-		require.NotNil(t, quorum)
-		t.Logf("run --on k3s %s: %s in %s (exit %d); quorum %s: %s", tc.file, rep.Verdict, time.Since(start).Round(time.Second), rep.ExitCode, quorum.Status, quorum.Summary)
-		for _, f := range quorum.Findings {
-			t.Logf("  %s: %s", f.Severity, f.Message)
-		}
-		require.Equal(t, tc.want, rep.Verdict, "%s", strings.Join(rep.Why, "\n"))
-		require.Equal(t, tc.want, quorum.Status)
-		require.Equal(t, k3slab.Observing, rep.Observing)
-		for _, c := range rep.Checks {
-			if c.ID != checks.CheckQuorum {
-				require.Equal(t, checks.Skip, c.Status, "%s: %s", c.ID, c.Summary)
-			}
-		}
-		require.NotZero(t, quorum.Counts["samplesCompared"])
-		for _, f := range rep.Faults {
-			require.True(t, f.Injected, "%s %s went in", f.Action, f.Target)
+// analyze says leaves the etcd writable (degraded): PASS; poweredRun
+// powers dc2-w's rack off through Redfish: PASS too; stoppedRun: a stop
+// condition ends a run. testdata/attach-etcd-kills.yaml, the negative
+// control, kills two of the three members at once (their pods deleted,
+// gone for good: no controller makes them anew), which leaves no quorum:
+// FAIL. It runs last, since it breaks the etcd. pods are the echo pods,
+// whose addresses poweredRun reads again.
+func attachedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, observe func() k3s.AttachedService, pods map[string]pod, from string) {
+	runs := enginetest.NewEvidence(t).Sub("runs")
+	scoredRun(t, kc, runs, "attach-etcd.yaml", nil, checks.Pass)
+	poweredRun(t, c, kc, runs, observe, pods, from)
+	pausedRun(t, c, kc, runs, observe)
+	stoppedRun(t, c, kc, runs, observe, from)
+	scoredRun(t, kc, runs, "attach-etcd-kills.yaml", nil, checks.Fail)
+}
+
+// pausedRun: testdata/attach-etcd-pauses.yaml pauses two of the three
+// members at once: the agents of their nodes freeze their pods' cgroups.
+// The etcd has no quorum while both are frozen, as analyze predicts:
+// FAIL, which only a freeze that bites can give. Thawed at recovery, the
+// etcd is whole again and no agent keeps a mark of a frozen pod.
+func pausedRun(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, runs string, observe func() k3s.AttachedService) {
+	quorum := scoredRun(t, kc, runs, "attach-etcd-pauses.yaml", nil, checks.Fail)
+	require.True(t, slices.ContainsFunc(quorum.Findings, func(f checks.Finding) bool {
+		return strings.Contains(f.Message, "active: pause service/etcd/0, pause service/etcd/1") && strings.Contains(f.Message, "quorum lost, as analyze predicts")
+	}), "the quorum lost while both members were frozen")
+	start := time.Now()
+	seen := waitWhole(t, observe, "the adopter's etcd whole again once thawed")
+	t.Logf("adopter's etcd whole again %s after the run: %s", time.Since(start).Round(time.Second), describe(seen))
+	for _, node := range adopterEtcdNodes {
+		out, err := c.Exec(t.Context(), node, "ls -A "+agent.StateDir)
+		require.NoError(t, err, "%s", out)
+		require.Empty(t, strings.TrimSpace(string(out)), "node %s: no pod left marked frozen", node)
+	}
+}
+
+// scoredRun runs testdata/file on the cluster in attach mode, power
+// through the BMCs of power (nil: none), and wants verdict want from the
+// quorum check, every other check skipped, every fault put in.
+func scoredRun(t *testing.T, kc *k3s.Cluster, runs, file string, power *bmc.Inventory, want checks.Status) *checks.Result {
+	sc, err := scenarios.Parse(filepath.Join("testdata", file))
+	require.NoError(t, err)
+	p := k3slab.NewProvider(k3slab.Options{Cluster: kc, BMC: power, Log: enginetest.ProcessLog()})
+	start := time.Now()
+	res, err := runner.Run(t.Context(), runner.Options{Scenario: sc, Provider: p, RunsDir: runs, Seed: 1,
+		Log: enginetest.ProcessLog(), Converge: 20 * time.Second})
+	require.NoError(t, err)
+	rep := res.Report
+	quorum := rep.Check(checks.CheckQuorum)
+	require.NotNil(t, quorum)
+	t.Logf("run --on k3s %s: %s in %s (exit %d); quorum %s: %s", file, rep.Verdict, time.Since(start).Round(time.Second), rep.ExitCode, quorum.Status, quorum.Summary)
+	for _, f := range quorum.Findings {
+		t.Logf("  %s: %s", f.Severity, f.Message)
+	}
+	require.Equal(t, want, rep.Verdict, "%s", strings.Join(rep.Why, "\n"))
+	require.Equal(t, want, quorum.Status)
+	require.Equal(t, k3slab.Observing, rep.Observing)
+	for _, c := range rep.Checks {
+		if c.ID != checks.CheckQuorum {
+			require.Equal(t, checks.Skip, c.Status, "%s: %s", c.ID, c.Summary)
 		}
 	}
+	require.NotZero(t, quorum.Counts["samplesCompared"])
+	for _, f := range rep.Faults {
+		require.True(t, f.Injected, "%s %s went in", f.Action, f.Target)
+	}
+	return quorum
+}
+
+// poweredRun: testdata/attach-etcd-power.yaml powers rack dc2/r1 (dc2-w)
+// off during a run and on again through its BMC, as an adopter's Redfish
+// BMCs would: sushy-tools, whose system is dc2-w's container (ForceOff
+// kills it, On starts it), with Cable keeping the container on the lab's
+// network when it starts again, as a server's cables stay through a power
+// cycle. The etcd keeps its quorum in dc1, as analyze predicts: PASS.
+// Then dc2-w's kubelet and pods come back by themselves: the etcd turns
+// whole, and the echo pods' addresses (a restarted pod's is a new one)
+// are read again into pods.
+func poweredRun(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, runs string, observe func() k3s.AttachedService, pods map[string]pod, from string) {
+	ctx := t.Context()
+	n, ok := c.Plan.Node("dc2-w")
+	require.True(t, ok)
+	power, logs := bmctest.RedfishInventory(t, bmctest.Machine{Node: "dc2-w", Container: n.Container})
+	cctx, cancel := context.WithCancel(ctx)
+	cabled := make(chan struct{})
+	go func() { defer close(cabled); c.Cable(cctx, 200*time.Millisecond) }()
+	defer func() { cancel(); <-cabled }()
+
+	scoredRun(t, kc, runs, "attach-etcd-power.yaml", power, checks.Pass)
+	cycled, err := bmctest.PowerCycled(logs["dc2-w"])
+	require.NoError(t, err, "dc2-w's BMC never powered its container")
+	require.True(t, cycled, "dc2-w went off and on through its BMC")
+
+	start := time.Now()
+	waitReady(t, c, "dc2-w", true, 3*time.Minute)
+	seen := waitWhole(t, observe, "the adopter's etcd whole again after the power-on")
+	t.Logf("adopter's etcd whole again %s after the run: %s", time.Since(start).Round(time.Second), describe(seen))
+	var again map[string]pod
+	require.Eventually(t, func() bool {
+		out, err := c.Kubectl(ctx, nil, "get", "pods", "-l", "app=echo", "-o", echoPodsJSONPath)
+		if err != nil {
+			return false
+		}
+		again = echoPods(string(out))
+		p, ok := again["dc2-w"]
+		return ok && len(again) == len(pods) && echo(ctx, c, from, p.ip.String(), 8080, "dc2-w") == nil
+	}, 3*time.Minute, time.Second, "dc2-w's echo pod answers again")
+	maps.Copy(pods, again)
 }
 
 // stoppedRun: the stop conditions watch a run on a real cluster. During
@@ -236,9 +299,26 @@ func stoppedRun(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, runs string, 
 		_, err := c.Kubectl(ctx, nil, "exec", from, "--", "true")
 		return err == nil
 	}, 2*time.Minute, time.Second, "dc1-w's kubelet serves its pods again")
-	var seen k3s.AttachedService
-	require.Eventually(t, func() bool {
-		seen = observe()
-		return seen.Healthy()
-	}, 3*time.Minute, time.Second, "the adopter's etcd whole again: %s", describe(seen))
+	waitWhole(t, observe, "the adopter's etcd whole again")
+}
+
+// waitWhole waits (3 min at most) until observe finds the adopter's etcd
+// healthy, and returns what it saw.
+func waitWhole(t *testing.T, observe func() k3s.AttachedService, why string) k3s.AttachedService {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		seen := observe()
+		switch {
+		case seen.Healthy():
+			return seen
+		case time.Now().After(deadline):
+			t.Fatalf("%s: not within 3m; last seen %s", why, describe(seen))
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("%s: %v", why, t.Context().Err())
+		case <-time.After(time.Second):
+		}
+	}
 }

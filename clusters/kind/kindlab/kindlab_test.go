@@ -255,15 +255,28 @@ func runEchoPods(t *testing.T, c *kindlab.Cluster) map[string]pod {
 	out, err := c.Kubectl(ctx, []byte(echoManifest), "apply", "-f", "-")
 	require.NoError(t, err, "%s", out)
 	kubectl(t, c, "rollout", "status", "daemonset/echo", "--timeout=180s")
-	lines := kubectl(t, c, "get", "pods", "-l", "app=echo", "-o", `jsonpath={range .items[*]}{.spec.nodeName} {.metadata.name} {.status.podIP}{"\n"}{end}`)
+	lines := kubectl(t, c, "get", "pods", "-l", "app=echo", "-o", echoPodsJSONPath)
+	pods := echoPods(lines)
+	require.Len(t, pods, len(c.Plan.Nodes), "pods: %s", lines)
+	return pods
+}
+
+// echoPodsJSONPath lists the echo pods for echoPods.
+const echoPodsJSONPath = `jsonpath={range .items[*]}{.spec.nodeName} {.metadata.name} {.status.podIP}{"\n"}{end}`
+
+// echoPods are the echo pods by node, from kubectl's echoPodsJSONPath
+// output; a pod with no address yet is left out.
+func echoPods(lines string) map[string]pod {
 	pods := map[string]pod{}
 	for _, l := range strings.Split(lines, "\n") {
 		f := strings.Fields(l)
-		if len(f) == 3 {
-			pods[f[0]] = pod{name: f[1], ip: netip.MustParseAddr(f[2])}
+		if len(f) != 3 {
+			continue
+		}
+		if ip, err := netip.ParseAddr(f[2]); err == nil {
+			pods[f[0]] = pod{name: f[1], ip: ip}
 		}
 	}
-	require.Len(t, pods, len(c.Plan.Nodes), "pods: %s", lines)
 	return pods
 }
 
@@ -579,14 +592,12 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	require.NoError(t, echo(ctx, c, from, to, 8080, "dc2-w"))
 	back := waitReady(t, c, "dc2-w", true, 3*time.Minute)
 	t.Logf("dc2-w Ready again %s after the recovery", back.Sub(start).Round(time.Second))
-	require.Eventually(t, func() bool {
-		etcdSeen = observeEtcd()
-		return etcdSeen.Healthy()
-	}, 3*time.Minute, time.Second, "the adopter's etcd whole again: %s", describe(etcdSeen))
+	etcdSeen = waitWhole(t, observeEtcd, "the adopter's etcd whole again")
 	t.Logf("adopter's etcd whole again %s after the recovery: %s", time.Since(start).Round(time.Second), describe(etcdSeen))
 
 	// run --on k3s in attach mode: the etcd sampled through a schedule
-	attachedRuns(t, c, kc, observeEtcd, from)
+	attachedRuns(t, c, kc, observeEtcd, pods, from)
+	to = pods["dc2-w"].ip.String() // dc2-w's pod restarted with its power
 
 	// down with a fault in place: the agents lift it before they go
 	gen, err = client.Inject(ctx, "dc2-w", agent.Rule{ID: "cut", Kind: agent.Isolate, Peers: peers})

@@ -126,3 +126,43 @@ func (c *Cluster) Exec(ctx context.Context, node, script string) ([]byte, error)
 	}
 	return docker.Run(ctx, "exec", n.Container, "sh", "-c", script)
 }
+
+// Cable keeps every node container attached to its lab host until ctx
+// ends, as a real server's NICs stay cabled through a power cycle: a
+// container started again by someone else than PowerOn (a BMC emulator
+// powering it, when the cluster stands in for an adopter's) gets a new
+// network namespace, which Cable attaches within every. A failed look or
+// attach is logged and tried again at the next.
+func (c *Cluster) Cable(ctx context.Context, every time.Duration) {
+	seen := map[string]int{}
+	if pids, err := runningPIDs(ctx, c.Plan.Cluster); err == nil {
+		for name, ct := range pids {
+			seen[name] = ct.pid
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		pids, err := runningPIDs(ctx, c.Plan.Cluster)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("cable: listing the node containers", "err", err)
+			}
+			continue
+		}
+		for _, n := range c.Plan.Nodes {
+			ct, ok := pids[n.Container]
+			if !ok || seen[n.Container] == ct.pid {
+				continue
+			}
+			if err := c.Net.AttachHost(ctx, n.Name, ct.pid); err != nil {
+				c.log.Warn("cable: attaching a restarted node container", "node", n.Name, "err", err)
+				continue
+			}
+			seen[n.Container] = ct.pid
+		}
+	}
+}

@@ -25,19 +25,22 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		node      string
 		scenario  string
 		cleanup   bool
+		cgroups   string
+		stateDir  string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent (--in-cluster | --kubeconfig FILE --context NAME) --node NAME --scenario NAME",
-		Short: "Apply this node's chaosloop network faults (iptables) until killed",
+		Short: "Apply this node's chaosloop faults (iptables, pod freezes) until killed",
 		Long: `Watches the node's desired faults (ConfigMap chaosloop/chaosloop-agent-NODE)
-and applies them to this network namespace's iptables. Stopping the agent
+and applies them: network faults to this network namespace's iptables,
+pauses as freezes of the pods' cgroups (--cgroups, --state-dir). Stopping the agent
 leaves the faults in place: recovering them (chaosloop's heal) or cleaning
 the node up (down) ends them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cleanup {
 				// a node whose agent is gone: its rules stay until removed here
-				return agent.Cleanup(cmd.Context(), env.Log)
+				return agent.Cleanup(cmd.Context(), env.Log, cgroups, stateDir)
 			}
 			if node == "" {
 				node = os.Getenv("NODE_NAME")
@@ -76,7 +79,8 @@ the node up (down) ends them.`,
 			if name == "" {
 				name, _ = os.Hostname()
 			}
-			err := agent.Run(cmd.Context(), env.Log, agent.Config{Kube: kube, Node: node, Agent: name, Scenario: scenario})
+			err := agent.Run(cmd.Context(), env.Log, agent.Config{Kube: kube, Node: node, Agent: name, Scenario: scenario,
+				Cgroups: cgroups, StateDir: stateDir})
 			if cmd.Context().Err() != nil {
 				return nil // stopped by a signal; the faults stay
 			}
@@ -91,6 +95,8 @@ the node up (down) ends them.`,
 	cmd.Flags().StringVar(&access.Context, "context", "", "kubeconfig context (required without --in-cluster)")
 	cmd.Flags().StringVar(&node, "node", "", "the node this agent runs on (default: $NODE_NAME)")
 	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove every chaosloop agent rule from this network namespace and exit (a node whose agent is gone)")
+	cmd.Flags().StringVar(&cgroups, "cgroups", "", "the node's cgroup root (its /sys/fs/cgroup): pause freezes pods there")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "a directory on the node where the agent marks the pods it froze (kept across agent restarts)")
 	cmd.Flags().StringVar(&scenario, "scenario", "", "the scenario whose faults these are (labels the agent's status)")
 	return cmd
 }

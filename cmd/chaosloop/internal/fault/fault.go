@@ -45,7 +45,8 @@ the agents themselves --for after injection at the latest (a node cut off
 the API server cannot learn of heal); power-off and destroy a BMC ForceOff
 (--bmc FILE); kill service/NAME/INDEX of an attached service (the
 scenario's services[].attach) deletes that member's pod, which its
-controller makes again; pause is not available there yet. The fault is
+controller makes again, and pause freezes that pod (its cgroup's freezer,
+through the agent of its node) until heal. The fault is
 recorded in the cluster (ConfigMap chaosloop/chaosloop-faults-NAME), so heal
 works from any shell.
 

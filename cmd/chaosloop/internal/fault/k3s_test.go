@@ -18,7 +18,6 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
-	"github.com/chaosloop/chaosloop/clusters/k3s/agent/agenttest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3stest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
@@ -49,7 +48,7 @@ func TestFaultAndHealOnK3s(t *testing.T) {
 		{append([]string{"fault", scenario, "isolate", "site/dc2"}, "--on", "k3s", "--kubeconfig", s.Kubeconfig), cli.ExitInvalid, "no context named"},
 		{append([]string{"fault", scenario, "power-off", "rack/dc1/r1"}, flags...), cli.ExitInvalid, "no BMC for node(s) dc1-cp, dc1-w"},
 		{append([]string{"fault", scenario, "kill", "service/handlers/0"}, flags...), cli.ExitFail, "service handlers is not attached (services[].attach)"},
-		{append([]string{"fault", scenario, "pause", "service/handlers/0"}, flags...), cli.ExitFail, "not available on --on k3s yet"},
+		{append([]string{"fault", scenario, "pause", "service/handlers/0"}, flags...), cli.ExitFail, "pause service/handlers/0: service handlers is not attached (services[].attach)"},
 		{append([]string{"fault", scenario, "isolate", "site/dc2", "--for", "0s"}, flags...), cli.ExitInvalid, "--for must be positive"},
 		{[]string{"fault", "isolate", "site/dc2", "--context", "x"}, cli.ExitInvalid, "are for --on k3s"},
 		{[]string{"heal", "--context", "x"}, cli.ExitInvalid, "are for --on k3s"},
@@ -108,25 +107,7 @@ func (l *lockedBuffer) String() string {
 // (dc1-cp the control plane), one node the scenario does not name, and
 // stand-ins for the agents of scenario k3stest.
 func holdCluster(t *testing.T) (*apitest.Server, kubernetes.Interface) {
-	s := apitest.Start(t)
-	cs, err := kubernetes.NewForConfig(s.Config)
-	require.NoError(t, err)
-	ips := map[string]string{"dc1-cp": "198.18.10.1", "dc1-w": "198.18.10.2", "dc2-w": "198.18.20.1", "other": "198.18.30.1"}
-	for name, ip := range ips {
-		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if name == "dc1-cp" {
-			n.Labels = map[string]string{"node-role.kubernetes.io/control-plane": ""}
-		}
-		n, err := cs.CoreV1().Nodes().Create(t.Context(), n, metav1.CreateOptions{})
-		require.NoError(t, err)
-		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}
-		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}}
-		_, err = cs.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{})
-		require.NoError(t, err)
-	}
-	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
-	agenttest.Confirm(t, cs)
-	return s, cs
+	return k3stest.WithAgents(t, "k3stest", append(k3stest.TwoSites(), k3stest.Node{Name: "other", IP: "198.18.30.1"}), "dc1-cp", "dc1-w", "dc2-w")
 }
 
 // holding runs fault --hold in the background; the returned function
@@ -160,12 +141,12 @@ func TestHoldStopsOnANodeOutsideTheFault(t *testing.T) {
 
 	out, stderr, wait := holding(t, append([]string{"fault", scenario, "isolate", "site/dc2", "--hold", "--for", "10m"}, flags...)...)
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "watching 4 nodes") }, time.Minute, 50*time.Millisecond, "%s", stderr)
-	setReady(t, cs, "dc2-w", corev1.ConditionUnknown)
+	k3stest.SetReady(t, cs, "dc2-w", corev1.ConditionUnknown)
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "node/dc2-w NotReady (Ready=Unknown") }, time.Minute, 50*time.Millisecond)
-	setReady(t, cs, "other", corev1.ConditionFalse)
+	k3stest.SetReady(t, cs, "other", corev1.ConditionFalse)
 	require.Equal(t, cli.ExitStopped, wait(), "stdout:\n%s\nstderr:\n%s", out, stderr)
 	require.Contains(t, stderr.String(), "stop condition at ")
-	require.Contains(t, stderr.String(), "node/other (Ready=False) NotReady, and no fault in place concerns it")
+	require.Contains(t, stderr.String(), "node/other (Ready=False, KubeletNotReady) NotReady, and no fault in place concerns it")
 	require.Contains(t, stderr.String(), "every fault of the scenario recovered")
 
 	active, err := nemesis.Active(t.Context(), mustConnect(t, s), "k3stest")
@@ -198,14 +179,6 @@ func TestHoldRecoversAfterFor(t *testing.T) {
 	code, _, errs := run("fault", "isolate", "node/dc1-w", "--hold")
 	require.Equal(t, cli.ExitInvalid, code)
 	require.Contains(t, errs, "--hold is for --on k3s")
-}
-
-func setReady(t *testing.T, cs kubernetes.Interface, node string, st corev1.ConditionStatus) {
-	n, err := cs.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{})
-	require.NoError(t, err)
-	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st}}
-	_, err = cs.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{})
-	require.NoError(t, err)
 }
 
 func mustConnect(t *testing.T, s *apitest.Server) *k3s.Cluster {
@@ -244,7 +217,7 @@ func TestStatusShowsWhatIsInPlace(t *testing.T) {
 		require.WithinDuration(t, st.Faults[0].Since.Add(7*time.Minute), *n.Rules[0].Expires, 5*time.Second)
 	}
 
-	setReady(t, cs, "dc2-w", corev1.ConditionUnknown)
+	k3stest.SetReady(t, cs, "dc2-w", corev1.ConditionUnknown)
 	code, out, _ = run(append([]string{"status", scenario}, flags...)...)
 	require.Equal(t, cli.ExitFail, code)
 	require.Regexp(t, `dc2-w +dc2-w +Ready=Unknown`, out)
@@ -328,6 +301,45 @@ func TestKillAnAttachedMember(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, active)
 	require.Len(t, pods(), 5, "heal deletes nothing")
+}
+
+// fault pause --on k3s of an attached member has the agent of the node
+// its pod runs on (dc1-w for handlers-1, which the scenario places on
+// dc2-w) freeze that pod, by UID; heal has it thawed.
+func TestPauseAnAttachedMember(t *testing.T) {
+	s, cs := k3stest.WithAgents(t, "k3sattach", k3stest.TwoSites(), "dc1-cp", "dc1-w", "dc2-w")
+	k3stest.AdopterPods(t, cs)
+	const attach = "../../../../clusters/k3s/testdata/attach.yaml"
+	flags := []string{"--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context}
+	ac := &agent.Client{Kube: cs, Scenario: "k3sattach"}
+	frozen := func(node string) []string {
+		rules, _, err := ac.Rules(t.Context(), node)
+		require.NoError(t, err)
+		var pods []string
+		for _, r := range rules {
+			require.Equal(t, agent.Freeze, r.Kind, r.ID)
+			pods = append(pods, r.Pod)
+		}
+		return pods
+	}
+	uid := func(name string) string {
+		p, err := cs.CoreV1().Pods("adopter").Get(t.Context(), name, metav1.GetOptions{})
+		require.NoError(t, err)
+		return string(p.UID)
+	}
+
+	code, out, errs := run(append([]string{"fault", attach, "pause", "service/handlers/1"}, flags...)...)
+	require.Equal(t, cli.ExitOK, code, errs)
+	require.Contains(t, out, "pause service/handlers/1: in place")
+	require.Equal(t, []string{uid("handlers-1")}, frozen("dc1-w"), "frozen where the pod runs")
+	require.Empty(t, frozen("dc2-w"))
+
+	code, _, errs = run(append([]string{"heal", attach, "pause", "service/handlers/1"}, flags...)...)
+	require.Equal(t, cli.ExitOK, code, errs)
+	require.Empty(t, frozen("dc1-w"), "thawed")
+	active, err := nemesis.Active(t.Context(), mustConnect(t, s), "k3sattach")
+	require.NoError(t, err)
+	require.Empty(t, active)
 }
 
 // run --on k3s (attach mode) refuses, before it touches the cluster, a
