@@ -179,7 +179,7 @@ func objects(topo *topology.Topology, m NodeMap, r *Report) []Object {
 		{Kind: "ServiceAccount", Namespace: Namespace, Name: AgentName, Purpose: "the node agent's identity"},
 		{Kind: "Role", Namespace: Namespace, Name: AgentName, Purpose: "the node agent may read and write ConfigMaps of this namespace, nothing else"},
 		{Kind: "RoleBinding", Namespace: Namespace, Name: AgentName, Purpose: "grants the Role to the node agent"},
-		{Kind: "DaemonSet", Namespace: Namespace, Name: AgentName, Purpose: "node agent: iptables/NFQUEUE for isolate and latency"},
+		{Kind: "DaemonSet", Namespace: Namespace, Name: AgentName, Purpose: "node agent: iptables/NFQUEUE for isolate and latency, pod cgroup freezes for pause"},
 	}
 	for _, n := range topo.Nodes {
 		if missing[n.Name] {

@@ -281,6 +281,11 @@ func (l *Lab) Status(ctx context.Context) (*lab.Status, error) {
 // ServiceStatus observes one service: its members' pods and, for a
 // stateful one, its engine's probe. A member whose pod is missing is down;
 // a stateless member is up while its pod is Ready.
+//
+// The pods are listed anew on every sample rather than read from an
+// informer's cache: a sample is evidence of now, and a cache cut off the
+// API server keeps serving what it last saw, where a list fails and the
+// sample is unknown, as it must be.
 func (l *Lab) ServiceStatus(ctx context.Context, service string) (lab.ServiceStatus, error) {
 	sv := l.topo.Service(service)
 	if sv == nil {
