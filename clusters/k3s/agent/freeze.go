@@ -18,7 +18,9 @@ import (
 // the rule's recovery. The pods frozen are marked in the agent's state
 // directory on the node (a file per pod, naming its cgroup), written
 // before the freeze: an agent that restarts adopts the marks, thaws the
-// pods no longer wanted, and Cleanup thaws every marked one.
+// pods no longer wanted, and Cleanup thaws every marked one. A frozen
+// pod fails its liveness probes as a stopped process would; on cgroup v1
+// a kill of it (its kubelet restarting it) takes effect at the thaw.
 
 // podUIDRE is a pod's UID.
 var podUIDRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
