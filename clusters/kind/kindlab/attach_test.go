@@ -151,7 +151,9 @@ spec:
 func attachedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, observe func() k3s.AttachedService, pods map[string]pod, from string) {
 	runs := enginetest.NewEvidence(t).Sub("runs")
 	scoredRun(t, kc, runs, "attach-etcd.yaml", nil, checks.Pass)
-	poweredRun(t, c, kc, runs, observe, pods, from)
+	for _, protocol := range []bmc.Protocol{bmc.Redfish, bmc.IPMI} {
+		poweredRun(t, c, kc, runs, observe, pods, from, protocol)
+	}
 	pausedRun(t, c, kc, runs, observe)
 	stoppedRun(t, c, kc, runs, observe, from)
 	scoredRun(t, kc, runs, "attach-etcd-kills.yaml", nil, checks.Fail)
@@ -211,33 +213,36 @@ func scoredRun(t *testing.T, kc *k3s.Cluster, runs, file string, power *bmc.Inve
 }
 
 // poweredRun: testdata/attach-etcd-power.yaml powers rack dc2/r1 (dc2-w)
-// off during a run and on again through its BMC, as an adopter's Redfish
-// BMCs would: sushy-tools, whose system is dc2-w's container (ForceOff
-// kills it, On starts it), with Cable keeping the container on the lab's
-// network when it starts again, as a server's cables stay through a power
-// cycle. The etcd keeps its quorum in dc1, as analyze predicts: PASS.
+// off during a run and on again through its BMC, as an adopter's BMCs
+// would, over protocol: sushy-tools (Redfish), whose system is dc2-w's
+// container (ForceOff kills it, On starts it), or ipmi_sim (IPMI), whose
+// chassis is; Cable keeps the container on the lab's network when it
+// starts again, as a server's cables stay through a power cycle. The etcd keeps its quorum in dc1, as analyze predicts: PASS.
 // Then dc2-w's kubelet and pods come back by themselves: the etcd turns
 // whole, and the echo pods' addresses (a restarted pod's is a new one)
 // are read again into pods.
-func poweredRun(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, runs string, observe func() k3s.AttachedService, pods map[string]pod, from string) {
+func poweredRun(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, runs string, observe func() k3s.AttachedService, pods map[string]pod, from string, protocol bmc.Protocol) {
 	ctx := t.Context()
 	n, ok := c.Plan.Node("dc2-w")
 	require.True(t, ok)
-	power, logs := bmctest.RedfishInventory(t, bmctest.Machine{Node: "dc2-w", Container: n.Container})
+	inventory := map[bmc.Protocol]func(*testing.T, ...bmctest.Machine) (*bmc.Inventory, map[string]string){
+		bmc.Redfish: bmctest.RedfishInventory, bmc.IPMI: bmctest.IPMIInventory}[protocol]
+	power, logs := inventory(t, bmctest.Machine{Node: "dc2-w", Container: n.Container})
 	cctx, cancel := context.WithCancel(ctx)
 	cabled := make(chan struct{})
 	go func() { defer close(cabled); c.Cable(cctx, 200*time.Millisecond) }()
 	defer func() { cancel(); <-cabled }()
 
+	t.Logf("power of dc2-w through %s", protocol)
 	scoredRun(t, kc, runs, "attach-etcd-power.yaml", power, checks.Pass)
 	cycled, err := bmctest.PowerCycled(logs["dc2-w"])
 	require.NoError(t, err, "dc2-w's BMC never powered its container")
-	require.True(t, cycled, "dc2-w went off and on through its BMC")
+	require.True(t, cycled, "dc2-w went off and on through its BMC (%s)", protocol)
 
 	start := time.Now()
 	waitReady(t, c, "dc2-w", true, 3*time.Minute)
 	seen := waitWhole(t, observe, "the adopter's etcd whole again after the power-on")
-	t.Logf("adopter's etcd whole again %s after the run: %s", time.Since(start).Round(time.Second), describe(seen))
+	t.Logf("%s: adopter's etcd whole again %s after the run: %s", protocol, time.Since(start).Round(time.Second), describe(seen))
 	var again map[string]pod
 	require.Eventually(t, func() bool {
 		out, err := c.Kubectl(ctx, nil, "get", "pods", "-l", "app=echo", "-o", echoPodsJSONPath)

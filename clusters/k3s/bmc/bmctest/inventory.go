@@ -42,18 +42,43 @@ func RedfishInventory(t *testing.T, machines ...Machine) (*bmc.Inventory, map[st
 			sys.Name, srv.Addr, sys.UUID, user, PasswordEnv)
 		logs[sys.Name] = filepath.Join(srv.Dir, "chassis-"+sys.UUID+".log")
 	}
+	return loadInventory(t, inv.String()), logs
+}
+
+// IPMIInventory is RedfishInventory over IPMI: an ipmi_sim per machine
+// (one chassis each), its chassis power the machine's container.
+func IPMIInventory(t *testing.T, machines ...Machine) (*bmc.Inventory, map[string]string) {
+	t.Helper()
+	const user = "chaosloop"
+	pw := "pw-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	t.Setenv(PasswordEnv, pw)
+	var inv strings.Builder
+	logs := map[string]string{}
+	inv.WriteString("bmcs:\n")
+	for _, m := range machines {
+		srv := StartIPMISim(t, user, pw, IPMISimOptions{Container: m.Container})
+		fmt.Fprintf(&inv, "  - {node: %s, protocol: ipmi, address: '%s', username: %s, passwordEnv: %s}\n", m.Node, srv.Addr, user, PasswordEnv)
+		logs[m.Node] = filepath.Join(srv.Dir, "chassis.log")
+	}
+	return loadInventory(t, inv.String()), logs
+}
+
+// loadInventory loads an inventory file's text as bmc.Load does.
+func loadInventory(t *testing.T, text string) *bmc.Inventory {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "bmcs.yaml")
-	if err := os.WriteFile(path, []byte(inv.String()), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	power, err := bmc.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return power, logs
+	return power
 }
 
-// PowerCycled says whether a chassis log (RedfishInventory's) shows its
+// PowerCycled says whether a chassis log (RedfishInventory's or
+// IPMIInventory's) shows its
 // machine powered off and then on through its BMC.
 func PowerCycled(log string) (bool, error) {
 	b, err := os.ReadFile(log)
