@@ -217,10 +217,11 @@ func scoredRun(t *testing.T, kc *k3s.Cluster, runs, file string, power *bmc.Inve
 // would, over protocol: sushy-tools (Redfish), whose system is dc2-w's
 // container (ForceOff kills it, On starts it), or ipmi_sim (IPMI), whose
 // chassis is; Cable keeps the container on the lab's network when it
-// starts again, as a server's cables stay through a power cycle. The etcd keeps its quorum in dc1, as analyze predicts: PASS.
-// Then dc2-w's kubelet and pods come back by themselves: the etcd turns
-// whole, and the echo pods' addresses (a restarted pod's is a new one)
-// are read again into pods.
+// starts again, as a server's cables stay through a power cycle. The
+// etcd keeps its quorum in dc1, as analyze predicts: PASS. Then dc2-w's
+// kubelet and pods come back by themselves: the etcd turns whole, and the
+// echo pods' addresses (a restarted pod's is a new one) are read again
+// into pods.
 func poweredRun(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, runs string, observe func() k3s.AttachedService, pods map[string]pod, from string, protocol bmc.Protocol) {
 	ctx := t.Context()
 	n, ok := c.Plan.Node("dc2-w")

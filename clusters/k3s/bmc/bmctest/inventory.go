@@ -78,8 +78,8 @@ func loadInventory(t *testing.T, text string) *bmc.Inventory {
 }
 
 // PowerCycled says whether a chassis log (RedfishInventory's or
-// IPMIInventory's) shows its
-// machine powered off and then on through its BMC.
+// IPMIInventory's) shows its machine powered off and then on through its
+// BMC.
 func PowerCycled(log string) (bool, error) {
 	b, err := os.ReadFile(log)
 	if err != nil {
