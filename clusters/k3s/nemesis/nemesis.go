@@ -232,7 +232,7 @@ func (n *Nemesis) plan(f lab.Fault) (k3s.PlannedFault, error) {
 		return k3s.PlannedFault{}, fmt.Errorf("%s cannot target a %s (it takes %s)", f.Action, tg.Kind, strings.Join(scenarios.ActionTargets(f.Action), ", "))
 	}
 	if f.Action == scenarios.ActionKill || f.Action == scenarios.ActionPause {
-		if err := n.killable(tg); err != nil {
+		if err := n.attachedMember(tg); err != nil {
 			return k3s.PlannedFault{}, fmt.Errorf("%s %s: %w", f.Action, f.Target, err)
 		}
 	}
@@ -283,6 +283,9 @@ func (n *Nemesis) act(ctx context.Context, f lab.Fault, pf k3s.PlannedFault, on 
 				m, err := n.memberPod(ctx, f)
 				if err != nil {
 					return err
+				}
+				if m.node == "" {
+					return fmt.Errorf("nemesis: %s: pod %s/%s is not scheduled on a node: nothing to freeze", f.Target, m.namespace, m.name)
 				}
 				rule, nodes = agent.Rule{ID: id, Kind: agent.Freeze, Pod: string(m.uid)}, []string{m.node}
 				n.Log.Info("nemesis: pause: freezing the member's pod", "target", f.Target, "pod", m.namespace+"/"+m.name, "node", m.node)
@@ -410,10 +413,11 @@ func (n *Nemesis) bmcOf(clusterNode string) (bmc.BMC, bool) {
 	return bmc.BMC{}, false
 }
 
-// killable says why a kill of tg cannot be done on this cluster: only a
-// numbered member of an attached service has a pod chaosloop can name (it
-// deploys no service yet, and knows no leader without engine probes).
-func (n *Nemesis) killable(tg scenarios.Target) error {
+// attachedMember says why a kill or pause of tg cannot be done on this
+// cluster: only a numbered member of an attached service has a pod
+// chaosloop can name (it deploys no service yet, and knows no leader
+// without engine probes).
+func (n *Nemesis) attachedMember(tg scenarios.Target) error {
 	sv := n.Topology.Service(tg.Name)
 	switch {
 	case sv == nil:
@@ -474,9 +478,6 @@ func (n *Nemesis) memberPod(ctx context.Context, f lab.Fault) (member, error) {
 	pod, err := n.Cluster.Client.CoreV1().Pods(sv.Namespace).Get(ctx, m.Pod, metav1.GetOptions{})
 	if err != nil {
 		return member{}, fmt.Errorf("nemesis: %s: pod %s/%s: %w", f.Target, sv.Namespace, m.Pod, err)
-	}
-	if pod.Spec.NodeName == "" {
-		return member{}, fmt.Errorf("nemesis: %s: pod %s/%s is not scheduled on a node", f.Target, sv.Namespace, m.Pod)
 	}
 	return member{namespace: sv.Namespace, name: pod.Name, node: pod.Spec.NodeName, uid: pod.UID}, nil
 }
