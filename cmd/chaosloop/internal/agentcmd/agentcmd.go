@@ -39,7 +39,15 @@ the node up (down) ends them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cleanup {
-				// a node whose agent is gone: its rules stay until removed here
+				// a node whose agent is gone: its rules and freezes stay until
+				// removed here, run on the node itself (whose cgroups and
+				// state directory are at their own paths)
+				if cgroups == "" {
+					cgroups = "/sys/fs/cgroup"
+				}
+				if stateDir == "" {
+					stateDir = agent.StateDir
+				}
 				return agent.Cleanup(cmd.Context(), env.Log, cgroups, stateDir)
 			}
 			if node == "" {
@@ -94,7 +102,7 @@ the node up (down) ends them.`,
 	cmd.Flags().StringVar(&access.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: kubectl's)")
 	cmd.Flags().StringVar(&access.Context, "context", "", "kubeconfig context (required without --in-cluster)")
 	cmd.Flags().StringVar(&node, "node", "", "the node this agent runs on (default: $NODE_NAME)")
-	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove every chaosloop agent rule from this network namespace and exit (a node whose agent is gone)")
+	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove every chaosloop agent rule from this network namespace, thaw every pod the agent froze, and exit (on a node whose agent is gone; --cgroups defaults to /sys/fs/cgroup, --state-dir to "+agent.StateDir+")")
 	cmd.Flags().StringVar(&cgroups, "cgroups", "", "the node's cgroup root (its /sys/fs/cgroup): pause freezes pods there")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "a directory on the node where the agent marks the pods it froze (kept across agent restarts)")
 	cmd.Flags().StringVar(&scenario, "scenario", "", "the scenario whose faults these are (labels the agent's status)")

@@ -78,7 +78,7 @@ func recoverFaults(ctx context.Context, env *cli.Env, c *k3s.Cluster, scenario s
 		fmt.Fprintf(env.Out, "recovered the network faults on node %s\n", n)
 	}
 	for _, n := range r.Stranded {
-		fmt.Fprintf(env.Err, "warning: node %s: no agent runs there to lift its rules; any it applied stay until an agent runs on it again, or `chaosloop internal agent --cleanup` is run on the node\n", n)
+		fmt.Fprintf(env.Err, "warning: node %s: no agent runs there to lift its rules and thaw its frozen pods; any it applied stay until an agent runs on it again, or `chaosloop internal agent --cleanup` is run on the node\n", n)
 	}
 	if err != nil {
 		return fmt.Errorf("the agents did not confirm their faults lifted; nothing deleted (deleting them now could leave nodes cut off): %w", err)
