@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,7 +103,7 @@ func (p *Pods) Start(ctx context.Context, m engines.Member, spec proc.Spec) (str
 
 // manifest is the pod of spec's process for member m, as JSON.
 func (p *Pods) manifest(m engines.Member, spec proc.Spec) ([]byte, error) {
-	command, err := podCommand(spec)
+	command, err := engines.PodCommand(spec, hostUsers(spec.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +113,7 @@ func (p *Pods) manifest(m engines.Member, spec proc.Spec) ([]byte, error) {
 		env = append(env, map[string]string{"name": k, "value": v})
 	}
 	var volumes, mounts []map[string]any
-	for i, dir := range hostDirs(m, spec) {
+	for i, dir := range engines.MemberDirs(m, spec) {
 		vol := "dir" + strconv.Itoa(i)
 		volumes = append(volumes, map[string]any{"name": vol, "hostPath": map[string]string{"path": dir, "type": "DirectoryOrCreate"}})
 		mounts = append(mounts, map[string]any{"name": vol, "mountPath": dir})
@@ -146,46 +144,16 @@ func (p *Pods) manifest(m engines.Member, spec proc.Spec) ([]byte, error) {
 	return json.Marshal(pod)
 }
 
-// podCommand is spec's command line in a pod: as its user (by the host's
-// user and group IDs: the member's files were made on the host), its
-// output appended to its log file as proc.Start does.
-func podCommand(spec proc.Spec) ([]string, error) {
-	argv := append([]string{spec.Path}, spec.Args...)
-	if spec.User != "" {
-		u, err := user.Lookup(spec.User)
+// hostUsers gives a user's IDs on this machine: the member's files were
+// made here, and the node containers share them.
+func hostUsers(spec string) engines.Users {
+	return func(name string) (string, string, error) {
+		u, err := user.Lookup(name)
 		if err != nil {
-			return nil, fmt.Errorf("kind: %s runs as %s: %w", spec.Name, spec.User, err)
+			return "", "", fmt.Errorf("kind: %s runs as %s: %w", spec, name, err)
 		}
-		argv = append([]string{"setpriv", "--reuid=" + u.Uid, "--regid=" + u.Gid, "--clear-groups", "--"}, argv...)
+		return u.Uid, u.Gid, nil
 	}
-	if spec.Log == "" {
-		return argv, nil
-	}
-	// sh execs the process: it is the container's main process
-	return append([]string{"sh", "-c", `exec "$0" "$@" >>` + shellQuote(spec.Log) + ` 2>&1`}, argv...), nil
-}
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// hostDirs are the directories a member's process uses on its node: the
-// member's data and log directories, its working directory and its log
-// file's, less those inside another.
-func hostDirs(m engines.Member, spec proc.Spec) []string {
-	var dirs []string
-	for _, d := range []string{m.DataDir, m.LogDir, spec.Dir, filepath.Dir(spec.Log)} {
-		if d != "" && d != "." {
-			dirs = append(dirs, filepath.Clean(d))
-		}
-	}
-	slices.Sort(dirs)
-	dirs = slices.Compact(dirs)
-	var out []string
-	for _, d := range dirs {
-		if len(out) == 0 || !strings.HasPrefix(d, out[len(out)-1]+"/") {
-			out = append(out, d)
-		}
-	}
-	return out
 }
 
 // waitRunning returns once the pod's container runs, or with why it ended.

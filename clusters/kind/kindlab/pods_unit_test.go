@@ -16,17 +16,8 @@ func TestPodName(t *testing.T) {
 	require.Equal(t, "dc1-r1-n1.etcd", PodName("DC1_r1_n1.etcd"))
 }
 
-func TestHostDirsDropNested(t *testing.T) {
-	m := engines.Member{DataDir: "/lab/data/n1/svc", LogDir: "/lab/logs/n1/svc"}
-	spec := proc.Spec{Dir: "/lab/data/n1/svc/pg", Log: "/lab/logs/n1/svc/x.out"}
-	require.Equal(t, []string{"/lab/data/n1/svc", "/lab/logs/n1/svc"}, hostDirs(m, spec))
-}
-
-func TestPodCommandLogsAndUser(t *testing.T) {
-	cmd, err := podCommand(proc.Spec{Path: "etcd", Args: []string{"--name", "a b"}, Log: "/l/etcd.log"})
-	require.NoError(t, err)
-	require.Equal(t, []string{"sh", "-c", `exec "$0" "$@" >>'/l/etcd.log' 2>&1`, "etcd", "--name", "a b"}, cmd)
-	cmd, err = podCommand(proc.Spec{Path: "id", User: "root"})
+func TestPodCommandAsHostUser(t *testing.T) {
+	cmd, err := engines.PodCommand(proc.Spec{Path: "id", User: "root"}, hostUsers("x"))
 	require.NoError(t, err)
 	require.Equal(t, []string{"setpriv", "--reuid=0", "--regid=0", "--clear-groups", "--", "id"}, cmd)
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +37,18 @@ type Member struct {
 	LogDir  string `json:"logDir"`
 	// Cgroup is the node's cgroup v2 directory ("" = none).
 	Cgroup string `json:"cgroup,omitempty"`
+	// PortOffset is added to every port the member listens on and is
+	// reached at; 0 in the labs. On a real cluster a member shares its
+	// node's network with K3S's own datastore and the adopter's engines,
+	// so chaosloop's members keep away from their ports.
+	PortOffset int `json:"portOffset,omitempty"`
 }
+
+// Port is the member's port for its engine's usual port p (etcd's 2379).
+func (m Member) Port(p uint16) uint16 { return uint16(int(p) + m.PortOffset) }
+
+// AddrPort is the member's address with Port(p).
+func (m Member) AddrPort(p uint16) netip.AddrPort { return netip.AddrPortFrom(m.Addr, m.Port(p)) }
 
 // Cluster is one service's members.
 type Cluster struct {
@@ -51,6 +63,45 @@ type Cluster struct {
 	// (status probes): the lab dials from inside the member's own host
 	// namespace, since the lab's addresses are not routed from the caller's.
 	Dial DialFunc `json:"-"`
+	// Files, when set, reaches the members' directories on their nodes
+	// (a real cluster's); unset, they are on this machine (HostFiles: the
+	// local lab's hosts, and kind's nodes, which see the lab's state
+	// directory at the same paths).
+	Files Files `json:"-"`
+}
+
+// Files are the members' files on their nodes, what an engine looks at
+// and makes before it starts a member there.
+type Files interface {
+	// MkdirAll makes dir and its parents on m's node, as os.MkdirAll.
+	MkdirAll(ctx context.Context, m Member, dir string, perm os.FileMode) error
+	// Exists says whether path exists on m's node.
+	Exists(ctx context.Context, m Member, path string) (bool, error)
+}
+
+// FS is c.Files, or HostFiles when unset.
+func (c *Cluster) FS() Files {
+	if c.Files != nil {
+		return c.Files
+	}
+	return HostFiles{}
+}
+
+// HostFiles are files on this machine.
+type HostFiles struct{}
+
+// MkdirAll is os.MkdirAll.
+func (HostFiles) MkdirAll(_ context.Context, _ Member, dir string, perm os.FileMode) error {
+	return os.MkdirAll(dir, perm)
+}
+
+// Exists stats path.
+func (HostFiles) Exists(_ context.Context, _ Member, path string) (bool, error) {
+	_, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // DialFunc opens a connection, like net.Dialer.DialContext.

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -97,11 +95,11 @@ func (e *Engine) Endpoints(c *engines.Cluster) []string {
 }
 
 func clientEndpoint(m engines.Member) string {
-	return netip.AddrPortFrom(m.Addr, clientPort).String()
+	return m.AddrPort(clientPort).String()
 }
 
 func peerURL(m engines.Member) string {
-	return "http://" + netip.AddrPortFrom(m.Addr, peerPort).String()
+	return "http://" + m.AddrPort(peerPort).String()
 }
 
 func clientURL(m engines.Member) string {
@@ -112,9 +110,24 @@ func procName(m engines.Member) string { return m.Name + ".etcd" }
 
 // hasData reports whether the member's data directory holds a member (WAL
 // and snapshot); without one it must be bootstrapped or added anew.
-func hasData(m engines.Member) bool {
-	_, err := os.Stat(filepath.Join(m.DataDir, "member"))
-	return err == nil
+func hasData(ctx context.Context, c *engines.Cluster, m engines.Member) (bool, error) {
+	ok, err := c.FS().Exists(ctx, m, filepath.Join(m.DataDir, "member"))
+	if err != nil {
+		return false, fmt.Errorf("etcd %s: does %s have data: %w", c.Service, m.Name, err)
+	}
+	return ok, nil
+}
+
+// withData says which members have data.
+func withData(ctx context.Context, c *engines.Cluster) ([]bool, error) {
+	has := make([]bool, len(c.Members))
+	for i, m := range c.Members {
+		var err error
+		if has[i], err = hasData(ctx, c, m); err != nil {
+			return nil, err
+		}
+	}
+	return has, nil
 }
 
 func running(ctx context.Context, c *engines.Cluster, m engines.Member) bool {
@@ -128,19 +141,18 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	if len(c.Members) == 0 {
 		return fmt.Errorf("etcd %s: no members", c.Service)
 	}
-	fresh := true
-	for _, m := range c.Members {
-		if hasData(m) {
-			fresh = false
-		}
+	has, err := withData(ctx, c)
+	if err != nil {
+		return err
 	}
+	fresh := !slices.Contains(has, true)
 	began := time.Now()
 	var wiped []int
 	for i, m := range c.Members {
 		if running(ctx, c, m) {
 			continue
 		}
-		if !fresh && !hasData(m) {
+		if !fresh && !has[i] {
 			// Rejoining needs the others in quorum first.
 			wiped = append(wiped, i)
 			continue
@@ -177,13 +189,17 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 	if running(ctx, c, m) {
 		return nil
 	}
-	if hasData(m) {
+	has, err := withData(ctx, c)
+	if err != nil {
+		return err
+	}
+	if has[i] {
 		// The initial-cluster flags are ignored once a member has data.
 		return e.spawn(ctx, c, m, "existing", initialCluster(c.Members))
 	}
 	othersHaveData := false
-	for j, o := range c.Members {
-		if j != i && hasData(o) {
+	for j := range c.Members {
+		if j != i && has[j] {
 			othersHaveData = true
 		}
 	}
@@ -277,10 +293,10 @@ func initialCluster(ms []engines.Member) string {
 }
 
 func (e *Engine) spawn(ctx context.Context, c *engines.Cluster, m engines.Member, state, cluster string) error {
-	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
+	if err := c.FS().MkdirAll(ctx, m, m.DataDir, 0o700); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(m.LogDir, 0o755); err != nil {
+	if err := c.FS().MkdirAll(ctx, m, m.LogDir, 0o755); err != nil {
 		return err
 	}
 	args := []string{
