@@ -23,6 +23,9 @@ const (
 	// AgentName is the node agent's DaemonSet; its per-node ConfigMaps are
 	// AgentName-NODE.
 	AgentName = "chaosloop-agent"
+	// DataRoot is where chaosloop's members keep their files on their
+	// nodes (deploy mode), a scenario's under DataRoot/SCENARIO.
+	DataRoot = "/var/lib/chaosloop"
 )
 
 // OwnedLabels are the labels of every object chaosloop creates for a

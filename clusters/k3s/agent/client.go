@@ -298,8 +298,35 @@ func (c *Client) RecoverBeforeDown(ctx context.Context, wait time.Duration) (Rec
 	return r, errors.Join(errs...)
 }
 
+// PodOn names the scenario's agent pod running on a cluster node.
+func (c *Client) PodOn(ctx context.Context, node string) (string, error) {
+	pods, err := c.agentPods(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range pods {
+		if p.Spec.NodeName == node {
+			return p.Name, nil
+		}
+	}
+	return "", fmt.Errorf("agent: none runs on node %s", node)
+}
+
 // RunningAgents are the nodes where an agent pod of the scenario runs.
 func (c *Client) RunningAgents(ctx context.Context) (map[string]bool, error) {
+	pods, err := c.agentPods(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, p := range pods {
+		out[p.Spec.NodeName] = true
+	}
+	return out, nil
+}
+
+// agentPods are the scenario's agent pods that run.
+func (c *Client) agentPods(ctx context.Context) ([]corev1.Pod, error) {
 	owned, err := k3s.OwnedLabels(c.Scenario)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -309,10 +336,10 @@ func (c *Client) RunningAgents(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: listing the agents: %w", err)
 	}
-	out := map[string]bool{}
+	var out []corev1.Pod
 	for _, p := range pods.Items {
 		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
-			out[p.Spec.NodeName] = true
+			out = append(out, p)
 		}
 	}
 	return out, nil

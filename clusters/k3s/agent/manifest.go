@@ -115,6 +115,7 @@ func NewManifest(image, scenario string) (Manifest, error) {
 								{Name: "xtables-lock", MountPath: "/run/xtables.lock"},
 								{Name: "cgroups", MountPath: CgroupsMount},
 								{Name: "state", MountPath: StateDir},
+								{Name: "data", MountPath: k3s.DataRoot},
 							},
 						}},
 						Volumes: []corev1.Volume{
@@ -128,6 +129,11 @@ func NewManifest(image, scenario string) (Manifest, error) {
 							}},
 							{Name: "state", VolumeSource: corev1.VolumeSource{
 								HostPath: &corev1.HostPathVolumeSource{Path: StateDir, Type: ptr(corev1.HostPathDirectoryOrCreate)},
+							}},
+							// deploy mode: chaosloop looks at its members' files on the
+							// node through the agent (package deploy's NodeFiles)
+							{Name: "data", VolumeSource: corev1.VolumeSource{
+								HostPath: &corev1.HostPathVolumeSource{Path: k3s.DataRoot, Type: ptr(corev1.HostPathDirectoryOrCreate)},
 							}},
 						},
 					},

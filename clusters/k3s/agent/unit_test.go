@@ -116,6 +116,7 @@ func TestManifest(t *testing.T) {
 	}
 	require.Equal(t, "/sys/fs/cgroup", hostPaths[CgroupsMount])
 	require.Equal(t, StateDir, hostPaths[StateDir])
+	require.Equal(t, k3s.DataRoot, hostPaths[k3s.DataRoot], "deploy mode's members' files, at the same path")
 	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "NODE_NAME" })
 	require.GreaterOrEqual(t, i, 0)
 	require.Equal(t, "spec.nodeName", c.Env[i].ValueFrom.FieldRef.FieldPath, "NODE_NAME from the downward API")

@@ -83,9 +83,16 @@ type Pod struct {
 // AdopterNamespace makes namespace adopter, where AdopterPod makes pods.
 func AdopterNamespace(t *testing.T, cs kubernetes.Interface) {
 	t.Helper()
-	_, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "adopter"}}, metav1.CreateOptions{})
+	Namespace(t, cs, "adopter")
+}
+
+// Namespace makes a namespace with its default ServiceAccount, which pods
+// need and no controller manager makes here.
+func Namespace(t *testing.T, cs kubernetes.Interface, name string) {
+	t.Helper()
+	_, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	_, err = cs.CoreV1().ServiceAccounts("adopter").Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	_, err = cs.CoreV1().ServiceAccounts(name).Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 }
 

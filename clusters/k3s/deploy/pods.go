@@ -1,0 +1,314 @@
+// Package deploy runs chaosloop's own engines on a real cluster (deploy
+// mode, the services a scenario does not attach): each member's process
+// is a pod of chaosloop's, pinned to the member's node, in the node's
+// network, from the engine's image in the registry the user names. The
+// engines' code is the local lab's (package engines): Pods is its
+// Launcher and NodeFiles its Files on the cluster's nodes.
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
+)
+
+// Label keys of a member's pod, besides the owned labels.
+const (
+	LabelProcess = "chaosloop.io/process"
+	LabelMember  = "chaosloop.io/member"
+	LabelService = "chaosloop.io/service"
+	// ComponentLabel's value on members' pods (the agent's is "agent").
+	ComponentMember = "member"
+)
+
+// MainContainer is a member pod's only container.
+const MainContainer = "main"
+
+// DefaultPortOffset keeps chaosloop's members away from the ports of the
+// engines a cluster's nodes already run: K3S's embedded etcd (2379-2380),
+// the adopter's MySQL, Kafka, Redis. Every port an engine uses, plus 2000,
+// stays below Kubernetes' NodePort range (30000-32767) and Linux's
+// ephemeral ports (32768-60999): etcd 4379, Kafka 11092, MySQL 5306,
+// Redis 8379 and its Sentinel 28379.
+const DefaultPortOffset = 2000
+
+// DataRoot is where members keep their files on their nodes, each
+// scenario under a directory of its own.
+const DataRoot = k3s.DataRoot
+
+// startTimeout bounds the wait from creating a pod to its process
+// running: the node may pull the engine's image from the registry first.
+const startTimeout = 5 * time.Minute
+
+// Pods is the k3s backend's engines.Launcher: each process of a member is
+// a pod in k3s.Namespace with the scenario's owned labels (so down finds
+// it), pinned to the member's cluster node (whatever its taints or state:
+// a member stays on its node), in the node's network namespace (the
+// member's address is its node's, its ports offset: Member.PortOffset),
+// from Image, with the member's directories as hostPath volumes at the
+// same paths under Root(Scenario). A process that ends stays ended
+// (restartPolicy Never): the engine decides when to start it again, as
+// in the labs.
+type Pods struct {
+	Cluster  *k3s.Cluster
+	Scenario string
+	Service  string
+	// Image is the engine's image in the user's registry.
+	Image string
+	// NodeMap maps the members' scenario nodes to cluster nodes.
+	NodeMap k3s.NodeMap
+	Log     *slog.Logger
+	// Margin is how long past its grace period a pod being deleted is
+	// waited for before it is deleted forcibly (30 s when 0).
+	Margin time.Duration
+}
+
+var _ engines.Launcher = (*Pods)(nil)
+
+// PodName is the pod of a named process: a DNS-1123 subdomain.
+func PodName(process string) string {
+	return strings.Trim(podNameRE.ReplaceAllString(strings.ToLower(process), "-"), "-.")
+}
+
+var podNameRE = regexp.MustCompile(`[^a-z0-9.-]+`)
+
+// byName runs a process as its user by name: the user the engine's image
+// has, which a node's own users need not match.
+func byName(name string) (string, string, error) { return name, name, nil }
+
+// Pod is the pod of spec's process for member m.
+func (p *Pods) Pod(m engines.Member, spec proc.Spec) (*corev1.Pod, error) {
+	owned, err := k3s.OwnedLabels(p.Scenario)
+	if err != nil {
+		return nil, err
+	}
+	command, err := engines.PodCommand(spec, byName)
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{
+		"app.kubernetes.io/component": ComponentMember,
+		LabelProcess:                  PodName(spec.Name),
+		LabelMember:                   PodName(m.Name),
+		LabelService:                  PodName(p.Service),
+	}
+	maps.Copy(labels, owned)
+	c := corev1.Container{
+		Name: MainContainer, Image: p.Image, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: command, WorkingDir: spec.Dir,
+	}
+	for _, kv := range spec.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: v})
+	}
+	var volumes []corev1.Volume
+	dirType := corev1.HostPathDirectoryOrCreate
+	for i, dir := range engines.MemberDirs(m, spec) {
+		if root := Root(p.Scenario); !strings.HasPrefix(dir, root+"/") {
+			return nil, fmt.Errorf("k3s: %s's directory %s is not under %s, the scenario's directory on its nodes", m.Name, dir, root)
+		}
+		name := "dir" + strconv.Itoa(i)
+		volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+			HostPath: &corev1.HostPathVolumeSource{Path: dir, Type: &dirType}}})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: dir})
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: PodName(spec.Name), Namespace: k3s.Namespace, Labels: labels},
+		Spec: corev1.PodSpec{
+			NodeName:      p.NodeMap.ClusterNode(m.Node),
+			HostNetwork:   true,
+			DNSPolicy:     corev1.DNSDefault,
+			RestartPolicy: corev1.RestartPolicyNever,
+			// control-plane taints, and a node down or cut off: a member
+			// stays on its node whatever happens to it
+			Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			TerminationGracePeriodSeconds: ptr(int64(10)),
+			Containers:                    []corev1.Container{c},
+			Volumes:                       volumes,
+		},
+	}, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (p *Pods) log() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}
+
+// Start creates the process's pod on m's node, replacing an ended one,
+// and returns once its process runs.
+func (p *Pods) Start(ctx context.Context, m engines.Member, spec proc.Spec) (string, error) {
+	pod, err := p.Pod(m, spec)
+	if err != nil {
+		return "", err
+	}
+	pods := p.Cluster.Client.CoreV1().Pods(k3s.Namespace)
+	if err := p.remove(ctx, pod.Name, 0); err != nil {
+		return "", fmt.Errorf("k3s: remove the ended pod %s: %w", pod.Name, err)
+	}
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return "", fmt.Errorf("k3s: create pod %s/%s: %w", k3s.Namespace, pod.Name, err)
+	}
+	if err := p.waitRunning(ctx, pod.Name); err != nil {
+		return "", err
+	}
+	return "pod " + k3s.Namespace + "/" + pod.Name + " on " + pod.Spec.NodeName, nil
+}
+
+// waitRunning returns once the pod's container runs, or with why it ended.
+func (p *Pods) waitRunning(ctx context.Context, name string) error {
+	var state string
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, startTimeout, true, func(ctx context.Context) (bool, error) {
+		pod, err := p.Cluster.Client.CoreV1().Pods(k3s.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			state = err.Error()
+			return false, nil // the API server may be slow: the timeout decides
+		}
+		state = State(pod)
+		switch {
+		case state == "running":
+			return true, nil
+		case strings.HasPrefix(state, "terminated"):
+			return false, fmt.Errorf("k3s: pod %s/%s ended (%s)", k3s.Namespace, name, state)
+		}
+		return false, nil
+	})
+	if err != nil && !strings.HasPrefix(err.Error(), "k3s: ") {
+		return fmt.Errorf("k3s: pod %s/%s not running after %s: %s: %w", k3s.Namespace, name, startTimeout, state, err)
+	}
+	return err
+}
+
+// State is the state of a member pod's container as the API has it:
+// "running", "terminated: REASON, exit code N", "waiting: REASON", or the
+// pod's phase before it has a container; "deleted" once it is being
+// deleted.
+func State(pod *corev1.Pod) string {
+	if pod.DeletionTimestamp != nil {
+		return "deleted"
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		switch st := cs.State; {
+		case st.Running != nil:
+			return "running"
+		case st.Terminated != nil:
+			return fmt.Sprintf("terminated: %s, exit code %d", st.Terminated.Reason, st.Terminated.ExitCode)
+		case st.Waiting != nil:
+			return "waiting: " + st.Waiting.Reason
+		}
+	}
+	return "phase " + string(pod.Status.Phase)
+}
+
+// Alive says whether the process's pod runs, as the API server has it:
+// on a real cluster chaosloop has no other way to look at a node. A node
+// cut off or powered off keeps its pods Running in the API until the
+// node controller marks them; the engines' probes, which reach the
+// member itself, are what the runs judge.
+func (p *Pods) Alive(ctx context.Context, name string) bool {
+	pod, err := p.Cluster.Client.CoreV1().Pods(k3s.Namespace).Get(ctx, PodName(name), metav1.GetOptions{})
+	return err == nil && State(pod) == "running"
+}
+
+// ErrSignal is returned for a signal a pod cannot be sent from outside:
+// chaosloop pauses a member on a cluster by freezing its pod through the
+// node's agent, not with SIGSTOP.
+var ErrSignal = errors.New("k3s: a member's pod can be sent SIGKILL or SIGTERM (its deletion) only")
+
+// Signal ends the process's pod: SIGKILL deletes it at once, SIGTERM with
+// its grace period. It does not wait; Stop does.
+func (p *Pods) Signal(ctx context.Context, name string, sig syscall.Signal) error {
+	var grace int64
+	switch sig {
+	case syscall.SIGKILL:
+	case syscall.SIGTERM:
+		grace = 10
+	default:
+		return fmt.Errorf("%w: not %s", ErrSignal, sig)
+	}
+	err := p.Cluster.Client.CoreV1().Pods(k3s.Namespace).Delete(ctx, PodName(name), metav1.DeleteOptions{GracePeriodSeconds: &grace})
+	if apierrors.IsNotFound(err) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+// Stop deletes the process's pod (SIGTERM, SIGKILL after grace) and
+// returns once it is gone from the API. A pod whose node does not answer
+// within grace and a margin is deleted without waiting for the node.
+func (p *Pods) Stop(ctx context.Context, name string, grace time.Duration) error {
+	return p.remove(ctx, PodName(name), grace)
+}
+
+// remove deletes the named pod with grace and waits until it is gone; a
+// pod left after grace and a margin (its node does not answer) is deleted
+// forcibly, as `kubectl delete --force` does.
+func (p *Pods) remove(ctx context.Context, name string, grace time.Duration) error {
+	pods := p.Cluster.Client.CoreV1().Pods(k3s.Namespace)
+	secs := int64(grace.Seconds())
+	err := pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &secs})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	gone := func(ctx context.Context) (bool, error) {
+		_, err := pods.Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	}
+	margin := p.Margin
+	if margin == 0 {
+		margin = 30 * time.Second
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, grace+margin, true, gone); err == nil {
+		return nil
+	} else if ctx.Err() != nil {
+		return err
+	}
+	p.log().Warn("k3s: a member's pod outlived its grace period: its node does not answer; deleting it forcibly", "pod", name)
+	var zero int64
+	if err := pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("k3s: force delete pod %s/%s: %w", k3s.Namespace, name, err)
+	}
+	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, gone)
+}
+
+// Processes names the processes of a member that have a pod (running or
+// ended), for the engines that look for leftovers.
+func (p *Pods) Processes(ctx context.Context, m engines.Member) ([]string, error) {
+	sel, err := k3s.OwnedSelector(p.Scenario)
+	if err != nil {
+		return nil, err
+	}
+	list, err := p.Cluster.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: sel + "," + LabelMember + "=" + PodName(m.Name)})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, pod := range list.Items {
+		out = append(out, pod.Name)
+	}
+	return out, nil
+}
