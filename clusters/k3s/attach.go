@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,7 +37,9 @@ type AttachedService struct {
 	NotProbed string          `json:"notProbed,omitempty"`
 }
 
-// AttachedMember is member Index's pod: the Index-th by name.
+// AttachedMember is member Index's pod: the pod of ordinal Index when the
+// pods are a StatefulSet's (NAME-0, NAME-1, ...), else the Index-th by
+// name.
 type AttachedMember struct {
 	Index int    `json:"index"`
 	Pod   string `json:"pod"`
@@ -118,7 +121,8 @@ func AttachedOf(ctx context.Context, c *Cluster, sv *topology.Service, m NodeMap
 	if len(items) != len(sv.Members) {
 		as.Findings = append(as.Findings, fmt.Sprintf("%d pods match, the scenario has %d members", len(items), len(sv.Members)))
 	}
-	for i, p := range items {
+	for k, p := range items {
+		i := memberIndex(items, k)
 		am := AttachedMember{Index: i, Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, Running: running(&p), Restarts: restarts(&p)}
 		am.Ready, am.NotReady = podReady(&p)
 		if i < len(sv.Members) {
@@ -137,6 +141,27 @@ func AttachedOf(ctx context.Context, c *Cluster, sv *topology.Service, m NodeMap
 }
 
 var ordinal = regexp.MustCompile(`^(.*?)(\d+)$`)
+
+// memberIndex is the member number of items[k] (sorted by
+// compareOrdinal): its ordinal when every pod is NAME-N with one NAME, as
+// a StatefulSet's are, so that a pod missing for a while (deleted, not yet
+// made again) leaves its member's place empty instead of shifting the
+// next pods into it; else its place in the order.
+func memberIndex(items []corev1.Pod, k int) int {
+	var prefix string
+	for j, p := range items {
+		m := ordinal.FindStringSubmatch(p.Name)
+		if m == nil || !strings.HasSuffix(m[1], "-") || (j > 0 && m[1] != prefix) {
+			return k
+		}
+		prefix = m[1]
+	}
+	n, err := strconv.Atoi(ordinal.FindStringSubmatch(items[k].Name)[2])
+	if err != nil {
+		return k
+	}
+	return n
+}
 
 // compareOrdinal orders pod names as a StatefulSet numbers them: kafka-2
 // before kafka-10.

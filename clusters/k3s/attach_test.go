@@ -42,7 +42,7 @@ func TestAttached(t *testing.T) {
 	require.Equal(t, []k3s.AttachedMember{
 		{Index: 0, Pod: "handlers-0", Node: "dc1-w", Want: "dc1-w", Ready: true},
 		{Index: 1, Pod: "handlers-1", Node: "dc1-w", Want: "dc2-w", NotReady: "Ready=False, ContainersNotReady", Restarts: 4},
-		{Index: 2, Pod: "handlers-10", Node: "dc2-w", Ready: true},
+		{Index: 10, Pod: "handlers-10", Node: "dc2-w", Ready: true}, // its ordinal: an extra pod
 	}, handlers.Members)
 	require.Equal(t, []string{
 		"3 pods match, the scenario has 2 members",

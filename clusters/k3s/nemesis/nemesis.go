@@ -471,10 +471,11 @@ func (n *Nemesis) memberPod(ctx context.Context, f lab.Fault) (member, error) {
 	if err != nil {
 		return member{}, err
 	}
-	if i >= len(sv.Members) {
-		return member{}, fmt.Errorf("nemesis: %s: service %s has %d pods (%s in namespace %s)", f.Target, sv.Service, len(sv.Members), sv.Selector, sv.Namespace)
+	k := slices.IndexFunc(sv.Members, func(m k3s.AttachedMember) bool { return m.Index == i })
+	if k < 0 {
+		return member{}, fmt.Errorf("nemesis: %s: service %s has no pod of member %d (%d pods match %s in namespace %s)", f.Target, sv.Service, i, len(sv.Members), sv.Selector, sv.Namespace)
 	}
-	m := sv.Members[i]
+	m := sv.Members[k]
 	pod, err := n.Cluster.Client.CoreV1().Pods(sv.Namespace).Get(ctx, m.Pod, metav1.GetOptions{})
 	if err != nil {
 		return member{}, fmt.Errorf("nemesis: %s: pod %s/%s: %w", f.Target, sv.Namespace, m.Pod, err)
