@@ -242,7 +242,7 @@ func TestStatusOfAttachedServices(t *testing.T) {
 	require.Regexp(t, `etcd +0 +adopter/etcd-0 +dc1-cp +dc1-cp +Ready +0 +down: not running\n`, out)
 	require.Contains(t, out, "etcd: etcd does NOT take writes\n")
 	require.Regexp(t, `handlers +1 +adopter/handlers-1 +dc1-w +dc2-w +Ready=False, ContainersNotReady +4`, out)
-	require.Regexp(t, `handlers +2 +adopter/handlers-10 +dc2-w +- +Ready +0`, out)
+	require.Regexp(t, `handlers +10 +adopter/handlers-10 +dc2-w +- +Ready +0`, out)
 	require.Contains(t, out, "handlers: 3 pods match, the scenario has 2 members\n")
 	require.Contains(t, out, "handlers: member 1 (pod handlers-1) runs on node/dc1-w, the scenario places it on node/dc2-w\n")
 
