@@ -32,6 +32,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
 	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
+	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
 	"github.com/chaosloop/chaosloop/faults"
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -232,7 +233,7 @@ func (n *Nemesis) plan(f lab.Fault) (k3s.PlannedFault, error) {
 		return k3s.PlannedFault{}, fmt.Errorf("%s cannot target a %s (it takes %s)", f.Action, tg.Kind, strings.Join(scenarios.ActionTargets(f.Action), ", "))
 	}
 	if f.Action == scenarios.ActionKill || f.Action == scenarios.ActionPause {
-		if err := n.attachedMember(tg); err != nil {
+		if err := n.numberedMember(tg); err != nil {
 			return k3s.PlannedFault{}, fmt.Errorf("%s %s: %w", f.Action, f.Target, err)
 		}
 	}
@@ -413,26 +414,27 @@ func (n *Nemesis) bmcOf(clusterNode string) (bmc.BMC, bool) {
 	return bmc.BMC{}, false
 }
 
-// attachedMember says why a kill or pause of tg cannot be done on this
-// cluster: only a numbered member of an attached service has a pod
-// chaosloop can name (it deploys no service yet, and knows no leader
-// without engine probes).
-func (n *Nemesis) attachedMember(tg scenarios.Target) error {
+// numberedMember says why a kill or pause of tg cannot be done on this
+// cluster: only a numbered member has a pod chaosloop can name (it knows
+// no leader without engine probes of the adopter's services).
+func (n *Nemesis) numberedMember(tg scenarios.Target) error {
 	sv := n.Topology.Service(tg.Name)
 	switch {
 	case sv == nil:
 		return fmt.Errorf("unknown service %q", tg.Name)
-	case sv.Spec.Attach == nil:
-		return fmt.Errorf("service %s is not attached (services[].attach): only an attached service's pods are known on --on k3s yet", tg.Name)
+	case sv.Spec.Attach == nil && deploy.Deployable(sv) != nil:
+		return fmt.Errorf("service %s is not attached (services[].attach), and chaosloop does not deploy it: %w", tg.Name, deploy.Deployable(sv))
 	case tg.Member == "" || tg.Member == "leader":
 		return fmt.Errorf("name the member (service/%s/INDEX): which pod is %s is not known on --on k3s yet", tg.Name, map[bool]string{true: "the leader", false: "drawn"}[tg.Member == "leader"])
 	}
 	return nil
 }
 
-// deletePod kills an attached member: its pod is deleted (with its UID as
-// a precondition, so a pod made meanwhile is not), and its controller
-// makes a new one, as when a node's kubelet loses a container for good.
+// deletePod kills a member: its pod is deleted (with its UID as a
+// precondition, so a pod made meanwhile is not). An attached member's
+// controller makes a new one, as when a node's kubelet loses a container
+// for good; a deployed member is started again at the fault's end, as in
+// the labs.
 func (n *Nemesis) deletePod(ctx context.Context, f lab.Fault) error {
 	m, err := n.memberPod(ctx, f)
 	if err != nil {
@@ -452,8 +454,8 @@ type member struct {
 	uid                   types.UID
 }
 
-// memberPod finds the pod of f's member (service/NAME/INDEX of an
-// attached service) and the cluster node it runs on.
+// memberPod finds the pod of f's member (service/NAME/INDEX) and the
+// cluster node it runs on.
 func (n *Nemesis) memberPod(ctx context.Context, f lab.Fault) (member, error) {
 	tg, err := scenarios.ParseTarget(f.Target)
 	if err != nil {
@@ -464,8 +466,11 @@ func (n *Nemesis) memberPod(ctx context.Context, f lab.Fault) (member, error) {
 		return member{}, fmt.Errorf("nemesis: %s: member %q", f.Target, tg.Member)
 	}
 	topoSv := n.Topology.Service(tg.Name)
-	if topoSv == nil || topoSv.Spec.Attach == nil {
-		return member{}, fmt.Errorf("nemesis: %s: service %s is not attached", f.Target, tg.Name)
+	if topoSv == nil {
+		return member{}, fmt.Errorf("nemesis: %s: unknown service %s", f.Target, tg.Name)
+	}
+	if topoSv.Spec.Attach == nil {
+		return n.deployedPod(ctx, f, topoSv, i)
 	}
 	sv, err := k3s.AttachedOf(ctx, n.Cluster, topoSv, n.NodeMap)
 	if err != nil {
@@ -495,4 +500,26 @@ func RuleID(f lab.Fault) string {
 	h := fnv.New32a()
 	h.Write([]byte(f.Key()))
 	return fmt.Sprintf("%s-%08x", id[:54], h.Sum32())
+}
+
+// deployedPod is the pod of member i of a service chaosloop deployed
+// (package deploy): the one not being deleted.
+func (n *Nemesis) deployedPod(ctx context.Context, f lab.Fault, sv *topology.Service, i int) (member, error) {
+	if i < 0 || i >= len(sv.Members) {
+		return member{}, fmt.Errorf("nemesis: %s: service %s has %d members", f.Target, sv.Name, len(sv.Members))
+	}
+	sel, err := deploy.MemberSelector(n.Topology.Name, deploy.MemberName(sv.Name, i))
+	if err != nil {
+		return member{}, err
+	}
+	list, err := n.Cluster.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return member{}, fmt.Errorf("nemesis: %s: listing its pods: %w", f.Target, err)
+	}
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil {
+			return member{namespace: p.Namespace, name: p.Name, node: p.Spec.NodeName, uid: p.UID}, nil
+		}
+	}
+	return member{}, fmt.Errorf("nemesis: %s: no pod of member %s (%s in namespace %s)", f.Target, deploy.MemberName(sv.Name, i), sel, k3s.Namespace)
 }

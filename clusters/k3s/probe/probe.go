@@ -44,7 +44,7 @@ type Prober struct {
 
 	mu         sync.Mutex
 	engines    map[string]engine // by service
-	forwarders map[string]*forwarder
+	forwarders map[string]*Forwarder
 }
 
 // New returns a Prober of the services attached on c.
@@ -52,7 +52,7 @@ func New(c *k3s.Cluster, log *slog.Logger) *Prober {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Prober{cluster: c, log: log, engines: map[string]engine{}, forwarders: map[string]*forwarder{}}
+	return &Prober{cluster: c, log: log, engines: map[string]engine{}, forwarders: map[string]*Forwarder{}}
 }
 
 // Close ends the engines' client connections (their port-forwards with
@@ -102,8 +102,8 @@ func (p *Prober) Probe(ctx context.Context, sv *topology.Service, as k3s.Attache
 		l[m.Pod] = m.Running && mem.Addr.IsValid()
 		c.Members = append(c.Members, mem)
 	}
-	d.setPods(pods)
-	c.Launcher, c.Dial = l, d.dial
+	d.SetPods(pods)
+	c.Launcher, c.Dial = l, d.Dial
 	st, err := e.Status(ctx, c)
 	if err == nil && timedOut(st) {
 		// A first probe also opens each member's connection through the
@@ -129,14 +129,14 @@ func timedOut(st engines.Status) bool {
 
 // engine returns the service's engine and the forwarder its cached
 // clients dial through, made on first use.
-func (p *Prober) engine(service, namespace string) (engine, *forwarder) {
+func (p *Prober) engine(service, namespace string) (engine, *Forwarder) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e, ok := p.engines[service]
 	if !ok {
 		e = etcd.New(p.log)
 		p.engines[service] = e
-		p.forwarders[service] = &forwarder{cluster: p.cluster, namespace: namespace, log: p.log}
+		p.forwarders[service] = &Forwarder{Cluster: p.cluster, Namespace: namespace, Log: p.log}
 	}
 	return e, p.forwarders[service]
 }

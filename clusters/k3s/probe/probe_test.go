@@ -36,11 +36,11 @@ func TestPodsLauncher(t *testing.T) {
 }
 
 func TestForwarderDialsOnlyAttachedPods(t *testing.T) {
-	f := &forwarder{cluster: &k3s.Cluster{}, namespace: "adopter"}
-	f.setPods(map[netip.Addr]string{netip.MustParseAddr("10.244.1.5"): "etcd-0"})
-	_, err := f.dial(t.Context(), "tcp", "10.244.1.6:2379")
+	f := &Forwarder{Cluster: &k3s.Cluster{}, Namespace: "adopter"}
+	f.SetPods(map[netip.Addr]string{netip.MustParseAddr("10.244.1.5"): "etcd-0"})
+	_, err := f.Dial(t.Context(), "tcp", "10.244.1.6:2379")
 	require.ErrorContains(t, err, "no attached member's pod has address 10.244.1.6")
-	_, err = f.dial(t.Context(), "tcp", "etcd-0:2379")
+	_, err = f.Dial(t.Context(), "tcp", "etcd-0:2379")
 	require.Error(t, err, "an address, not a name")
 }
 

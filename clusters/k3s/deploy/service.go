@@ -1,0 +1,167 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
+	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// Engine is what deploy mode needs of an engine.
+type Engine interface {
+	// Start starts every member not running and returns once the
+	// service is healthy.
+	Start(ctx context.Context, c *engines.Cluster) error
+	// StartMember starts member i if it does not run (after a kill or a
+	// power cycle), and does not wait for it to be healthy.
+	StartMember(ctx context.Context, c *engines.Cluster, i int) error
+	Status(ctx context.Context, c *engines.Cluster) (engines.Status, error)
+}
+
+// Deployable says why chaosloop cannot deploy sv on a cluster yet, or
+// nil: its engine must be one deploy mode runs (etcd so far: the other
+// engines still read their members' files on chaosloop's own machine),
+// and a stateless service is the load's, which deploy mode does not
+// drive yet.
+func Deployable(sv *topology.Service) error {
+	if name := local.EngineOf(sv.Spec); name != local.EngineEtcd {
+		return fmt.Errorf("chaosloop deploys only etcd (and Raft) services on a cluster yet, not a %s service", sv.Kind)
+	}
+	seen := map[string]int{}
+	for i, n := range sv.Members {
+		if j, ok := seen[n.Name]; ok {
+			return fmt.Errorf("service %s: members %d and %d are both on node %s: deployed members listen on their node's address, so they would take the same ports", sv.Name, j, i, n.Name)
+		}
+		seen[n.Name] = i
+	}
+	return nil
+}
+
+// Options say how services are deployed.
+type Options struct {
+	Cluster  *k3s.Cluster
+	Scenario string
+	NodeMap  k3s.NodeMap
+	// Image names an engine's image in the user's registry (the engine's
+	// name: "etcd").
+	Image func(engine string) (string, error)
+	// PortOffset is added to the engines' ports (DefaultPortOffset
+	// when 0).
+	PortOffset int
+	Log        *slog.Logger
+}
+
+// Service is a scenario's service deployed on the cluster: its engine
+// and its members (Cluster), each a pod on its node (Pods) whose files
+// are reached through the node's agent (NodeFiles) and whose ports
+// through port-forwards of its pods (a hostNetwork pod's forward lands in
+// its node's network namespace).
+type Service struct {
+	Topo    *topology.Service
+	Engine  Engine
+	Cluster *engines.Cluster
+}
+
+// MemberName names member i of a service, as the local lab does.
+func MemberName(service string, i int) string { return service + "-" + strconv.Itoa(i) }
+
+// MemberSelector selects the pods of a scenario's member.
+func MemberSelector(scenario, member string) (string, error) {
+	sel, err := k3s.OwnedSelector(scenario)
+	if err != nil {
+		return "", err
+	}
+	return sel + "," + LabelMember + "=" + PodName(member), nil
+}
+
+// New describes sv's deployment: member i on the cluster node of the
+// scenario's node, at its InternalIP, its files under Root(scenario).
+// It starts nothing.
+func New(ctx context.Context, o Options, sv *topology.Service) (*Service, error) {
+	if err := Deployable(sv); err != nil {
+		return nil, err
+	}
+	engine := local.EngineOf(sv.Spec)
+	image, err := o.Image(engine)
+	if err != nil {
+		return nil, err
+	}
+	if o.PortOffset == 0 {
+		o.PortOffset = DefaultPortOffset
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	c := &engines.Cluster{Service: sv.Name}
+	for i, n := range sv.Members {
+		addr, err := internalIP(ctx, o.Cluster, o.NodeMap.ClusterNode(n.Name))
+		if err != nil {
+			return nil, fmt.Errorf("service %s member %d: %w", sv.Name, i, err)
+		}
+		name := MemberName(sv.Name, i)
+		dir := filepath.Join(Root(o.Scenario), name)
+		c.Members = append(c.Members, engines.Member{Index: i, Name: name, Node: n.Name, Addr: addr, PortOffset: o.PortOffset,
+			DataDir: filepath.Join(dir, "data"), LogDir: filepath.Join(dir, "log")})
+	}
+	c.Launcher = &Pods{Cluster: o.Cluster, Scenario: o.Scenario, Service: sv.Name, Image: image, NodeMap: o.NodeMap, Log: o.Log}
+	c.Files = NodeFiles{Cluster: o.Cluster, Scenario: o.Scenario, NodeMap: o.NodeMap}
+	fwd := &probe.Forwarder{Cluster: o.Cluster, Namespace: k3s.Namespace, Log: o.Log}
+	// a member's pod is found when it is dialed: it is made anew on each start
+	fwd.PodOf = func(ctx context.Context, addr netip.Addr) (string, error) { return memberPodAt(ctx, o, c, addr) }
+	c.Dial = fwd.Dial
+	return &Service{Topo: sv, Engine: etcd.New(o.Log), Cluster: c}, nil
+}
+
+// internalIP is a cluster node's InternalIP: where its hostNetwork pods
+// listen.
+func internalIP(ctx context.Context, c *k3s.Cluster, node string) (netip.Addr, error) {
+	n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("node %s: %w", node, err)
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			if ip, err := netip.ParseAddr(a.Address); err == nil {
+				return ip, nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("node %s has no InternalIP", node)
+}
+
+// memberPodAt is the running pod of the member at addr, through which a
+// connection to it is forwarded.
+func memberPodAt(ctx context.Context, o Options, c *engines.Cluster, addr netip.Addr) (string, error) {
+	for _, m := range c.Members {
+		if m.Addr != addr {
+			continue
+		}
+		sel, err := MemberSelector(o.Scenario, m.Name)
+		if err != nil {
+			return "", err
+		}
+		list, err := o.Cluster.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return "", err
+		}
+		for _, p := range list.Items {
+			if State(&p) == "running" {
+				return p.Name, nil
+			}
+		}
+		return "", fmt.Errorf("member %s has no running pod", m.Name)
+	}
+	return "", fmt.Errorf("no member of %s has address %s", c.Service, addr)
+}
