@@ -49,6 +49,10 @@ const MainContainer = "main"
 // Redis 8379 and its Sentinel 28379.
 const DefaultPortOffset = 2000
 
+// MaxPortOffset keeps the highest port an engine uses (FerretDB's 27017)
+// a port.
+const MaxPortOffset = 65535 - 27017
+
 // DataRoot is where members keep their files on their nodes, each
 // scenario under a directory of its own.
 const DataRoot = k3s.DataRoot

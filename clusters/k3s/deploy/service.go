@@ -165,3 +165,49 @@ func memberPodAt(ctx context.Context, o Options, c *engines.Cluster, addr netip.
 	}
 	return "", fmt.Errorf("no member of %s has address %s", c.Service, addr)
 }
+
+// Start starts every member that does not run and returns once the
+// service is healthy.
+func (s *Service) Start(ctx context.Context) error { return s.Engine.Start(ctx, s.Cluster) }
+
+// Status observes the members with the engine's probe.
+func (s *Service) Status(ctx context.Context) (engines.Status, error) {
+	return s.Engine.Status(ctx, s.Cluster)
+}
+
+// Restart starts member i again if it does not run (after a kill or a
+// power cycle): its data is on its node, so it rejoins with it.
+func (s *Service) Restart(ctx context.Context, i int) error {
+	return s.Engine.StartMember(ctx, s.Cluster, i)
+}
+
+// Close ends the engine's client connections.
+func (s *Service) Close() error {
+	if c, ok := s.Engine.(interface{ Close() error }); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// Reset starts member i anew after its node was powered off: whatever pod
+// of it the API server still shows Running died with the node, so each
+// is deleted before the member starts again.
+func (s *Service) Reset(ctx context.Context, i int) error {
+	if i < 0 || i >= len(s.Cluster.Members) {
+		return fmt.Errorf("service %s has no member %d", s.Cluster.Service, i)
+	}
+	pods, ok := s.Cluster.Launcher.(*Pods)
+	if !ok {
+		return s.Restart(ctx, i)
+	}
+	names, err := pods.Processes(ctx, s.Cluster.Members[i])
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := pods.remove(ctx, n, 0); err != nil {
+			return fmt.Errorf("member %s: %w", s.Cluster.Members[i].Name, err)
+		}
+	}
+	return s.Restart(ctx, i)
+}

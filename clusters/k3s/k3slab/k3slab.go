@@ -1,10 +1,12 @@
-// Package k3slab is the k3s backend behind the lab seam, in attach mode:
-// the scenario's services are the adopter's own on a real cluster
-// (services[].attach), which chaosloop observes with its engine probes
-// (package probe) and injects faults into through the node agents and the
-// BMCs (package nemesis). It deploys nothing and drives no load there
-// (lab.Capabilities.Observing): a run samples the services through the
-// scenario's faults and judges their quorum against analyze.
+// Package k3slab is the k3s backend behind the lab seam. A scenario's
+// services are either the adopter's own on a real cluster
+// (services[].attach, attach mode), which chaosloop observes with its
+// engine probes (package probe), or chaosloop's own engines, which it
+// deploys there from the user's registry (package deploy: etcd so far).
+// Faults go through the node agents and the BMCs (package nemesis). It
+// drives no load there yet (lab.Capabilities.Observing): a run samples
+// the services through the scenario's faults and judges their quorum
+// against analyze.
 package k3slab
 
 import (
@@ -12,16 +14,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
+	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
 	"github.com/chaosloop/chaosloop/clusters/k3s/guard"
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -32,7 +38,7 @@ import (
 const Name = "k3s"
 
 // Observing is why a run on the backend drives no load.
-const Observing = "attach mode: the services are the adopter's own, which chaosloop observes and does not load"
+const Observing = "on a cluster chaosloop observes the services (the adopter's own, or the engines it deployed) and drives no load yet"
 
 // Options configure the backend.
 type Options struct {
@@ -51,6 +57,12 @@ type Options struct {
 	APIBudget, Interval time.Duration
 	// Progress, when set, is told what Up does.
 	Progress func(lab.Progress)
+	// Image names an engine's image in the user's registry (--registry);
+	// nil: deploy mode is not available, every service must be attached.
+	Image func(engine string) (string, error)
+	// PortOffset is added to the deployed engines' ports
+	// (deploy.DefaultPortOffset when 0).
+	PortOffset int
 }
 
 // Provider is the k3s backend.
@@ -101,14 +113,19 @@ func (p *Provider) Up(ctx context.Context, sc *scenarios.Scenario) (lab.Lab, err
 	if err != nil {
 		return nil, err
 	}
-	if err := Observable(topo); err != nil {
+	if err := Observable(topo, p.o.Image != nil); err != nil {
 		return nil, err
 	}
-	l := &Lab{topo: topo, cluster: p.o.Cluster, nm: p.o.NodeMap, log: p.o.Log, prober: probe.New(p.o.Cluster, p.o.Log)}
+	l := &Lab{topo: topo, cluster: p.o.Cluster, nm: p.o.NodeMap, log: p.o.Log, prober: probe.New(p.o.Cluster, p.o.Log),
+		deployed: map[string]*deploy.Service{}}
 	l.nemesis = &nemesis.Nemesis{Cluster: p.o.Cluster, Topology: topo, NodeMap: p.o.NodeMap, BMC: p.o.BMC, Log: p.o.Log,
 		Lifetime: lifetime(sc)}
 	if err := l.refresh(ctx); err != nil {
 		return nil, err
+	}
+	if err := p.deploy(ctx, l); err != nil {
+		l.Close()
+		return l, err
 	}
 	for _, sv := range topo.Services {
 		p.progress(sv.Name, "waiting", "until its members are healthy")
@@ -129,6 +146,33 @@ func (p *Provider) progress(service, stage, detail string) {
 	}
 }
 
+// deploy starts the members of the services chaosloop deploys (those not
+// attached), on their nodes, and returns once each is healthy. Members
+// that run already (a lab left up) are kept.
+func (p *Provider) deploy(ctx context.Context, l *Lab) error {
+	for _, sv := range l.topo.Services {
+		if sv.Spec.Attach != nil {
+			continue
+		}
+		p.progress(sv.Name, "deploying", "its members' pods on their nodes")
+		d, err := deploy.New(ctx, deploy.Options{Cluster: p.o.Cluster, Scenario: l.topo.Name, NodeMap: p.o.NodeMap,
+			Image: p.o.Image, PortOffset: p.o.PortOffset, Log: p.o.Log}, sv)
+		if err != nil {
+			p.progress(sv.Name, "failed", err.Error())
+			return err
+		}
+		l.deployed[sv.Name] = d
+		sctx, cancel := context.WithTimeout(ctx, p.o.Ready)
+		err = d.Start(sctx)
+		cancel()
+		if err != nil {
+			p.progress(sv.Name, "failed", err.Error())
+			return fmt.Errorf("service %s: %w", sv.Name, err)
+		}
+	}
+	return nil
+}
+
 // lifetime bounds the agents' rules of a run's faults: the run's length
 // and a margin, so that rules chaosloop could not lift (it crashed, the
 // API server went silent) go by themselves soon after the run.
@@ -141,14 +185,19 @@ func lifetime(sc *scenarios.Scenario) time.Duration {
 }
 
 // Observable says why a scenario's services cannot be observed on a
-// cluster, or nil: each must be attached (deploy mode is not built yet),
-// and each stateful one must have a probe of attached members.
-func Observable(topo *topology.Topology) error {
+// cluster, or nil: each must be attached, or one chaosloop can deploy
+// (canDeploy: --registry was given), and each attached stateful one must
+// have a probe of attached members.
+func Observable(topo *topology.Topology, canDeploy bool) error {
 	var errs []error
 	for _, sv := range topo.Services {
 		switch {
 		case sv.Spec.Attach == nil:
-			errs = append(errs, fmt.Errorf("%s: service %s is not attached: on --on k3s chaosloop does not deploy services yet; name the adopter's pods of it (services[].attach)", sv.Src, sv.Name))
+			if err := deploy.Deployable(sv); err != nil {
+				errs = append(errs, fmt.Errorf("%s: service %s is not attached (services[].attach): %w", sv.Src, sv.Name, err))
+			} else if !canDeploy {
+				errs = append(errs, fmt.Errorf("%s: service %s is not attached (services[].attach): chaosloop deploys it from --registry, which was not given", sv.Src, sv.Name))
+			}
 		case sv.Kind == scenarios.KindStateless:
 		default:
 			if err := probe.Supported(sv); err != nil {
@@ -181,6 +230,8 @@ type Lab struct {
 	log     *slog.Logger
 	prober  *probe.Prober
 	nemesis *nemesis.Nemesis
+	// deployed are the services chaosloop deployed, by name.
+	deployed map[string]*deploy.Service
 
 	mu     sync.Mutex
 	active []lab.Injected
@@ -293,6 +344,9 @@ func (l *Lab) ServiceStatus(ctx context.Context, service string) (lab.ServiceSta
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
+	if d, ok := l.deployed[service]; ok {
+		return deployedStatus(ctx, sv, d), nil
+	}
 	si := lab.ServiceStatus{Name: sv.Name, Kind: sv.Kind, Engine: "pods"}
 	as, err := k3s.AttachedOf(ctx, l.cluster, sv, l.nm)
 	if err != nil {
@@ -331,6 +385,27 @@ func (l *Lab) ServiceStatus(ctx context.Context, service string) (lab.ServiceSta
 	return si, nil
 }
 
+// deployedStatus observes a service chaosloop deployed with its engine's
+// probe, which reaches each member through a port-forward of its pod.
+func deployedStatus(ctx context.Context, sv *topology.Service, d *deploy.Service) lab.ServiceStatus {
+	st, err := d.Status(ctx)
+	si := lab.ServiceStatus{Name: sv.Name, Kind: sv.Kind, Engine: st.Engine, Version: st.Version, Writable: st.Writable}
+	if err != nil {
+		si.Error, si.TimedOut = err.Error(), lab.IsTimeout(err)
+	}
+	si.Healthy = si.Error == ""
+	for i, m := range d.Cluster.Members {
+		lm := lab.Member{Index: i, Name: m.Name, Node: m.Node, Addr: m.Addr.String(), Detail: "not probed"}
+		if k := slices.IndexFunc(st.Members, func(ms engines.MemberStatus) bool { return ms.Index == i }); k >= 0 {
+			ms := st.Members[k]
+			lm.Role, lm.Up, lm.Healthy, lm.Detail, lm.TimedOut = ms.Role, ms.Up, ms.Healthy, ms.Detail, ms.TimedOut
+		}
+		si.Members = append(si.Members, lm)
+		si.Healthy = si.Healthy && lm.Healthy
+	}
+	return si
+}
+
 // FailoverBudgets: etcd's as chaosloop runs it (the adopter's settings are
 // not read; expect.failover overrides it); none for a stateless service.
 func (l *Lab) FailoverBudgets() map[string]lab.Budget {
@@ -341,7 +416,9 @@ func (l *Lab) FailoverBudgets() map[string]lab.Budget {
 			continue
 		}
 		b := etcd.FailoverBudget()
-		b.Derivation += " (etcd's defaults as chaosloop runs it; the adopter's settings are not read: set expect.failover for theirs)"
+		if _, ok := l.deployed[sv.Name]; !ok {
+			b.Derivation += " (etcd's defaults as chaosloop runs it; the adopter's settings are not read: set expect.failover for theirs)"
+		}
 		out[sv.Name] = b
 	}
 	return out
@@ -386,24 +463,100 @@ func (l *Lab) Inject(ctx context.Context, f lab.Fault) (lab.Injected, error) {
 	return af, err
 }
 
-// Recover undoes f.
+// Recover undoes f. The deployed members it kept down (killed, or on a
+// node it powered off) are started again, as the labs do at a fault's
+// end: an attached member's controller does that for the adopter.
 func (l *Lab) Recover(ctx context.Context, f lab.Fault) error {
 	l.comingBack(func(in lab.Injected) bool { return in.Key() == f.Key() })
 	err := l.nemesis.Recover(ctx, f)
 	if rerr := l.refresh(context.WithoutCancel(ctx)); rerr != nil {
 		l.log.Warn("k3s: reading the faults in place", "err", rerr)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return l.restartDeployed(ctx, []lab.Fault{f})
 }
 
-// RecoverAll undoes every fault recorded for the scenario.
+// restartDeployed starts again the deployed members the recovered faults
+// kept down and no fault still in place does: a killed member (its pod
+// was deleted), and the members of a node powered off (their pods died
+// with it, whatever the API server still shows). Their data is on their
+// nodes, so they rejoin with it.
+func (l *Lab) restartDeployed(ctx context.Context, recovered []lab.Fault) error {
+	if len(l.deployed) == 0 {
+		return nil
+	}
+	still := topology.NewState(l.topo)
+	killed := map[string]bool{}
+	for _, in := range l.ActiveFaults() {
+		if in.Action == scenarios.ActionKill {
+			killed[in.Target] = true
+		} else if tg, err := scenarios.ParseTarget(in.Target); err == nil && isPower(in.Action) {
+			if err := still.Apply(topology.Fault{Action: in.Action, Target: tg}); err != nil {
+				return err
+			}
+		}
+	}
+	was := topology.NewState(l.topo)
+	kills := map[string]bool{}
+	for _, f := range recovered {
+		if f.Action == scenarios.ActionKill {
+			kills[f.Target] = true
+		} else if tg, err := scenarios.ParseTarget(f.Target); err == nil && isPower(f.Action) {
+			if err := was.Apply(topology.Fault{Action: f.Action, Target: tg}); err != nil {
+				return err
+			}
+		}
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(l.deployed)) {
+		d := l.deployed[name]
+		for i, m := range d.Cluster.Members {
+			target := "service/" + name + "/" + strconv.Itoa(i)
+			node := l.topo.Node(m.Node)
+			if killed[target] || !still.Up(node) {
+				continue // still down by a fault in place
+			}
+			var err error
+			switch {
+			case !was.Up(node):
+				l.log.Info("k3s: starting a member of a node powered on again", "member", m.Name, "node", m.Node)
+				err = d.Reset(ctx, i)
+			case kills[target]:
+				l.log.Info("k3s: starting a killed member again", "member", m.Name)
+				err = d.Restart(ctx, i)
+			default:
+				continue
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("restart %s: %w", m.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isPower(action string) bool {
+	return action == scenarios.ActionPowerOff || action == scenarios.ActionDestroy
+}
+
+// RecoverAll undoes every fault recorded for the scenario, then starts
+// again the deployed members they kept down.
 func (l *Lab) RecoverAll(ctx context.Context) error {
 	l.comingBack(func(lab.Injected) bool { return true })
+	var recovered []lab.Fault
+	for _, in := range l.ActiveFaults() {
+		recovered = append(recovered, in.Fault)
+	}
 	err := l.nemesis.RecoverAll(ctx)
 	if rerr := l.refresh(context.WithoutCancel(ctx)); rerr != nil {
 		l.log.Warn("k3s: reading the faults in place", "err", rerr)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return l.restartDeployed(ctx, recovered)
 }
 
 // Close ends the guard's watch and the probes' connections (lab.Closer);
@@ -415,7 +568,11 @@ func (l *Lab) Close() error {
 			<-l.watchDone
 		}
 	})
-	return l.prober.Close()
+	errs := []error{l.prober.Close()}
+	for _, d := range l.deployed {
+		errs = append(errs, d.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Stopped delivers the stop condition, once (lab.Guarded).

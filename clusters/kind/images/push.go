@@ -143,3 +143,13 @@ func repoDigest(ctx context.Context, remote string) (string, error) {
 	}
 	return "", fmt.Errorf("docker push %s: the daemon recorded no digest for %s (%q)", remote, ref.Context().Name(), strings.TrimSpace(string(raw)))
 }
+
+// RemoteRefOf is where Push puts a pushable image (an engine's name,
+// "etcd", or "agent") in registry: what a cluster pulls.
+func (b *Builder) RemoteRefOf(registry, img string) (string, error) {
+	local, err := b.localTag(img)
+	if err != nil {
+		return "", err
+	}
+	return RemoteRef(registry, local)
+}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
+	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3slab"
+	"github.com/chaosloop/chaosloop/clusters/kind/images"
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
@@ -76,17 +79,60 @@ func LoadBMC(ctx context.Context, env *Env, file string) (*bmc.Inventory, error)
 	return inv, nil
 }
 
-// K3sProvider is the k3s backend (attach mode: the scenario's services are
-// the adopter's own, observed) on the cluster the flags name, with the
-// BMC inventory of --bmc for power faults. A scenario whose services it
-// cannot observe is the user's to fix (exit 2).
-func K3sProvider(ctx context.Context, env *Env, lf *LabFlags, cf *ClusterFlags, sc *scenarios.Scenario, progress func(lab.Progress)) (*k3slab.Provider, error) {
+// DeployFlags say where the engines chaosloop deploys on a cluster come
+// from (deploy mode of --on k3s: the services a scenario does not attach).
+type DeployFlags struct {
+	Registry   string
+	PortOffset int
+}
+
+// Add registers the flags on cmd.
+func (f *DeployFlags) Add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.Registry, "registry", "", "with --on k3s: the registry (HOST[:PORT][/PATH]) 'chaosloop images push' put this chaosloop's engine images in; the scenario's services that are not attached are deployed from it")
+	cmd.Flags().IntVar(&f.PortOffset, "port-offset", deploy.DefaultPortOffset, "with --on k3s: added to the ports of the engines chaosloop deploys, which listen on their nodes' addresses beside K3S's own and the adopter's (etcd on 2379+offset)")
+}
+
+// Check refuses the flags without --on k3s, and an offset that takes an
+// engine's ports out of range.
+func (f *DeployFlags) Check(on string) error {
+	if on != "k3s" && (f.Registry != "" || f.PortOffset != deploy.DefaultPortOffset) {
+		return Usagef("--registry and --port-offset work with --on k3s")
+	}
+	if f.PortOffset < 0 || f.PortOffset > deploy.MaxPortOffset {
+		return Usagef("--port-offset must be from 0 to %d (an engine's highest port, 27017, plus it must stay a port)", deploy.MaxPortOffset)
+	}
+	return nil
+}
+
+// image names an engine's image in --registry; nil without one.
+func (f *DeployFlags) image(lf *LabFlags, env *Env) func(string) (string, error) {
+	if f.Registry == "" {
+		return nil
+	}
+	b := &images.Builder{Cache: filepath.Join(lf.Cache, "kind"), EngineCache: lf.Cache, Log: env.Log}
+	return func(engine string) (string, error) { return b.RemoteRefOf(f.Registry, engine) }
+}
+
+// K3sProvider is the k3s backend on the cluster the flags name: the
+// scenario's attached services observed, the others deployed from
+// --registry, with the BMC inventory of --bmc for power faults. A
+// scenario whose services it can neither observe nor deploy is the
+// user's to fix (exit 2).
+func K3sProvider(ctx context.Context, env *Env, lf *LabFlags, cf *ClusterFlags, df *DeployFlags, sc *scenarios.Scenario, progress func(lab.Progress)) (*k3slab.Provider, error) {
+	if err := df.Check(lf.On); err != nil {
+		return nil, err
+	}
 	topo, err := topology.Build(sc)
 	if err != nil {
 		return nil, Invalid(err)
 	}
-	if err := k3slab.Observable(topo); err != nil {
+	if err := k3slab.Observable(topo, df.Registry != ""); err != nil {
 		return nil, Invalid(err)
+	}
+	if df.Registry != "" {
+		if _, err := images.RemoteRef(df.Registry, images.Repository+"etcd:x"); err != nil {
+			return nil, Usagef("%v", err)
+		}
 	}
 	c, m, err := cf.Connect(ctx, env, topo)
 	if err != nil {
@@ -96,5 +142,6 @@ func K3sProvider(ctx context.Context, env *Env, lf *LabFlags, cf *ClusterFlags, 
 	if err != nil {
 		return nil, err
 	}
-	return k3slab.NewProvider(k3slab.Options{Cluster: c, NodeMap: m, BMC: inv, Log: env.Log, Progress: progress}), nil
+	return k3slab.NewProvider(k3slab.Options{Cluster: c, NodeMap: m, BMC: inv, Log: env.Log, Progress: progress,
+		Image: df.image(lf, env), PortOffset: df.PortOffset}), nil
 }

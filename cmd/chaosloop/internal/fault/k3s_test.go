@@ -354,9 +354,15 @@ func TestRunOnK3sRefusals(t *testing.T) {
 		want []string
 	}{
 		{[]string{"run", scenario, "--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context, "--runs-dir", dir}, cli.ExitInvalid,
-			[]string{"service handlers is not attached: on --on k3s chaosloop does not deploy services yet"}},
+			[]string{"service handlers is not attached (services[].attach): chaosloop deploys only etcd (and Raft) services on a cluster yet, not a stateless service"}},
 		{[]string{"run", "../../../../scenarios/quickstart.yaml", "--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context, "--runs-dir", dir}, cli.ExitInvalid,
-			[]string{"service central-ledger-db is not attached", "service kafka is not attached"}},
+			[]string{"service central-ledger-db is not attached", "service kafka is not attached",
+				"service k3s-etcd is not attached (services[].attach): chaosloop deploys it from --registry, which was not given"}},
+		{[]string{"run", attach, "--registry", "registry.lab:5000", "--runs-dir", dir}, cli.ExitInvalid, []string{"--registry and --port-offset work with --on k3s"}},
+		{[]string{"run", attach, "--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context, "--port-offset", "40000", "--runs-dir", dir}, cli.ExitInvalid,
+			[]string{"--port-offset must be from 0 to 38518"}},
+		{[]string{"run", attach, "--on", "k3s", "--kubeconfig", s.Kubeconfig, "--context", s.Context, "--registry", "registry", "--runs-dir", dir}, cli.ExitInvalid,
+			[]string{`registry "registry": want HOST[:PORT][/PATH]`}},
 		{[]string{"run", attach, "--on", "k3s", "--kubeconfig", s.Kubeconfig, "--runs-dir", dir}, cli.ExitInvalid, []string{"no context named"}},
 		{[]string{"run", attach, "--context", s.Context, "--runs-dir", dir}, cli.ExitInvalid, []string{"--kubeconfig, --context and --node-map work with --on k3s"}},
 	} {

@@ -30,6 +30,7 @@ import (
 type flags struct {
 	lab     cli.LabFlags
 	cluster cli.ClusterFlags
+	deploy  cli.DeployFlags
 	in      cli.Inputs
 	runsDir string
 	seed    uint64
@@ -39,6 +40,7 @@ type flags struct {
 func (f *flags) add(cmd *cobra.Command, withSeed bool) {
 	f.lab.Add(cmd)
 	f.cluster.Add(cmd)
+	f.deploy.Add(cmd)
 	cmd.Flags().StringVar(&f.runsDir, "runs-dir", "runs", "directory for run directories (report.json, junit.xml, report.html, history.jsonl)")
 	if withSeed {
 		cmd.Flags().Uint64Var(&f.seed, "seed", 0, "seed of every random choice (fault members, arrivals, jitter); 0 picks one and prints it")
@@ -149,10 +151,13 @@ func execute(cmd *cobra.Command, env *cli.Env, f *flags, o runner.Options) error
 	var p lab.Provider
 	var err error
 	if f.lab.On == "k3s" {
-		p, err = cli.K3sProvider(cmd.Context(), env, &f.lab, &f.cluster, o.Scenario, prog.Lab)
+		p, err = cli.K3sProvider(cmd.Context(), env, &f.lab, &f.cluster, &f.deploy, o.Scenario, prog.Lab)
 	} else {
 		if f.cluster.Given() {
 			return cli.Usagef("--kubeconfig, --context and --node-map work with --on k3s")
+		}
+		if err := f.deploy.Check(f.lab.On); err != nil {
+			return err
 		}
 		p, err = f.lab.Provider(env, o.Seed, prog.Lab)
 	}
