@@ -113,7 +113,7 @@ func New(ctx context.Context, o Options, sv *topology.Service) (*Service, error)
 		name := MemberName(sv.Name, i)
 		dir := filepath.Join(Root(o.Scenario), name)
 		c.Members = append(c.Members, engines.Member{Index: i, Name: name, Node: n.Name, Addr: addr, PortOffset: o.PortOffset,
-			DataDir: filepath.Join(dir, "data"), LogDir: filepath.Join(dir, "log")})
+			ListenLoopback: true, DataDir: filepath.Join(dir, "data"), LogDir: filepath.Join(dir, "log")})
 	}
 	c.Launcher = &Pods{Cluster: o.Cluster, Scenario: o.Scenario, Service: sv.Name, Image: image, NodeMap: o.NodeMap, Log: o.Log}
 	c.Files = NodeFiles{Cluster: o.Cluster, Scenario: o.Scenario, NodeMap: o.NodeMap}

@@ -179,13 +179,18 @@ func pausedRun(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, runs string, o
 	}
 }
 
-// scoredRun runs testdata/file on the cluster in attach mode, power
+// scoredRun runs testdata/file on the cluster (attach mode), power
 // through the BMCs of power (nil: none), and wants verdict want from the
 // quorum check, every other check skipped, every fault put in.
 func scoredRun(t *testing.T, kc *k3s.Cluster, runs, file string, power *bmc.Inventory, want checks.Status) *checks.Result {
+	return scoredRunOn(t, k3slab.Options{Cluster: kc, BMC: power, Log: enginetest.ProcessLog()}, runs, file, want)
+}
+
+// scoredRunOn is scoredRun with the backend's options o.
+func scoredRunOn(t *testing.T, o k3slab.Options, runs, file string, want checks.Status) *checks.Result {
 	sc, err := scenarios.Parse(filepath.Join("testdata", file))
 	require.NoError(t, err)
-	p := k3slab.NewProvider(k3slab.Options{Cluster: kc, BMC: power, Log: enginetest.ProcessLog()})
+	p := k3slab.NewProvider(o)
 	start := time.Now()
 	res, err := runner.Run(t.Context(), runner.Options{Scenario: sc, Provider: p, RunsDir: runs, Seed: 1,
 		Log: enginetest.ProcessLog(), Converge: 20 * time.Second})

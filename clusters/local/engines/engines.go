@@ -42,6 +42,12 @@ type Member struct {
 	// node's network with K3S's own datastore and the adopter's engines,
 	// so chaosloop's members keep away from their ports.
 	PortOffset int `json:"portOffset,omitempty"`
+	// ListenLoopback has the member take its clients' connections on
+	// 127.0.0.1 too: on a real cluster chaosloop reaches a member through
+	// a port-forward of its pod, which the kubelet opens on the loopback
+	// address of the pod's network namespace (the node's, for a
+	// hostNetwork pod).
+	ListenLoopback bool `json:"listenLoopback,omitempty"`
 }
 
 // Port is the member's port for its engine's usual port p (etcd's 2379).

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -104,6 +105,16 @@ func peerURL(m engines.Member) string {
 
 func clientURL(m engines.Member) string {
 	return "http://" + clientEndpoint(m)
+}
+
+// listenClientURLs are where the member takes its clients' connections:
+// its address, and loopback when it must (Member.ListenLoopback).
+func listenClientURLs(m engines.Member) string {
+	urls := clientURL(m)
+	if m.ListenLoopback {
+		urls += ",http://" + netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), m.Port(clientPort)).String()
+	}
+	return urls
 }
 
 func procName(m engines.Member) string { return m.Name + ".etcd" }
@@ -304,7 +315,7 @@ func (e *Engine) spawn(ctx context.Context, c *engines.Cluster, m engines.Member
 		"--data-dir", m.DataDir,
 		"--listen-peer-urls", peerURL(m),
 		"--initial-advertise-peer-urls", peerURL(m),
-		"--listen-client-urls", clientURL(m),
+		"--listen-client-urls", listenClientURLs(m),
 		"--advertise-client-urls", clientURL(m),
 		"--initial-cluster", cluster,
 		"--initial-cluster-state", state,

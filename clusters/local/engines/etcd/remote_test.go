@@ -47,14 +47,14 @@ func (s *specs) Stop(context.Context, string, time.Duration) error    { return n
 // TestMembersOnRemoteNodes: with a cluster's Files and a port offset, the
 // engine asks the members' nodes whether they have data (not this
 // machine), makes their directories there, and has them listen on the
-// offset ports.
+// offset ports, on loopback too for the port-forwards.
 func TestMembersOnRemoteNodes(t *testing.T) {
 	var c engines.Cluster
 	c.Service = "etcd"
 	for i, addr := range []string{"198.18.1.10", "198.18.2.10", "198.18.3.10"} {
 		c.Members = append(c.Members, engines.Member{
 			Index: i, Name: "etcd-" + string(rune('0'+i)), Node: "n" + string(rune('0'+i)),
-			Addr: netip.MustParseAddr(addr), PortOffset: 2000,
+			Addr: netip.MustParseAddr(addr), PortOffset: 2000, ListenLoopback: true,
 			DataDir: "/var/lib/chaosloop/etcd/data", LogDir: "/var/lib/chaosloop/etcd/log",
 		})
 	}
@@ -73,7 +73,8 @@ func TestMembersOnRemoteNodes(t *testing.T) {
 		return args[i+1]
 	}
 	assert.Equal(t, "existing", flag("--initial-cluster-state"))
-	assert.Equal(t, "http://198.18.2.10:4379", flag("--listen-client-urls"))
+	assert.Equal(t, "http://198.18.2.10:4379,http://127.0.0.1:4379", flag("--listen-client-urls"), "a port-forward reaches it on loopback")
+	assert.Equal(t, "http://198.18.2.10:4379", flag("--advertise-client-urls"))
 	assert.Equal(t, "http://198.18.2.10:4380", flag("--listen-peer-urls"))
 	assert.Equal(t, "etcd-0=http://198.18.1.10:4380,etcd-1=http://198.18.2.10:4380,etcd-2=http://198.18.3.10:4380", flag("--initial-cluster"))
 	assert.Equal(t, []string{"etcd-1:/var/lib/chaosloop/etcd/data", "etcd-1:/var/lib/chaosloop/etcd/log"}, files.made,

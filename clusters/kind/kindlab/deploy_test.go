@@ -1,0 +1,105 @@
+package kindlab_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
+	"github.com/chaosloop/chaosloop/clusters/k3s/k3slab"
+	"github.com/chaosloop/chaosloop/clusters/kind/images"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
+	"github.com/chaosloop/chaosloop/clusters/kind/kindtest"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/lab"
+	"github.com/chaosloop/chaosloop/reports/checks"
+	"github.com/chaosloop/chaosloop/scenarios"
+)
+
+// deployedRuns is `chaosloop run --on k3s` in deploy mode on the kind
+// cluster used as a real one: chaosloop deploys its own etcd
+// (testdata/deploy-etcd.yaml has no services[].attach), a pod per member
+// on its node in the node's network, at etcd's ports plus the offset
+// (dc1-cp's 2379-2380 are kind's own etcd's), from the engine's image,
+// and judges it through the scenario's faults: dc2-w cut off, then
+// member 1 killed and started again at the fault's end: PASS. The
+// negative control, deploy-etcd-kills.yaml, kills two members at once:
+// no quorum, FAIL; both are started again at the faults' end, and the
+// etcd is whole once more. The agents of the scenario must run (the
+// members' files are looked at through them).
+func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster) {
+	ctx := t.Context()
+	var image string
+	for _, e := range (&images.Builder{Cache: kindtest.Cache, Log: enginetest.Log(t)}).Engines() {
+		if e.Name == "etcd" {
+			image = e.Tag()
+		}
+	}
+	// as if pulled from the registry: the nodes have it, so none is
+	require.NoError(t, c.LoadImage(ctx, image))
+	o := k3slab.Options{Cluster: kc, Log: enginetest.ProcessLog(), Image: func(engine string) (string, error) {
+		if engine != "etcd" {
+			return "", fmt.Errorf("no image of %s in this test", engine)
+		}
+		return image, nil
+	}}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		sel, _ := k3s.OwnedSelector(agentScenario)
+		err := kc.Client.CoreV1().Pods(k3s.Namespace).DeleteCollection(ctx, metav1.DeleteOptions{},
+			metav1.ListOptions{LabelSelector: sel + ",app.kubernetes.io/component=" + deploy.ComponentMember})
+		require.NoError(t, err)
+	})
+	runs := enginetest.NewEvidence(t).Sub("deployed")
+
+	scoredRunOn(t, o, runs, "deploy-etcd.yaml", checks.Pass)
+	whole := deployedWhole(t, o, "deploy-etcd.yaml")
+	for _, m := range whole.Members {
+		n, ok := c.Plan.Node(m.Node)
+		require.True(t, ok)
+		require.Equal(t, n.Addr.String(), m.Addr, "member %s listens on its node's address", m.Name)
+	}
+	// dc1-cp's listening sockets: chaosloop's etcd at the offset ports
+	// beside kind's own at 2379
+	port := func(p int) string { return fmt.Sprintf(":%04X", p+deploy.DefaultPortOffset) }
+	out, err := c.Exec(ctx, "dc1-cp", `awk '$4 == "0A" {print $2}' /proc/net/tcp`)
+	require.NoError(t, err, "%s", out)
+	listening := string(out)
+	require.Contains(t, listening, port(2379), "chaosloop's etcd takes clients at 2379+offset")
+	require.Contains(t, listening, port(2380), "and its peers at 2380+offset")
+	require.Contains(t, listening, fmt.Sprintf(":%04X", 2379), "beside kind's own etcd")
+
+	quorum := scoredRunOn(t, o, runs, "deploy-etcd-kills.yaml", checks.Fail)
+	require.True(t, strings.Contains(quorum.Summary, "quorum lost"), quorum.Summary)
+	deployedWhole(t, o, "deploy-etcd-kills.yaml")
+}
+
+// deployedWhole stands file's deployed etcd up again, which keeps the
+// members that run and starts the others, and returns its status once
+// it is healthy: every member up, with the data it had.
+func deployedWhole(t *testing.T, o k3slab.Options, file string) lab.ServiceStatus {
+	sc, err := scenarios.Parse("testdata/" + file)
+	require.NoError(t, err)
+	start := time.Now()
+	l, err := k3slab.NewProvider(o).Up(t.Context(), sc)
+	require.NoError(t, err, "the deployed etcd whole again after %s", file)
+	defer func() { require.NoError(t, l.(lab.Closer).Close()) }()
+	st, err := l.Status(t.Context())
+	require.NoError(t, err)
+	require.Len(t, st.Services, 1)
+	si := st.Services[0]
+	require.True(t, si.Healthy && si.Writable, "%+v", si)
+	var members []string
+	for _, m := range si.Members {
+		members = append(members, fmt.Sprintf("%s on %s at %s: %s", m.Name, m.Node, m.Addr, m.Role))
+	}
+	t.Logf("deployed etcd whole %s after %s: %s", time.Since(start).Round(time.Second), file, strings.Join(members, "; "))
+	return si
+}
