@@ -115,6 +115,9 @@ type RunPlanInput struct {
 	Seed uint64
 	// Report is the cluster's nodes checked against the scenario (Check).
 	Report *Report
+	// Deployed are the objects of the services chaosloop deploys (package
+	// deploy's PlanObjects: a pod per member).
+	Deployed []Object
 }
 
 // PlanRun reads the cluster's nodes (a LIST, nothing else) and computes
@@ -137,7 +140,7 @@ func NewRunPlan(in RunPlanInput) (*RunPlan, error) {
 	}
 	p := &RunPlan{Scenario: topo.Name, Context: in.Report.Context, Seed: in.Seed,
 		Namespace: Namespace, Labels: labels, NodeLabels: in.Report.Plan,
-		Objects: objects(topo, in.NodeMap, in.Report), Faults: []PlannedFault{}, Findings: []Finding{}}
+		Objects: append(objects(topo, in.NodeMap, in.Report), in.Deployed...), Faults: []PlannedFault{}, Findings: []Finding{}}
 	for _, f := range in.Report.Findings {
 		if f.Severity != Drift {
 			p.Findings = append(p.Findings, f)

@@ -57,8 +57,8 @@ type Options struct {
 	// Image names an engine's image in the user's registry (the engine's
 	// name: "etcd").
 	Image func(engine string) (string, error)
-	// PortOffset is added to the engines' ports (DefaultPortOffset
-	// when 0).
+	// PortOffset is added to the engines' ports (the CLI's default is
+	// DefaultPortOffset).
 	PortOffset int
 	Log        *slog.Logger
 }
@@ -97,9 +97,6 @@ func New(ctx context.Context, o Options, sv *topology.Service) (*Service, error)
 	image, err := o.Image(engine)
 	if err != nil {
 		return nil, err
-	}
-	if o.PortOffset == 0 {
-		o.PortOffset = DefaultPortOffset
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -210,4 +207,30 @@ func (s *Service) Reset(ctx context.Context, i int) error {
 		}
 	}
 	return s.Restart(ctx, i)
+}
+
+// PlanObjects are the pods a run creates for the services of topo that
+// chaosloop deploys (those not attached and Deployable): one per member,
+// named as Pods names it. image is the engine's image, "" when no
+// registry was named.
+func PlanObjects(topo *topology.Topology, nm k3s.NodeMap, image func(engine string) (string, error), portOffset int) []k3s.Object {
+	var out []k3s.Object
+	for _, sv := range topo.Services {
+		if sv.Spec.Attach != nil || Deployable(sv) != nil {
+			continue
+		}
+		from := "the etcd image in --registry"
+		if image != nil {
+			if ref, err := image(local.EngineOf(sv.Spec)); err == nil {
+				from = ref
+			}
+		}
+		for i, n := range sv.Members {
+			m := engines.Member{Index: i, Name: MemberName(sv.Name, i), Node: n.Name}
+			out = append(out, k3s.Object{Kind: "Pod", Namespace: k3s.Namespace, Name: PodName(etcd.ProcessName(m)),
+				Purpose: fmt.Sprintf("member %d of service/%s (etcd, from %s) on node/%s, in its network at ports %d-%d; its files in %s there",
+					i, sv.Name, from, nm.ClusterNode(n.Name), 2379+portOffset, 2380+portOffset, filepath.Join(Root(topo.Name), m.Name))})
+		}
+	}
+	return out
 }

@@ -60,8 +60,8 @@ type Options struct {
 	// Image names an engine's image in the user's registry (--registry);
 	// nil: deploy mode is not available, every service must be attached.
 	Image func(engine string) (string, error)
-	// PortOffset is added to the deployed engines' ports
-	// (deploy.DefaultPortOffset when 0).
+	// PortOffset is added to the deployed engines' ports (the CLI's
+	// default is deploy.DefaultPortOffset).
 	PortOffset int
 }
 

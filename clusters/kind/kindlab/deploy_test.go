@@ -43,7 +43,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster) {
 	}
 	// as if pulled from the registry: the nodes have it, so none is
 	require.NoError(t, c.LoadImage(ctx, image))
-	o := k3slab.Options{Cluster: kc, Log: enginetest.ProcessLog(), Image: func(engine string) (string, error) {
+	o := k3slab.Options{Cluster: kc, Log: enginetest.ProcessLog(), PortOffset: deploy.DefaultPortOffset, Image: func(engine string) (string, error) {
 		if engine != "etcd" {
 			return "", fmt.Errorf("no image of %s in this test", engine)
 		}

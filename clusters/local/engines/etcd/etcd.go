@@ -117,7 +117,9 @@ func listenClientURLs(m engines.Member) string {
 	return urls
 }
 
-func procName(m engines.Member) string { return m.Name + ".etcd" }
+// ProcessName names member m's etcd process (the pod that runs it on a
+// cluster is named after it).
+func ProcessName(m engines.Member) string { return m.Name + ".etcd" }
 
 // hasData reports whether the member's data directory holds a member (WAL
 // and snapshot); without one it must be bootstrapped or added anew.
@@ -142,7 +144,7 @@ func withData(ctx context.Context, c *engines.Cluster) ([]bool, error) {
 }
 
 func running(ctx context.Context, c *engines.Cluster, m engines.Member) bool {
-	return c.Launch().Alive(ctx, procName(m))
+	return c.Launch().Alive(ctx, ProcessName(m))
 }
 
 // Start starts every member that is not running and returns once all of
@@ -332,7 +334,7 @@ func (e *Engine) spawn(ctx context.Context, c *engines.Cluster, m engines.Member
 		"--log-outputs", "stderr",
 	}
 	where, err := c.Launch().Start(ctx, m, proc.Spec{
-		Name:   procName(m),
+		Name:   ProcessName(m),
 		NetNS:  m.NetNS,
 		Cgroup: m.Cgroup,
 		Path:   binary,
@@ -353,7 +355,7 @@ func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) erro
 	if err != nil {
 		return err
 	}
-	return c.Launch().Stop(ctx, procName(m), stopGrace)
+	return c.Launch().Stop(ctx, ProcessName(m), stopGrace)
 }
 
 // Stop stops every member and drops the Engine's connections to them.

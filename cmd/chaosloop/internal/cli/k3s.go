@@ -104,12 +104,13 @@ func (f *DeployFlags) Check(on string) error {
 	return nil
 }
 
-// image names an engine's image in --registry; nil without one.
-func (f *DeployFlags) image(lf *LabFlags, env *Env) func(string) (string, error) {
+// Image names an engine's image in --registry, as 'images push' with
+// cache as its --cache-dir put it there; nil without a registry.
+func (f *DeployFlags) Image(env *Env, cache string) func(string) (string, error) {
 	if f.Registry == "" {
 		return nil
 	}
-	b := &images.Builder{Cache: filepath.Join(lf.Cache, "kind"), EngineCache: lf.Cache, Log: env.Log}
+	b := &images.Builder{Cache: filepath.Join(cache, "kind"), EngineCache: cache, Log: env.Log}
 	return func(engine string) (string, error) { return b.RemoteRefOf(f.Registry, engine) }
 }
 
@@ -143,5 +144,5 @@ func K3sProvider(ctx context.Context, env *Env, lf *LabFlags, cf *ClusterFlags, 
 		return nil, err
 	}
 	return k3slab.NewProvider(k3slab.Options{Cluster: c, NodeMap: m, BMC: inv, Log: env.Log, Progress: progress,
-		Image: df.image(lf, env), PortOffset: df.PortOffset}), nil
+		Image: df.Image(env, lf.Cache), PortOffset: df.PortOffset}), nil
 }

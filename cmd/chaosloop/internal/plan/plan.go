@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
+	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -17,6 +19,7 @@ import (
 type options struct {
 	on      string
 	cluster cli.ClusterFlags
+	deploy  cli.DeployFlags
 	bmc     string
 	seed    uint64
 	out     cli.Output
@@ -60,6 +63,7 @@ k3s), or a power fault on a node the BMC inventory lacks.`,
 	o.out.Add(cmd, cli.FormatText, cli.FormatJSON, cli.FormatYAML)
 	o.in.Add(cmd)
 	o.cluster.Add(cmd)
+	o.deploy.Add(cmd)
 	cmd.Flags().StringVar(&o.on, "on", "", "the backend planned for: k3s (required; a local or kind lab is made from scratch and needs no plan)")
 	_ = cmd.RegisterFlagCompletionFunc("on", cobra.FixedCompletions([]string{"k3s"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.Flags().StringVar(&o.bmc, "bmc", "", "a YAML `FILE` of the nodes' BMCs (Redfish or IPMI), needed by power-off and destroy")
@@ -74,6 +78,9 @@ func (o *options) checkFlags(args []string) (string, error) {
 	}
 	if o.on != "k3s" {
 		return "", cli.Usagef("plan works on --on k3s only (a local or kind lab is made from scratch by up or run), not --on %q", o.on)
+	}
+	if err := o.deploy.Check(o.on); err != nil {
+		return "", err
 	}
 	files, err := o.in.Names(args, 1)
 	if err != nil {
@@ -99,7 +106,8 @@ func run(ctx context.Context, env *cli.Env, o *options, file string) error {
 	if err != nil {
 		return err
 	}
-	p, err := k3s.PlanRun(ctx, env.Log, c, k3s.RunPlanInput{Topology: topo, NodeMap: m, BMC: inv, Seed: o.seed})
+	p, err := k3s.PlanRun(ctx, env.Log, c, k3s.RunPlanInput{Topology: topo, NodeMap: m, BMC: inv, Seed: o.seed,
+		Deployed: deploy.PlanObjects(topo, m, o.deploy.Image(env, local.DefaultCache), o.deploy.PortOffset)})
 	var noBMC *k3s.NoBMCError
 	switch {
 	case errors.As(err, &noBMC):
