@@ -36,8 +36,10 @@ labelled both app.kubernetes.io/managed-by=chaosloop and
 chaosloop.io/scenario=NAME, then the namespace if chaosloop created it
 (labelled) and it holds nothing else. Before deleting the node agent it
 recovers the scenario's network faults and waits for every running agent to
-report its rules gone (an agent that stops leaves its rules in place). Node
-labels are never touched: 'chaosloop label' owns them. It lists what it would
+report its rules gone (an agent that stops leaves its rules in place), then
+stops the members of the services chaosloop deployed (run --registry) and
+removes their files, /var/lib/chaosloop/NAME, from the nodes through the
+agents. Node labels are never touched: 'chaosloop label' owns them. It lists what it would
 delete and deletes it only with --yes.
 
 Exit status: 0 down (or, --on k3s without --yes, shown); 1 a failure; 2

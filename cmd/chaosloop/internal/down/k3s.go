@@ -8,6 +8,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
+	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/scenarios"
@@ -50,6 +51,9 @@ func k3sDown(ctx context.Context, env *cli.Env, f *k3sFlags, args []string) erro
 		if err := recoverFaults(ctx, env, c, name); err != nil {
 			return err
 		}
+		if err := downMembers(ctx, env, c, name); err != nil {
+			return err
+		}
 	}
 	if f.yes && (len(t.Objects) > 0 || t.DeleteNamespace) {
 		err = t.Apply(ctx, env.Log, c)
@@ -60,6 +64,26 @@ func k3sDown(ctx context.Context, env *cli.Env, f *k3sFlags, args []string) erro
 	}
 	if !f.yes && (len(t.Objects) > 0 || t.DeleteNamespace) {
 		fmt.Fprintln(env.Out, "nothing deleted; re-run with --yes to delete these")
+	}
+	return nil
+}
+
+// downMembers stops the members of the services chaosloop deployed and
+// removes their files from the nodes, through the agents, before the
+// agents go.
+func downMembers(ctx context.Context, env *cli.Env, c *k3s.Cluster, scenario string) error {
+	t, err := deploy.Down(ctx, c, scenario)
+	for _, p := range t.Pods {
+		fmt.Fprintf(env.Out, "stopped member pod %s/%s\n", k3s.Namespace, p)
+	}
+	for _, n := range t.Wiped {
+		fmt.Fprintf(env.Out, "removed %s on node %s\n", deploy.Root(scenario), n)
+	}
+	for _, n := range t.Stranded {
+		fmt.Fprintf(env.Err, "warning: node %s: no agent runs there to remove the members' files; remove %s on the node\n", n, deploy.Root(scenario))
+	}
+	if err != nil {
+		return fmt.Errorf("the members did not all stop, or their files stay; nothing else deleted: %w", err)
 	}
 	return nil
 }
