@@ -79,6 +79,23 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster) {
 	quorum := scoredRunOn(t, o, runs, "deploy-etcd-kills.yaml", checks.Fail)
 	require.True(t, strings.Contains(quorum.Summary, "quorum lost"), quorum.Summary)
 	deployedWhole(t, o, "deploy-etcd-kills.yaml")
+
+	// down's part: the members stopped, their files gone from the nodes
+	for i, node := range adopterEtcdNodes {
+		out, err := c.Exec(ctx, node, fmt.Sprintf("test -d %s/etcd-%d/data/member", deploy.Root(agentScenario), i))
+		require.NoError(t, err, "member %d's data on %s: %s", i, node, out)
+	}
+	td, err := deploy.Down(ctx, kc, agentScenario)
+	require.NoError(t, err)
+	require.Len(t, td.Pods, 3)
+	require.Empty(t, td.Stranded)
+	t.Logf("deploy.Down: stopped %v, wiped %v", td.Pods, td.Wiped)
+	for _, node := range adopterEtcdNodes {
+		require.Contains(t, td.Wiped, node)
+		out, err := c.Exec(ctx, node, "test -e "+deploy.Root(agentScenario)+" && echo left || echo gone")
+		require.NoError(t, err, "%s", out)
+		require.Equal(t, "gone", strings.TrimSpace(string(out)), "node %s", node)
+	}
 }
 
 // deployedWhole stands file's deployed etcd up again, which keeps the
