@@ -48,7 +48,8 @@ func (f *k3sFlags) check(on string) error {
 
 // upK3s deploys the scenario's node agent on the cluster --context names
 // and waits until it runs on every scenario node the cluster has: what
-// fault and heal --on k3s need. The services are not deployed yet.
+// fault and heal --on k3s need. The services are not deployed: run does
+// that (deploy mode).
 func upK3s(ctx context.Context, env *cli.Env, f *k3sFlags, file string) error {
 	sc, err := cli.LoadScenario(ctx, env, file)
 	if err != nil {
@@ -116,7 +117,7 @@ func upK3s(ctx context.Context, env *cli.Env, f *k3sFlags, file string) error {
 		return err
 	}
 	fmt.Fprintf(env.Out, "scenario %s: agents running on %d nodes after %s; fault and heal --on k3s work now.\n", topo.Name, len(nodes), time.Since(start).Round(100*time.Millisecond))
-	fmt.Fprintf(env.Out, "  services: not deployed (up --on k3s does not deploy nor attach to services yet)\n")
+	fmt.Fprintf(env.Out, "  services: not deployed by up (run --on k3s --registry R deploys those the scenario does not attach)\n")
 	fmt.Fprintf(env.Out, "  chaosloop down %s --on k3s --context %s --yes    # remove what up made\n", file, c.Context)
 	return nil
 }
