@@ -77,7 +77,7 @@ func TestObserveAttachedPods(t *testing.T) {
 		func() error { _, err := l.Endpoints("handlers"); return err }(),
 		l.StartWorkers(t.Context(), "handlers", lab.Worker{}),
 	} {
-		require.ErrorContains(t, call, "attach mode")
+		require.ErrorContains(t, call, "drives no load")
 	}
 }
 
