@@ -73,11 +73,14 @@ Exit status: 0 pass; 1 chaosloop error; 2 invalid scenario; 3 safety violated
 inconclusive. Every fault is recovered on any exit, also on Ctrl-C; after a
 crash, 'chaosloop down' (or 'heal') undoes them.
 
-With --on k3s (--context C) every service must be attached (services[].attach:
-the adopter's own pods) and chaosloop deploys nothing and drives no load: it
-samples the services with its probes while the scenario's faults go in (the
-load section gives the warmup and duration) and judges quorum alone; the
-other checks are SKIP. The scenario's node agents must run (up --on k3s).`,
+With --on k3s (--context C) an attached service (services[].attach: the
+adopter's own pods) is observed, and one not attached is deployed from
+--registry R (etcd only so far: a pod per member on its node, at etcd's ports
+plus --port-offset; killed or powered-off members are started again at the
+fault's end). chaosloop drives no load there: it samples the services with
+its probes while the scenario's faults go in (the load section gives the
+warmup and duration) and judges quorum alone; the other checks are SKIP. The
+scenario's node agents must run (up --on k3s).`,
 		Example: `  sudo chaosloop run scenarios/quickstart.yaml --seed 42
   sudo chaosloop replay runs/20261125-120000-quickstart`,
 		Args:              cobra.MaximumNArgs(1),
