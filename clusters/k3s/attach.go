@@ -107,25 +107,33 @@ func AttachedOf(ctx context.Context, c *Cluster, sv *topology.Service, m NodeMap
 	if a == nil {
 		return AttachedService{}, fmt.Errorf("service %s is not attached (services[].attach)", sv.Name)
 	}
-	sel, err := labels.Parse(a.Selector)
-	if err != nil {
+	if _, err := labels.Parse(a.Selector); err != nil {
 		return AttachedService{}, fmt.Errorf("%s.attach.selector: %w", sv.Src, err)
 	}
-	pods, err := c.Client.CoreV1().Pods(a.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	return MemberPods(ctx, c, sv, m, a.Namespace, a.Selector, memberIndex)
+}
+
+// MemberPods observes a service's members as pods: those in namespace
+// that selector selects (not being deleted), in ordinal order, index
+// giving each one's member number; where each runs against where the
+// scenario places it, and whether it is Ready.
+func MemberPods(ctx context.Context, c *Cluster, sv *topology.Service, m NodeMap, namespace, selector string,
+	index func(items []corev1.Pod, k int) int) (AttachedService, error) {
+	pods, err := c.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		return AttachedService{}, fmt.Errorf("service %s: listing pods %s in namespace %s: %w", sv.Name, a.Selector, a.Namespace, err)
+		return AttachedService{}, fmt.Errorf("service %s: listing pods %s in namespace %s: %w", sv.Name, selector, namespace, err)
 	}
 	items := slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
 	slices.SortFunc(items, func(x, y corev1.Pod) int { return compareOrdinal(x.Name, y.Name) })
-	as := AttachedService{Service: sv.Name, Namespace: a.Namespace, Selector: a.Selector, Replicas: len(sv.Members), Members: []AttachedMember{}, Findings: []string{}}
+	as := AttachedService{Service: sv.Name, Namespace: namespace, Selector: selector, Replicas: len(sv.Members), Members: []AttachedMember{}, Findings: []string{}}
 	if len(items) != len(sv.Members) {
 		as.Findings = append(as.Findings, fmt.Sprintf("%d pods match, the scenario has %d members", len(items), len(sv.Members)))
 	}
 	for k, p := range items {
-		i := memberIndex(items, k)
+		i := index(items, k)
 		am := AttachedMember{Index: i, Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, Running: running(&p), Restarts: restarts(&p)}
 		am.Ready, am.NotReady = podReady(&p)
-		if i < len(sv.Members) {
+		if i >= 0 && i < len(sv.Members) {
 			am.Want = m.ClusterNode(sv.Members[i].Name)
 			if am.Node != am.Want {
 				on := "no node yet"

@@ -36,6 +36,9 @@ const (
 	LabelService = "chaosloop.io/service"
 	// ComponentLabel's value on members' pods (the agent's is "agent").
 	ComponentMember = "member"
+	// AnnotationPortOffset records the member's port offset on its pod,
+	// for status to probe it at the ports the run chose.
+	AnnotationPortOffset = "chaosloop.io/port-offset"
 )
 
 // MainContainer is a member pod's only container.
@@ -103,6 +106,9 @@ func (p *Pods) Pod(m engines.Member, spec proc.Spec) (*corev1.Pod, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.Image == "" {
+		return nil, fmt.Errorf("k3s: no image to start %s from (--registry)", spec.Name)
+	}
 	command, err := engines.PodCommand(spec, byName)
 	if err != nil {
 		return nil, err
@@ -134,7 +140,8 @@ func (p *Pods) Pod(m engines.Member, spec proc.Spec) (*corev1.Pod, error) {
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: dir})
 	}
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: PodName(spec.Name), Namespace: k3s.Namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: PodName(spec.Name), Namespace: k3s.Namespace, Labels: labels,
+			Annotations: map[string]string{AnnotationPortOffset: strconv.Itoa(m.PortOffset)}},
 		Spec: corev1.PodSpec{
 			NodeName:      p.NodeMap.ClusterNode(m.Node),
 			HostNetwork:   true,

@@ -20,6 +20,8 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3stest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
+	"github.com/chaosloop/chaosloop/scenarios"
+	"github.com/chaosloop/chaosloop/topology"
 )
 
 const scenario = "deploy-test"
@@ -142,6 +144,23 @@ func TestPodsOnAnAPIServer(t *testing.T) {
 	_, err = cs.CoreV1().Pods(k3s.Namespace).Get(ctx, "etcd-0.etcd", metav1.GetOptions{})
 	require.True(t, apierrors.IsNotFound(err), "%v", err)
 	require.NoError(t, p.Stop(ctx, "etcd-0.etcd", time.Second), "nothing running is nothing to stop")
+
+	// status: the member's pod observed, member 0 by its label
+	sc, err := scenarios.Parse("../testdata/deploy.yaml")
+	require.NoError(t, err)
+	tp, err := topology.Build(sc)
+	require.NoError(t, err)
+	p.Scenario = tp.Name
+	m0 := member("dc1-cp")
+	m0.Name, m0.DataDir, m0.LogDir = "etcd-0", Root(tp.Name)+"/etcd-0/data", Root(tp.Name)+"/etcd-0/log"
+	_, err = p.Start(ctx, m0, etcdSpec(m0))
+	require.NoError(t, err)
+	as, err := Observe(ctx, p.Cluster, tp, nil, tp.Service("etcd"), nil)
+	require.NoError(t, err)
+	require.Len(t, as.Members, 1)
+	assert.Equal(t, k3s.AttachedMember{Index: 0, Pod: "etcd-0.etcd", Node: "dc1-cp", Want: "dc1-cp", Running: true, NotReady: "no Ready condition"}, as.Members[0])
+	assert.Equal(t, []string{"1 pods match, the scenario has 3 members"}, as.Findings)
+	assert.False(t, as.Healthy(), "no kubelet forwards to it here: %+v", as.Engine)
 }
 
 func TestPodThatEnds(t *testing.T) {

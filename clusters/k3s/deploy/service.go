@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,7 +50,7 @@ type Options struct {
 	Scenario string
 	NodeMap  k3s.NodeMap
 	// Image names an engine's image in the user's registry (the engine's
-	// name: "etcd").
+	// name: "etcd"); nil only to observe members, never to start one.
 	Image func(engine string) (string, error)
 	// PortOffset is added to the engines' ports (the CLI's default is
 	// DefaultPortOffset).
@@ -88,9 +89,12 @@ func New(ctx context.Context, o Options, sv *topology.Service) (*Service, error)
 		return nil, err
 	}
 	engine := local.EngineOf(sv.Spec)
-	image, err := o.Image(engine)
-	if err != nil {
-		return nil, err
+	var image string
+	if o.Image != nil {
+		var err error
+		if image, err = o.Image(engine); err != nil {
+			return nil, err
+		}
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -227,4 +231,54 @@ func PlanObjects(topo *topology.Topology, nm k3s.NodeMap, image func(engine stri
 		}
 	}
 	return out
+}
+
+// Observe is a service chaosloop deployed as the cluster runs it: its
+// members' pods (member i's labelled with its name), where each runs
+// against where the scenario places it, and its engine probed at the
+// ports the pods were started with. It only reads.
+func Observe(ctx context.Context, c *k3s.Cluster, topo *topology.Topology, nm k3s.NodeMap, sv *topology.Service, log *slog.Logger) (k3s.AttachedService, error) {
+	sel, err := k3s.OwnedSelector(topo.Name)
+	if err != nil {
+		return k3s.AttachedService{}, err
+	}
+	sel += "," + LabelService + "=" + PodName(sv.Name) + ",app.kubernetes.io/component=" + ComponentMember
+	number := func(items []corev1.Pod, k int) int {
+		n, err := strconv.Atoi(strings.TrimPrefix(items[k].Labels[LabelMember], PodName(sv.Name)+"-"))
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	as, err := k3s.MemberPods(ctx, c, sv, nm, k3s.Namespace, sel, number)
+	if err != nil {
+		return as, err
+	}
+	list, err := c.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return as, err
+	}
+	offset := -1
+	for _, p := range list.Items {
+		if n, err := strconv.Atoi(p.Annotations[AnnotationPortOffset]); err == nil {
+			offset = n
+		}
+	}
+	if offset < 0 {
+		as.NotProbed = "no member pod says its ports (" + AnnotationPortOffset + ")"
+		return as, nil
+	}
+	d, err := New(ctx, Options{Cluster: c, Scenario: topo.Name, NodeMap: nm, PortOffset: offset, Log: log}, sv)
+	if err != nil {
+		as.NotProbed = err.Error()
+		return as, nil
+	}
+	defer d.Close()
+	st, err := d.Status(ctx)
+	if err != nil {
+		as.NotProbed = err.Error()
+		return as, nil
+	}
+	as.Engine = &st
+	return as, nil
 }

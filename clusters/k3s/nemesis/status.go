@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
 	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
 	"github.com/chaosloop/chaosloop/lab"
 )
@@ -21,8 +22,8 @@ type Status struct {
 	Nodes    []NodeStatus `json:"nodes"`
 	// Faults are the faults recorded in place, oldest first.
 	Faults []lab.Injected `json:"faults"`
-	// Services are the scenario's attached services (services[].attach)
-	// as the cluster runs them.
+	// Services are the scenario's attached services (services[].attach),
+	// then those chaosloop deploys, as the cluster runs them.
 	Services []k3s.AttachedService `json:"services"`
 }
 
@@ -120,5 +121,15 @@ func (n *Nemesis) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	probe.New(n.Cluster, n.Log).ProbeAll(ctx, n.Topology, st.Services)
+	for _, sv := range n.Topology.Services {
+		if sv.Spec.Attach != nil || deploy.Deployable(sv) != nil {
+			continue
+		}
+		as, err := deploy.Observe(ctx, n.Cluster, n.Topology, n.NodeMap, sv, n.Log)
+		if err != nil {
+			return nil, err
+		}
+		st.Services = append(st.Services, as)
+	}
 	return st, nil
 }

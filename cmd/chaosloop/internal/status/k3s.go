@@ -100,7 +100,7 @@ func PrintK3s(w io.Writer, st *nemesis.Status) {
 	}
 	fmt.Fprintln(w)
 	if len(st.Services) == 0 {
-		fmt.Fprintln(w, "no attached service (services[].attach); status does not show the members of services chaosloop deploys (run --registry) yet")
+		fmt.Fprintln(w, "no attached service (services[].attach) and none chaosloop deploys")
 		return
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
