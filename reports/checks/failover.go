@@ -167,7 +167,7 @@ func (r *run) measureFailovers() {
 func (r *run) measure(f *evidence.Fault, sv *topology.Service, pred topology.Verdict) (ServiceFailover, []Outage) {
 	bud := r.budgets[sv.Name]
 	fo := ServiceFailover{Service: sv.Name, Predicted: pred.String(), Budget: bud.Budget}
-	outs := outagesIn(r.writeEvidence(sv), f.Inject, f.Recover)
+	outs := outagesIn(r.writeEvidence(sv), f.Inject, r.failoverEnd(f))
 	var closed []Outage
 	for _, o := range outs {
 		if fo.Outage == nil || o.Duration > fo.Outage.Duration {
@@ -195,6 +195,21 @@ func (r *run) measure(f *evidence.Fault, sv *topology.Service, pred topology.Ver
 		}
 	}
 	return fo, closed
+}
+
+// failoverEnd is where an outage under f must have ended to be a
+// failover: f's recovery, or another fault's recovery before it. An
+// outage that ends once another fault is healed ended because of that
+// heal (two members paused, one thawed: the quorum is back), not because
+// the engines failed over; it stays the quorum check's to compare.
+func (r *run) failoverEnd(f *evidence.Fault) time.Duration {
+	end := f.Recover
+	for _, g := range r.ix.Faults {
+		if g != f && g.Injected && g.Recovered && g.Recover > f.Inject && g.Recover < end {
+			end = g.Recover
+		}
+	}
+	return end
 }
 
 // nextInject is the first injection after t, or the end of the history.
