@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -70,9 +71,30 @@ func (f NodeFiles) under(path string) error {
 	return nil
 }
 
-// exec runs argv in the agent of m's node and returns its exit code (-1
-// when it did not run to an exit) with an error for any code but 0.
+// agentWait bounds the wait for a node's agent to run again (its node
+// just powered on) before a command on its files fails.
+const agentWait = 3 * time.Minute
+
+// exec runs argv in the agent of m's node and returns its exit code, with
+// an error for any code but 0. A node whose agent does not run (yet: the
+// node was powered on again) is asked again until agentWait has passed;
+// -1 is a command that never ran to an exit.
 func (f NodeFiles) exec(ctx context.Context, m engines.Member, argv ...string) (int, error) {
+	deadline := time.Now().Add(agentWait)
+	for {
+		code, err := f.execOnce(ctx, m, argv...)
+		if err == nil || code >= 0 || time.Now().After(deadline) {
+			return code, err
+		}
+		select {
+		case <-ctx.Done():
+			return code, err
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func (f NodeFiles) execOnce(ctx context.Context, m engines.Member, argv ...string) (int, error) {
 	node := f.NodeMap.ClusterNode(m.Node)
 	ag := &agent.Client{Kube: f.Cluster.Client, Scenario: f.Scenario}
 	pod, err := ag.PodOn(ctx, node)
@@ -101,4 +123,15 @@ func (f NodeFiles) exec(ctx context.Context, m engines.Member, argv ...string) (
 		code = ee.ExitStatus()
 	}
 	return code, fmt.Errorf("k3s: %s on node %s (agent %s): %w: %s", strings.Join(argv, " "), node, pod, err, strings.TrimSpace(out.String()))
+}
+
+// RemoveMember removes member m's directory from its node: its data,
+// gone with a destroyed node's disks.
+func (f NodeFiles) RemoveMember(ctx context.Context, m engines.Member) error {
+	dir := filepath.Join(Root(f.Scenario), m.Name)
+	if err := f.under(dir + "/data"); err != nil {
+		return err
+	}
+	_, err := f.exec(ctx, m, "rm", "-rf", "--", dir)
+	return err
 }

@@ -184,6 +184,19 @@ func (s *Service) Close() error {
 	return nil
 }
 
+// Wipe removes member i's files from its node (its data and logs), as a
+// destroyed node's disks lose them; it starts nothing.
+func (s *Service) Wipe(ctx context.Context, i int) error {
+	if i < 0 || i >= len(s.Cluster.Members) {
+		return fmt.Errorf("service %s has no member %d", s.Cluster.Service, i)
+	}
+	f, ok := s.Cluster.Files.(NodeFiles)
+	if !ok {
+		return fmt.Errorf("service %s: its members' files are not on cluster nodes", s.Cluster.Service)
+	}
+	return f.RemoveMember(ctx, s.Cluster.Members[i])
+}
+
 // Reset starts member i anew after its node was powered off: whatever pod
 // of it the API server still shows Running died with the node, so each
 // is deleted before the member starts again.

@@ -482,7 +482,8 @@ func (l *Lab) Recover(ctx context.Context, f lab.Fault) error {
 // kept down and no fault still in place does: a killed member (its pod
 // was deleted), and the members of a node powered off (their pods died
 // with it, whatever the API server still shows). Their data is on their
-// nodes, so they rejoin with it.
+// nodes, so they rejoin with it; a destroyed node's members lose theirs
+// first (their files removed), and rejoin as new members.
 func (l *Lab) restartDeployed(ctx context.Context, recovered []lab.Fault) error {
 	if len(l.deployed) == 0 {
 		return nil
@@ -498,7 +499,7 @@ func (l *Lab) restartDeployed(ctx context.Context, recovered []lab.Fault) error 
 			}
 		}
 	}
-	was := topology.NewState(l.topo)
+	was, destroyed := topology.NewState(l.topo), topology.NewState(l.topo)
 	kills := map[string]bool{}
 	for _, f := range recovered {
 		if f.Action == scenarios.ActionKill {
@@ -506,6 +507,11 @@ func (l *Lab) restartDeployed(ctx context.Context, recovered []lab.Fault) error 
 		} else if tg, err := scenarios.ParseTarget(f.Target); err == nil && isPower(f.Action) {
 			if err := was.Apply(topology.Fault{Action: f.Action, Target: tg}); err != nil {
 				return err
+			}
+			if f.Action == scenarios.ActionDestroy {
+				if err := destroyed.Apply(topology.Fault{Action: f.Action, Target: tg}); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -520,6 +526,13 @@ func (l *Lab) restartDeployed(ctx context.Context, recovered []lab.Fault) error 
 			}
 			var err error
 			switch {
+			case !destroyed.Up(node):
+				// its disks are gone with the node: the member rejoins
+				// without data, as a replaced server's would
+				l.log.Info("k3s: starting a member of a destroyed node anew, without its data", "member", m.Name, "node", m.Node)
+				if err = d.Wipe(ctx, i); err == nil {
+					err = d.Reset(ctx, i)
+				}
 			case !was.Up(node):
 				l.log.Info("k3s: starting a member of a node powered on again", "member", m.Name, "node", m.Node)
 				err = d.Reset(ctx, i)

@@ -202,18 +202,26 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 	if running(ctx, c, m) {
 		return nil
 	}
-	has, err := withData(ctx, c)
+	// Its own data first: a member that has some restarts without asking
+	// the others' nodes (one of them may be cut off).
+	has, err := hasData(ctx, c, m)
 	if err != nil {
 		return err
 	}
-	if has[i] {
+	if has {
 		// The initial-cluster flags are ignored once a member has data.
 		return e.spawn(ctx, c, m, "existing", initialCluster(c.Members))
 	}
 	othersHaveData := false
-	for j := range c.Members {
-		if j != i && has[j] {
-			othersHaveData = true
+	for j, o := range c.Members {
+		if j == i {
+			continue
+		}
+		if othersHaveData, err = hasData(ctx, c, o); err != nil {
+			return err
+		}
+		if othersHaveData {
+			break
 		}
 	}
 	if !othersHaveData {
