@@ -228,20 +228,11 @@ func scoredRunOn(t *testing.T, o k3slab.Options, runs, file string, want checks.
 // echo pods' addresses (a restarted pod's is a new one) are read again
 // into pods.
 func poweredRun(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, runs string, observe func() k3s.AttachedService, pods map[string]pod, from string, protocol bmc.Protocol) {
-	ctx := t.Context()
-	n, ok := c.Plan.Node("dc2-w")
-	require.True(t, ok)
-	inventory := map[bmc.Protocol]func(*testing.T, ...bmctest.Machine) (*bmc.Inventory, map[string]string){
-		bmc.Redfish: bmctest.RedfishInventory, bmc.IPMI: bmctest.IPMIInventory}[protocol]
-	power, logs := inventory(t, bmctest.Machine{Node: "dc2-w", Container: n.Container})
-	cctx, cancel := context.WithCancel(ctx)
-	cabled := make(chan struct{})
-	go func() { defer close(cabled); c.Cable(cctx, 200*time.Millisecond) }()
-	defer func() { cancel(); <-cabled }()
-
+	power, log, uncable := powered(t, c, protocol)
+	defer uncable()
 	t.Logf("power of dc2-w through %s", protocol)
 	scoredRun(t, kc, runs, "attach-etcd-power.yaml", power, checks.Pass)
-	cycled, err := bmctest.PowerCycled(logs["dc2-w"])
+	cycled, err := bmctest.PowerCycled(log)
 	require.NoError(t, err, "dc2-w's BMC never powered its container")
 	require.True(t, cycled, "dc2-w went off and on through its BMC (%s)", protocol)
 
@@ -249,6 +240,29 @@ func poweredRun(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, runs string, 
 	waitReady(t, c, "dc2-w", true, 3*time.Minute)
 	seen := waitWhole(t, observe, "the adopter's etcd whole again after the power-on")
 	t.Logf("%s: adopter's etcd whole again %s after the run: %s", protocol, time.Since(start).Round(time.Second), describe(seen))
+	echoAgain(t, c, pods, from)
+}
+
+// powered powers dc2-w through a BMC of protocol's emulator whose
+// machine is dc2-w's node container, cabled to the lab's network again
+// whenever it starts until uncable is called, and returns the inventory
+// and the BMC's log.
+func powered(t *testing.T, c *kindlab.Cluster, protocol bmc.Protocol) (power *bmc.Inventory, log string, uncable func()) {
+	n, ok := c.Plan.Node("dc2-w")
+	require.True(t, ok)
+	inventory := map[bmc.Protocol]func(*testing.T, ...bmctest.Machine) (*bmc.Inventory, map[string]string){
+		bmc.Redfish: bmctest.RedfishInventory, bmc.IPMI: bmctest.IPMIInventory}[protocol]
+	power, logs := inventory(t, bmctest.Machine{Node: "dc2-w", Container: n.Container})
+	cctx, cancel := context.WithCancel(t.Context())
+	cabled := make(chan struct{})
+	go func() { defer close(cabled); c.Cable(cctx, 200*time.Millisecond) }()
+	return power, logs["dc2-w"], func() { cancel(); <-cabled }
+}
+
+// echoAgain reads the echo pods' addresses again into pods once dc2-w's
+// answers (a pod restarted with its node's power has a new address).
+func echoAgain(t *testing.T, c *kindlab.Cluster, pods map[string]pod, from string) {
+	ctx := t.Context()
 	var again map[string]pod
 	require.Eventually(t, func() bool {
 		out, err := c.Kubectl(ctx, nil, "get", "pods", "-l", "app=echo", "-o", echoPodsJSONPath)

@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
+	"github.com/chaosloop/chaosloop/clusters/k3s/bmc/bmctest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3slab"
 	"github.com/chaosloop/chaosloop/clusters/kind/images"
@@ -29,11 +31,13 @@ import (
 // (dc1-cp's 2379-2380 are kind's own etcd's), from the engine's image,
 // and judges it through the scenario's faults: dc2-w cut off, then
 // member 1 killed and started again at the fault's end: PASS. The
-// negative control, deploy-etcd-kills.yaml, kills two members at once:
+// destroy of dc2-w (deploy-etcd-destroy.yaml, through its BMC) keeps the
+// quorum too: PASS, and its member, its files removed, rejoins as a new
+// one. The negative control, deploy-etcd-kills.yaml, kills two members at once:
 // no quorum, FAIL; both are started again at the faults' end, and the
 // etcd is whole once more. The agents of the scenario must run (the
 // members' files are looked at through them).
-func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster) {
+func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[string]pod, from string) {
 	ctx := t.Context()
 	var image string
 	for _, e := range (&images.Builder{Cache: kindtest.Cache, Log: enginetest.Log(t)}).Engines() {
@@ -75,6 +79,20 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster) {
 	require.Contains(t, listening, port(2379), "chaosloop's etcd takes clients at 2379+offset")
 	require.Contains(t, listening, port(2380), "and its peers at 2380+offset")
 	require.Contains(t, listening, fmt.Sprintf(":%04X", 2379), "beside kind's own etcd")
+
+	// dc2-w destroyed through its BMC (Redfish): its member's files go
+	// too, and it rejoins without them
+	power, log, uncable := powered(t, c, bmc.Redfish)
+	withPower := o
+	withPower.BMC = power
+	scoredRunOn(t, withPower, runs, "deploy-etcd-destroy.yaml", checks.Pass)
+	cycled, err := bmctest.PowerCycled(log)
+	require.NoError(t, err)
+	require.True(t, cycled, "dc2-w went off and on through its BMC")
+	waitReady(t, c, "dc2-w", true, 3*time.Minute)
+	deployedWhole(t, withPower, "deploy-etcd-destroy.yaml")
+	uncable()
+	echoAgain(t, c, pods, from)
 
 	quorum := scoredRunOn(t, o, runs, "deploy-etcd-kills.yaml", checks.Fail)
 	require.True(t, strings.Contains(quorum.Summary, "quorum lost"), quorum.Summary)

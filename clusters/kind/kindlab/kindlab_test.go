@@ -598,7 +598,7 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	// run --on k3s in attach mode: the etcd sampled through a schedule
 	attachedRuns(t, c, kc, observeEtcd, pods, from)
 	// run --on k3s in deploy mode: chaosloop's own etcd on the cluster
-	deployedRuns(t, c, kc)
+	deployedRuns(t, c, kc, pods, from)
 	to = pods["dc2-w"].ip.String() // dc2-w's pod restarted with its power
 
 	// down with a fault in place: the agents lift it before they go
