@@ -808,3 +808,29 @@ func TestFaultOnWeakenedSystemIsUnknown(t *testing.T) {
 	}
 	require.Empty(t, rep.Problems, "a settle event is understood")
 }
+
+// A burst of slow transfers a few seconds long, well after an idle
+// fault went in, is a busy machine's hiccup, not the fault's effect: the
+// runner's negative control (one PDU of a dual-fed rack off) had 87 of
+// its 798 transfers slow, all within 4 s, 12 s after the inject (ci33),
+// and passed as "10.9% of transfers took 387ms or longer". A slowdown
+// through the window counts.
+func TestLatencyBurstIsNotAnEffect(t *testing.T) {
+	sc := quickstart(t)
+	run := generate(t, sc, synth.Config{Vacuous: map[int]bool{1: true}})
+	f := judge(t, sc, run).Faults[1]
+	from := time.Duration(f.InjectAt) + 12*time.Second
+	moved := 0
+	for j, e := range run.Events {
+		if e.Op == history.OpTransfer && e.Type == history.OK && e.T >= from && e.T < from+4*time.Second {
+			run.Events[j].T += 2 * time.Second
+			moved++
+		}
+	}
+	require.Positive(t, moved)
+	slices.SortStableFunc(run.Events, func(a, b history.Event) int { return int(a.T - b.T) })
+	rep := judge(t, sc, run)
+	c := rep.Check(checks.CheckFaultEffect)
+	require.Equal(t, checks.Fail, c.PerFault[1].Status, dump(rep, checks.CheckFaultEffect))
+	require.Contains(t, c.PerFault[1].Summary, "changed nothing observable")
+}

@@ -115,7 +115,8 @@ func (r *run) faultEffect(infos []FaultInfo) Result {
 // took it from 197 ms to 426 ms during a fault that changed nothing (one
 // PDU of a dual-fed rack), and the negative control passed as "p99 rose".
 // Slow transfers in the lookback before the inject, at that share, mean
-// an earlier disturbance still going on: not this fault's doing.
+// an earlier disturbance still going on: not this fault's doing; and the
+// slowdown must last through the window (sustained).
 func (r *run) latencyEffect(f *evidence.Fault, healthyBefore bool) string {
 	if !healthyBefore || r.baseP99 <= 0 {
 		return ""
@@ -129,7 +130,42 @@ func (r *run) latencyEffect(f *evidence.Fault, healthyBefore bool) string {
 	if prior := r.ix.Latencies(max(r.ix.BaselineStart, f.Inject-effectLookback), f.Inject); len(prior) > 0 && slowShare(prior, slow) >= r.o.EffectSlowShare {
 		return ""
 	}
+	if !r.sustained(f, slow) {
+		return ""
+	}
 	return fmt.Sprintf("%s of transfers took %s or longer (%g× the baseline p99); p99 %s against %s", pct(share), fmtDur(slow), r.o.EffectLatencyFactor, fmtDur(evidence.Percentile(lat, 0.99)), fmtDur(r.baseP99))
+}
+
+// sustained says whether slow transfers run through the fault's window:
+// at least EffectSlowShare of them slow in at least half of its seconds
+// that have transfers. A slowdown the fault causes lasts while it does (a
+// delayed link, a member that keeps timing out); a burst of a few seconds
+// is a busy machine's hiccup, which made an idle fault (one PDU of a
+// dual-fed rack) look effective: 87 slow transfers in 4 s, 12 s after the
+// inject, in a 20 s window (runner, ci33). A fault whose slowdown is
+// brief shows its effect in the services' states or errors instead.
+func (r *run) sustained(f *evidence.Fault, slow time.Duration) bool {
+	type bucket struct{ n, slow int }
+	buckets := map[time.Duration]*bucket{}
+	for _, l := range r.ix.TimedLatencies(f.Inject, f.Recover) {
+		k := (l.At - f.Inject) / time.Second
+		b := buckets[k]
+		if b == nil {
+			b = &bucket{}
+			buckets[k] = b
+		}
+		b.n++
+		if l.Latency >= slow {
+			b.slow++
+		}
+	}
+	var slowSeconds int
+	for _, b := range buckets {
+		if float64(b.slow) >= r.o.EffectSlowShare*float64(b.n) {
+			slowSeconds++
+		}
+	}
+	return len(buckets) > 0 && 2*slowSeconds >= len(buckets)
 }
 
 // slowShare is the fraction of sorted latencies at or above slow.

@@ -115,6 +115,23 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 // inject).
 func (ix *Index) Latencies(from, to time.Duration) []time.Duration {
 	var out []time.Duration
+	for _, l := range ix.TimedLatencies(from, to) {
+		out = append(out, l.Latency)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TimedLatency is an acknowledged transfer's latency with the time it is
+// attributed to.
+type TimedLatency struct {
+	At, Latency time.Duration
+}
+
+// TimedLatencies are the latencies Latencies sorts, each with the time it
+// is attributed to, in history order.
+func (ix *Index) TimedLatencies(from, to time.Duration) []TimedLatency {
+	var out []TimedLatency
 	for _, op := range ix.Ops[history.OpTransfer] {
 		if op.Outcome != history.OK {
 			continue
@@ -123,10 +140,9 @@ func (ix *Index) Latencies(from, to time.Duration) []time.Duration {
 			continue
 		}
 		if l, ok := op.Latency(); ok {
-			out = append(out, l)
+			out = append(out, TimedLatency{At: ix.attributed(op), Latency: l})
 		}
 	}
-	slices.Sort(out)
 	return out
 }
 
