@@ -162,6 +162,10 @@ func serviceEngine[T engine](l *Lab, service, kind string) (*serviceState, T, er
 	return ss, t, nil
 }
 
+// NewKafkaEngine is the kafka package's engine with a service's options
+// (KafkaOptions), as the lab's other engines are.
+func NewKafkaEngine(e *kafka.Engine, o kafka.Options) Engine { return &kafkaEngine{e: e, o: o} }
+
 // kafkaEngine adapts the kafka package, whose methods take the topic and
 // broker options the lab derives from the scenario.
 type kafkaEngine struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
 	"github.com/chaosloop/chaosloop/clusters/local/netlab"
 	"github.com/chaosloop/chaosloop/scenarios"
+	"github.com/chaosloop/chaosloop/topology"
 )
 
 // planServices decides each service's engine and members (without hosts).
@@ -109,18 +110,14 @@ func (l *Lab) attachLaunchers(ctx context.Context) error {
 	return nil
 }
 
-// kafkaOptions derives a kafka service's options from the scenario:
-// broker.rack from each member's rack, the service's replication settings,
-// the pipeline's topics, and ZooKeeper mode when it has a controller.
+// kafkaOptions derives a kafka service's options from the scenario
+// (KafkaOptions), in ZooKeeper mode when it has a controller.
 func (l *Lab) kafkaOptions(ss *serviceState) (kafka.Options, error) {
 	sv := l.topo.Service(ss.Name)
 	if sv == nil {
 		return kafka.Options{}, fmt.Errorf("no service %s", ss.Name)
 	}
-	o := kafka.Options{ReplicationFactor: sv.ReplicationFactor, MinInSync: sv.MinInSync, Partitions: len(sv.Partitions), Topics: Topics, Assignment: sv.Partitions}
-	for _, m := range sv.Members {
-		o.Racks = append(o.Racks, m.Rack.Site.Name+"-"+m.Rack.Name)
-	}
+	o := KafkaOptions(sv)
 	if ss.Controller != "" {
 		zk, err := l.service(ss.Controller)
 		if err != nil {
@@ -130,6 +127,17 @@ func (l *Lab) kafkaOptions(ss *serviceState) (kafka.Options, error) {
 		o.ZooKeeper = strings.Join(eps, ",") + "/kafka-" + ss.Name
 	}
 	return o, nil
+}
+
+// KafkaOptions are a kafka service's options in KRaft mode, derived from
+// the scenario: broker.rack from each member's rack, the service's
+// replication settings and partition assignment, the pipeline's topics.
+func KafkaOptions(sv *topology.Service) kafka.Options {
+	o := kafka.Options{ReplicationFactor: sv.ReplicationFactor, MinInSync: sv.MinInSync, Partitions: len(sv.Partitions), Topics: Topics, Assignment: sv.Partitions}
+	for _, m := range sv.Members {
+		o.Racks = append(o.Racks, m.Rack.Site.Name+"-"+m.Rack.Name)
+	}
+	return o
 }
 
 // assignHosts fills each member's namespace, address and cgroup from the

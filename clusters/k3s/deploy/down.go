@@ -26,13 +26,10 @@ type Teardown struct {
 	Stranded []string
 }
 
-// memberSelector selects every member pod of the scenario.
+// memberSelector selects every member pod of the scenario (its
+// one-shot commands' too).
 func memberSelector(scenario string) (string, error) {
-	sel, err := k3s.OwnedSelector(scenario)
-	if err != nil {
-		return "", err
-	}
-	return sel + ",app.kubernetes.io/component=" + ComponentMember, nil
+	return selector(scenario, componentLabel+"="+ComponentMember)
 }
 
 // Down stops the scenario's members (their pods deleted, each waited
@@ -79,7 +76,7 @@ func Down(ctx context.Context, c *k3s.Cluster, scenario string) (Teardown, error
 		// the member is a stand-in for the node: NodeFiles reaches a
 		// member's node through its agent
 		on := engines.Member{Name: "files", Node: node}
-		if _, err := f.exec(ctx, on, "rm", "-rf", "--", Root(scenario)); err != nil {
+		if _, _, err := f.exec(ctx, on, nil, "rm", "-rf", "--", Root(scenario)); err != nil {
 			errs = append(errs, err)
 			continue
 		}

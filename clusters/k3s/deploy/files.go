@@ -39,7 +39,7 @@ func (f NodeFiles) MkdirAll(ctx context.Context, m engines.Member, dir string, p
 	if err := f.under(dir); err != nil {
 		return err
 	}
-	_, err := f.exec(ctx, m, "mkdir", "-p", "-m", strconv.FormatUint(uint64(perm.Perm()), 8), "--", dir)
+	_, _, err := f.exec(ctx, m, nil, "mkdir", "-p", "-m", strconv.FormatUint(uint64(perm.Perm()), 8), "--", dir)
 	return err
 }
 
@@ -48,7 +48,7 @@ func (f NodeFiles) Exists(ctx context.Context, m engines.Member, path string) (b
 	if err := f.under(path); err != nil {
 		return false, err
 	}
-	code, err := f.exec(ctx, m, "test", "-e", path)
+	_, code, err := f.exec(ctx, m, nil, "test", "-e", path)
 	switch {
 	case err == nil:
 		return true, nil
@@ -56,6 +56,30 @@ func (f NodeFiles) Exists(ctx context.Context, m engines.Member, path string) (b
 		return false, nil
 	}
 	return false, err
+}
+
+// WriteFile writes data to path on m's node (through the agent's shell:
+// its stdin to the file, then its mode).
+func (f NodeFiles) WriteFile(ctx context.Context, m engines.Member, path string, data []byte, perm os.FileMode) error {
+	if err := f.under(path); err != nil {
+		return err
+	}
+	_, _, err := f.exec(ctx, m, data, "sh", "-c", `cat > "$1" && chmod "$2" "$1"`, "sh", path, strconv.FormatUint(uint64(perm.Perm()), 8))
+	return err
+}
+
+// ReadFile reads path on m's node; an error wrapping os.ErrNotExist when
+// it is not there.
+func (f NodeFiles) ReadFile(ctx context.Context, m engines.Member, path string) ([]byte, error) {
+	if err := f.under(path); err != nil {
+		return nil, err
+	}
+	const missing = 3
+	out, code, err := f.exec(ctx, m, nil, "sh", "-c", `test -e "$1" || exit 3; exec cat -- "$1"`, "sh", path)
+	if code == missing {
+		return nil, fmt.Errorf("k3s: %s on node %s: %w", path, f.NodeMap.ClusterNode(m.Node), os.ErrNotExist)
+	}
+	return out, err
 }
 
 // Root is the scenario's directory on every node.
@@ -75,54 +99,59 @@ func (f NodeFiles) under(path string) error {
 // just powered on) before a command on its files fails.
 const agentWait = 3 * time.Minute
 
-// exec runs argv in the agent of m's node and returns its exit code, with
+// exec runs argv in the agent of m's node, stdin on its standard input
+// (none when nil), and returns its standard output and exit code, with
 // an error for any code but 0. A node whose agent does not run (yet: the
 // node was powered on again) is asked again until agentWait has passed;
 // -1 is a command that never ran to an exit.
-func (f NodeFiles) exec(ctx context.Context, m engines.Member, argv ...string) (int, error) {
+func (f NodeFiles) exec(ctx context.Context, m engines.Member, stdin []byte, argv ...string) ([]byte, int, error) {
 	deadline := time.Now().Add(agentWait)
 	for {
-		code, err := f.execOnce(ctx, m, argv...)
+		out, code, err := f.execOnce(ctx, m, stdin, argv...)
 		if err == nil || code >= 0 || time.Now().After(deadline) {
-			return code, err
+			return out, code, err
 		}
 		select {
 		case <-ctx.Done():
-			return code, err
+			return out, code, err
 		case <-time.After(2 * time.Second):
 		}
 	}
 }
 
-func (f NodeFiles) execOnce(ctx context.Context, m engines.Member, argv ...string) (int, error) {
+func (f NodeFiles) execOnce(ctx context.Context, m engines.Member, stdin []byte, argv ...string) ([]byte, int, error) {
 	node := f.NodeMap.ClusterNode(m.Node)
 	ag := &agent.Client{Kube: f.Cluster.Client, Scenario: f.Scenario}
 	pod, err := ag.PodOn(ctx, node)
 	if err != nil {
-		return -1, fmt.Errorf("k3s: %s's files on node %s: %w", m.Name, node, err)
+		return nil, -1, fmt.Errorf("k3s: %s's files on node %s: %w", m.Name, node, err)
 	}
 	if f.Cluster.Config == nil {
-		return -1, errors.New("k3s: no client configuration to exec in the agent with")
+		return nil, -1, errors.New("k3s: no client configuration to exec in the agent with")
 	}
 	req := f.Cluster.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(k3s.Namespace).Name(pod).
 		SubResource("exec").VersionedParams(&corev1.PodExecOptions{
-		Container: "agent", Command: argv, Stdout: true, Stderr: true,
+		Container: "agent", Command: argv, Stdin: stdin != nil, Stdout: true, Stderr: true,
 	}, scheme.ParameterCodec)
 	ex, err := remotecommand.NewSPDYExecutor(f.Cluster.Config, "POST", req.URL())
 	if err != nil {
-		return -1, err
+		return nil, -1, err
 	}
-	var out bytes.Buffer
-	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out})
+	var out, errOut bytes.Buffer
+	so := remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut}
+	if stdin != nil {
+		so.Stdin = bytes.NewReader(stdin)
+	}
+	err = ex.StreamWithContext(ctx, so)
 	if err == nil {
-		return 0, nil
+		return out.Bytes(), 0, nil
 	}
 	code := -1
 	var ee utilexec.ExitError
 	if errors.As(err, &ee) {
 		code = ee.ExitStatus()
 	}
-	return code, fmt.Errorf("k3s: %s on node %s (agent %s): %w: %s", strings.Join(argv, " "), node, pod, err, strings.TrimSpace(out.String()))
+	return out.Bytes(), code, fmt.Errorf("k3s: %s on node %s (agent %s): %w: %s", strings.Join(argv, " "), node, pod, err, strings.TrimSpace(errOut.String()))
 }
 
 // RemoveMember removes member m's directory from its node: its data,
@@ -132,6 +161,6 @@ func (f NodeFiles) RemoveMember(ctx context.Context, m engines.Member) error {
 	if err := f.under(dir + "/data"); err != nil {
 		return err
 	}
-	_, err := f.exec(ctx, m, "rm", "-rf", "--", dir)
+	_, _, err := f.exec(ctx, m, nil, "rm", "-rf", "--", dir)
 	return err
 }

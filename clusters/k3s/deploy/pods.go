@@ -34,12 +34,17 @@ const (
 	LabelProcess = "chaosloop.io/process"
 	LabelMember  = "chaosloop.io/member"
 	LabelService = "chaosloop.io/service"
+	// LabelOnce marks the pod of a member's one-shot command (Run).
+	LabelOnce = "chaosloop.io/once"
 	// ComponentLabel's value on members' pods (the agent's is "agent").
 	ComponentMember = "member"
 	// AnnotationPortOffset records the member's port offset on its pod,
 	// for status to probe it at the ports the run chose.
 	AnnotationPortOffset = "chaosloop.io/port-offset"
 )
+
+// componentLabel is the owned objects' component label.
+const componentLabel = "app.kubernetes.io/component"
 
 // MainContainer is a member pod's only container.
 const MainContainer = "main"
@@ -87,7 +92,10 @@ type Pods struct {
 	Margin time.Duration
 }
 
-var _ engines.Launcher = (*Pods)(nil)
+var (
+	_ engines.Launcher = (*Pods)(nil)
+	_ engines.Runner   = (*Pods)(nil)
+)
 
 // PodName is the pod of a named process: a DNS-1123 subdomain.
 func PodName(process string) string {
@@ -114,10 +122,10 @@ func (p *Pods) Pod(m engines.Member, spec proc.Spec) (*corev1.Pod, error) {
 		return nil, err
 	}
 	labels := map[string]string{
-		"app.kubernetes.io/component": ComponentMember,
-		LabelProcess:                  PodName(spec.Name),
-		LabelMember:                   PodName(m.Name),
-		LabelService:                  PodName(p.Service),
+		componentLabel: ComponentMember,
+		LabelProcess:   PodName(spec.Name),
+		LabelMember:    PodName(m.Name),
+		LabelService:   PodName(p.Service),
 	}
 	maps.Copy(labels, owned)
 	c := corev1.Container{
@@ -186,6 +194,65 @@ func (p *Pods) Start(ctx context.Context, m engines.Member, spec proc.Spec) (str
 	return "pod " + k3s.Namespace + "/" + pod.Name + " on " + pod.Spec.NodeName, nil
 }
 
+// errEnded is a pod whose process ended while it was waited for.
+var errEnded = errors.New("its process ended")
+
+// Run runs spec's short-lived command (a storage format) in a pod of its
+// own on m's node, made as a process's (the engine's image, the node's
+// network, the member's directories), and returns its output once it
+// ended; the pod is deleted then. The pod is labelled LabelOnce, so it
+// is never taken for the member's process.
+func (p *Pods) Run(ctx context.Context, m engines.Member, spec proc.Spec) ([]byte, error) {
+	pod, err := p.Pod(m, spec)
+	if err != nil {
+		return nil, err
+	}
+	pod.Labels[LabelOnce] = "true"
+	pods := p.Cluster.Client.CoreV1().Pods(k3s.Namespace)
+	if err := p.remove(ctx, pod.Name, 0); err != nil {
+		return nil, fmt.Errorf("k3s: remove the ended pod %s: %w", pod.Name, err)
+	}
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("k3s: create pod %s/%s: %w", k3s.Namespace, pod.Name, err)
+	}
+	defer func() {
+		// ctx may be done: the pod goes all the same
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := p.remove(dctx, pod.Name, 0); err != nil {
+			p.log().Warn("k3s: a one-shot command's pod stays", "pod", pod.Name, "err", err)
+		}
+	}()
+	var state string
+	var code int32 = -1
+	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		got, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			state = err.Error()
+			return false, nil
+		}
+		state = State(got)
+		for _, cs := range got.Status.ContainerStatuses {
+			if t := cs.State.Terminated; t != nil {
+				code = t.ExitCode
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("k3s: pod %s/%s (%s) did not end: %s: %w", k3s.Namespace, pod.Name, spec.Path, state, err)
+	}
+	out, lerr := pods.GetLogs(pod.Name, &corev1.PodLogOptions{Container: MainContainer}).DoRaw(ctx)
+	if code != 0 {
+		return out, fmt.Errorf("k3s: pod %s/%s (%s): %s", k3s.Namespace, pod.Name, spec.Path, state)
+	}
+	if lerr != nil {
+		return nil, fmt.Errorf("k3s: pod %s/%s's output: %w", k3s.Namespace, pod.Name, lerr)
+	}
+	return out, nil
+}
+
 // waitRunning returns once the pod's container runs, or with why it ended.
 func (p *Pods) waitRunning(ctx context.Context, name string) error {
 	var state string
@@ -200,11 +267,11 @@ func (p *Pods) waitRunning(ctx context.Context, name string) error {
 		case state == "running":
 			return true, nil
 		case strings.HasPrefix(state, "terminated"):
-			return false, fmt.Errorf("k3s: pod %s/%s ended (%s)", k3s.Namespace, name, state)
+			return false, fmt.Errorf("k3s: pod %s/%s: %w (%s)", k3s.Namespace, name, errEnded, state)
 		}
 		return false, nil
 	})
-	if err != nil && !strings.HasPrefix(err.Error(), "k3s: ") {
+	if err != nil && !errors.Is(err, errEnded) {
 		return fmt.Errorf("k3s: pod %s/%s not running after %s: %s: %w", k3s.Namespace, name, startTimeout, state, err)
 	}
 	return err
@@ -308,12 +375,11 @@ func (p *Pods) remove(ctx context.Context, name string, grace time.Duration) err
 // Processes names the processes of a member that have a pod (running or
 // ended), for the engines that look for leftovers.
 func (p *Pods) Processes(ctx context.Context, m engines.Member) ([]string, error) {
-	sel, err := k3s.OwnedSelector(p.Scenario)
+	sel, err := selector(p.Scenario, LabelMember+"="+PodName(m.Name))
 	if err != nil {
 		return nil, err
 	}
-	list, err := p.Cluster.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: sel + "," + LabelMember + "=" + PodName(m.Name)})
+	list, err := p.Cluster.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil, err
 	}

@@ -168,5 +168,38 @@ func TestPodThatEnds(t *testing.T) {
 	kubelet(t, cs, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 2}})
 	m := member("dc2-w")
 	_, err := p.Start(t.Context(), m, etcdSpec(m))
-	require.ErrorContains(t, err, "pod chaosloop/etcd-0.etcd ended (terminated: Error, exit code 2)")
+	require.ErrorContains(t, err, "pod chaosloop/etcd-0.etcd: its process ended (terminated: Error, exit code 2)")
+	require.ErrorIs(t, err, errEnded)
+}
+
+// A one-shot command's pod (Kafka's storage format) runs to its end; one
+// that fails says how, and its pod goes either way. It is never taken for
+// the member's process.
+func TestOneShotPod(t *testing.T) {
+	p, cs := onAPIServer(t)
+	ctx := t.Context()
+	seen := make(chan map[string]string, 1)
+	w, err := cs.CoreV1().Pods(k3s.Namespace).Watch(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	defer w.Stop()
+	kubelet(t, cs, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 1}})
+	m := member("dc2-w")
+	spec := proc.Spec{Name: "kafka-0.kafka-format", Path: "java", Args: []string{"kafka.tools.StorageTool"}, Dir: m.DataDir}
+	go func() {
+		for ev := range w.ResultChan() {
+			if pod, ok := ev.Object.(*corev1.Pod); ok {
+				seen <- pod.Labels
+				return
+			}
+		}
+	}()
+	_, err = p.Run(ctx, m, spec)
+	require.ErrorContains(t, err, "pod chaosloop/kafka-0.kafka-format (java): terminated: Error, exit code 1")
+	labels := <-seen
+	assert.Equal(t, "true", labels[LabelOnce])
+	sel, err := MemberSelector(scenario, m.Name)
+	require.NoError(t, err)
+	assert.Contains(t, sel, "!"+LabelOnce, "the nemesis and probes never pick it")
+	_, err = cs.CoreV1().Pods(k3s.Namespace).Get(ctx, "kafka-0.kafka-format", metav1.GetOptions{})
+	require.True(t, apierrors.IsNotFound(err), "the pod went: %v", err)
 }

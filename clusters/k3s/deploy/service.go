@@ -16,7 +16,6 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
-	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
 	"github.com/chaosloop/chaosloop/topology"
 )
 
@@ -31,26 +30,14 @@ type Engine interface {
 	Status(ctx context.Context, c *engines.Cluster) (engines.Status, error)
 }
 
-// Deployable says why chaosloop cannot deploy sv on a cluster yet, or
-// nil: its engine must be one deploy mode runs (etcd so far: the other
-// engines still read their members' files on chaosloop's own machine),
-// and a stateless service is the load's, which deploy mode does not
-// drive yet. (A scenario places one member of a service per node, so
-// members never share their node's ports.)
-func Deployable(sv *topology.Service) error {
-	if name := local.EngineOf(sv.Spec); name != local.EngineEtcd {
-		return fmt.Errorf("chaosloop deploys only etcd (and Raft) services on a cluster yet, not a %s service", sv.Kind)
-	}
-	return nil
-}
-
 // Options say how services are deployed.
 type Options struct {
 	Cluster  *k3s.Cluster
 	Scenario string
 	NodeMap  k3s.NodeMap
-	// Image names an engine's image in the user's registry (the engine's
-	// name: "etcd"); nil only to observe members, never to start one.
+	// Image names an engine's image in the user's registry (by the
+	// engine image's name: "etcd", "kafka"); nil only to observe members,
+	// never to start one.
 	Image func(engine string) (string, error)
 	// PortOffset is added to the engines' ports (the CLI's default is
 	// DefaultPortOffset).
@@ -72,27 +59,33 @@ type Service struct {
 // MemberName names member i of a service, as the local lab does.
 func MemberName(service string, i int) string { return service + "-" + strconv.Itoa(i) }
 
-// MemberSelector selects the pods of a scenario's member.
-func MemberSelector(scenario, member string) (string, error) {
+// selector selects the scenario's owned objects with the extra
+// requirements ("key=value", "!key").
+func selector(scenario string, extra ...string) (string, error) {
 	sel, err := k3s.OwnedSelector(scenario)
 	if err != nil {
 		return "", err
 	}
-	return sel + "," + LabelMember + "=" + PodName(member), nil
+	return strings.Join(append([]string{sel}, extra...), ","), nil
+}
+
+// MemberSelector selects the pods of a scenario's member that run its
+// processes (not its one-shot commands').
+func MemberSelector(scenario, member string) (string, error) {
+	return selector(scenario, LabelMember+"="+PodName(member), "!"+LabelOnce)
 }
 
 // New describes sv's deployment: member i on the cluster node of the
 // scenario's node, at its InternalIP, its files under Root(scenario).
 // It starts nothing.
 func New(ctx context.Context, o Options, sv *topology.Service) (*Service, error) {
-	if err := Deployable(sv); err != nil {
+	kind, err := kindOf(sv)
+	if err != nil {
 		return nil, err
 	}
-	engine := local.EngineOf(sv.Spec)
 	var image string
 	if o.Image != nil {
-		var err error
-		if image, err = o.Image(engine); err != nil {
+		if image, err = o.Image(kind.image); err != nil {
 			return nil, err
 		}
 	}
@@ -116,7 +109,7 @@ func New(ctx context.Context, o Options, sv *topology.Service) (*Service, error)
 	// a member's pod is found when it is dialed: it is made anew on each start
 	fwd.PodOf = func(ctx context.Context, addr netip.Addr) (string, error) { return memberPodAt(ctx, o, c, addr) }
 	c.Dial = fwd.Dial
-	return &Service{Topo: sv, Engine: etcd.New(o.Log), Cluster: c}, nil
+	return &Service{Topo: sv, Engine: kind.make(o.Log, sv), Cluster: c}, nil
 }
 
 // internalIP is a cluster node's InternalIP: where its hostNetwork pods
@@ -227,20 +220,21 @@ func (s *Service) Reset(ctx context.Context, i int) error {
 func PlanObjects(topo *topology.Topology, nm k3s.NodeMap, image func(engine string) (string, error), portOffset int) []k3s.Object {
 	var out []k3s.Object
 	for _, sv := range topo.Services {
-		if sv.Spec.Attach != nil || Deployable(sv) != nil {
+		kind, err := kindOf(sv)
+		if sv.Spec.Attach != nil || err != nil {
 			continue
 		}
-		from := "the etcd image in --registry"
+		from := "the " + kind.image + " image in --registry"
 		if image != nil {
-			if ref, err := image(local.EngineOf(sv.Spec)); err == nil {
+			if ref, err := image(kind.image); err == nil {
 				from = ref
 			}
 		}
 		for i, n := range sv.Members {
 			m := engines.Member{Index: i, Name: MemberName(sv.Name, i), Node: n.Name}
-			out = append(out, k3s.Object{Kind: "Pod", Namespace: k3s.Namespace, Name: PodName(etcd.ProcessName(m)),
-				Purpose: fmt.Sprintf("member %d of service/%s (etcd, from %s) on node/%s, in its network at ports %d-%d; its files in %s there",
-					i, sv.Name, from, nm.ClusterNode(n.Name), 2379+portOffset, 2380+portOffset, filepath.Join(Root(topo.Name), m.Name))})
+			out = append(out, k3s.Object{Kind: "Pod", Namespace: k3s.Namespace, Name: PodName(kind.process(m)),
+				Purpose: fmt.Sprintf("member %d of service/%s (%s, from %s) on node/%s, in its network at ports %s; its files in %s there",
+					i, sv.Name, local.EngineOf(sv.Spec), from, nm.ClusterNode(n.Name), portList(kind.ports, portOffset), filepath.Join(Root(topo.Name), m.Name))})
 		}
 	}
 	return out
@@ -251,11 +245,10 @@ func PlanObjects(topo *topology.Topology, nm k3s.NodeMap, image func(engine stri
 // against where the scenario places it, and its engine probed at the
 // ports the pods were started with. It only reads.
 func Observe(ctx context.Context, c *k3s.Cluster, topo *topology.Topology, nm k3s.NodeMap, sv *topology.Service, log *slog.Logger) (k3s.AttachedService, error) {
-	sel, err := k3s.OwnedSelector(topo.Name)
+	sel, err := selector(topo.Name, LabelService+"="+PodName(sv.Name), componentLabel+"="+ComponentMember, "!"+LabelOnce)
 	if err != nil {
 		return k3s.AttachedService{}, err
 	}
-	sel += "," + LabelService + "=" + PodName(sv.Name) + ",app.kubernetes.io/component=" + ComponentMember
 	number := func(items []corev1.Pod, k int) int {
 		n, err := strconv.Atoi(strings.TrimPrefix(items[k].Labels[LabelMember], PodName(sv.Name)+"-"))
 		if err != nil {

@@ -406,8 +406,9 @@ func deployedStatus(ctx context.Context, sv *topology.Service, d *deploy.Service
 	return si
 }
 
-// FailoverBudgets: etcd's as chaosloop runs it (the adopter's settings are
-// not read; expect.failover overrides it); none for a stateless service.
+// FailoverBudgets: a deployed service's engine's, as chaosloop runs it;
+// an attached one's etcd's defaults (the adopter's settings are not read;
+// expect.failover overrides it); none for a stateless service.
 func (l *Lab) FailoverBudgets() map[string]lab.Budget {
 	out := map[string]lab.Budget{}
 	for _, sv := range l.topo.Services {
@@ -415,10 +416,14 @@ func (l *Lab) FailoverBudgets() map[string]lab.Budget {
 			out[sv.Name] = lab.Budget{Derivation: "no election: members are up with their pods"}
 			continue
 		}
-		b := etcd.FailoverBudget()
-		if _, ok := l.deployed[sv.Name]; !ok {
-			b.Derivation += " (etcd's defaults as chaosloop runs it; the adopter's settings are not read: set expect.failover for theirs)"
+		if _, ok := l.deployed[sv.Name]; ok {
+			if b, ok := deploy.FailoverBudget(sv); ok {
+				out[sv.Name] = b
+				continue
+			}
 		}
+		b := etcd.FailoverBudget()
+		b.Derivation += " (etcd's defaults as chaosloop runs it; the adopter's settings are not read: set expect.failover for theirs)"
 		out[sv.Name] = b
 	}
 	return out

@@ -35,23 +35,24 @@ import (
 // quorum too: PASS, and its member, its files removed, rejoins as a new
 // one. The negative control, deploy-etcd-kills.yaml, kills two members at once:
 // no quorum, FAIL; both are started again at the faults' end, and the
-// etcd is whole once more. The agents of the scenario must run (the
-// members' files are looked at through them).
+// etcd is whole once more. Then a deployed KRaft Kafka (deployedKafka).
+// The agents of the scenario must run (the members' files are looked at
+// and written through them).
 func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[string]pod, from string) {
 	ctx := t.Context()
-	var image string
+	tags := map[string]string{}
 	for _, e := range (&images.Builder{Cache: kindtest.Cache, Log: enginetest.Log(t)}).Engines() {
-		if e.Name == "etcd" {
-			image = e.Tag()
+		if e.Name == "etcd" || e.Name == "kafka" {
+			tags[e.Name] = e.Tag()
+			// as if pulled from the registry: the nodes have it, so none is
+			require.NoError(t, c.LoadImage(ctx, e.Tag()))
 		}
 	}
-	// as if pulled from the registry: the nodes have it, so none is
-	require.NoError(t, c.LoadImage(ctx, image))
 	o := k3slab.Options{Cluster: kc, Log: enginetest.ProcessLog(), PortOffset: deploy.DefaultPortOffset, Image: func(engine string) (string, error) {
-		if engine != "etcd" {
+		if tags[engine] == "" {
 			return "", fmt.Errorf("no image of %s in this test", engine)
 		}
-		return image, nil
+		return tags[engine], nil
 	}}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -114,9 +115,37 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 		require.NoError(t, err, "%s", out)
 		require.Equal(t, "gone", strings.TrimSpace(string(out)), "node %s", node)
 	}
+	deployedKafka(t, c, kc, o, runs)
 }
 
-// deployedWhole stands file's deployed etcd up again, which keeps the
+// deployedKafka: testdata/deploy-kafka.yaml deploys a KRaft Kafka (its
+// storage formatted by a one-shot pod per member, its files written
+// through the agents), kills broker 1, then cuts dc2-w off: writable
+// throughout, as analyze predicts: PASS. The killed broker runs again
+// with its logs; down removes the brokers and their files.
+func deployedKafka(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
+	ctx := t.Context()
+	scoredRunOn(t, o, runs, "deploy-kafka.yaml", checks.Pass)
+	whole := deployedWhole(t, o, "deploy-kafka.yaml")
+	require.Len(t, whole.Members, 3)
+	for i, node := range adopterEtcdNodes {
+		out, err := c.Exec(ctx, node, fmt.Sprintf("cat %s/kafka-%d/data/kafka-logs/meta.properties", deploy.Root(agentScenario), i))
+		require.NoError(t, err, "broker %d's storage on %s: %s", i, node, out)
+		require.Contains(t, string(out), fmt.Sprintf("node.id=%d", i+1))
+	}
+	// no one-shot pod is left
+	sel, err := k3s.OwnedSelector(agentScenario)
+	require.NoError(t, err)
+	left, err := kc.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel + "," + deploy.LabelOnce})
+	require.NoError(t, err)
+	require.Empty(t, left.Items)
+	td, err := deploy.Down(ctx, kc, agentScenario)
+	require.NoError(t, err)
+	require.Len(t, td.Pods, 3)
+	t.Logf("deploy.Down: stopped %v, wiped %v", td.Pods, td.Wiped)
+}
+
+// deployedWhole stands file's deployed service up again, which keeps the
 // members that run and starts the others, and returns its status once
 // it is healthy: every member up, with the data it had.
 func deployedWhole(t *testing.T, o k3slab.Options, file string) lab.ServiceStatus {
@@ -124,7 +153,7 @@ func deployedWhole(t *testing.T, o k3slab.Options, file string) lab.ServiceStatu
 	require.NoError(t, err)
 	start := time.Now()
 	l, err := k3slab.NewProvider(o).Up(t.Context(), sc)
-	require.NoError(t, err, "the deployed etcd whole again after %s", file)
+	require.NoError(t, err, "the deployed service whole again after %s", file)
 	defer func() { require.NoError(t, l.(lab.Closer).Close()) }()
 	st, err := l.Status(t.Context())
 	require.NoError(t, err)
@@ -135,6 +164,6 @@ func deployedWhole(t *testing.T, o k3slab.Options, file string) lab.ServiceStatu
 	for _, m := range si.Members {
 		members = append(members, fmt.Sprintf("%s on %s at %s: %s", m.Name, m.Node, m.Addr, m.Role))
 	}
-	t.Logf("deployed etcd whole %s after %s: %s", time.Since(start).Round(time.Second), file, strings.Join(members, "; "))
+	t.Logf("deployed %s whole %s after %s: %s", si.Name, time.Since(start).Round(time.Second), file, strings.Join(members, "; "))
 	return si
 }

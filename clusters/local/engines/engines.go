@@ -83,6 +83,11 @@ type Files interface {
 	MkdirAll(ctx context.Context, m Member, dir string, perm os.FileMode) error
 	// Exists says whether path exists on m's node.
 	Exists(ctx context.Context, m Member, path string) (bool, error)
+	// WriteFile writes data to path on m's node, as os.WriteFile.
+	WriteFile(ctx context.Context, m Member, path string, data []byte, perm os.FileMode) error
+	// ReadFile reads path on m's node, as os.ReadFile (an error wrapping
+	// os.ErrNotExist when it is not there).
+	ReadFile(ctx context.Context, m Member, path string) ([]byte, error)
 }
 
 // FS is c.Files, or HostFiles when unset.
@@ -108,6 +113,16 @@ func (HostFiles) Exists(_ context.Context, _ Member, path string) (bool, error) 
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// WriteFile is os.WriteFile.
+func (HostFiles) WriteFile(_ context.Context, _ Member, path string, data []byte, perm os.FileMode) error {
+	return os.WriteFile(path, data, perm)
+}
+
+// ReadFile is os.ReadFile.
+func (HostFiles) ReadFile(_ context.Context, _ Member, path string) ([]byte, error) {
+	return os.ReadFile(path)
 }
 
 // DialFunc opens a connection, like net.Dialer.DialContext.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
 func TestMemberPortOffset(t *testing.T) {
@@ -33,4 +35,20 @@ func TestHostFiles(t *testing.T) {
 	st, err := os.Stat(dir)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o700), st.Mode().Perm())
+	f := filepath.Join(dir, "f")
+	require.NoError(t, c.FS().WriteFile(ctx, Member{}, f, []byte("x\n"), 0o640))
+	b, err := c.FS().ReadFile(ctx, Member{}, f)
+	require.NoError(t, err)
+	assert.Equal(t, "x\n", string(b))
+	_, err = c.FS().ReadFile(ctx, Member{}, filepath.Join(dir, "none"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func TestRunOnceHere(t *testing.T) {
+	c := &Cluster{}
+	out, err := c.RunOnce(t.Context(), Member{}, proc.Spec{Path: "sh", Args: []string{"-c", "echo $X; pwd"}, Env: []string{"X=once"}, Dir: "/"})
+	require.NoError(t, err)
+	assert.Equal(t, "once\n/\n", string(out))
+	_, err = c.RunOnce(t.Context(), Member{}, proc.Spec{Path: "false"})
+	assert.Error(t, err)
 }

@@ -1,6 +1,7 @@
 package engines
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 
@@ -23,4 +24,30 @@ func OneShot(cmd *exec.Cmd, m Member) ([]byte, error) {
 		defer cg.Close()
 	}
 	return cmd.CombinedOutput()
+}
+
+// Runner is a Launcher that also runs a member's short-lived commands
+// where the member runs: on a real cluster's node, whose files and
+// binaries are not this machine's.
+type Runner interface {
+	// Run runs spec's command for member m to its end and returns its
+	// combined output; an error when it did not exit 0.
+	Run(ctx context.Context, m Member, spec proc.Spec) ([]byte, error)
+}
+
+// RunOnce runs spec's short-lived command for member m (a storage
+// format, a recovery scan) with the cluster's Launcher when it is a
+// Runner, or else on this machine with OneShot (the local lab's hosts
+// and kind's nodes share its files and binaries). Only the command, its
+// environment and directory of spec are used here.
+func (c *Cluster) RunOnce(ctx context.Context, m Member, spec proc.Spec) ([]byte, error) {
+	if r, ok := c.Launcher.(Runner); ok {
+		return r.Run(ctx, m, spec)
+	}
+	cmd := exec.CommandContext(ctx, spec.Path, spec.Args...)
+	cmd.Dir = spec.Dir
+	if len(spec.Env) > 0 {
+		cmd.Env = append(cmd.Environ(), spec.Env...)
+	}
+	return OneShot(cmd, m)
 }

@@ -25,14 +25,18 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
+// A member's ports (plus its PortOffset): clients', and its peers'.
+const (
+	ClientPort = 2379
+	PeerPort   = 2380
+)
+
 const (
 	// Debian 12 package versions, pinned so every lab runs the same etcd.
 	serverPkg = "etcd-server=3.4.23-4+b4"
 	clientPkg = "etcd-client=3.4.23-4+b4"
 
-	binary     = "/usr/bin/etcd"
-	clientPort = 2379
-	peerPort   = 2380
+	binary = "/usr/bin/etcd"
 
 	// A member that has not answered a status question within this is not
 	// Up. Not shorter: on the 2-core lab under load, answers took over
@@ -96,11 +100,11 @@ func (e *Engine) Endpoints(c *engines.Cluster) []string {
 }
 
 func clientEndpoint(m engines.Member) string {
-	return m.AddrPort(clientPort).String()
+	return m.AddrPort(ClientPort).String()
 }
 
 func peerURL(m engines.Member) string {
-	return "http://" + m.AddrPort(peerPort).String()
+	return "http://" + m.AddrPort(PeerPort).String()
 }
 
 func clientURL(m engines.Member) string {
@@ -112,7 +116,7 @@ func clientURL(m engines.Member) string {
 func listenClientURLs(m engines.Member) string {
 	urls := clientURL(m)
 	if m.ListenLoopback {
-		urls += ",http://" + netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), m.Port(clientPort)).String()
+		urls += ",http://" + netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), m.Port(ClientPort)).String()
 	}
 	return urls
 }

@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -31,6 +32,14 @@ func (f *nodeFiles) MkdirAll(_ context.Context, m engines.Member, dir string, _ 
 
 func (f *nodeFiles) Exists(_ context.Context, m engines.Member, path string) (bool, error) {
 	return f.exist[m.Name+":"+path], nil
+}
+
+func (f *nodeFiles) WriteFile(context.Context, engines.Member, string, []byte, os.FileMode) error {
+	return errors.New("etcd writes no files")
+}
+
+func (f *nodeFiles) ReadFile(context.Context, engines.Member, string) ([]byte, error) {
+	return nil, errors.New("etcd reads no files")
 }
 
 // specs records the process specs started, as a launcher on nodes would.

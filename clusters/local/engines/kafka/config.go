@@ -36,7 +36,14 @@ func dataDir(m engines.Member) string { return filepath.Join(m.DataDir, "kafka-l
 // 9-30 s.
 func serverProperties(c *engines.Cluster, o Options, i int) string {
 	m := c.Members[i]
-	addr := m.Addr.String()
+	client := m.AddrPort(ClientPort).String()
+	// Where the client listener binds: all addresses when the member
+	// takes connections on loopback too (a cluster's port-forward lands
+	// there); Kafka has one socket per listener.
+	bind := client
+	if m.ListenLoopback {
+		bind = net.JoinHostPort("0.0.0.0", strconv.Itoa(int(m.Port(ClientPort))))
+	}
 	p := [][2]string{}
 	set := func(k, v string) { p = append(p, [2]string{k, v}) }
 	if o.ZooKeeper == "" {
@@ -47,7 +54,7 @@ func serverProperties(c *engines.Cluster, o Options, i int) string {
 		var voters []string
 		for j, mj := range c.Members {
 			if isController(c, j) {
-				voters = append(voters, fmt.Sprintf("%d@%s", NodeID(j), net.JoinHostPort(mj.Addr.String(), strconv.Itoa(ControllerPort))))
+				voters = append(voters, fmt.Sprintf("%d@%s", NodeID(j), mj.AddrPort(ControllerPort)))
 			}
 		}
 		set("process.roles", roles)
@@ -55,9 +62,9 @@ func serverProperties(c *engines.Cluster, o Options, i int) string {
 		// A static quorum: the voters are fixed by the lab layout.
 		set("controller.quorum.voters", strings.Join(voters, ","))
 		set("controller.listener.names", "CONTROLLER")
-		listeners := "PLAINTEXT://" + net.JoinHostPort(addr, strconv.Itoa(ClientPort))
+		listeners := "PLAINTEXT://" + bind
 		if isController(c, i) {
-			listeners += ",CONTROLLER://" + net.JoinHostPort(addr, strconv.Itoa(ControllerPort))
+			listeners += ",CONTROLLER://" + m.AddrPort(ControllerPort).String()
 		}
 		set("listeners", listeners)
 		set("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT")
@@ -79,9 +86,9 @@ func serverProperties(c *engines.Cluster, o Options, i int) string {
 		// 6 s instead of 18 s.
 		set("zookeeper.session.timeout.ms", ms(ZKSession))
 		set("zookeeper.connection.timeout.ms", "10000")
-		set("listeners", "PLAINTEXT://"+net.JoinHostPort(addr, strconv.Itoa(ClientPort)))
+		set("listeners", "PLAINTEXT://"+bind)
 	}
-	set("advertised.listeners", "PLAINTEXT://"+net.JoinHostPort(addr, strconv.Itoa(ClientPort)))
+	set("advertised.listeners", "PLAINTEXT://"+client)
 	set("inter.broker.listener.name", "PLAINTEXT")
 	set("log.dirs", dataDir(m))
 	if i < len(o.Racks) && o.Racks[i] != "" {

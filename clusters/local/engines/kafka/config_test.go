@@ -49,6 +49,22 @@ func TestServerPropertiesKRaft(t *testing.T) {
 	require.NotContains(t, propsMap(serverProperties(c, o, 2)), "broker.rack")
 }
 
+// On a cluster a member's ports are offset (its node runs other
+// engines) and its client listener takes the kubelet's port-forward on
+// loopback too, while it advertises its node's address.
+func TestServerPropertiesOnACluster(t *testing.T) {
+	c := layout(3)
+	for i := range c.Members {
+		c.Members[i].PortOffset, c.Members[i].ListenLoopback = 2000, true
+	}
+	o := Options{}.withDefaults(3)
+	p := propsMap(serverProperties(c, o, 1))
+	require.Equal(t, "1@198.18.0.10:11093,2@198.18.0.11:11093,3@198.18.0.12:11093", p["controller.quorum.voters"])
+	require.Equal(t, "PLAINTEXT://0.0.0.0:11092,CONTROLLER://198.18.0.11:11093", p["listeners"])
+	require.Equal(t, "PLAINTEXT://198.18.0.11:11092", p["advertised.listeners"])
+	require.Equal(t, []string{"198.18.0.10:11092", "198.18.0.11:11092", "198.18.0.12:11092"}, New(nil, "").Endpoints(c))
+}
+
 func TestServerPropertiesLargeKRaftHasThreeControllers(t *testing.T) {
 	c := layout(6)
 	o := Options{}.withDefaults(6)

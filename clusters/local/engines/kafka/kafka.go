@@ -3,7 +3,8 @@
 // ZooKeeper mode with 3.9.x when Options.ZooKeeper is set.
 //
 // Member i is node/broker id i+1 and listens on Member.Addr:9092 (clients
-// and replication) and, when it is a controller, Member.Addr:9093.
+// and replication) and, when it is a controller, Member.Addr:9093 (each
+// port plus the member's PortOffset).
 package kafka
 
 import (
@@ -11,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -67,6 +67,18 @@ type Options struct {
 	// HeapMB caps each broker's heap (default 256): the whole lab shares a
 	// 2-core machine.
 	HeapMB int
+	// Prebuilt says the jars are where the members run already (the
+	// engine's image on a real cluster), at the engine's cache paths:
+	// nothing is installed on this machine.
+	Prebuilt bool
+}
+
+// install installs o's version in the cache unless o.Prebuilt.
+func (e *Engine) install(ctx context.Context, o Options) error {
+	if o.Prebuilt {
+		return nil
+	}
+	return e.Install(ctx, o.Version)
 }
 
 func (o Options) withDefaults(members int) Options {
@@ -125,9 +137,10 @@ func NodeID(i int) int32 { return int32(i + 1) }
 
 func procName(m engines.Member) string { return m.Name + ".kafka" }
 
-func endpoint(m engines.Member) string {
-	return net.JoinHostPort(m.Addr.String(), strconv.Itoa(ClientPort))
-}
+// ProcessName names member m's broker process (its pod on a cluster).
+func ProcessName(m engines.Member) string { return procName(m) }
+
+func endpoint(m engines.Member) string { return m.AddrPort(ClientPort).String() }
 
 // Endpoints are the bootstrap addresses of every member.
 func (e *Engine) Endpoints(c *engines.Cluster) []string {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
+		"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,39 +18,40 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
-// prepare writes member i's configuration and, for KRaft, formats its
-// storage once. It returns the path of server.properties.
+// prepare writes member i's configuration on its node and, for KRaft,
+// formats its storage once. It returns the path of server.properties.
 func (e *Engine) prepare(ctx context.Context, c *engines.Cluster, o Options, i int) (string, []string, error) {
 	m := c.Members[i]
+	fs := c.FS()
 	confDir := filepath.Join(m.DataDir, "conf")
 	for _, d := range []string{confDir, dataDir(m), m.LogDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := fs.MkdirAll(ctx, m, d, 0o755); err != nil {
 			return "", nil, err
 		}
 	}
 	props := filepath.Join(confDir, "server.properties")
-	if err := os.WriteFile(props, []byte(serverProperties(c, o, i)), 0o644); err != nil {
+	if err := fs.WriteFile(ctx, m, props, []byte(serverProperties(c, o, i)), 0o644); err != nil {
 		return "", nil, err
 	}
 	logName, logText, logProp := loggingConfig(o, m.LogDir)
 	logConf := filepath.Join(confDir, logName)
-	if err := os.WriteFile(logConf, []byte(logText), 0o644); err != nil {
+	if err := fs.WriteFile(ctx, m, logConf, []byte(logText), 0o644); err != nil {
 		return "", nil, err
 	}
 	jvm := append(e.jvmArgs(o.Version, o.HeapMB), logProp+logConf, "-Dkafka.logs.dir="+m.LogDir)
 	if o.ZooKeeper != "" {
 		return props, jvm, nil
 	}
-	if _, err := os.Stat(filepath.Join(dataDir(m), "meta.properties")); err == nil {
-		return props, jvm, nil
+	if formatted, err := fs.Exists(ctx, m, filepath.Join(dataDir(m), "meta.properties")); err != nil || formatted {
+		return props, jvm, err
 	}
-	// The storage tool only writes files, so it runs here rather than in
-	// the member's namespace; it is short-lived and bound to ctx.
+	// The storage tool only writes files, so it runs outside the member's
+	// namespace (on its node); it is short-lived and bound to ctx.
 	args := append(e.jvmArgs(o.Version, 128), logProp+logConf, "kafka.tools.StorageTool",
 		"format", "-t", clusterID(c), "-c", props, "--ignore-formatted")
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	out, err := engines.OneShot(exec.CommandContext(fctx, "java", args...), m)
+	out, err := c.RunOnce(fctx, m, proc.Spec{Name: procName(m) + "-format", Path: "java", Args: args, Dir: m.DataDir})
 	if err != nil {
 		return "", nil, fmt.Errorf("kafka %s: format storage: %v\n%s", m.Name, err, out)
 	}
@@ -94,7 +93,7 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster, o Options) error
 		return errors.New("kafka: cluster has no members")
 	}
 	o = o.withDefaults(len(c.Members))
-	if err := e.Install(ctx, o.Version); err != nil {
+	if err := e.install(ctx, o); err != nil {
 		return err
 	}
 	begin := time.Now()
@@ -225,7 +224,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, o Options,
 		return fmt.Errorf("kafka: no member %d", i)
 	}
 	o = o.withDefaults(len(c.Members))
-	if err := e.Install(ctx, o.Version); err != nil {
+	if err := e.install(ctx, o); err != nil {
 		return err
 	}
 	if err := e.launch(ctx, c, o, i); err != nil {
@@ -253,7 +252,7 @@ func (e *Engine) Launch(ctx context.Context, c *engines.Cluster, o Options, i in
 		return fmt.Errorf("kafka: no member %d", i)
 	}
 	o = o.withDefaults(len(c.Members))
-	if err := e.Install(ctx, o.Version); err != nil {
+	if err := e.install(ctx, o); err != nil {
 		return err
 	}
 	return e.launch(ctx, c, o, i)

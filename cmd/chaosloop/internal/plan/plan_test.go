@@ -96,13 +96,13 @@ func TestPlanChangesNothing(t *testing.T) {
 	// deploy mode: a pod per member of the etcd chaosloop deploys
 	code, out, errs = run(append([]string{"plan", testdata + "deploy.yaml", "--registry", "registry.lab:5000/chaosloop"}, flags...)...)
 	require.Equal(t, cli.ExitOK, code, errs)
-	require.Regexp(t, `Pod +chaosloop +etcd-0\.etcd +member 0 of service/etcd \(etcd, from registry\.lab:5000/chaosloop/engine-etcd:\S+\) on node/dc1-cp, in its network at ports 4379-4380; its files in /var/lib/chaosloop/k3sdeploy/etcd-0 there\n`, out)
+	require.Regexp(t, `Pod +chaosloop +etcd-0\.etcd +member 0 of service/etcd \(etcd, from registry\.lab:5000/chaosloop/engine-etcd:\S+\) on node/dc1-cp, in its network at ports 4379, 4380; its files in /var/lib/chaosloop/k3sdeploy/etcd-0 there\n`, out)
 	require.Contains(t, out, "member 2 of service/etcd (etcd, from registry.lab:5000/chaosloop/engine-etcd:")
 	require.Contains(t, out, ") on node/server-9,", "the node map applies")
 	require.Contains(t, out, "delete pod of service/etcd/1 on node/dc1-w")
 	code, out, errs = run(append([]string{"plan", testdata + "deploy.yaml", "--port-offset", "100"}, flags...)...)
 	require.Equal(t, cli.ExitOK, code, errs)
-	require.Contains(t, out, "member 1 of service/etcd (etcd, from the etcd image in --registry) on node/dc1-w, in its network at ports 2479-2480")
+	require.Contains(t, out, "member 1 of service/etcd (etcd, from the etcd image in --registry) on node/dc1-w, in its network at ports 2479, 2480")
 
 	for _, tc := range []struct {
 		args []string

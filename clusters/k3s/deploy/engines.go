@@ -1,0 +1,85 @@
+package deploy
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/chaosloop/chaosloop/clusters/local"
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
+	"github.com/chaosloop/chaosloop/topology"
+)
+
+// engineKind is what deploy mode knows of an engine it runs.
+type engineKind struct {
+	// image names the engine's image (the images builder's engine name).
+	image string
+	// ports a member listens on, before the port offset.
+	ports []uint16
+	// process names member m's long-running process: its pod.
+	process func(m engines.Member) string
+	budget  func() engines.Budget
+	make    func(log *slog.Logger, sv *topology.Service) Engine
+}
+
+// kinds are the engines deploy mode runs, by the local lab's engine
+// names. The others still read or write their members' files on
+// chaosloop's own machine, or run helpers there.
+var kinds = map[string]engineKind{
+	local.EngineEtcd: {image: "etcd", ports: []uint16{etcd.ClientPort, etcd.PeerPort}, process: etcd.ProcessName,
+		budget: etcd.FailoverBudget,
+		make:   func(log *slog.Logger, _ *topology.Service) Engine { return etcd.New(log) }},
+	// KRaft only: a ZooKeeper-mode Kafka needs its ensemble deployed too
+	local.EngineKafka: {image: "kafka", ports: []uint16{kafka.ClientPort, kafka.ControllerPort}, process: kafka.ProcessName,
+		budget: func() engines.Budget { return kafka.FailoverBudget(false) },
+		make: func(log *slog.Logger, sv *topology.Service) Engine {
+			o := local.KafkaOptions(sv)
+			o.Prebuilt = true // the jars are in the engine's image, at the cache's paths
+			return local.NewKafkaEngine(kafka.New(log, ""), o)
+		}},
+}
+
+// kindOf is sv's engine in deploy mode, or why chaosloop cannot deploy
+// it on a cluster yet. A stateless service is the load's, which deploy
+// mode does not drive yet. (A scenario places one member of a service
+// per node, so members never share their node's ports.)
+func kindOf(sv *topology.Service) (engineKind, error) {
+	name := local.EngineOf(sv.Spec)
+	k, ok := kinds[name]
+	switch {
+	case !ok:
+		return k, fmt.Errorf("chaosloop deploys only etcd (and Raft) and KRaft Kafka services on a cluster yet, not a %s service", sv.Kind)
+	case name == local.EngineKafka && sv.Spec.Controller != "":
+		return k, fmt.Errorf("chaosloop deploys Kafka in KRaft mode only on a cluster yet, not with its controller %s", sv.Spec.Controller)
+	}
+	return k, nil
+}
+
+// Deployable says why chaosloop cannot deploy sv on a cluster yet, or
+// nil.
+func Deployable(sv *topology.Service) error {
+	_, err := kindOf(sv)
+	return err
+}
+
+// FailoverBudget is the failover budget of a deployed service's engine,
+// as chaosloop runs it; ok is false for a service it does not deploy.
+func FailoverBudget(sv *topology.Service) (engines.Budget, bool) {
+	k, err := kindOf(sv)
+	if err != nil {
+		return engines.Budget{}, false
+	}
+	return k.budget(), true
+}
+
+// portList shows ports plus offset: "4379, 4380".
+func portList(ports []uint16, offset int) string {
+	var s []string
+	for _, p := range ports {
+		s = append(s, strconv.Itoa(int(p)+offset))
+	}
+	return strings.Join(s, ", ")
+}
