@@ -137,9 +137,15 @@ func (f *freezer) apply(rules []Rule) ([]string, error) {
 	var errs []error
 	want := map[string]bool{}
 	for _, r := range rules {
-		want[r.Pod] = true
-		if err := f.freeze(r.Pod, have); err != nil {
-			errs = append(errs, fmt.Errorf("rule %s: %w", r.ID, err))
+		var failed []error
+		for _, pod := range r.Pods {
+			want[pod] = true
+			if err := f.freeze(pod, have); err != nil {
+				failed = append(failed, err)
+			}
+		}
+		if len(failed) > 0 {
+			errs = append(errs, fmt.Errorf("rule %s: %w", r.ID, errors.Join(failed...)))
 			continue
 		}
 		applied = append(applied, r.ID)

@@ -12,14 +12,14 @@ import (
 const podUID = "5ad699aa-3399-4730-ae12-9aa68ff97b07"
 
 func TestFreezeRuleValidate(t *testing.T) {
-	r, err := Rule{ID: "pause.service.etcd.0", Kind: Freeze, Pod: podUID}.Validate()
+	r, err := Rule{ID: "pause.service.etcd.0", Kind: Freeze, Pods: []string{podUID}}.Validate()
 	require.NoError(t, err)
 	require.Empty(t, r.Peers)
 	for name, bad := range map[string]Rule{
 		"no pod":         {ID: "a", Kind: Freeze},
-		"pod not a UID":  {ID: "a", Kind: Freeze, Pod: "etcd-0"},
-		"freeze peers":   {ID: "a", Kind: Freeze, Pod: podUID, Peers: []string{"198.18.0.1"}},
-		"isolate of pod": {ID: "a", Kind: Isolate, Pod: podUID, Peers: []string{"198.18.0.1"}},
+		"pod not a UID":  {ID: "a", Kind: Freeze, Pods: []string{"etcd-0"}},
+		"freeze peers":   {ID: "a", Kind: Freeze, Pods: []string{podUID}, Peers: []string{"198.18.0.1"}},
+		"isolate of pod": {ID: "a", Kind: Isolate, Pods: []string{podUID}, Peers: []string{"198.18.0.1"}},
 	} {
 		_, err := bad.Validate()
 		require.Error(t, err, name)
@@ -64,7 +64,7 @@ func TestFreezer(t *testing.T) {
 				frozen, thawed = "1", "0"
 			}
 			state := filepath.Join(t.TempDir(), "state")
-			rule := Rule{ID: "pause.service.etcd.0", Kind: Freeze, Pod: podUID}
+			rule := Rule{ID: "pause.service.etcd.0", Kind: Freeze, Pods: []string{podUID}}
 
 			applied, err := (&freezer{cgroups: root, state: state}).apply([]Rule{rule})
 			require.NoError(t, err)
@@ -108,7 +108,7 @@ func TestFreezer(t *testing.T) {
 // still applies the others.
 func TestFreezeWithoutCgroups(t *testing.T) {
 	rc := &reconciler{}
-	ids, err := rc.freeze([]Rule{{ID: "cut", Kind: Isolate}, {ID: "pause.x", Kind: Freeze, Pod: podUID}})
+	ids, err := rc.freeze([]Rule{{ID: "cut", Kind: Isolate}, {ID: "pause.x", Kind: Freeze, Pods: []string{podUID}}})
 	require.Empty(t, ids)
 	require.ErrorIs(t, err, errNoFreezer)
 	require.ErrorContains(t, err, "rule pause.x")

@@ -105,8 +105,9 @@ type Rule struct {
 	Kind Kind   `json:"kind"`
 	// Peers are IPv4 addresses or CIDRs (isolate, latency).
 	Peers []string `json:"peers,omitempty"`
-	// Pod is the UID of a freeze rule's pod.
-	Pod    string   `json:"pod,omitempty"`
+	// Pods are the UIDs of a freeze rule's pods (a member's processes,
+	// each a pod of its own).
+	Pods   []string `json:"pods,omitempty"`
 	Delay  Duration `json:"delay,omitempty"`
 	Jitter Duration `json:"jitter,omitempty"`
 	// Loss is the probability (0..1) a latency rule drops a packet.
@@ -143,13 +144,19 @@ func (r Rule) Validate() (Rule, error) {
 		switch {
 		case r.Delay != 0 || r.Jitter != 0 || r.Loss != 0 || len(r.Peers) > 0:
 			return r, fmt.Errorf("rule %s: freeze takes no peers, delay, jitter or loss", r.ID)
-		case !podUIDRE.MatchString(r.Pod):
-			return r, fmt.Errorf("rule %s: freeze: pod %q is not a pod UID", r.ID, r.Pod)
+		case len(r.Pods) == 0:
+			return r, fmt.Errorf("rule %s: freeze: no pod", r.ID)
 		}
+		for _, p := range r.Pods {
+			if !podUIDRE.MatchString(p) {
+				return r, fmt.Errorf("rule %s: freeze: pod %q is not a pod UID", r.ID, p)
+			}
+		}
+		r.Pods = slices.Compact(slices.Sorted(slices.Values(r.Pods)))
 	default:
 		return r, fmt.Errorf("rule %s: kind %q: want %s, %s or %s", r.ID, r.Kind, Isolate, Latency, Freeze)
 	}
-	if r.Kind != Freeze && r.Pod != "" {
+	if r.Kind != Freeze && len(r.Pods) > 0 {
 		return r, fmt.Errorf("rule %s: %s takes no pod", r.ID, r.Kind)
 	}
 	if r.Expires != nil {

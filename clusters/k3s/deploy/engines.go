@@ -10,6 +10,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
 	"github.com/chaosloop/chaosloop/topology"
 )
 
@@ -19,27 +20,35 @@ type engineKind struct {
 	image string
 	// ports a member listens on, before the port offset.
 	ports []uint16
-	// process names member m's long-running process: its pod.
-	process func(m engines.Member) string
-	budget  func() engines.Budget
-	make    func(log *slog.Logger, sv *topology.Service) Engine
+	// processes name member m's long-running processes: its pods.
+	processes func(m engines.Member) []string
+	budget    func() engines.Budget
+	make      func(log *slog.Logger, sv *topology.Service) Engine
 }
 
 // kinds are the engines deploy mode runs, by the local lab's engine
 // names. The others still read or write their members' files on
 // chaosloop's own machine, or run helpers there.
 var kinds = map[string]engineKind{
-	local.EngineEtcd: {image: "etcd", ports: []uint16{etcd.ClientPort, etcd.PeerPort}, process: etcd.ProcessName,
+	local.EngineEtcd: {image: "etcd", ports: []uint16{etcd.ClientPort, etcd.PeerPort}, processes: one(etcd.ProcessName),
 		budget: etcd.FailoverBudget,
 		make:   func(log *slog.Logger, _ *topology.Service) Engine { return etcd.New(log) }},
 	// KRaft only: a ZooKeeper-mode Kafka needs its ensemble deployed too
-	local.EngineKafka: {image: "kafka", ports: []uint16{kafka.ClientPort, kafka.ControllerPort}, process: kafka.ProcessName,
+	local.EngineKafka: {image: "kafka", ports: []uint16{kafka.ClientPort, kafka.ControllerPort}, processes: one(kafka.ProcessName),
 		budget: func() engines.Budget { return kafka.FailoverBudget(false) },
 		make: func(log *slog.Logger, sv *topology.Service) Engine {
 			o := local.KafkaOptions(sv)
 			o.Prebuilt = true // the jars are in the engine's image, at the cache's paths
 			return local.NewKafkaEngine(kafka.New(log, ""), o)
 		}},
+	local.EngineRedis: {image: "redis", ports: []uint16{redis.Port, redis.SentinelPort}, processes: redis.ProcessNames,
+		budget: redis.FailoverBudget,
+		make:   func(log *slog.Logger, _ *topology.Service) Engine { return redis.New(log) }},
+}
+
+// one is a member's only process.
+func one(name func(engines.Member) string) func(engines.Member) []string {
+	return func(m engines.Member) []string { return []string{name(m)} }
 }
 
 // kindOf is sv's engine in deploy mode, or why chaosloop cannot deploy
@@ -51,7 +60,7 @@ func kindOf(sv *topology.Service) (engineKind, error) {
 	k, ok := kinds[name]
 	switch {
 	case !ok:
-		return k, fmt.Errorf("chaosloop deploys only etcd (and Raft) and KRaft Kafka services on a cluster yet, not a %s service", sv.Kind)
+		return k, fmt.Errorf("chaosloop deploys only etcd (and Raft), KRaft Kafka and Redis services on a cluster yet, not a %s service", sv.Kind)
 	case name == local.EngineKafka && sv.Spec.Controller != "":
 		return k, fmt.Errorf("chaosloop deploys Kafka in KRaft mode only on a cluster yet, not with its controller %s", sv.Spec.Controller)
 	}

@@ -232,9 +232,11 @@ func PlanObjects(topo *topology.Topology, nm k3s.NodeMap, image func(engine stri
 		}
 		for i, n := range sv.Members {
 			m := engines.Member{Index: i, Name: MemberName(sv.Name, i), Node: n.Name}
-			out = append(out, k3s.Object{Kind: "Pod", Namespace: k3s.Namespace, Name: PodName(kind.process(m)),
-				Purpose: fmt.Sprintf("member %d of service/%s (%s, from %s) on node/%s, in its network at ports %s; its files in %s there",
-					i, sv.Name, local.EngineOf(sv.Spec), from, nm.ClusterNode(n.Name), portList(kind.ports, portOffset), filepath.Join(Root(topo.Name), m.Name))})
+			for _, p := range kind.processes(m) {
+				out = append(out, k3s.Object{Kind: "Pod", Namespace: k3s.Namespace, Name: PodName(p),
+					Purpose: fmt.Sprintf("member %d of service/%s (%s, from %s) on node/%s, in its network at ports %s; its files in %s there",
+						i, sv.Name, local.EngineOf(sv.Spec), from, nm.ClusterNode(n.Name), portList(kind.ports, portOffset), filepath.Join(Root(topo.Name), m.Name))})
+			}
 		}
 	}
 	return out
@@ -245,7 +247,15 @@ func PlanObjects(topo *topology.Topology, nm k3s.NodeMap, image func(engine stri
 // against where the scenario places it, and its engine probed at the
 // ports the pods were started with. It only reads.
 func Observe(ctx context.Context, c *k3s.Cluster, topo *topology.Topology, nm k3s.NodeMap, sv *topology.Service, log *slog.Logger) (k3s.AttachedService, error) {
-	sel, err := selector(topo.Name, LabelService+"="+PodName(sv.Name), componentLabel+"="+ComponentMember, "!"+LabelOnce)
+	// a member's first process stands for it (Redis: its redis-server)
+	var mains []string
+	if kind, err := kindOf(sv); err == nil {
+		for i := range sv.Members {
+			mains = append(mains, PodName(kind.processes(engines.Member{Name: MemberName(sv.Name, i)})[0]))
+		}
+	}
+	sel, err := selector(topo.Name, LabelService+"="+PodName(sv.Name), componentLabel+"="+ComponentMember,
+		LabelProcess+" in ("+strings.Join(mains, ",")+")")
 	if err != nil {
 		return k3s.AttachedService{}, err
 	}

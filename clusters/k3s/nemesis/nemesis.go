@@ -280,16 +280,22 @@ func (n *Nemesis) act(ctx context.Context, f lab.Fault, pf k3s.PlannedFault, on 
 			nodes := st.Nodes
 			switch {
 			case on && f.Action == scenarios.ActionPause:
-				// the node the member's pod runs on, wherever that is
-				m, err := n.memberPod(ctx, f)
+				// the node the member's pods run on, wherever that is
+				ms, err := n.memberPods(ctx, f)
 				if err != nil {
 					return err
 				}
-				if m.node == "" {
-					return fmt.Errorf("nemesis: %s: pod %s/%s is not scheduled on a node: nothing to freeze", f.Target, m.namespace, m.name)
+				rule, nodes = agent.Rule{ID: id, Kind: agent.Freeze}, nil
+				for _, m := range ms {
+					if m.node == "" {
+						return fmt.Errorf("nemesis: %s: pod %s/%s is not scheduled on a node: nothing to freeze", f.Target, m.namespace, m.name)
+					}
+					if !slices.Contains(nodes, m.node) {
+						nodes = append(nodes, m.node)
+					}
+					rule.Pods = append(rule.Pods, string(m.uid))
+					n.Log.Info("nemesis: pause: freezing the member's pod", "target", f.Target, "pod", m.namespace+"/"+m.name, "node", m.node)
 				}
-				rule, nodes = agent.Rule{ID: id, Kind: agent.Freeze, Pod: string(m.uid)}, []string{m.node}
-				n.Log.Info("nemesis: pause: freezing the member's pod", "target", f.Target, "pod", m.namespace+"/"+m.name, "node", m.node)
 			case on:
 				peers, err := n.addresses(ctx, st.Peers)
 				if err != nil {
@@ -430,22 +436,25 @@ func (n *Nemesis) numberedMember(tg scenarios.Target) error {
 	return nil
 }
 
-// deletePod kills a member: its pod is deleted (with its UID as a
+// deletePod kills a member: its pods are deleted (each with its UID as a
 // precondition, so a pod made meanwhile is not). An attached member's
 // controller makes a new one, as when a node's kubelet loses a container
 // for good; a deployed member is started again at the fault's end, as in
 // the labs.
 func (n *Nemesis) deletePod(ctx context.Context, f lab.Fault) error {
-	m, err := n.memberPod(ctx, f)
+	ms, err := n.memberPods(ctx, f)
 	if err != nil {
 		return err
 	}
-	n.Log.Info("nemesis: kill: deleting the member's pod", "target", f.Target, "pod", m.namespace+"/"+m.name, "node", m.node)
-	err = n.Cluster.Client.CoreV1().Pods(m.namespace).Delete(ctx, m.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &m.uid}})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("nemesis: %s: deleting pod %s/%s: %w", f.Target, m.namespace, m.name, err)
+	var errs []error
+	for _, m := range ms {
+		n.Log.Info("nemesis: kill: deleting the member's pod", "target", f.Target, "pod", m.namespace+"/"+m.name, "node", m.node)
+		err = n.Cluster.Client.CoreV1().Pods(m.namespace).Delete(ctx, m.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &m.uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("nemesis: %s: deleting pod %s/%s: %w", f.Target, m.namespace, m.name, err))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // member is an attached member's pod as it is now.
@@ -454,8 +463,22 @@ type member struct {
 	uid                   types.UID
 }
 
-// memberPod finds the pod of f's member (service/NAME/INDEX) and the
-// cluster node it runs on.
+// memberPods finds the pods of f's member (service/NAME/INDEX) and the
+// cluster node each runs on: an attached member's pod, or a deployed
+// member's, one per process (Redis: its redis-server and its Sentinel).
+func (n *Nemesis) memberPods(ctx context.Context, f lab.Fault) ([]member, error) {
+	m, err := n.memberPod(ctx, f)
+	switch {
+	case err != nil:
+		return nil, err
+	case m.name != "":
+		return []member{m}, nil
+	}
+	return n.deployedPods(ctx, f)
+}
+
+// memberPod is the pod of f's member when it is attached; a zero member
+// when it is deployed.
 func (n *Nemesis) memberPod(ctx context.Context, f lab.Fault) (member, error) {
 	tg, err := scenarios.ParseTarget(f.Target)
 	if err != nil {
@@ -470,7 +493,7 @@ func (n *Nemesis) memberPod(ctx context.Context, f lab.Fault) (member, error) {
 		return member{}, fmt.Errorf("nemesis: %s: unknown service %s", f.Target, tg.Name)
 	}
 	if topoSv.Spec.Attach == nil {
-		return n.deployedPod(ctx, f, topoSv, i)
+		return member{}, nil
 	}
 	sv, err := k3s.AttachedOf(ctx, n.Cluster, topoSv, n.NodeMap)
 	if err != nil {
@@ -502,24 +525,34 @@ func RuleID(f lab.Fault) string {
 	return fmt.Sprintf("%s-%08x", id[:54], h.Sum32())
 }
 
-// deployedPod is the pod of member i of a service chaosloop deployed
-// (package deploy): the one not being deleted.
-func (n *Nemesis) deployedPod(ctx context.Context, f lab.Fault, sv *topology.Service, i int) (member, error) {
-	if i < 0 || i >= len(sv.Members) {
-		return member{}, fmt.Errorf("nemesis: %s: service %s has %d members", f.Target, sv.Name, len(sv.Members))
+// deployedPods are the pods of f's member of a service chaosloop
+// deployed (package deploy): those not being deleted.
+func (n *Nemesis) deployedPods(ctx context.Context, f lab.Fault) ([]member, error) {
+	tg, err := scenarios.ParseTarget(f.Target)
+	if err != nil {
+		return nil, err
+	}
+	sv := n.Topology.Service(tg.Name)
+	var i int
+	if _, err := fmt.Sscan(tg.Member, &i); err != nil || sv == nil || i < 0 || i >= len(sv.Members) {
+		return nil, fmt.Errorf("nemesis: %s: no such member", f.Target)
 	}
 	sel, err := deploy.MemberSelector(n.Topology.Name, deploy.MemberName(sv.Name, i))
 	if err != nil {
-		return member{}, err
+		return nil, err
 	}
 	list, err := n.Cluster.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
-		return member{}, fmt.Errorf("nemesis: %s: listing its pods: %w", f.Target, err)
+		return nil, fmt.Errorf("nemesis: %s: listing its pods: %w", f.Target, err)
 	}
+	var out []member
 	for _, p := range list.Items {
 		if p.DeletionTimestamp == nil {
-			return member{namespace: p.Namespace, name: p.Name, node: p.Spec.NodeName, uid: p.UID}, nil
+			out = append(out, member{namespace: p.Namespace, name: p.Name, node: p.Spec.NodeName, uid: p.UID})
 		}
 	}
-	return member{}, fmt.Errorf("nemesis: %s: no pod of member %s (%s in namespace %s)", f.Target, deploy.MemberName(sv.Name, i), sel, k3s.Namespace)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("nemesis: %s: no pod of member %s (%s in namespace %s)", f.Target, deploy.MemberName(sv.Name, i), sel, k3s.Namespace)
+	}
+	return out, nil
 }

@@ -42,7 +42,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	ctx := t.Context()
 	tags := map[string]string{}
 	for _, e := range (&images.Builder{Cache: kindtest.Cache, Log: enginetest.Log(t)}).Engines() {
-		if e.Name == "etcd" || e.Name == "kafka" {
+		if e.Name == "etcd" || e.Name == "kafka" || e.Name == "redis" {
 			tags[e.Name] = e.Tag()
 			// as if pulled from the registry: the nodes have it, so none is
 			require.NoError(t, c.LoadImage(ctx, e.Tag()))
@@ -116,6 +116,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 		require.Equal(t, "gone", strings.TrimSpace(string(out)), "node %s", node)
 	}
 	deployedKafka(t, c, kc, o, runs)
+	deployedRedis(t, c, kc, o, runs)
 }
 
 // deployedKafka: testdata/deploy-kafka.yaml deploys a KRaft Kafka (its
@@ -133,7 +134,13 @@ func deployedKafka(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.O
 		require.NoError(t, err, "broker %d's storage on %s: %s", i, node, out)
 		require.Contains(t, string(out), fmt.Sprintf("node.id=%d", i+1))
 	}
-	// no one-shot pod is left
+	deployedDown(t, kc, 3)
+}
+
+// deployedDown: no one-shot pod is left, and down stops the scenario's
+// pods, which are pods.
+func deployedDown(t *testing.T, kc *k3s.Cluster, pods int) {
+	ctx := t.Context()
 	sel, err := k3s.OwnedSelector(agentScenario)
 	require.NoError(t, err)
 	left, err := kc.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel + "," + deploy.LabelOnce})
@@ -141,8 +148,25 @@ func deployedKafka(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.O
 	require.Empty(t, left.Items)
 	td, err := deploy.Down(ctx, kc, agentScenario)
 	require.NoError(t, err)
-	require.Len(t, td.Pods, 3)
+	require.Len(t, td.Pods, pods)
 	t.Logf("deploy.Down: stopped %v, wiped %v", td.Pods, td.Wiped)
+}
+
+// deployedRedis: testdata/deploy-redis.yaml deploys a Redis with its
+// Sentinels (two pods per member; their files given to the image's
+// redis user by a one-shot pod), kills the primary's two pods, then cuts
+// dc2-w off: the Sentinels fail over and keep a writable primary in dc1,
+// as analyze predicts: PASS. The killed member rejoins as a replica.
+func deployedRedis(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
+	ctx := t.Context()
+	scoredRunOn(t, o, runs, "deploy-redis.yaml", checks.Pass)
+	whole := deployedWhole(t, o, "deploy-redis.yaml")
+	require.Len(t, whole.Members, 3)
+	require.NotEqual(t, "primary", whole.Members[0].Role, "the killed primary came back as a replica: %+v", whole.Members[0])
+	out, err := c.Exec(ctx, "dc1-cp", fmt.Sprintf("stat -c %%U %s/cache-0/data/appendonlydir", deploy.Root(agentScenario)))
+	require.NoError(t, err, "%s", out)
+	t.Logf("member 0's append-only files belong to uid/user %s on dc1-cp", strings.TrimSpace(string(out)))
+	deployedDown(t, kc, 6)
 }
 
 // deployedWhole stands file's deployed service up again, which keeps the

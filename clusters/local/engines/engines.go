@@ -90,6 +90,11 @@ type Files interface {
 	ReadFile(ctx context.Context, m Member, path string) ([]byte, error)
 }
 
+// Remote says the members' files are on a real cluster's nodes, not on
+// this machine: an engine reaches its members over TCP (Dialer), never
+// through a unix socket or a path here.
+func (c *Cluster) Remote() bool { return c.Files != nil }
+
 // FS is c.Files, or HostFiles when unset.
 func (c *Cluster) FS() Files {
 	if c.Files != nil {

@@ -96,7 +96,7 @@ func (e *Engine) PreferPrimary(ctx context.Context, c *engines.Cluster) (err err
 		if i == 0 {
 			prio = replicaPriority
 		}
-		if err := setPriority(ctx, m, prio, false); err != nil {
+		if err := setPriority(ctx, c, m, prio, false); err != nil {
 			return fmt.Errorf("redis %s: %w", c.Service, err)
 		}
 	}
@@ -124,7 +124,7 @@ func (e *Engine) PreferPrimary(ctx context.Context, c *engines.Cluster) (err err
 		return fmt.Errorf("redis %s: %w", c.Service, err)
 	}
 	seen := time.Since(t0)
-	sc := sentinelClient(c.Members[leader], adminWait)
+	sc := sentinelClient(c, c.Members[leader], adminWait)
 	defer sc.Close()
 	fctx, cancel := context.WithTimeout(ctx, adminWait)
 	err = sc.Failover(fctx, MasterName(c)).Err()
@@ -179,7 +179,7 @@ func (e *Engine) restorePriorities(ctx context.Context, c *engines.Cluster) erro
 	var errs []error
 	for _, m := range c.Members {
 		if alive(ctx, c, redisName(m)) {
-			errs = append(errs, setPriority(ctx, m, replicaPriority, true))
+			errs = append(errs, setPriority(ctx, c, m, replicaPriority, true))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -205,8 +205,8 @@ func (e *Engine) restorePriorities(ctx context.Context, c *engines.Cluster) erro
 	})
 }
 
-func setPriority(ctx context.Context, m engines.Member, prio int, rewrite bool) error {
-	cl := clientTimeout(sock(m, "redis"), adminWait)
+func setPriority(ctx context.Context, c *engines.Cluster, m engines.Member, prio int, rewrite bool) error {
+	cl := client(c, m, adminWait)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*adminWait)
 	defer cancel()
@@ -224,7 +224,7 @@ func setPriority(ctx context.Context, m engines.Member, prio int, rewrite bool) 
 // sentinelPriorities is the replica-priority a Sentinel last read from each
 // replica, by address.
 func sentinelPriorities(ctx context.Context, c *engines.Cluster, m engines.Member) (map[string]int, error) {
-	sc := sentinelClient(m, statusWait)
+	sc := sentinelClient(c, m, statusWait)
 	defer sc.Close()
 	ctx, cancel := context.WithTimeout(ctx, statusWait)
 	defer cancel()
@@ -250,7 +250,7 @@ func setPeriods(ctx context.Context, c *engines.Cluster, info, publish time.Dura
 		if !alive(ctx, c, sentinelName(m)) {
 			continue
 		}
-		sc := sentinelClient(m, adminWait)
+		sc := sentinelClient(c, m, adminWait)
 		cctx, cancel := context.WithTimeout(ctx, adminWait)
 		cmd := goredis.NewStatusCmd(cctx, "SENTINEL", "DEBUG", "info-period", info.Milliseconds(), "publish-period", publish.Milliseconds())
 		if err := sc.Process(cctx, cmd); err != nil {

@@ -18,7 +18,7 @@ import (
 // unixClient talks to member m's redis-server over its socket (the test
 // runs outside the members' namespaces).
 func unixClient(t *testing.T, m engines.Member) *goredis.Client {
-	cl := clientTimeout(sock(m, "redis"), 5*time.Second)
+	cl := client(&engines.Cluster{}, m, 5*time.Second)
 	t.Cleanup(func() { cl.Close() })
 	return cl
 }
@@ -27,7 +27,7 @@ func unixClient(t *testing.T, m engines.Member) *goredis.Client {
 // is: each failover raises it.
 func configEpoch(t *testing.T, c *engines.Cluster, m engines.Member) string {
 	t.Helper()
-	sc := sentinelClient(m, 2*time.Second)
+	sc := sentinelClient(&engines.Cluster{}, m, 2*time.Second)
 	defer sc.Close()
 	st, err := sc.Master(context.Background(), MasterName(c)).Result()
 	require.NoError(t, err)
@@ -37,7 +37,7 @@ func configEpoch(t *testing.T, c *engines.Cluster, m engines.Member) string {
 // sentinelDebug is a Sentinel's timing parameters (SENTINEL DEBUG).
 func sentinelDebug(t *testing.T, m engines.Member) map[string]string {
 	t.Helper()
-	sc := sentinelClient(m, 2*time.Second)
+	sc := sentinelClient(&engines.Cluster{}, m, 2*time.Second)
 	defer sc.Close()
 	cmd := goredis.NewSliceCmd(context.Background(), "SENTINEL", "DEBUG")
 	require.NoError(t, sc.Process(context.Background(), cmd))
@@ -73,7 +73,7 @@ func TestPreferPrimary(t *testing.T) {
 	require.Equal(t, epoch, configEpoch(t, c, c.Members[1]))
 
 	// Move the primary away from member 0 with a plain Sentinel failover.
-	sc := sentinelClient(c.Members[1], 2*time.Second)
+	sc := sentinelClient(c, c.Members[1], 2*time.Second)
 	t.Cleanup(func() { sc.Close() })
 	require.NoError(t, sc.Failover(ctx, MasterName(c)).Err())
 	require.NoError(t, engines.WaitFor(ctx, 60*time.Second, 250*time.Millisecond, "primary moved off member 0", func(ctx context.Context) error {
@@ -103,7 +103,7 @@ func TestPreferPrimary(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, from, p)
 	require.Equal(t, epoch, configEpoch(t, c, c.Members[from]))
-	r, err := info(ctx, c.Members[0])
+	r, err := info(ctx, c, c.Members[0])
 	require.NoError(t, err)
 	require.Equal(t, "slave", r.Role)
 	require.NoError(t, e.StartMember(ctx, c, other))
@@ -117,12 +117,12 @@ func TestPreferPrimary(t *testing.T) {
 	p, ok = e.currentPrimary(ctx, c)
 	require.True(t, ok)
 	require.Equal(t, 0, p)
-	r, err = info(ctx, c.Members[0])
+	r, err = info(ctx, c, c.Members[0])
 	require.NoError(t, err)
 	require.Equal(t, "master", r.Role)
 	require.Equal(t, 2, r.Replicas)
 	for _, m := range c.Members[1:] {
-		r, err := info(ctx, m)
+		r, err := info(ctx, c, m)
 		require.NoError(t, err)
 		require.Equal(t, "slave", r.Role, m.Name)
 		require.Equal(t, c.Members[0].Addr.String(), r.MasterHost, m.Name)
@@ -152,7 +152,7 @@ func TestPreferPrimary(t *testing.T) {
 		require.Equal(t, "2000", d["publish-period"], "%s: %v", m.Name, d)
 	}
 	// A restart would keep member 0 primary: the Sentinel configs say so.
-	require.Equal(t, 0, configuredPrimary(c))
+	require.Equal(t, 0, configuredPrimary(t.Context(), c))
 
 	// Writes go to member 0 and reach the replicas.
 	w := unixClient(t, c.Members[0]).Conn()

@@ -20,9 +20,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
 
@@ -105,7 +103,7 @@ func (e *Engine) Version(ctx context.Context) (string, error) {
 func (e *Engine) Endpoints(c *engines.Cluster) []string {
 	out := make([]string, len(c.Members))
 	for i, m := range c.Members {
-		out[i] = net.JoinHostPort(m.Addr.String(), strconv.Itoa(Port))
+		out[i] = m.AddrPort(Port).String()
 	}
 	return out
 }
@@ -117,7 +115,7 @@ func MasterName(c *engines.Cluster) string { return c.Service }
 func SentinelAddrs(c *engines.Cluster) []string {
 	out := make([]string, len(c.Members))
 	for i, m := range c.Members {
-		out[i] = net.JoinHostPort(m.Addr.String(), strconv.Itoa(SentinelPort))
+		out[i] = m.AddrPort(SentinelPort).String()
 	}
 	return out
 }

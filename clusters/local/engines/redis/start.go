@@ -31,6 +31,28 @@ func (e *Engine) startProc(ctx context.Context, c *engines.Cluster, m engines.Me
 	return err
 }
 
+// configure writes the configuration of member i's processes that do
+// not run (its redis-server's with primary, its Sentinel's when it has
+// none yet) and gives its files to runUser, before they start.
+func (e *Engine) configure(ctx context.Context, c *engines.Cluster, i, primary int) error {
+	m := c.Members[i]
+	redisUp, sentinelUp := alive(ctx, c, redisName(m)), alive(ctx, c, sentinelName(m))
+	if redisUp && sentinelUp {
+		return nil
+	}
+	if !redisUp {
+		if err := writeRedisConf(ctx, c, m, primary); err != nil {
+			return err
+		}
+	}
+	if !sentinelUp {
+		if err := writeSentinelConf(ctx, c, m, primary); err != nil {
+			return err
+		}
+	}
+	return own(ctx, c, m)
+}
+
 // Start starts every member's redis-server and Sentinel and returns when
 // the primary (member 0 for a new cluster) has all replicas linked and every
 // Sentinel names it and sees the other Sentinels and the replicas. It is
@@ -38,13 +60,13 @@ func (e *Engine) startProc(ctx context.Context, c *engines.Cluster, m engines.Me
 func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	t0 := time.Now()
 	for _, m := range c.Members {
-		if err := prepare(ctx, m); err != nil {
+		if err := prepare(ctx, c, m); err != nil {
 			return err
 		}
 	}
 	primary, ok := e.currentPrimary(ctx, c)
 	if !ok {
-		primary = configuredPrimary(c)
+		primary = configuredPrimary(ctx, c)
 	}
 	order := []int{primary}
 	for i := range c.Members {
@@ -53,12 +75,12 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 		}
 	}
 	for _, i := range order {
+		if err := e.configure(ctx, c, i, primary); err != nil {
+			return err
+		}
 		m := c.Members[i]
 		if alive(ctx, c, redisName(m)) {
 			continue
-		}
-		if err := writeRedisConf(c, m, primary); err != nil {
-			return err
 		}
 		if err := e.startProc(ctx, c, m, redisName(m), redisConf(m)); err != nil {
 			return err
@@ -68,7 +90,7 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	// then only every 10 s: let the replicas link first so that the first
 	// INFO lists them (saves ~10 s; a timeout here is not an error).
 	_ = engines.WaitFor(ctx, 10*time.Second, 100*time.Millisecond, "replicas linked", func(ctx context.Context) error {
-		r, err := info(ctx, c.Members[primary])
+		r, err := info(ctx, c, c.Members[primary])
 		if err != nil {
 			return err
 		}
@@ -81,9 +103,6 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 		m := c.Members[i]
 		if alive(ctx, c, sentinelName(m)) {
 			continue
-		}
-		if err := writeSentinelConf(c, m, primary); err != nil {
-			return err
 		}
 		if err := e.startProc(ctx, c, m, sentinelName(m), sentinelConf(m), "--sentinel"); err != nil {
 			return err
@@ -124,7 +143,7 @@ func (e *Engine) healthy(ctx context.Context, c *engines.Cluster) (int, error) {
 	}
 	pa := c.Members[p].Addr.String()
 	for i, m := range c.Members {
-		r, err := info(ctx, m)
+		r, err := info(ctx, c, m)
 		if err != nil {
 			return -1, fmt.Errorf("%s: %w", m.Name, err)
 		}
@@ -191,25 +210,22 @@ func knowsOthers(c *engines.Cluster, self int, addrs []string) bool {
 // still name it); it returns once it is linked and its Sentinel agrees.
 func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) error {
 	m := c.Members[i]
-	if err := prepare(ctx, m); err != nil {
+	if err := prepare(ctx, c, m); err != nil {
 		return err
 	}
 	primary, ok := e.currentPrimary(ctx, c)
 	if !ok {
-		primary = configuredPrimary(c)
+		primary = configuredPrimary(ctx, c)
+	}
+	if err := e.configure(ctx, c, i, primary); err != nil {
+		return err
 	}
 	if !alive(ctx, c, redisName(m)) {
-		if err := writeRedisConf(c, m, primary); err != nil {
-			return err
-		}
 		if err := e.startProc(ctx, c, m, redisName(m), redisConf(m)); err != nil {
 			return err
 		}
 	}
 	if !alive(ctx, c, sentinelName(m)) {
-		if err := writeSentinelConf(c, m, primary); err != nil {
-			return err
-		}
 		if err := e.startProc(ctx, c, m, sentinelName(m), sentinelConf(m), "--sentinel"); err != nil {
 			return err
 		}
@@ -219,7 +235,7 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 		if !ok {
 			return errors.New("no Sentinel names a primary")
 		}
-		r, err := info(ctx, m)
+		r, err := info(ctx, c, m)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,22 +16,34 @@ import (
 	"github.com/chaosloop/chaosloop/lab"
 )
 
-func client(path string) *goredis.Client { return clientTimeout(path, statusWait) }
-
-func clientTimeout(path string, d time.Duration) *goredis.Client {
-	return goredis.NewClient(&goredis.Options{
-		Network: "unix", Addr: path, Protocol: 2, DisableIdentity: true,
+// options reach member m's redis-server (what "redis") or Sentinel
+// ("sentinel"): through its unix socket when the member's files are on
+// this machine, over TCP with the cluster's dialer when they are on a
+// real cluster's node.
+func options(c *engines.Cluster, m engines.Member, what string, d time.Duration) *goredis.Options {
+	o := &goredis.Options{
+		Network: "unix", Addr: sock(m, what), Protocol: 2, DisableIdentity: true,
 		DialTimeout: d, ReadTimeout: d, WriteTimeout: d,
 		PoolSize: 1, MaxRetries: -1,
-	})
+	}
+	if c.Remote() {
+		port := uint16(Port)
+		if what == "sentinel" {
+			port = SentinelPort
+		}
+		dial := c.Dialer()
+		o.Network, o.Addr = "tcp", m.AddrPort(port).String()
+		o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) { return dial(ctx, network, addr) }
+	}
+	return o
 }
 
-func sentinelClient(m engines.Member, d time.Duration) *goredis.SentinelClient {
-	return goredis.NewSentinelClient(&goredis.Options{
-		Network: "unix", Addr: sock(m, "sentinel"), Protocol: 2, DisableIdentity: true,
-		DialTimeout: d, ReadTimeout: d, WriteTimeout: d,
-		PoolSize: 1, MaxRetries: -1,
-	})
+func client(c *engines.Cluster, m engines.Member, d time.Duration) *goredis.Client {
+	return goredis.NewClient(options(c, m, "redis", d))
+}
+
+func sentinelClient(c *engines.Cluster, m engines.Member, d time.Duration) *goredis.SentinelClient {
+	return goredis.NewSentinelClient(options(c, m, "sentinel", d))
 }
 
 // replInfo is a redis-server's INFO replication.
@@ -43,8 +55,8 @@ type replInfo struct {
 	Offset     int64
 }
 
-func info(ctx context.Context, m engines.Member) (replInfo, error) {
-	cl := client(sock(m, "redis"))
+func info(ctx context.Context, c *engines.Cluster, m engines.Member) (replInfo, error) {
+	cl := client(c, m, statusWait)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, statusWait)
 	defer cancel()
@@ -80,7 +92,7 @@ type sentinelView struct {
 }
 
 func sentinel(ctx context.Context, c *engines.Cluster, m engines.Member, full bool) (sentinelView, error) {
-	sc := sentinelClient(m, statusWait)
+	sc := sentinelClient(c, m, statusWait)
 	defer sc.Close()
 	ctx, cancel := context.WithTimeout(ctx, statusWait)
 	defer cancel()
@@ -145,10 +157,10 @@ func (e *Engine) currentPrimary(ctx context.Context, c *engines.Cluster) (int, b
 
 // configuredPrimary reads the primary from the Sentinel configs on disk
 // (the one with the highest config epoch), or member 0 when there are none.
-func configuredPrimary(c *engines.Cluster) int {
+func configuredPrimary(ctx context.Context, c *engines.Cluster) int {
 	primary, epoch := 0, int64(-1)
 	for _, m := range c.Members {
-		b, err := os.ReadFile(sentinelConf(m))
+		b, err := c.FS().ReadFile(ctx, m, sentinelConf(m))
 		if err != nil {
 			continue
 		}
@@ -188,7 +200,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 		wg.Go(func() {
 			p := &probes[i]
 			if p.redisUp = alive(ctx, c, redisName(m)); p.redisUp {
-				p.info, p.infoErr = info(ctx, m)
+				p.info, p.infoErr = info(ctx, c, m)
 			}
 			if p.sentUp = alive(ctx, c, sentinelName(m)); p.sentUp {
 				p.view, p.sErr = sentinel(ctx, c, m, false)

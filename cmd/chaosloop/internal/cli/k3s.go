@@ -89,7 +89,7 @@ type DeployFlags struct {
 // Add registers the flags on cmd.
 func (f *DeployFlags) Add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.Registry, "registry", "", "with --on k3s: the registry (HOST[:PORT][/PATH]) 'chaosloop images push' put this chaosloop's engine images in; the scenario's services that are not attached are deployed from it")
-	cmd.Flags().IntVar(&f.PortOffset, "port-offset", deploy.DefaultPortOffset, "with --on k3s: added to the ports of the engines chaosloop deploys, which listen on their nodes' addresses beside K3S's own and the adopter's (etcd on 2379+offset)")
+	cmd.Flags().IntVar(&f.PortOffset, "port-offset", deploy.DefaultPortOffset, "with --on k3s: added to the ports of the engines chaosloop deploys, which listen on their nodes' addresses beside K3S's own and the adopter's (etcd on 2379+offset, Kafka on 9092+offset)")
 }
 
 // Check refuses the flags without --on k3s, and an offset that takes an

@@ -1,0 +1,80 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
+)
+
+// memFiles stands for the members' nodes' files (orchestration only).
+type memFiles map[string]string
+
+func (f memFiles) MkdirAll(context.Context, engines.Member, string, os.FileMode) error { return nil }
+func (f memFiles) Exists(_ context.Context, m engines.Member, p string) (bool, error) {
+	_, ok := f[m.Node+":"+p]
+	return ok, nil
+}
+func (f memFiles) WriteFile(_ context.Context, m engines.Member, p string, b []byte, _ os.FileMode) error {
+	f[m.Node+":"+p] = string(b)
+	return nil
+}
+func (f memFiles) ReadFile(_ context.Context, m engines.Member, p string) ([]byte, error) {
+	b, ok := f[m.Node+":"+p]
+	if !ok {
+		return nil, os.ErrNotExist
+	}
+	return []byte(b), nil
+}
+
+// On a real cluster's node a member listens at its ports plus the
+// offset, on its node's address and loopback (the port-forward's), and
+// has no unix sockets: it is reached over TCP.
+func TestConfigOnACluster(t *testing.T) {
+	files := memFiles{}
+	c := &engines.Cluster{Service: "cache", Files: files}
+	for i := range 3 {
+		c.Members = append(c.Members, engines.Member{Index: i, Name: fmt.Sprintf("cache-%d", i), Node: fmt.Sprintf("n%d", i),
+			Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)}), PortOffset: 2000, ListenLoopback: true,
+			DataDir: fmt.Sprintf("/var/lib/chaosloop/s/cache-%d/data", i), LogDir: fmt.Sprintf("/var/lib/chaosloop/s/cache-%d/log", i)})
+	}
+	ctx := t.Context()
+	m := c.Members[1]
+	require.NoError(t, writeRedisConf(ctx, c, m, 0))
+	require.NoError(t, writeSentinelConf(ctx, c, m, 0))
+	conf := files["n1:"+redisConf(m)]
+	assert.Contains(t, conf, "\nbind 198.18.0.11 127.0.0.1\nbind-source-addr 198.18.0.11\nport 8379\n")
+	assert.Contains(t, conf, "replica-announce-port 8379\n")
+	assert.Contains(t, conf, "replicaof 198.18.0.10 8379\n")
+	assert.NotContains(t, conf, "unixsocket")
+	sent := files["n1:"+sentinelConf(m)]
+	assert.Contains(t, sent, "\nbind 198.18.0.11 127.0.0.1\nport 28379\n")
+	assert.Contains(t, sent, "sentinel announce-port 28379\n")
+	assert.Contains(t, sent, "sentinel monitor cache 198.18.0.10 8379 2\n")
+	assert.NotContains(t, sent, "unixsocket")
+
+	// Sentinel's own rewrite of its file is kept; the primary it names
+	// is read back from the nodes
+	files["n1:"+sentinelConf(m)] += "sentinel config-epoch cache 3\n"
+	files["n2:"+sentinelConf(c.Members[2])] = "sentinel monitor cache 198.18.0.12 8379 2\nsentinel config-epoch cache 4\n"
+	require.NoError(t, writeSentinelConf(ctx, c, m, 0))
+	assert.Contains(t, files["n1:"+sentinelConf(m)], "config-epoch cache 3")
+	assert.Equal(t, 2, configuredPrimary(ctx, c))
+
+	o := options(c, m, "sentinel", statusWait)
+	assert.Equal(t, "tcp", o.Network)
+	assert.Equal(t, "198.18.0.11:28379", o.Addr)
+	assert.Equal(t, []string{"198.18.0.10:28379", "198.18.0.11:28379", "198.18.0.12:28379"}, SentinelAddrs(c))
+
+	// in the labs: the member's socket, its usual ports
+	local := &engines.Cluster{Service: "cache", Members: []engines.Member{{Name: "cache-0", Addr: netip.MustParseAddr("198.18.0.10"), DataDir: "/d"}}}
+	o = options(local, local.Members[0], "redis", statusWait)
+	assert.Equal(t, "unix", o.Network)
+	assert.Equal(t, "/d/redis.sock", o.Addr)
+}
