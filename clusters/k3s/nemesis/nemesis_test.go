@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -13,7 +14,10 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent/agenttest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
+	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
+	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
@@ -26,7 +30,9 @@ var nodes = map[string][2]string{
 	"dc2-w":  {"198.18.20.1", "198.19.130.0/24"},
 }
 
-func setup(t *testing.T) (*Nemesis, kubernetes.Interface) {
+func setup(t *testing.T) (*Nemesis, kubernetes.Interface) { return setupWith(t, "faults.yaml") }
+
+func setupWith(t *testing.T, file string) (*Nemesis, kubernetes.Interface) {
 	s := apitest.Start(t)
 	ctx := t.Context()
 	cs, err := kubernetes.NewForConfig(s.Config)
@@ -41,7 +47,7 @@ func setup(t *testing.T) (*Nemesis, kubernetes.Interface) {
 	}
 	c, err := k3s.Connect(enginetest.Log(t), k3s.Access{Kubeconfig: s.Kubeconfig, Context: s.Context})
 	require.NoError(t, err)
-	sc, err := scenarios.Parse("../testdata/faults.yaml")
+	sc, err := scenarios.Parse("../testdata/" + file)
 	require.NoError(t, err)
 	topo, err := topology.Build(sc)
 	require.NoError(t, err)
@@ -134,4 +140,57 @@ func TestRuleID(t *testing.T) {
 	long := RuleID(lab.Fault{Action: "isolate", Target: "rack/a-very-long-site-name-indeed/a-very-long-rack-name-as-well-x"})
 	require.Len(t, long, 63)
 	require.NotEqual(t, long, RuleID(lab.Fault{Action: "isolate", Target: "rack/a-very-long-site-name-indeed/a-very-long-rack-name-as-well-y"}))
+}
+
+// A deployed Redis member is two pods (its redis-server's and its
+// Sentinel's): a pause freezes both, with one rule on their node; a kill
+// deletes both. A one-shot command's pod of the member is not touched.
+func TestDeployedMemberOfTwoPods(t *testing.T) {
+	n, cs := setupWith(t, "deployed-redis.yaml")
+	ctx := t.Context()
+	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
+	agenttest.Confirm(t, cs)
+	// the namespace's default ServiceAccount, which no controller manager makes here
+	_, err := cs.CoreV1().ServiceAccounts(k3s.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	p := &deploy.Pods{Scenario: "k3stest", Service: "cache", Image: "registry.example/engine-redis:v1"}
+	m := engines.Member{Index: 1, Name: "cache-1", Node: "dc1-w", DataDir: deploy.Root("k3stest") + "/cache-1/data", LogDir: deploy.Root("k3stest") + "/cache-1/log"}
+	uids := map[string]string{}
+	for _, proc := range []string{"cache-1.redis", "cache-1.sentinel", "cache-1.chown"} {
+		pod, err := p.Pod(m, proc2spec(proc, m))
+		require.NoError(t, err)
+		if proc == "cache-1.chown" {
+			pod.Labels[deploy.LabelOnce] = "true"
+		}
+		made, err := cs.CoreV1().Pods(k3s.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		require.NoError(t, err)
+		uids[proc] = string(made.UID)
+	}
+
+	pause := lab.Fault{Action: "pause", Target: "service/cache/1"}
+	_, err = n.Inject(ctx, pause)
+	require.NoError(t, err)
+	ac := &agent.Client{Kube: cs, Scenario: "k3stest"}
+	rules, _, err := ac.Rules(ctx, "dc1-w")
+	require.NoError(t, err)
+	require.Len(t, rules, 1)
+	require.Equal(t, agent.Freeze, rules[0].Kind)
+	require.ElementsMatch(t, []string{uids["cache-1.redis"], uids["cache-1.sentinel"]}, rules[0].Pods)
+	require.NoError(t, n.Recover(ctx, pause))
+	rules, _, err = ac.Rules(ctx, "dc1-w")
+	require.NoError(t, err)
+	require.Empty(t, rules)
+
+	kill := lab.Fault{Action: "kill", Target: "service/cache/1"}
+	_, err = n.Inject(ctx, kill)
+	require.NoError(t, err)
+	for _, proc := range []string{"cache-1.redis", "cache-1.sentinel", "cache-1.chown"} {
+		pod, err := cs.CoreV1().Pods(k3s.Namespace).Get(ctx, proc, metav1.GetOptions{})
+		gone := apierrors.IsNotFound(err) || err == nil && pod.DeletionTimestamp != nil
+		require.Equal(t, proc != "cache-1.chown", gone, "%s", proc)
+	}
+}
+
+func proc2spec(name string, m engines.Member) proc.Spec {
+	return proc.Spec{Name: name, Path: "redis-server", Dir: m.DataDir, User: "redis"}
 }
