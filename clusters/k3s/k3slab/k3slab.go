@@ -2,8 +2,8 @@
 // services are either the adopter's own on a real cluster
 // (services[].attach, attach mode), which chaosloop observes with its
 // engine probes (package probe), or chaosloop's own engines, which it
-// deploys there from the user's registry (package deploy: etcd and KRaft
-// Kafka so far).
+// deploys there from the user's registry (package deploy: etcd, KRaft
+// Kafka and Redis so far).
 // Faults go through the node agents and the BMCs (package nemesis). It
 // drives no load there yet (lab.Capabilities.Observing): a run samples
 // the services through the scenario's faults and judges their quorum

@@ -318,7 +318,7 @@ func TestPauseAnAttachedMember(t *testing.T) {
 		var pods []string
 		for _, r := range rules {
 			require.Equal(t, agent.Freeze, r.Kind, r.ID)
-			pods = append(pods, r.Pod)
+			pods = append(pods, r.Pods...)
 		}
 		return pods
 	}
