@@ -106,9 +106,13 @@ func NewManifest(image, scenario string) (Manifest, error) {
 							},
 							SecurityContext: &corev1.SecurityContext{
 								RunAsUser: &root,
-								// iptables and NFQUEUE need NET_ADMIN, nothing more; a
-								// freeze is a write to a root-owned cgroup file
-								Capabilities:           &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}, Drop: []corev1.Capability{"ALL"}},
+								// iptables and NFQUEUE need NET_ADMIN; a freeze is a
+								// write to a root-owned cgroup file; the deployed
+								// members' files under DataRoot are their engines'
+								// users' (redis, mysql), which root writes, removes and
+								// chmods with DAC_OVERRIDE and FOWNER (package deploy's
+								// NodeFiles). Nothing more.
+								Capabilities:           &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "DAC_OVERRIDE", "FOWNER"}, Drop: []corev1.Capability{"ALL"}},
 								ReadOnlyRootFilesystem: &yes,
 							},
 							VolumeMounts: []corev1.VolumeMount{

@@ -103,7 +103,8 @@ func TestManifest(t *testing.T) {
 	require.Len(t, spec.Containers, 1)
 	c := spec.Containers[0]
 	require.Equal(t, "registry.example/chaosloop:v1", c.Image)
-	require.Contains(t, c.SecurityContext.Capabilities.Add, corev1.Capability("NET_ADMIN"))
+	require.Equal(t, []corev1.Capability{"NET_ADMIN", "DAC_OVERRIDE", "FOWNER"}, c.SecurityContext.Capabilities.Add)
+	require.Equal(t, []corev1.Capability{"ALL"}, c.SecurityContext.Capabilities.Drop)
 	require.Equal(t, []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)", "--scenario", "sc1",
 		"--cgroups", CgroupsMount, "--state-dir", StateDir}, c.Command)
 	// pause: the node's cgroups and a state directory that outlives the pod
