@@ -467,34 +467,30 @@ type member struct {
 // cluster node each runs on: an attached member's pod, or a deployed
 // member's, one per process (Redis: its redis-server and its Sentinel).
 func (n *Nemesis) memberPods(ctx context.Context, f lab.Fault) ([]member, error) {
-	m, err := n.memberPod(ctx, f)
-	switch {
-	case err != nil:
-		return nil, err
-	case m.name != "":
-		return []member{m}, nil
-	}
-	return n.deployedPods(ctx, f)
-}
-
-// memberPod is the pod of f's member when it is attached; a zero member
-// when it is deployed.
-func (n *Nemesis) memberPod(ctx context.Context, f lab.Fault) (member, error) {
 	tg, err := scenarios.ParseTarget(f.Target)
 	if err != nil {
-		return member{}, err
+		return nil, err
 	}
 	var i int
 	if _, err := fmt.Sscan(tg.Member, &i); err != nil {
-		return member{}, fmt.Errorf("nemesis: %s: member %q", f.Target, tg.Member)
+		return nil, fmt.Errorf("nemesis: %s: member %q", f.Target, tg.Member)
 	}
 	topoSv := n.Topology.Service(tg.Name)
 	if topoSv == nil {
-		return member{}, fmt.Errorf("nemesis: %s: unknown service %s", f.Target, tg.Name)
+		return nil, fmt.Errorf("nemesis: %s: unknown service %s", f.Target, tg.Name)
 	}
 	if topoSv.Spec.Attach == nil {
-		return member{}, nil
+		return n.deployedPods(ctx, f, topoSv, i)
 	}
+	m, err := n.attachedPod(ctx, f, topoSv, i)
+	if err != nil {
+		return nil, err
+	}
+	return []member{m}, nil
+}
+
+// attachedPod is the pod of member i of an attached service.
+func (n *Nemesis) attachedPod(ctx context.Context, f lab.Fault, topoSv *topology.Service, i int) (member, error) {
 	sv, err := k3s.AttachedOf(ctx, n.Cluster, topoSv, n.NodeMap)
 	if err != nil {
 		return member{}, err
@@ -525,17 +521,11 @@ func RuleID(f lab.Fault) string {
 	return fmt.Sprintf("%s-%08x", id[:54], h.Sum32())
 }
 
-// deployedPods are the pods of f's member of a service chaosloop
-// deployed (package deploy): those not being deleted.
-func (n *Nemesis) deployedPods(ctx context.Context, f lab.Fault) ([]member, error) {
-	tg, err := scenarios.ParseTarget(f.Target)
-	if err != nil {
-		return nil, err
-	}
-	sv := n.Topology.Service(tg.Name)
-	var i int
-	if _, err := fmt.Sscan(tg.Member, &i); err != nil || sv == nil || i < 0 || i >= len(sv.Members) {
-		return nil, fmt.Errorf("nemesis: %s: no such member", f.Target)
+// deployedPods are the pods of member i of a service chaosloop deployed
+// (package deploy): those not being deleted.
+func (n *Nemesis) deployedPods(ctx context.Context, f lab.Fault, sv *topology.Service, i int) ([]member, error) {
+	if i < 0 || i >= len(sv.Members) {
+		return nil, fmt.Errorf("nemesis: %s: service %s has %d members", f.Target, sv.Name, len(sv.Members))
 	}
 	sel, err := deploy.MemberSelector(n.Topology.Name, deploy.MemberName(sv.Name, i))
 	if err != nil {
