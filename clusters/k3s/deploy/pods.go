@@ -181,12 +181,8 @@ func (p *Pods) Start(ctx context.Context, m engines.Member, spec proc.Spec) (str
 	if err != nil {
 		return "", err
 	}
-	pods := p.Cluster.Client.CoreV1().Pods(k3s.Namespace)
-	if err := p.remove(ctx, pod.Name, 0); err != nil {
-		return "", fmt.Errorf("k3s: remove the ended pod %s: %w", pod.Name, err)
-	}
-	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return "", fmt.Errorf("k3s: create pod %s/%s: %w", k3s.Namespace, pod.Name, err)
+	if err := p.create(ctx, pod); err != nil {
+		return "", err
 	}
 	if err := p.waitRunning(ctx, pod.Name); err != nil {
 		return "", err
@@ -196,6 +192,17 @@ func (p *Pods) Start(ctx context.Context, m engines.Member, spec proc.Spec) (str
 
 // errEnded is a pod whose process ended while it was waited for.
 var errEnded = errors.New("its process ended")
+
+// create creates pod, replacing an ended one of the same name.
+func (p *Pods) create(ctx context.Context, pod *corev1.Pod) error {
+	if err := p.remove(ctx, pod.Name, 0); err != nil {
+		return fmt.Errorf("k3s: remove the ended pod %s: %w", pod.Name, err)
+	}
+	if _, err := p.Cluster.Client.CoreV1().Pods(k3s.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("k3s: create pod %s/%s: %w", k3s.Namespace, pod.Name, err)
+	}
+	return nil
+}
 
 // Run runs spec's short-lived command (a storage format) in a pod of its
 // own on m's node, made as a process's (the engine's image, the node's
@@ -208,13 +215,10 @@ func (p *Pods) Run(ctx context.Context, m engines.Member, spec proc.Spec) ([]byt
 		return nil, err
 	}
 	pod.Labels[LabelOnce] = "true"
+	if err := p.create(ctx, pod); err != nil {
+		return nil, err
+	}
 	pods := p.Cluster.Client.CoreV1().Pods(k3s.Namespace)
-	if err := p.remove(ctx, pod.Name, 0); err != nil {
-		return nil, fmt.Errorf("k3s: remove the ended pod %s: %w", pod.Name, err)
-	}
-	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("k3s: create pod %s/%s: %w", k3s.Namespace, pod.Name, err)
-	}
 	defer func() {
 		// ctx may be done: the pod goes all the same
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
