@@ -64,6 +64,9 @@ const (
 	MechanismBMC   = "bmc"
 	MechanismAgent = "agent"
 	MechanismPod   = "pod"
+	// MechanismSignal is a SIGKILL sent by the node's agent to a deployed
+	// member's processes (a hard kill, as in the local lab).
+	MechanismSignal = "signal"
 )
 
 // Step is what is done on some cluster nodes for a fault.
@@ -182,7 +185,7 @@ func objects(topo *topology.Topology, m NodeMap, r *Report) []Object {
 		{Kind: "ServiceAccount", Namespace: Namespace, Name: AgentName, Purpose: "the node agent's identity"},
 		{Kind: "Role", Namespace: Namespace, Name: AgentName, Purpose: "the node agent may read and write ConfigMaps of this namespace, nothing else"},
 		{Kind: "RoleBinding", Namespace: Namespace, Name: AgentName, Purpose: "grants the Role to the node agent"},
-		{Kind: "DaemonSet", Namespace: Namespace, Name: AgentName, Purpose: "node agent: iptables/NFQUEUE for isolate and latency, pod cgroup freezes for pause"},
+		{Kind: "DaemonSet", Namespace: Namespace, Name: AgentName, Purpose: "node agent: iptables/NFQUEUE for isolate and latency, pod cgroup freezes for pause, SIGKILL for a deployed member's kill"},
 	}
 	for _, n := range topo.Nodes {
 		if missing[n.Name] {
@@ -356,8 +359,9 @@ func shaping(f faults.Fault) string {
 	return strings.Join(parts, "")
 }
 
-// memberStep is a kill (the member's pod deleted; its controller makes a
-// new one) or a pause (the node's agent freezes the member's pod, thaws it
+// memberStep is a kill (an attached member's pod deleted, its controller
+// making a new one; a deployed member's processes sent SIGKILL by the
+// node's agent, started again at the fault's end) or a pause (the node's agent freezes the member's pod, thaws it
 // at heal).
 func memberStep(topo *topology.Topology, m NodeMap, tg scenarios.Target, action string) (Step, error) {
 	sv := topo.Service(tg.Name)
@@ -370,6 +374,10 @@ func memberStep(topo *topology.Topology, m NodeMap, tg scenarios.Target, action 
 	}
 	cn := m.ClusterNode(sv.Members[i].Name)
 	member := tg.String()
+	if action == scenarios.ActionKill && sv.Spec.Attach == nil {
+		return Step{Mechanism: MechanismSignal, Nodes: []string{cn}, Member: member,
+			Action: fmt.Sprintf("SIGKILL the processes of %s on node/%s (its agent; started again at the fault's end)", member, cn)}, nil
+	}
 	if action == scenarios.ActionKill {
 		return Step{Mechanism: MechanismPod, Nodes: []string{cn}, Member: member, Action: fmt.Sprintf("delete pod of %s on node/%s", member, cn)}, nil
 	}

@@ -87,7 +87,10 @@ func NewManifest(image, scenario string) (Manifest, error) {
 						ServiceAccountName: Name,
 						// the node's own network namespace is the one to cut
 						HostNetwork: true,
-						DNSPolicy:   corev1.DNSClusterFirstWithHostNet,
+						// a hard kill signals a pod's processes by the PIDs its
+						// cgroups list, which are the node's (kill.go)
+						HostPID:   true,
+						DNSPolicy: corev1.DNSClusterFirstWithHostNet,
 						// faults are injected on every node, masters included
 						Tolerations: []corev1.Toleration{
 							{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
@@ -111,8 +114,9 @@ func NewManifest(image, scenario string) (Manifest, error) {
 								// members' files under DataRoot are their engines'
 								// users' (redis, mysql), which root writes, removes and
 								// chmods with DAC_OVERRIDE and FOWNER (package deploy's
-								// NodeFiles). Nothing more.
-								Capabilities:           &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "DAC_OVERRIDE", "FOWNER"}, Drop: []corev1.Capability{"ALL"}},
+								// NodeFiles); a hard kill signals those users'
+								// processes with KILL. Nothing more.
+								Capabilities:           &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "DAC_OVERRIDE", "FOWNER", "KILL"}, Drop: []corev1.Capability{"ALL"}},
 								ReadOnlyRootFilesystem: &yes,
 							},
 							VolumeMounts: []corev1.VolumeMount{

@@ -92,6 +92,7 @@ func TestManifest(t *testing.T) {
 	require.Equal(t, ds.Spec.Selector.MatchLabels["app.kubernetes.io/name"], ds.Spec.Template.Labels["app.kubernetes.io/name"], "the selector selects the pods")
 	spec := ds.Spec.Template.Spec
 	require.True(t, spec.HostNetwork, "the node's network namespace")
+	require.True(t, spec.HostPID, "a hard kill signals the node's PIDs")
 	require.Equal(t, Name, spec.ServiceAccountName)
 	tolerated := func(key string) bool {
 		return slices.ContainsFunc(spec.Tolerations, func(tl corev1.Toleration) bool {
@@ -103,7 +104,7 @@ func TestManifest(t *testing.T) {
 	require.Len(t, spec.Containers, 1)
 	c := spec.Containers[0]
 	require.Equal(t, "registry.example/chaosloop:v1", c.Image)
-	require.Equal(t, []corev1.Capability{"NET_ADMIN", "DAC_OVERRIDE", "FOWNER"}, c.SecurityContext.Capabilities.Add)
+	require.Equal(t, []corev1.Capability{"NET_ADMIN", "DAC_OVERRIDE", "FOWNER", "KILL"}, c.SecurityContext.Capabilities.Add)
 	require.Equal(t, []corev1.Capability{"ALL"}, c.SecurityContext.Capabilities.Drop)
 	require.Equal(t, []string{"chaosloop", "internal", "agent", "--in-cluster", "--node", "$(NODE_NAME)", "--scenario", "sc1",
 		"--cgroups", CgroupsMount, "--state-dir", StateDir}, c.Command)

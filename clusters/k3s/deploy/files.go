@@ -1,20 +1,13 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/remotecommand"
-	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
@@ -122,36 +115,11 @@ func (f NodeFiles) exec(ctx context.Context, m engines.Member, stdin []byte, arg
 func (f NodeFiles) execOnce(ctx context.Context, m engines.Member, stdin []byte, argv ...string) ([]byte, int, error) {
 	node := f.NodeMap.ClusterNode(m.Node)
 	ag := &agent.Client{Kube: f.Cluster.Client, Scenario: f.Scenario}
-	pod, err := ag.PodOn(ctx, node)
+	out, code, err := ag.Exec(ctx, f.Cluster.Config, node, stdin, argv...)
 	if err != nil {
-		return nil, -1, fmt.Errorf("k3s: %s's files on node %s: %w", m.Name, node, err)
+		return out, code, fmt.Errorf("k3s: %s's files on node %s: %w", m.Name, node, err)
 	}
-	if f.Cluster.Config == nil {
-		return nil, -1, errors.New("k3s: no client configuration to exec in the agent with")
-	}
-	req := f.Cluster.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(k3s.Namespace).Name(pod).
-		SubResource("exec").VersionedParams(&corev1.PodExecOptions{
-		Container: "agent", Command: argv, Stdin: stdin != nil, Stdout: true, Stderr: true,
-	}, scheme.ParameterCodec)
-	ex, err := remotecommand.NewSPDYExecutor(f.Cluster.Config, "POST", req.URL())
-	if err != nil {
-		return nil, -1, err
-	}
-	var out, errOut bytes.Buffer
-	so := remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut}
-	if stdin != nil {
-		so.Stdin = bytes.NewReader(stdin)
-	}
-	err = ex.StreamWithContext(ctx, so)
-	if err == nil {
-		return out.Bytes(), 0, nil
-	}
-	code := -1
-	var ee utilexec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitStatus()
-	}
-	return out.Bytes(), code, fmt.Errorf("k3s: %s on node %s (agent %s): %w: %s", strings.Join(argv, " "), node, pod, err, strings.TrimSpace(errOut.String()))
+	return out, code, nil
 }
 
 // RemoveMember removes member m's directory from its node: its data,

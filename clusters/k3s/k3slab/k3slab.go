@@ -486,7 +486,7 @@ func (l *Lab) Recover(ctx context.Context, f lab.Fault) error {
 
 // restartDeployed starts again the deployed members the recovered faults
 // kept down and no fault still in place does: a killed member (its pod
-// was deleted), and the members of a node powered off (their pods died
+// ended by SIGKILL), and the members of a node powered off (their pods died
 // with it, whatever the API server still shows). Their data is on their
 // nodes, so they rejoin with it; a destroyed node's members lose theirs
 // first (their files removed), and rejoin as new members.

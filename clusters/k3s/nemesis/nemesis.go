@@ -249,7 +249,7 @@ func (n *Nemesis) requireAgents(ctx context.Context, pf k3s.PlannedFault) error 
 	}
 	var missing []string
 	for _, st := range pf.Steps {
-		if st.Mechanism != k3s.MechanismAgent {
+		if st.Mechanism != k3s.MechanismAgent && st.Mechanism != k3s.MechanismSignal {
 			continue
 		}
 		for _, node := range st.Nodes {
@@ -335,6 +335,13 @@ func (n *Nemesis) act(ctx context.Context, f lab.Fault, pf k3s.PlannedFault, on 
 			// a kill is not undone: the pod's controller makes a new one
 			if on {
 				if err := n.deletePod(ctx, f); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		case k3s.MechanismSignal:
+			// nor is a hard kill: the lab starts the member again
+			if on {
+				if err := n.killPods(ctx, f); err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -457,10 +464,39 @@ func (n *Nemesis) deletePod(ctx context.Context, f lab.Fault) error {
 	return errors.Join(errs...)
 }
 
-// member is an attached member's pod as it is now.
+// killPods sends SIGKILL to the processes of f's member, a deployed one:
+// its pods' running containers, through the agent on each pod's node
+// (agent.Kill). Their pods end as a crashed process's would, and stay
+// ended (they are not restarted in place) until the lab starts the
+// member again.
+func (n *Nemesis) killPods(ctx context.Context, f lab.Fault) error {
+	ms, err := n.memberPods(ctx, f)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range ms {
+		if len(m.containers) == 0 {
+			n.Log.Info("nemesis: kill: the member's pod runs no container: dead already", "target", f.Target, "pod", m.namespace+"/"+m.name)
+			continue
+		}
+		argv := []string{"chaosloop", "internal", "agent", "--cgroups", agent.CgroupsMount, "--kill-pod", string(m.uid), "--kill", strings.Join(m.containers, ",")}
+		out, _, err := n.agents().Exec(ctx, n.Cluster.Config, m.node, nil, argv...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("nemesis: %s: SIGKILL to pod %s/%s: %w", f.Target, m.namespace, m.name, err))
+			continue
+		}
+		n.Log.Info("nemesis: kill: sent SIGKILL to the member's processes", "target", f.Target, "pod", m.namespace+"/"+m.name, "node", m.node, "processes", strings.TrimSpace(string(out)))
+	}
+	return errors.Join(errs...)
+}
+
+// member is a member's pod as it is now.
 type member struct {
 	namespace, name, node string
 	uid                   types.UID
+	// containers are the IDs of its running containers (agent.ContainerID)
+	containers []string
 }
 
 // memberPods finds the pods of f's member (service/NAME/INDEX) and the
@@ -537,9 +573,16 @@ func (n *Nemesis) deployedPods(ctx context.Context, f lab.Fault, sv *topology.Se
 	}
 	var out []member
 	for _, p := range list.Items {
-		if p.DeletionTimestamp == nil {
-			out = append(out, member{namespace: p.Namespace, name: p.Name, node: p.Spec.NodeName, uid: p.UID})
+		if p.DeletionTimestamp != nil {
+			continue
 		}
+		m := member{namespace: p.Namespace, name: p.Name, node: p.Spec.NodeName, uid: p.UID}
+		for _, cs := range p.Status.ContainerStatuses {
+			if id := agent.ContainerID(cs.ContainerID); id != "" && cs.State.Running != nil {
+				m.containers = append(m.containers, id)
+			}
+		}
+		out = append(out, m)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("nemesis: %s: no pod of member %s (%s in namespace %s)", f.Target, deploy.MemberName(sv.Name, i), sel, k3s.Namespace)

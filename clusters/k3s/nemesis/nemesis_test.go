@@ -1,12 +1,12 @@
 package nemesis
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -144,7 +144,8 @@ func TestRuleID(t *testing.T) {
 
 // A deployed Redis member is two pods (its redis-server's and its
 // Sentinel's): a pause freezes both, with one rule on their node; a kill
-// deletes both. A one-shot command's pod of the member is not touched.
+// signals both (TestKill in package agent, the kind tests). A one-shot
+// command's pod of the member is not touched.
 func TestDeployedMemberOfTwoPods(t *testing.T) {
 	n, cs := setupWith(t, "deployed-redis.yaml")
 	ctx := t.Context()
@@ -181,13 +182,24 @@ func TestDeployedMemberOfTwoPods(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, rules)
 
+	// a kill sends SIGKILL through the node's agent to the pods' running
+	// containers (no kubelet runs them here: the redis-server's is made
+	// running, and its agent, a fake, cannot exec); no pod is deleted
+	redis, err := cs.CoreV1().Pods(k3s.Namespace).Get(ctx, "cache-1.redis", metav1.GetOptions{})
+	require.NoError(t, err)
+	redis.Status.Phase = corev1.PodRunning
+	redis.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "cache-1.redis", ContainerID: "containerd://" + strings.Repeat("ab", 32),
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+	_, err = cs.CoreV1().Pods(k3s.Namespace).UpdateStatus(ctx, redis, metav1.UpdateOptions{})
+	require.NoError(t, err)
 	kill := lab.Fault{Action: "kill", Target: "service/cache/1"}
 	_, err = n.Inject(ctx, kill)
-	require.NoError(t, err)
+	require.ErrorContains(t, err, "service/cache/1: SIGKILL to pod chaosloop/cache-1.redis")
+	require.NotContains(t, err.Error(), "cache-1.sentinel", "a pod that runs no container is dead already")
 	for _, proc := range []string{"cache-1.redis", "cache-1.sentinel", "cache-1.chown"} {
 		pod, err := cs.CoreV1().Pods(k3s.Namespace).Get(ctx, proc, metav1.GetOptions{})
-		gone := apierrors.IsNotFound(err) || err == nil && pod.DeletionTimestamp != nil
-		require.Equal(t, proc != "cache-1.chown", gone, "%s", proc)
+		require.NoError(t, err, "%s", proc)
+		require.Nil(t, pod.DeletionTimestamp, "%s", proc)
 	}
 }
 

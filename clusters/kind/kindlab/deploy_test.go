@@ -3,6 +3,7 @@ package kindlab_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/k3s/bmc/bmctest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3slab"
+	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/clusters/kind/images"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindtest"
@@ -22,6 +24,7 @@ import (
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/reports/checks"
 	"github.com/chaosloop/chaosloop/scenarios"
+	"github.com/chaosloop/chaosloop/topology"
 )
 
 // deployedRuns is `chaosloop run --on k3s` in deploy mode on the kind
@@ -166,7 +169,54 @@ func deployedRedis(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.O
 	out, err := c.Exec(ctx, "dc1-cp", fmt.Sprintf("stat -c %%U %s/cache-0/data/appendonlydir", deploy.Root(agentScenario)))
 	require.NoError(t, err, "%s", out)
 	t.Logf("member 0's append-only files belong to uid/user %s on dc1-cp", strings.TrimSpace(string(out)))
+	hardKill(t, kc, o, "deploy-redis.yaml", "service/cache/1", 2)
 	deployedDown(t, kc, 6)
+}
+
+// hardKill: a kill of a deployed member (target) is a SIGKILL of its
+// processes by the agent on its node, as the local lab's: each of its
+// pods' containers ends with 137 (128+SIGKILL) at once, with no grace
+// period, and the pods are not deleted (the lab starts the member again
+// at the fault's end: deployedWhole here).
+func hardKill(t *testing.T, kc *k3s.Cluster, o k3slab.Options, file, target string, pods int) {
+	ctx := t.Context()
+	sc, err := scenarios.Parse("testdata/" + file)
+	require.NoError(t, err)
+	topo, err := topology.Build(sc)
+	require.NoError(t, err)
+	tg, err := scenarios.ParseTarget(target)
+	require.NoError(t, err)
+	nm := &nemesis.Nemesis{Cluster: kc, Topology: topo, Log: enginetest.Log(t), Wait: time.Minute}
+	i, err := strconv.Atoi(tg.Member)
+	require.NoError(t, err)
+	sel, err := deploy.MemberSelector(agentScenario, deploy.MemberName(tg.Name, i))
+	require.NoError(t, err)
+	kill := lab.Fault{Action: scenarios.ActionKill, Target: target}
+	start := time.Now()
+	_, err = nm.Inject(ctx, kill)
+	require.NoError(t, err)
+	var ended []string
+	require.Eventually(t, func() bool {
+		list, err := kc.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil || len(list.Items) != pods {
+			return false
+		}
+		ended = ended[:0]
+		for _, p := range list.Items {
+			for _, cs := range p.Status.ContainerStatuses {
+				if term := cs.State.Terminated; term != nil && p.DeletionTimestamp == nil {
+					ended = append(ended, fmt.Sprintf("%s: exit %d (%s)", p.Name, term.ExitCode, term.Reason))
+				}
+			}
+		}
+		return len(ended) == pods
+	}, time.Minute, 200*time.Millisecond, "the member's %d pods end, not deleted: %v", pods, ended)
+	t.Logf("kill %s: its pods ended %s after the injection: %s", target, time.Since(start).Round(time.Millisecond), strings.Join(ended, "; "))
+	for _, e := range ended {
+		require.Contains(t, e, "exit 137", "SIGKILL, not a clean stop")
+	}
+	require.NoError(t, nm.Recover(ctx, kill))
+	deployedWhole(t, o, file)
 }
 
 // deployedWhole stands file's deployed service up again, which keeps the

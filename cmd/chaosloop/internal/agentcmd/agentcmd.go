@@ -27,6 +27,8 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		cleanup   bool
 		cgroups   string
 		stateDir  string
+		killPod   string
+		kill      []string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent (--in-cluster | --kubeconfig FILE --context NAME) --node NAME --scenario NAME",
@@ -38,6 +40,16 @@ leaves the faults in place: recovering them (chaosloop's heal) or cleaning
 the node up (down) ends them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if killPod != "" {
+				// one shot, run in the agent's pod by chaosloop (pod exec):
+				// a deployed member's hard kill
+				if cgroups == "" {
+					return cli.Usagef("--kill-pod needs --cgroups")
+				}
+				n, err := agent.Kill(cgroups, killPod, kill)
+				fmt.Fprintf(cmd.OutOrStdout(), "%d\n", n)
+				return err
+			}
 			if cleanup {
 				// a node whose agent is gone: its rules and freezes stay until
 				// removed here, run on the node itself (whose cgroups and
@@ -105,6 +117,8 @@ the node up (down) ends them.`,
 	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove every chaosloop agent rule from this network namespace, thaw every pod the agent froze, and exit (on a node whose agent is gone; --cgroups defaults to /sys/fs/cgroup, --state-dir to "+agent.StateDir+")")
 	cmd.Flags().StringVar(&cgroups, "cgroups", "", "the node's cgroup root (its /sys/fs/cgroup): pause freezes pods there")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "a directory on the node where the agent marks the pods it froze (kept across agent restarts)")
+	cmd.Flags().StringVar(&killPod, "kill-pod", "", "send SIGKILL to the processes of the --kill containers of the pod with this UID on this node (found under --cgroups), print how many, and exit")
+	cmd.Flags().StringSliceVar(&kill, "kill", nil, "container IDs of --kill-pod to kill (its sandbox is never killed)")
 	cmd.Flags().StringVar(&scenario, "scenario", "", "the scenario whose faults these are (labels the agent's status)")
 	return cmd
 }
