@@ -9,7 +9,9 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/galera"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -41,6 +43,9 @@ var kinds = map[string]engineKind{
 			o.Prebuilt = true // the jars are in the engine's image, at the cache's paths
 			return local.NewKafkaEngine(kafka.New(log, ""), o)
 		}},
+	local.EngineGalera: {image: "mariadb", ports: []uint16{galera.ClientPort, galera.GroupPort, galera.ISTPort, galera.SSTPort},
+		processes: one(mariadb.ProcName), budget: galera.FailoverBudget,
+		make: func(log *slog.Logger, _ *topology.Service) Engine { return galera.New(log) }},
 	local.EngineRedis: {image: "redis", ports: []uint16{redis.Port, redis.SentinelPort}, processes: redis.ProcessNames,
 		budget: redis.FailoverBudget,
 		make:   func(log *slog.Logger, _ *topology.Service) Engine { return redis.New(log) }},
@@ -51,6 +56,8 @@ func one(name func(engines.Member) string) func(engines.Member) []string {
 	return func(m engines.Member) []string { return []string{name(m)} }
 }
 
+const deployableKinds = "chaosloop deploys only etcd (and Raft), KRaft Kafka, Redis and Galera (mysql, replication: group) services on a cluster yet"
+
 // kindOf is sv's engine in deploy mode, or why chaosloop cannot deploy
 // it on a cluster yet. A stateless service is the load's, which deploy
 // mode does not drive yet. (A scenario places one member of a service
@@ -59,8 +66,10 @@ func kindOf(sv *topology.Service) (engineKind, error) {
 	name := local.EngineOf(sv.Spec)
 	k, ok := kinds[name]
 	switch {
+	case !ok && name == local.EngineMariaDB:
+		return k, fmt.Errorf("%s, not a mysql service with replication: %s", deployableKinds, sv.Spec.Replication)
 	case !ok:
-		return k, fmt.Errorf("chaosloop deploys only etcd (and Raft), KRaft Kafka and Redis services on a cluster yet, not a %s service", sv.Kind)
+		return k, fmt.Errorf("%s, not a %s service", deployableKinds, sv.Kind)
 	case name == local.EngineKafka && sv.Spec.Controller != "":
 		return k, fmt.Errorf("chaosloop deploys Kafka in KRaft mode only on a cluster yet, not with its controller %s", sv.Spec.Controller)
 	}

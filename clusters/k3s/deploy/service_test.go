@@ -1,11 +1,13 @@
 package deploy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -41,6 +43,7 @@ func TestDeployable(t *testing.T) {
   - {name: kafka-zk, kind: kafka, replicas: 3, pool: P, controller: zk}
   - {name: cache, kind: redis, replicas: 3, pool: P}
   - {name: db, kind: mysql, replicas: 3, pool: P}
+  - {name: db-async, kind: mysql, replication: async, replicas: 3, pool: P}
   - {name: handlers, kind: stateless, replicas: 2, pool: P}
 `)
 	require.NoError(t, Deployable(tp.Service("etcd")))
@@ -48,12 +51,16 @@ func TestDeployable(t *testing.T) {
 	require.NoError(t, Deployable(tp.Service("kafka")))
 	require.EqualError(t, Deployable(tp.Service("kafka-zk")), "chaosloop deploys Kafka in KRaft mode only on a cluster yet, not with its controller zk")
 	require.NoError(t, Deployable(tp.Service("cache")))
-	require.EqualError(t, Deployable(tp.Service("db")), "chaosloop deploys only etcd (and Raft), KRaft Kafka and Redis services on a cluster yet, not a mysql service")
-	require.EqualError(t, Deployable(tp.Service("handlers")), "chaosloop deploys only etcd (and Raft), KRaft Kafka and Redis services on a cluster yet, not a stateless service")
+	require.NoError(t, Deployable(tp.Service("db")), "Galera")
+	require.EqualError(t, Deployable(tp.Service("db-async")), "chaosloop deploys only etcd (and Raft), KRaft Kafka, Redis and Galera (mysql, replication: group) services on a cluster yet, not a mysql service with replication: async")
+	require.EqualError(t, Deployable(tp.Service("handlers")), "chaosloop deploys only etcd (and Raft), KRaft Kafka, Redis and Galera (mysql, replication: group) services on a cluster yet, not a stateless service")
 	b, ok := FailoverBudget(tp.Service("kafka"))
 	require.True(t, ok)
 	require.Contains(t, b.Derivation, "session")
-	_, ok = FailoverBudget(tp.Service("db"))
+	b, ok = FailoverBudget(tp.Service("db"))
+	require.True(t, ok)
+	require.Contains(t, b.Derivation, "evs.inactive_timeout")
+	_, ok = FailoverBudget(tp.Service("db-async"))
 	require.False(t, ok)
 
 	sel, err := MemberSelector("t", "etcd-1")
@@ -61,10 +68,13 @@ func TestDeployable(t *testing.T) {
 	require.Equal(t, "app.kubernetes.io/managed-by=chaosloop,chaosloop.io/scenario=t,chaosloop.io/member=etcd-1,!chaosloop.io/once", sel)
 
 	objs := PlanObjects(tp, nil, nil, 2000)
-	require.Len(t, objs, 15, "a pod per etcd, raft and KRaft kafka member, two per redis member (its Sentinel's), none of the others")
+	require.Len(t, objs, 18, "a pod per etcd, raft, KRaft kafka and Galera member, two per redis member (its Sentinel's), none of the others")
 	require.True(t, strings.HasPrefix(objs[3].Purpose, "member 0 of service/vault (etcd, from the etcd image in --registry) on node/n1, in its network at ports 4379, 4380"), objs[3].Purpose)
 	require.Equal(t, "kafka-1.kafka", objs[7].Name)
 	require.True(t, strings.HasPrefix(objs[7].Purpose, "member 1 of service/kafka (kafka, from the kafka image in --registry) on node/n2, in its network at ports 11092, 11093"), objs[7].Purpose)
 	require.Equal(t, []string{"cache-0.redis", "cache-0.sentinel"}, []string{objs[9].Name, objs[10].Name})
 	require.Contains(t, objs[10].Purpose, "(redis-sentinel, from the redis image in --registry) on node/n1, in its network at ports 8379, 28379")
+	k := slices.IndexFunc(objs, func(o k3s.Object) bool { return o.Name == "db-2.mariadbd" })
+	require.GreaterOrEqual(t, k, 0)
+	require.Contains(t, objs[k].Purpose, "(mariadb-galera, from the mariadb image in --registry) on node/n3, in its network at ports 5306, 6567, 6568, 6444")
 }

@@ -45,7 +45,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	ctx := t.Context()
 	tags := map[string]string{}
 	for _, e := range (&images.Builder{Cache: kindtest.Cache, Log: enginetest.Log(t)}).Engines() {
-		if e.Name == "etcd" || e.Name == "kafka" || e.Name == "redis" {
+		if e.Name == "etcd" || e.Name == "kafka" || e.Name == "redis" || e.Name == "mariadb" {
 			tags[e.Name] = e.Tag()
 			// as if pulled from the registry: the nodes have it, so none is
 			require.NoError(t, c.LoadImage(ctx, e.Tag()))
@@ -120,6 +120,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	}
 	deployedKafka(t, c, kc, o, runs)
 	deployedRedis(t, c, kc, o, runs)
+	deployedGalera(t, c, kc, o, runs)
 }
 
 // deployedKafka: testdata/deploy-kafka.yaml deploys a KRaft Kafka (its
@@ -171,6 +172,27 @@ func deployedRedis(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.O
 	t.Logf("member 0's append-only files belong to uid/user %s on dc1-cp", strings.TrimSpace(string(out)))
 	hardKill(t, kc, o, "deploy-redis.yaml", "service/cache/1", 2)
 	deployedDown(t, kc, 6)
+}
+
+// deployedGalera: testdata/deploy-galera.yaml deploys a Galera cluster
+// (its datadirs initialised, owned by the image's mysql user and its
+// workload account made by one-shot pods on the members' nodes), kills
+// member 1, then cuts dc2-w off: dc1 keeps the Primary component and
+// takes writes, as analyze predicts: PASS. The killed member rejoins.
+// The workload account's password is on each member's node, root's
+// only, and no file of root's SQL is left.
+func deployedGalera(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
+	ctx := t.Context()
+	scoredRunOn(t, o, runs, "deploy-galera.yaml", checks.Pass)
+	whole := deployedWhole(t, o, "deploy-galera.yaml")
+	require.Len(t, whole.Members, 3)
+	root := deploy.Root(agentScenario)
+	for i, node := range adopterEtcdNodes {
+		out, err := c.Exec(ctx, node, fmt.Sprintf("stat -c '%%a %%U' %s/db-%d/db.galera-password && ! test -e %s/db-%d/data/.root.sql", root, i, root, i))
+		require.NoError(t, err, "member %d's files on %s: %s", i, node, out)
+		require.Equal(t, "600 root", strings.TrimSpace(string(out)))
+	}
+	deployedDown(t, kc, 3)
 }
 
 // hardKill: a kill of a deployed member (target) is a SIGKILL of its

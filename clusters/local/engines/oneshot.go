@@ -38,13 +38,14 @@ type Runner interface {
 // RunOnce runs spec's short-lived command for member m (a storage
 // format, a recovery scan) with the cluster's Launcher when it is a
 // Runner, or else on this machine with OneShot (the local lab's hosts
-// and kind's nodes share its files and binaries). Only the command, its
-// environment and directory of spec are used here.
+// and kind's nodes share its files and binaries), as spec's user in its
+// network namespace, in m's cgroup. spec's Log and Cgroup are not used.
 func (c *Cluster) RunOnce(ctx context.Context, m Member, spec proc.Spec) ([]byte, error) {
 	if r, ok := c.Launcher.(Runner); ok {
 		return r.Run(ctx, m, spec)
 	}
-	cmd := exec.CommandContext(ctx, spec.Path, spec.Args...)
+	argv := spec.Argv()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = spec.Dir
 	if len(spec.Env) > 0 {
 		cmd.Env = append(cmd.Environ(), spec.Env...)

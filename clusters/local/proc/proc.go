@@ -47,19 +47,24 @@ type Record struct {
 	Started    time.Time `json:"started"`
 }
 
-// Start starts spec's process and records it under stateDir. The process
-// runs in its own session, so chaosloop's terminal signals do not reach it.
-func Start(stateDir string, spec Spec) (*Record, error) {
-	argv := []string{spec.Path}
-	argv = append(argv, spec.Args...)
+// Argv is the command line that runs spec's command as its user in its
+// network namespace. setpriv and ip netns exec exec in place (unlike
+// runuser or su), so the PID of the process started is the engine's own.
+func (spec Spec) Argv() []string {
+	argv := append([]string{spec.Path}, spec.Args...)
 	if spec.User != "" {
-		// setpriv execs in place (unlike runuser or su), so the PID we record
-		// is the engine's own.
 		argv = append([]string{"setpriv", "--reuid=" + spec.User, "--regid=" + spec.User, "--init-groups", "--"}, argv...)
 	}
 	if spec.NetNS != "" {
 		argv = append([]string{"ip", "netns", "exec", spec.NetNS}, argv...)
 	}
+	return argv
+}
+
+// Start starts spec's process and records it under stateDir. The process
+// runs in its own session, so chaosloop's terminal signals do not reach it.
+func Start(stateDir string, spec Spec) (*Record, error) {
+	argv := spec.Argv()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), spec.Env...)
 	cmd.Dir = spec.Dir

@@ -12,11 +12,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/install"
@@ -55,10 +53,13 @@ const (
 	syncTimeout = 5 * time.Minute
 )
 
-// Engine runs Galera clusters. It keeps no state of its own: everything is
-// in the members' directories and the cluster's state directory.
+// Engine runs Galera clusters. Its state is in the members' directories
+// and the cluster's state directory; on a real cluster's nodes (a remote
+// cluster) it keeps the workload account's password once read, since
+// reading it there is a command on a node.
 type Engine struct {
-	log *slog.Logger
+	log       *slog.Logger
+	passwords sync.Map // service → password, of remote clusters
 }
 
 // New returns an Engine logging to log.
@@ -92,27 +93,39 @@ func (e *Engine) Endpoints(c *engines.Cluster) []string { return mariadb.Endpoin
 // needs read-your-writes across members adds the session variable
 // wsrep_sync_wait=1 (mysql.Config.Params).
 func (e *Engine) DSN(c *engines.Cluster, i int) (string, error) {
-	pw, err := readPassword(c)
+	pw, err := e.readPassword(context.Background(), c)
 	if err != nil {
 		return "", err
 	}
 	return mariadb.DSN(c, i, pw), nil
 }
 
-func passwordPath(c *engines.Cluster) string {
-	return filepath.Join(c.StateDir, c.Service+".galera-password")
+// passwordName names the workload account's password file (mariadb.PasswordFile).
+func passwordName(c *engines.Cluster) string { return c.Service + ".galera-password" }
+
+func (e *Engine) readPassword(ctx context.Context, c *engines.Cluster) (string, error) {
+	if pw, ok := e.passwords.Load(c.Service); ok && c.Remote() {
+		return pw.(string), nil
+	}
+	pw, err := mariadb.ReadPassword(ctx, c, passwordName(c))
+	if err == nil && c.Remote() {
+		e.passwords.Store(c.Service, pw)
+	}
+	return pw, err
 }
 
-func readPassword(c *engines.Cluster) (string, error) { return mariadb.ReadPassword(passwordPath(c)) }
-
-func ensurePassword(c *engines.Cluster) (string, error) {
-	return mariadb.EnsurePassword(passwordPath(c))
+func (e *Engine) ensurePassword(ctx context.Context, c *engines.Cluster) (string, error) {
+	pw, err := mariadb.EnsurePassword(ctx, c, passwordName(c))
+	if err == nil && c.Remote() {
+		e.passwords.Store(c.Service, pw)
+	}
+	return pw, err
 }
 
 func config(c *engines.Cluster, m engines.Member) string {
 	var peers []string
 	for _, p := range c.Members {
-		peers = append(peers, net.JoinHostPort(p.Addr.String(), strconv.Itoa(GroupPort)))
+		peers = append(peers, p.AddrPort(GroupPort).String())
 	}
 	a := m.Addr.String()
 	// innodb_autoinc_lock_mode 2 is what Galera requires.
@@ -127,7 +140,7 @@ wsrep_node_incoming_address = %[5]s:%[6]d
 wsrep_sst_method = rsync
 wsrep_sst_receive_address = %[5]s:%[7]d
 wsrep_provider_options = "gmcast.listen_addr=tcp://%[5]s:%[8]d; ist.recv_addr=%[5]s:%[9]d; base_host=%[5]s; gcache.size=64M; evs.suspect_timeout=%[10]s; evs.inactive_timeout=%[11]s"
-`, provider, c.Service, strings.Join(peers, ","), m.Name, a, ClientPort, SSTPort, GroupPort, ISTPort,
+`, provider, c.Service, strings.Join(peers, ","), m.Name, a, m.Port(ClientPort), m.Port(SSTPort), m.Port(GroupPort), m.Port(ISTPort),
 		isoSeconds(SuspectTimeout), isoSeconds(InactiveTimeout)))
 }
 
@@ -152,7 +165,7 @@ func isoSeconds(d time.Duration) string { return fmt.Sprintf("PT%dS", int(d.Seco
 // prepare creates the member's directories owned by mysql and writes its
 // config.
 func prepare(ctx context.Context, c *engines.Cluster, m engines.Member) error {
-	return mariadb.Prepare(ctx, m, config(c, m))
+	return mariadb.Prepare(ctx, c, m, config(c, m))
 }
 
 func (e *Engine) startProc(ctx context.Context, c *engines.Cluster, m engines.Member, extra ...string) error {

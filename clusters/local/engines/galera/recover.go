@@ -2,11 +2,11 @@ package galera
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
+	"github.com/chaosloop/chaosloop/clusters/local/proc"
 )
 
 // Position is a member's replication position (Galera GTID).
@@ -25,16 +26,17 @@ type Position struct {
 
 func (p Position) String() string { return p.UUID + ":" + strconv.FormatInt(p.Seqno, 10) }
 
-// grastate reads the saved state: seqno is -1 after a crash.
-func grastate(m engines.Member) (Position, bool, error) {
-	f, err := os.Open(filepath.Join(mariadb.DataDir(m), "grastate.dat"))
+func grastatePath(m engines.Member) string { return filepath.Join(mariadb.DataDir(m), "grastate.dat") }
+
+// grastate reads the saved state, on the member's node: seqno is -1 after a crash.
+func grastate(ctx context.Context, c *engines.Cluster, m engines.Member) (Position, bool, error) {
+	b, err := c.FS().ReadFile(ctx, m, grastatePath(m))
 	if err != nil {
 		return Position{Seqno: -1}, false, err
 	}
-	defer f.Close()
 	p := Position{Seqno: -1}
 	safe := false
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
 		if !ok {
@@ -57,32 +59,33 @@ var recoveredRE = regexp.MustCompile(`WSREP: Recovered position: ([0-9a-f-]{36})
 
 // position is a stopped member's last committed position: from
 // grastate.dat after a clean shutdown, else by mariadbd --wsrep-recover.
-func (e *Engine) position(ctx context.Context, m engines.Member) (Position, error) {
-	if mariadb.Fresh(m) {
+func (e *Engine) position(ctx context.Context, c *engines.Cluster, m engines.Member) (Position, error) {
+	fresh, err := mariadb.Fresh(ctx, c, m)
+	if err != nil {
+		return Position{Seqno: -1}, err
+	}
+	if fresh {
 		return Position{Seqno: -1}, nil
 	}
-	if p, _, err := grastate(m); err == nil && p.Seqno >= 0 {
+	if p, _, err := grastate(ctx, c, m); err == nil && p.Seqno >= 0 {
 		return p, nil
 	}
-	logf := filepath.Join(m.DataDir, "wsrep-recover.log")
-	_ = os.Remove(logf)
-	argv := []string{"setpriv", "--reuid=" + mariadb.RunUser, "--regid=" + mariadb.RunUser, "--init-groups", "--",
-		mariadb.Mariadbd, "--defaults-file=" + mariadb.CnfPath(m), "--wsrep-recover", "--log-error=" + logf}
-	if m.NetNS != "" {
-		argv = append([]string{"ip", "netns", "exec", m.NetNS}, argv...)
-	}
+	// mariadbd appends to this log: the position is the last one in it
+	logf := filepath.Join(m.LogDir, "wsrep-recover.log")
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	out, err := engines.OneShot(exec.CommandContext(rctx, argv[0], argv[1:]...), m)
-	logb, _ := os.ReadFile(logf)
+	out, err := c.RunOnce(rctx, m, proc.Spec{Name: m.Name + ".wsrep-recover", Path: mariadb.Mariadbd, User: mariadb.RunUser, NetNS: m.NetNS,
+		Dir: m.DataDir, Args: []string{"--defaults-file=" + mariadb.CnfPath(m), "--wsrep-recover", "--log-error=" + logf}})
+	logb, _ := c.FS().ReadFile(ctx, m, logf)
 	if err != nil {
 		return Position{Seqno: -1}, fmt.Errorf("wsrep-recover %s: %v: %s %s", m.Name, err, out, logb)
 	}
-	mm := recoveredRE.FindSubmatch(logb)
-	if mm == nil {
+	all := recoveredRE.FindAllSubmatch(logb, -1)
+	if all == nil {
 		return Position{Seqno: -1}, fmt.Errorf("wsrep-recover %s: no position in log: %s", m.Name, logb)
 	}
+	mm := all[len(all)-1]
 	seq, _ := strconv.ParseInt(string(mm[2]), 10, 64)
 	p := Position{UUID: string(mm[1]), Seqno: seq}
 	e.log.Info("recovered position", "member", m.Name, "position", p.String(), "took", time.Since(t0).Round(time.Millisecond))
@@ -103,7 +106,7 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 			return err
 		}
 	}
-	pw, err := ensurePassword(c)
+	pw, err := e.ensurePassword(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -115,13 +118,13 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 		var p Position
 		running := mariadb.Running(ctx, c, m)
 		if running {
-			st, err := query(ctx, pw, m)
+			st, err := query(ctx, c, pw, m)
 			if err != nil {
 				e.log.Warn("running member does not answer; skipped", "member", m.Name, "err", err)
 				continue
 			}
 			p = Position{UUID: st.UUID, Seqno: st.LastCommitted}
-		} else if p, err = e.position(ctx, m); err != nil {
+		} else if p, err = e.position(ctx, c, m); err != nil {
 			e.log.Warn("no position", "member", m.Name, "err", err)
 			continue
 		}
@@ -134,7 +137,11 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 	if best < 0 {
 		allFresh := true
 		for _, m := range c.Members {
-			allFresh = allFresh && mariadb.Fresh(m) && !mariadb.Running(ctx, c, m)
+			fresh, err := mariadb.Fresh(ctx, c, m)
+			if err != nil {
+				return err
+			}
+			allFresh = allFresh && fresh && !mariadb.Running(ctx, c, m)
 		}
 		if !allFresh {
 			return fmt.Errorf("galera %s: no member has a recoverable position", c.Service)
@@ -147,11 +154,11 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 	m := c.Members[best]
 	e.log.Info("bootstrapping new Primary component", "member", m.Name, "position", bestPos.String(), "running", bestRunning)
 	if bestRunning {
-		if _, err := mariadb.RootSQL(ctx, m, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"); err != nil {
+		if _, err := mariadb.RootSQL(ctx, c, m, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"); err != nil {
 			return err
 		}
 	} else {
-		if err := markSafeToBootstrap(m); err != nil {
+		if err := markSafeToBootstrap(ctx, c, m); err != nil {
 			return err
 		}
 		if err := e.startProc(ctx, c, m, "--wsrep-new-cluster", "--wsrep_start_position="+bestPos.String()); err != nil {
@@ -170,9 +177,9 @@ func (e *Engine) Recover(ctx context.Context, c *engines.Cluster) error {
 
 // markSafeToBootstrap sets safe_to_bootstrap: 1 in grastate.dat, which
 // mariadbd otherwise refuses to bootstrap from after a crash.
-func markSafeToBootstrap(m engines.Member) error {
-	p := filepath.Join(mariadb.DataDir(m), "grastate.dat")
-	b, err := os.ReadFile(p)
+func markSafeToBootstrap(ctx context.Context, c *engines.Cluster, m engines.Member) error {
+	fs := c.FS()
+	b, err := fs.ReadFile(ctx, m, grastatePath(m))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -180,5 +187,5 @@ func markSafeToBootstrap(m engines.Member) error {
 		return err
 	}
 	re := regexp.MustCompile(`(?m)^safe_to_bootstrap:.*$`)
-	return os.WriteFile(p, re.ReplaceAll(b, []byte("safe_to_bootstrap: 1")), 0o640)
+	return fs.WriteFile(ctx, m, grastatePath(m), re.ReplaceAll(b, []byte("safe_to_bootstrap: 1")), 0o640)
 }

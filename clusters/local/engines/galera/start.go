@@ -12,19 +12,21 @@ import (
 
 // ensureUser creates (or re-keys) the workload account on member m, which
 // must be in the Primary component; Galera replicates it.
-func ensureUser(ctx context.Context, c *engines.Cluster, m engines.Member) error {
-	pw, err := ensurePassword(c)
+func (e *Engine) ensureUser(ctx context.Context, c *engines.Cluster, m engines.Member) error {
+	pw, err := e.ensurePassword(ctx, c)
 	if err != nil {
 		return err
 	}
-	_, err = mariadb.RootSQL(ctx, m, mariadb.WorkloadSQL(pw))
+	_, err = mariadb.RootSQL(ctx, c, m, mariadb.WorkloadSQL(pw))
 	return err
 }
 
 // waitMember waits until member i's state satisfies ok; it gives up at
 // once if the member's mariadbd ends (e.g. a joiner that found no Primary).
 func (e *Engine) waitMember(ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what string, ok func(nodeState) bool) error {
-	return mariadb.WaitState(ctx, c, i, timeout, what, passwordPath(c), query, ok)
+	return mariadb.WaitState(ctx, c, i, timeout, what, func(ctx context.Context) (string, error) {
+		return e.readPassword(ctx, c)
+	}, query, ok)
 }
 
 // Start starts every member and returns once all are Synced in one Primary
@@ -38,14 +40,18 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 			return err
 		}
 	}
-	if _, err := ensurePassword(c); err != nil {
+	if _, err := e.ensurePassword(ctx, c); err != nil {
 		return err
 	}
 	running := false
 	allFresh := true
 	for _, m := range c.Members {
 		running = running || mariadb.Running(ctx, c, m)
-		allFresh = allFresh && mariadb.Fresh(m)
+		fresh, err := mariadb.Fresh(ctx, c, m)
+		if err != nil {
+			return err
+		}
+		allFresh = allFresh && fresh
 	}
 	switch {
 	case !running && allFresh:
@@ -69,14 +75,14 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 // bootstrapFresh initialises member 0's datadir and starts a new cluster on it.
 func (e *Engine) bootstrapFresh(ctx context.Context, c *engines.Cluster) error {
 	m := c.Members[0]
-	if err := mariadb.InstallDB(ctx, m); err != nil {
+	if err := mariadb.InstallDB(ctx, c, m); err != nil {
 		return err
 	}
 	if err := e.startProc(ctx, c, m, "--wsrep-new-cluster"); err != nil {
 		return err
 	}
 	err := mariadb.WaitRunning(ctx, c, 0, mariadb.StartTimeout, "creating user", func(ctx context.Context) error {
-		return ensureUser(ctx, c, m)
+		return e.ensureUser(ctx, c, m)
 	})
 	if err != nil {
 		return err
@@ -87,7 +93,7 @@ func (e *Engine) bootstrapFresh(ctx context.Context, c *engines.Cluster) error {
 // primaryMember waits up to d for a running member in a Primary component
 // (any state: a Primary with only a donor left still must not be re-bootstrapped).
 func (e *Engine) primaryMember(ctx context.Context, c *engines.Cluster, d time.Duration) (int, bool) {
-	pw, err := readPassword(c)
+	pw, err := e.readPassword(ctx, c)
 	if err != nil {
 		return -1, false
 	}
@@ -98,7 +104,7 @@ func (e *Engine) primaryMember(ctx context.Context, c *engines.Cluster, d time.D
 			if !mariadb.Running(ctx, c, m) {
 				continue
 			}
-			if st, err := query(ctx, pw, m); err == nil && st.primary() {
+			if st, err := query(ctx, c, pw, m); err == nil && st.primary() {
 				found = i
 				return nil
 			}
@@ -127,7 +133,7 @@ func (e *Engine) startMissing(ctx context.Context, c *engines.Cluster) error {
 		}
 	}
 	// Re-key the account in case the password file was recreated.
-	return ensureUser(ctx, c, c.Members[0])
+	return e.ensureUser(ctx, c, c.Members[0])
 }
 
 // StartMember (re)starts member i, which joins the Primary component by IST
@@ -149,8 +155,12 @@ func (e *Engine) launch(ctx context.Context, c *engines.Cluster, i int) error {
 	}
 	if !mariadb.Running(ctx, c, m) {
 		var extra []string
-		if !mariadb.Fresh(m) {
-			if pos, err := e.position(ctx, m); err != nil {
+		fresh, err := mariadb.Fresh(ctx, c, m)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			if pos, err := e.position(ctx, c, m); err != nil {
 				e.log.Warn("position recovery failed; the member will need SST", "member", m.Name, "err", err)
 			} else if pos.Seqno >= 0 {
 				extra = append(extra, "--wsrep_start_position="+pos.String())

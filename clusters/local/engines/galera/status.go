@@ -26,9 +26,9 @@ func (s nodeState) synced() bool { return s.primary() && s.Ready && s.State == "
 
 // query reads a member's wsrep status over its unix socket, with short
 // timeouts so that Status can be sampled twice a second.
-func query(ctx context.Context, pw string, m engines.Member) (nodeState, error) {
+func query(ctx context.Context, c *engines.Cluster, pw string, m engines.Member) (nodeState, error) {
 	var st nodeState
-	db, err := mariadb.OpenSocket(m, pw)
+	db, err := mariadb.Open(c, m, pw)
 	if err != nil {
 		return st, err
 	}
@@ -67,7 +67,7 @@ func query(ctx context.Context, pw string, m engines.Member) (nodeState, error) 
 // Status samples every member over its socket.
 func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status, error) {
 	s := engines.Status{Engine: "galera", Members: make([]engines.MemberStatus, len(c.Members))}
-	pw, pwErr := readPassword(c)
+	pw, pwErr := e.readPassword(ctx, c)
 	type res struct {
 		i  int
 		ms engines.MemberStatus
@@ -81,7 +81,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 				ch <- res{i, ms}
 				return
 			}
-			switch st, err := query(ctx, pw, m); {
+			switch st, err := query(ctx, c, pw, m); {
 			case pwErr != nil:
 				ms.Detail = pwErr.Error()
 			case err != nil:

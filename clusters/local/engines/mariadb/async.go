@@ -71,16 +71,15 @@ func (e *Engine) Endpoints(c *engines.Cluster) []string { return Endpoints(c) }
 // i over TCP. Only member 0 takes writes; replicas refuse them (error
 // 1290, read-only) and may lag it.
 func (e *Engine) DSN(c *engines.Cluster, i int) (string, error) {
-	pw, err := ReadPassword(passwordPath(c))
+	pw, err := ReadPassword(context.Background(), c, passwordName(c))
 	if err != nil {
 		return "", err
 	}
 	return DSN(c, i, pw), nil
 }
 
-func passwordPath(c *engines.Cluster) string {
-	return filepath.Join(c.StateDir, c.Service+".mariadb-password")
-}
+// passwordName names the workload account's password file (PasswordFile).
+func passwordName(c *engines.Cluster) string { return c.Service + ".mariadb-password" }
 
 // seededPath marks a replica whose seeding finished; it is in the member
 // directory, so a wipe removes it with the data.
@@ -117,8 +116,8 @@ slave_net_timeout = 5
 // ensureAccounts creates the workload account (which may also watch
 // replication, for status) and the replication account on member m,
 // outside the binary log.
-func ensureAccounts(ctx context.Context, m engines.Member, pw string) error {
-	_, err := RootSQL(ctx, m, "SET sql_log_bin=0;"+WorkloadSQL(pw, "SLAVE MONITOR")+
+func ensureAccounts(ctx context.Context, c *engines.Cluster, m engines.Member, pw string) error {
+	_, err := RootSQL(ctx, c, m, "SET sql_log_bin=0;"+WorkloadSQL(pw, "SLAVE MONITOR")+
 		AccountSQL(replUser, pw, "REPLICATION SLAVE ON *.*"))
 	return err
 }
@@ -152,11 +151,11 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 
 func (e *Engine) prepareAll(ctx context.Context, c *engines.Cluster) (string, error) {
 	for i, m := range c.Members {
-		if err := Prepare(ctx, m, asyncConfig(m, i)); err != nil {
+		if err := Prepare(ctx, c, m, asyncConfig(m, i)); err != nil {
 			return "", err
 		}
 	}
-	return EnsurePassword(passwordPath(c))
+	return EnsurePassword(ctx, c, passwordName(c))
 }
 
 // StartMember (re)starts member i: the primary keeps its role (re-seeded
@@ -166,10 +165,10 @@ func (e *Engine) prepareAll(ctx context.Context, c *engines.Cluster) (string, er
 // replicates.
 func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) error {
 	m := c.Members[i]
-	if err := Prepare(ctx, m, asyncConfig(m, i)); err != nil {
+	if err := Prepare(ctx, c, m, asyncConfig(m, i)); err != nil {
 		return err
 	}
-	pw, err := EnsurePassword(passwordPath(c))
+	pw, err := EnsurePassword(ctx, c, passwordName(c))
 	if err != nil {
 		return err
 	}
@@ -210,8 +209,12 @@ func (e *Engine) replicaHasData(c *engines.Cluster) bool {
 // datadir if fresh) and makes sure its accounts exist.
 func (e *Engine) boot(ctx context.Context, c *engines.Cluster, i int, pw string, extra ...string) error {
 	m := c.Members[i]
-	if Fresh(m) {
-		if err := InstallDB(ctx, m); err != nil {
+	fresh, err := Fresh(ctx, c, m)
+	if err != nil {
+		return err
+	}
+	if fresh {
+		if err := InstallDB(ctx, c, m); err != nil {
 			return err
 		}
 	}
@@ -220,7 +223,7 @@ func (e *Engine) boot(ctx context.Context, c *engines.Cluster, i int, pw string,
 	}
 	// The accounts are created as root as soon as the server answers.
 	return WaitRunning(ctx, c, i, StartTimeout, "creating accounts", func(ctx context.Context) error {
-		return ensureAccounts(ctx, m, pw)
+		return ensureAccounts(ctx, c, m, pw)
 	})
 }
 

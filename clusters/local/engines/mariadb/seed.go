@@ -74,7 +74,7 @@ func copyData(ctx context.Context, from, to engines.Member, fromReplica bool) (s
 // follow makes member i a replica of member 0 from GTID position pos.
 func follow(ctx context.Context, c *engines.Cluster, i int, pos, pw string) error {
 	p := c.Members[0]
-	_, err := RootSQL(ctx, c.Members[i], fmt.Sprintf(`STOP SLAVE; SET GLOBAL gtid_slave_pos='%s';
+	_, err := RootSQL(ctx, c, c.Members[i], fmt.Sprintf(`STOP SLAVE; SET GLOBAL gtid_slave_pos='%s';
 CHANGE MASTER TO MASTER_HOST='%s', MASTER_PORT=%d, MASTER_USER='%s', MASTER_PASSWORD='%s',
   MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=%d;
 START SLAVE;`, pos, p.Addr, ClientPort, replUser, pw, connectRetry))
@@ -133,7 +133,7 @@ func (e *Engine) mostAdvanced(ctx context.Context, c *engines.Cluster, pw string
 		if !seeded(m) || !Running(ctx, c, m) {
 			continue
 		}
-		st, err := query(ctx, pw, m)
+		st, err := query(ctx, c, pw, m)
 		if err != nil {
 			e.log.Warn("replica does not answer", "member", m.Name, "err", err)
 			continue
@@ -161,7 +161,7 @@ func (e *Engine) restorePrimary(ctx context.Context, c *engines.Cluster, src int
 	if err != nil {
 		return err
 	}
-	if _, err := RootSQL(ctx, m, fmt.Sprintf("RESET MASTER; SET GLOBAL gtid_binlog_state='%s'; SET GLOBAL read_only=OFF;", pos)); err != nil {
+	if _, err := RootSQL(ctx, c, m, fmt.Sprintf("RESET MASTER; SET GLOBAL gtid_binlog_state='%s'; SET GLOBAL read_only=OFF;", pos)); err != nil {
 		return err
 	}
 	if err := markSeeded(m); err != nil {
@@ -179,8 +179,8 @@ func (e *Engine) reattachReplicas(ctx context.Context, c *engines.Cluster, pos, 
 	for i := 1; i < len(c.Members); i++ {
 		m := c.Members[i]
 		if Running(ctx, c, m) {
-			if st, err := query(ctx, pw, m); err == nil && domainSeqno(st.SlavePos) == domainSeqno(pos) {
-				_, err := RootSQL(ctx, m, "STOP SLAVE; START SLAVE;")
+			if st, err := query(ctx, c, pw, m); err == nil && domainSeqno(st.SlavePos) == domainSeqno(pos) {
+				_, err := RootSQL(ctx, c, m, "STOP SLAVE; START SLAVE;")
 				errs = append(errs, err)
 				continue
 			}

@@ -11,6 +11,7 @@
 package mariadb
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,11 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -93,30 +91,66 @@ func SocketPath(m engines.Member) string {
 	return filepath.Join("/run/chaosloop/mysql", hex.EncodeToString(h[:8])+".mariadbd.sock")
 }
 
-// ReadPassword reads the workload account's password from path.
-func ReadPassword(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("mariadb password (written by Start): %w", err)
+// PasswordFile is where the workload account's password (file name
+// name) is kept for member m: in the lab's state directory, one file for
+// every member; on a real cluster's nodes, beside the member's
+// directories (the scenario's directory on its node), since chaosloop's
+// own machine keeps no state of a run there.
+func PasswordFile(c *engines.Cluster, m engines.Member, name string) string {
+	if c.Remote() {
+		return filepath.Join(filepath.Dir(m.DataDir), name)
 	}
-	return strings.TrimSpace(string(b)), nil
+	return filepath.Join(c.StateDir, name)
 }
 
-// EnsurePassword returns the password in path, creating a random one.
-func EnsurePassword(path string) (string, error) {
-	if pw, err := ReadPassword(path); err == nil {
-		return pw, nil
+// ReadPassword reads the workload account's password (PasswordFile
+// name) from the first member's node that has it.
+func ReadPassword(ctx context.Context, c *engines.Cluster, name string) (string, error) {
+	var errs []error
+	for _, m := range c.Members {
+		b, err := c.FS().ReadFile(ctx, m, PasswordFile(c, m, name))
+		if err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return strings.TrimSpace(string(b)), nil
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if !c.Remote() {
+			break // one file for every member
+		}
 	}
-	b := make([]byte, 12)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
+	return "", fmt.Errorf("mariadb password (written by Start): %w", errors.Join(errs...))
+}
+
+// EnsurePassword returns the workload account's password, creating a
+// random one if no member's node has it, and writes it where a member
+// lacks it (a member whose files a destroy removed).
+func EnsurePassword(ctx context.Context, c *engines.Cluster, name string) (string, error) {
+	pw, err := ReadPassword(ctx, c, name)
+	if err != nil {
+		b := make([]byte, 12)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		pw = hex.EncodeToString(b)
 	}
-	pw := hex.EncodeToString(b)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
-		return "", err
+	for _, m := range c.Members {
+		fs, path := c.FS(), PasswordFile(c, m, name)
+		if have, err := fs.ReadFile(ctx, m, path); err == nil && strings.TrimSpace(string(have)) == pw {
+			if !c.Remote() {
+				break
+			}
+			continue
+		}
+		if err := fs.MkdirAll(ctx, m, filepath.Dir(path), 0o755); err != nil {
+			return "", err
+		}
+		if err := fs.WriteFile(ctx, m, path, []byte(pw+"\n"), 0o600); err != nil {
+			return "", err
+		}
+		if !c.Remote() {
+			break
+		}
 	}
 	return pw, nil
 }
@@ -141,7 +175,7 @@ func Version(ctx context.Context) (string, error) {
 func Endpoints(c *engines.Cluster) []string {
 	out := make([]string, len(c.Members))
 	for i, m := range c.Members {
-		out[i] = net.JoinHostPort(m.Addr.String(), strconv.Itoa(ClientPort))
+		out[i] = m.AddrPort(ClientPort).String()
 	}
 	return out
 }
@@ -151,7 +185,7 @@ func Endpoints(c *engines.Cluster) []string {
 func DSN(c *engines.Cluster, i int, pw string) string {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.DBName = User, pw, Database
-	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(c.Members[i].Addr.String(), strconv.Itoa(ClientPort))
+	cfg.Net, cfg.Addr = "tcp", c.Members[i].AddrPort(ClientPort).String()
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 2*time.Second, 5*time.Second, 5*time.Second
 	return cfg.FormatDSN()
 }
@@ -187,20 +221,42 @@ idle_transaction_timeout = 5
 binlog_format = ROW
 default_storage_engine = InnoDB
 %s`, DataDir(m), SocketPath(m), filepath.Join(m.DataDir, "mariadbd.pid"), ErrLog(m),
-		m.Addr.String(), ClientPort, extra)
+		bindAddress(m), m.Port(ClientPort), extra)
+}
+
+// bindAddress is the member's address, and the loopback address when it
+// is reached through port-forwards too (engines.Member.ListenLoopback).
+// MariaDB takes a list since 10.11.
+func bindAddress(m engines.Member) string {
+	if m.ListenLoopback && !m.Addr.IsLoopback() {
+		return m.Addr.String() + ",127.0.0.1"
+	}
+	return m.Addr.String()
 }
 
 // Prepare creates the member's directories owned by mysql and writes its
-// config.
-func Prepare(ctx context.Context, m engines.Member, cnf string) error {
+// config, on the member's node (c.FS; the chown runs there: RunOnce).
+func Prepare(ctx context.Context, c *engines.Cluster, m engines.Member, cnf string) error {
+	fs := c.FS()
 	sock := filepath.Dir(SocketPath(m))
+	if c.Remote() && sock != m.DataDir {
+		return fmt.Errorf("%s: its socket's path %s is too long: the member's directory must be shorter", m.Name, SocketPath(m))
+	}
 	for _, d := range []string{m.DataDir, DataDir(m), m.LogDir, sock} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := fs.MkdirAll(ctx, m, d, 0o755); err != nil {
 			return err
 		}
 	}
-	if err := os.WriteFile(CnfPath(m), []byte(cnf), 0o644); err != nil {
+	if err := fs.WriteFile(ctx, m, CnfPath(m), []byte(cnf), 0o644); err != nil {
 		return err
+	}
+	if c.Remote() {
+		// the image's mysql user, whatever its number there
+		_, err := c.RunOnce(ctx, m, proc.Spec{Name: m.Name + ".chown", Path: "chown", Args: []string{"-R", RunUser + ":" + RunUser, m.DataDir, m.LogDir}})
+		if err != nil {
+			return fmt.Errorf("%s: chown: %w", m.Name, err)
+		}
+		return nil
 	}
 	if err := chown(ctx, "-R", m.DataDir, m.LogDir); err != nil {
 		return err
@@ -228,16 +284,16 @@ func chown(ctx context.Context, args ...string) error {
 }
 
 // Fresh reports whether the member holds no database yet.
-func Fresh(m engines.Member) bool {
-	_, err := os.Stat(filepath.Join(DataDir(m), "mysql"))
-	return errors.Is(err, os.ErrNotExist)
+func Fresh(ctx context.Context, c *engines.Cluster, m engines.Member) (bool, error) {
+	has, err := c.FS().Exists(ctx, m, filepath.Join(DataDir(m), "mysql"))
+	return !has, err
 }
 
 // InstallDB initialises a fresh member's datadir (root authenticated by
-// unix_socket, no test database).
-func InstallDB(ctx context.Context, m engines.Member) error {
-	out, err := engines.OneShot(exec.CommandContext(ctx, "mariadb-install-db", "--defaults-file="+CnfPath(m), "--user="+RunUser,
-		"--skip-test-db", "--auth-root-authentication-method=socket"), m)
+// unix_socket, no test database), on its node.
+func InstallDB(ctx context.Context, c *engines.Cluster, m engines.Member) error {
+	out, err := c.RunOnce(ctx, m, proc.Spec{Name: m.Name + ".install-db", Path: "mariadb-install-db", Dir: m.DataDir,
+		Args: []string{"--defaults-file=" + CnfPath(m), "--user=" + RunUser, "--skip-test-db", "--auth-root-authentication-method=socket"}})
 	if err != nil {
 		return fmt.Errorf("mariadb-install-db %s: %v\n%s", m.Name, err, out)
 	}
@@ -276,11 +332,27 @@ func StopMember(ctx context.Context, c *engines.Cluster, i int) error {
 	return c.Launch().Stop(ctx, ProcName(m), stopGrace)
 }
 
-// RootSQL runs statements as MariaDB's root over the unix socket (root is
-// authenticated by unix_socket, as the OS root running chaosloop).
-func RootSQL(ctx context.Context, m engines.Member, stmts string) (string, error) {
+// RootSQL runs statements as MariaDB's root over the member's unix socket
+// (root is authenticated by unix_socket, as the OS root): chaosloop's own
+// client here, or on a real cluster a one-shot client on the member's
+// node, reading the statements (which may hold the password) from a file
+// only root reads, removed after.
+func RootSQL(ctx context.Context, c *engines.Cluster, m engines.Member, stmts string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if c.Remote() {
+		file := filepath.Join(m.DataDir, ".root.sql")
+		if err := c.FS().WriteFile(ctx, m, file, []byte(stmts), 0o600); err != nil {
+			return "", err
+		}
+		script := `mariadb "$@" < "$0"; rc=$?; rm -f "$0"; exit $rc`
+		out, err := c.RunOnce(ctx, m, proc.Spec{Name: m.Name + ".sql", Path: "sh", Dir: m.DataDir,
+			Args: append([]string{"-c", script, file}, rootArgs(m)...)})
+		if err != nil {
+			return "", fmt.Errorf("mariadb on %s: %v: %s", m.Name, err, strings.TrimSpace(string(out)))
+		}
+		return string(out), nil
+	}
 	out, err := exec.CommandContext(ctx, "mariadb", rootArgs(m, "-e", stmts)...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("mariadb on %s: %v: %s", m.Name, err, strings.TrimSpace(string(out)))
@@ -318,13 +390,18 @@ func AccountSQL(user, pw string, grants ...string) string {
 	return b.String()
 }
 
-// OpenSocket opens a pool to member m's unix socket as the workload
-// account, with short timeouts so that status can be sampled twice a
-// second. The caller closes it.
-func OpenSocket(m engines.Member, pw string) (*sql.DB, error) {
+// Open opens a pool to member m as the workload account, with short
+// timeouts so that status can be sampled twice a second: over its unix
+// socket in the labs, whatever their routing; on a real cluster over TCP
+// at its client port, through c's dialer (a port-forward). The caller
+// closes it.
+func Open(c *engines.Cluster, m engines.Member, pw string) (*sql.DB, error) {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd = User, pw
 	cfg.Net, cfg.Addr = "unix", SocketPath(m)
+	if c.Remote() {
+		cfg.Net, cfg.Addr, cfg.DialFunc = "tcp", m.AddrPort(ClientPort).String(), c.Dialer()
+	}
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = StatusWait, StatusWait, StatusWait
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {

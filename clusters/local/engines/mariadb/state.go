@@ -55,9 +55,9 @@ func (s memberState) String() string {
 
 // query reads member m's state over its unix socket, as the workload
 // account (which has SLAVE MONITOR).
-func query(ctx context.Context, pw string, m engines.Member) (memberState, error) {
+func query(ctx context.Context, c *engines.Cluster, pw string, m engines.Member) (memberState, error) {
 	var st memberState
-	db, err := OpenSocket(m, pw)
+	db, err := Open(c, m, pw)
 	if err != nil {
 		return st, err
 	}
@@ -89,20 +89,23 @@ func slaveStatus(ctx context.Context, db *sql.DB, st *memberState) error {
 
 // waitMember waits until member i's state satisfies ok.
 func (e *Engine) waitMember(ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what string, ok func(memberState) bool) error {
-	return WaitState(ctx, c, i, timeout, what, passwordPath(c), query, ok)
+	return WaitState(ctx, c, i, timeout, what, func(ctx context.Context) (string, error) {
+		return ReadPassword(ctx, c, passwordName(c))
+	}, query, ok)
 }
 
 // WaitState waits until member i's state, as query reads it with the
-// password in pwPath, satisfies ok; it gives up at once if the member's
-// mariadbd ends (e.g. a Galera joiner that found no Primary).
-func WaitState[S any](ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what, pwPath string,
-	query func(context.Context, string, engines.Member) (S, error), ok func(S) bool) error {
+// password password gives, satisfies ok; it gives up at once if the
+// member's mariadbd ends (e.g. a Galera joiner that found no Primary).
+func WaitState[S any](ctx context.Context, c *engines.Cluster, i int, timeout time.Duration, what string,
+	password func(context.Context) (string, error),
+	query func(context.Context, *engines.Cluster, string, engines.Member) (S, error), ok func(S) bool) error {
 	return WaitRunning(ctx, c, i, timeout, what, func(ctx context.Context) error {
-		pw, err := ReadPassword(pwPath)
+		pw, err := password(ctx)
 		if err != nil {
 			return err
 		}
-		st, err := query(ctx, pw, c.Members[i])
+		st, err := query(ctx, c, pw, c.Members[i])
 		if err != nil {
 			return err
 		}
@@ -139,7 +142,7 @@ func WaitRunning(ctx context.Context, c *engines.Cluster, i int, timeout time.Du
 func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status, error) {
 	s := engines.Status{Engine: "mariadb-async", Members: make([]engines.MemberStatus, len(c.Members))}
 	linked := make([]bool, len(c.Members))
-	pw, pwErr := ReadPassword(passwordPath(c))
+	pw, pwErr := ReadPassword(ctx, c, passwordName(c))
 	done := make(chan struct{}, len(c.Members))
 	for i, m := range c.Members {
 		go func() {
@@ -190,7 +193,7 @@ func memberStatus(ctx context.Context, c *engines.Cluster, i int, m engines.Memb
 		ms.Detail = pwErr.Error()
 		return ms, false
 	}
-	st, err := query(ctx, pw, m)
+	st, err := query(ctx, c, pw, m)
 	if err != nil {
 		ms.Detail = "not answering: " + err.Error()
 		ms.TimedOut = TimedOut(err)

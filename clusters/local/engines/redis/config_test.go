@@ -1,43 +1,22 @@
 package redis
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 )
-
-// memFiles stands for the members' nodes' files (orchestration only).
-type memFiles map[string]string
-
-func (f memFiles) MkdirAll(context.Context, engines.Member, string, os.FileMode) error { return nil }
-func (f memFiles) Exists(_ context.Context, m engines.Member, p string) (bool, error) {
-	_, ok := f[m.Node+":"+p]
-	return ok, nil
-}
-func (f memFiles) WriteFile(_ context.Context, m engines.Member, p string, b []byte, _ os.FileMode) error {
-	f[m.Node+":"+p] = string(b)
-	return nil
-}
-func (f memFiles) ReadFile(_ context.Context, m engines.Member, p string) ([]byte, error) {
-	b, ok := f[m.Node+":"+p]
-	if !ok {
-		return nil, os.ErrNotExist
-	}
-	return []byte(b), nil
-}
 
 // On a real cluster's node a member listens at its ports plus the
 // offset, on its node's address and loopback (the port-forward's), and
 // has no unix sockets: it is reached over TCP.
 func TestConfigOnACluster(t *testing.T) {
-	files := memFiles{}
+	files := enginetest.MemFiles{}
 	c := &engines.Cluster{Service: "cache", Files: files}
 	for i := range 3 {
 		c.Members = append(c.Members, engines.Member{Index: i, Name: fmt.Sprintf("cache-%d", i), Node: fmt.Sprintf("n%d", i),
