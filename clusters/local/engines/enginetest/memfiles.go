@@ -2,6 +2,8 @@ package enginetest
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
@@ -32,4 +34,21 @@ func (f MemFiles) ReadFile(_ context.Context, m engines.Member, p string) ([]byt
 		return nil, os.ErrNotExist
 	}
 	return []byte(b), nil
+}
+
+// OnNodes is a service of n members as deploy mode places them on a
+// real cluster's nodes (orchestration tests): member i, SERVICE-i, on
+// node "ni" at 198.18.0.(10+i), its ports offset by 2000 and its clients
+// taken on loopback too, its directories under
+// /var/lib/chaosloop/s/SERVICE-i; its files in a MemFiles.
+func OnNodes(service string, n int) (*engines.Cluster, MemFiles) {
+	files := MemFiles{}
+	c := &engines.Cluster{Service: service, Files: files}
+	for i := range n {
+		name := fmt.Sprintf("%s-%d", service, i)
+		c.Members = append(c.Members, engines.Member{Index: i, Name: name, Node: fmt.Sprintf("n%d", i),
+			Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)}), PortOffset: 2000, ListenLoopback: true,
+			DataDir: "/var/lib/chaosloop/s/" + name + "/data", LogDir: "/var/lib/chaosloop/s/" + name + "/log"})
+	}
+	return c, files
 }

@@ -3,7 +3,6 @@ package galera
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,13 +45,9 @@ func (r *runner) Run(_ context.Context, _ engines.Member, spec proc.Spec) ([]byt
 // command line; a crashed member's position is read from the log its
 // --wsrep-recover wrote on its node.
 func TestOnACluster(t *testing.T) {
-	files, r := enginetest.MemFiles{}, &runner{}
-	c := &engines.Cluster{Service: "db", Files: files, Launcher: r, StateDir: "/not/used"}
-	for i := range 3 {
-		c.Members = append(c.Members, engines.Member{Index: i, Name: fmt.Sprintf("db-%d", i), Node: fmt.Sprintf("n%d", i),
-			Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)}), PortOffset: 2000, ListenLoopback: true,
-			DataDir: fmt.Sprintf("/var/lib/chaosloop/s/db-%d/data", i), LogDir: fmt.Sprintf("/var/lib/chaosloop/s/db-%d/log", i)})
-	}
+	c, files := enginetest.OnNodes("db", 3)
+	r := &runner{}
+	c.Launcher = r
 	ctx := t.Context()
 	m := c.Members[1]
 	require.NoError(t, prepare(ctx, c, m))

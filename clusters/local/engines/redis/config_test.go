@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"fmt"
 	"net/netip"
 	"testing"
 
@@ -16,13 +15,7 @@ import (
 // offset, on its node's address and loopback (the port-forward's), and
 // has no unix sockets: it is reached over TCP.
 func TestConfigOnACluster(t *testing.T) {
-	files := enginetest.MemFiles{}
-	c := &engines.Cluster{Service: "cache", Files: files}
-	for i := range 3 {
-		c.Members = append(c.Members, engines.Member{Index: i, Name: fmt.Sprintf("cache-%d", i), Node: fmt.Sprintf("n%d", i),
-			Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)}), PortOffset: 2000, ListenLoopback: true,
-			DataDir: fmt.Sprintf("/var/lib/chaosloop/s/cache-%d/data", i), LogDir: fmt.Sprintf("/var/lib/chaosloop/s/cache-%d/log", i)})
-	}
+	c, files := enginetest.OnNodes("cache", 3)
 	ctx := t.Context()
 	m := c.Members[1]
 	require.NoError(t, writeRedisConf(ctx, c, m, 0))
