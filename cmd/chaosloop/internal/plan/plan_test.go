@@ -99,7 +99,7 @@ func TestPlanChangesNothing(t *testing.T) {
 	require.Regexp(t, `Pod +chaosloop +etcd-0\.etcd +member 0 of service/etcd \(etcd, from registry\.lab:5000/chaosloop/engine-etcd:\S+\) on node/dc1-cp, in its network at ports 4379, 4380; its files in /var/lib/chaosloop/k3sdeploy/etcd-0 there\n`, out)
 	require.Contains(t, out, "member 2 of service/etcd (etcd, from registry.lab:5000/chaosloop/engine-etcd:")
 	require.Contains(t, out, ") on node/server-9,", "the node map applies")
-	require.Contains(t, out, "delete pod of service/etcd/1 on node/dc1-w")
+	require.Contains(t, out, "SIGKILL the processes of service/etcd/1 on node/dc1-w (its agent; started again at the fault's end)")
 	code, out, errs = run(append([]string{"plan", testdata + "deploy.yaml", "--port-offset", "100"}, flags...)...)
 	require.Equal(t, cli.ExitOK, code, errs)
 	require.Contains(t, out, "member 1 of service/etcd (etcd, from the etcd image in --registry) on node/dc1-w, in its network at ports 2479, 2480")
