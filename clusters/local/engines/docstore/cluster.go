@@ -34,12 +34,19 @@ const (
 
 func procName(m engines.Member, what string) string { return m.Name + "." + what }
 
+// ProcessNames name member m's processes (their pods on a cluster):
+// Patroni's first, which stands for the member (its PostgreSQL holds the
+// data), then its etcd's and FerretDB's.
+func ProcessNames(m engines.Member) []string {
+	return []string{procName(m, "patroni"), procName(m, "etcd"), procName(m, "ferretdb")}
+}
+
 // Endpoints are mongodb:// URIs of the members' FerretDBs. FerretDB is not a
 // replica set, so each URI connects directly to one instance.
 func (e *Engine) Endpoints(c *engines.Cluster) []string {
 	out := make([]string, len(c.Members))
 	for i, m := range c.Members {
-		out[i] = fmt.Sprintf("mongodb://%s/?directConnection=true", hostPort(m.Addr, FerretDBPort))
+		out[i] = fmt.Sprintf("mongodb://%s/?directConnection=true", m.AddrPort(FerretDBPort))
 	}
 	return out
 }
@@ -61,7 +68,7 @@ func (e *Engine) Start(ctx context.Context, c *engines.Cluster) error {
 	}
 	t0 := time.Now()
 	for i := range c.Members {
-		if err := prepareMember(c, i); err != nil {
+		if err := prepareMember(ctx, c, i); err != nil {
 			return err
 		}
 	}
@@ -112,10 +119,10 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 	}
 	return engines.WaitFor(ctx, memberTimeout, 200*time.Millisecond, m.Name+" Patroni API and FerretDB listener",
 		func(ctx context.Context) error {
-			if _, err := patroniGet[patroniNode](ctx, m, "/patroni"); err != nil {
+			if _, err := patroniGet[patroniNode](ctx, c, m, "/patroni"); err != nil {
 				return err
 			}
-			return dial(ctx, m, FerretDBPort)
+			return dial(ctx, c, m, FerretDBPort)
 		})
 }
 
@@ -126,7 +133,7 @@ func (e *Engine) Launch(ctx context.Context, c *engines.Cluster, i int) error {
 	if i < 0 || i >= len(c.Members) {
 		return fmt.Errorf("docstore: no member %d", i)
 	}
-	if err := prepareMember(c, i); err != nil {
+	if err := prepareMember(ctx, c, i); err != nil {
 		return err
 	}
 	if err := e.startEtcd(ctx, c, i); err != nil {
@@ -173,16 +180,16 @@ func (e *Engine) startEtcd(ctx context.Context, c *engines.Cluster, i int) error
 	p := memberPaths(m)
 	peers := make([]string, len(c.Members))
 	for j, o := range c.Members {
-		peers[j] = o.Name + "=http://" + hostPort(o.Addr, EtcdPeerPort)
+		peers[j] = o.Name + "=http://" + o.AddrPort(EtcdPeerPort).String()
 	}
-	client := "http://" + hostPort(m.Addr, EtcdClientPort)
-	peer := "http://" + hostPort(m.Addr, EtcdPeerPort)
+	client := "http://" + m.AddrPort(EtcdClientPort).String()
+	peer := "http://" + m.AddrPort(EtcdPeerPort).String()
 	return e.start(ctx, c, m, proc.Spec{
 		Name: procName(m, "etcd"), NetNS: m.NetNS, Cgroup: m.Cgroup,
 		Path: "etcd",
 		Args: []string{
 			"--name", m.Name, "--data-dir", p.etcd,
-			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-client-urls", etcdListenClientURLs(m), "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			// Ignored once the data dir exists (restarts rejoin).
 			"--initial-cluster", strings.Join(peers, ","),
@@ -192,6 +199,16 @@ func (e *Engine) startEtcd(ctx context.Context, c *engines.Cluster, i int) error
 		},
 		Log: p.etcdLog,
 	})
+}
+
+// etcdListenClientURLs are where member m's etcd takes its clients'
+// connections: its address, and loopback when it must.
+func etcdListenClientURLs(m engines.Member) string {
+	urls := "http://" + m.AddrPort(EtcdClientPort).String()
+	if loopback(m) {
+		urls += fmt.Sprintf(",http://127.0.0.1:%d", m.Port(EtcdClientPort))
+	}
+	return urls
 }
 
 func (e *Engine) startPatroni(ctx context.Context, c *engines.Cluster, i int) error {
@@ -208,7 +225,8 @@ func (e *Engine) startPatroni(ctx context.Context, c *engines.Cluster, i int) er
 
 func (e *Engine) startFerretDB(ctx context.Context, c *engines.Cluster, i int) error {
 	bin := e.FerretDBPath()
-	if _, err := os.Stat(bin); err != nil {
+	if _, err := os.Stat(bin); err != nil && !c.Remote() {
+		// on a cluster it is in the engine's image, at the same path
 		return fmt.Errorf("FerretDB is not built (run Install): %w", err)
 	}
 	m := c.Members[i]
@@ -218,9 +236,9 @@ func (e *Engine) startFerretDB(ctx context.Context, c *engines.Cluster, i int) e
 		Path: bin,
 		Args: []string{
 			"--handler=postgresql",
-			"--postgresql-url=" + FerretDBURL(c),
-			"--listen-addr=" + hostPort(m.Addr, FerretDBPort),
-			"--debug-addr=" + hostPort(m.Addr, ferretDebugPort),
+			"--postgresql-url=" + FerretDBURL(c, m),
+			"--listen-addr=" + bindOne(m, FerretDBPort),
+			"--debug-addr=" + m.AddrPort(FerretDBDebugPort).String(),
 			"--state-dir=" + p.ferret,
 			"--telemetry=disable",
 			"--log-format=text",

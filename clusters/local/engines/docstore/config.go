@@ -1,13 +1,12 @@
 package docstore
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"net"
 	"net/netip"
-	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,38 +15,63 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 )
 
-// Ports on each member's address. Members have their own addresses (lab
-// hosts, or distinct loopback addresses in tests), so the usual ports do not
-// collide; on one address these five differ from one another.
+// Ports on each member's address (plus its PortOffset). Members have their
+// own addresses (lab hosts, distinct loopback addresses in tests, a
+// cluster's nodes), so the usual ports do not collide; on one address
+// these six differ from one another.
 const (
-	EtcdClientPort  = 2379
-	EtcdPeerPort    = 2380
-	PostgresPort    = 5432
-	PatroniPort     = 8008
-	FerretDBPort    = 27017
-	ferretDebugPort = 8088
+	EtcdClientPort    = 2379
+	EtcdPeerPort      = 2380
+	PostgresPort      = 5432
+	PatroniPort       = 8008
+	FerretDBPort      = 27017
+	FerretDBDebugPort = 8088
 )
 
-// Lab-only credentials: the lab is on loopback or namespaces the lab owns.
 const (
 	ferretUser = "ferretdb"
 	ferretDB   = "ferretdb"
 	replUser   = "replicator"
+	// restUser may change Patroni's state through its REST API
+	restUser = "chaosloop"
 )
 
-func password(c *engines.Cluster, role string) string {
-	return "chaosloop-" + c.Service + "-" + role
+// password is a role's password. The labs' are fixed (the lab is on
+// loopback or namespaces the lab owns); on a real cluster's nodes, where
+// PostgreSQL listens on the nodes' own addresses, they derive from the
+// service's random secret (ensureSecret).
+func password(c *engines.Cluster, secret, role string) string {
+	if secret == "" {
+		return "chaosloop-" + c.Service + "-" + role
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(role))
+	return hex.EncodeToString(mac.Sum(nil))[:32]
 }
 
-func hostPort(a netip.Addr, port int) string {
-	return net.JoinHostPort(a.String(), strconv.Itoa(port))
+// loopback listens at member m's port p too, for a cluster's port-forward
+// (Member.ListenLoopback); a member on a loopback address needs none.
+func loopback(m engines.Member) bool { return m.ListenLoopback && !m.Addr.IsLoopback() }
+
+// bindOne is where a process that binds a single address (Patroni's REST
+// API, FerretDB) listens at port p: its member's address, or all of
+// them when it must take the port-forward's connections on loopback too.
+func bindOne(m engines.Member, p uint16) string {
+	if !loopback(m) {
+		return m.AddrPort(p).String()
+	}
+	anyAddr := netip.IPv4Unspecified()
+	if m.Addr.Is6() {
+		anyAddr = netip.IPv6Unspecified()
+	}
+	return netip.AddrPortFrom(anyAddr, m.Port(p)).String()
 }
 
 // Paths of one member's files.
 type paths struct {
 	etcd, pgData, pgRun, ferret  string
 	patroniYAML, postBootstrap   string
-	pgpass                       string
+	pgpass, ferretPass           string
 	etcdLog, patroniLog, ferrLog string
 }
 
@@ -60,35 +84,86 @@ func memberPaths(m engines.Member) paths {
 		patroniYAML:   filepath.Join(m.DataDir, "patroni.yml"),
 		postBootstrap: filepath.Join(m.DataDir, "post-bootstrap.sh"),
 		pgpass:        filepath.Join(m.DataDir, "pgrun", "pgpass"),
+		ferretPass:    filepath.Join(m.DataDir, "ferretdb", "pgpass"),
 		etcdLog:       filepath.Join(m.LogDir, "etcd.log"),
 		patroniLog:    filepath.Join(m.LogDir, "patroni.log"),
 		ferrLog:       filepath.Join(m.LogDir, "ferretdb.log"),
 	}
 }
 
-// FerretDBURL is the PostgreSQL URL a FerretDB uses: all members, so that
-// with target_session_attrs=read-write it follows Patroni's failovers.
-func FerretDBURL(c *engines.Cluster) string {
+// FerretDBURL is the PostgreSQL URL member m's FerretDB uses: all members,
+// so that with target_session_attrs=read-write it follows Patroni's
+// failovers. On a real cluster its password is in a file on m's node
+// (ferretPassFile), not on FerretDB's command line, which its pod's spec
+// shows.
+func FerretDBURL(c *engines.Cluster, m engines.Member) string {
 	hosts := make([]string, len(c.Members))
-	for i, m := range c.Members {
-		hosts[i] = hostPort(m.Addr, PostgresPort)
+	for i, o := range c.Members {
+		hosts[i] = o.AddrPort(PostgresPort).String()
 	}
-	return fmt.Sprintf("postgres://%s:%s@%s/%s?target_session_attrs=read-write&connect_timeout=3",
-		ferretUser, password(c, "ferretdb"), strings.Join(hosts, ","), ferretDB)
+	auth, extra := ferretUser+":"+password(c, "", "ferretdb"), ""
+	if c.Remote() {
+		auth, extra = ferretUser, "&passfile="+memberPaths(m).ferretPass
+	}
+	return fmt.Sprintf("postgres://%s@%s/%s?target_session_attrs=read-write&connect_timeout=3%s",
+		auth, strings.Join(hosts, ","), ferretDB, extra)
+}
+
+// ferretPassFile is the pgpass file of FerretDB's password on a real
+// cluster's node.
+func ferretPassFile(c *engines.Cluster, secret string) []byte {
+	return []byte(fmt.Sprintf("*:*:%s:%s:%s\n", ferretDB, ferretUser, password(c, secret, "ferretdb")))
+}
+
+// hbaSources are where PostgreSQL takes its roles' connections from:
+// loopback and the members, the lab's whole range there, on a real
+// cluster each member's node address (its processes connect from it).
+func hbaSources(c *engines.Cluster) []string {
+	out := []string{"127.0.0.0/8"}
+	if !c.Remote() {
+		return append(out, "198.18.0.0/15")
+	}
+	for _, m := range c.Members {
+		out = append(out, netip.PrefixFrom(m.Addr, m.Addr.BitLen()).String())
+	}
+	return out
+}
+
+// postgresListen is Patroni's postgresql.listen: member m's address, and
+// loopback when it must (Patroni takes a comma-separated list).
+func postgresListen(m engines.Member) string {
+	if loopback(m) {
+		return fmt.Sprintf("%s,127.0.0.1:%d", m.Addr, m.Port(PostgresPort))
+	}
+	return m.AddrPort(PostgresPort).String()
+}
+
+// restAPI is Patroni's restapi section. Its REST API binds one address:
+// all of them when it must take a port-forward's connections on loopback
+// too, its state-changing calls then behind a password.
+func restAPI(c *engines.Cluster, m engines.Member, secret string) map[string]any {
+	api := map[string]any{
+		"listen":          bindOne(m, PatroniPort),
+		"connect_address": m.AddrPort(PatroniPort).String(),
+	}
+	if secret != "" {
+		api["authentication"] = map[string]any{"username": restUser, "password": password(c, secret, "restapi")}
+	}
+	return api
 }
 
 // patroniConfig is Patroni's YAML for member i. The DCS settings are those
 // that lost no acknowledged write in lab-facts' partition and kill runs.
-func patroniConfig(c *engines.Cluster, i int) ([]byte, error) {
+func patroniConfig(c *engines.Cluster, i int, secret string) ([]byte, error) {
 	m := c.Members[i]
 	p := memberPaths(m)
 	etcdHosts := make([]string, len(c.Members))
 	for j, o := range c.Members {
-		etcdHosts[j] = hostPort(o.Addr, EtcdClientPort)
+		etcdHosts[j] = o.AddrPort(EtcdClientPort).String()
 	}
 	var hba []string
 	for _, db := range []string{"replication " + replUser, "all all"} {
-		for _, cidr := range []string{"127.0.0.0/8", "198.18.0.0/15"} {
+		for _, cidr := range hbaSources(c) {
 			hba = append(hba, fmt.Sprintf("host %s %s scram-sha-256", db, cidr))
 		}
 	}
@@ -98,10 +173,7 @@ func patroniConfig(c *engines.Cluster, i int) ([]byte, error) {
 		"namespace": "/chaosloop/",
 		"name":      m.Name,
 		"log":       map[string]any{"level": "INFO"},
-		"restapi": map[string]any{
-			"listen":          hostPort(m.Addr, PatroniPort),
-			"connect_address": hostPort(m.Addr, PatroniPort),
-		},
+		"restapi":   restAPI(c, m, secret),
 		// `etcd:` is the v2 store. With `etcd3:` Patroni 3.0.2 let an old
 		// leader retake leadership after a partition (22k writes lost).
 		"etcd": map[string]any{
@@ -139,8 +211,8 @@ func patroniConfig(c *engines.Cluster, i int) ([]byte, error) {
 			"post_bootstrap": p.postBootstrap,
 		},
 		"postgresql": map[string]any{
-			"listen":          hostPort(m.Addr, PostgresPort),
-			"connect_address": hostPort(m.Addr, PostgresPort),
+			"listen":          postgresListen(m),
+			"connect_address": m.AddrPort(PostgresPort).String(),
 			"data_dir":        p.pgData,
 			"bin_dir":         pgBinDir,
 			"pgpass":          p.pgpass,
@@ -149,11 +221,12 @@ func patroniConfig(c *engines.Cluster, i int) ([]byte, error) {
 			// checkpoint made the first start take ~2 minutes.
 			"basebackup": []any{map[string]any{"checkpoint": "fast"}},
 			"authentication": map[string]any{
-				"superuser":   map[string]any{"username": "postgres", "password": password(c, "postgres")},
-				"replication": map[string]any{"username": replUser, "password": password(c, "replication")},
+				"superuser":   map[string]any{"username": "postgres", "password": password(c, secret, "postgres")},
+				"replication": map[string]any{"username": replUser, "password": password(c, secret, "replication")},
 			},
 			// Several PostgreSQLs share one machine in tests: each needs its
-			// own socket directory (they all use port 5432).
+			// own socket directory (they all use port 5432). It is in the
+			// member's directory, which a cluster's pod mounts.
 			"parameters": map[string]any{
 				"unix_socket_directories": p.pgRun,
 			},
@@ -174,87 +247,11 @@ func patroniConfig(c *engines.Cluster, i int) ([]byte, error) {
 
 // postBootstrapScript creates FerretDB's role and database once, on the
 // bootstrapping leader (Patroni passes the superuser's connection URL).
-func postBootstrapScript(c *engines.Cluster) string {
+func postBootstrapScript(c *engines.Cluster, secret string) string {
 	return fmt.Sprintf(`#!/bin/sh
 set -e
 %s/psql "$1" -v ON_ERROR_STOP=1 -c "CREATE ROLE %s LOGIN PASSWORD '%s'" -c "CREATE DATABASE %s OWNER %s"
-`, pgBinDir, ferretUser, password(c, "ferretdb"), ferretDB, ferretUser)
-}
-
-// prepareMember writes member i's config and creates its directories,
-// owned by postgres where PostgreSQL or Patroni write.
-func prepareMember(c *engines.Cluster, i int) error {
-	m := c.Members[i]
-	if m.DataDir == "" || m.LogDir == "" {
-		return fmt.Errorf("member %s: DataDir and LogDir must be set", m.Name)
-	}
-	pg, err := user.Lookup("postgres")
-	if err != nil {
-		return fmt.Errorf("user postgres (is postgresql-15 installed?): %w", err)
-	}
-	uid, _ := strconv.Atoi(pg.Uid)
-	gid, _ := strconv.Atoi(pg.Gid)
-	p := memberPaths(m)
-	for _, d := range []string{m.DataDir, m.LogDir, p.etcd, p.ferret} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	if err := os.Chmod(p.etcd, 0o700); err != nil {
-		return err
-	}
-	for _, d := range []string{p.pgData, p.pgRun} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-		if err := os.Chown(d, uid, gid); err != nil {
-			return err
-		}
-	}
-	if err := checkTraversable(p.pgData); err != nil {
-		return fmt.Errorf("member %s: user postgres cannot reach its data dir: %w", m.Name, err)
-	}
-	cfg, err := patroniConfig(c, i)
-	if err != nil {
-		return err
-	}
-	files := []struct {
-		path string
-		data []byte
-		mode os.FileMode
-	}{
-		{p.patroniYAML, cfg, 0o600},
-		{p.postBootstrap, []byte(postBootstrapScript(c)), 0o700},
-	}
-	for _, f := range files {
-		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
-			return err
-		}
-		if err := os.Chmod(f.path, f.mode); err != nil {
-			return err
-		}
-		if err := os.Chown(f.path, uid, gid); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkTraversable fails when a parent of dir is closed to others (e.g. a
-// 0700 temp dir of root's), which PostgreSQL would only report in its log.
-func checkTraversable(dir string) error {
-	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
-		st, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if st.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("%s has mode %s (needs o+x)", d, st.Mode().Perm())
-		}
-		if d == "/" || d == "." {
-			return nil
-		}
-	}
+`, pgBinDir, ferretUser, password(c, secret, "ferretdb"), ferretDB, ferretUser)
 }
 
 // Patroni timing (bootstrap.dcs): the leader key expires PatroniTTL after

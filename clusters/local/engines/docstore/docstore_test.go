@@ -592,7 +592,7 @@ func TestPatroniConfig(t *testing.T) {
 	for i := range 3 {
 		c.Members = append(c.Members, engines.Member{Name: fmt.Sprintf("m%d", i), Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(i + 1)}), DataDir: "/d", LogDir: "/l"})
 	}
-	b, err := patroniConfig(c, 1)
+	b, err := patroniConfig(c, 1, "")
 	require.NoError(t, err)
 	y := string(b)
 	// The settings lab-facts measured with no acknowledged write lost.
@@ -600,10 +600,12 @@ func TestPatroniConfig(t *testing.T) {
 	require.NotContains(t, y, "etcd3")
 	for _, want := range []string{"synchronous_mode: true", "synchronous_mode_strict: true", "synchronous_node_count: 1",
 		"ttl: 10", "loop_wait: 2", "retry_timeout: 3", "wal_sender_timeout: 10s", "use_pg_rewind: true", "use_slots: true",
-		"198.18.0.1:2379,198.18.0.2:2379,198.18.0.3:2379", "listen: 198.18.0.2:5432"} {
+		"198.18.0.1:2379,198.18.0.2:2379,198.18.0.3:2379", "listen: 198.18.0.2:5432", "listen: 198.18.0.2:8008",
+		"unix_socket_directories: /d/pgrun", "host all all 198.18.0.0/15 scram-sha-256", "password: chaosloop-mongodb-postgres"} {
 		require.Contains(t, y, want)
 	}
-	require.Equal(t, "postgres://ferretdb:chaosloop-mongodb-ferretdb@198.18.0.1:5432,198.18.0.2:5432,198.18.0.3:5432/ferretdb?target_session_attrs=read-write&connect_timeout=3", FerretDBURL(c))
+	require.NotContains(t, patroniYAML(t, b)["restapi"], "authentication", "the labs' REST API has no password")
+	require.Equal(t, "postgres://ferretdb:chaosloop-mongodb-ferretdb@198.18.0.1:5432,198.18.0.2:5432,198.18.0.3:5432/ferretdb?target_session_attrs=read-write&connect_timeout=3", FerretDBURL(c, c.Members[0]))
 }
 
 // TestDocstorePartition cuts the leader's host off the network while one

@@ -3,7 +3,8 @@
 // service is FerretDB v1.24.2 (the MongoDB wire protocol) over a
 // Patroni-managed PostgreSQL 15 trio with synchronous replication, with etcd
 // (v2 API) as Patroni's store. Every member host runs one etcd, one Patroni
-// (managing one PostgreSQL) and one FerretDB.
+// (managing one PostgreSQL) and one FerretDB; on a real cluster (deploy
+// mode) each of them is a pod on its member's node, from the engine's image.
 package docstore
 
 import (

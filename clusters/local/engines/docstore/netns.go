@@ -74,9 +74,25 @@ func (d nsDialer) DialContext(ctx context.Context, network, address string) (net
 	return r.c, r.err
 }
 
-func httpClient(m engines.Member) *http.Client {
+// dialer is how chaosloop reaches member m: on a real cluster through the
+// cluster's dialer (a port-forward to the member's node), else as Dialer.
+func dialer(c *engines.Cluster, m engines.Member) ContextDialer {
+	if c.Remote() {
+		return dialFunc(c.Dialer())
+	}
+	return Dialer(m)
+}
+
+// dialFunc is an engines.DialFunc as a ContextDialer.
+type dialFunc engines.DialFunc
+
+func (f dialFunc) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return f(ctx, network, address)
+}
+
+func httpClient(c *engines.Cluster, m engines.Member) *http.Client {
 	return &http.Client{Transport: &http.Transport{
-		DialContext:       Dialer(m).DialContext,
+		DialContext:       dialer(c, m).DialContext,
 		DisableKeepAlives: true,
 	}}
 }

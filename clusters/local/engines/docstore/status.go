@@ -50,14 +50,14 @@ type patroniCluster struct {
 
 // patroniGet reads one Patroni REST resource with a short timeout: Status
 // must stay cheap even with members down or frozen.
-func patroniGet[T any](ctx context.Context, m engines.Member, path string) (*T, error) {
+func patroniGet[T any](ctx context.Context, c *engines.Cluster, m engines.Member, path string) (*T, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostPort(m.Addr, PatroniPort)+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.AddrPort(PatroniPort).String()+path, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := httpClient(m).Do(req)
+	resp, err := httpClient(c, m).Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +76,7 @@ func (e *Engine) waitLeaderAndSync(ctx context.Context, c *engines.Cluster) erro
 		func(ctx context.Context) error {
 			var last error
 			for _, m := range c.Members {
-				cl, err := patroniGet[patroniCluster](ctx, m, "/cluster")
+				cl, err := patroniGet[patroniCluster](ctx, c, m, "/cluster")
 				if err != nil {
 					last = err
 					continue
@@ -115,10 +115,10 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 	// All probes at once: a frozen member costs one timeout, not one per
 	// probe and member.
 	for i, m := range c.Members {
-		wg.Go(func() { nodes[i], nodeErrs[i] = patroniGet[patroniNode](ctx, m, "/patroni") })
-		wg.Go(func() { clusters[i], clusterErrs[i] = patroniGet[patroniCluster](ctx, m, "/cluster") })
+		wg.Go(func() { nodes[i], nodeErrs[i] = patroniGet[patroniNode](ctx, c, m, "/patroni") })
+		wg.Go(func() { clusters[i], clusterErrs[i] = patroniGet[patroniCluster](ctx, c, m, "/cluster") })
 		wg.Go(func() {
-			ferretErrs[i] = dial(ctx, m, FerretDBPort)
+			ferretErrs[i] = dial(ctx, c, m, FerretDBPort)
 			ferretUp[i] = ferretErrs[i] == nil
 		})
 	}
@@ -195,10 +195,10 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 	return st, nil
 }
 
-func dial(ctx context.Context, m engines.Member, port int) error {
+func dial(ctx context.Context, c *engines.Cluster, m engines.Member, port uint16) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	conn, err := Dialer(m).DialContext(ctx, "tcp", hostPort(m.Addr, port))
+	conn, err := dialer(c, m).DialContext(ctx, "tcp", m.AddrPort(port).String())
 	if err != nil {
 		return err
 	}
@@ -221,6 +221,6 @@ func (e *Engine) ping(ctx context.Context, c *engines.Cluster, i int) error {
 func (e *Engine) connect(ctx context.Context, c *engines.Cluster, i int) (*mongo.Client, error) {
 	opts := options.Client().ApplyURI(e.Endpoints(c)[i]).
 		SetServerSelectionTimeout(probeTimeout).SetConnectTimeout(probeTimeout)
-	opts.SetDialer(Dialer(c.Members[i]))
+	opts.SetDialer(dialer(c, c.Members[i]))
 	return mongo.Connect(ctx, opts)
 }
