@@ -8,6 +8,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/docstore"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/galera"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
@@ -46,6 +47,11 @@ var kinds = map[string]engineKind{
 	local.EngineGalera: {image: "mariadb", ports: []uint16{galera.ClientPort, galera.GroupPort, galera.ISTPort, galera.SSTPort},
 		processes: one(mariadb.ProcName), budget: galera.FailoverBudget,
 		make: func(log *slog.Logger, _ *topology.Service) Engine { return galera.New(log) }},
+	local.EngineDocstore: {image: "docstore", processes: docstore.ProcessNames, budget: docstore.FailoverBudget,
+		ports: []uint16{docstore.EtcdClientPort, docstore.EtcdPeerPort, docstore.PostgresPort, docstore.PatroniPort,
+			docstore.FerretDBPort, docstore.FerretDBDebugPort},
+		// FerretDB is in the engine's image at the default cache's path
+		make: func(log *slog.Logger, _ *topology.Service) Engine { return docstore.New(log, local.DefaultCache) }},
 	local.EngineRedis: {image: "redis", ports: []uint16{redis.Port, redis.SentinelPort}, processes: redis.ProcessNames,
 		budget: redis.FailoverBudget,
 		make:   func(log *slog.Logger, _ *topology.Service) Engine { return redis.New(log) }},
@@ -56,7 +62,7 @@ func one(name func(engines.Member) string) func(engines.Member) []string {
 	return func(m engines.Member) []string { return []string{name(m)} }
 }
 
-const deployableKinds = "chaosloop deploys only etcd (and Raft), KRaft Kafka, Redis and Galera (mysql, replication: group) services on a cluster yet"
+const deployableKinds = "chaosloop deploys only etcd (and Raft), KRaft Kafka, Redis, Galera (mysql, replication: group) and FerretDB on Patroni (mongodb) services on a cluster yet"
 
 // kindOf is sv's engine in deploy mode, or why chaosloop cannot deploy
 // it on a cluster yet. A stateless service is the load's, which deploy

@@ -24,5 +24,5 @@ func TestObservable(t *testing.T) {
 	require.EqualError(t, Observable(topo("deploy.yaml"), false),
 		"services[0]: service etcd is not attached (services[].attach): chaosloop deploys it from --registry, which was not given")
 	require.EqualError(t, Observable(topo("faults.yaml"), true),
-		"services[0]: service handlers is not attached (services[].attach): chaosloop deploys only etcd (and Raft), KRaft Kafka, Redis and Galera (mysql, replication: group) services on a cluster yet, not a stateless service")
+		"services[0]: service handlers is not attached (services[].attach): chaosloop deploys only etcd (and Raft), KRaft Kafka, Redis, Galera (mysql, replication: group) and FerretDB on Patroni (mongodb) services on a cluster yet, not a stateless service")
 }

@@ -75,7 +75,7 @@ crash, 'chaosloop down' (or 'heal') undoes them.
 
 With --on k3s (--context C) an attached service (services[].attach: the
 adopter's own pods) is observed, and one not attached is deployed from
---registry R (etcd, KRaft Kafka, Redis and Galera so far: a pod per member process on
+--registry R (etcd, KRaft Kafka, Redis, Galera and FerretDB on Patroni so far: a pod per member process on
 its node, at the engine's ports plus --port-offset; killed or powered-off
 members are started again at the fault's end). chaosloop drives no load there: it samples the services with
 its probes while the scenario's faults go in (the load section gives the
