@@ -36,7 +36,7 @@ func prepareMember(ctx context.Context, c *engines.Cluster, i int) error {
 	if err := checkSocketPath(c, m); err != nil {
 		return err
 	}
-	secret, err := ensureSecret(ctx, c, i)
+	secret, err := ensureSecret(ctx, c)
 	if err != nil {
 		return err
 	}

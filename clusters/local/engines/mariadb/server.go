@@ -11,7 +11,6 @@
 package mariadb
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -91,68 +90,26 @@ func SocketPath(m engines.Member) string {
 	return filepath.Join("/run/chaosloop/mysql", hex.EncodeToString(h[:8])+".mariadbd.sock")
 }
 
-// PasswordFile is where the workload account's password (file name
-// name) is kept for member m: in the lab's state directory, one file for
-// every member; on a real cluster's nodes, beside the member's
-// directories (the scenario's directory on its node), since chaosloop's
-// own machine keeps no state of a run there.
-func PasswordFile(c *engines.Cluster, m engines.Member, name string) string {
-	if c.Remote() {
-		return filepath.Join(filepath.Dir(m.DataDir), name)
-	}
-	return filepath.Join(c.StateDir, name)
-}
-
-// ReadPassword reads the workload account's password (PasswordFile
-// name) from the first member's node that has it.
+// ReadPassword reads the workload account's password (the cluster's
+// secret name).
 func ReadPassword(ctx context.Context, c *engines.Cluster, name string) (string, error) {
-	var errs []error
-	for _, m := range c.Members {
-		b, err := c.FS().ReadFile(ctx, m, PasswordFile(c, m, name))
-		if err == nil && len(bytes.TrimSpace(b)) > 0 {
-			return strings.TrimSpace(string(b)), nil
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if !c.Remote() {
-			break // one file for every member
-		}
+	pw, err := c.ReadSecret(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("mariadb password (written by Start): %w", err)
 	}
-	return "", fmt.Errorf("mariadb password (written by Start): %w", errors.Join(errs...))
+	return pw, nil
 }
 
-// EnsurePassword returns the workload account's password, creating a
-// random one if no member's node has it, and writes it where a member
-// lacks it (a member whose files a destroy removed).
+// EnsurePassword returns the workload account's password, a random one
+// made when no member's node has it (engines.Cluster.Secret).
 func EnsurePassword(ctx context.Context, c *engines.Cluster, name string) (string, error) {
-	pw, err := ReadPassword(ctx, c, name)
-	if err != nil {
+	return c.Secret(ctx, name, func() (string, error) {
 		b := make([]byte, 12)
 		if _, err := rand.Read(b); err != nil {
 			return "", err
 		}
-		pw = hex.EncodeToString(b)
-	}
-	for _, m := range c.Members {
-		fs, path := c.FS(), PasswordFile(c, m, name)
-		if have, err := fs.ReadFile(ctx, m, path); err == nil && strings.TrimSpace(string(have)) == pw {
-			if !c.Remote() {
-				break
-			}
-			continue
-		}
-		if err := fs.MkdirAll(ctx, m, filepath.Dir(path), 0o755); err != nil {
-			return "", err
-		}
-		if err := fs.WriteFile(ctx, m, path, []byte(pw+"\n"), 0o600); err != nil {
-			return "", err
-		}
-		if !c.Remote() {
-			break
-		}
-	}
-	return pw, nil
+		return hex.EncodeToString(b), nil
+	})
 }
 
 // Version reports mariadbd's version.
