@@ -45,7 +45,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	ctx := t.Context()
 	tags := map[string]string{}
 	for _, e := range (&images.Builder{Cache: kindtest.Cache, Log: enginetest.Log(t)}).Engines() {
-		if e.Name == "etcd" || e.Name == "kafka" || e.Name == "redis" || e.Name == "mariadb" {
+		if e.Name == "etcd" || e.Name == "kafka" || e.Name == "redis" || e.Name == "mariadb" || e.Name == "docstore" {
 			tags[e.Name] = e.Tag()
 			// as if pulled from the registry: the nodes have it, so none is
 			require.NoError(t, c.LoadImage(ctx, e.Tag()))
@@ -121,6 +121,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	deployedKafka(t, c, kc, o, runs)
 	deployedRedis(t, c, kc, o, runs)
 	deployedGalera(t, c, kc, o, runs)
+	deployedDocstore(t, c, kc, o, runs)
 }
 
 // deployedKafka: testdata/deploy-kafka.yaml deploys a KRaft Kafka (its
@@ -203,6 +204,26 @@ func deployedGalera(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.
 		require.Equal(t, "600 root", strings.TrimSpace(string(out)))
 	}
 	deployedDown(t, kc, 3)
+}
+
+// deployedDocstore: testdata/deploy-docstore.yaml deploys the document
+// store (three pods per member: Patroni with its PostgreSQL, an etcd,
+// FerretDB), kills member 0, the bootstrap leader, then cuts dc2-w off:
+// Patroni keeps a leader in dc1, as analyze predicts: PASS. The killed
+// member rejoins. The service's secret is on each member's node, root's
+// only.
+func deployedDocstore(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
+	ctx := t.Context()
+	scoredRunOn(t, o, runs, "deploy-docstore.yaml", checks.Pass)
+	whole := deployedWhole(t, o, "deploy-docstore.yaml")
+	require.Len(t, whole.Members, 3)
+	root := deploy.Root(agentScenario)
+	for i, node := range adopterEtcdNodes {
+		out, err := c.Exec(ctx, node, fmt.Sprintf("stat -c '%%a %%U' %s/docs-%d/docs.docstore-secret", root, i))
+		require.NoError(t, err, "member %d's files on %s: %s", i, node, out)
+		require.Equal(t, "600 root", strings.TrimSpace(string(out)))
+	}
+	deployedDown(t, kc, 9)
 }
 
 // hardKill: a kill of a deployed member (target) is a SIGKILL of its
