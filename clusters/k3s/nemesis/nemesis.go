@@ -449,16 +449,27 @@ func (n *Nemesis) numberedMember(tg scenarios.Target) error {
 // for good; a deployed member is started again at the fault's end, as in
 // the labs.
 func (n *Nemesis) deletePod(ctx context.Context, f lab.Fault) error {
+	return n.eachPod(ctx, f, func(m member) error {
+		n.Log.Info("nemesis: kill: deleting the member's pod", "target", f.Target, "pod", m.namespace+"/"+m.name, "node", m.node)
+		err := n.Cluster.Client.CoreV1().Pods(m.namespace).Delete(ctx, m.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &m.uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting pod %s/%s: %w", m.namespace, m.name, err)
+		}
+		return nil
+	})
+}
+
+// eachPod does act on each pod of f's member, all of them whatever fails,
+// and joins what failed.
+func (n *Nemesis) eachPod(ctx context.Context, f lab.Fault, act func(member) error) error {
 	ms, err := n.memberPods(ctx, f)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, m := range ms {
-		n.Log.Info("nemesis: kill: deleting the member's pod", "target", f.Target, "pod", m.namespace+"/"+m.name, "node", m.node)
-		err = n.Cluster.Client.CoreV1().Pods(m.namespace).Delete(ctx, m.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &m.uid}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("nemesis: %s: deleting pod %s/%s: %w", f.Target, m.namespace, m.name, err))
+		if err := act(m); err != nil {
+			errs = append(errs, fmt.Errorf("nemesis: %s: %w", f.Target, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -470,25 +481,19 @@ func (n *Nemesis) deletePod(ctx context.Context, f lab.Fault) error {
 // ended (they are not restarted in place) until the lab starts the
 // member again.
 func (n *Nemesis) killPods(ctx context.Context, f lab.Fault) error {
-	ms, err := n.memberPods(ctx, f)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, m := range ms {
+	return n.eachPod(ctx, f, func(m member) error {
 		if len(m.containers) == 0 {
 			n.Log.Info("nemesis: kill: the member's pod runs no container: dead already", "target", f.Target, "pod", m.namespace+"/"+m.name)
-			continue
+			return nil
 		}
 		argv := []string{"chaosloop", "internal", "agent", "--cgroups", agent.CgroupsMount, "--kill-pod", string(m.uid), "--kill", strings.Join(m.containers, ",")}
 		out, _, err := n.agents().Exec(ctx, n.Cluster.Config, m.node, nil, argv...)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("nemesis: %s: SIGKILL to pod %s/%s: %w", f.Target, m.namespace, m.name, err))
-			continue
+			return fmt.Errorf("SIGKILL to pod %s/%s: %w", m.namespace, m.name, err)
 		}
 		n.Log.Info("nemesis: kill: sent SIGKILL to the member's processes", "target", f.Target, "pod", m.namespace+"/"+m.name, "node", m.node, "processes", strings.TrimSpace(string(out)))
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
 
 // member is a member's pod as it is now.
