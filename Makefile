@@ -5,8 +5,10 @@ PKGS    := ./...
 # Lab tests need root and install engines on first use; CI sets
 # CHAOSLOOP_REQUIRE_LAB=1 so that a skipped lab test fails.
 # -p 1: the lab tests share two cores; one package at a time keeps their
-# timings honest.
-TESTFLAGS ?= -timeout 30m -p 1
+# timings honest. -timeout bounds one package: the kind backend's tests
+# (clusters/kind/kindlab, a cluster used as a real one through every
+# deploy-mode engine) took over 30 minutes on a 2-core machine.
+TESTFLAGS ?= -timeout 45m -p 1
 
 .PHONY: all build test test-short bench fuzz vet demo clean
 
