@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
@@ -68,17 +66,12 @@ func (l *Lab) PrepareDocstore(ctx context.Context, service, db string, collectio
 // lab.WatchPeer).
 const ClientUserTimeout = 4 * time.Second
 
-// entryHoldoff: a host a dial failed through is passed over this long, as a
-// load balancer's passive health check would (only while another host is
-// left).
-const entryHoldoff = 5 * time.Second
-
 // DialFromAny returns a dialer for a client that enters the lab through
 // the nodes of a service, like a load balancer in front of them: each
 // connection is opened from the first of those hosts (rotating) that has
 // power, has not just failed a dial, and reaches the address, so a client
-// survives the loss of one. Connections fail fast when their path goes
-// dark, so the client's next one goes through another node.
+// survives the loss of one (lab.Rotate). Connections fail fast when their
+// path goes dark, so the client's next one goes through another node.
 func (l *Lab) DialFromAny(service string) (engines.DialFunc, error) {
 	ss, err := l.service(service)
 	if err != nil {
@@ -92,57 +85,22 @@ func (l *Lab) DialFromAny(service string) (engines.DialFunc, error) {
 		}
 		hosts = append(hosts, h)
 	}
-	var (
-		next   atomic.Uint32
-		mu     sync.Mutex
-		failed = make([]time.Time, len(hosts))
-	)
 	d := lab.FailFastDialer(ClientUserTimeout)
-	return func(ctx context.Context, network, address string) (net.Conn, error) {
-		// One attempt per dial, through the next powered host in rotation
-		// that has not just failed a dial (else the one that failed
-		// longest ago): a dial whose target is dead (a broker that lost
-		// power) then fails after one attempt, and the client's own retry
-		// goes through the next host. Trying every host in turn made such a
-		// dial cost up to 12 s, which held the client's Kafka producer on a
-		// dead leader (franz-go dials it again before each metadata
-		// refresh) for the whole power-off (measured: 2,097 transfers
-		// ended unknown, "produce: context deadline exceeded").
-		start := int(next.Add(1))
-		pick, oldest := -1, -1
-		mu.Lock()
-		for j := range hosts {
-			k := (start + j) % len(hosts)
-			if !l.net.Powered(hosts[k].Node) {
-				continue
+	return lab.Rotate(lab.Entries{
+		N:      len(hosts),
+		Usable: func(i int) bool { return l.net.Powered(hosts[i].Node) },
+		Through: func(ctx context.Context, i int, network, address string) (net.Conn, error) {
+			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			c, err := netlab.DialIn(actx, hosts[i].NetNS, d, network, address)
+			if err != nil {
+				return nil, err
 			}
-			if time.Since(failed[k]) >= entryHoldoff {
-				pick = k
-				break
-			}
-			if oldest < 0 || failed[k].Before(failed[oldest]) {
-				oldest = k
-			}
-		}
-		mu.Unlock()
-		if pick < 0 {
-			pick = oldest
-		}
-		if pick < 0 {
-			return nil, fmt.Errorf("dial %s: no node of %s has power", address, service)
-		}
-		h := hosts[pick]
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		c, err := netlab.DialIn(actx, h.NetNS, d, network, address)
-		cancel()
-		if err == nil {
 			return lab.WatchPeer(c, ClientUserTimeout), nil
-		}
-		mu.Lock()
-		failed[pick] = time.Now()
-		mu.Unlock()
-		return nil, fmt.Errorf("from %s: %w", h.Node, err)
-	}, nil
+		},
+		Name: func(i int) string { return hosts[i].Node },
+		None: "no node of " + service + " has power",
+	}), nil
 }
 
 // PreferPrimaries puts every Redis service's primary back on member 0, as
@@ -185,7 +143,7 @@ func (l *Lab) PreferLeaders(ctx context.Context, wait time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if err := k.e.ElectPreferredLeaders(ctx, &ss.Cluster, k.o, wait); err != nil {
+		if err := k.ElectPreferredLeaders(ctx, &ss.Cluster, wait); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: %w", ss.Name, err))
 		}
 	}

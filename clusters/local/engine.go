@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/docstore"
@@ -213,6 +214,13 @@ func (k *kafkaEngine) Status(ctx context.Context, c *engines.Cluster) (engines.S
 	return k.e.Status(ctx, c, k.o)
 }
 func (k *kafkaEngine) Endpoints(c *engines.Cluster) []string { return k.e.Endpoints(c) }
+
+// ElectPreferredLeaders makes the first broker of each partition's replica
+// list its leader, waiting at most wait (kafka.Engine's, with the
+// service's options).
+func (k *kafkaEngine) ElectPreferredLeaders(ctx context.Context, c *engines.Cluster, wait time.Duration) error {
+	return k.e.ElectPreferredLeaders(ctx, c, k.o, wait)
+}
 
 // Topics of the Mojaloop transfer pipeline, created on every kafka service.
 var Topics = []string{"topic-transfer-prepare", "topic-transfer-position", "topic-transfer-fulfil", "topic-notification-event"}

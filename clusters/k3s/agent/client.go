@@ -344,3 +344,20 @@ func (c *Client) agentPods(ctx context.Context) ([]corev1.Pod, error) {
 	}
 	return out, nil
 }
+
+// Image is the image the scenario's agents run: the chaosloop binary in it
+// also runs the workers of a run on the cluster (deploy.WorkerBinary).
+func (c *Client) Image(ctx context.Context) (string, error) {
+	pods, err := c.agentPods(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range pods {
+		for _, ct := range p.Spec.Containers {
+			if ct.Name == "agent" {
+				return ct.Image, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("agent: none of scenario %s runs (chaosloop up FILE --on k3s deploys them)", c.Scenario)
+}

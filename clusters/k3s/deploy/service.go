@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
 
@@ -92,6 +94,17 @@ func New(ctx context.Context, o Options, sv *topology.Service) (*Service, error)
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	c, err := onNodes(ctx, o, sv, image)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{Topo: sv, Engine: kind.make(o.Log, sv), Cluster: c}, nil
+}
+
+// onNodes places sv's members on their nodes: member i on the cluster node
+// of the scenario's node, at its InternalIP, its files under
+// Root(scenario), its processes pods from image.
+func onNodes(ctx context.Context, o Options, sv *topology.Service, image string) (*engines.Cluster, error) {
 	c := &engines.Cluster{Service: sv.Name}
 	for i, n := range sv.Members {
 		addr, err := internalIP(ctx, o.Cluster, o.NodeMap.ClusterNode(n.Name))
@@ -109,7 +122,7 @@ func New(ctx context.Context, o Options, sv *topology.Service) (*Service, error)
 	// a member's pod is found when it is dialed: it is made anew on each start
 	fwd.PodOf = func(ctx context.Context, addr netip.Addr) (string, error) { return memberPodAt(ctx, o, c, addr) }
 	c.Dial = fwd.Dial
-	return &Service{Topo: sv, Engine: kind.make(o.Log, sv), Cluster: c}, nil
+	return c, nil
 }
 
 // internalIP is a cluster node's InternalIP: where its hostNetwork pods
@@ -214,14 +227,27 @@ func (s *Service) Reset(ctx context.Context, i int) error {
 }
 
 // PlanObjects are the pods a run creates for the services of topo that
-// chaosloop deploys (those not attached and Deployable): one per member,
-// named as Pods names it. image is the engine's image, "" when no
-// registry was named.
-func PlanObjects(topo *topology.Topology, nm k3s.NodeMap, image func(engine string) (string, error), portOffset int) []k3s.Object {
+// chaosloop deploys (those not attached and Deployable): one per member
+// process, named as Pods names it; and when the run drives the load
+// (load), a worker pod per member of each stateless service not attached.
+// image is the engine's image, "" when no registry was named.
+func PlanObjects(topo *topology.Topology, nm k3s.NodeMap, image func(engine string) (string, error), portOffset int, load bool) []k3s.Object {
 	var out []k3s.Object
 	for _, sv := range topo.Services {
+		if sv.Spec.Attach != nil {
+			continue
+		}
+		if sv.Kind == scenarios.KindStateless && load {
+			for i, n := range sv.Members {
+				m := engines.Member{Index: i, Name: MemberName(sv.Name, i), Node: n.Name}
+				out = append(out, k3s.Object{Kind: "Pod", Namespace: k3s.Namespace, Name: PodName(workerName(m)),
+					Purpose: fmt.Sprintf("worker %d of service/%s (the run's transfer handler, %s in the agents' image) on node/%s, in its network; its configuration in %s there",
+						i, sv.Name, WorkerBinary, nm.ClusterNode(n.Name), filepath.Join(Root(topo.Name), m.Name, "data", "worker"))})
+			}
+			continue
+		}
 		kind, err := kindOf(sv)
-		if sv.Spec.Attach != nil || err != nil {
+		if err != nil {
 			continue
 		}
 		from := "the " + kind.image + " image in --registry"
@@ -297,4 +323,29 @@ func Observe(ctx context.Context, c *k3s.Cluster, topo *topology.Topology, nm k3
 	}
 	as.Engine = &st
 	return as, nil
+}
+
+// At says whether a member of the service is at addr (its node's).
+func (s *Service) At(addr netip.Addr) bool {
+	return slices.ContainsFunc(s.Cluster.Members, func(m engines.Member) bool { return m.Addr == addr })
+}
+
+// Serves says whether a member of the service listens at ap: its node's
+// address, one of its engine's ports plus the member's offset.
+func (s *Service) Serves(ap netip.AddrPort) bool {
+	kind, err := kindOf(s.Topo)
+	if err != nil {
+		return false
+	}
+	for _, m := range s.Cluster.Members {
+		if m.Addr != ap.Addr() {
+			continue
+		}
+		for _, p := range kind.ports {
+			if m.Port(p) == ap.Port() {
+				return true
+			}
+		}
+	}
+	return false
 }

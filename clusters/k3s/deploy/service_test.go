@@ -73,7 +73,7 @@ func TestDeployable(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "app.kubernetes.io/managed-by=chaosloop,chaosloop.io/scenario=t,chaosloop.io/member=etcd-1,!chaosloop.io/once", sel)
 
-	objs := PlanObjects(tp, nil, nil, 2000)
+	objs := PlanObjects(tp, nil, nil, 2000, false)
 	require.Len(t, objs, 27, "a pod per etcd, raft, KRaft kafka and Galera member, two per redis member (its Sentinel's), three per document store member (its Patroni's, etcd's and FerretDB's), none of the others")
 	require.True(t, strings.HasPrefix(objs[3].Purpose, "member 0 of service/vault (etcd, from the etcd image in --registry) on node/n1, in its network at ports 4379, 4380"), objs[3].Purpose)
 	require.Equal(t, "kafka-1.kafka", objs[7].Name)

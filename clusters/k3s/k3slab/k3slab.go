@@ -3,11 +3,13 @@
 // (services[].attach, attach mode), which chaosloop observes with its
 // engine probes (package probe), or chaosloop's own engines, which it
 // deploys there from the user's registry (package deploy: etcd, KRaft
-// Kafka and Redis so far).
-// Faults go through the node agents and the BMCs (package nemesis). It
-// drives no load there yet (lab.Capabilities.Observing): a run samples
-// the services through the scenario's faults and judges their quorum
-// against analyze.
+// Kafka, Redis, Galera and the document store so far).
+// Faults go through the node agents and the BMCs (package nemesis). When
+// chaosloop deployed every service (Drives), a run drives the transfer
+// load as on the labs: the handlers are worker pods, the client enters
+// through the client nodes' agents; otherwise it drives none
+// (lab.Capabilities.Observing): a run samples the services through the
+// scenario's faults and judges their quorum against analyze.
 package k3slab
 
 import (
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
 	"github.com/chaosloop/chaosloop/clusters/k3s/bmc"
 	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
 	"github.com/chaosloop/chaosloop/clusters/k3s/guard"
@@ -39,7 +42,7 @@ import (
 const Name = "k3s"
 
 // Observing is why a run on the backend drives no load.
-const Observing = "on a cluster chaosloop observes the services (the adopter's own, or the engines it deployed) and drives no load yet"
+const Observing = "on a cluster chaosloop observes the adopter's services and drives no load through them"
 
 // Options configure the backend.
 type Options struct {
@@ -64,6 +67,9 @@ type Options struct {
 	// PortOffset is added to the deployed engines' ports (the CLI's
 	// default is deploy.DefaultPortOffset).
 	PortOffset int
+	// Load: a run drives the transfer load (the scenario's services all
+	// deployed, Drives); else it only observes.
+	Load bool
 }
 
 // Provider is the k3s backend.
@@ -91,7 +97,10 @@ func (p *Provider) Name() string { return Name }
 // attached member (its pod deleted) and pause (its pod frozen by its
 // node's agent), power through the BMCs when an inventory is given.
 func (p *Provider) Capabilities() lab.Capabilities {
-	c := lab.Capabilities{Actions: map[string][]string{}, Observing: Observing}
+	c := lab.Capabilities{Actions: map[string][]string{}}
+	if !p.o.Load {
+		c.Observing = Observing
+	}
 	for _, a := range scenarios.Actions {
 		if (a == scenarios.ActionPowerOff || a == scenarios.ActionDestroy) && p.o.BMC == nil {
 			continue
@@ -114,11 +123,18 @@ func (p *Provider) Up(ctx context.Context, sc *scenarios.Scenario) (lab.Lab, err
 	if err != nil {
 		return nil, err
 	}
-	if err := Observable(topo, p.o.Image != nil); err != nil {
+	if err := Observable(topo, p.o.Image != nil, p.o.Load); err != nil {
 		return nil, err
 	}
+	if p.o.Load {
+		if why := Drives(topo, p.o.Image != nil); why != "" {
+			return nil, errors.New("k3s: " + why)
+		}
+	}
 	l := &Lab{topo: topo, cluster: p.o.Cluster, nm: p.o.NodeMap, log: p.o.Log, prober: probe.New(p.o.Cluster, p.o.Log),
-		deployed: map[string]*deploy.Service{}}
+		deployed: map[string]*deploy.Service{}, portOffset: p.o.PortOffset,
+		agents:  &agent.Client{Kube: p.o.Cluster.Client, Log: p.o.Log, Scenario: topo.Name},
+		workers: map[string]*deploy.Workers{}, work: map[string]lab.Worker{}}
 	l.nemesis = &nemesis.Nemesis{Cluster: p.o.Cluster, Topology: topo, NodeMap: p.o.NodeMap, BMC: p.o.BMC, Log: p.o.Log,
 		Lifetime: lifetime(sc)}
 	if err := l.refresh(ctx); err != nil {
@@ -152,8 +168,8 @@ func (p *Provider) progress(service, stage, detail string) {
 // that run already (a lab left up) are kept.
 func (p *Provider) deploy(ctx context.Context, l *Lab) error {
 	for _, sv := range l.topo.Services {
-		if sv.Spec.Attach != nil {
-			continue
+		if sv.Spec.Attach != nil || sv.Kind == scenarios.KindStateless {
+			continue // a stateless one's workers are the run's (StartWorkers)
 		}
 		p.progress(sv.Name, "deploying", "its members' pods on their nodes")
 		d, err := deploy.New(ctx, deploy.Options{Cluster: p.o.Cluster, Scenario: l.topo.Name, NodeMap: p.o.NodeMap,
@@ -187,12 +203,17 @@ func lifetime(sc *scenarios.Scenario) time.Duration {
 
 // Observable says why a scenario's services cannot be observed on a
 // cluster, or nil: each must be attached, or one chaosloop can deploy
-// (canDeploy: --registry was given), and each attached stateful one must
-// have a probe of attached members.
-func Observable(topo *topology.Topology, canDeploy bool) error {
+// (canDeploy: --registry was given) — a stateless one only when the run
+// drives the load (load: its members are the workers') —, and each
+// attached stateful one must have a probe of attached members.
+func Observable(topo *topology.Topology, canDeploy, load bool) error {
 	var errs []error
 	for _, sv := range topo.Services {
 		switch {
+		case sv.Spec.Attach == nil && sv.Kind == scenarios.KindStateless:
+			if !load {
+				errs = append(errs, fmt.Errorf("%s: service %s is not attached (services[].attach): chaosloop runs its workers there only when it drives the load, on services it deployed all", sv.Src, sv.Name))
+			}
 		case sv.Spec.Attach == nil:
 			if err := deploy.Deployable(sv); err != nil {
 				errs = append(errs, fmt.Errorf("%s: service %s is not attached (services[].attach): %w", sv.Src, sv.Name, err))
@@ -232,7 +253,15 @@ type Lab struct {
 	prober  *probe.Prober
 	nemesis *nemesis.Nemesis
 	// deployed are the services chaosloop deployed, by name.
-	deployed map[string]*deploy.Service
+	deployed   map[string]*deploy.Service
+	portOffset int
+	agents     *agent.Client
+
+	wmu sync.Mutex
+	// workers of the stateless services chaosloop placed (not attached),
+	// by name, and what each runs (to start again after a power-on)
+	workers map[string]*deploy.Workers
+	work    map[string]lab.Worker
 
 	mu     sync.Mutex
 	active []lab.Injected
@@ -348,6 +377,9 @@ func (l *Lab) ServiceStatus(ctx context.Context, service string) (lab.ServiceSta
 	if d, ok := l.deployed[service]; ok {
 		return deployedStatus(ctx, sv, d), nil
 	}
+	if sv.Spec.Attach == nil && sv.Kind == scenarios.KindStateless {
+		return l.workersStatus(ctx, sv), nil
+	}
 	si := lab.ServiceStatus{Name: sv.Name, Kind: sv.Kind, Engine: "pods"}
 	as, err := k3s.AttachedOf(ctx, l.cluster, sv, l.nm)
 	if err != nil {
@@ -430,29 +462,6 @@ func (l *Lab) FailoverBudgets() map[string]lab.Budget {
 	return out
 }
 
-// errObserving: what a run that drives load needs is not there.
-var errObserving = errors.New("k3s: " + Observing)
-
-func (l *Lab) Endpoints(string) ([]string, error)                     { return nil, errObserving }
-func (l *Lab) MySQLDSNs(string) ([]string, error)                     { return nil, errObserving }
-func (l *Lab) RedisSentinels(string) (string, []string, error)        { return "", nil, errObserving }
-func (l *Lab) DialFromAny(string) (lab.DialFunc, error)               { return nil, errObserving }
-func (l *Lab) StartWorkers(context.Context, string, lab.Worker) error { return errObserving }
-func (l *Lab) StopWorkers(context.Context, string) error              { return nil }
-func (l *Lab) PrepareDocstore(context.Context, string, string, []string) error {
-	return errObserving
-}
-
-// DialFromHostOf is not available: the members are reached through probes.
-func (l *Lab) DialFromHostOf(context.Context, string, string) (lab.Conn, error) {
-	return nil, errObserving
-}
-
-// PreferPrimaries and PreferLeaders change nothing: the adopter's leaders
-// are theirs to place.
-func (l *Lab) PreferPrimaries(context.Context) error              { return nil }
-func (l *Lab) PreferLeaders(context.Context, time.Duration) error { return nil }
-
 // Inject puts f in place through the nemesis (recorded on the cluster
 // before it acts).
 func (l *Lab) Inject(ctx context.Context, f lab.Fault) (lab.Injected, error) {
@@ -491,9 +500,6 @@ func (l *Lab) Recover(ctx context.Context, f lab.Fault) error {
 // nodes, so they rejoin with it; a destroyed node's members lose theirs
 // first (their files removed), and rejoin as new members.
 func (l *Lab) restartDeployed(ctx context.Context, recovered []lab.Fault) error {
-	if len(l.deployed) == 0 {
-		return nil
-	}
 	still := topology.NewState(l.topo)
 	killed := map[string]bool{}
 	for _, in := range l.ActiveFaults() {
@@ -521,7 +527,7 @@ func (l *Lab) restartDeployed(ctx context.Context, recovered []lab.Fault) error 
 			}
 		}
 	}
-	var errs []error
+	errs := []error{l.restartWorkers(ctx, was, still)}
 	for _, name := range slices.Sorted(maps.Keys(l.deployed)) {
 		d := l.deployed[name]
 		for i, m := range d.Cluster.Members {

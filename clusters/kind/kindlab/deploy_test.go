@@ -23,6 +23,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/reports/checks"
+	"github.com/chaosloop/chaosloop/runner"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -122,6 +123,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	deployedRedis(t, c, kc, o, runs)
 	deployedGalera(t, c, kc, o, runs)
 	deployedDocstore(t, c, kc, o, runs)
+	deployedLoad(t, kc, o, runs)
 }
 
 // deployedKafka: testdata/deploy-kafka.yaml deploys a KRaft Kafka (its
@@ -224,6 +226,38 @@ func deployedDocstore(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3sla
 		require.Equal(t, "600 root", strings.TrimSpace(string(out)))
 	}
 	deployedDown(t, kc, 9)
+}
+
+// deployedLoad: testdata/deploy-load.yaml deploys Mojaloop's pipeline
+// (KRaft Kafka, a Galera ledger, Redis) and the run drives the transfer
+// load through it: the handlers are worker pods from the agents' image,
+// the client enters through the handlers' nodes' agents. dc2-w cut off
+// for 30 s: every check is scored, none SKIP, and the run PASSES, as on
+// the labs. The workers are gone after the run.
+func deployedLoad(t *testing.T, kc *k3s.Cluster, o k3slab.Options, runs string) {
+	sc, err := scenarios.Parse("testdata/deploy-load.yaml")
+	require.NoError(t, err)
+	o.Load = true
+	start := time.Now()
+	res, err := runner.Run(t.Context(), runner.Options{Scenario: sc, Provider: k3slab.NewProvider(o), RunsDir: runs, Seed: 1,
+		Log: enginetest.ProcessLog(), Converge: time.Minute})
+	require.NoError(t, err)
+	rep := res.Report
+	t.Logf("run --on k3s deploy-load.yaml: %s in %s (exit %d), %s", rep.Verdict, time.Since(start).Round(time.Second), rep.ExitCode, res.Dir)
+	for _, c := range rep.Checks {
+		t.Logf("  %s %s: %s", c.ID, c.Status, c.Summary)
+	}
+	require.Empty(t, rep.Observing, "the run drove the load")
+	for _, c := range rep.Checks {
+		require.NotEqual(t, checks.Skip, c.Status, "%s: %s", c.ID, c.Summary)
+	}
+	require.Equal(t, checks.Pass, rep.Verdict, "%s", strings.Join(rep.Why, "\n"))
+	sel, err := k3s.OwnedSelector(agentScenario)
+	require.NoError(t, err)
+	workers, err := kc.Client.CoreV1().Pods(k3s.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: sel + "," + deploy.LabelService + "=handlers"})
+	require.NoError(t, err)
+	require.Empty(t, workers.Items, "the run stopped its workers")
+	deployedDown(t, kc, 12)
 }
 
 // hardKill: a kill of a deployed member (target) is a SIGKILL of its

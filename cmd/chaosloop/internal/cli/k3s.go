@@ -127,7 +127,8 @@ func K3sProvider(ctx context.Context, env *Env, lf *LabFlags, cf *ClusterFlags, 
 	if err != nil {
 		return nil, Invalid(err)
 	}
-	if err := k3slab.Observable(topo, df.Registry != ""); err != nil {
+	load := k3slab.Drives(topo, df.Registry != "") == ""
+	if err := k3slab.Observable(topo, df.Registry != "", load); err != nil {
 		return nil, Invalid(err)
 	}
 	if df.Registry != "" {
@@ -144,5 +145,5 @@ func K3sProvider(ctx context.Context, env *Env, lf *LabFlags, cf *ClusterFlags, 
 		return nil, err
 	}
 	return k3slab.NewProvider(k3slab.Options{Cluster: c, NodeMap: m, BMC: inv, Log: env.Log, Progress: progress,
-		Image: df.Image(env, lf.Cache), PortOffset: df.PortOffset}), nil
+		Image: df.Image(env, lf.Cache), PortOffset: df.PortOffset, Load: load}), nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/deploy"
+	"github.com/chaosloop/chaosloop/clusters/k3s/k3slab"
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/cmd/chaosloop/internal/cli"
 	"github.com/chaosloop/chaosloop/topology"
@@ -107,7 +108,8 @@ func run(ctx context.Context, env *cli.Env, o *options, file string) error {
 		return err
 	}
 	p, err := k3s.PlanRun(ctx, env.Log, c, k3s.RunPlanInput{Topology: topo, NodeMap: m, BMC: inv, Seed: o.seed,
-		Deployed: deploy.PlanObjects(topo, m, o.deploy.Image(env, local.DefaultCache), o.deploy.PortOffset)})
+		Deployed: deploy.PlanObjects(topo, m, o.deploy.Image(env, local.DefaultCache), o.deploy.PortOffset,
+			k3slab.Drives(topo, o.deploy.Registry != "") == "")})
 	var noBMC *k3s.NoBMCError
 	switch {
 	case errors.As(err, &noBMC):

@@ -77,10 +77,15 @@ With --on k3s (--context C) an attached service (services[].attach: the
 adopter's own pods) is observed, and one not attached is deployed from
 --registry R (etcd, KRaft Kafka, Redis, Galera and FerretDB on Patroni so far: a pod per member process on
 its node, at the engine's ports plus --port-offset; killed or powered-off
-members are started again at the fault's end). chaosloop drives no load there: it samples the services with
-its probes while the scenario's faults go in (the load section gives the
-warmup and duration) and judges quorum alone; the other checks are SKIP. The
-scenario's node agents must run (up --on k3s).`,
+members are started again at the fault's end). When chaosloop deployed every
+service (none attached), the run drives the transfer load as on the labs: the
+handlers are pods on their service's nodes, from the agents' image, and the
+load's client enters through its nodes' agents (from their network, so the
+nodes' faults apply to it); every check is scored. With an attached service it
+drives no load: it samples the services with its probes while the scenario's
+faults go in (the load section gives the warmup and duration) and judges
+quorum alone; the other checks are SKIP. The scenario's node agents must run
+(up --on k3s).`,
 		Example: `  sudo chaosloop run scenarios/quickstart.yaml --seed 42
   sudo chaosloop replay runs/20261125-120000-quickstart`,
 		Args:              cobra.MaximumNArgs(1),
