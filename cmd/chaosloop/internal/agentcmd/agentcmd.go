@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -29,6 +30,9 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		stateDir  string
 		killPod   string
 		kill      []string
+		relay     string
+		relayWait time.Duration
+		silence   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "agent (--in-cluster | --kubeconfig FILE --context NAME) --node NAME --scenario NAME",
@@ -40,6 +44,16 @@ leaves the faults in place: recovering them (chaosloop's heal) or cleaning
 the node up (down) ends them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if relay != "" {
+				// one shot, run in the agent's pod by chaosloop (pod exec,
+				// agent.Client.Dial): a load client's connection leaving
+				// from this node. Out is the process's standard output, an
+				// unbuffered file: the handshake and every byte go at once.
+				if relayWait <= 0 || silence <= 0 {
+					return cli.Usagef("--relay-timeout and --relay-silence must be positive")
+				}
+				return agent.Relay(cmd.Context(), "tcp", relay, cmd.InOrStdin(), cmd.OutOrStdout(), relayWait, silence)
+			}
 			if killPod != "" {
 				// one shot, run in the agent's pod by chaosloop (pod exec):
 				// a deployed member's hard kill
@@ -119,6 +133,9 @@ the node up (down) ends them.`,
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "a directory on the node where the agent marks the pods it froze (kept across agent restarts)")
 	cmd.Flags().StringVar(&killPod, "kill-pod", "", "send SIGKILL to the processes of the --kill containers of the pod with this UID on this node (found under --cgroups), print how many, and exit")
 	cmd.Flags().StringSliceVar(&kill, "kill", nil, "container IDs of --kill-pod to kill (its sandbox is never killed)")
+	cmd.Flags().StringVar(&relay, "relay", "", "connect to this TCP address (HOST:PORT) from this network namespace, subject to the node's isolate rules, print \"ok\" on a line, then relay standard input to it and its bytes to standard output until it closes, and exit (standard input's end half-closes it; a failed connect prints nothing and fails)")
+	cmd.Flags().DurationVar(&relayWait, "relay-timeout", 2*time.Second, "how long --relay's connect may take")
+	cmd.Flags().DurationVar(&silence, "relay-silence", 4*time.Second, "how long --relay's peer may stay silent (no ACK) while data waits for it before the connection ends")
 	cmd.Flags().StringVar(&scenario, "scenario", "", "the scenario whose faults these are (labels the agent's status)")
 	return cmd
 }
