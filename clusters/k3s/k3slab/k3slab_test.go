@@ -73,12 +73,15 @@ func TestObserveAttachedPods(t *testing.T) {
 
 	_, err = l.ServiceStatus(t.Context(), "ledger")
 	require.Error(t, err)
-	for _, call := range []error{
-		func() error { _, err := l.Endpoints("handlers"); return err }(),
-		l.StartWorkers(t.Context(), "handlers", lab.Worker{}),
-	} {
-		require.ErrorContains(t, call, "drives no load")
-	}
+	// the adopter's services take no load of chaosloop's
+	eps, err := l.Endpoints("handlers")
+	require.NoError(t, err)
+	require.Empty(t, eps, "a stateless service has no endpoints")
+	_, err = l.MySQLDSNs("ledger")
+	require.EqualError(t, err, `unknown service "ledger"`)
+	_, _, err = l.RedisSentinels("handlers")
+	require.ErrorContains(t, err, "service handlers was not deployed by chaosloop")
+	require.ErrorContains(t, l.StartWorkers(t.Context(), "handlers", lab.Worker{}), "the adopter's own (attached)")
 }
 
 // The stop conditions watch the lab: a node the fault cuts off may turn
