@@ -5,17 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 )
 
 // The relay's tests use real TCP connections on the loopback: the relay
@@ -139,27 +137,89 @@ func TestRelayCancel(t *testing.T) {
 	}
 }
 
-// inProcess is a stream that runs Relay to address in this process, as
-// the agent's pod runs it in an exec: its error on standard error. ended
-// is closed once it returned.
-func inProcess(address string, ended chan<- struct{}) stream {
-	return func(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
-		defer close(ended)
-		err := Relay(ctx, "tcp", address, stdin, stdout, time.Second, testSilence)
-		if err != nil {
-			fmt.Fprintf(stderr, "Error: %v\n", err)
-			return errors.New("command terminated with exit code 1")
-		}
-		return nil
-	}
+// inProcess are relay sessions served in this process (ServeRelays), as
+// the agents' pods serve them in an exec; opened counts the sessions.
+func inProcess(opened *atomic.Int32) *Relays {
+	return &Relays{open: func(context.Context, string) (stream, error) {
+		opened.Add(1)
+		return func(ctx context.Context, stdin io.Reader, stdout, _ io.Writer) error {
+			return ServeRelays(ctx, stdin, stdout, time.Second, testSilence)
+		}, nil
+	}}
 }
 
-func dialInProcess(t *testing.T, address string) (net.Conn, <-chan struct{}) {
-	t.Helper()
-	ended := make(chan struct{})
-	c, err := dialThrough(t.Context(), enginetest.ProcessLog(), inProcess(address, ended), "n1", address)
+// TestRelays: the client side end to end over real sockets: the
+// connection's addresses, bytes both ways, a read deadline, EOF once the
+// server closed; every connection through a node shares its one session.
+func TestRelays(t *testing.T) {
+	var opened atomic.Int32
+	r := inProcess(&opened)
+	defer r.Close()
+	addr := serve(t, echoBye)
+	c, err := r.Dial(t.Context(), "n1", "tcp", addr)
 	require.NoError(t, err)
-	return c, ended
+	defer c.Close()
+	require.IsType(t, &net.TCPAddr{}, c.RemoteAddr())
+	require.Equal(t, addr, c.RemoteAddr().String())
+	require.Contains(t, c.LocalAddr().String(), "n1")
+
+	_, err = c.Write([]byte("hello"))
+	require.NoError(t, err)
+	back := make([]byte, 5)
+	_, err = io.ReadFull(c, back)
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(back))
+
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	_, err = c.Read(back)
+	require.Error(t, err, "nothing to read: the deadline ends the read")
+	require.True(t, os.IsTimeout(err) || errors.Is(err, os.ErrDeadlineExceeded), "%v", err)
+	require.NoError(t, c.SetReadDeadline(time.Time{}))
+
+	big := payload(t, 1<<20)
+	go func() { _, _ = c.Write(big) }()
+	got := make([]byte, len(big))
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(big, got), "the payload comes back intact")
+
+	closing := serve(t, func(c net.Conn) { _, _ = io.WriteString(c, "bye\n") })
+	c2, err := r.Dial(t.Context(), "n1", "tcp", closing)
+	require.NoError(t, err)
+	defer c2.Close()
+	rest, err := io.ReadAll(c2)
+	require.NoError(t, err, "the server's close is the caller's EOF")
+	require.Equal(t, "bye\n", string(rest))
+	require.Equal(t, int32(1), opened.Load(), "one session per node")
+
+	c3, err := r.Dial(t.Context(), "n2", "tcp", addr)
+	require.NoError(t, err)
+	c3.Close()
+	require.Equal(t, int32(2), opened.Load(), "a session of its own for another node")
+}
+
+// TestRelaysClose: closing a connection ends the server's; closing the
+// relays ends every connection.
+func TestRelaysClose(t *testing.T) {
+	var opened atomic.Int32
+	r := inProcess(&opened)
+	serverEOF := make(chan struct{})
+	addr := serve(t, func(c net.Conn) {
+		_, _ = io.Copy(io.Discard, c)
+		close(serverEOF)
+	})
+	c, err := r.Dial(t.Context(), "n1", "tcp", addr)
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	waitEnded(t, serverEOF, "the server's connection outlived the close")
+
+	echo := serve(t, echoBye)
+	c2, err := r.Dial(t.Context(), "n1", "tcp", echo)
+	require.NoError(t, err)
+	require.NoError(t, r.Close())
+	_, err = io.ReadAll(c2)
+	_, werr := c2.Write([]byte("x"))
+	require.True(t, err != nil || werr != nil, "the relays' close ends their connections")
 }
 
 func waitEnded(t *testing.T, ended <-chan struct{}, what string) {
@@ -171,99 +231,41 @@ func waitEnded(t *testing.T, ended <-chan struct{}, what string) {
 	}
 }
 
-// TestDialThrough: the client side end to end over real sockets: the
-// connection's addresses, bytes both ways, a read deadline, and EOF once
-// the server closed (the relay then ended).
-func TestDialThrough(t *testing.T) {
-	addr := serve(t, echoBye)
-	c, ended := dialInProcess(t, addr)
-	defer c.Close()
-	require.IsType(t, &net.TCPAddr{}, c.RemoteAddr())
-	require.Equal(t, addr, c.RemoteAddr().String())
-	require.Contains(t, c.LocalAddr().String(), "n1")
-
-	_, err := c.Write([]byte("hello"))
-	require.NoError(t, err)
-	back := make([]byte, 5)
-	_, err = io.ReadFull(c, back)
-	require.NoError(t, err)
-	require.Equal(t, "hello", string(back))
-
-	require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
-	_, err = c.Read(back)
-	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "nothing to read: the deadline ends the read")
-	require.NoError(t, c.SetReadDeadline(time.Time{}))
-
-	big := payload(t, 1<<20)
-	go func() { _, _ = c.Write(big) }()
-	got := make([]byte, len(big))
-	_, err = io.ReadFull(c, got)
-	require.NoError(t, err)
-	require.True(t, bytes.Equal(big, got), "the payload comes back intact")
-
-	closing := serve(t, func(c net.Conn) { _, _ = io.WriteString(c, "bye\n") })
-	c2, ended2 := dialInProcess(t, closing)
-	defer c2.Close()
-	rest, err := io.ReadAll(c2)
-	require.NoError(t, err, "the server's close is the caller's EOF")
-	require.Equal(t, "bye\n", string(rest))
-	waitEnded(t, ended2, "the relay outlived its connection")
-
-	select {
-	case <-ended:
-		t.Fatal("the first relay ended while its connection was open")
-	default:
-	}
-}
-
-// TestDialClose: closing the connection ends the relay and the server's
-// connection.
-func TestDialClose(t *testing.T) {
-	serverEOF := make(chan struct{})
-	addr := serve(t, func(c net.Conn) {
-		_, _ = io.Copy(io.Discard, c)
-		close(serverEOF)
-	})
-	c, ended := dialInProcess(t, addr)
-	require.NoError(t, c.Close())
-	waitEnded(t, ended, "the relay outlived the connection's close")
-	waitEnded(t, serverEOF, "the server's connection outlived the close")
-	_, err := c.Write([]byte("x"))
-	require.Error(t, err)
-}
-
-// TestDialFails: a relay that fails, says something else than its
-// handshake, or says nothing, fails the dial, which names the node, the
-// address and what the relay wrote on standard error.
-func TestDialFails(t *testing.T) {
-	log := enginetest.ProcessLog()
+// TestRelaysFail: a dial the agent cannot make fails and names the node,
+// the address and the agent's error; a session whose exec ends says what
+// it wrote on standard error; a silent agent is bounded by the dial's
+// context.
+func TestRelaysFail(t *testing.T) {
+	var opened atomic.Int32
+	r := inProcess(&opened)
+	defer r.Close()
 	addr := closedPort(t)
-	_, err := dialThrough(t.Context(), log, inProcess(addr, make(chan struct{})), "n1", addr)
-	require.ErrorContains(t, err, "relay from node n1 to "+addr+": the relay ended before its handshake: command terminated with exit code 1")
-	require.ErrorContains(t, err, "Error: relay: dial tcp "+addr)
+	_, err := r.Dial(t.Context(), "n1", "tcp", addr)
+	require.ErrorContains(t, err, "agent: relay from node n1 to "+addr+": relay: dial tcp "+addr)
 
-	other := func(ctx context.Context, _ io.Reader, stdout, stderr io.Writer) error {
-		_, _ = io.WriteString(stderr, "unknown flag: --relay\n")
-		_, _ = io.WriteString(stdout, "usage\n")
-		<-ctx.Done() // ended by the dial
-		return ctx.Err()
-	}
-	_, err = dialThrough(t.Context(), log, other, "n1", addr)
-	require.ErrorContains(t, err, `the relay said "usa", not its handshake`)
-	require.ErrorContains(t, err, "unknown flag: --relay")
+	old := &Relays{open: func(context.Context, string) (stream, error) {
+		return func(_ context.Context, _ io.Reader, _, stderr io.Writer) error {
+			_, _ = io.WriteString(stderr, "unknown flag: --relay-mux\n")
+			return errors.New("command terminated with exit code 1")
+		}, nil
+	}}
+	defer old.Close()
+	_, err = old.Dial(t.Context(), "n1", "tcp", addr)
+	require.ErrorContains(t, err, "agent: relay from node n1 to "+addr)
+	require.ErrorContains(t, err, "unknown flag: --relay-mux")
 
-	stopped := make(chan struct{})
-	silent := func(ctx context.Context, _ io.Reader, _, _ io.Writer) error {
-		<-ctx.Done()
-		close(stopped)
-		return ctx.Err()
-	}
+	silent := &Relays{open: func(context.Context, string) (stream, error) {
+		return func(ctx context.Context, _ io.Reader, _, _ io.Writer) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}, nil
+	}}
+	defer silent.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
-	_, err = dialThrough(ctx, log, silent, "n1", addr)
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	waitEnded(t, stopped, "a relay whose dial failed runs on")
+	_, err = silent.Dial(ctx, "n1", "tcp", addr)
+	require.Error(t, err)
 
-	_, err = (&Client{}).Dial(t.Context(), nil, "n1", "udp", addr)
+	_, err = r.Dial(t.Context(), "n1", "udp", addr)
 	require.ErrorContains(t, err, "only TCP")
 }

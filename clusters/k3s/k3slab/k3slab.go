@@ -262,6 +262,8 @@ type Lab struct {
 	// by name, and what each runs (to start again after a power-on)
 	workers map[string]*deploy.Workers
 	work    map[string]lab.Worker
+	// relays carry the load client's connections through the agents
+	relays *agent.Relays
 
 	mu     sync.Mutex
 	active []lab.Injected
@@ -594,6 +596,9 @@ func (l *Lab) Close() error {
 		}
 	})
 	errs := []error{l.prober.Close()}
+	if l.relays != nil {
+		errs = append(errs, l.relays.Close())
+	}
 	for _, d := range l.deployed {
 		errs = append(errs, d.Close())
 	}

@@ -195,13 +195,19 @@ func (l *Lab) DialFromAny(service string) (lab.DialFunc, error) {
 	if l.cluster.Config == nil {
 		return nil, errors.New("k3s: no client configuration to reach the agents with")
 	}
+	l.wmu.Lock()
+	if l.relays == nil {
+		l.relays = l.agents.NewRelays(l.cluster.Config)
+	}
+	relays := l.relays
+	l.wmu.Unlock()
 	return lab.Rotate(lab.Entries{
 		N:      len(sv.Members),
 		Usable: func(i int) bool { return !l.poweredOff(sv.Members[i]) },
 		Through: func(ctx context.Context, i int, network, address string) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(ctx, relayTimeout)
 			defer cancel()
-			return l.agents.Dial(ctx, l.cluster.Config, l.nm.ClusterNode(sv.Members[i].Name), network, address)
+			return relays.Dial(ctx, l.nm.ClusterNode(sv.Members[i].Name), network, address)
 		},
 		Name: func(i int) string { return "node/" + l.nm.ClusterNode(sv.Members[i].Name) },
 		None: "every node of " + service + " is powered off",

@@ -31,6 +31,7 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		killPod   string
 		kill      []string
 		relay     string
+		relayMux  bool
 		relayWait time.Duration
 		silence   time.Duration
 	)
@@ -44,13 +45,16 @@ leaves the faults in place: recovering them (chaosloop's heal) or cleaning
 the node up (down) ends them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if relay != "" {
-				// one shot, run in the agent's pod by chaosloop (pod exec,
-				// agent.Client.Dial): a load client's connection leaving
-				// from this node. Out is the process's standard output, an
-				// unbuffered file: the handshake and every byte go at once.
+			if relay != "" || relayMux {
+				// run in the agent's pod by chaosloop (pod exec,
+				// agent.Relays): a load client's connections leaving from
+				// this node. Out is the process's standard output, an
+				// unbuffered file: every byte goes at once.
 				if relayWait <= 0 || silence <= 0 {
 					return cli.Usagef("--relay-timeout and --relay-silence must be positive")
+				}
+				if relayMux {
+					return agent.ServeRelays(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), relayWait, silence)
 				}
 				return agent.Relay(cmd.Context(), "tcp", relay, cmd.InOrStdin(), cmd.OutOrStdout(), relayWait, silence)
 			}
@@ -134,6 +138,7 @@ the node up (down) ends them.`,
 	cmd.Flags().StringVar(&killPod, "kill-pod", "", "send SIGKILL to the processes of the --kill containers of the pod with this UID on this node (found under --cgroups), print how many, and exit")
 	cmd.Flags().StringSliceVar(&kill, "kill", nil, "container IDs of --kill-pod to kill (its sandbox is never killed)")
 	cmd.Flags().StringVar(&relay, "relay", "", "connect to this TCP address (HOST:PORT) from this network namespace, subject to the node's isolate rules, print \"ok\" on a line, then relay standard input to it and its bytes to standard output until it closes, and exit (standard input's end half-closes it; a failed connect prints nothing and fails)")
+	cmd.Flags().BoolVar(&relayMux, "relay-mux", false, "serve a yamux session on standard input and output until it ends: each stream names a TCP address (HOST:PORT) on its first line, is answered \"ok\" once connected from this network namespace (or \"error: ...\"), then carries the connection (how chaosloop's load client enters the cluster through this node)")
 	cmd.Flags().DurationVar(&relayWait, "relay-timeout", 2*time.Second, "how long --relay's connect may take")
 	cmd.Flags().DurationVar(&silence, "relay-silence", 4*time.Second, "how long --relay's peer may stay silent (no ACK) while data waits for it before the connection ends")
 	cmd.Flags().StringVar(&scenario, "scenario", "", "the scenario whose faults these are (labels the agent's status)")

@@ -1,0 +1,259 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"k8s.io/client-go/rest"
+)
+
+// One exec per connection cost an API request to find the agent's pod,
+// an exec through the API server and the kubelet, and a chaosloop process
+// start: over a second on a busy machine, past the load's Redis client's
+// 1 s dial timeout, and the retries that followed ran into client-go's
+// rate limiter, which starved the probes too (measured on the kind test
+// cluster: no transfer acknowledged). So each node gets one long-lived
+// exec (`chaosloop internal agent --relay-mux`) carrying a yamux session,
+// and each connection is a stream of it: a dial costs one round trip.
+
+// muxConfig: keepalives end a session whose exec went dark (the node cut
+// off the API server) within a few seconds, so its connections fail and
+// the client's next dial goes through another node, as a load balancer's
+// health check would.
+func muxConfig() *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.KeepAliveInterval = 2 * time.Second
+	c.ConnectionWriteTimeout = 4 * time.Second
+	c.StreamOpenTimeout = 5 * time.Second
+	c.LogOutput = io.Discard
+	return c
+}
+
+// stdio is a command's standard streams as one connection.
+type stdio struct {
+	io.Reader
+	io.Writer
+	close func() error
+}
+
+func (s stdio) Close() error { return s.close() }
+
+// ServeRelays is the agent's end of the relay session (`--relay-mux`):
+// each stream the client opens names an address on its first line, is
+// answered "ok\n" once Relay dialed it from this network namespace (or
+// "error: …\n"), and then carries the connection. It returns when in ends
+// or ctx is done.
+func ServeRelays(ctx context.Context, in io.Reader, out io.Writer, dialTimeout, silence time.Duration) error {
+	sess, err := yamux.Server(stdio{Reader: in, Writer: out, close: func() error { return nil }}, muxConfig())
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	for {
+		st, err := sess.AcceptStream()
+		if err != nil {
+			if ctx.Err() != nil || sess.IsClosed() {
+				return nil
+			}
+			return err
+		}
+		go serveRelay(ctx, st, dialTimeout, silence)
+	}
+}
+
+// serveRelay relays one stream to the address on its first line.
+func serveRelay(ctx context.Context, st *yamux.Stream, dialTimeout, silence time.Duration) {
+	defer st.Close()
+	address, err := readLine(st)
+	if err != nil {
+		return
+	}
+	if err := Relay(ctx, "tcp", address, st, st, dialTimeout, silence); err != nil {
+		// a dial that failed wrote no handshake: say why instead
+		_, _ = io.WriteString(st, "error: "+strings.ReplaceAll(err.Error(), "\n", " ")+"\n")
+	}
+}
+
+// readLine reads up to '\n' one byte at a time: what follows is the
+// connection's, not a buffer's.
+func readLine(r io.Reader) (string, error) {
+	var b strings.Builder
+	one := make([]byte, 1)
+	for b.Len() < 1024 {
+		if _, err := io.ReadFull(r, one); err != nil {
+			return "", err
+		}
+		if one[0] == '\n' {
+			return b.String(), nil
+		}
+		b.WriteByte(one[0])
+	}
+	return "", errors.New("line too long")
+}
+
+// Relays dials through the scenario's agents: one relay session per node,
+// opened on first use and again once it ended.
+type Relays struct {
+	// open starts node's relay session: the exec of `--relay-mux` in its
+	// agent (NewRelays), or in-process in tests.
+	open func(ctx context.Context, node string) (stream, error)
+
+	mu       sync.Mutex
+	sessions map[string]*relaySession
+}
+
+// relaySession is a node's session and its exec.
+type relaySession struct {
+	*yamux.Session
+	cancel context.CancelFunc
+	ended  chan struct{} // closed once the exec returned, err set
+	err    error
+}
+
+// cause is why the session ended, nil while its exec runs.
+func (s *relaySession) cause() error {
+	select {
+	case <-s.ended:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// NewRelays dials through c's agents, their execs made with cfg.
+func (c *Client) NewRelays(cfg *rest.Config) *Relays {
+	return &Relays{open: func(ctx context.Context, node string) (stream, error) {
+		ex, _, err := c.executor(ctx, cfg, node, true, []string{"chaosloop", "internal", "agent", "--relay-mux"})
+		if err != nil {
+			return nil, err
+		}
+		return execStream(ex), nil
+	}}
+}
+
+// Dial connects to address as a client on node would: the node's agent
+// relays the connection, so it leaves from the node's network namespace
+// and the node's isolate rules apply to it. ctx bounds the dial; the
+// connection lasts until closed, until its peer closes it, or until the
+// node's session ends (the node cut off the API server). Its deadlines
+// work, as drivers need.
+func (r *Relays) Dial(ctx context.Context, node, network, address string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("agent: relay from node %s to %s: only TCP is relayed, not %q", node, address, network)
+	}
+	sess, err := r.session(ctx, node)
+	if err != nil {
+		return nil, fmt.Errorf("agent: relay from node %s to %s: %w", node, address, err)
+	}
+	c, err := open(ctx, sess, address)
+	if err != nil {
+		if cause := sess.cause(); cause != nil {
+			err = fmt.Errorf("%w (%w)", err, cause)
+		}
+		return nil, fmt.Errorf("agent: relay from node %s to %s: %w", node, address, err)
+	}
+	return &relayConn{Conn: c, local: relayAddr{"relay", "node/" + node}, remote: remoteAddr(address)}, nil
+}
+
+// open opens a stream of sess to address and waits for the agent's
+// answer, within ctx.
+func open(ctx context.Context, sess *relaySession, address string) (net.Conn, error) {
+	st, err := sess.OpenStream()
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { st.Close() })
+	reply, err := func() (string, error) {
+		if _, err := io.WriteString(st, address+"\n"); err != nil {
+			return "", err
+		}
+		return readLine(st)
+	}()
+	if !stop() && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err == nil && reply != strings.TrimSuffix(relayOK, "\n") {
+		err = errors.New(strings.TrimPrefix(reply, "error: "))
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	_ = st.SetDeadline(time.Time{})
+	return st, nil
+}
+
+// session is node's relay session, opened when there is none alive.
+func (r *Relays) session(ctx context.Context, node string) (*relaySession, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.sessions[node]; s != nil && !s.IsClosed() {
+		return s, nil
+	} else if s != nil {
+		s.cancel()
+	}
+	run, err := r.open(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	// the session outlives the dial that opened it
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	rs := &relaySession{cancel: cancel, ended: make(chan struct{})}
+	go func() {
+		errOut := &capped{max: stderrMax}
+		err := run(sctx, inR, outW, errOut)
+		if err == nil {
+			err = errors.New("its exec ended")
+		}
+		if msg := errOut.String(); msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		rs.err = fmt.Errorf("relay session ended: %w", err)
+		close(rs.ended)
+		inR.CloseWithError(rs.err)
+		outW.CloseWithError(rs.err)
+	}()
+	sess, err := yamux.Client(stdio{Reader: outR, Writer: inW, close: func() error {
+		cancel()
+		inW.Close()
+		return outR.Close()
+	}}, muxConfig())
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	rs.Session = sess
+	if r.sessions == nil {
+		r.sessions = map[string]*relaySession{}
+	}
+	r.sessions[node] = rs
+	return rs, nil
+}
+
+// Close ends every session, and with them their connections.
+func (r *Relays) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.sessions {
+		s.Close()
+		s.cancel()
+	}
+	r.sessions = nil
+	return nil
+}
