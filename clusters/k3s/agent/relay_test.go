@@ -269,3 +269,24 @@ func TestRelaysFail(t *testing.T) {
 	_, err = r.Dial(t.Context(), "n1", "udp", addr)
 	require.ErrorContains(t, err, "only TCP")
 }
+
+// TestRelaysResetAfterHandshake: a connection that fails after the
+// handshake (its peer resets it) ends the caller's: nothing but the
+// peer's bytes reaches the caller (an error line there was read by the
+// load's Kafka client as a response size of 1.7 GB).
+func TestRelaysResetAfterHandshake(t *testing.T) {
+	var opened atomic.Int32
+	r := inProcess(&opened)
+	defer r.Close()
+	addr := serve(t, func(c net.Conn) {
+		_, _ = io.WriteString(c, "data")
+		time.Sleep(100 * time.Millisecond)
+		_ = c.(*net.TCPConn).SetLinger(0) // close with RST
+		c.Close()
+	})
+	c, err := r.Dial(t.Context(), "n1", "tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	got, _ := io.ReadAll(c)
+	require.Equal(t, "data", string(got))
+}

@@ -77,10 +77,24 @@ func serveRelay(ctx context.Context, st *yamux.Stream, dialTimeout, silence time
 	if err != nil {
 		return
 	}
-	if err := Relay(ctx, "tcp", address, st, st, dialTimeout, silence); err != nil {
-		// a dial that failed wrote no handshake: say why instead
+	out := &written{Writer: st}
+	err = Relay(ctx, "tcp", address, st, out, dialTimeout, silence)
+	if err != nil && !out.any {
+		// a dial that failed wrote no handshake: say why instead (never
+		// after it: the bytes that follow the handshake are the peer's)
 		_, _ = io.WriteString(st, "error: "+strings.ReplaceAll(err.Error(), "\n", " ")+"\n")
 	}
+}
+
+// written says whether anything was written through it.
+type written struct {
+	io.Writer
+	any bool
+}
+
+func (w *written) Write(p []byte) (int, error) {
+	w.any = true
+	return w.Writer.Write(p)
 }
 
 // readLine reads up to '\n' one byte at a time: what follows is the

@@ -241,7 +241,7 @@ func (p *Provider) List(context.Context) ([]string, error) { return nil, nil }
 // Down is `chaosloop down FILE --on k3s`'s, which deletes only the
 // scenario's own objects: not the run's to do.
 func (p *Provider) Down(context.Context, string) error {
-	return errors.New("k3s: a run deploys nothing on the cluster; chaosloop down FILE --on k3s removes the scenario's agents")
+	return errors.New("k3s: a run leaves what it deployed for the next run; chaosloop down FILE --on k3s --context C --yes removes the scenario's pods, their files and its agents")
 }
 
 // Lab is a scenario's attached services on a cluster.

@@ -151,9 +151,8 @@ spec:
 func attachedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, observe func() k3s.AttachedService, pods map[string]pod, from string) {
 	runs := enginetest.NewEvidence(t).Sub("runs")
 	scoredRun(t, kc, runs, "attach-etcd.yaml", nil, checks.Pass)
-	for _, protocol := range []bmc.Protocol{bmc.Redfish, bmc.IPMI} {
-		poweredRun(t, c, kc, runs, observe, pods, from, protocol)
-	}
+	// IPMI's power is scored in deploy mode's destroy run (deployedRuns)
+	poweredRun(t, c, kc, runs, observe, pods, from, bmc.Redfish)
 	pausedRun(t, c, kc, runs, observe)
 	stoppedRun(t, c, kc, runs, observe, from)
 	scoredRun(t, kc, runs, "attach-etcd-kills.yaml", nil, checks.Fail)

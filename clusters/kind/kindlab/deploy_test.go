@@ -90,9 +90,9 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	require.Contains(t, listening, port(2380), "and its peers at 2380+offset")
 	require.Contains(t, listening, fmt.Sprintf(":%04X", 2379), "beside kind's own etcd")
 
-	// dc2-w destroyed through its BMC (Redfish): its member's files go
-	// too, and it rejoins without them
-	power, log, uncable := powered(t, c, bmc.Redfish)
+	// dc2-w destroyed through its BMC (IPMI; attach mode's power run is
+	// Redfish's): its member's files go too, and it rejoins without them
+	power, log, uncable := powered(t, c, bmc.IPMI)
 	withPower := o
 	withPower.BMC = power
 	scoredRunOn(t, withPower, runs, "deploy-etcd-destroy.yaml", checks.Pass)
