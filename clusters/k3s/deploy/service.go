@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
 	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
@@ -45,6 +47,12 @@ type Options struct {
 	// DefaultPortOffset).
 	PortOffset int
 	Log        *slog.Logger
+	// Relays, when set, reach the members through the agents of their
+	// nodes (one session per node, a stream per connection) rather than a
+	// port-forward of their pods (a TLS connection, an upgrade and a pod
+	// list per connection: under a run's load the probes, a connection
+	// each every 400 ms, could not keep up on the kind test cluster).
+	Relays *agent.Relays
 }
 
 // Service is a scenario's service deployed on the cluster: its engine
@@ -118,11 +126,33 @@ func onNodes(ctx context.Context, o Options, sv *topology.Service, image string)
 	}
 	c.Launcher = &Pods{Cluster: o.Cluster, Scenario: o.Scenario, Service: sv.Name, Image: image, NodeMap: o.NodeMap, Log: o.Log}
 	c.Files = NodeFiles{Cluster: o.Cluster, Scenario: o.Scenario, NodeMap: o.NodeMap}
+	if o.Relays != nil {
+		c.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+			return relayToMember(ctx, o, c, network, address)
+		}
+		return c, nil
+	}
 	fwd := &probe.Forwarder{Cluster: o.Cluster, Namespace: k3s.Namespace, Log: o.Log}
 	// a member's pod is found when it is dialed: it is made anew on each start
 	fwd.PodOf = func(ctx context.Context, addr netip.Addr) (string, error) { return memberPodAt(ctx, o, c, addr) }
 	c.Dial = fwd.Dial
 	return c, nil
+}
+
+// relayToMember dials a member's address from its own node, through the
+// node's agent: only the member's own state decides whether it answers,
+// whatever cuts its node off its peers.
+func relayToMember(ctx context.Context, o Options, c *engines.Cluster, network, address string) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", address, err)
+	}
+	for _, m := range c.Members {
+		if m.Addr == ap.Addr() {
+			return o.Relays.Dial(ctx, o.NodeMap.ClusterNode(m.Node), network, address)
+		}
+	}
+	return nil, fmt.Errorf("dial %s: no member of %s has address %s", address, c.Service, ap.Addr())
 }
 
 // internalIP is a cluster node's InternalIP: where its hostNetwork pods

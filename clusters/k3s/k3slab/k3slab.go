@@ -135,6 +135,9 @@ func (p *Provider) Up(ctx context.Context, sc *scenarios.Scenario) (lab.Lab, err
 		deployed: map[string]*deploy.Service{}, portOffset: p.o.PortOffset,
 		agents:  &agent.Client{Kube: p.o.Cluster.Client, Log: p.o.Log, Scenario: topo.Name},
 		workers: map[string]*deploy.Workers{}, work: map[string]lab.Worker{}}
+	if p.o.Cluster.Config != nil {
+		l.relays = l.agents.NewRelays(p.o.Cluster.Config)
+	}
 	l.nemesis = &nemesis.Nemesis{Cluster: p.o.Cluster, Topology: topo, NodeMap: p.o.NodeMap, BMC: p.o.BMC, Log: p.o.Log,
 		Lifetime: lifetime(sc)}
 	if err := l.refresh(ctx); err != nil {
@@ -173,7 +176,7 @@ func (p *Provider) deploy(ctx context.Context, l *Lab) error {
 		}
 		p.progress(sv.Name, "deploying", "its members' pods on their nodes")
 		d, err := deploy.New(ctx, deploy.Options{Cluster: p.o.Cluster, Scenario: l.topo.Name, NodeMap: p.o.NodeMap,
-			Image: p.o.Image, PortOffset: p.o.PortOffset, Log: p.o.Log}, sv)
+			Image: p.o.Image, PortOffset: p.o.PortOffset, Log: p.o.Log, Relays: l.relays}, sv)
 		if err != nil {
 			p.progress(sv.Name, "failed", err.Error())
 			return err
@@ -262,7 +265,8 @@ type Lab struct {
 	// by name, and what each runs (to start again after a power-on)
 	workers map[string]*deploy.Workers
 	work    map[string]lab.Worker
-	// relays carry the load client's connections through the agents
+	// relays reach the deployed members from their nodes and carry the
+	// load client's connections from its nodes, through the agents
 	relays *agent.Relays
 
 	mu     sync.Mutex

@@ -20,8 +20,8 @@ import (
 )
 
 // What a run that drives the transfer load needs of the cluster: the
-// services chaosloop deployed, reached through port-forwards of their
-// pods (setup, the final state), a client entering through the nodes of
+// services chaosloop deployed, reached from their own nodes (setup, the
+// final state), a client entering through the nodes of
 // the client service (the relay of their agents), and the handlers as
 // worker pods on the nodes of theirs.
 
@@ -152,9 +152,9 @@ func (l *Lab) PreferLeaders(ctx context.Context, wait time.Duration) error {
 	return errors.Join(errs...)
 }
 
-// DialFromHostOf dials a deployed member's address through a port-forward
-// of its pod, which lands in its node's network: only the member's own
-// state decides whether it answers, whatever cuts its node off.
+// DialFromHostOf dials a deployed member's address from its node, through
+// the node's agent: only the member's own state decides whether it
+// answers, whatever cuts its node off its peers.
 func (l *Lab) DialFromHostOf(ctx context.Context, network, address string) (lab.Conn, error) {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
@@ -192,15 +192,10 @@ func (l *Lab) DialFromAny(service string) (lab.DialFunc, error) {
 	if sv == nil {
 		return nil, fmt.Errorf("unknown service %q", service)
 	}
-	if l.cluster.Config == nil {
+	if l.relays == nil {
 		return nil, errors.New("k3s: no client configuration to reach the agents with")
 	}
-	l.wmu.Lock()
-	if l.relays == nil {
-		l.relays = l.agents.NewRelays(l.cluster.Config)
-	}
 	relays := l.relays
-	l.wmu.Unlock()
 	return lab.Rotate(lab.Entries{
 		N:      len(sv.Members),
 		Usable: func(i int) bool { return !l.poweredOff(sv.Members[i]) },
@@ -269,7 +264,7 @@ func (l *Lab) workersOf(ctx context.Context, sv *topology.Service) (*deploy.Work
 		return nil, fmt.Errorf("service %s's workers run from the agents' image: %w", sv.Name, err)
 	}
 	ws, err := deploy.NewWorkers(ctx, deploy.Options{Cluster: l.cluster, Scenario: l.topo.Name, NodeMap: l.nm,
-		PortOffset: l.portOffset, Log: l.log}, sv, image)
+		PortOffset: l.portOffset, Log: l.log, Relays: l.relays}, sv, image)
 	if err != nil {
 		return nil, err
 	}
