@@ -87,4 +87,10 @@ func TestDeployable(t *testing.T) {
 	require.GreaterOrEqual(t, k, 0)
 	require.Equal(t, []string{"docs-1.patroni", "docs-1.etcd", "docs-1.ferretdb"}, []string{objs[k].Name, objs[k+1].Name, objs[k+2].Name})
 	require.Contains(t, objs[k].Purpose, "(ferretdb-patroni, from the docstore image in --registry) on node/n2, in its network at ports 4379, 4380, 7432, 10008, 29017, 10088")
+
+	// a run that drives the load adds the stateless service's workers
+	withLoad := PlanObjects(tp, nil, nil, 2000, true)
+	require.Len(t, withLoad, 29)
+	require.Equal(t, []string{"handlers-0.worker", "handlers-1.worker"}, []string{withLoad[27].Name, withLoad[28].Name})
+	require.Contains(t, withLoad[28].Purpose, "worker 1 of service/handlers (the run's transfer handler, /usr/local/bin/chaosloop in the agents' image) on node/n2")
 }
