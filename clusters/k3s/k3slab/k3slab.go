@@ -533,7 +533,8 @@ func (l *Lab) restartDeployed(ctx context.Context, recovered []lab.Fault) error 
 			}
 		}
 	}
-	errs := []error{l.restartWorkers(ctx, was, still)}
+	// a worker is down only with its node: a kill of one is refused
+	errs := []error{l.restartWorkers(ctx, func(n *topology.Node) bool { return !was.Up(n) && still.Up(n) })}
 	for _, name := range slices.Sorted(maps.Keys(l.deployed)) {
 		d := l.deployed[name]
 		for i, m := range d.Cluster.Members {

@@ -285,10 +285,10 @@ func (l *Lab) StopWorkers(ctx context.Context, service string) error {
 	return ws.Stop(ctx)
 }
 
-// restartWorkers starts again the workers of the members on nodes the
-// recovered faults powered off (was) and no fault still in place keeps
-// off (still): their pods died with their nodes.
-func (l *Lab) restartWorkers(ctx context.Context, was, still *topology.State) error {
+// restartWorkers starts again the workers of the members on the nodes
+// back says the recovered faults powered off and no fault in place still
+// does: their pods died with their nodes.
+func (l *Lab) restartWorkers(ctx context.Context, back func(n *topology.Node) bool) error {
 	l.wmu.Lock()
 	type job struct {
 		ws *deploy.Workers
@@ -303,7 +303,7 @@ func (l *Lab) restartWorkers(ctx context.Context, was, still *topology.State) er
 	var errs []error
 	for _, j := range jobs {
 		for i, n := range j.sv.Members {
-			if was.Up(n) || !still.Up(n) {
+			if !back(n) {
 				continue
 			}
 			l.log.Info("k3s: starting a worker of a node powered on again", "service", j.sv.Name, "member", i, "node", n.Name)
