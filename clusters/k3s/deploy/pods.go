@@ -377,6 +377,13 @@ func (p *Pods) remove(ctx context.Context, name string, grace time.Duration) err
 	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, gone)
 }
 
+// Output is the named process's output as its pod's log has it, its
+// first limit bytes.
+func (p *Pods) Output(ctx context.Context, name string, limit int64) ([]byte, error) {
+	return p.Cluster.Client.CoreV1().Pods(k3s.Namespace).GetLogs(PodName(name),
+		&corev1.PodLogOptions{Container: MainContainer, LimitBytes: &limit}).DoRaw(ctx)
+}
+
 // Processes names the processes of a member that have a pod (running or
 // ended), for the engines that look for leftovers.
 func (p *Pods) Processes(ctx context.Context, m engines.Member) ([]string, error) {

@@ -126,13 +126,39 @@ func (ws *Workers) Reset(ctx context.Context, i int, w lab.Worker) error {
 // handler commits what it consumed and leaves its group.
 const workerGrace = 10 * time.Second
 
-// Stop ends every member's worker and waits until their pods are gone.
+// Stop ends every member's worker and waits until their pods are gone;
+// each one's log is kept first, in its member's log directory on its node
+// (worker.log), until down removes the member's files.
 func (ws *Workers) Stop(ctx context.Context) error {
 	var errs []error
 	for _, m := range ws.Cluster.Members {
+		if err := ws.keepLog(ctx, m); err != nil {
+			ws.log.Warn("k3s: a worker's log not kept", "member", m.Name, "err", err)
+		}
 		if err := ws.Cluster.Launch().Stop(ctx, workerName(m), workerGrace); err != nil {
 			errs = append(errs, fmt.Errorf("worker of %s: %w", m.Name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// maxWorkerLog bounds the log kept of a worker: its first 16 MiB.
+const maxWorkerLog = 16 << 20
+
+// keepLog writes the log of m's worker's pod to m's log directory on its
+// node.
+func (ws *Workers) keepLog(ctx context.Context, m engines.Member) error {
+	pods, ok := ws.Cluster.Launcher.(*Pods)
+	if !ok {
+		return nil
+	}
+	out, err := pods.Output(ctx, workerName(m), maxWorkerLog)
+	if err != nil {
+		return err
+	}
+	fs := ws.Cluster.FS()
+	if err := fs.MkdirAll(ctx, m, m.LogDir, 0o755); err != nil {
+		return err
+	}
+	return fs.WriteFile(ctx, m, filepath.Join(m.LogDir, "worker.log"), out, 0o644)
 }
