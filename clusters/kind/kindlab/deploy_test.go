@@ -69,7 +69,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	})
 	runs := enginetest.NewEvidence(t).Sub("deployed")
 	if os.Getenv("TMP_ONLY_LOAD") != "" {
-		deployedLoad(t, kc, o, runs)
+		deployedLoad(t, c, kc, o, runs)
 		return
 	}
 
@@ -128,7 +128,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	deployedRedis(t, c, kc, o, runs)
 	deployedGalera(t, c, kc, o, runs)
 	deployedDocstore(t, c, kc, o, runs)
-	deployedLoad(t, kc, o, runs)
+	deployedLoad(t, c, kc, o, runs)
 }
 
 // deployedKafka: testdata/deploy-kafka.yaml deploys a KRaft Kafka (its
@@ -238,8 +238,9 @@ func deployedDocstore(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3sla
 // load through it: the handlers are worker pods from the agents' image,
 // the client enters through the handlers' nodes' agents. dc2-w cut off
 // for 30 s: every check is scored, none SKIP, and the run PASSES, as on
-// the labs. The workers are gone after the run.
-func deployedLoad(t *testing.T, kc *k3s.Cluster, o k3slab.Options, runs string) {
+// the labs. The workers are gone after the run, their logs kept on their
+// nodes.
+func deployedLoad(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
 	sc, err := scenarios.Parse("testdata/deploy-load.yaml")
 	require.NoError(t, err)
 	o.Load = true
@@ -262,6 +263,11 @@ func deployedLoad(t *testing.T, kc *k3s.Cluster, o k3slab.Options, runs string) 
 	workers, err := kc.Client.CoreV1().Pods(k3s.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: sel + "," + deploy.LabelService + "=handlers"})
 	require.NoError(t, err)
 	require.Empty(t, workers.Items, "the run stopped its workers")
+	for i, node := range []string{"dc1-w", "dc2-w"} {
+		out, err := c.Exec(t.Context(), node, fmt.Sprintf("grep -c . %s/handlers-%d/log/worker.log", deploy.Root(agentScenario), i))
+		require.NoError(t, err, "worker %d's log kept on %s: %s", i, node, out)
+		t.Logf("worker %d's log on %s: %s lines", i, node, strings.TrimSpace(string(out)))
+	}
 	deployedDown(t, kc, 12)
 }
 
