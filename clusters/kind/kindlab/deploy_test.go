@@ -263,7 +263,7 @@ func deployedLoad(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Op
 	workers, err := kc.Client.CoreV1().Pods(k3s.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: sel + "," + deploy.LabelService + "=handlers"})
 	require.NoError(t, err)
 	require.Empty(t, workers.Items, "the run stopped its workers")
-	for i, node := range []string{"dc1-w", "dc2-w"} {
+	for i, node := range []string{"dc1-cp", "dc1-w"} {
 		out, err := c.Exec(t.Context(), node, fmt.Sprintf("grep -c . %s/handlers-%d/log/worker.log", deploy.Root(agentScenario), i))
 		require.NoError(t, err, "worker %d's log kept on %s: %s", i, node, out)
 		t.Logf("worker %d's log on %s: %s lines", i, node, strings.TrimSpace(string(out)))
