@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -35,10 +34,6 @@ const (
 	// the server log to stderr (the member's log file) without log4j setup.
 	classpath = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 
-	clientPort   = 2181
-	quorumPort   = 2888
-	electionPort = 3888
-
 	// Heap size: lab-facts measured ~63 MB RSS per server with it.
 	heap = "128m"
 
@@ -53,6 +48,14 @@ const (
 
 	// notServing is what a server out of quorum answers to srvr.
 	notServing = "not currently serving requests"
+)
+
+// A member's ports (plus its PortOffset): clients', its followers' (on
+// the leader) and leader election's. The AdminServer (8080) is off.
+const (
+	ClientPort   = 2181
+	PeerPort     = 2888
+	ElectionPort = 3888
 )
 
 // Packages are the pinned Debian packages Install installs.
@@ -88,8 +91,8 @@ func (e *Engine) Version(ctx context.Context) (string, error) {
 	return string(m[1]), nil
 }
 
-// Endpoints returns the members' client endpoints ("addr:2181"), as a
-// ZooKeeper connect string lists them.
+// Endpoints returns the members' client endpoints ("addr:2181", plus the
+// port offset), as a ZooKeeper connect string lists them.
 func (e *Engine) Endpoints(c *engines.Cluster) []string {
 	out := make([]string, len(c.Members))
 	for i, m := range c.Members {
@@ -99,16 +102,18 @@ func (e *Engine) Endpoints(c *engines.Cluster) []string {
 }
 
 func clientEndpoint(m engines.Member) string {
-	return netip.AddrPortFrom(m.Addr, clientPort).String()
+	return m.AddrPort(ClientPort).String()
 }
 
-func procName(m engines.Member) string { return m.Name + ".zookeeper" }
+// ProcessName names member m's server process (the pod that runs it on a
+// cluster is named after it).
+func ProcessName(m engines.Member) string { return m.Name + ".zookeeper" }
 
 // myid numbers servers from 1, in member order.
 func myid(i int) int { return i + 1 }
 
 func running(ctx context.Context, c *engines.Cluster, m engines.Member) bool {
-	return c.Launch().Alive(ctx, procName(m))
+	return c.Launch().Alive(ctx, ProcessName(m))
 }
 
 // Zab timing (zoo.cfg): a follower more than SyncLimit ticks behind or
@@ -142,13 +147,26 @@ admin.enableServer=false
 4lw.commands.whitelist=srvr,mntr,ruok,stat,conf,isro
 autopurge.snapRetainCount=3
 autopurge.purgeInterval=1
-`, m.Name, TickTime.Milliseconds(), InitLimit, SyncLimit, m.DataDir, clientPort, m.Addr)
+`, m.Name, TickTime.Milliseconds(), InitLimit, SyncLimit, m.DataDir, m.Port(ClientPort), clientBind(m))
 	for j, o := range c.Members {
 		// Quorum and election ports bind this address only, so the
 		// members of several services can share a host.
-		fmt.Fprintf(&b, "server.%d=%s:%d:%d\n", myid(j), bracket(o.Addr), quorumPort, electionPort)
+		fmt.Fprintf(&b, "server.%d=%s:%d:%d\n", myid(j), bracket(o.Addr), o.Port(PeerPort), o.Port(ElectionPort))
 	}
 	return b.String()
+}
+
+// clientBind is the address the client port binds. ZooKeeper binds one:
+// a member that takes its clients on loopback too (a cluster's
+// port-forward lands there) binds them all.
+func clientBind(m engines.Member) netip.Addr {
+	switch {
+	case !m.ListenLoopback:
+		return m.Addr
+	case m.Addr.Is4():
+		return netip.IPv4Unspecified()
+	}
+	return netip.IPv6Unspecified()
 }
 
 func bracket(a netip.Addr) string {
@@ -188,19 +206,38 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 	if running(ctx, c, m) {
 		return nil
 	}
-	if err := os.MkdirAll(m.DataDir, 0o755); err != nil {
-		return err
+	cfg, err := prepare(ctx, c, i)
+	if err != nil {
+		return fmt.Errorf("zookeeper %s: %s's files: %w", c.Service, m.Name, err)
 	}
-	if err := os.MkdirAll(m.LogDir, 0o755); err != nil {
-		return err
+	where, err := c.Launch().Start(ctx, m, spec(m, cfg))
+	if err != nil {
+		return fmt.Errorf("zookeeper %s: start %s: %w", c.Service, m.Name, err)
+	}
+	e.log.Info("zookeeper member started", "service", c.Service, "member", m.Name, "process", where, "myid", myid(i))
+	return nil
+}
+
+// prepare writes member i's zoo.cfg and myid in its data directory, on
+// its node, and returns the configuration's path.
+func prepare(ctx context.Context, c *engines.Cluster, i int) (string, error) {
+	m, fs := c.Members[i], c.FS()
+	for _, d := range []string{m.DataDir, m.LogDir} {
+		if err := fs.MkdirAll(ctx, m, d, 0o755); err != nil {
+			return "", err
+		}
 	}
 	cfg := filepath.Join(m.DataDir, "zoo.cfg")
-	if err := os.WriteFile(cfg, []byte(config(c, i)), 0o644); err != nil {
-		return err
+	if err := fs.WriteFile(ctx, m, cfg, []byte(config(c, i)), 0o644); err != nil {
+		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(m.DataDir, "myid"), []byte(strconv.Itoa(myid(i))+"\n"), 0o644); err != nil {
-		return err
-	}
+	return cfg, fs.WriteFile(ctx, m, filepath.Join(m.DataDir, "myid"), []byte(strconv.Itoa(myid(i))+"\n"), 0o644)
+}
+
+// spec is member m's server process, with its configuration cfg. The
+// paths are Debian's package's, on the lab's hosts and in the engine's
+// image alike.
+func spec(m engines.Member, cfg string) proc.Spec {
 	args := []string{
 		"-Xmx" + heap,
 		// Serial GC and C1 only: less CPU on the lab's few shared cores.
@@ -215,20 +252,15 @@ func (e *Engine) StartMember(ctx context.Context, c *engines.Cluster, i int) err
 		args = append(args, "-Djava.net.preferIPv4Stack=true")
 	}
 	args = append(args, "-cp", classpath, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg)
-	where, err := c.Launch().Start(ctx, m, proc.Spec{
-		Name:   procName(m),
+	return proc.Spec{
+		Name:   ProcessName(m),
 		NetNS:  m.NetNS,
 		Cgroup: m.Cgroup,
 		Path:   java,
 		Args:   args,
 		Dir:    m.DataDir,
 		Log:    filepath.Join(m.LogDir, "zookeeper.log"),
-	})
-	if err != nil {
-		return fmt.Errorf("zookeeper %s: start %s: %w", c.Service, m.Name, err)
 	}
-	e.log.Info("zookeeper member started", "service", c.Service, "member", m.Name, "process", where, "myid", myid(i))
-	return nil
 }
 
 // StopMember stops member i (SIGTERM, then SIGKILL after a grace period).
@@ -237,7 +269,7 @@ func (e *Engine) StopMember(ctx context.Context, c *engines.Cluster, i int) erro
 	if err != nil {
 		return err
 	}
-	return c.Launch().Stop(ctx, procName(m), stopGrace)
+	return c.Launch().Stop(ctx, ProcessName(m), stopGrace)
 }
 
 // Stop stops every member.

@@ -56,11 +56,11 @@ func leaderOf(st engines.Status) int {
 
 func kill(t *testing.T, c *engines.Cluster, i int) {
 	t.Helper()
-	enginetest.Kill(t, c.StateDir, procName(c.Members[i]), 5*time.Second)
+	enginetest.Kill(t, c.StateDir, ProcessName(c.Members[i]), 5*time.Second)
 }
 
 func rss(c *engines.Cluster, i int) string {
-	r, err := proc.Load(c.StateDir, procName(c.Members[i]))
+	r, err := proc.Load(c.StateDir, ProcessName(c.Members[i]))
 	if err != nil {
 		return "?"
 	}
@@ -127,10 +127,10 @@ func TestEnsembleFaults(t *testing.T) {
 	}
 
 	// Start is idempotent: running members are left alone.
-	before, err := proc.Load(c.StateDir, procName(c.Members[0]))
+	before, err := proc.Load(c.StateDir, ProcessName(c.Members[0]))
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx, c))
-	after, err := proc.Load(c.StateDir, procName(c.Members[0]))
+	after, err := proc.Load(c.StateDir, ProcessName(c.Members[0]))
 	require.NoError(t, err)
 	require.Equal(t, before.PID, after.PID)
 
@@ -249,7 +249,7 @@ func TestInNetNS(t *testing.T) {
 	st := status(t, e, c)
 	require.NoError(t, st.OneLeader(), st.Summary())
 	require.True(t, st.Writable)
-	r, err := proc.Load(c.StateDir, procName(c.Members[0]))
+	r, err := proc.Load(c.StateDir, ProcessName(c.Members[0]))
 	require.NoError(t, err)
 	self, err := os.Readlink("/proc/self/ns/net")
 	require.NoError(t, err)
