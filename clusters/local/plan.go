@@ -123,10 +123,16 @@ func (l *Lab) kafkaOptions(ss *serviceState) (kafka.Options, error) {
 		if err != nil {
 			return o, err
 		}
-		eps := l.eng.mustEndpoints(zk)
-		o.ZooKeeper = strings.Join(eps, ",") + "/kafka-" + ss.Name
+		o.ZooKeeper = ZooKeeperConnect(l.eng.mustEndpoints(zk), ss.Name)
 	}
 	return o, nil
+}
+
+// ZooKeeperConnect is the connect string of the kafka service named kafka
+// on the ZooKeeper ensemble whose client endpoints are zk: a chroot of its
+// own, so that several Kafka clusters can share the ensemble.
+func ZooKeeperConnect(zk []string, kafka string) string {
+	return strings.Join(zk, ",") + "/kafka-" + kafka
 }
 
 // KafkaOptions are a kafka service's options in KRaft mode, derived from
