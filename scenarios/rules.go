@@ -168,7 +168,7 @@ var rules = func() []Rule {
 		{Path: "services[].controller", Noun: "service", Format: FormatLabel, Only: kafkaOnly,
 			Default: "the scenario's only zookeeper service, else KRaft",
 			Doc:     "kafka only: the zookeeper service kafka keeps its metadata in (ZooKeeper mode). Required when the scenario has several zookeeper services; without one, kafka runs a KRaft controller quorum on its own brokers."},
-		{Path: "services[].attach", Default: "chaosloop deploys the service (--on local, kind; --on k3s from --registry: etcd, KRaft Kafka, Redis, Galera and FerretDB on Patroni so far)",
+		{Path: "services[].attach", Default: "chaosloop deploys the service (--on local, kind; --on k3s from --registry: etcd, ZooKeeper, Kafka (KRaft, or on a ZooKeeper deployed too), Redis, Galera and FerretDB on Patroni so far)",
 			Doc: "--on k3s: the adopter's own pods of this service, which chaosloop observes (and whose placement it checks against the scenario's) instead of deploying its own. Member i is the pod of ordinal i when the pods are a StatefulSet's (NAME-0, NAME-1, ...), else the i-th by name."},
 		{Path: "services[].attach.namespace", Required: true, Noun: "namespace", Format: FormatLabel, Doc: "The pods' namespace."},
 		{Path: "services[].attach.selector", Required: true, Noun: "selector", Format: FormatSelector,

@@ -14,6 +14,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/kafka"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/mariadb"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/zookeeper"
 	"github.com/chaosloop/chaosloop/topology"
 )
 
@@ -26,7 +27,9 @@ type engineKind struct {
 	// processes name member m's long-running processes: its pods.
 	processes func(m engines.Member) []string
 	budget    func() engines.Budget
-	make      func(log *slog.Logger, sv *topology.Service) Engine
+	// make makes the engine of sv; zooKeeper is a Kafka's connect string
+	// in ZooKeeper mode, "" otherwise.
+	make func(log *slog.Logger, sv *topology.Service, zooKeeper string) Engine
 }
 
 // kinds are the engines deploy mode runs, by the local lab's engine
@@ -35,26 +38,32 @@ type engineKind struct {
 var kinds = map[string]engineKind{
 	local.EngineEtcd: {image: "etcd", ports: []uint16{etcd.ClientPort, etcd.PeerPort}, processes: one(etcd.ProcessName),
 		budget: etcd.FailoverBudget,
-		make:   func(log *slog.Logger, _ *topology.Service) Engine { return etcd.New(log) }},
-	// KRaft only: a ZooKeeper-mode Kafka needs its ensemble deployed too
+		make:   func(log *slog.Logger, _ *topology.Service, _ string) Engine { return etcd.New(log) }},
+	// KRaft; kindOf makes it a ZooKeeper-mode Kafka's
 	local.EngineKafka: {image: "kafka", ports: []uint16{kafka.ClientPort, kafka.ControllerPort}, processes: one(kafka.ProcessName),
 		budget: func() engines.Budget { return kafka.FailoverBudget(false) },
-		make: func(log *slog.Logger, sv *topology.Service) Engine {
+		make: func(log *slog.Logger, sv *topology.Service, zooKeeper string) Engine {
 			o := local.KafkaOptions(sv)
+			o.ZooKeeper = zooKeeper
 			o.Prebuilt = true // the jars are in the engine's image, at the cache's paths
 			return local.NewKafkaEngine(kafka.New(log, ""), o)
 		}},
+	local.EngineZooKeeper: {image: "zookeeper", ports: []uint16{zookeeper.ClientPort, zookeeper.PeerPort, zookeeper.ElectionPort},
+		processes: one(zookeeper.ProcessName), budget: zookeeper.FailoverBudget,
+		make: func(log *slog.Logger, _ *topology.Service, _ string) Engine { return zookeeper.New(log) }},
 	local.EngineGalera: {image: "mariadb", ports: []uint16{galera.ClientPort, galera.GroupPort, galera.ISTPort, galera.SSTPort},
 		processes: one(mariadb.ProcName), budget: galera.FailoverBudget,
-		make: func(log *slog.Logger, _ *topology.Service) Engine { return galera.New(log) }},
+		make: func(log *slog.Logger, _ *topology.Service, _ string) Engine { return galera.New(log) }},
 	local.EngineDocstore: {image: "docstore", processes: docstore.ProcessNames, budget: docstore.FailoverBudget,
 		ports: []uint16{docstore.EtcdClientPort, docstore.EtcdPeerPort, docstore.PostgresPort, docstore.PatroniPort,
 			docstore.FerretDBPort, docstore.FerretDBDebugPort},
 		// FerretDB is in the engine's image at the default cache's path
-		make: func(log *slog.Logger, _ *topology.Service) Engine { return docstore.New(log, local.DefaultCache) }},
+		make: func(log *slog.Logger, _ *topology.Service, _ string) Engine {
+			return docstore.New(log, local.DefaultCache)
+		}},
 	local.EngineRedis: {image: "redis", ports: []uint16{redis.Port, redis.SentinelPort}, processes: redis.ProcessNames,
 		budget: redis.FailoverBudget,
-		make:   func(log *slog.Logger, _ *topology.Service) Engine { return redis.New(log) }},
+		make:   func(log *slog.Logger, _ *topology.Service, _ string) Engine { return redis.New(log) }},
 }
 
 // one is a member's only process.
@@ -62,7 +71,7 @@ func one(name func(engines.Member) string) func(engines.Member) []string {
 	return func(m engines.Member) []string { return []string{name(m)} }
 }
 
-const deployableKinds = "chaosloop deploys only etcd (and Raft), KRaft Kafka, Redis, Galera (mysql, replication: group) and FerretDB on Patroni (mongodb) services on a cluster yet"
+const deployableKinds = "chaosloop deploys only etcd (and Raft), ZooKeeper, Kafka, Redis, Galera (mysql, replication: group) and FerretDB on Patroni (mongodb) services on a cluster yet"
 
 // kindOf is sv's engine in deploy mode, or why chaosloop cannot deploy
 // it on a cluster yet. A stateless service is the load's, which deploy
@@ -76,9 +85,20 @@ func kindOf(sv *topology.Service) (engineKind, error) {
 		return k, fmt.Errorf("%s, not a mysql service with replication: %s", deployableKinds, sv.Spec.Replication)
 	case !ok:
 		return k, fmt.Errorf("%s, not a %s service", deployableKinds, sv.Kind)
-	case name == local.EngineKafka && sv.Spec.Controller != "":
-		return k, fmt.Errorf("chaosloop deploys Kafka in KRaft mode only on a cluster yet, not with its controller %s", sv.Spec.Controller)
+	case name == local.EngineKafka && sv.ControllerService != nil:
+		return onZooKeeper(k, sv.ControllerService)
 	}
+	return k, nil
+}
+
+// onZooKeeper is Kafka's kind in ZooKeeper mode, on the ensemble zk,
+// which chaosloop must deploy too: it knows where that one listens.
+func onZooKeeper(k engineKind, zk *topology.Service) (engineKind, error) {
+	if zk.Spec.Attach != nil {
+		return k, fmt.Errorf("chaosloop deploys Kafka in ZooKeeper mode only on a ZooKeeper it deploys too, not on the attached %s", zk.Name)
+	}
+	k.ports = []uint16{kafka.ClientPort} // no controller's: ZooKeeper's
+	k.budget = func() engines.Budget { return kafka.FailoverBudget(true) }
 	return k, nil
 }
 

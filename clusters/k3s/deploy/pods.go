@@ -53,9 +53,9 @@ const MainContainer = "main"
 // engines a cluster's nodes already run: K3S's embedded etcd (2379-2380),
 // the adopter's MySQL, Kafka, Redis. Every port an engine uses, plus 2000,
 // stays below Kubernetes' NodePort range (30000-32767) and Linux's
-// ephemeral ports (32768-60999): etcd 4379, Kafka 11092, MySQL 5306,
-// Redis 8379 and its Sentinel 28379, PostgreSQL 7432, Patroni 10008 and
-// FerretDB 29017.
+// ephemeral ports (32768-60999): etcd 4379, ZooKeeper 4181 (its
+// election's 5888), Kafka 11092, MySQL 5306, Redis 8379 and its Sentinel
+// 28379, PostgreSQL 7432, Patroni 10008 and FerretDB 29017.
 const DefaultPortOffset = 2000
 
 // MaxPortOffset keeps the highest port an engine uses (FerretDB's 27017)

@@ -19,6 +19,7 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/k3s/probe"
 	"github.com/chaosloop/chaosloop/clusters/local"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/clusters/local/engines/zookeeper"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -106,14 +107,33 @@ func New(ctx context.Context, o Options, sv *topology.Service) (*Service, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{Topo: sv, Engine: kind.make(o.Log, sv), Cluster: c}, nil
+	zk, err := zooKeeperOf(ctx, o, sv)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{Topo: sv, Engine: kind.make(o.Log, sv, zk), Cluster: c}, nil
 }
 
-// onNodes places sv's members on their nodes: member i on the cluster node
+// zooKeeperOf is a Kafka's connect string in ZooKeeper mode: its
+// ensemble's members where chaosloop deploys them; "" for any other.
+func zooKeeperOf(ctx context.Context, o Options, sv *topology.Service) (string, error) {
+	zk := sv.ControllerService
+	if sv.Kind != scenarios.KindKafka || zk == nil {
+		return "", nil
+	}
+	ms, err := members(ctx, o, zk)
+	if err != nil {
+		return "", err
+	}
+	eps := zookeeper.New(o.Log).Endpoints(&engines.Cluster{Service: zk.Name, Members: ms})
+	return local.ZooKeeperConnect(eps, sv.Name), nil
+}
+
+// members are sv's members on their nodes: member i on the cluster node
 // of the scenario's node, at its InternalIP, its files under
-// Root(scenario), its processes pods from image.
-func onNodes(ctx context.Context, o Options, sv *topology.Service, image string) (*engines.Cluster, error) {
-	c := &engines.Cluster{Service: sv.Name}
+// Root(scenario).
+func members(ctx context.Context, o Options, sv *topology.Service) ([]engines.Member, error) {
+	var ms []engines.Member
 	for i, n := range sv.Members {
 		addr, err := internalIP(ctx, o.Cluster, o.NodeMap.ClusterNode(n.Name))
 		if err != nil {
@@ -121,9 +141,20 @@ func onNodes(ctx context.Context, o Options, sv *topology.Service, image string)
 		}
 		name := MemberName(sv.Name, i)
 		dir := filepath.Join(Root(o.Scenario), name)
-		c.Members = append(c.Members, engines.Member{Index: i, Name: name, Node: n.Name, Addr: addr, PortOffset: o.PortOffset,
+		ms = append(ms, engines.Member{Index: i, Name: name, Node: n.Name, Addr: addr, PortOffset: o.PortOffset,
 			ListenLoopback: true, DataDir: filepath.Join(dir, "data"), LogDir: filepath.Join(dir, "log")})
 	}
+	return ms, nil
+}
+
+// onNodes places sv's members on their nodes (members), their
+// processes pods from image.
+func onNodes(ctx context.Context, o Options, sv *topology.Service, image string) (*engines.Cluster, error) {
+	ms, err := members(ctx, o, sv)
+	if err != nil {
+		return nil, err
+	}
+	c := &engines.Cluster{Service: sv.Name, Members: ms}
 	c.Launcher = &Pods{Cluster: o.Cluster, Scenario: o.Scenario, Service: sv.Name, Image: image, NodeMap: o.NodeMap, Log: o.Log}
 	c.Files = NodeFiles{Cluster: o.Cluster, Scenario: o.Scenario, NodeMap: o.NodeMap}
 	if o.Relays != nil {

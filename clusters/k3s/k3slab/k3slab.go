@@ -2,8 +2,8 @@
 // services are either the adopter's own on a real cluster
 // (services[].attach, attach mode), which chaosloop observes with its
 // engine probes (package probe), or chaosloop's own engines, which it
-// deploys there from the user's registry (package deploy: etcd, KRaft
-// Kafka, Redis, Galera and the document store so far).
+// deploys there from the user's registry (package deploy: etcd,
+// ZooKeeper, Kafka, Redis, Galera and the document store so far).
 // Faults go through the node agents and the BMCs (package nemesis). When
 // chaosloop deployed every service (Drives), a run drives the transfer
 // load as on the labs: the handlers are worker pods, the client enters
@@ -170,7 +170,7 @@ func (p *Provider) progress(service, stage, detail string) {
 // attached), on their nodes, and returns once each is healthy. Members
 // that run already (a lab left up) are kept.
 func (p *Provider) deploy(ctx context.Context, l *Lab) error {
-	for _, sv := range l.topo.Services {
+	for _, sv := range deployOrder(l.topo.Services) {
 		if sv.Spec.Attach != nil || sv.Kind == scenarios.KindStateless {
 			continue // a stateless one's workers are the run's (StartWorkers)
 		}
@@ -191,6 +191,20 @@ func (p *Provider) deploy(ctx context.Context, l *Lab) error {
 		}
 	}
 	return nil
+}
+
+// deployOrder is the order services are deployed in: a Kafka in
+// ZooKeeper mode after the others, as its brokers need their ensemble.
+func deployOrder(svs []*topology.Service) []*topology.Service {
+	var first, then []*topology.Service
+	for _, sv := range svs {
+		if sv.Kind == scenarios.KindKafka && sv.ControllerService != nil {
+			then = append(then, sv)
+		} else {
+			first = append(first, sv)
+		}
+	}
+	return append(first, then...)
 }
 
 // lifetime bounds the agents' rules of a run's faults: the run's length

@@ -63,6 +63,9 @@ func TestServerPropertiesOnACluster(t *testing.T) {
 	require.Equal(t, "PLAINTEXT://0.0.0.0:11092,CONTROLLER://198.18.0.11:11093", p["listeners"])
 	require.Equal(t, "PLAINTEXT://198.18.0.11:11092", p["advertised.listeners"])
 	require.Equal(t, []string{"198.18.0.10:11092", "198.18.0.11:11092", "198.18.0.12:11092"}, New(nil, "").Endpoints(c))
+	zk := propsMap(serverProperties(c, Options{ZooKeeper: "198.18.0.10:4181/kafka-kafka"}.withDefaults(3), 1))
+	require.Equal(t, "PLAINTEXT://0.0.0.0:11092", zk["listeners"], "in ZooKeeper mode too")
+	require.Equal(t, "PLAINTEXT://198.18.0.11:11092", zk["advertised.listeners"])
 }
 
 func TestServerPropertiesLargeKRaftHasThreeControllers(t *testing.T) {

@@ -75,8 +75,8 @@ crash, 'chaosloop down' (or 'heal') undoes them.
 
 With --on k3s (--context C) an attached service (services[].attach: the
 adopter's own pods) is observed, and one not attached is deployed from
---registry R (etcd, KRaft Kafka, Redis, Galera and FerretDB on Patroni so far: a pod per member process on
-its node, at the engine's ports plus --port-offset; killed or powered-off
+--registry R (etcd, ZooKeeper, Kafka (KRaft, or on a ZooKeeper deployed too),
+Redis, Galera and FerretDB on Patroni so far: a pod per member process on its node, at the engine's ports plus --port-offset; killed or powered-off
 members are started again at the fault's end). When chaosloop deployed every
 service (none attached), the run drives the transfer load as on the labs: the
 handlers are pods on their service's nodes, from the agents' image, and the
