@@ -1,9 +1,9 @@
 package kindlab_test
 
 import (
-	"os"
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,7 +47,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	ctx := t.Context()
 	tags := map[string]string{}
 	for _, e := range (&images.Builder{Cache: kindtest.Cache, Log: enginetest.Log(t)}).Engines() {
-		if e.Name == "etcd" || e.Name == "kafka" || e.Name == "redis" || e.Name == "mariadb" || e.Name == "docstore" {
+		if e.Name == "etcd" || e.Name == "kafka" || e.Name == "redis" || e.Name == "mariadb" || e.Name == "docstore" || e.Name == "zookeeper" {
 			tags[e.Name] = e.Tag()
 			// as if pulled from the registry: the nodes have it, so none is
 			require.NoError(t, c.LoadImage(ctx, e.Tag()))
@@ -128,6 +128,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	deployedRedis(t, c, kc, o, runs)
 	deployedGalera(t, c, kc, o, runs)
 	deployedDocstore(t, c, kc, o, runs)
+	deployedZooKeeper(t, c, kc, o, runs)
 	deployedLoad(t, c, kc, o, runs)
 }
 
@@ -231,6 +232,30 @@ func deployedDocstore(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3sla
 		require.Equal(t, "600 root", strings.TrimSpace(string(out)))
 	}
 	deployedDown(t, kc, 9)
+}
+
+// deployedZooKeeper: testdata/deploy-zookeeper.yaml deploys a ZooKeeper
+// ensemble (its zoo.cfg and myid written on the members' nodes through
+// their agents), kills member 1, then cuts dc2-w off: dc1's two members
+// keep a leader and serve, as analyze predicts: PASS. The killed member
+// rejoins. Each server takes its clients at 2181 plus the offset on
+// every address of its node.
+func deployedZooKeeper(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
+	ctx := t.Context()
+	scoredRunOn(t, o, runs, "deploy-zookeeper.yaml", checks.Pass)
+	whole := deployedWhole(t, o, "deploy-zookeeper.yaml")
+	require.Len(t, whole.Members, 3)
+	root := deploy.Root(agentScenario)
+	for i, node := range adopterEtcdNodes {
+		out, err := c.Exec(ctx, node, fmt.Sprintf("cat %s/zk-%d/data/myid && grep -x 'clientPort=%d' %s/zk-%d/data/zoo.cfg",
+			root, i, 2181+deploy.DefaultPortOffset, root, i))
+		require.NoError(t, err, "member %d's files on %s: %s", i, node, out)
+		require.Equal(t, fmt.Sprintf("%d\nclientPort=%d", i+1, 2181+deploy.DefaultPortOffset), strings.TrimSpace(string(out)))
+	}
+	out, err := c.Exec(ctx, "dc1-cp", `awk '$4 == "0A" {print $2}' /proc/net/tcp`)
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), fmt.Sprintf("00000000:%04X", 2181+deploy.DefaultPortOffset), "the client port on every address")
+	deployedDown(t, kc, 3)
 }
 
 // deployedLoad: testdata/deploy-load.yaml deploys Mojaloop's pipeline
