@@ -44,27 +44,8 @@ func testTopo(t *testing.T, file string) *topology.Topology {
 // A Kafka in ZooKeeper mode is deployed after its ensemble, whatever
 // the scenario's order; the others keep theirs.
 func TestDeployOrder(t *testing.T) {
-	sc, err := scenarios.ParseBytes(t.Context(), "t.yaml", []byte(`name: t
-sites:
-  - name: dc1
-    racks:
-      - name: r1
-        power: [p]
-        switches: [s]
-        nodes:
-          - {name: n1, pools: [P]}
-          - {name: n2, pools: [P]}
-          - {name: n3, pools: [P]}
-services:
-  - {name: kafka, kind: kafka, replicas: 3, pool: P}
-  - {name: etcd, kind: etcd, replicas: 3, pool: P}
-  - {name: zk, kind: zookeeper, replicas: 3, pool: P}
-`))
-	require.NoError(t, err)
-	tp, err := topology.Build(sc)
-	require.NoError(t, err)
 	var names []string
-	for _, sv := range deployOrder(tp.Services) {
+	for _, sv := range deployOrder(testTopo(t, "deploy-kafka-zookeeper.yaml").Services) {
 		names = append(names, sv.Name)
 	}
 	require.Equal(t, []string{"etcd", "zk", "kafka"}, names)
