@@ -201,16 +201,13 @@ func deployedRedis(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.O
 // The workload account's password is on each member's node, root's
 // only, and no file of root's SQL is left.
 func deployedGalera(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
-	ctx := t.Context()
 	scoredRunOn(t, o, runs, "deploy-galera.yaml", checks.Pass)
 	whole := deployedWhole(t, o, "deploy-galera.yaml")
 	require.Len(t, whole.Members, 3)
 	root := deploy.Root(agentScenario)
-	for i, node := range adopterEtcdNodes {
-		out, err := c.Exec(ctx, node, fmt.Sprintf("stat -c '%%a %%U' %s/db-%d/db.galera-password && ! test -e %s/db-%d/data/.root.sql", root, i, root, i))
-		require.NoError(t, err, "member %d's files on %s: %s", i, node, out)
-		require.Equal(t, "600 root", strings.TrimSpace(string(out)))
-	}
+	onMemberNodes(t, c, func(i int) (string, string) {
+		return fmt.Sprintf("stat -c '%%a %%U' %s/db-%d/db.galera-password && ! test -e %s/db-%d/data/.root.sql", root, i, root, i), "600 root"
+	})
 	deployedDown(t, kc, 3)
 }
 
@@ -221,17 +218,25 @@ func deployedGalera(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.
 // member rejoins. The service's secret is on each member's node, root's
 // only.
 func deployedDocstore(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
-	ctx := t.Context()
 	scoredRunOn(t, o, runs, "deploy-docstore.yaml", checks.Pass)
 	whole := deployedWhole(t, o, "deploy-docstore.yaml")
 	require.Len(t, whole.Members, 3)
 	root := deploy.Root(agentScenario)
-	for i, node := range adopterEtcdNodes {
-		out, err := c.Exec(ctx, node, fmt.Sprintf("stat -c '%%a %%U' %s/docs-%d/docs.docstore-secret", root, i))
-		require.NoError(t, err, "member %d's files on %s: %s", i, node, out)
-		require.Equal(t, "600 root", strings.TrimSpace(string(out)))
-	}
+	onMemberNodes(t, c, func(i int) (string, string) {
+		return fmt.Sprintf("stat -c '%%a %%U' %s/docs-%d/docs.docstore-secret", root, i), "600 root"
+	})
 	deployedDown(t, kc, 9)
+}
+
+// onMemberNodes runs, on the node of each member i (adopterEtcdNodes),
+// the command of check(i), whose output, trimmed, must be its want.
+func onMemberNodes(t *testing.T, c *kindlab.Cluster, check func(i int) (command, want string)) {
+	for i, node := range adopterEtcdNodes {
+		command, want := check(i)
+		out, err := c.Exec(t.Context(), node, command)
+		require.NoError(t, err, "member %d's files on %s: %s", i, node, out)
+		require.Equal(t, want, strings.TrimSpace(string(out)), "member %d on %s", i, node)
+	}
 }
 
 // deployedZooKeeper: testdata/deploy-zookeeper.yaml deploys a ZooKeeper
@@ -241,20 +246,17 @@ func deployedDocstore(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3sla
 // rejoins. Each server takes its clients at 2181 plus the offset on
 // every address of its node.
 func deployedZooKeeper(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
-	ctx := t.Context()
 	scoredRunOn(t, o, runs, "deploy-zookeeper.yaml", checks.Pass)
 	whole := deployedWhole(t, o, "deploy-zookeeper.yaml")
 	require.Len(t, whole.Members, 3)
-	root := deploy.Root(agentScenario)
-	for i, node := range adopterEtcdNodes {
-		out, err := c.Exec(ctx, node, fmt.Sprintf("cat %s/zk-%d/data/myid && grep -x 'clientPort=%d' %s/zk-%d/data/zoo.cfg",
-			root, i, 2181+deploy.DefaultPortOffset, root, i))
-		require.NoError(t, err, "member %d's files on %s: %s", i, node, out)
-		require.Equal(t, fmt.Sprintf("%d\nclientPort=%d", i+1, 2181+deploy.DefaultPortOffset), strings.TrimSpace(string(out)))
-	}
-	out, err := c.Exec(ctx, "dc1-cp", `awk '$4 == "0A" {print $2}' /proc/net/tcp`)
+	client := 2181 + deploy.DefaultPortOffset
+	onMemberNodes(t, c, func(i int) (string, string) {
+		dir := fmt.Sprintf("%s/zk-%d/data", deploy.Root(agentScenario), i)
+		return fmt.Sprintf("cat %s/myid && grep -x clientPort=%d %s/zoo.cfg", dir, client, dir), fmt.Sprintf("%d\nclientPort=%d", i+1, client)
+	})
+	out, err := c.Exec(t.Context(), "dc1-cp", `awk '$4 == "0A" {print $2}' /proc/net/tcp`)
 	require.NoError(t, err, "%s", out)
-	require.Contains(t, string(out), fmt.Sprintf("00000000:%04X", 2181+deploy.DefaultPortOffset), "the client port on every address")
+	require.Contains(t, string(out), fmt.Sprintf("00000000:%04X", client), "the client port on every address")
 	deployedDown(t, kc, 3)
 }
 

@@ -60,18 +60,17 @@ func answering(dialed *[]string) engines.DialFunc {
 	}
 }
 
-// On a real cluster's nodes a member listens at its ports plus the
-// offset, its clients' on every address (ZooKeeper binds one, and the
-// port-forward lands on loopback); its zoo.cfg and myid are the node's,
-// written through the cluster's Files; its server runs from the Debian
-// package's paths, which the engine's image has too; chaosloop probes it
-// through the cluster's dialer.
+// Deployed on a cluster, a server's zoo.cfg and myid go to its node
+// through the cluster's Files; every port it names is ZooKeeper's plus
+// the offset, and it takes clients on all the node's addresses
+// (ZooKeeper binds one; the port-forward arrives on loopback). Its
+// command is the Debian package's, which the engine's image has too;
+// srvr reaches it through the cluster's dialer.
 func TestOnACluster(t *testing.T) {
 	c, files := enginetest.OnNodes("zk", 3)
 	p := &pods{}
 	c.Launcher = p
-	ctx := t.Context()
-	e := New(enginetest.Log(t))
+	ctx, e := t.Context(), New(enginetest.Log(t))
 	require.NoError(t, e.StartMember(ctx, c, 1))
 
 	cfg := files["n1:/var/lib/chaosloop/s/zk-1/data/zoo.cfg"]
