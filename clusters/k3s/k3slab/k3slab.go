@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,8 +192,9 @@ func (p *Provider) deploy(ctx context.Context, l *Lab) error {
 	return nil
 }
 
-// deployOrder is the order services are deployed in: a Kafka in
-// ZooKeeper mode after the others, as its brokers need their ensemble.
+// deployOrder is the order services are deployed, and their members
+// started again after faults, in: a Kafka in ZooKeeper mode after the
+// others, as its brokers need their ensemble.
 func deployOrder(svs []*topology.Service) []*topology.Service {
 	var first, then []*topology.Service
 	for _, sv := range svs {
@@ -549,8 +549,12 @@ func (l *Lab) restartDeployed(ctx context.Context, recovered []lab.Fault) error 
 	}
 	// a worker is down only with its node: a kill of one is refused
 	errs := []error{l.restartWorkers(ctx, func(n *topology.Node) bool { return !was.Up(n) && still.Up(n) })}
-	for _, name := range slices.Sorted(maps.Keys(l.deployed)) {
-		d := l.deployed[name]
+	// in deploy order: a Kafka's brokers need their ZooKeeper back first
+	for _, sv := range deployOrder(l.topo.Services) {
+		name, d := sv.Name, l.deployed[sv.Name]
+		if d == nil {
+			continue
+		}
 		for i, m := range d.Cluster.Members {
 			target := "service/" + name + "/" + strconv.Itoa(i)
 			node := l.topo.Node(m.Node)
