@@ -68,10 +68,6 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 		require.NoError(t, err)
 	})
 	runs := enginetest.NewEvidence(t).Sub("deployed")
-	if os.Getenv("TMP_ONLY_LOAD") != "" {
-		deployedLoad(t, c, kc, o, runs)
-		return
-	}
 
 	scoredRunOn(t, o, runs, "deploy-etcd.yaml", checks.Pass)
 	whole := deployedWhole(t, o, "deploy-etcd.yaml")

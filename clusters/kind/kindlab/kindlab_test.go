@@ -596,9 +596,7 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	t.Logf("adopter's etcd whole again %s after the recovery: %s", time.Since(start).Round(time.Second), describe(etcdSeen))
 
 	// run --on k3s in attach mode: the etcd sampled through a schedule
-	if os.Getenv("TMP_ONLY_LOAD") == "" {
-		attachedRuns(t, c, kc, observeEtcd, pods, from)
-	}
+	attachedRuns(t, c, kc, observeEtcd, pods, from)
 	// run --on k3s in deploy mode: chaosloop's own etcd on the cluster
 	deployedRuns(t, c, kc, pods, from)
 	to = pods["dc2-w"].ip.String() // dc2-w's pod restarted with its power
