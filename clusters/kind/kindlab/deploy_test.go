@@ -3,7 +3,6 @@ package kindlab_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
