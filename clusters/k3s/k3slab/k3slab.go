@@ -273,8 +273,8 @@ type Lab struct {
 	active []lab.Injected
 	// recovering are faults recovered whose nodes may still be coming
 	// back (NotReady for a while): the guard excuses them until a look
-	// finds every node Ready.
-	recovering []lab.Injected
+	// finds every node Ready at least RecoverySettle after their recovery.
+	recovering []recovered
 	// stop is the stop condition met, nil until then.
 	stop *guard.Stop
 
@@ -648,16 +648,37 @@ func (l *Lab) watch(apiBudget, interval time.Duration) {
 func (l *Lab) guarded() []lab.Injected {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append(slices.Clone(l.active), l.recovering...)
+	out := slices.Clone(l.active)
+	for _, r := range l.recovering {
+		out = append(out, r.Injected)
+	}
+	return out
 }
 
-// looked forgets the recovered faults once every node is Ready again.
+// recovered is a fault recovered, and when.
+type recovered struct {
+	lab.Injected
+	at time.Time
+}
+
+// RecoverySettle is how long after its recovery a fault still excuses
+// its nodes' NotReady: a node cut off for less than the node controller's
+// grace period (40-50 s) may still turn NotReady after the heal, while its
+// kubelet's connection, silent through the cut, waits out its TCP
+// retransmission backoff before it renews its lease (seen on the kind
+// test cluster: dc2-w NotReady 3 s after a 40 s isolation ended, which
+// stopped the run).
+const RecoverySettle = 90 * time.Second
+
+// looked forgets the recovered faults once every node is Ready again and
+// they were recovered RecoverySettle ago.
 func (l *Lab) looked(lk guard.Look) {
-	if lk.Nodes > 0 && len(lk.NotReady) == 0 {
-		l.mu.Lock()
-		l.recovering = nil
-		l.mu.Unlock()
+	if lk.Nodes == 0 || len(lk.NotReady) > 0 {
+		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recovering = slices.DeleteFunc(l.recovering, func(r recovered) bool { return time.Since(r.at) >= RecoverySettle })
 }
 
 // comingBack moves the active faults which says to recovering, before
@@ -667,7 +688,7 @@ func (l *Lab) comingBack(which func(lab.Injected) bool) {
 	defer l.mu.Unlock()
 	for _, in := range l.active {
 		if which(in) {
-			l.recovering = append(l.recovering, in)
+			l.recovering = append(l.recovering, recovered{Injected: in, at: time.Now()})
 		}
 	}
 }

@@ -105,6 +105,17 @@ func TestStopConditionRecoversEveryFault(t *testing.T) {
 	case <-time.After(time.Second):
 	}
 	k3stest.SetReady(t, cs, "dc2-w", corev1.ConditionTrue)
+	// every node Ready again, then dc2-w NotReady after all (its kubelet
+	// renews its lease late after a cut shorter than the node
+	// controller's grace period): still the recovered fault's
+	time.Sleep(500 * time.Millisecond) // looks that find every node Ready
+	k3stest.SetReady(t, cs, "dc2-w", corev1.ConditionUnknown)
+	select {
+	case err := <-l.Stopped():
+		t.Fatalf("stopped for a node turning NotReady just after its fault's recovery: %v", err)
+	case <-time.After(time.Second):
+	}
+	k3stest.SetReady(t, cs, "dc2-w", corev1.ConditionTrue)
 
 	_, err = l.Inject(t.Context(), cut)
 	require.NoError(t, err)
