@@ -39,7 +39,9 @@ import (
 // quorum too: PASS, and its member, its files removed, rejoins as a new
 // one. The negative control, deploy-etcd-kills.yaml, kills two members at once:
 // no quorum, FAIL; both are started again at the faults' end, and the
-// etcd is whole once more. Then a deployed KRaft Kafka (deployedKafka).
+// etcd is whole once more. Then the other engines, deployed
+// (deployedEngines, deployedDocstore) and under the transfer load
+// (deployedLoad).
 // The agents of the scenario must run (the members' files are looked at
 // and written through them).
 func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[string]pod, from string) {
@@ -70,7 +72,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 
 	scoredRunOn(t, o, runs, "deploy-etcd.yaml", checks.Pass)
 	whole := deployedWhole(t, o, "deploy-etcd.yaml")
-	for _, m := range whole.Members {
+	for _, m := range whole["etcd"].Members {
 		n, ok := c.Plan.Node(m.Node)
 		require.True(t, ok)
 		require.Equal(t, n.Addr.String(), m.Addr, "member %s listens on its node's address", m.Name)
@@ -119,30 +121,9 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 		require.NoError(t, err, "%s", out)
 		require.Equal(t, "gone", strings.TrimSpace(string(out)), "node %s", node)
 	}
-	deployedKafka(t, c, kc, o, runs)
-	deployedRedis(t, c, kc, o, runs)
-	deployedGalera(t, c, kc, o, runs)
+	deployedEngines(t, c, kc, o, runs)
 	deployedDocstore(t, c, kc, o, runs)
-	deployedZooKeeper(t, c, kc, o, runs)
 	deployedLoad(t, c, kc, o, runs)
-}
-
-// deployedKafka: testdata/deploy-kafka.yaml deploys a KRaft Kafka (its
-// storage formatted by a one-shot pod per member, its files written
-// through the agents), kills broker 1, then cuts dc2-w off: writable
-// throughout, as analyze predicts: PASS. The killed broker runs again
-// with its logs; down removes the brokers and their files.
-func deployedKafka(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
-	ctx := t.Context()
-	scoredRunOn(t, o, runs, "deploy-kafka.yaml", checks.Pass)
-	whole := deployedWhole(t, o, "deploy-kafka.yaml")
-	require.Len(t, whole.Members, 3)
-	for i, node := range adopterEtcdNodes {
-		out, err := c.Exec(ctx, node, fmt.Sprintf("cat %s/kafka-%d/data/kafka-logs/meta.properties", deploy.Root(agentScenario), i))
-		require.NoError(t, err, "broker %d's storage on %s: %s", i, node, out)
-		require.Contains(t, string(out), fmt.Sprintf("node.id=%d", i+1))
-	}
-	deployedDown(t, kc, 3)
 }
 
 // deployedDown: no one-shot pod is left, and down stops the scenario's
@@ -160,50 +141,67 @@ func deployedDown(t *testing.T, kc *k3s.Cluster, pods int) {
 	t.Logf("deploy.Down: stopped %v, wiped %v", td.Pods, td.Wiped)
 }
 
-// deployedRedis: testdata/deploy-redis.yaml deploys a Redis with its
-// Sentinels (two pods per member; their files given to the image's
-// redis user by a one-shot pod), kills the primary's two pods, then cuts
-// dc2-w off: the Sentinels fail over and keep a writable primary in dc1,
-// as analyze predicts: PASS. The killed member rejoins.
-func deployedRedis(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
+// deployedEngines: testdata/deploy-engines.yaml deploys four engines
+// at once: a ZooKeeper ensemble (its zoo.cfg and myid written on the
+// members' nodes through their agents), a Kafka in ZooKeeper mode on it
+// (deployed after it), a Redis with its Sentinels (two pods per member;
+// their files given to the image's redis user by a one-shot pod) and a
+// Galera cluster (its datadirs initialised, owned by the image's mysql
+// user and its workload account made by one-shot pods). One member of
+// each is killed at once, Redis' primary among them, then dc2-w is cut
+// off: each keeps its majority in dc1, as analyze predicts: PASS. The
+// killed members rejoin: one Redis primary, every member healthy; the
+// brokers kept their storage. The workload account's password is on
+// each Galera member's node, root's only, and no file of root's SQL is
+// left. Each ZooKeeper server takes its clients at 2181 plus the offset
+// on every address of its node. A kill is a SIGKILL (hardKill).
+func deployedEngines(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
 	ctx := t.Context()
-	scoredRunOn(t, o, runs, "deploy-redis.yaml", checks.Pass)
-	whole := deployedWhole(t, o, "deploy-redis.yaml")
-	require.Len(t, whole.Members, 3)
+	const file = "deploy-engines.yaml"
+	scoredRunOn(t, o, runs, file, checks.Pass)
+	whole := deployedWhole(t, o, file)
+	require.Len(t, whole, 4)
+	for name, si := range whole {
+		require.Len(t, si.Members, 3, name)
+	}
 	// the killed primary rejoined (as a replica; a later failover, as
 	// Sentinel's promotion of dc2-w's member then cut off, may make it
 	// primary again): one primary, every member healthy
 	primaries := 0
-	for _, m := range whole.Members {
+	for _, m := range whole["cache"].Members {
 		require.True(t, m.Up && m.Healthy, "%+v", m)
 		if m.Role == "primary" {
 			primaries++
 		}
 	}
-	require.Equal(t, 1, primaries, "%+v", whole.Members)
-	out, err := c.Exec(ctx, "dc1-cp", fmt.Sprintf("stat -c %%U %s/cache-0/data/appendonlydir", deploy.Root(agentScenario)))
+	require.Equal(t, 1, primaries, "%+v", whole["cache"].Members)
+	root := deploy.Root(agentScenario)
+	out, err := c.Exec(ctx, "dc1-cp", fmt.Sprintf("stat -c %%U %s/cache-0/data/appendonlydir", root))
 	require.NoError(t, err, "%s", out)
 	t.Logf("member 0's append-only files belong to uid/user %s on dc1-cp", strings.TrimSpace(string(out)))
-	hardKill(t, kc, o, "deploy-redis.yaml", "service/cache/1", 2)
-	deployedDown(t, kc, 6)
-}
-
-// deployedGalera: testdata/deploy-galera.yaml deploys a Galera cluster
-// (its datadirs initialised, owned by the image's mysql user and its
-// workload account made by one-shot pods on the members' nodes), kills
-// member 1, then cuts dc2-w off: dc1 keeps the Primary component and
-// takes writes, as analyze predicts: PASS. The killed member rejoins.
-// The workload account's password is on each member's node, root's
-// only, and no file of root's SQL is left.
-func deployedGalera(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
-	scoredRunOn(t, o, runs, "deploy-galera.yaml", checks.Pass)
-	whole := deployedWhole(t, o, "deploy-galera.yaml")
-	require.Len(t, whole.Members, 3)
-	root := deploy.Root(agentScenario)
 	onMemberNodes(t, c, func(i int) (string, string) {
 		return fmt.Sprintf("stat -c '%%a %%U' %s/db-%d/db.galera-password && ! test -e %s/db-%d/data/.root.sql", root, i, root, i), "600 root"
 	})
-	deployedDown(t, kc, 3)
+	client := 2181 + deploy.DefaultPortOffset
+	onMemberNodes(t, c, func(i int) (string, string) {
+		dir := fmt.Sprintf("%s/zk-%d/data", root, i)
+		return fmt.Sprintf("cat %s/myid && grep -x clientPort=%d %s/zoo.cfg", dir, client, dir), fmt.Sprintf("%d\nclientPort=%d", i+1, client)
+	})
+	out, err = c.Exec(ctx, "dc1-cp", `awk '$4 == "0A" {print $2}' /proc/net/tcp`)
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), fmt.Sprintf("00000000:%04X", client), "the client port on every address")
+	brokerStorage(t, c, "broker.id")
+	hardKill(t, kc, o, file, "service/cache/1", 2)
+	deployedDown(t, kc, 3+3+6+3)
+}
+
+// brokerStorage: each broker of the service kafka keeps the storage
+// formatted for its id (key: node.id in KRaft mode, broker.id in
+// ZooKeeper mode) on its node.
+func brokerStorage(t *testing.T, c *kindlab.Cluster, key string) {
+	onMemberNodes(t, c, func(i int) (string, string) {
+		return fmt.Sprintf("grep -x %s=%d %s/kafka-%d/data/kafka-logs/meta.properties", key, i+1, deploy.Root(agentScenario), i), fmt.Sprintf("%s=%d", key, i+1)
+	})
 }
 
 // deployedDocstore: testdata/deploy-docstore.yaml deploys the document
@@ -215,7 +213,7 @@ func deployedGalera(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.
 func deployedDocstore(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
 	scoredRunOn(t, o, runs, "deploy-docstore.yaml", checks.Pass)
 	whole := deployedWhole(t, o, "deploy-docstore.yaml")
-	require.Len(t, whole.Members, 3)
+	require.Len(t, whole["docs"].Members, 3)
 	root := deploy.Root(agentScenario)
 	onMemberNodes(t, c, func(i int) (string, string) {
 		return fmt.Sprintf("stat -c '%%a %%U' %s/docs-%d/docs.docstore-secret", root, i), "600 root"
@@ -232,27 +230,6 @@ func onMemberNodes(t *testing.T, c *kindlab.Cluster, check func(i int) (command,
 		require.NoError(t, err, "member %d's files on %s: %s", i, node, out)
 		require.Equal(t, want, strings.TrimSpace(string(out)), "member %d on %s", i, node)
 	}
-}
-
-// deployedZooKeeper: testdata/deploy-zookeeper.yaml deploys a ZooKeeper
-// ensemble (its zoo.cfg and myid written on the members' nodes through
-// their agents), kills member 1, then cuts dc2-w off: dc1's two members
-// keep a leader and serve, as analyze predicts: PASS. The killed member
-// rejoins. Each server takes its clients at 2181 plus the offset on
-// every address of its node.
-func deployedZooKeeper(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
-	scoredRunOn(t, o, runs, "deploy-zookeeper.yaml", checks.Pass)
-	whole := deployedWhole(t, o, "deploy-zookeeper.yaml")
-	require.Len(t, whole.Members, 3)
-	client := 2181 + deploy.DefaultPortOffset
-	onMemberNodes(t, c, func(i int) (string, string) {
-		dir := fmt.Sprintf("%s/zk-%d/data", deploy.Root(agentScenario), i)
-		return fmt.Sprintf("cat %s/myid && grep -x clientPort=%d %s/zoo.cfg", dir, client, dir), fmt.Sprintf("%d\nclientPort=%d", i+1, client)
-	})
-	out, err := c.Exec(t.Context(), "dc1-cp", `awk '$4 == "0A" {print $2}' /proc/net/tcp`)
-	require.NoError(t, err, "%s", out)
-	require.Contains(t, string(out), fmt.Sprintf("00000000:%04X", client), "the client port on every address")
-	deployedDown(t, kc, 3)
 }
 
 // deployedLoad: testdata/deploy-load.yaml deploys Mojaloop's pipeline
@@ -290,6 +267,7 @@ func deployedLoad(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Op
 		require.NoError(t, err, "worker %d's log kept on %s: %s", i, node, out)
 		t.Logf("worker %d's log on %s: %s lines", i, node, strings.TrimSpace(string(out)))
 	}
+	brokerStorage(t, c, "node.id")
 	deployedDown(t, kc, 12)
 }
 
@@ -339,10 +317,10 @@ func hardKill(t *testing.T, kc *k3s.Cluster, o k3slab.Options, file, target stri
 	deployedWhole(t, o, file)
 }
 
-// deployedWhole stands file's deployed service up again, which keeps the
-// members that run and starts the others, and returns its status once
-// it is healthy: every member up, with the data it had.
-func deployedWhole(t *testing.T, o k3slab.Options, file string) lab.ServiceStatus {
+// deployedWhole stands file's deployed services up again, which keeps
+// the members that run and starts the others, and returns their status,
+// by name, once they are healthy: every member up, with the data it had.
+func deployedWhole(t *testing.T, o k3slab.Options, file string) map[string]lab.ServiceStatus {
 	sc, err := scenarios.Parse("testdata/" + file)
 	require.NoError(t, err)
 	start := time.Now()
@@ -351,13 +329,16 @@ func deployedWhole(t *testing.T, o k3slab.Options, file string) lab.ServiceStatu
 	defer func() { require.NoError(t, l.(lab.Closer).Close()) }()
 	st, err := l.Status(t.Context())
 	require.NoError(t, err)
-	require.Len(t, st.Services, 1)
-	si := st.Services[0]
-	require.True(t, si.Healthy && si.Writable, "%+v", si)
-	var members []string
-	for _, m := range si.Members {
-		members = append(members, fmt.Sprintf("%s on %s at %s: %s", m.Name, m.Node, m.Addr, m.Role))
+	require.Len(t, st.Services, len(sc.Services))
+	whole := map[string]lab.ServiceStatus{}
+	for _, si := range st.Services {
+		require.True(t, si.Healthy && si.Writable, "%+v", si)
+		var members []string
+		for _, m := range si.Members {
+			members = append(members, fmt.Sprintf("%s on %s at %s: %s", m.Name, m.Node, m.Addr, m.Role))
+		}
+		t.Logf("deployed %s whole %s after %s: %s", si.Name, time.Since(start).Round(time.Second), file, strings.Join(members, "; "))
+		whole[si.Name] = si
 	}
-	t.Logf("deployed %s whole %s after %s: %s", si.Name, time.Since(start).Round(time.Second), file, strings.Join(members, "; "))
-	return si
+	return whole
 }
