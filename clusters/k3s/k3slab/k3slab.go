@@ -229,7 +229,7 @@ func Observable(topo *topology.Topology, canDeploy, load bool) error {
 		switch {
 		case sv.Spec.Attach == nil && sv.Kind == scenarios.KindStateless:
 			if !load {
-				errs = append(errs, fmt.Errorf("%s: service %s is not attached (services[].attach): chaosloop runs its workers there only when it drives the load, on services it deployed all", sv.Src, sv.Name))
+				errs = append(errs, fmt.Errorf("%s: service %s is not attached (services[].attach): chaosloop runs a stateless service's workers only when it drives the load, which it does when it deploys every service (--registry given, none attached)", sv.Src, sv.Name))
 			}
 		case sv.Spec.Attach == nil:
 			if err := deploy.Deployable(sv); err != nil {

@@ -18,7 +18,7 @@ func TestObservable(t *testing.T) {
 	require.EqualError(t, Observable(topo("deploy.yaml"), false, false),
 		"services[0]: service etcd is not attached (services[].attach): chaosloop deploys it from --registry, which was not given")
 	require.EqualError(t, Observable(topo("faults.yaml"), true, false),
-		"services[0]: service handlers is not attached (services[].attach): chaosloop runs its workers there only when it drives the load, on services it deployed all")
+		"services[0]: service handlers is not attached (services[].attach): chaosloop runs a stateless service's workers only when it drives the load, which it does when it deploys every service (--registry given, none attached)")
 	require.NoError(t, Observable(topo("faults.yaml"), true, true), "the handlers are the run's workers")
 }
 
