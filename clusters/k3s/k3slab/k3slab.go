@@ -289,6 +289,11 @@ type Lab struct {
 	// back (NotReady for a while): the guard excuses them until a look
 	// finds every node Ready at least RecoverySettle after their recovery.
 	recovering []recovered
+	// injecting are faults whose injection is under way: their nodes may
+	// turn NotReady before every agent has confirmed the rules (on a busy
+	// 12-node kind cluster an isolate of a site took over a minute, and
+	// its nodes went NotReady meanwhile).
+	injecting []lab.Injected
 	// stop is the stop condition met, nil until then.
 	stop *guard.Stop
 
@@ -491,10 +496,16 @@ func (l *Lab) Inject(ctx context.Context, f lab.Fault) (lab.Injected, error) {
 	if stop != nil {
 		return lab.Injected{Fault: f}, fmt.Errorf("%s %s not injected: %w: %s", f.Action, f.Target, lab.ErrStopped, stop.Reason)
 	}
+	l.mu.Lock()
+	l.injecting = append(l.injecting, lab.Injected{Fault: f})
+	l.mu.Unlock()
 	af, err := l.nemesis.Inject(ctx, f)
 	if rerr := l.refresh(context.WithoutCancel(ctx)); rerr != nil {
 		l.log.Warn("k3s: reading the faults in place", "err", rerr)
 	}
+	l.mu.Lock()
+	l.injecting = slices.DeleteFunc(l.injecting, func(in lab.Injected) bool { return in.Key() == f.Key() })
+	l.mu.Unlock()
 	return af, err
 }
 
@@ -661,12 +672,13 @@ func (l *Lab) watch(apiBudget, interval time.Duration) {
 	}()
 }
 
-// guarded are the faults the guard excuses nodes for: those in place and
-// those recovered whose nodes may still be coming back.
+// guarded are the faults the guard excuses nodes for: those in place,
+// those being injected, and those recovered whose nodes may still be
+// coming back.
 func (l *Lab) guarded() []lab.Injected {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := slices.Clone(l.active)
+	out := append(slices.Clone(l.active), l.injecting...)
 	for _, r := range l.recovering {
 		out = append(out, r.Injected)
 	}

@@ -2,6 +2,7 @@ package k3slab
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
+	"github.com/chaosloop/chaosloop/clusters/k3s/agent/agenttest"
+	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3stest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
@@ -23,7 +26,18 @@ import (
 // node, Ready. There is no kubelet: the tests set Ready themselves. The
 // etcd probe through port-forward needs one: the kind test runs it.
 func cluster(t *testing.T) (*k3s.Cluster, kubernetes.Interface) {
-	s, cs := k3stest.WithAgents(t, "k3stest", k3stest.TwoSites(), "dc1-cp", "dc1-w", "dc2-w")
+	return clusterHeld(t, nil)
+}
+
+// clusterHeld is cluster with agents that confirm nothing while held is
+// true.
+func clusterHeld(t *testing.T, held *atomic.Bool) (*k3s.Cluster, kubernetes.Interface) {
+	s := apitest.Start(t)
+	cs, err := kubernetes.NewForConfig(s.Config)
+	require.NoError(t, err)
+	k3stest.Nodes(t, cs, k3stest.TwoSites()...)
+	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
+	agenttest.ConfirmUnless(t, cs, held)
 	k3stest.AdopterNamespace(t, cs)
 	for name, node := range map[string]string{"handlers-0": "dc1-w", "handlers-1": "dc2-w"} {
 		k3stest.AdopterPod(t, cs, k3stest.Pod{Name: name, Node: node, Labels: map[string]string{"app": "handlers"}, Ready: true})
@@ -82,6 +96,40 @@ func TestObserveAttachedPods(t *testing.T) {
 	_, _, err = l.RedisSentinels("handlers")
 	require.ErrorContains(t, err, "service handlers was not deployed by chaosloop")
 	require.ErrorContains(t, l.StartWorkers(t.Context(), "handlers", lab.Worker{}), "the adopter's own (attached)")
+}
+
+// A fault's nodes may turn NotReady while its injection is under way
+// (its agents slow to confirm the rules): that is the fault's doing, not
+// a stop condition (a 12-node kind cluster under load was stopped so).
+func TestStopConditionWaitsForAnInjection(t *testing.T) {
+	held := &atomic.Bool{}
+	held.Store(true)
+	c, cs := clusterHeld(t, held)
+	l := up(t, c)
+	cut := lab.Fault{Action: scenarios.ActionIsolate, Target: "node/dc2-w"}
+	injected := make(chan error, 1)
+	go func() {
+		_, err := l.Inject(t.Context(), cut)
+		injected <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // recorded, the agents not confirming
+	k3stest.SetReady(t, cs, "dc2-w", corev1.ConditionUnknown)
+	select {
+	case err := <-l.Stopped():
+		t.Fatalf("stopped for the node of a fault being injected: %v", err)
+	case err := <-injected:
+		t.Fatalf("injected while no agent confirmed: %v", err)
+	case <-time.After(3 * time.Second): // the guard looks every 100 ms (a stop is delivered once its recovery, which waits for the injection, ends)
+	}
+	held.Store(false)
+	require.NoError(t, <-injected)
+	require.Len(t, l.ActiveFaults(), 1)
+	select {
+	case err := <-l.Stopped():
+		t.Fatalf("stopped for the node of a fault in place: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	require.NoError(t, l.Recover(t.Context(), cut))
 }
 
 // The stop conditions watch the lab: a node the fault cuts off may turn

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,7 +50,11 @@ func RunAgents(t *testing.T, cs kubernetes.Interface, scenario string, nodes ...
 // Confirm reports, every 50 ms until the test ends, each node's desired
 // state applied at its generation, as an agent does once its rules are in
 // place.
-func Confirm(t *testing.T, cs kubernetes.Interface) {
+func Confirm(t *testing.T, cs kubernetes.Interface) { ConfirmUnless(t, cs, nil) }
+
+// ConfirmUnless is Confirm, holding every confirmation back while held
+// (nil: never) is true, as agents slow to apply their rules would.
+func ConfirmUnless(t *testing.T, cs kubernetes.Interface, held *atomic.Bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() {
@@ -64,7 +69,9 @@ func Confirm(t *testing.T, cs kubernetes.Interface) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			confirmOnce(ctx, cs)
+			if held == nil || !held.Load() {
+				confirmOnce(ctx, cs)
+			}
 		}
 	}()
 }
