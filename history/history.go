@@ -47,6 +47,11 @@ const (
 	OpConsume  = "kafka-consume" // a record consumed
 )
 
+// ConsumeAllFailed prefixes the error of the "check" phase event when
+// the run's final read of Kafka (every record from the start) failed:
+// the records it did not read are unknown, not lost.
+const ConsumeAllFailed = "consume-all: "
+
 // Event is one line of history.jsonl. Fields are omitted when empty.
 type Event struct {
 	// T is the time since the run started.

@@ -294,7 +294,7 @@ func (w *work) collect(ctx context.Context, wr *wiring) error {
 	}
 	final := finalstate.Read(ctx, w.o.Log, src)
 	if _, err := finalstate.ConsumeAll(ctx, w.o.Log, src, "", w.h); err != nil {
-		w.event("check", "consume-all: "+err.Error())
+		w.event("check", history.ConsumeAllFailed+err.Error())
 	}
 	return history.WriteFinal(filepath.Join(w.dir, reports.FinalFile), final)
 }
