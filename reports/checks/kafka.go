@@ -69,16 +69,14 @@ func (r *run) kafka() Result {
 		b.add(Finding{Severity: SevUnknown, Message: "the history has no acknowledged Kafka record, so the round trip cannot be checked"})
 		return b.finish("no acknowledged Kafka record in the history")
 	}
+	// a record the final read did not reach may be in Kafka: unknown
+	sev, missing, summary := SevFail, "never consumed (topic/partition@offset)", "never consumed"
 	if failed := consumeAllFailed(r.ix); failed != "" {
-		// the final read stopped short: what it missed may be in Kafka
-		b.grouped(SevUnknown, unconsumed, func(n int, fault string) string {
-			return fmt.Sprintf("%s acknowledged by the broker %s not read back: the run's final read of Kafka failed (%s)", plural(n, "record", "records"), fault, failed)
-		})
-	} else {
-		b.grouped(SevFail, unconsumed, func(n int, fault string) string {
-			return fmt.Sprintf("%s acknowledged by the broker %s never consumed (topic/partition@offset)", plural(n, "record", "records"), fault)
-		})
+		sev, missing, summary = SevUnknown, "not read back: the run's final read of Kafka failed ("+failed+")", "not read back (the final read of Kafka failed)"
 	}
+	b.grouped(sev, unconsumed, func(n int, fault string) string {
+		return fmt.Sprintf("%s acknowledged by the broker %s %s", plural(n, "record", "records"), fault, missing)
+	})
 	b.grouped(SevFail, replaced, func(n int, fault string) string {
 		return fmt.Sprintf("%d acknowledged offsets %s later held a different record: the log was truncated", n, fault)
 	})
@@ -91,10 +89,7 @@ func (r *run) kafka() Result {
 	if b.res.Status == Pass {
 		return b.finish(fmt.Sprintf("all %d acknowledged records were consumed", len(produced)))
 	}
-	if b.res.Status == Unknown {
-		return b.finish(fmt.Sprintf("%d of %d acknowledged records not read back (the final read of Kafka failed); %d offsets reused", len(unconsumed), len(produced), len(replaced)))
-	}
-	return b.finish(fmt.Sprintf("%d of %d acknowledged records never consumed; %d offsets reused", len(unconsumed), len(produced), len(replaced)))
+	return b.finish(fmt.Sprintf("%d of %d acknowledged records %s; %d offsets reused", len(unconsumed), len(produced), summary, len(replaced)))
 }
 
 // consumeAllFailed is why the run's final read of Kafka failed, "" when
