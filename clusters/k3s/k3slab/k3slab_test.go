@@ -12,8 +12,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
-	"github.com/chaosloop/chaosloop/clusters/k3s/agent/agenttest"
-	"github.com/chaosloop/chaosloop/clusters/k3s/apitest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/k3stest"
 	"github.com/chaosloop/chaosloop/clusters/k3s/nemesis"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
@@ -32,12 +30,7 @@ func cluster(t *testing.T) (*k3s.Cluster, kubernetes.Interface) {
 // clusterHeld is cluster with agents that confirm nothing while held is
 // true.
 func clusterHeld(t *testing.T, held *atomic.Bool) (*k3s.Cluster, kubernetes.Interface) {
-	s := apitest.Start(t)
-	cs, err := kubernetes.NewForConfig(s.Config)
-	require.NoError(t, err)
-	k3stest.Nodes(t, cs, k3stest.TwoSites()...)
-	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
-	agenttest.ConfirmUnless(t, cs, held)
+	s, cs := k3stest.WithAgentsHeld(t, "k3stest", k3stest.TwoSites(), held, "dc1-cp", "dc1-w", "dc2-w")
 	k3stest.AdopterNamespace(t, cs)
 	for name, node := range map[string]string{"handlers-0": "dc1-w", "handlers-1": "dc2-w"} {
 		k3stest.AdopterPod(t, cs, k3stest.Pod{Name: name, Node: node, Labels: map[string]string{"app": "handlers"}, Ready: true})

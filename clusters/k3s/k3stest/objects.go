@@ -1,6 +1,7 @@
 package k3stest
 
 import (
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -140,11 +141,18 @@ func AdopterPods(t *testing.T, cs kubernetes.Interface) {
 // rules as an agent does once they are in place (agenttest).
 func WithAgents(t *testing.T, scenario string, nodes []Node, agentsOn ...string) (*apitest.Server, kubernetes.Interface) {
 	t.Helper()
+	return WithAgentsHeld(t, scenario, nodes, nil, agentsOn...)
+}
+
+// WithAgentsHeld is WithAgents whose agents confirm nothing while held
+// (nil: never) is true (agenttest.ConfirmUnless).
+func WithAgentsHeld(t *testing.T, scenario string, nodes []Node, held *atomic.Bool, agentsOn ...string) (*apitest.Server, kubernetes.Interface) {
+	t.Helper()
 	s := apitest.Start(t)
 	cs, err := kubernetes.NewForConfig(s.Config)
 	require.NoError(t, err)
 	Nodes(t, cs, nodes...)
 	agenttest.RunAgents(t, cs, scenario, agentsOn...)
-	agenttest.Confirm(t, cs)
+	agenttest.ConfirmUnless(t, cs, held)
 	return s, cs
 }
