@@ -80,9 +80,7 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	// dc1-cp's listening sockets: chaosloop's etcd at the offset ports
 	// beside kind's own at 2379
 	port := func(p int) string { return fmt.Sprintf(":%04X", p+deploy.DefaultPortOffset) }
-	out, err := c.Exec(ctx, "dc1-cp", `awk '$4 == "0A" {print $2}' /proc/net/tcp`)
-	require.NoError(t, err, "%s", out)
-	listening := string(out)
+	listening := listeningOn(t, c, "dc1-cp")
 	require.Contains(t, listening, port(2379), "chaosloop's etcd takes clients at 2379+offset")
 	require.Contains(t, listening, port(2380), "and its peers at 2380+offset")
 	require.Contains(t, listening, fmt.Sprintf(":%04X", 2379), "beside kind's own etcd")
@@ -187,12 +185,18 @@ func deployedEngines(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab
 		dir := fmt.Sprintf("%s/zk-%d/data", root, i)
 		return fmt.Sprintf("cat %s/myid && grep -x clientPort=%d %s/zoo.cfg", dir, client, dir), fmt.Sprintf("%d\nclientPort=%d", i+1, client)
 	})
-	out, err = c.Exec(ctx, "dc1-cp", `awk '$4 == "0A" {print $2}' /proc/net/tcp`)
-	require.NoError(t, err, "%s", out)
-	require.Contains(t, string(out), fmt.Sprintf("00000000:%04X", client), "the client port on every address")
+	require.Contains(t, listeningOn(t, c, "dc1-cp"), fmt.Sprintf("00000000:%04X", client), "the client port on every address")
 	brokerStorage(t, c, "broker.id")
 	hardKill(t, kc, o, file, "service/cache/1", 2)
 	deployedDown(t, kc, 3+3+6+3)
+}
+
+// listeningOn is node's listening TCP sockets, a local address (hex
+// IP:port, as /proc/net/tcp has it) a line.
+func listeningOn(t *testing.T, c *kindlab.Cluster, node string) string {
+	out, err := c.Exec(t.Context(), node, `awk '$4 == "0A" {print $2}' /proc/net/tcp`)
+	require.NoError(t, err, "%s", out)
+	return string(out)
 }
 
 // brokerStorage: each broker of the service kafka keeps the storage
