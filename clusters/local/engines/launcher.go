@@ -32,6 +32,41 @@ type Launcher interface {
 	Stop(ctx context.Context, name string, grace time.Duration) error
 }
 
+// Liveness is a Launcher that can tell that it could not find out
+// whether a process runs (the API server it asks answered late or not at
+// all) from the process not running.
+type Liveness interface {
+	Launcher
+	// Live reports whether the named process runs; err when that could
+	// not be found out, and then false says nothing.
+	Live(ctx context.Context, name string) (bool, error)
+}
+
+// Alive reports whether the named process runs, and an error when that
+// could not be found out: the engines' probes count such a member's
+// state as unknown, not as a member down (a false "down, writes
+// refused" of an etcd whose every member ran, on a busy 2-core k3s run).
+func (c *Cluster) Alive(ctx context.Context, name string) (bool, error) {
+	if l, ok := c.Launch().(Liveness); ok {
+		return l.Live(ctx, name)
+	}
+	return c.Launch().Alive(ctx, name), nil
+}
+
+// NotRunning reports whether the named process of ms's member does not
+// run, or whether it runs could not be found out, and then says which in
+// ms: "not running", or TimedOut (no evidence of the member's state).
+func (c *Cluster) NotRunning(ctx context.Context, ms *MemberStatus, name string) bool {
+	alive, err := c.Alive(ctx, name)
+	switch {
+	case err != nil:
+		ms.Detail, ms.TimedOut = "whether it runs is unknown: "+err.Error(), true
+	case !alive:
+		ms.Detail = "not running"
+	}
+	return !alive
+}
+
 // Launch is the cluster's Launcher: the local lab's processes unless one
 // was set.
 func (c *Cluster) Launch() Launcher {

@@ -106,8 +106,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 
 func (e *Engine) memberStatus(ctx context.Context, c *engines.Cluster, m engines.Member) (ms engines.MemberStatus, id, leader uint64, version string) {
 	ms.Name = m.Name
-	if !running(ctx, c, m) {
-		ms.Detail = "not running"
+	if c.NotRunning(ctx, &ms, ProcessName(m)) {
 		return
 	}
 	cli, err := e.client(clientEndpoint(m), c.Dialer())

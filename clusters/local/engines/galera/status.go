@@ -76,8 +76,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 	for i, m := range c.Members {
 		go func() {
 			ms := engines.MemberStatus{Index: i, Name: m.Name}
-			if !mariadb.Running(ctx, c, m) {
-				ms.Detail = "not running"
+			if c.NotRunning(ctx, &ms, mariadb.ProcName(m)) {
 				ch <- res{i, ms}
 				return
 			}

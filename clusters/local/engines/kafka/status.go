@@ -89,7 +89,8 @@ func (e *Engine) askMember(ctx context.Context, c *engines.Cluster, m engines.Me
 
 // probe is what one member answered.
 type probe struct {
-	alive        bool // the recorded process runs
+	alive        bool  // the recorded process runs
+	unknown      error // why whether it runs is unknown
 	md           *kmsg.MetadataResponse
 	quorumLeader int32
 	err          error
@@ -101,8 +102,13 @@ func (e *Engine) probeAll(ctx context.Context, c *engines.Cluster, topics []stri
 	var wg sync.WaitGroup
 	for i, m := range c.Members {
 		wg.Go(func() {
-			out[i].alive = c.Launch().Alive(ctx, procName(m))
-			if !out[i].alive {
+			alive, err := c.Alive(ctx, procName(m))
+			out[i].alive, out[i].unknown = alive, err
+			if err != nil {
+				out[i].err = fmt.Errorf("whether its process runs is unknown: %w", err)
+				return
+			}
+			if !alive {
 				out[i].err = errors.New("process not running")
 				return
 			}
@@ -283,7 +289,10 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster, o Options) (eng
 		ms.Healthy = ms.Up && registered[id] && outOfSync == 0 && (o.ZooKeeper != "" || controller >= 0)
 		var detail []string
 		if ps[i].err != nil {
-			if ps[i].alive {
+			if ps[i].unknown != nil {
+				detail = append(detail, ps[i].err.Error())
+				ms.TimedOut = true
+			} else if ps[i].alive {
 				detail = append(detail, "process runs but does not answer: "+ps[i].err.Error())
 				ms.TimedOut = lab.IsTimeout(ps[i].err)
 			} else {

@@ -192,14 +192,16 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 		redisUp, sentUp bool
 		info            replInfo
 		infoErr, sErr   error
-		view            sentinelView
+		// unknown: whether redis-server runs could not be found out
+		unknown error
+		view    sentinelView
 	}
 	probes := make([]probe, len(c.Members))
 	var wg sync.WaitGroup
 	for i, m := range c.Members {
 		wg.Go(func() {
 			p := &probes[i]
-			if p.redisUp = alive(ctx, c, redisName(m)); p.redisUp {
+			if p.redisUp, p.unknown = c.Alive(ctx, redisName(m)); p.redisUp {
 				p.info, p.infoErr = info(ctx, c, m)
 			}
 			if p.sentUp = alive(ctx, c, sentinelName(m)); p.sentUp {
@@ -225,6 +227,9 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 		ms := engines.MemberStatus{Index: i, Name: m.Name}
 		var d []string
 		switch {
+		case p.unknown != nil:
+			d = append(d, "whether redis runs is unknown: "+p.unknown.Error())
+			ms.TimedOut = true
 		case !p.redisUp:
 			d = append(d, "redis not running")
 		case p.infoErr != nil:

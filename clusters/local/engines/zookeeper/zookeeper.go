@@ -314,8 +314,7 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 
 func memberStatus(ctx context.Context, c *engines.Cluster, m engines.Member) (ms engines.MemberStatus, version string) {
 	ms.Name = m.Name
-	if !running(ctx, c, m) {
-		ms.Detail = "not running"
+	if c.NotRunning(ctx, &ms, ProcessName(m)) {
 		return
 	}
 	out, err := fourLetter(ctx, c.Dialer(), clientEndpoint(m), "srvr")
