@@ -203,3 +203,24 @@ func TestOneShotPod(t *testing.T) {
 	_, err = cs.CoreV1().Pods(k3s.Namespace).Get(ctx, "kafka-0.kafka-format", metav1.GetOptions{})
 	require.True(t, apierrors.IsNotFound(err), "the pod went: %v", err)
 }
+
+// TestAliveAfterAListOfAStartingPod: a list of the service's pods taken
+// while a pod was starting (a probe's status beside the start) does not
+// make Alive say the pod is not running once it runs (the start's own
+// wait asks next).
+func TestAliveAfterAListOfAStartingPod(t *testing.T) {
+	p, cs := onAPIServer(t)
+	ctx := t.Context()
+	m := member("dc1-cp")
+	pod, err := p.Pod(m, etcdSpec(m))
+	require.NoError(t, err)
+	pod, err = cs.CoreV1().Pods(k3s.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.False(t, p.Alive(ctx, pod.Name), "pending: no kubelet has started it")
+
+	pod.Status.Phase = corev1.PodRunning
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: MainContainer, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+	_, err = cs.CoreV1().Pods(k3s.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.True(t, p.Alive(ctx, pod.Name), "it runs, whatever the list said a moment ago")
+}
