@@ -290,3 +290,56 @@ func TestRelaysResetAfterHandshake(t *testing.T) {
 	got, _ := io.ReadAll(c)
 	require.Equal(t, "data", string(got))
 }
+
+// TestRelaysNodesApart: a node whose session cannot be opened (its open
+// hangs, then fails, as when the node is cut off the API server) holds up
+// the dials through that node only, and its failure answers the next
+// dials through it for openHoldoff, without another open: under one lock
+// for every node, a cut-off site held up every dial of the load.
+func TestRelaysNodesApart(t *testing.T) {
+	var opened, darkOpens atomic.Int32
+	inner := inProcess(&opened)
+	release := make(chan struct{})
+	r := &Relays{open: func(ctx context.Context, node string) (stream, error) {
+		if node == "dark" {
+			darkOpens.Add(1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, errors.New("no route to the node's kubelet")
+		}
+		return inner.open(ctx, node)
+	}}
+	defer r.Close()
+	addr := serve(t, echoBye)
+	darkErr := make(chan error, 1)
+	go func() {
+		_, err := r.Dial(t.Context(), "dark", "tcp", addr)
+		darkErr <- err
+	}()
+	require.Eventually(t, func() bool { return darkOpens.Load() == 1 }, 2*time.Second, time.Millisecond)
+
+	lit := make(chan error, 1)
+	go func() {
+		c, err := r.Dial(t.Context(), "n1", "tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		lit <- err
+	}()
+	select {
+	case err := <-lit:
+		require.NoError(t, err, "a dial through another node")
+	case <-time.After(2 * time.Second):
+		close(release)
+		t.Fatal("a dial through n1 waited on the dark node's open")
+	}
+	close(release)
+	require.ErrorContains(t, <-darkErr, "agent: relay from node dark to "+addr+": no route to the node's kubelet")
+
+	_, err := r.Dial(t.Context(), "dark", "tcp", addr)
+	require.ErrorContains(t, err, "no route to the node's kubelet")
+	require.ErrorContains(t, err, "next try in")
+	require.Equal(t, int32(1), darkOpens.Load(), "the failed open answered; no second one")
+}
