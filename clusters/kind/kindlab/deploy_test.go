@@ -23,7 +23,6 @@ import (
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/lab"
 	"github.com/chaosloop/chaosloop/reports/checks"
-	"github.com/chaosloop/chaosloop/runner"
 	"github.com/chaosloop/chaosloop/scenarios"
 	"github.com/chaosloop/chaosloop/topology"
 )
@@ -40,8 +39,8 @@ import (
 // one. The negative control, deploy-etcd-kills.yaml, kills two members at once:
 // no quorum, FAIL; both are started again at the faults' end, and the
 // etcd is whole once more. Then the other engines, deployed
-// (deployedEngines, deployedDocstore) and under the transfer load
-// (deployedLoad).
+// (deployedEngines, deployedDocstore); the transfer load on deployed
+// engines is the quickstart's (TestQuickstartOnK3s).
 // The agents of the scenario must run (the members' files are looked at
 // and written through them).
 func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[string]pod, from string) {
@@ -121,7 +120,6 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	}
 	deployedEngines(t, c, kc, o, runs)
 	deployedDocstore(t, c, kc, o, runs)
-	deployedLoad(t, c, kc, o, runs)
 }
 
 // deployedDown: no one-shot pod is left, and down stops the scenario's
@@ -228,51 +226,18 @@ func deployedDocstore(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3sla
 // onMemberNodes runs, on the node of each member i (adopterEtcdNodes),
 // the command of check(i), whose output, trimmed, must be its want.
 func onMemberNodes(t *testing.T, c *kindlab.Cluster, check func(i int) (command, want string)) {
-	for i, node := range adopterEtcdNodes {
+	onNodes(t, c, adopterEtcdNodes, check)
+}
+
+// onNodes runs, on nodes[i], the command of check(i), whose output,
+// trimmed, must be its want.
+func onNodes(t *testing.T, c *kindlab.Cluster, nodes []string, check func(i int) (command, want string)) {
+	for i, node := range nodes {
 		command, want := check(i)
 		out, err := c.Exec(t.Context(), node, command)
 		require.NoError(t, err, "member %d's files on %s: %s", i, node, out)
 		require.Equal(t, want, strings.TrimSpace(string(out)), "member %d on %s", i, node)
 	}
-}
-
-// deployedLoad: testdata/deploy-load.yaml deploys Mojaloop's pipeline
-// (KRaft Kafka, a Galera ledger, Redis) and the run drives the transfer
-// load through it: the handlers are worker pods from the agents' image,
-// the client enters through the handlers' nodes' agents. dc2-w cut off
-// for 30 s: every check is scored, none SKIP, and the run PASSES, as on
-// the labs. The workers are gone after the run, their logs kept on their
-// nodes.
-func deployedLoad(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
-	sc, err := scenarios.Parse("testdata/deploy-load.yaml")
-	require.NoError(t, err)
-	o.Load = true
-	start := time.Now()
-	res, err := runner.Run(t.Context(), runner.Options{Scenario: sc, Provider: k3slab.NewProvider(o), RunsDir: runs, Seed: 1,
-		Log: enginetest.ProcessLog(), Converge: time.Minute})
-	require.NoError(t, err)
-	rep := res.Report
-	t.Logf("run --on k3s deploy-load.yaml: %s in %s (exit %d), %s", rep.Verdict, time.Since(start).Round(time.Second), rep.ExitCode, res.Dir)
-	for _, c := range rep.Checks {
-		t.Logf("  %s %s: %s", c.ID, c.Status, c.Summary)
-	}
-	require.Empty(t, rep.Observing, "the run drove the load")
-	for _, c := range rep.Checks {
-		require.NotEqual(t, checks.Skip, c.Status, "%s: %s", c.ID, c.Summary)
-	}
-	require.Equal(t, checks.Pass, rep.Verdict, "%s", strings.Join(rep.Why, "\n"))
-	sel, err := k3s.OwnedSelector(agentScenario)
-	require.NoError(t, err)
-	workers, err := kc.Client.CoreV1().Pods(k3s.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: sel + "," + deploy.LabelService + "=handlers"})
-	require.NoError(t, err)
-	require.Empty(t, workers.Items, "the run stopped its workers")
-	for i, node := range []string{"dc1-cp", "dc1-w"} {
-		out, err := c.Exec(t.Context(), node, fmt.Sprintf("grep -c . %s/handlers-%d/log/worker.log", deploy.Root(agentScenario), i))
-		require.NoError(t, err, "worker %d's log kept on %s: %s", i, node, out)
-		t.Logf("worker %d's log on %s: %s lines", i, node, strings.TrimSpace(string(out)))
-	}
-	brokerStorage(t, c, "node.id")
-	deployedDown(t, kc, 12)
 }
 
 // hardKill: a kill of a deployed member (target) is a SIGKILL of its

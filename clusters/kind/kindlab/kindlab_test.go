@@ -68,22 +68,10 @@ func TestScenarioCluster(t *testing.T) {
 // it as "a real cluster" through its kubeconfig (asARealCluster).
 func testScenario(t *testing.T, image, file string, asReal bool) {
 	ev := enginetest.NewEvidence(t)
-	log := enginetest.Log(t)
 	ctx := context.Background()
 	sc, err := scenarios.Parse(file)
 	require.NoError(t, err)
-	dir := freshStateDir(t, sc.Name)
-	start := time.Now()
-	c, err := kindlab.Up(ctx, sc, kindlab.Options{Image: image, StateDir: dir, Log: log, Wait: 5 * time.Minute})
-	t.Cleanup(func() {
-		if t.Failed() && c != nil {
-			keepLogs(t, c, ev.Sub("logs"))
-		}
-		require.NoError(t, kindlab.Down(context.Background(), log, dir))
-		require.NoError(t, os.RemoveAll(dir))
-	})
-	require.NoError(t, err)
-	t.Logf("cluster up (every node Ready) in %s", time.Since(start).Round(time.Second))
+	c := clusterUp(t, sc, image, ev)
 
 	checkNodes(t, c)
 	pods := runEchoPods(t, c)
@@ -141,6 +129,26 @@ func loseFirstControlPlane(t *testing.T, c *kindlab.Cluster) {
 // siteNode is the i-th node of a site (the last when it has fewer).
 // freshStateDir is a scenario's state directory under stateRoot, with
 // what a killed run left there removed.
+// clusterUp brings sc's cluster up with its state under stateRoot, and
+// removes it when the test ends, the nodes' logs kept in ev first if the
+// test failed.
+func clusterUp(t *testing.T, sc *scenarios.Scenario, image string, ev *enginetest.Evidence) *kindlab.Cluster {
+	log := enginetest.Log(t)
+	dir := freshStateDir(t, sc.Name)
+	start := time.Now()
+	c, err := kindlab.Up(context.Background(), sc, kindlab.Options{Image: image, StateDir: dir, Log: log, Wait: 5 * time.Minute})
+	t.Cleanup(func() {
+		if t.Failed() && c != nil {
+			keepLogs(t, c, ev.Sub("logs"))
+		}
+		require.NoError(t, kindlab.Down(context.Background(), log, dir))
+		require.NoError(t, os.RemoveAll(dir))
+	})
+	require.NoError(t, err)
+	t.Logf("cluster of %d nodes up (every node Ready) in %s", len(c.Plan.Nodes), time.Since(start).Round(time.Second))
+	return c
+}
+
 func freshStateDir(t *testing.T, scenario string) string {
 	dir := filepath.Join(stateRoot, scenario)
 	if _, err := os.Stat(dir); err == nil {
@@ -402,18 +410,13 @@ func asARealCluster(t *testing.T, c *kindlab.Cluster) {
 	})
 }
 
-// agentScenario labels the node agent's objects in nodeAgent.
-const agentScenario = "kindlab"
-
-// nodeAgent deploys the node agent as --on k3s would on an adopter's
-// cluster (its image built here and loaded into the nodes, its
-// DaemonSet, ServiceAccount and Role through the kubeconfig) and cuts
-// and delays pod traffic through it: an isolate rule on dc2-w against
-// dc1-w's address and pods cuts dc1-w's pod off dc2-w's while dc1-cp's
-// still reaches it, and survives the agent's pod being deleted; a
-// latency rule delays the TCP handshake by at least its delay; each is
-// gone once recovered.
-func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
+// deployAgents deploys the node agents of scenario as `up --on k3s`
+// does on an adopter's cluster: their image built here from this tree's
+// chaosloop and loaded into every node (as a registry pull would leave
+// it), their DaemonSet, ServiceAccount and Role through the kubeconfig.
+// It returns once an agent is Ready on every node; at the test's end no
+// rule stays and the agents are gone.
+func deployAgents(t *testing.T, c *kindlab.Cluster, scenario string) (kubernetes.Interface, *agent.Client, agent.Manifest) {
 	ctx := t.Context()
 	bin := filepath.Join(t.TempDir(), "chaosloop")
 	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../../cmd/chaosloop").CombinedOutput()
@@ -430,12 +433,11 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	require.NoError(t, err)
 	kube, err := kubernetes.NewForConfig(cfg)
 	require.NoError(t, err)
-	m, err := agent.NewManifest(tag, agentScenario)
+	m, err := agent.NewManifest(tag, scenario)
 	require.NoError(t, err)
-	// as `up --on k3s` deploys it
 	start = time.Now()
 	require.NoError(t, agent.Deploy(ctx, kube, m))
-	client := &agent.Client{Kube: kube, Log: enginetest.Log(t), Scenario: agentScenario}
+	client := &agent.Client{Kube: kube, Log: enginetest.Log(t), Scenario: scenario}
 	var names []string
 	for _, n := range c.Plan.Nodes {
 		names = append(names, n.Name)
@@ -447,7 +449,6 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 		return err == nil && ds.Status.DesiredNumberScheduled == int32(len(c.Plan.Nodes)) && ds.Status.NumberReady == ds.Status.DesiredNumberScheduled
 	}, 3*time.Minute, time.Second, "and is Ready")
 	t.Logf("agent ready on %d nodes in %s", len(c.Plan.Nodes), time.Since(start).Round(time.Millisecond))
-	require.NoError(t, agent.Deploy(ctx, kube, m), "deploying again changes nothing")
 	t.Cleanup(func() {
 		// the lab's own faults come next: no rule may stay
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -462,6 +463,24 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 			require.NoError(t, err)
 		}
 	})
+	return kube, client, m
+}
+
+// agentScenario labels the node agent's objects in nodeAgent.
+const agentScenario = "kindlab"
+
+// nodeAgent deploys the node agent as --on k3s would on an adopter's
+// cluster (its image built here and loaded into the nodes, its
+// DaemonSet, ServiceAccount and Role through the kubeconfig) and cuts
+// and delays pod traffic through it: an isolate rule on dc2-w against
+// dc1-w's address and pods cuts dc1-w's pod off dc2-w's while dc1-cp's
+// still reaches it, and survives the agent's pod being deleted; a
+// latency rule delays the TCP handshake by at least its delay; each is
+// gone once recovered.
+func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
+	ctx := t.Context()
+	kube, client, m := deployAgents(t, c, agentScenario)
+	require.NoError(t, agent.Deploy(ctx, kube, m), "deploying again changes nothing")
 	apply := func(what string, gen int64, err error) {
 		t.Helper()
 		require.NoError(t, err)
@@ -536,7 +555,7 @@ func nodeAgent(t *testing.T, c *kindlab.Cluster, pods map[string]pod) {
 	defer gcancel()
 	gdone := make(chan error, 1)
 	go func() { gdone <- g.Watch(gctx) }()
-	start = time.Now()
+	start := time.Now()
 	_, err = nm.Inject(ctx, cut)
 	require.NoError(t, err)
 	t.Logf("nemesis: isolate node/dc2-w in place (every agent confirmed) in %s", time.Since(start).Round(time.Millisecond))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -39,18 +38,11 @@ func TestMemberPods(t *testing.T) {
 	require.NoError(t, err)
 	sc, err := scenarios.Parse(filepath.Join("testdata", "engines.yaml"))
 	require.NoError(t, err)
-	dir := freshStateDir(t, sc.Name)
-	start := time.Now()
-	c, err := kindlab.Up(ctx, sc, kindlab.Options{Image: built.Node, StateDir: dir, Log: log, Wait: 5 * time.Minute})
-	t.Cleanup(func() {
-		require.NoError(t, kindlab.Down(context.Background(), log, dir))
-		require.NoError(t, os.RemoveAll(dir))
-	})
-	require.NoError(t, err)
-	t.Logf("cluster up in %s", time.Since(start).Round(time.Second))
+	c := clusterUp(t, sc, built.Node, enginetest.NewEvidence(t))
+	dir := filepath.Join(stateRoot, sc.Name)
 
 	pods := &kindlab.Pods{Cluster: c, Image: built.Engines["redis"], Service: "cache"}
-	start = time.Now()
+	start := time.Now()
 	require.NoError(t, pods.Prepare(ctx))
 	t.Logf("redis image in every node in %s", time.Since(start).Round(time.Second))
 	cl := memberCluster(t, c, dir, pods)
