@@ -126,9 +126,6 @@ func loseFirstControlPlane(t *testing.T, c *kindlab.Cluster) {
 	t.Logf("%s Ready again %s after the heal", first, back.Sub(healed).Round(time.Second))
 }
 
-// siteNode is the i-th node of a site (the last when it has fewer).
-// freshStateDir is a scenario's state directory under stateRoot, with
-// what a killed run left there removed.
 // clusterUp brings sc's cluster up with its state under stateRoot, and
 // removes it when the test ends, the nodes' logs kept in ev first if the
 // test failed.
@@ -149,6 +146,8 @@ func clusterUp(t *testing.T, sc *scenarios.Scenario, image string, ev *enginetes
 	return c
 }
 
+// freshStateDir is a scenario's state directory under stateRoot, with
+// what a killed run left there removed.
 func freshStateDir(t *testing.T, scenario string) string {
 	dir := filepath.Join(stateRoot, scenario)
 	if _, err := os.Stat(dir); err == nil {
@@ -158,6 +157,7 @@ func freshStateDir(t *testing.T, scenario string) string {
 	return dir
 }
 
+// siteNode is the i-th node of a site (the last when it has fewer).
 func siteNode(c *kindlab.Cluster, site string, i int) string {
 	var names []string
 	for _, n := range c.Plan.Nodes {
