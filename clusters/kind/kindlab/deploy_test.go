@@ -122,19 +122,20 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	deployedDocstore(t, c, kc, o, runs)
 }
 
-// deployedDown: no one-shot pod is left, and down stops the scenario's
-// pods, which are pods.
-func deployedDown(t *testing.T, kc *k3s.Cluster, pods int) {
+// deployedDown: no one-shot pod of scenario is left, and down stops its
+// pods, which are pods; it returns what down did.
+func deployedDown(t *testing.T, kc *k3s.Cluster, scenario string, pods int) deploy.Teardown {
 	ctx := t.Context()
-	sel, err := k3s.OwnedSelector(agentScenario)
+	sel, err := k3s.OwnedSelector(scenario)
 	require.NoError(t, err)
 	left, err := kc.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel + "," + deploy.LabelOnce})
 	require.NoError(t, err)
 	require.Empty(t, left.Items)
-	td, err := deploy.Down(ctx, kc, agentScenario)
+	td, err := deploy.Down(ctx, kc, scenario)
 	require.NoError(t, err)
 	require.Len(t, td.Pods, pods)
 	t.Logf("deploy.Down: stopped %v, wiped %v", td.Pods, td.Wiped)
+	return td
 }
 
 // deployedEngines: testdata/deploy-engines.yaml deploys four engines
@@ -184,9 +185,9 @@ func deployedEngines(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab
 		return fmt.Sprintf("cat %s/myid && grep -x clientPort=%d %s/zoo.cfg", dir, client, dir), fmt.Sprintf("%d\nclientPort=%d", i+1, client)
 	})
 	require.Contains(t, listeningOn(t, c, "dc1-cp"), fmt.Sprintf("00000000:%04X", client), "the client port on every address")
-	brokerStorage(t, c, "broker.id")
+	brokerStorage(t, c, agentScenario, adopterEtcdNodes, "broker.id")
 	hardKill(t, kc, o, file, "service/cache/1", 2)
-	deployedDown(t, kc, 3+3+6+3)
+	deployedDown(t, kc, agentScenario, 3+3+6+3)
 }
 
 // listeningOn is node's listening TCP sockets, a local address (hex
@@ -197,12 +198,12 @@ func listeningOn(t *testing.T, c *kindlab.Cluster, node string) string {
 	return string(out)
 }
 
-// brokerStorage: each broker of the service kafka keeps the storage
-// formatted for its id (key: node.id in KRaft mode, broker.id in
-// ZooKeeper mode) on its node.
-func brokerStorage(t *testing.T, c *kindlab.Cluster, key string) {
-	onMemberNodes(t, c, func(i int) (string, string) {
-		return fmt.Sprintf("grep -x %s=%d %s/kafka-%d/data/kafka-logs/meta.properties", key, i+1, deploy.Root(agentScenario), i), fmt.Sprintf("%s=%d", key, i+1)
+// brokerStorage: each broker of scenario's service kafka, on nodes in
+// member order, keeps the storage formatted for its id (key: node.id in
+// KRaft mode, broker.id in ZooKeeper mode) on its node.
+func brokerStorage(t *testing.T, c *kindlab.Cluster, scenario string, nodes []string, key string) {
+	onNodes(t, c, nodes, func(i int) (string, string) {
+		return fmt.Sprintf("grep -x %s=%d %s/kafka-%d/data/kafka-logs/meta.properties", key, i+1, deploy.Root(scenario), i), fmt.Sprintf("%s=%d", key, i+1)
 	})
 }
 
@@ -220,7 +221,7 @@ func deployedDocstore(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3sla
 	onMemberNodes(t, c, func(i int) (string, string) {
 		return fmt.Sprintf("stat -c '%%a %%U' %s/docs-%d/docs.docstore-secret", root, i), "600 root"
 	})
-	deployedDown(t, kc, 9)
+	deployedDown(t, kc, agentScenario, 9)
 }
 
 // onMemberNodes runs, on the node of each member i (adopterEtcdNodes),

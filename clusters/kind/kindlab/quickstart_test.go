@@ -131,15 +131,8 @@ func afterTheLoad(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, topo *topol
 	onNodes(t, c, memberNodes(topo, "handlers"), func(i int) (string, string) {
 		return fmt.Sprintf("test -s %s/handlers-%d/log/worker.log && echo kept", root, i), "kept"
 	})
-	onNodes(t, c, memberNodes(topo, "kafka"), func(i int) (string, string) {
-		return fmt.Sprintf("grep -x node.id=%d %s/kafka-%d/data/kafka-logs/meta.properties", i+1, root, i), fmt.Sprintf("node.id=%d", i+1)
-	})
-	once, err := kc.Client.CoreV1().Pods(k3s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel + "," + deploy.LabelOnce})
-	require.NoError(t, err)
-	require.Empty(t, once.Items)
-	td, err := deploy.Down(ctx, kc, topo.Name)
-	require.NoError(t, err)
-	require.Len(t, td.Pods, 24)
+	brokerStorage(t, c, topo.Name, memberNodes(topo, "kafka"), "node.id")
+	td := deployedDown(t, kc, topo.Name, 24)
 	require.Empty(t, td.Stranded)
 	require.Len(t, td.Wiped, len(topo.Nodes))
 }
