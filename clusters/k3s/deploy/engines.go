@@ -109,6 +109,13 @@ func Deployable(sv *topology.Service) error {
 	return err
 }
 
+// ImageOf is the name of the engine image (images.Engine's Name) a
+// deployed sv runs, or why chaosloop cannot deploy sv.
+func ImageOf(sv *topology.Service) (string, error) {
+	k, err := kindOf(sv)
+	return k.image, err
+}
+
 // FailoverBudget is the failover budget of a deployed service's engine,
 // as chaosloop runs it; ok is false for a service it does not deploy.
 func FailoverBudget(sv *topology.Service) (engines.Budget, bool) {

@@ -219,16 +219,15 @@ func keepMemberLogs(t *testing.T, c *kindlab.Cluster, scenario, dir string) {
 // into its members' nodes only (the agents' image, the workers', is on
 // every node already), and returns the tags by engine image name.
 func engineImagesOnNodes(t *testing.T, c *kindlab.Cluster, b *images.Builder, topo *topology.Topology) map[string]string {
-	image := map[string]string{"etcd": "etcd", "zookeeper": "zookeeper", "kafka": "kafka", "mysql": "mariadb", "redis": "redis", "mongodb": "docstore"}
 	tags := map[string]string{}
 	for _, e := range b.Engines() {
 		tags[e.Name] = e.Tag()
 	}
 	start := time.Now()
 	for _, sv := range topo.Services {
-		name := image[string(sv.Spec.Kind)]
-		if name == "" {
-			continue
+		name, err := deploy.ImageOf(sv)
+		if err != nil {
+			continue // the handlers: worker pods from the agents' image
 		}
 		var nodes []kindlab.NodePlan
 		for _, m := range sv.Members {
