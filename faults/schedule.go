@@ -92,7 +92,9 @@ type Scheduler struct {
 	History  *history.Writer
 	// Extend, when set, is told each time a late inject moves the run's
 	// end (an offset from the scheduler's start), so that the load lasts
-	// as long as the schedule does.
+	// as long as the schedule does: while the inject waits, and once it
+	// went in. It is called with the Scheduler's lock held, so it must
+	// not call the Scheduler.
 	Extend func(runEnd time.Duration)
 
 	mu       sync.Mutex
@@ -194,12 +196,12 @@ func insertStep(steps []step, st step) []step {
 // keep their planned length (measured on kind: a rack's heal took 76 s on
 // a busy machine, the next fault went in 50 s late, and the run's planned
 // end cut it to 20 s of its 30 s and left no time after it to see the
-// recovery). Extend is told the new end.
+// recovery). The end moves while the late inject waits too (hold), not
+// only once it went in. Extend is told the new end.
 func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Duration, plan []Fault) error {
 	s.mu.Lock()
 	s.end = runEnd
 	s.mu.Unlock()
-	end := runEnd
 	var steps []step
 	for _, f := range plan {
 		steps = insertStep(steps, step{f.At, true, f})
@@ -246,35 +248,83 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 			})
 			continue
 		}
+		release := s.hold(start, st.f.At, runEnd)
 		heals.Wait()
 		if st, ok := s.Injector.(Settler); ok && sinceHeal {
 			s.settle(ctx, st)
 		}
 		sinceHeal = false
 		actual := time.Since(start)
-		if err := s.inject(ctx, st.f, actual-st.f.At); err != nil {
+		err := s.inject(ctx, st.f, actual-st.f.At)
+		release()
+		if err != nil {
 			addErr(err)
 			continue
 		}
 		s.note(st.f.Index, true, actual, actual-st.f.At)
-		if late := actual - st.f.At; late > minExtend && runEnd+late > end {
-			end = runEnd + late
-			s.mu.Lock()
-			s.end = end
-			s.mu.Unlock()
-			if s.Extend != nil {
-				s.Extend(end)
-			}
+		if late := actual - st.f.At; late > minExtend {
+			s.extendTo(runEnd + late)
 		}
-		if heal := actual + st.f.For; st.f.For > 0 && heal < end {
+		if heal := actual + st.f.For; st.f.For > 0 && heal < s.End() {
 			steps = insertStep(steps, step{heal, false, st.f})
 		}
 	}
+	// every inject has returned: the end moves no more
 	select {
 	case <-ctx.Done():
-	case <-time.After(time.Until(start.Add(end))):
+	case <-time.After(time.Until(start.Add(s.End()))):
 	}
 	return finish()
+}
+
+// hold keeps the run's end ahead of the clock while an inject due at
+// offset at waits (for a heal, full strength, the inject itself): the end
+// moves to runEnd plus the lateness so far plus holdLead, every
+// holdEvery. Extending only once the inject has gone in is too late: a
+// heal that blocks past the planned end lets the load end first, and the
+// fault then goes in with no load to measure (seen on kind: a rack's
+// members took 82 s to come back, the next fault went in 67 s late and
+// the load had ended before it). release stops it.
+func (s *Scheduler) hold(start time.Time, at, runEnd time.Duration) (release func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(holdEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if late := time.Since(start) - at; late > minExtend {
+				s.extendTo(runEnd + late + holdLead)
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+// holdEvery and holdLead: how often hold moves the end, and how far
+// ahead of the lateness (more than holdEvery, so that the load never
+// reaches the end between two moves).
+const (
+	holdEvery = 250 * time.Millisecond
+	holdLead  = time.Second
+)
+
+// extendTo moves the run's end to end if that is later, and tells Extend.
+func (s *Scheduler) extendTo(end time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if end <= s.end {
+		return
+	}
+	s.end = end
+	if s.Extend != nil {
+		s.Extend(end)
+	}
 }
 
 // minExtend is the lateness below which an inject does not move the

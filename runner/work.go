@@ -214,11 +214,17 @@ func (w *work) drive(ctx context.Context, gen *load.Generator) (loadErr, schedEr
 	loadStart := time.Now()
 	sched := &faults.Scheduler{Log: w.o.Log, Injector: &labInjector{lb: w.lb, log: w.o.Log}, History: w.h}
 	var schedStart time.Time // written before sched.Run, which alone calls Extend
+	var logged time.Duration // the end last logged (Extend's calls are serial)
 	sched.Extend = func(end time.Duration) {
 		until := schedStart.Sub(loadStart) + end
 		gen.ExtendTo(until)
-		w.o.Log.Warn("the fault schedule slipped: the load goes on so that every fault and the time after it keep their planned length",
-			"until", until.Round(time.Millisecond), "planned", ld.Warmup.D()+ld.Duration.D())
+		// while a late inject waits, the end moves every 250 ms: a line
+		// every 10 s of it
+		if until-logged >= 10*time.Second || logged == 0 {
+			logged = until
+			w.o.Log.Warn("the fault schedule slipped: the load goes on so that every fault and the time after it keep their planned length",
+				"until", until.Round(time.Millisecond), "planned", ld.Warmup.D()+ld.Duration.D())
+		}
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()

@@ -149,9 +149,11 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 		} else {
 			details = append(details, "patroni not answering")
 		}
-		// A running process that ran out of time answering is no evidence.
-		ms.TimedOut = running(ctx, c, procName(m, "patroni")) && (lab.IsTimeout(nodeErrs[i]) || lab.IsTimeout(clusterErrs[i])) ||
-			running(ctx, c, procName(m, "ferretdb")) && lab.IsTimeout(ferretErrs[i])
+		// A process that runs, or whose running could not be found out
+		// (an API server that did not answer: engines.Liveness), and ran
+		// out of time answering is no evidence.
+		ms.TimedOut = mayRun(ctx, c, procName(m, "patroni")) && (lab.IsTimeout(nodeErrs[i]) || lab.IsTimeout(clusterErrs[i])) ||
+			mayRun(ctx, c, procName(m, "ferretdb")) && lab.IsTimeout(ferretErrs[i])
 		if view != nil {
 			for _, cm := range view.Members {
 				if cm.Name != m.Name {
@@ -193,6 +195,12 @@ func (e *Engine) Status(ctx context.Context, c *engines.Cluster) (engines.Status
 	// Any running FerretDB reaches the leader (target_session_attrs).
 	st.Writable = leaderIdx >= 0 && hasSync && slices.Contains(ferretUp, true)
 	return st, nil
+}
+
+// mayRun: the named process runs, or whether it does is unknown.
+func mayRun(ctx context.Context, c *engines.Cluster, name string) bool {
+	alive, err := c.Alive(ctx, name)
+	return alive || err != nil
 }
 
 func dial(ctx context.Context, c *engines.Cluster, m engines.Member, port uint16) error {
