@@ -92,8 +92,8 @@ type Scheduler struct {
 	History  *history.Writer
 	// Extend, when set, is told each time a late inject moves the run's
 	// end (an offset from the scheduler's start), so that the load lasts
-	// as long as the schedule does: while the inject waits, and once it
-	// went in. It is called with the Scheduler's lock held, so it must
+	// as long as the schedule does: while the inject waits to begin, and
+	// once it went in. It is called with the Scheduler's lock held, so it must
 	// not call the Scheduler.
 	Extend func(runEnd time.Duration)
 
@@ -196,8 +196,8 @@ func insertStep(steps []step, st step) []step {
 // keep their planned length (measured on kind: a rack's heal took 76 s on
 // a busy machine, the next fault went in 50 s late, and the run's planned
 // end cut it to 20 s of its 30 s and left no time after it to see the
-// recovery). The end moves while the late inject waits too (hold), not
-// only once it went in. Extend is told the new end.
+// recovery). The end moves while the late inject waits to begin too
+// (hold), not only once it went in. Extend is told the new end.
 func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Duration, plan []Fault) error {
 	s.mu.Lock()
 	s.end = runEnd
@@ -253,11 +253,10 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 		if st, ok := s.Injector.(Settler); ok && sinceHeal {
 			s.settle(ctx, st)
 		}
+		release()
 		sinceHeal = false
 		actual := time.Since(start)
-		err := s.inject(ctx, st.f, actual-st.f.At)
-		release()
-		if err != nil {
+		if err := s.inject(ctx, st.f, actual-st.f.At); err != nil {
 			addErr(err)
 			continue
 		}
@@ -278,13 +277,14 @@ func (s *Scheduler) Run(ctx context.Context, start time.Time, runEnd time.Durati
 }
 
 // hold keeps the run's end ahead of the clock while an inject due at
-// offset at waits (for a heal, full strength, the inject itself): the end
-// moves to runEnd plus the lateness so far plus holdLead, every
-// holdEvery. Extending only once the inject has gone in is too late: a
-// heal that blocks past the planned end lets the load end first, and the
-// fault then goes in with no load to measure (seen on kind: a rack's
-// members took 82 s to come back, the next fault went in 67 s late and
-// the load had ended before it). release stops it.
+// offset at waits to begin (for a heal, for full strength): the end moves
+// to runEnd plus the lateness so far plus holdLead, every holdEvery.
+// Extending only once the inject has gone in is too late: a heal that
+// blocks past the planned end lets the load end first, and the fault then
+// goes in with no load to measure (seen on kind: a rack's members took
+// 82 s to come back, the next fault went in 67 s late and the load had
+// ended before it). The inject's own time is not lateness (a fault's For
+// counts from its start), as before. release stops it.
 func (s *Scheduler) hold(start time.Time, at, runEnd time.Duration) (release func()) {
 	done := make(chan struct{})
 	stopped := make(chan struct{})
