@@ -11,16 +11,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
-	"github.com/chaosloop/chaosloop/lab"
 )
-
-// unanswered is a launcher whose API server did not answer in time
-// whether a process runs (engines.Liveness).
-type unanswered struct{ engines.Procs }
-
-func (unanswered) Live(context.Context, string) (bool, error) {
-	return false, context.DeadlineExceeded
-}
 
 // TestStatusOfMembersNotKnownToRun: members whose probes ran out of time
 // and of which the launcher could not find out whether they run are no
@@ -31,17 +22,11 @@ func TestStatusOfMembersNotKnownToRun(t *testing.T) {
 	timeout := func(context.Context, string, string) (net.Conn, error) {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
 	}
-	c := &engines.Cluster{Service: "bulk-db", Launcher: unanswered{}, Dial: timeout, Files: engines.HostFiles{}}
+	c := &engines.Cluster{Service: "bulk-db", Launcher: enginetest.Unanswered{}, Dial: timeout, Files: engines.HostFiles{}}
 	for i, name := range []string{"bulk-db-0", "bulk-db-1", "bulk-db-2"} {
 		c.Members = append(c.Members, engines.Member{Index: i, Name: name, Addr: netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)})})
 	}
 	st, err := New(enginetest.Log(t), t.TempDir()).Status(t.Context(), c)
 	require.NoError(t, err)
-	si := lab.ServiceStatus{Writable: st.Writable}
-	for _, m := range st.Members {
-		require.True(t, m.TimedOut, "%s: %s", m.Name, m.Detail)
-		si.Members = append(si.Members, lab.Member{Name: m.Name, Up: m.Up, Healthy: m.Healthy, TimedOut: m.TimedOut})
-	}
-	observed, _, _ := lab.Observe(si)
-	require.Equal(t, lab.Unknown, observed)
+	enginetest.RequireUnknown(t, st)
 }

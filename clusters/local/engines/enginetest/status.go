@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
+	"github.com/chaosloop/chaosloop/lab"
 )
 
 // StatusFunc samples a cluster's status (an engine's Status, bound to
@@ -90,4 +91,27 @@ func LogTails(tb testing.TB, c *engines.Cluster, path func(engines.Member) strin
 			tb.Logf("--- %s %s (tail)\n%s", m.Name, path(m), strings.Join(lines, "\n"))
 		}
 	})
+}
+
+// Unanswered is a launcher whose API server did not answer in time
+// whether a process runs (engines.Liveness): an engine's probe must then
+// say its members timed out (no evidence), not that they are down.
+type Unanswered struct{ engines.Procs }
+
+// Live: unknown, as a pod list that ran out of time.
+func (Unanswered) Live(context.Context, string) (bool, error) {
+	return false, context.DeadlineExceeded
+}
+
+// RequireUnknown: every member of st timed out, and the service's state
+// is unknown.
+func RequireUnknown(tb testing.TB, st engines.Status) {
+	tb.Helper()
+	si := lab.ServiceStatus{Writable: st.Writable}
+	for _, m := range st.Members {
+		require.True(tb, m.TimedOut, "%s: %s", m.Name, m.Detail)
+		si.Members = append(si.Members, lab.Member{Name: m.Name, Up: m.Up, Healthy: m.Healthy, TimedOut: m.TimedOut})
+	}
+	observed, _, _ := lab.Observe(si)
+	require.Equal(tb, lab.Unknown, observed)
 }
