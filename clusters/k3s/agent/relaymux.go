@@ -224,7 +224,7 @@ func open(ctx context.Context, sess *relaySession, address string) (net.Conn, er
 		err = ctx.Err()
 	}
 	if err == nil && reply != strings.TrimSuffix(relayOK, "\n") {
-		err = errors.New(strings.TrimPrefix(reply, "error: "))
+		err = remoteError(strings.TrimPrefix(reply, "error: "))
 	}
 	if err != nil {
 		st.Close()
@@ -233,6 +233,31 @@ func open(ctx context.Context, sess *relaySession, address string) (net.Conn, er
 	_ = st.SetDeadline(time.Time{})
 	return st, nil
 }
+
+// relayError is the agent's account of a dial that failed on its node.
+// One that ran out of time there is a timeout (net.Error), as the same
+// dial made from chaosloop's machine would be: an engine's probe then
+// counts the member as timed out, no evidence, instead of down (the
+// quickstart on k3s saw one false "bulk-db read-only (2 up)" sample while
+// every Patroni member served, on a saturated 2-core machine).
+type relayError struct {
+	msg     string
+	timeout bool
+}
+
+func (e *relayError) Error() string   { return e.msg }
+func (e *relayError) Timeout() bool   { return e.timeout }
+func (e *relayError) Temporary() bool { return e.timeout }
+
+// remoteError reads the agent's error line: Go's dial timeouts read
+// "i/o timeout", the kernel's "connection timed out".
+func remoteError(msg string) error {
+	timeout := strings.HasSuffix(msg, "i/o timeout") || strings.HasSuffix(msg, "connection timed out") ||
+		strings.HasSuffix(msg, context.DeadlineExceeded.Error())
+	return &relayError{msg: msg, timeout: timeout}
+}
+
+var _ net.Error = (*relayError)(nil)
 
 // session is node's relay session, opened when there is none alive.
 func (r *Relays) session(ctx context.Context, node string) (*relaySession, error) {

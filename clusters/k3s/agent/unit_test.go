@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	chaoslab "github.com/chaosloop/chaosloop/lab"
 )
 
 func TestRuleValidate(t *testing.T) {
@@ -184,4 +186,22 @@ func TestExemptDialer(t *testing.T) {
 	}))
 	require.Equal(t, ExemptMark, mark)
 	require.Equal(t, ExemptDSCP, tos>>2)
+}
+
+// A dial that timed out on the node reaches chaosloop as a timeout (the
+// probes' "no evidence"), one that was refused as a plain error (down):
+// the agent's own error lines, read back as the relay's client reads them.
+func TestRelayedDialErrors(t *testing.T) {
+	timedOut := Relay(t.Context(), "tcp", "198.18.0.1:9", strings.NewReader(""), io.Discard, time.Nanosecond, time.Second)
+	require.Error(t, timedOut)
+	require.True(t, chaoslab.IsTimeout(remoteError(timedOut.Error())), "%v", timedOut)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	refused := Relay(t.Context(), "tcp", addr, strings.NewReader(""), io.Discard, time.Second, time.Second)
+	require.ErrorContains(t, refused, "connection refused")
+	require.False(t, chaoslab.IsTimeout(remoteError(refused.Error())), "%v", refused)
+	require.EqualError(t, remoteError(refused.Error()), refused.Error(), "the agent's words, as they were")
 }
