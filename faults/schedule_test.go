@@ -31,6 +31,13 @@ type fakeInjector struct {
 	recovered map[int]time.Duration
 }
 
+// newFakeInjector is a fakeInjector from start whose injects of
+// slowIndex (-1: none) take slow and whose heals take slowHeal.
+func newFakeInjector(start time.Time, slowIndex int, slow, slowHeal time.Duration) *fakeInjector {
+	return &fakeInjector{start: start, slowIndex: slowIndex, slow: slow, slowHeal: slowHeal,
+		injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+}
+
 func (fi *fakeInjector) Inject(_ context.Context, f Fault) (string, error) {
 	at := time.Since(fi.start)
 	if f.Index == fi.slowIndex {
@@ -59,7 +66,7 @@ func TestSlipIsRecordedAndHealFollowsActualInject(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "history.jsonl")
 	h, err := history.Create(path, start)
 	require.NoError(t, err)
-	fi := &fakeInjector{start: start, slowIndex: 0, slow: 1500 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	fi := newFakeInjector(start, 0, 1500*time.Millisecond, 0)
 	plan := []Fault{
 		{Index: 0, At: 0, For: 3 * time.Second, Fault: lab.Fault{Action: "kill", Target: "service/a/0"}},
 		{Index: 1, At: 200 * time.Millisecond, For: 500 * time.Millisecond, Fault: lab.Fault{Action: "kill", Target: "service/b/0"}},
@@ -101,7 +108,7 @@ func TestOnTimeScheduleHasNoSlip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "history.jsonl")
 	h, err := history.Create(path, start)
 	require.NoError(t, err)
-	fi := &fakeInjector{start: start, slowIndex: -1, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	fi := newFakeInjector(start, -1, 0, 0)
 	plan := []Fault{{Index: 0, At: 100 * time.Millisecond, For: 300 * time.Millisecond, Fault: lab.Fault{Action: "kill", Target: "service/a/0"}}}
 	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi, History: h}
 	require.NoError(t, s.Run(context.Background(), start, 600*time.Millisecond, plan))
@@ -128,7 +135,7 @@ func TestSlipIsReported(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "history.jsonl")
 	h, err := history.Create(path, start)
 	require.NoError(t, err)
-	fi := &fakeInjector{start: start, slowIndex: 0, slow: 1500 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	fi := newFakeInjector(start, 0, 1500*time.Millisecond, 0)
 	s := &Scheduler{Log: slog.New(slog.DiscardHandler), Injector: fi, History: h}
 	require.NoError(t, s.Run(context.Background(), start, 3200*time.Millisecond, Plan(sc, 1)))
 	require.NoError(t, h.Close())
@@ -158,7 +165,7 @@ func TestSlipIsReported(t *testing.T) {
 // meets the system the scenario describes, not a double failure.
 func TestSlowHealDelaysNextInjectNotNextHeal(t *testing.T) {
 	start := time.Now()
-	fi := &fakeInjector{start: start, slowIndex: -1, slowHeal: 1500 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	fi := newFakeInjector(start, -1, 0, 1500*time.Millisecond)
 	plan := []Fault{
 		{Index: 0, At: 0, For: 200 * time.Millisecond, Fault: lab.Fault{Action: "power-off", Target: "rack/dc1/r1"}},
 		{Index: 1, At: 100 * time.Millisecond, For: 200 * time.Millisecond, Fault: lab.Fault{Action: "isolate", Target: "site/dc3"}},
@@ -180,7 +187,7 @@ func TestSlowHealDelaysNextInjectNotNextHeal(t *testing.T) {
 // settlingInjector is a fakeInjector that reports full strength only
 // settle after each heal, or never (settleErr).
 type settlingInjector struct {
-	fakeInjector
+	*fakeInjector
 	settle    time.Duration
 	settleErr error
 	settles   []time.Duration // when each Settle began
@@ -203,7 +210,7 @@ func TestInjectAfterHealWaitsForFullStrength(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "history.jsonl")
 		h, err := history.Create(path, start)
 		require.NoError(t, err)
-		si := &settlingInjector{fakeInjector: fakeInjector{start: start, slowIndex: -1, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}},
+		si := &settlingInjector{fakeInjector: newFakeInjector(start, -1, 0, 0),
 			settle: time.Second, settleErr: settleErr}
 		plan := []Fault{
 			{Index: 0, At: 0, For: 100 * time.Millisecond, Fault: lab.Fault{Action: "power-off", Target: "rack/dc1/r1"}},
@@ -242,7 +249,7 @@ func TestInjectAfterHealWaitsForFullStrength(t *testing.T) {
 // told the new end.
 func TestLateInjectMovesTheRunsEnd(t *testing.T) {
 	start := time.Now()
-	fi := &fakeInjector{start: start, slowIndex: -1, slowHeal: 700 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	fi := newFakeInjector(start, -1, 0, 700*time.Millisecond)
 	plan := []Fault{
 		{Index: 0, At: 0, For: 100 * time.Millisecond, Fault: lab.Fault{Action: "power-off", Target: "rack/dc1/r1"}},
 		{Index: 1, At: 200 * time.Millisecond, For: 300 * time.Millisecond, Fault: lab.Fault{Action: "isolate", Target: "site/dc3"}},
@@ -283,7 +290,7 @@ func TestLateInjectMovesTheRunsEnd(t *testing.T) {
 // Extend last gave (or the planned one).
 func TestEndMovesWhileALateInjectWaits(t *testing.T) {
 	start := time.Now()
-	fi := &fakeInjector{start: start, slowIndex: -1, slowHeal: 900 * time.Millisecond, injected: map[int]time.Duration{}, recovered: map[int]time.Duration{}}
+	fi := newFakeInjector(start, -1, 0, 900*time.Millisecond)
 	plan := []Fault{
 		{Index: 0, At: 0, For: 100 * time.Millisecond, Fault: lab.Fault{Action: "power-off", Target: "rack/dc1/r1"}},
 		{Index: 1, At: 200 * time.Millisecond, For: 200 * time.Millisecond, Fault: lab.Fault{Action: "isolate", Target: "site/dc3"}},
