@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -96,6 +97,9 @@ func sampleEvent(si lab.ServiceStatus, err error) history.Event {
 	ev.Observed, ev.MembersUp = obs, up
 	if obs != lab.Unknown {
 		ev.Writable = &w
+		if obs != "ok" {
+			ev.Detail = unwell(si)
+		}
 		return ev
 	}
 	ev.Timeout = true
@@ -110,6 +114,38 @@ func sampleEvent(si lab.ServiceStatus, err error) history.Event {
 		ev.Detail += ": " + strings.Join(slow, ", ")
 	}
 	return ev
+}
+
+// unwell is what a sample short of ok saw of the service: each member
+// not healthy, with the probe's words, and the service's own error. It
+// is kept in the history so that a one-sample blip can be explained from
+// the run directory, not guessed at.
+func unwell(si lab.ServiceStatus) string {
+	var parts []string
+	if si.Error != "" {
+		parts = append(parts, si.Error)
+	}
+	for _, m := range si.Members {
+		if m.Healthy {
+			continue
+		}
+		state := "down"
+		if m.Up {
+			state = "up, not healthy"
+		}
+		part := fmt.Sprintf("%s on %s %s", m.Name, m.Node, state)
+		if m.Role != "" {
+			part += " (" + m.Role + ")"
+		}
+		if m.Detail != "" {
+			part += ": " + m.Detail
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) == 0 {
+		return "every member healthy; writes refused"
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (s *sampler) Stop() {

@@ -56,6 +56,32 @@ func TestObserveDownMemberIsEvidence(t *testing.T) {
 	require.True(t, w)
 }
 
+// A sample short of ok keeps what it saw of the members that were not
+// healthy, so that a blip can be explained from the history.
+func TestSampleShortOfOkSaysWhy(t *testing.T) {
+	down := lab.Member{Node: "n3", Detail: "dial tcp 198.18.0.3:9092: connection refused"}
+	si := members(healthy, healthy, down)
+	si.Members[1].Node, si.Members[1].Role = "n2", "broker"
+	ev := sampleEvent(si, nil)
+	require.Equal(t, "read-only", ev.Observed)
+	require.Equal(t, "kafka-3 on n3 down: dial tcp 198.18.0.3:9092: connection refused", ev.Detail)
+
+	si = members(healthy, lab.Member{Up: true, Node: "n2", Role: "replica", Detail: "lagging"}, healthy)
+	si.Writable = true
+	ev = sampleEvent(si, nil)
+	require.Equal(t, "degraded", ev.Observed)
+	require.Equal(t, "kafka-2 on n2 up, not healthy (replica): lagging", ev.Detail)
+
+	si = members(healthy, healthy, healthy)
+	si.Error = "no leader"
+	ev = sampleEvent(si, nil)
+	require.Equal(t, "read-only", ev.Observed)
+	require.Equal(t, "no leader", ev.Detail)
+
+	si.Writable, si.Error = true, ""
+	require.Empty(t, sampleEvent(si, nil).Detail, "an ok sample says nothing more")
+}
+
 // Writes accepted by the others are evidence whatever the slow member.
 func TestObserveWritableWithSlowMemberIsDegraded(t *testing.T) {
 	si := members(healthy, healthy, slow)
