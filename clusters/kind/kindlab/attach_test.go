@@ -140,17 +140,16 @@ spec:
 // attachedRuns is `chaosloop run --on k3s` in attach mode on the
 // adopter's etcd (adopterEtcd; the scenario's agents running): no load,
 // the etcd sampled through the scenario's faults and its quorum judged
-// against analyze. testdata/attach-etcd.yaml isolates node/dc2-w, which
-// analyze says leaves the etcd writable (degraded): PASS; poweredRun
-// powers dc2-w's rack off through Redfish: PASS too; stoppedRun: a stop
-// condition ends a run. testdata/attach-etcd-kills.yaml, the negative
-// control, kills two of the three members at once (their pods deleted,
-// gone for good: no controller makes them anew), which leaves no quorum:
-// FAIL. It runs last, since it breaks the etcd. pods are the echo pods,
-// whose addresses poweredRun reads again.
+// against analyze. poweredRun isolates node/dc2-w, which analyze says
+// leaves the etcd writable (degraded), then powers dc2-w's rack off
+// through Redfish: PASS; stoppedRun: a stop condition ends a run.
+// testdata/attach-etcd-kills.yaml, the negative control, kills two of the
+// three members at once (their pods deleted, gone for good: no
+// controller makes them anew), which leaves no quorum: FAIL. It runs
+// last, since it breaks the etcd. pods are the echo pods, whose
+// addresses poweredRun reads again.
 func attachedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, observe func() k3s.AttachedService, pods map[string]pod, from string) {
 	runs := enginetest.NewEvidence(t).Sub("runs")
-	scoredRun(t, kc, runs, "attach-etcd.yaml", nil, checks.Pass)
 	// IPMI's power is scored in deploy mode's destroy run (deployedRuns)
 	poweredRun(t, c, kc, runs, observe, pods, from, bmc.Redfish)
 	pausedRun(t, c, kc, runs, observe)
@@ -216,8 +215,9 @@ func scoredRunOn(t *testing.T, o k3slab.Options, runs, file string, want checks.
 	return quorum
 }
 
-// poweredRun: testdata/attach-etcd-power.yaml powers rack dc2/r1 (dc2-w)
-// off during a run and on again through its BMC, as an adopter's BMCs
+// poweredRun: testdata/attach-etcd-power.yaml isolates node/dc2-w (the
+// agents' rules), then powers rack dc2/r1 (dc2-w) off during a run and
+// on again through its BMC, as an adopter's BMCs
 // would, over protocol: sushy-tools (Redfish), whose system is dc2-w's
 // container (ForceOff kills it, On starts it), or ipmi_sim (IPMI), whose
 // chassis is; Cable keeps the container on the lab's network when it

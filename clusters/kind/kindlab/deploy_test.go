@@ -33,14 +33,14 @@ import (
 // on its node in the node's network, at etcd's ports plus the offset
 // (dc1-cp's 2379-2380 are kind's own etcd's), from the engine's image,
 // and judges it through the scenario's faults: dc2-w cut off, then
-// member 1 killed and started again at the fault's end: PASS. The
-// destroy of dc2-w (deploy-etcd-destroy.yaml, through its BMC) keeps the
-// quorum too: PASS, and its member, its files removed, rejoins as a new
-// one. The negative control, deploy-etcd-kills.yaml, kills two members at once:
-// no quorum, FAIL; both are started again at the faults' end, and the
-// etcd is whole once more. Then the other engines, deployed
-// (deployedEngines, deployedDocstore); the transfer load on deployed
-// engines is the quickstart's (TestQuickstartOnK3s).
+// member 1 killed and started again at the fault's end, then dc2-w
+// destroyed through its BMC (IPMI), which keeps the quorum too: PASS, and
+// its member, its files removed, rejoins as a new one. The negative
+// control, deploy-etcd-kills.yaml, kills two members at once: no quorum,
+// FAIL; both are started again at the faults' end, and the etcd is whole
+// once more. Then the other engines, deployed (deployedEngines); the
+// transfer load on deployed engines is the quickstart's
+// (TestQuickstartOnK3s).
 // The agents of the scenario must run (the members' files are looked at
 // and written through them).
 func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[string]pod, from string) {
@@ -69,8 +69,19 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	})
 	runs := enginetest.NewEvidence(t).Sub("deployed")
 
-	scoredRunOn(t, o, runs, "deploy-etcd.yaml", checks.Pass)
-	whole := deployedWhole(t, o, "deploy-etcd.yaml")
+	// dc2-w destroyed through its BMC (IPMI; attach mode's power run is
+	// Redfish's): its member's files go too, and it rejoins without them
+	power, log, uncable := powered(t, c, bmc.IPMI)
+	withPower := o
+	withPower.BMC = power
+	scoredRunOn(t, withPower, runs, "deploy-etcd.yaml", checks.Pass)
+	cycled, err := bmctest.PowerCycled(log)
+	require.NoError(t, err)
+	require.True(t, cycled, "dc2-w went off and on through its BMC")
+	waitReady(t, c, "dc2-w", true, 3*time.Minute)
+	whole := deployedWhole(t, withPower, "deploy-etcd.yaml")
+	uncable()
+	echoAgain(t, c, pods, from)
 	for _, m := range whole["etcd"].Members {
 		n, ok := c.Plan.Node(m.Node)
 		require.True(t, ok)
@@ -83,20 +94,6 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 	require.Contains(t, listening, port(2379), "chaosloop's etcd takes clients at 2379+offset")
 	require.Contains(t, listening, port(2380), "and its peers at 2380+offset")
 	require.Contains(t, listening, fmt.Sprintf(":%04X", 2379), "beside kind's own etcd")
-
-	// dc2-w destroyed through its BMC (IPMI; attach mode's power run is
-	// Redfish's): its member's files go too, and it rejoins without them
-	power, log, uncable := powered(t, c, bmc.IPMI)
-	withPower := o
-	withPower.BMC = power
-	scoredRunOn(t, withPower, runs, "deploy-etcd-destroy.yaml", checks.Pass)
-	cycled, err := bmctest.PowerCycled(log)
-	require.NoError(t, err)
-	require.True(t, cycled, "dc2-w went off and on through its BMC")
-	waitReady(t, c, "dc2-w", true, 3*time.Minute)
-	deployedWhole(t, withPower, "deploy-etcd-destroy.yaml")
-	uncable()
-	echoAgain(t, c, pods, from)
 
 	quorum := scoredRunOn(t, o, runs, "deploy-etcd-kills.yaml", checks.Fail)
 	require.True(t, strings.Contains(quorum.Summary, "quorum lost"), quorum.Summary)
@@ -119,7 +116,6 @@ func deployedRuns(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, pods map[st
 		require.Equal(t, "gone", strings.TrimSpace(string(out)), "node %s", node)
 	}
 	deployedEngines(t, c, kc, o, runs)
-	deployedDocstore(t, c, kc, o, runs)
 }
 
 // deployedDown: no one-shot pod of scenario is left, and down stops its
@@ -138,26 +134,29 @@ func deployedDown(t *testing.T, kc *k3s.Cluster, scenario string, pods int) depl
 	return td
 }
 
-// deployedEngines: testdata/deploy-engines.yaml deploys four engines
+// deployedEngines: testdata/deploy-engines.yaml deploys five engines
 // at once: a ZooKeeper ensemble (its zoo.cfg and myid written on the
 // members' nodes through their agents), a Kafka in ZooKeeper mode on it
 // (deployed after it), a Redis with its Sentinels (two pods per member;
-// their files given to the image's redis user by a one-shot pod) and a
+// their files given to the image's redis user by a one-shot pod), a
 // Galera cluster (its datadirs initialised, owned by the image's mysql
-// user and its workload account made by one-shot pods). One member of
-// each is killed at once, Redis' primary among them, then dc2-w is cut
-// off: each keeps its majority in dc1, as analyze predicts: PASS. The
-// killed members rejoin: one Redis primary, every member healthy; the
-// brokers kept their storage. The workload account's password is on
-// each Galera member's node, root's only, and no file of root's SQL is
-// left. Each ZooKeeper server takes its clients at 2181 plus the offset
-// on every address of its node. A kill is a SIGKILL (hardKill).
+// user and its workload account made by one-shot pods) and the document
+// store (three pods per member: Patroni with its PostgreSQL, an etcd,
+// FerretDB). One member of each is killed at once, Redis' primary and
+// the store's bootstrap leader among them, then dc2-w is cut off: each
+// keeps its majority in dc1, as analyze predicts: PASS. The killed
+// members rejoin: one Redis primary, every member healthy; the brokers
+// kept their storage. The workload account's password is on each Galera
+// member's node, root's only, and no file of root's SQL is left; so is
+// the document store's secret. Each ZooKeeper server takes its clients
+// at 2181 plus the offset on every address of its node. A kill is a
+// SIGKILL (hardKill).
 func deployedEngines(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
 	ctx := t.Context()
 	const file = "deploy-engines.yaml"
 	scoredRunOn(t, o, runs, file, checks.Pass)
 	whole := deployedWhole(t, o, file)
-	require.Len(t, whole, 4)
+	require.Len(t, whole, 5)
 	for name, si := range whole {
 		require.Len(t, si.Members, 3, name)
 	}
@@ -179,6 +178,9 @@ func deployedEngines(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab
 	onMemberNodes(t, c, func(i int) (string, string) {
 		return fmt.Sprintf("stat -c '%%a %%U' %s/db-%d/db.galera-password && ! test -e %s/db-%d/data/.root.sql", root, i, root, i), "600 root"
 	})
+	onMemberNodes(t, c, func(i int) (string, string) {
+		return fmt.Sprintf("stat -c '%%a %%U' %s/docs-%d/docs.docstore-secret", root, i), "600 root"
+	})
 	client := 2181 + deploy.DefaultPortOffset
 	onMemberNodes(t, c, func(i int) (string, string) {
 		dir := fmt.Sprintf("%s/zk-%d/data", root, i)
@@ -187,7 +189,7 @@ func deployedEngines(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab
 	require.Contains(t, listeningOn(t, c, "dc1-cp"), fmt.Sprintf("00000000:%04X", client), "the client port on every address")
 	brokerStorage(t, c, agentScenario, adopterEtcdNodes, "broker.id")
 	hardKill(t, kc, o, file, "service/cache/1", 2)
-	deployedDown(t, kc, agentScenario, 3+3+6+3)
+	deployedDown(t, kc, agentScenario, 3+3+6+3+9)
 }
 
 // listeningOn is node's listening TCP sockets, a local address (hex
@@ -205,23 +207,6 @@ func brokerStorage(t *testing.T, c *kindlab.Cluster, scenario string, nodes []st
 	onNodes(t, c, nodes, func(i int) (string, string) {
 		return fmt.Sprintf("grep -x %s=%d %s/kafka-%d/data/kafka-logs/meta.properties", key, i+1, deploy.Root(scenario), i), fmt.Sprintf("%s=%d", key, i+1)
 	})
-}
-
-// deployedDocstore: testdata/deploy-docstore.yaml deploys the document
-// store (three pods per member: Patroni with its PostgreSQL, an etcd,
-// FerretDB), kills member 0, the bootstrap leader, then cuts dc2-w off:
-// Patroni keeps a leader in dc1, as analyze predicts: PASS. The killed
-// member rejoins. The service's secret is on each member's node, root's
-// only.
-func deployedDocstore(t *testing.T, c *kindlab.Cluster, kc *k3s.Cluster, o k3slab.Options, runs string) {
-	scoredRunOn(t, o, runs, "deploy-docstore.yaml", checks.Pass)
-	whole := deployedWhole(t, o, "deploy-docstore.yaml")
-	require.Len(t, whole["docs"].Members, 3)
-	root := deploy.Root(agentScenario)
-	onMemberNodes(t, c, func(i int) (string, string) {
-		return fmt.Sprintf("stat -c '%%a %%U' %s/docs-%d/docs.docstore-secret", root, i), "600 root"
-	})
-	deployedDown(t, kc, agentScenario, 9)
 }
 
 // onMemberNodes runs, on the node of each member i (adopterEtcdNodes),

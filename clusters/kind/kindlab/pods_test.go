@@ -13,34 +13,26 @@ import (
 
 	"github.com/chaosloop/chaosloop/clusters/kind/images"
 	"github.com/chaosloop/chaosloop/clusters/kind/kindlab"
-	"github.com/chaosloop/chaosloop/clusters/kind/kindtest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/redis"
-	"github.com/chaosloop/chaosloop/scenarios"
 )
 
-// TestMemberPods runs a Redis+Sentinel service as pods of a three-node
-// kind cluster through the redis engine's own code (the same Start,
-// Status and StartMember as on the local lab, with kindlab.Pods as its
-// launcher): every member healthy on its lab address; SIGKILL to the
-// primary's redis-server in its node shows it down in the engine's
-// status, Sentinel fails over to another member, and starting the member
-// again brings it back as a replica.
-func TestMemberPods(t *testing.T) {
-	kindtest.Daemon(t)
+// memberPods runs a Redis+Sentinel service as pods of the two-sites
+// cluster c (state under dir) through the redis engine's own code (the
+// same Start, Status and StartMember as on the local lab, with
+// kindlab.Pods as its launcher): every member healthy on its lab
+// address; SIGKILL to the primary's redis-server in its node shows it
+// down in the engine's status, Sentinel fails over to another member,
+// and starting the member again brings it back as a replica. It shares
+// the cluster of TestScenarioCluster's two-sites: a cluster of its own
+// cost minutes of the kind suite's time on a 2-core CI machine.
+func memberPods(t *testing.T, c *kindlab.Cluster, dir string, built *images.Built) {
 	log := enginetest.Log(t)
 	eng := redis.New(log)
 	// the engine prepares a member's files on the host as user redis
 	enginetest.RequireInstalled(t, eng.Install, "redis-server")
 	ctx := context.Background()
-	built, err := (&images.Builder{Cache: kindtest.Cache, Log: log}).Build(ctx)
-	require.NoError(t, err)
-	sc, err := scenarios.Parse(filepath.Join("testdata", "engines.yaml"))
-	require.NoError(t, err)
-	c := clusterUp(t, sc, built.Node, enginetest.NewEvidence(t))
-	dir := filepath.Join(stateRoot, sc.Name)
-
 	pods := &kindlab.Pods{Cluster: c, Image: built.Engines["redis"], Service: "cache"}
 	start := time.Now()
 	require.NoError(t, pods.Prepare(ctx))
@@ -112,13 +104,20 @@ func TestMemberPods(t *testing.T) {
 	require.NoError(t, eng.Stop(ctx, cl))
 	require.Empty(t, kubectl(t, c, "get", "pods", "--namespace", kindlab.Namespace, "--output", "name"))
 	t.Logf("stopped (pods deleted) in %s", time.Since(start).Round(time.Millisecond))
+	// the namespace and the Service go too: the cluster is used as a real
+	// one next, where chaosloop's namespace is the one its own objects
+	// make, and down keeps a namespace it did not make
+	out, err := c.Kubectl(ctx, nil, "delete", "namespace", kindlab.Namespace, "--timeout=2m")
+	require.NoError(t, err, "%s", out)
 }
 
-// memberCluster is the cache service's members, one on each node, with
+// memberCluster is the cache service's members, one on each of c's
+// (three) nodes, with
 // their directories where kindlab mounts them into the nodes.
 func memberCluster(t *testing.T, c *kindlab.Cluster, dir string, pods *kindlab.Pods) *engines.Cluster {
 	cl := &engines.Cluster{Service: "cache", StateDir: filepath.Join(dir, "engines"), Dial: c.Net.DialFromHostOf, Launcher: pods}
-	for i, node := range []string{"dc1-cp", "dc1-n2", "dc1-n3"} {
+	for i, n := range c.Plan.Nodes {
+		node := n.Name
 		h, ok := c.Net.Host(node)
 		require.True(t, ok, node)
 		dirs := kindlab.MemberDirs(dir, node)
