@@ -196,6 +196,14 @@ func (e *Engine) startEtcd(ctx context.Context, c *engines.Cluster, i int) error
 			"--initial-cluster-state", "new", "--initial-cluster-token", c.Service,
 			// Patroni's `etcd:` store speaks the v2 API.
 			"--enable-v2=true",
+			// Off by default in 3.4 (as the etcd engine's note says): a
+			// member back from an isolation forced an election with its
+			// inflated term, the leader's Patroni could not renew its lock
+			// and stopped its PostgreSQL, and the store was read-only for
+			// ~12 s after the heal (kind quickstart on k3s, 2026-12-05: the
+			// samples' details say "bulk-db-0 … down (leader): postgres
+			// stopping").
+			"--pre-vote=true",
 		},
 		Log: p.etcdLog,
 	})
