@@ -217,8 +217,8 @@ func scoredRunOn(t *testing.T, o k3slab.Options, runs, file string, want checks.
 
 // poweredRun: testdata/attach-etcd-power.yaml isolates node/dc2-w (the
 // agents' rules), then powers rack dc2/r1 (dc2-w) off during a run and
-// on again through its BMC, as an adopter's BMCs
-// would, over protocol: sushy-tools (Redfish), whose system is dc2-w's
+// on again through its BMC, as an adopter's BMCs would, over protocol:
+// sushy-tools (Redfish), whose system is dc2-w's
 // container (ForceOff kills it, On starts it), or ipmi_sim (IPMI), whose
 // chassis is; Cable keeps the container on the lab's network when it
 // starts again, as a server's cables stay through a power cycle. The

@@ -112,8 +112,8 @@ func memberPods(t *testing.T, c *kindlab.Cluster, dir string, built *images.Buil
 }
 
 // memberCluster is the cache service's members, one on each of c's
-// (three) nodes, with
-// their directories where kindlab mounts them into the nodes.
+// (three) nodes, with their directories where kindlab mounts them into
+// the nodes.
 func memberCluster(t *testing.T, c *kindlab.Cluster, dir string, pods *kindlab.Pods) *engines.Cluster {
 	cl := &engines.Cluster{Service: "cache", StateDir: filepath.Join(dir, "engines"), Dial: c.Net.DialFromHostOf, Launcher: pods}
 	for i, n := range c.Plan.Nodes {
