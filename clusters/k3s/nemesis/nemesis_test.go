@@ -1,7 +1,9 @@
 package nemesis
 
 import (
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/chaosloop/chaosloop/clusters/k3s"
 	"github.com/chaosloop/chaosloop/clusters/k3s/agent"
@@ -98,6 +101,71 @@ func TestIsolateThroughTheAgents(t *testing.T) {
 	require.Empty(t, active)
 	require.NoError(t, n.Recover(ctx, f), "recovering what is not in place is nothing")
 }
+
+// A fault's rules go to all its nodes at once, not one node after the
+// other: each node's desired state is held at the API server until every
+// node's is in flight (or 3 s passed). One after the other, only one is
+// ever in flight.
+func TestRulesGoToEveryNodeAtOnce(t *testing.T) {
+	n, cs := setup(t)
+	ctx := t.Context()
+	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
+	agenttest.Confirm(t, cs)
+	f := lab.Fault{Action: "isolate", Target: "site/dc2"}
+	// the first time makes the desired states; the second only updates them
+	_, err := n.Inject(ctx, f)
+	require.NoError(t, err)
+	require.NoError(t, n.Recover(ctx, f))
+
+	desired := map[string]bool{}
+	for node := range nodes {
+		desired["/configmaps/"+agent.ConfigMapName(node)] = true
+	}
+	var (
+		mu             sync.Mutex
+		inFlight, most int
+		once           sync.Once
+	)
+	all := make(chan struct{})
+	cfg := rest.CopyConfig(n.Cluster.Config)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			i := strings.LastIndex(r.URL.Path, "/configmaps/")
+			if r.Method != http.MethodPut || i < 0 || !desired[r.URL.Path[i:]] {
+				return rt.RoundTrip(r)
+			}
+			mu.Lock()
+			inFlight++
+			most = max(most, inFlight)
+			if inFlight == len(nodes) {
+				once.Do(func() { close(all) })
+			}
+			mu.Unlock()
+			defer func() {
+				mu.Lock()
+				inFlight--
+				mu.Unlock()
+			}()
+			select {
+			case <-all:
+			case <-time.After(3 * time.Second):
+			}
+			return rt.RoundTrip(r)
+		})
+	}
+	held, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	n.Cluster.Client = held
+	_, err = n.Inject(ctx, f)
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, len(nodes), most, "every node's rule in flight at once")
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // Without agents to confirm, an injection fails but stays recorded, so
 // that heal undoes what was done; kill and pause, and power without a
