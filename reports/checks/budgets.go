@@ -37,7 +37,7 @@ func DefaultBudget(kind string) Budget {
 	b := func(d time.Duration, why string) Budget { return Budget{Sec(d), why, SourceTable} }
 	switch kind {
 	case scenarios.KindEtcd, scenarios.KindRaft:
-		return b(7*time.Second, "etcd election timeout 1s, randomised up to 2s; + 5 s margin")
+		return b(15*time.Second, "etcd election timeout 5s, randomised up to 10s; + 50%")
 	case scenarios.KindZookeeper:
 		return b(15*time.Second, "tickTime 2s × syncLimit 5 = 10s; + 50%")
 	case scenarios.KindMySQL:

@@ -295,12 +295,16 @@ func (e *Engine) rejoin(ctx context.Context, c *engines.Cluster, i int) error {
 	return e.spawn(ctx, c, m, "existing", strings.Join(parts, ","))
 }
 
-// Raft timing, etcd's defaults made explicit so that the failover budget
-// follows them: a follower that hears no heartbeat for ElectionTimeout
-// (randomised up to twice that) campaigns.
+// Raft timing: K3S's, as its embedded etcd runs (k3s pkg/etcd: heartbeat
+// 500 ms, election timeout 5 s), since an etcd service is the K3S
+// datastore; the failover budget follows them. A follower that hears no
+// heartbeat for ElectionTimeout (randomised up to twice that) campaigns,
+// and a leader that hears from no quorum for as long steps down: with
+// etcd's own 1 s, a lab machine's scheduling stall of a second (a rack
+// powering back on beside it) made a leader without a fault.
 const (
-	HeartbeatInterval = 100 * time.Millisecond
-	ElectionTimeout   = time.Second
+	HeartbeatInterval = 500 * time.Millisecond
+	ElectionTimeout   = 5 * time.Second
 )
 
 // FailoverBudget: a leader lost is replaced within 2 × ElectionTimeout
