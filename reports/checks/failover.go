@@ -19,6 +19,11 @@ type Outage struct {
 	From     Sec `json:"from"`
 	To       Sec `json:"to"`
 	Duration Sec `json:"duration"`
+	// Refused: the last evidence of refused writes in it. Writes resumed
+	// somewhere in (Refused, To]: the outage lasted at least Refused−From.
+	// A wide gap is a stretch without evidence (probes timed out, nothing
+	// written), which proves neither.
+	Refused Sec `json:"refused"`
 	// Open: writes had not resumed when the fault healed (To is the
 	// heal). That is quorum lost, which the quorum check judges, not a
 	// slow failover.
@@ -101,21 +106,23 @@ func (r *run) servedBy(o *evidence.Op, sv *topology.Service) bool {
 // before may have been accepted before.
 func outagesIn(ps []wpoint, from, to time.Duration) []Outage {
 	var out []Outage
-	var start time.Duration
+	var start, last time.Duration
 	in := false
 	end := func(at time.Duration) {
 		open := at > to
 		if open {
 			at = to
 		}
-		out = append(out, Outage{From: Sec(start), To: Sec(at), Duration: Sec(at - start), Open: open})
+		out = append(out, Outage{From: Sec(start), To: Sec(at), Duration: Sec(at - start), Refused: Sec(min(last, at)), Open: open})
 		in = false
 	}
 	for _, p := range ps {
 		switch {
 		case p.t < from:
 		case !in && !p.ok && p.t < to:
-			start, in = p.t, true
+			start, last, in = p.t, p.t, true
+		case in && !p.ok:
+			last = p.t
 		case in && p.ok && p.from >= start:
 			end(p.t)
 		}
@@ -241,10 +248,12 @@ func (r *run) inClosedOutage(svc int, t time.Duration) bool {
 // active (the engines failed over) must have lasted no longer than the
 // service's budget. Outages where analyze predicts no quorum are not
 // failovers; outages that never ended during the fault are the quorum
-// check's.
+// check's. An outage over the budget only through a stretch without
+// evidence (its last refusal within the budget, its probes then timing
+// out) is unknown, not failed: a starved harness is no slow failover.
 func (r *run) failover() Result {
 	b := r.newResult(CheckFailover, "Failover within budget", Liveness)
-	var measured, over int
+	var measured, over, unknown int
 	for i, f := range r.ix.Faults {
 		if !f.Injected {
 			continue
@@ -265,9 +274,16 @@ func (r *run) failover() Result {
 				if o.Duration.D() <= fo.Budget.D() {
 					continue
 				}
-				over++
 				from, to := o.From, o.To
 				bud := r.budgets[sv.Name]
+				if known := o.Refused - o.From; known.D() <= fo.Budget.D() {
+					unknown++
+					b.add(Finding{Severity: SevUnknown, Service: sv.Name, Fault: &i, From: &from, To: &to,
+						Message: fmt.Sprintf("%s refused writes for at least %s and at most %s (%s–%s) during fault %d (%s): no evidence of its writes from %s to %s (probes timed out), so whether it failed over within its budget of %s (%s: %s) is unknown",
+							sv.Name, known, o.Duration, at(from), at(to), i+1, f.Name(), at(o.Refused), at(to), bud.Budget, bud.Source, bud.Derivation)})
+					continue
+				}
+				over++
 				b.add(Finding{Severity: SevFail, Service: sv.Name, Fault: &i, From: &from, To: &to,
 					Message: fmt.Sprintf("%s refused writes for %s (%s–%s) during fault %d (%s): over its failover budget of %s (%s: %s)",
 						sv.Name, o.Duration, at(from), at(to), i+1, f.Name(), bud.Budget, bud.Source, bud.Derivation)})
@@ -280,8 +296,12 @@ func (r *run) failover() Result {
 	}
 	b.counts["outagesMeasured"] = int64(measured)
 	b.counts["outagesOverBudget"] = int64(over)
+	b.counts["outagesUnknown"] = int64(unknown)
 	if over > 0 {
 		return b.finish(fmt.Sprintf("%s of %d over the service's failover budget", plural(over, "write outage", "write outages"), measured))
+	}
+	if unknown > 0 {
+		return b.finish(fmt.Sprintf("%s of %d over the service's failover budget only through a stretch without evidence: unknown", plural(unknown, "write outage", "write outages"), measured))
 	}
 	return b.finish(fmt.Sprintf("%s, each within its service's failover budget", plural(measured, "write outage", "write outages")))
 }

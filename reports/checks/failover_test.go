@@ -218,3 +218,45 @@ func TestOutageEndsAtFirstAcknowledgedWrite(t *testing.T) {
 	fo = failoverOf(t, judge(t, sc, run), 1, "bulk-db")
 	require.Equal(t, isolateAt+19030*time.Millisecond, fo.Outage.To.D())
 }
+
+// kafkaOutage: Kafka refuses writes from +7 s to +25 s after the
+// isolation, and its probes time out from timedOutFrom until the outage
+// ends (none when timedOutFrom is 0).
+func kafkaOutage(t *testing.T, timedOutFrom time.Duration) *checks.Report {
+	t.Helper()
+	sc := quickstart(t)
+	var pts []synth.ProbeTimeout
+	for at := timedOutFrom; timedOutFrom > 0 && at < 25*time.Second; at += 500 * time.Millisecond {
+		pts = append(pts, synth.ProbeTimeout{Service: "kafka", T: isolateAt + at})
+	}
+	run := generate(t, sc, synth.Config{ProbeTimeouts: pts, WriteOutage: map[int]synth.WriteOutage{
+		1: {Service: "kafka", From: 7 * time.Second, To: 25 * time.Second}}})
+	return judge(t, sc, run)
+}
+
+// An outage over the budget only through timed-out probes is unknown:
+// Kafka refused writes at +7 s and +8.5 s, then no probe answered until
+// writes were seen again at +25 s, so it lasted between 1.5 s and 18 s
+// against its 12 s budget (stop 32's quickstart, qs12: "kafka refused
+// writes for 18.4s", every probe in it timed out but the first). Negative
+// controls: the same outage seen throughout, or seen refusing past the
+// budget before its probes timed out, fails.
+func TestOutageAcrossTimedOutProbesIsUnknown(t *testing.T) {
+	rep := kafkaOutage(t, 9*time.Second)
+	require.Equal(t, checks.Unknown, status(t, rep, checks.CheckFailover), dump(rep, checks.CheckFailover))
+	fs := findings(rep, checks.CheckFailover, checks.SevUnknown)
+	require.Len(t, fs, 1)
+	require.Equal(t, "kafka", fs[0].Service)
+	require.Contains(t, fs[0].Message, "kafka refused writes for at least 1.5s and at most 18s")
+	require.Contains(t, fs[0].Message, "no evidence of its writes from +139.5s to +156.0s")
+	fo := failoverOf(t, rep, 1, "kafka")
+	require.Equal(t, isolateAt+8500*time.Millisecond, fo.Outage.Refused.D())
+	require.Equal(t, checks.Unknown, rep.Check(checks.CheckFailover).PerFault[1].Status)
+
+	rep = kafkaOutage(t, 0)
+	require.Equal(t, checks.Fail, status(t, rep, checks.CheckFailover), dump(rep, checks.CheckFailover))
+	require.Contains(t, findings(rep, checks.CheckFailover, checks.SevFail)[0].Message, "kafka refused writes for 18s")
+
+	rep = kafkaOutage(t, 21*time.Second)
+	require.Equal(t, checks.Fail, status(t, rep, checks.CheckFailover), dump(rep, checks.CheckFailover))
+}
