@@ -1,7 +1,9 @@
 package nemesis
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +33,13 @@ var nodes = map[string][2]string{
 	"dc1-cp": {"198.18.10.1", "198.19.128.0/24"},
 	"dc1-w":  {"198.18.10.2", "198.19.129.0/24"},
 	"dc2-w":  {"198.18.20.1", "198.19.130.0/24"},
+}
+
+// runAgents runs an agent on every node of the cluster and has them
+// confirm what they are asked.
+func runAgents(t *testing.T, cs kubernetes.Interface) {
+	agenttest.RunAgents(t, cs, "k3stest", slices.Sorted(maps.Keys(nodes))...)
+	agenttest.Confirm(t, cs)
 }
 
 func setup(t *testing.T) (*Nemesis, kubernetes.Interface) { return setupWith(t, "faults.yaml") }
@@ -64,8 +73,7 @@ func setupWith(t *testing.T, file string) (*Nemesis, kubernetes.Interface) {
 func TestIsolateThroughTheAgents(t *testing.T) {
 	n, cs := setup(t)
 	ctx := t.Context()
-	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
-	agenttest.Confirm(t, cs)
+	runAgents(t, cs)
 
 	f := lab.Fault{Action: "isolate", Target: "site/dc2"}
 	before := time.Now()
@@ -109,8 +117,7 @@ func TestIsolateThroughTheAgents(t *testing.T) {
 func TestRulesGoToEveryNodeAtOnce(t *testing.T) {
 	n, cs := setup(t)
 	ctx := t.Context()
-	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
-	agenttest.Confirm(t, cs)
+	runAgents(t, cs)
 	f := lab.Fault{Action: "isolate", Target: "site/dc2"}
 	// the first time makes the desired states; the second only updates them
 	_, err := n.Inject(ctx, f)
@@ -217,8 +224,7 @@ func TestRuleID(t *testing.T) {
 func TestDeployedMemberOfTwoPods(t *testing.T) {
 	n, cs := setupWith(t, "deployed-redis.yaml")
 	ctx := t.Context()
-	agenttest.RunAgents(t, cs, "k3stest", "dc1-cp", "dc1-w", "dc2-w")
-	agenttest.Confirm(t, cs)
+	runAgents(t, cs)
 	// the namespace's default ServiceAccount, which no controller manager makes here
 	_, err := cs.CoreV1().ServiceAccounts(k3s.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
 	require.NoError(t, err)

@@ -40,11 +40,11 @@ const quickstartRate = 50
 // oneControlPlane): chaosloop deploys every service (its own etcd,
 // KRaft Kafka, Galera, the document store, Redis with its Sentinels, the
 // handlers as worker pods) from images on the nodes (as a registry pull
-// would leave them), drives 50 transfers/s (quickstartRate) through the handlers' nodes'
-// agents, powers rack dc1/r1 (dc1-cp, dc1-kafka, dc1-db) off and on
-// through Redfish (sushy-tools, each system the node's container), and
-// cuts site dc3 off. As on the labs: PASS, every check scored; then
-// afterTheLoad.
+// would leave them), drives 50 transfers/s (quickstartRate) through the
+// handlers' nodes' agents, powers rack dc1/r1 (dc1-cp, dc1-kafka,
+// dc1-db) off and on through Redfish (sushy-tools, each system the node's
+// container), and cuts site dc3 off. As on the labs: PASS, every check
+// scored; then afterTheLoad.
 //
 // chaosloop reaches the API through dc2-cp's API server at its address
 // on kind's network, as an adopter's would through a load balancer.
