@@ -3,12 +3,15 @@ package docstore
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -668,9 +671,14 @@ func TestDocstorePartition(t *testing.T) {
 	// acknowledge anything once the new leader is in place.
 	t.Logf("isolated side acknowledged %d writes in 3 s after the new leader was elected", isolated.count()-isoBefore)
 
+	// The etcd term on the majority side once its leader is in place: the
+	// member coming back must not move it (pre-vote).
+	term := majorityTerm(t, ctx, c, old)
+
 	link("up")
 	healed = true
 	t1 := time.Now()
+	requireTermKept(t, ctx, c, old, term)
 	waitStatus(t, ctx, e, c, "old leader rejoins", func(st engines.Status) error {
 		m := st.Members[old]
 		if !m.Up || !m.Healthy || (m.Role != RoleReplica && m.Role != RoleSyncStandby) || !st.Writable {
@@ -685,9 +693,104 @@ func TestDocstorePartition(t *testing.T) {
 	majAcked, majUnknown, majGap := majority.result()
 	t.Logf("isolated-side client: %d acknowledged, %d unknown, longest gap %s", len(isoAcked), isoUnknown, isoGap.Round(time.Millisecond))
 	t.Logf("majority-side client: %d acknowledged, %d unknown, longest gap %s", len(majAcked), majUnknown, majGap.Round(time.Millisecond))
-	// Leadership may move once more after the rejoin (the returning etcd
-	// member forces an election; a leader that cannot reach etcd for
-	// retry_timeout demotes itself): requireAllThere waits for a read
-	// that completes.
+	// requireAllThere waits for a read that completes: on a loaded machine
+	// the first may time out.
 	requireAllThere(t, ctx, connect(t, e, c, newLeader).Database("chaos").Collection("acked"), append(isoAcked, majAcked...))
+}
+
+// etcdStatus is what etcd's gRPC gateway answers to POST
+// /v3/maintenance/status (int64s as strings, as the gateway writes them).
+type etcdStatus struct {
+	Header struct {
+		MemberID string `json:"member_id"`
+	} `json:"header"`
+	Leader   string `json:"leader"`
+	RaftTerm string `json:"raftTerm"`
+}
+
+// etcdTerm is member m's etcd's Raft term, and whether it knows a leader,
+// asked inside m's network namespace (so an isolated member answers too).
+func etcdTerm(ctx context.Context, c *engines.Cluster, m engines.Member) (uint64, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	url := "http://" + m.AddrPort(EtcdClientPort).String() + "/v3/maintenance/status"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader("{}"))
+	if err != nil {
+		return 0, false, err
+	}
+	resp, err := httpClient(c, m).Do(req)
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	var st etcdStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return 0, false, fmt.Errorf("%s: %s: %w", url, resp.Status, err)
+	}
+	term, err := strconv.ParseUint(st.RaftTerm, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: raftTerm %q: %w", url, st.RaftTerm, err)
+	}
+	return term, st.Leader != "" && st.Leader != "0", nil
+}
+
+// majorityTerm is the etcd term every member but the isolated one agrees
+// on, with a leader known: the term a heal must leave as it is.
+func majorityTerm(t *testing.T, ctx context.Context, c *engines.Cluster, isolated int) uint64 {
+	t.Helper()
+	var term uint64
+	require.NoError(t, engines.WaitFor(ctx, waitLong, 300*time.Millisecond, "etcd majority agrees on a term with a leader", func(ctx context.Context) error {
+		var terms []uint64
+		for i, m := range c.Members {
+			if i == isolated {
+				continue
+			}
+			tm, led, err := etcdTerm(ctx, c, m)
+			if err != nil {
+				return err
+			}
+			if !led {
+				return fmt.Errorf("%s: no leader in term %d", m.Name, tm)
+			}
+			terms = append(terms, tm)
+		}
+		if slices.Min(terms) != slices.Max(terms) {
+			return fmt.Errorf("terms %v", terms)
+		}
+		term = terms[0]
+		return nil
+	}))
+	t.Logf("etcd term %d on the majority side before the heal", term)
+	return term
+}
+
+// requireTermKept waits until every etcd member, the healed one included,
+// knows a leader in the same term, and requires that term to be the one
+// before the heal. Without pre-vote the isolated member's campaigns raise
+// its term; back on the network its answers depose the leader, and the
+// election that follows is what left Patroni without its lock for ~12 s
+// (session 25).
+func requireTermKept(t *testing.T, ctx context.Context, c *engines.Cluster, healed int, before uint64) {
+	t.Helper()
+	var after uint64
+	require.NoError(t, engines.WaitFor(ctx, waitLong, 100*time.Millisecond, "every etcd member knows a leader in one term", func(ctx context.Context) error {
+		terms := make([]uint64, len(c.Members))
+		for i, m := range c.Members {
+			tm, led, err := etcdTerm(ctx, c, m)
+			if err != nil {
+				return err
+			}
+			if !led {
+				return fmt.Errorf("%s: no leader in term %d", m.Name, tm)
+			}
+			terms[i] = tm
+		}
+		if slices.Min(terms) != slices.Max(terms) {
+			return fmt.Errorf("terms %v", terms)
+		}
+		after = terms[0]
+		return nil
+	}))
+	require.Equal(t, before, after, "etcd's term moved from %d to %d when %s came back: its return forced an election (pre-vote off?)",
+		before, after, c.Members[healed].Name)
 }
