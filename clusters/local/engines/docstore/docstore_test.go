@@ -710,7 +710,7 @@ type etcdStatus struct {
 
 // etcdTerm is member m's etcd's Raft term, and whether it knows a leader,
 // asked inside m's network namespace (so an isolated member answers too).
-func etcdTerm(ctx context.Context, c *engines.Cluster, m engines.Member) (uint64, bool, error) {
+func etcdTerm(ctx context.Context, c *engines.Cluster, m engines.Member) (int64, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	url := "http://" + m.AddrPort(EtcdClientPort).String() + "/v3/maintenance/status"
@@ -727,7 +727,7 @@ func etcdTerm(ctx context.Context, c *engines.Cluster, m engines.Member) (uint64
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return 0, false, fmt.Errorf("%s: %s: %w", url, resp.Status, err)
 	}
-	term, err := strconv.ParseUint(st.RaftTerm, 10, 64)
+	term, err := strconv.ParseInt(st.RaftTerm, 10, 64)
 	if err != nil {
 		return 0, false, fmt.Errorf("%s: raftTerm %q: %w", url, st.RaftTerm, err)
 	}
@@ -736,11 +736,11 @@ func etcdTerm(ctx context.Context, c *engines.Cluster, m engines.Member) (uint64
 
 // majorityTerm is the etcd term every member but the isolated one agrees
 // on, with a leader known: the term a heal must leave as it is.
-func majorityTerm(t *testing.T, ctx context.Context, c *engines.Cluster, isolated int) uint64 {
+func majorityTerm(t *testing.T, ctx context.Context, c *engines.Cluster, isolated int) int64 {
 	t.Helper()
-	var term uint64
+	var term int64
 	require.NoError(t, engines.WaitFor(ctx, waitLong, 300*time.Millisecond, "etcd majority agrees on a term with a leader", func(ctx context.Context) error {
-		var terms []uint64
+		var terms []int64
 		for i, m := range c.Members {
 			if i == isolated {
 				continue
@@ -770,11 +770,11 @@ func majorityTerm(t *testing.T, ctx context.Context, c *engines.Cluster, isolate
 // its term; back on the network its answers depose the leader, and the
 // election that follows is what left Patroni without its lock for ~12 s
 // (session 25).
-func requireTermKept(t *testing.T, ctx context.Context, c *engines.Cluster, healed int, before uint64) {
+func requireTermKept(t *testing.T, ctx context.Context, c *engines.Cluster, healed int, before int64) {
 	t.Helper()
-	var after uint64
+	var after int64
 	require.NoError(t, engines.WaitFor(ctx, waitLong, 100*time.Millisecond, "every etcd member knows a leader in one term", func(ctx context.Context) error {
-		terms := make([]uint64, len(c.Members))
+		terms := make([]int64, len(c.Members))
 		for i, m := range c.Members {
 			tm, led, err := etcdTerm(ctx, c, m)
 			if err != nil {
