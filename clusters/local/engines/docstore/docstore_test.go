@@ -734,31 +734,37 @@ func etcdTerm(ctx context.Context, c *engines.Cluster, m engines.Member) (int64,
 	return term, st.Leader != "" && st.Leader != "0", nil
 }
 
+// agreedTerm is the etcd term every member but skip (-1: none) is in, with
+// a leader known; an error while they differ or one knows no leader.
+func agreedTerm(ctx context.Context, c *engines.Cluster, skip int) (int64, error) {
+	var terms []int64
+	for i, m := range c.Members {
+		if i == skip {
+			continue
+		}
+		tm, led, err := etcdTerm(ctx, c, m)
+		if err != nil {
+			return 0, err
+		}
+		if !led {
+			return 0, fmt.Errorf("%s: no leader in term %d", m.Name, tm)
+		}
+		terms = append(terms, tm)
+	}
+	if slices.Min(terms) != slices.Max(terms) {
+		return 0, fmt.Errorf("terms %v", terms)
+	}
+	return terms[0], nil
+}
+
 // majorityTerm is the etcd term every member but the isolated one agrees
 // on, with a leader known: the term a heal must leave as it is.
 func majorityTerm(t *testing.T, ctx context.Context, c *engines.Cluster, isolated int) int64 {
 	t.Helper()
 	var term int64
-	require.NoError(t, engines.WaitFor(ctx, waitLong, 300*time.Millisecond, "etcd majority agrees on a term with a leader", func(ctx context.Context) error {
-		var terms []int64
-		for i, m := range c.Members {
-			if i == isolated {
-				continue
-			}
-			tm, led, err := etcdTerm(ctx, c, m)
-			if err != nil {
-				return err
-			}
-			if !led {
-				return fmt.Errorf("%s: no leader in term %d", m.Name, tm)
-			}
-			terms = append(terms, tm)
-		}
-		if slices.Min(terms) != slices.Max(terms) {
-			return fmt.Errorf("terms %v", terms)
-		}
-		term = terms[0]
-		return nil
+	require.NoError(t, engines.WaitFor(ctx, waitLong, 300*time.Millisecond, "etcd majority agrees on a term with a leader", func(ctx context.Context) (err error) {
+		term, err = agreedTerm(ctx, c, isolated)
+		return err
 	}))
 	t.Logf("etcd term %d on the majority side before the heal", term)
 	return term
@@ -773,23 +779,9 @@ func majorityTerm(t *testing.T, ctx context.Context, c *engines.Cluster, isolate
 func requireTermKept(t *testing.T, ctx context.Context, c *engines.Cluster, healed int, before int64) {
 	t.Helper()
 	var after int64
-	require.NoError(t, engines.WaitFor(ctx, waitLong, 100*time.Millisecond, "every etcd member knows a leader in one term", func(ctx context.Context) error {
-		terms := make([]int64, len(c.Members))
-		for i, m := range c.Members {
-			tm, led, err := etcdTerm(ctx, c, m)
-			if err != nil {
-				return err
-			}
-			if !led {
-				return fmt.Errorf("%s: no leader in term %d", m.Name, tm)
-			}
-			terms[i] = tm
-		}
-		if slices.Min(terms) != slices.Max(terms) {
-			return fmt.Errorf("terms %v", terms)
-		}
-		after = terms[0]
-		return nil
+	require.NoError(t, engines.WaitFor(ctx, waitLong, 100*time.Millisecond, "every etcd member knows a leader in one term", func(ctx context.Context) (err error) {
+		after, err = agreedTerm(ctx, c, -1)
+		return err
 	}))
 	require.Equal(t, before, after, "etcd's term moved from %d to %d when %s came back: its return forced an election (pre-vote off?)",
 		before, after, c.Members[healed].Name)
