@@ -3,10 +3,9 @@ package docstore
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,10 +18,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/writeconcern"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
@@ -698,40 +700,30 @@ func TestDocstorePartition(t *testing.T) {
 	requireAllThere(t, ctx, connect(t, e, c, newLeader).Database("chaos").Collection("acked"), append(isoAcked, majAcked...))
 }
 
-// etcdStatus is what etcd's gRPC gateway answers to POST
-// /v3/maintenance/status (int64s as strings, as the gateway writes them).
-type etcdStatus struct {
-	Header struct {
-		MemberID string `json:"member_id"`
-	} `json:"header"`
-	Leader   string `json:"leader"`
-	RaftTerm string `json:"raftTerm"`
-}
-
 // etcdTerm is member m's etcd's Raft term, and whether it knows a leader,
 // asked inside m's network namespace (so an isolated member answers too).
 func etcdTerm(ctx context.Context, c *engines.Cluster, m engines.Member) (int64, bool, error) {
+	ep := m.AddrPort(EtcdClientPort).String()
+	d := dialer(c, m)
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: []string{ep},
+		Logger:    zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		})},
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	defer cli.Close()
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	url := "http://" + m.AddrPort(EtcdClientPort).String() + "/v3/maintenance/status"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader("{}"))
+	st, err := cli.Status(ctx, ep)
 	if err != nil {
-		return 0, false, err
+		return 0, false, fmt.Errorf("%s: etcd status: %w", m.Name, err)
 	}
-	resp, err := httpClient(c, m).Do(req)
-	if err != nil {
-		return 0, false, err
-	}
-	defer resp.Body.Close()
-	var st etcdStatus
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, false, fmt.Errorf("%s: %s: %w", url, resp.Status, err)
-	}
-	term, err := strconv.ParseInt(st.RaftTerm, 10, 64)
-	if err != nil {
-		return 0, false, fmt.Errorf("%s: raftTerm %q: %w", url, st.RaftTerm, err)
-	}
-	return term, st.Leader != "" && st.Leader != "0", nil
+	// int64: testify prints it in decimal.
+	return int64(st.RaftTerm), st.Leader != 0, nil
 }
 
 // agreedTerm is the etcd term every member but skip (-1: none) is in, with
