@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -18,16 +17,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/writeconcern"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
 
 	"github.com/chaosloop/chaosloop/clusters/local/engines"
 	"github.com/chaosloop/chaosloop/clusters/local/engines/enginetest"
+	etcdengine "github.com/chaosloop/chaosloop/clusters/local/engines/etcd"
 )
 
 // Deadlines in these tests bound waits for conditions and are sized for a
@@ -704,14 +701,7 @@ func TestDocstorePartition(t *testing.T) {
 // asked inside m's network namespace (so an isolated member answers too).
 func etcdTerm(ctx context.Context, c *engines.Cluster, m engines.Member) (int64, bool, error) {
 	ep := m.AddrPort(EtcdClientPort).String()
-	d := dialer(c, m)
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: []string{ep},
-		Logger:    zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return d.DialContext(ctx, "tcp", addr)
-		})},
-	})
+	cli, err := etcdengine.NewClient([]string{ep}, dialer(c, m).DialContext)
 	if err != nil {
 		return 0, false, err
 	}

@@ -245,7 +245,7 @@ func (e *Engine) rejoin(ctx context.Context, c *engines.Cluster, i int) error {
 			eps = append(eps, clientEndpoint(o))
 		}
 	}
-	cli, err := newClient(eps, c.Dialer())
+	cli, err := NewClient(eps, c.Dialer())
 	if err != nil {
 		return err
 	}

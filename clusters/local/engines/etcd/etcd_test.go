@@ -110,7 +110,7 @@ func TestClusterFaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before.PID, after.PID)
 
-	cli, err := newClient(e.Endpoints(c), c.Dialer())
+	cli, err := NewClient(e.Endpoints(c), c.Dialer())
 	require.NoError(t, err)
 	defer cli.Close()
 	put := func(k string) {
@@ -211,7 +211,7 @@ func TestClusterFaults(t *testing.T) {
 		require.NotEqual(t, oldID, m.ID, "the wiped member's old identity was removed")
 	}
 	// The rejoined member has the data written before it was wiped.
-	one, err := newClient([]string{clientEndpoint(c.Members[victim])}, c.Dialer())
+	one, err := NewClient([]string{clientEndpoint(c.Members[victim])}, c.Dialer())
 	require.NoError(t, err)
 	defer one.Close()
 	waitFor(t, "rejoined member has the data", func(ctx context.Context) error {

@@ -20,7 +20,9 @@ import (
 	"github.com/chaosloop/chaosloop/lab"
 )
 
-func newClient(endpoints []string, dial engines.DialFunc) (*clientv3.Client, error) {
+// NewClient is an etcd client of endpoints that dials through dial (inside
+// a lab namespace, or through a remote cluster's relay).
+func NewClient(endpoints []string, dial engines.DialFunc) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
 		Endpoints: endpoints,
 		// gRPC reconnects by itself; the client's own warnings about dead
@@ -49,7 +51,7 @@ func (e *Engine) client(ep string, dial engines.DialFunc) (*clientv3.Client, err
 	if cli, ok := e.clients[ep]; ok {
 		return cli, nil
 	}
-	cli, err := newClient([]string{ep}, dial)
+	cli, err := NewClient([]string{ep}, dial)
 	if err != nil {
 		return nil, err
 	}
